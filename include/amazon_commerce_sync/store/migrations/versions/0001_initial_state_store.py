@@ -7,9 +7,10 @@ Create Date: 2026-11-26 08:51:40.037525
 
 from __future__ import annotations
 
-import amazon_commerce_sync.store.schema
 import sqlalchemy as sa
 from alembic import op
+
+import amazon_commerce_sync.store.schema
 
 revision = "0001"
 down_revision = None

@@ -1,0 +1,42 @@
+# Two commands from a fresh clone: `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test venv lint postgres bench clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv==0.13.9
+	$(BIN)/uv pip sync --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## make run: the integration in Airflow (standalone) against both sandboxes, live.
+run: venv
+	@scripts/run.sh
+
+## make test: everything the tests need (PostgreSQL included), then the whole suite.
+test: venv postgres lint
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check .
+
+postgres:
+	@scripts/ensure_postgres.sh
+
+## make bench: the import benchmark; writes benchmarks/results/.
+bench: venv
+	$(BIN)/python -m benchmarks.import_orders
+
+## make lock: re-resolve requirements.in into requirements.lock (all transitive pins).
+lock: venv
+	$(BIN)/uv pip compile requirements.in --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,52 @@
+"""Checks both systems and the state store through the same hooks the DAGs use."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from amazon_commerce_sync.errors import IntegrationError
+from amazon_commerce_sync.settings import AccountSettings
+
+log = logging.getLogger(__name__)
+
+
+def check_amazon(ctx, account: AccountSettings) -> dict[str, Any]:
+    try:
+        result = ctx.amazon(account).check_health()
+    except (IntegrationError, ValueError) as exc:
+        raise AirflowFailException(
+            f"Amazon SP-API check failed for account {account.account_id} (connection {account.amazon_conn_id!r}): "
+            f"{exc}. Check the connection's host, LWA client id/secret and refresh token."
+        ) from None
+    log.info("Amazon SP-API OK for %s: %s", account.account_id, result)
+    return result
+
+
+def check_commerce(ctx, account: AccountSettings) -> dict[str, Any]:
+    try:
+        result = ctx.commerce(account).check_health()
+        currencies = sorted(ctx.commerce(account).get_allowed_currencies())
+    except (IntegrationError, ValueError) as exc:
+        raise AirflowFailException(
+            f"Commerce check failed for account {account.account_id} (connection {account.commerce_conn_id!r}): "
+            f"{exc}. Check the connection's host, store code and credentials."
+        ) from None
+    result = {**result, "allowed_currencies": currencies}
+    log.info("Commerce OK for %s: %s", account.account_id, result)
+    return result
+
+
+def check_store(ctx) -> dict[str, Any]:
+    from amazon_commerce_sync.store.db import current_revision, head_revision
+
+    revision = current_revision(ctx.store.engine)
+    if revision != head_revision():
+        raise AirflowFailException(f"state store is at revision {revision}, expected {head_revision()}")
+    return {
+        "dialect": ctx.store.engine.dialect.name,
+        "revision": revision,
+        "orders": ctx.store.count_orders_by_status(),
+    }

@@ -1,0 +1,512 @@
+"""Pure transformations: an Amazon order (Orders API 2026-01-01) in, Commerce payloads out.
+
+No I/O, no clock: everything the functions need is passed in, so they are
+tested table-driven without Airflow or HTTP. Money is ``Decimal`` throughout.
+
+Amazon gives amounts per item as proceeds breakdowns (ITEM, SHIPPING, TAX with
+ITEM/SHIPPING detailed breakdowns, DISCOUNT, ...); Commerce wants an order
+whose totals add up the Magento way. ``build_order`` maps one onto the other
+and refuses (``MalformedOrder``) anything that does not add up to Amazon's
+grand total to the cent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from amazon_commerce_sync.settings import AccountSettings
+
+CENT = Decimal("0.01")
+ZERO = Decimal("0")
+AMAZON_ORDER_ID = re.compile(r"^\d{3}-\d{7}-\d{7}$")
+MAX_TEXT = 255
+MAX_QTY = 10_000
+MAX_AMOUNT = Decimal("1000000")
+
+# Amazon fulfilment statuses and what the import does with them.
+PENDING_STATUSES = ("PENDING", "PENDING_AVAILABILITY")
+MERCHANT_IMPORT_STATUSES = ("UNSHIPPED", "PARTIALLY_SHIPPED", "SHIPPED")
+PII_SECTIONS = ("buyer", "recipient")
+
+
+class MalformedOrder(ValueError):
+    """The order cannot be imported as it is; the message says why, for a person."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemAmounts:
+    order_item_id: str
+    seller_sku: str
+    title: str
+    quantity: int
+    quantity_shipped: int
+    unit_price: Decimal
+    row_total: Decimal
+    tax: Decimal
+    shipping: Decimal
+    shipping_tax: Decimal
+    discount: Decimal  # positive: what the item's price was reduced by
+    shipping_discount: Decimal
+    other: Decimal  # gift wrap, COD fee, other charges
+    cancel_requested: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderAmounts:
+    currency: str
+    items: tuple[ItemAmounts, ...]
+    grand_total: Decimal
+
+    @property
+    def subtotal(self) -> Decimal:
+        return sum((i.row_total for i in self.items), ZERO)
+
+    @property
+    def shipping(self) -> Decimal:
+        return sum((i.shipping for i in self.items), ZERO)
+
+    @property
+    def shipping_tax(self) -> Decimal:
+        return sum((i.shipping_tax for i in self.items), ZERO)
+
+    @property
+    def tax(self) -> Decimal:
+        return sum((i.tax + i.shipping_tax for i in self.items), ZERO)
+
+    @property
+    def discount(self) -> Decimal:
+        return sum((i.discount + i.shipping_discount for i in self.items), ZERO)
+
+    @property
+    def shipping_discount(self) -> Decimal:
+        return sum((i.shipping_discount for i in self.items), ZERO)
+
+    @property
+    def other(self) -> Decimal:
+        return sum((i.other for i in self.items), ZERO)
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def money(value: Mapping[str, Any] | None, where: str, currency: str | None = None) -> Decimal:
+    if not value:
+        return ZERO
+    try:
+        amount = Decimal(str(value["amount"]))
+    except (KeyError, InvalidOperation):
+        raise MalformedOrder(f"{where}: amount {value.get('amount')!r} is not a decimal number") from None
+    if not amount.is_finite() or abs(amount) > MAX_AMOUNT:
+        raise MalformedOrder(f"{where}: amount {value.get('amount')!r} is out of range")
+    if currency and value.get("currencyCode") not in (None, currency):
+        raise MalformedOrder(f"{where}: currency {value.get('currencyCode')} differs from the order's {currency}")
+    return amount
+
+
+def fulfillment_status(order: Mapping[str, Any]) -> str:
+    return ((order.get("fulfillment") or {}).get("fulfillmentStatus")) or "UNKNOWN"
+
+
+def fulfilled_by(order: Mapping[str, Any]) -> str:
+    return ((order.get("fulfillment") or {}).get("fulfilledBy")) or "MERCHANT"
+
+
+def order_currency(order: Mapping[str, Any]) -> str | None:
+    grand = (order.get("proceeds") or {}).get("grandTotal")
+    if grand and grand.get("currencyCode"):
+        return grand["currencyCode"]
+    for item in order.get("orderItems") or []:
+        total = (item.get("proceeds") or {}).get("proceedsTotal")
+        if total and total.get("currencyCode"):
+            return total["currencyCode"]
+        unit = ((item.get("product") or {}).get("price") or {}).get("unitPrice")
+        if unit and unit.get("currencyCode"):
+            return unit["currencyCode"]
+    return None
+
+
+def strip_pii(order: Mapping[str, Any]) -> dict[str, Any]:
+    """The order without buyer and recipient data (what the state store keeps outside ``order_pii``)."""
+    return {k: v for k, v in order.items() if k not in PII_SECTIONS}
+
+
+def extract_pii(order: Mapping[str, Any]) -> dict[str, Any]:
+    buyer = order.get("buyer") or {}
+    address = (order.get("recipient") or {}).get("deliveryAddress")
+    return {
+        "buyer_name": buyer.get("buyerName"),
+        "buyer_email": buyer.get("buyerEmail"),
+        "buyer_company": buyer.get("buyerCompanyName"),
+        "shipping_address": address,
+    }
+
+
+def buyer_cancel_requested(order: Mapping[str, Any]) -> bool:
+    return any(_item_cancel_requested(item) for item in order.get("orderItems") or [])
+
+
+def _item_cancel_requested(item: Mapping[str, Any]) -> bool:
+    request = (item.get("cancellation") or {}).get("cancellationRequest") or {}
+    return request.get("requester") == "BUYER"
+
+
+def quantity_shipped(item: Mapping[str, Any]) -> int:
+    return int((item.get("fulfillment") or {}).get("quantityFulfilled") or 0)
+
+
+def order_amounts(order: Mapping[str, Any]) -> OrderAmounts:
+    """Amazon's amounts per item, checked to add up to the order's grand total exactly."""
+    order_id = order.get("orderId", "?")
+    items = order.get("orderItems") or []
+    if not items:
+        raise MalformedOrder("the order has no items")
+    currency = order_currency(order)
+    if not currency or not re.fullmatch(r"[A-Z]{3}", currency):
+        raise MalformedOrder(f"the order has no valid currency code ({currency!r})")
+    parsed = []
+    seen_ids: set[str] = set()
+    for index, item in enumerate(items):
+        where = f"orderItems[{index}]"
+        item_id = item.get("orderItemId")
+        if not item_id or item_id in seen_ids:
+            raise MalformedOrder(f"{where}: missing or repeated orderItemId")
+        seen_ids.add(item_id)
+        product = item.get("product") or {}
+        sku = product.get("sellerSku")
+        if not sku or not isinstance(sku, str) or len(sku) > 64:
+            raise MalformedOrder(f"{where}: seller SKU missing or longer than 64 characters")
+        qty = item.get("quantityOrdered")
+        if isinstance(qty, bool) or not isinstance(qty, int) or not 0 < qty <= MAX_QTY:
+            raise MalformedOrder(f"{where}: quantity {qty!r} is not between 1 and {MAX_QTY}")
+        shipped = quantity_shipped(item)
+        if not 0 <= shipped <= qty:
+            raise MalformedOrder(f"{where}: shipped quantity {shipped} is not between 0 and {qty}")
+        title = product.get("title") or sku
+        if len(title) > 1000:
+            raise MalformedOrder(f"{where}: product title is {len(title)} characters long")
+        sums = {"ITEM": ZERO, "SHIPPING": ZERO, "TAX": ZERO, "DISCOUNT": ZERO, "OTHER": ZERO}
+        tax_detail = {"ITEM": ZERO, "SHIPPING": ZERO, "OTHER": ZERO}
+        discount_detail = {"ITEM": ZERO, "SHIPPING": ZERO, "OTHER": ZERO}
+        for b_index, breakdown in enumerate((item.get("proceeds") or {}).get("breakdowns") or []):
+            b_where = f"{where}.proceeds.breakdowns[{b_index}]"
+            kind = breakdown.get("type")
+            amount = money(breakdown.get("subtotal"), b_where, currency)
+            key = kind if kind in sums else "OTHER"
+            sums[key] += amount
+            details = tax_detail if kind == "TAX" else discount_detail if kind == "DISCOUNT" else None
+            if details is not None:
+                for d_index, detail in enumerate(breakdown.get("detailedBreakdowns") or []):
+                    sub = detail.get("subtype")
+                    details[sub if sub in details else "OTHER"] += money(
+                        detail.get("value"), f"{b_where}.detailedBreakdowns[{d_index}]", currency
+                    )
+        unit_price = money(((product.get("price") or {}).get("unitPrice")), f"{where}.product.price", currency)
+        row_total = sums["ITEM"] if sums["ITEM"] else unit_price * qty
+        if row_total < 0 or sums["SHIPPING"] < 0 or sums["TAX"] < 0:
+            raise MalformedOrder(f"{where}: negative price, shipping or tax")
+        if not unit_price:
+            unit_price = (row_total / qty).quantize(CENT)
+        # Tax split: detailed breakdowns when given (and consistent), else all on the item.
+        if any(tax_detail.values()):
+            if sum(tax_detail.values(), ZERO) != sums["TAX"]:
+                raise MalformedOrder(f"{where}: tax breakdown does not add up to the item's tax")
+            item_tax, shipping_tax = tax_detail["ITEM"] + tax_detail["OTHER"], tax_detail["SHIPPING"]
+        else:
+            item_tax, shipping_tax = sums["TAX"], ZERO
+        discount = abs(sums["DISCOUNT"])
+        if any(discount_detail.values()):
+            shipping_discount = abs(discount_detail["SHIPPING"])
+            if shipping_discount > discount:
+                raise MalformedOrder(f"{where}: shipping discount exceeds the item's discount")
+            item_discount = discount - shipping_discount
+        else:
+            item_discount, shipping_discount = discount, ZERO
+        if item_discount > row_total or shipping_discount > sums["SHIPPING"]:
+            raise MalformedOrder(f"{where}: discount larger than what it discounts")
+        parsed.append(
+            ItemAmounts(
+                order_item_id=item_id,
+                seller_sku=sku,
+                title=title,
+                quantity=qty,
+                quantity_shipped=shipped,
+                unit_price=unit_price,
+                row_total=row_total,
+                tax=item_tax,
+                shipping=sums["SHIPPING"],
+                shipping_tax=shipping_tax,
+                discount=item_discount,
+                shipping_discount=shipping_discount,
+                other=sums["OTHER"],
+                cancel_requested=_item_cancel_requested(item),
+            )
+        )
+    amounts = OrderAmounts(currency=currency, items=tuple(parsed), grand_total=ZERO)
+    computed = amounts.subtotal + amounts.shipping + amounts.tax + amounts.other - amounts.discount
+    grand = (order.get("proceeds") or {}).get("grandTotal")
+    grand_total = money(grand, "proceeds.grandTotal", currency) if grand else computed
+    if computed != grand_total:
+        raise MalformedOrder(
+            f"amounts do not add up: items, shipping, tax and discounts give {computed} {currency} "
+            f"but Amazon's order total is {grand_total} {currency} (order {order_id})"
+        )
+    return dataclasses.replace(amounts, grand_total=grand_total)
+
+
+def _clean(value: Any, field: str, limit: int = MAX_TEXT) -> str | None:
+    if value is None:
+        return None
+    text = " ".join(str(value).split())
+    if len(text) > limit:
+        raise MalformedOrder(f"{field} is {len(text)} characters long (at most {limit})")
+    return text or None
+
+
+def split_name(name: str | None, company: str | None) -> tuple[str, str]:
+    """First and last name for Commerce, which requires both.
+
+    A single-word name keeps the word as first name and '-' as last name; a
+    company-only address uses the company; no name at all (FBA) gives
+    'Amazon' 'Customer'.
+    """
+    name = _clean(name, "the buyer's name") or _clean(company, "the company name")
+    if not name:
+        return "Amazon", "Customer"
+    first, _, last = name.partition(" ")
+    return first, (last or "-")
+
+
+def commerce_address(order: Mapping[str, Any], address_type: str, email: str) -> dict[str, Any]:
+    """A Commerce order address from Amazon's delivery address (missing lines filled, never rejected)."""
+    address = (order.get("recipient") or {}).get("deliveryAddress") or {}
+    buyer = order.get("buyer") or {}
+    company = _clean(address.get("companyName") or buyer.get("buyerCompanyName"), "the company name")
+    first, last = split_name(address.get("name") or buyer.get("buyerName"), company)
+    street = [
+        line
+        for line in (
+            _clean(address.get(key), f"address {key}") for key in ("addressLine1", "addressLine2", "addressLine3")
+        )
+        if line
+    ]
+    result = {
+        "address_type": address_type,
+        "firstname": first,
+        "lastname": last,
+        "street": street or ["-"],
+        "city": _clean(address.get("city") or address.get("municipality"), "the city") or "-",
+        "postcode": _clean(address.get("postalCode"), "the postal code", 32) or "-",
+        "country_id": (address.get("countryCode") or "").upper()[:2] or "US",
+        "telephone": _clean(address.get("phone"), "the phone number", 64) or "-",
+        "email": email,
+    }
+    region = _clean(address.get("stateOrRegion") or address.get("districtOrCounty"), "the region")
+    if region:
+        result["region"] = region
+    if company:
+        result["company"] = company
+    return result
+
+
+def buyer_email(order: Mapping[str, Any], account: AccountSettings) -> str:
+    email = _clean((order.get("buyer") or {}).get("buyerEmail"), "the buyer's email")
+    if email and "@" in email:
+        return email
+    # Amazon withholds the email for some orders (e.g. FBA, restricted roles): use a stable,
+    # non-personal placeholder so Commerce, which requires one, accepts the order.
+    return f"{order['orderId']}@marketplace.amazon.invalid"
+
+
+def build_order(
+    order: Mapping[str, Any],
+    amounts: OrderAmounts,
+    account: AccountSettings,
+    *,
+    products: Mapping[str, Mapping[str, Any]],
+    customer: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``entity`` of ``POST /V1/orders`` for an Amazon order.
+
+    ``products`` maps Commerce SKU → product (id, name); ``customer`` is the
+    Commerce customer when accounts are created, ``None`` for a guest order.
+    """
+    order_id = order["orderId"]
+    email = customer["email"] if customer else buyer_email(order, account)
+    shipping_address = commerce_address(order, "shipping", email)
+    billing_address = dict(shipping_address, address_type="billing")
+    currency = amounts.currency
+    service_level = (order.get("fulfillment") or {}).get("fulfillmentServiceLevel")
+    items = []
+    for item in amounts.items:
+        sku = account.commerce_sku(item.seller_sku)
+        product = products.get(sku) or {}
+        row_incl_tax = item.row_total + item.tax
+        tax_percent = ((item.tax / item.row_total) * 100).quantize(Decimal("0.0001")) if item.row_total else ZERO
+        entry = {
+            "sku": sku,
+            "name": product.get("name") or item.title,
+            "product_type": "simple",
+            "qty_ordered": item.quantity,
+            "price": item.unit_price,
+            "base_price": item.unit_price,
+            "original_price": item.unit_price,
+            "base_original_price": item.unit_price,
+            "price_incl_tax": (row_incl_tax / item.quantity).quantize(CENT),
+            "base_price_incl_tax": (row_incl_tax / item.quantity).quantize(CENT),
+            "row_total": item.row_total,
+            "base_row_total": item.row_total,
+            "row_total_incl_tax": row_incl_tax,
+            "base_row_total_incl_tax": row_incl_tax,
+            "tax_amount": item.tax,
+            "base_tax_amount": item.tax,
+            "tax_percent": tax_percent,
+            "discount_amount": item.discount,
+            "base_discount_amount": item.discount,
+            "ext_order_item_id": item.order_item_id,
+            "store_id": account.store_id,
+            "is_virtual": 0,
+        }
+        if product.get("id") is not None:
+            entry["product_id"] = product["id"]
+        items.append(entry)
+    grand = amounts.grand_total
+    shipping_incl_tax = amounts.shipping + amounts.shipping_tax
+    method = account.shipping_method(service_level)
+    total_qty = sum(i.quantity for i in amounts.items)
+    entity: dict[str, Any] = {
+        "ext_order_id": order_id,
+        "store_id": account.store_id,
+        "status": account.new_order_status,
+        "state": "new",
+        "base_currency_code": currency,
+        "order_currency_code": currency,
+        "store_currency_code": currency,
+        "global_currency_code": currency,
+        "base_to_order_rate": 1,
+        "base_to_global_rate": 1,
+        "customer_email": email,
+        "customer_firstname": billing_address["firstname"],
+        "customer_lastname": billing_address["lastname"],
+        "customer_is_guest": 0 if customer else 1,
+        "customer_group_id": (customer or {}).get("group_id", 0),
+        "customer_note_notify": 0,
+        "email_sent": 0,
+        "send_email": 0,
+        "subtotal": amounts.subtotal,
+        "base_subtotal": amounts.subtotal,
+        "subtotal_incl_tax": amounts.subtotal + sum((i.tax for i in amounts.items), ZERO),
+        "base_subtotal_incl_tax": amounts.subtotal + sum((i.tax for i in amounts.items), ZERO),
+        "shipping_amount": amounts.shipping,
+        "base_shipping_amount": amounts.shipping,
+        "shipping_tax_amount": amounts.shipping_tax,
+        "base_shipping_tax_amount": amounts.shipping_tax,
+        "shipping_incl_tax": shipping_incl_tax,
+        "base_shipping_incl_tax": shipping_incl_tax,
+        "shipping_discount_amount": amounts.shipping_discount,
+        "base_shipping_discount_amount": amounts.shipping_discount,
+        "shipping_description": f"Amazon {service_level or 'Standard'}",
+        "tax_amount": amounts.tax,
+        "base_tax_amount": amounts.tax,
+        "discount_amount": -amounts.discount,
+        "base_discount_amount": -amounts.discount,
+        "grand_total": grand,
+        "base_grand_total": grand,
+        "total_due": grand,
+        "base_total_due": grand,
+        "total_qty_ordered": total_qty,
+        "total_item_count": len(items),
+        "weight": 0,
+        "items": items,
+        "billing_address": billing_address,
+        "payment": {
+            "method": account.payment_method,
+            "amount_ordered": grand,
+            "base_amount_ordered": grand,
+            "account_status": "",
+            "cc_last4": "",
+            "additional_information": [
+                f"Amazon order {order_id}",
+                f"Marketplace {(order.get('salesChannel') or {}).get('marketplaceId', '')}",
+                f"Fulfilled by {fulfilled_by(order)}",
+            ],
+        },
+        "extension_attributes": {
+            "shipping_assignments": [
+                {
+                    "shipping": {
+                        "address": shipping_address,
+                        "method": method,
+                        "total": {
+                            "shipping_amount": amounts.shipping,
+                            "base_shipping_amount": amounts.shipping,
+                            "shipping_tax_amount": amounts.shipping_tax,
+                            "shipping_incl_tax": shipping_incl_tax,
+                        },
+                    },
+                    "items": [],
+                }
+            ]
+        },
+    }
+    if amounts.other:
+        entity["adjustment_positive"] = amounts.other
+        entity["base_adjustment_positive"] = amounts.other
+    if account.order_number_source == "amazon":
+        entity["increment_id"] = order_id
+    if customer:
+        entity["customer_id"] = customer["id"]
+    return entity
+
+
+@dataclasses.dataclass(frozen=True)
+class Package:
+    """A shipped package from Amazon's PACKAGES section, as Commerce needs it."""
+
+    reference: str
+    carrier: str
+    tracking_number: str
+    items: tuple[tuple[str, int], ...]  # (Amazon orderItemId, quantity)
+
+
+def amazon_packages(order: Mapping[str, Any]) -> list[Package]:
+    """Shipped packages with their tracking, for mirroring Amazon-side shipments into Commerce."""
+    packages = []
+    for package in order.get("packages") or []:
+        status = (package.get("packageStatus") or {}).get("status")
+        if status in ("CANCELLED", "PENDING"):
+            continue
+        items = tuple(
+            (p["orderItemId"], int(p["quantity"])) for p in package.get("packageItems") or [] if p.get("quantity")
+        )
+        if items:
+            packages.append(
+                Package(
+                    reference=str(package.get("packageReferenceId")),
+                    carrier=package.get("carrier") or "Other",
+                    tracking_number=package.get("trackingNumber") or "",
+                    items=items,
+                )
+            )
+    return packages
+
+
+def ship_items_from_packages(
+    packages: Sequence[Package], item_ids: Mapping[str, int]
+) -> list[tuple[Package, list[dict[str, Any]]]]:
+    """Commerce ``/ship`` items for each package, with Amazon item ids mapped to Commerce item ids."""
+    out = []
+    for package in packages:
+        items = [
+            {"order_item_id": item_ids[amazon_id], "qty": qty}
+            for amazon_id, qty in package.items
+            if amazon_id in item_ids
+        ]
+        if items:
+            out.append((package, items))
+    return out
