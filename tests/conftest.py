@@ -9,7 +9,20 @@ import pytest
 
 # Tests never wait for real back-off delays (see amazon_commerce_sync.retry).
 os.environ.setdefault("ACS_RETRY_NO_WAIT", "1")
-os.environ.setdefault("AIRFLOW_HOME", os.path.join(tempfile.gettempdir(), "acs-test-airflow-home"))
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="acs-airflow-home-")
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = os.path.join(os.path.dirname(os.path.dirname(__file__)), "dags")
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """A migrated Airflow metadata database (SQLite) in this session's AIRFLOW_HOME."""
+    import subprocess
+    import sys
+
+    airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
+    subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True, timeout=300)
+    return os.environ["AIRFLOW_HOME"]
 
 
 @pytest.fixture

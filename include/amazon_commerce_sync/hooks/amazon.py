@@ -1,0 +1,642 @@
+"""Amazon Selling Partner API hook: orders, shipment confirmations, feeds and finances.
+
+Connection (``amazon_sp_api``, type ``http``):
+
+- ``host``: the SP-API endpoint, e.g. ``https://sellingpartnerapi-na.amazon.com``
+  (or a sandbox such as ``http://127.0.0.1:8701``);
+- ``login`` / ``password``: the Login with Amazon (LWA) client id and client secret;
+- extra ``refresh_token`` (required): the seller's LWA refresh token;
+- extra ``lwa_endpoint``: default ``https://api.amazon.com/auth/o2/token``;
+- extra ``rate_scale``: multiplies Amazon's default rate limits (a sandbox at speed S,
+  or a seller granted higher limits), default 1;
+- extra ``timeout``: seconds, a number (read) or ``[connect, read]``; default 10 / 60.
+
+Every call acquires a token from a client-side bucket per seller and operation
+(``ratelimit.py``), goes through the one retry policy (``retry.py``) and sorts failures
+with ``errors.classify``. The LWA access token is cached until 60 s before it expires,
+and fetched again once if a call answers 401/403 ``Unauthorized``.
+
+Requests are sent with the hook's own ``requests.Session`` rather than ``HttpHook.run``:
+``HttpHook`` would send the connection's login/password as HTTP Basic auth and every
+extra (the refresh token included) as an HTTP header, and logs response bodies on errors.
+Nothing here logs a token, a secret, a pre-signed URL or buyer data.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypedDict
+
+import requests
+from airflow.providers.http.hooks.http import HttpHook
+from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
+
+from amazon_commerce_sync.constants import AMAZON_CONN_ID
+from amazon_commerce_sync.errors import (
+    AuthenticationError,
+    ConnectionFailedError,
+    IntegrationError,
+    RateLimitedError,
+    RetriableError,
+    classify,
+    install_log_redaction,
+)
+from amazon_commerce_sync.ratelimit import Limiter, LocalLimiter
+from amazon_commerce_sync.retry import DEFAULT_POLICY, NO_RETRY, RetryPolicy, call_with_retry
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LWA_ENDPOINT = "https://api.amazon.com/auth/o2/token"
+DEFAULT_TIMEOUT = (10.0, 60.0)
+TOKEN_REFRESH_MARGIN = 60.0
+#: Our buckets run slightly slower than Amazon's, so clock skew and network jitter do not
+#: turn into 429s when we call at full speed.
+RATE_SAFETY = 0.9
+
+#: Amazon's documented default (rate per second, burst) per operation.
+RATE_LIMITS: dict[str, tuple[float, int]] = {
+    "searchOrders": (0.0056, 20),
+    "getOrder": (0.5, 30),
+    "confirmShipment": (2.0, 10),
+    "createFeedDocument": (0.5, 15),
+    "createFeed": (0.0083, 15),
+    "getFeed": (2.0, 15),
+    "getFeedDocument": (0.0222, 10),
+    "listFinancialEvents": (0.5, 30),
+    "listFinancialEventsByOrderId": (0.5, 30),
+}
+
+DEFAULT_INCLUDED_DATA: tuple[str, ...] = (
+    "BUYER",
+    "RECIPIENT",
+    "PROCEEDS",
+    "EXPENSE",
+    "PROMOTION",
+    "CANCELLATION",
+    "FULFILLMENT",
+    "PACKAGES",
+)
+
+#: One limiter per process unless the caller passes one (e.g. a SqlLimiter on the state store).
+_PROCESS_LIMITER = LocalLimiter()
+
+
+@dataclass(frozen=True)
+class OrdersPage:
+    """One page of searchOrders."""
+
+    orders: list[dict[str, Any]]
+    next_token: str | None
+    last_updated_before: str | None
+    created_before: str | None
+
+
+class PackageItem(TypedDict):
+    orderItemId: str
+    quantity: int
+
+
+class PackageDetail(TypedDict, total=False):
+    """confirmShipment's ``packageDetail`` (``carrierCode`` is required in every marketplace)."""
+
+    packageReferenceId: str
+    carrierCode: str
+    carrierName: str
+    shippingMethod: str
+    trackingNumber: str
+    shipDate: str
+    orderItems: list[PackageItem]
+
+
+@dataclass(frozen=True)
+class SpApiSettings:
+    """The validated connection. Secrets are kept out of ``repr``."""
+
+    conn_id: str
+    base_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    lwa_endpoint: str = DEFAULT_LWA_ENDPOINT
+    rate_scale: float = 1.0
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT
+
+    @property
+    def seller_key(self) -> str:
+        """Identifies the seller authorisation without revealing the refresh token."""
+        digest = hashlib.sha256(self.refresh_token.encode()).hexdigest()[:16]
+        return f"{self.base_url}|{digest}"
+
+
+def parse_timeout(value: Any, default: tuple[float, float] = DEFAULT_TIMEOUT) -> tuple[float, float]:
+    """A connection's ``timeout`` extra: a number (read timeout) or ``[connect, read]``."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return float(value[0]), float(value[1])
+    return default[0], float(value)
+
+
+def iso_utc(value: datetime) -> str:
+    """An aware datetime as ISO 8601 UTC with ``Z`` (milliseconds kept when present)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamps must be timezone-aware datetimes")
+    value = value.astimezone(UTC)
+    if value.microsecond:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, parse_float=Decimal) if text else None
+
+
+def _csv(values: Iterable[str]) -> str:
+    return ",".join(values)
+
+
+class AmazonSpApiHook(HttpHook):
+    """Speak the Selling Partner API in domain terms.
+
+    :param amazon_conn_id: the Airflow connection (see the module docstring).
+    :param limiter: token buckets shared by the callers (default: one per process).
+    :param retry_policy: the retry policy of every call.
+    :param max_rate_wait: the longest a call may wait for a client-side token, in seconds.
+    """
+
+    conn_name_attr = "amazon_conn_id"
+    default_conn_name = AMAZON_CONN_ID
+    conn_type = "http"
+    hook_name = "Amazon Selling Partner API"
+
+    def __init__(
+        self,
+        amazon_conn_id: str = default_conn_name,
+        *,
+        limiter: Limiter | None = None,
+        retry_policy: RetryPolicy = DEFAULT_POLICY,
+        max_rate_wait: float | None = 600.0,
+    ) -> None:
+        super().__init__(method="GET", http_conn_id=amazon_conn_id)
+        install_log_redaction()
+        self.amazon_conn_id = amazon_conn_id
+        self.limiter: Limiter = limiter or _PROCESS_LIMITER
+        self.retry_policy = retry_policy
+        self.max_rate_wait = max_rate_wait
+        self._token_lock = threading.Lock()
+        self._access_token: str | None = None
+        self._token_expires_at = 0.0
+        self._last_rate_limit: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ connection
+
+    @functools.cached_property
+    def settings(self) -> SpApiSettings:
+        """The connection, validated once; a clear error names any missing field."""
+        conn = self.get_connection(self.amazon_conn_id)
+        extra = conn.extra_dejson or {}
+        where = f"Airflow connection '{self.amazon_conn_id}'"
+        missing = []
+        if not conn.host:
+            missing.append("host (the SP-API endpoint, e.g. https://sellingpartnerapi-na.amazon.com)")
+        if not conn.login:
+            missing.append("login (the LWA client id)")
+        if not conn.password:
+            missing.append("password (the LWA client secret)")
+        if not extra.get("refresh_token"):
+            missing.append("extra.refresh_token (the seller's LWA refresh token)")
+        if missing:
+            raise AuthenticationError(f"{where} is missing: {'; '.join(missing)}", operation="connection")
+        host = conn.host if "://" in conn.host else f"{conn.schema or 'https'}://{conn.host}"
+        if conn.port:
+            host = f"{host}:{conn.port}"
+        try:
+            rate_scale = float(extra.get("rate_scale", 1) or 1)
+            timeout = parse_timeout(extra.get("timeout"))
+        except (TypeError, ValueError) as exc:
+            raise AuthenticationError(
+                f"{where}: extra.rate_scale and extra.timeout must be numbers", operation="connection"
+            ) from exc
+        if rate_scale <= 0:
+            raise AuthenticationError(f"{where}: extra.rate_scale must be positive", operation="connection")
+        return SpApiSettings(
+            conn_id=self.amazon_conn_id,
+            base_url=host.rstrip("/"),
+            client_id=conn.login,
+            client_secret=conn.password,
+            refresh_token=extra["refresh_token"],
+            lwa_endpoint=extra.get("lwa_endpoint") or DEFAULT_LWA_ENDPOINT,
+            rate_scale=rate_scale,
+            timeout=timeout,
+        )
+
+    def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: Any = None) -> requests.Session:
+        """A session without Basic auth and without the connection extras as headers."""
+        session = requests.Session()
+        adapter = TCPKeepAliveAdapter(idle=120, count=20, interval=30)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers.update({"Accept": "application/json", "User-Agent": "amazon-commerce-sync/0.1"})
+        if headers:
+            session.headers.update(headers)
+        self.base_url = self.settings.base_url
+        self._base_url_initialized = True
+        return session
+
+    @functools.cached_property
+    def session(self) -> requests.Session:
+        return self.get_conn()
+
+    # ------------------------------------------------------------------ LWA
+
+    def _fetch_token(self) -> tuple[str, float]:
+        s = self.settings
+        operation = "lwaToken"
+        try:
+            response = requests.post(
+                s.lwa_endpoint,
+                data={
+                    "grant_type": "refresh_token",
+                    "refresh_token": s.refresh_token,
+                    "client_id": s.client_id,
+                    "client_secret": s.client_secret,
+                },
+                headers={"Accept": "application/json"},
+                timeout=s.timeout,
+            )
+        except requests.RequestException as exc:
+            raise classify(exc, operation) from None
+        if response.status_code >= 400:
+            error = classify(response, operation)
+            if isinstance(error, RetriableError):
+                raise error
+            raise AuthenticationError(
+                f"LWA rejected the credentials: {error.message}. Check Airflow connection "
+                f"'{s.conn_id}': login (LWA client id), password (LWA client secret) and "
+                "extra.refresh_token (re-authorise the application if it was revoked).",
+                operation=operation,
+                status=error.status,
+                code=error.code,
+            )
+        body = _loads(response.text) or {}
+        token = body.get("access_token")
+        if not token:
+            raise AuthenticationError("LWA answered without an access_token", operation=operation)
+        expires_in = float(body.get("expires_in") or 3600)
+        return token, time.monotonic() + expires_in
+
+    def access_token(self, *, force: bool = False, retry: bool = True) -> str:
+        """The LWA access token, cached until 60 s before it expires.
+
+        :param force: fetch a new one even if the cached one looks valid.
+        :param retry: retry LWA's retriable failures here (False inside a call that is
+            itself retried, so attempts do not multiply).
+        """
+        with self._token_lock:
+            now = time.monotonic()
+            if force or self._access_token is None or now >= self._token_expires_at - TOKEN_REFRESH_MARGIN:
+                policy = self.retry_policy if retry else NO_RETRY
+                token, expires_at = call_with_retry(policy, self._fetch_token, operation="lwaToken")
+                self._access_token, self._token_expires_at = token, expires_at
+                log.info("Obtained an LWA access token for connection %s", self.amazon_conn_id)
+            return self._access_token
+
+    # ------------------------------------------------------------------ transport
+
+    def _bucket(self, operation: str) -> tuple[str, float, int]:
+        rate, burst = RATE_LIMITS.get(operation, (0.5, 10))
+        return (
+            f"sp-api|{self.settings.seller_key}|{operation}",
+            rate * self.settings.rate_scale * RATE_SAFETY,
+            burst,
+        )
+
+    def _attempt(
+        self, method: str, path: str, operation: str, params: dict[str, Any] | None, body: Any
+    ) -> requests.Response:
+        key, rate, burst = self._bucket(operation)
+        waited = self.limiter.acquire(key, rate, burst, timeout=self.max_rate_wait)
+        if waited > 1:
+            log.info("%s: waited %.1f s for the client-side rate limit", operation, waited)
+        url = self.settings.base_url + path
+        data = json.dumps(body, default=str) if body is not None else None
+        refreshed = False
+        while True:
+            headers = {"x-amz-access-token": self._token_before_sending(operation, force=False)}
+            if data is not None:
+                headers["Content-Type"] = "application/json"
+            try:
+                response = self.session.request(
+                    method, url, params=params, data=data, headers=headers, timeout=self.settings.timeout
+                )
+            except requests.RequestException as exc:
+                raise classify(exc, operation) from None
+            limit = response.headers.get("x-amzn-RateLimit-Limit")
+            if limit:
+                try:
+                    self._last_rate_limit[operation] = float(limit)
+                except ValueError:
+                    pass
+            if response.status_code < 400:
+                return response
+            error = classify(response, operation)
+            if response.status_code in (401, 403) and not refreshed and self._token_problem(error):
+                log.info("%s: access token refused (%s); fetching a new one", operation, error.code)
+                self._token_before_sending(operation, force=True)
+                refreshed = True
+                continue
+            if isinstance(error, RateLimitedError):
+                self.limiter.penalize(key)
+            raise error
+
+    def _token_before_sending(self, operation: str, *, force: bool) -> str:
+        """The access token; a retriable LWA failure means this request was never sent."""
+        try:
+            return self.access_token(force=force, retry=False)
+        except RetriableError as exc:
+            raise ConnectionFailedError(
+                f"could not obtain an LWA token before sending ({exc})", operation=operation, request_sent=False
+            ) from exc
+
+    @staticmethod
+    def _token_problem(error: IntegrationError) -> bool:
+        text = f"{error.code} {error.message}".lower()
+        return error.code in ("Unauthorized", "InvalidAccessToken") or "token" in text or "expired" in text
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        idempotent: bool = True,
+    ) -> Any:
+        """One SP-API call with limiter, retries and classification; returns the parsed JSON.
+
+        Non-idempotent calls are retried only when the request certainly had no effect.
+        """
+        response = call_with_retry(
+            self.retry_policy,
+            self._attempt,
+            method,
+            path,
+            operation,
+            params,
+            body,
+            operation=operation,
+            retry_if=None if idempotent else (lambda exc: exc.safe_to_replay),
+        )
+        return _loads(response.text)
+
+    # ------------------------------------------------------------------ orders
+
+    def search_orders(
+        self,
+        *,
+        marketplace_ids: Sequence[str],
+        last_updated_after: datetime | None = None,
+        created_after: datetime | None = None,
+        last_updated_before: datetime | None = None,
+        created_before: datetime | None = None,
+        fulfillment_statuses: Sequence[str] | None = None,
+        fulfilled_by: Sequence[str] | None = None,
+        included_data: Sequence[str] = DEFAULT_INCLUDED_DATA,
+        max_results_per_page: int = 100,
+    ) -> Iterator[OrdersPage]:
+        """Pages of searchOrders (Orders API 2026-01-01), following ``paginationToken``.
+
+        Exactly one of ``last_updated_after`` / ``created_after`` is required. Stops when a
+        page has no next token, or when a token repeats (a server bug must not loop forever).
+        """
+        if (last_updated_after is None) == (created_after is None):
+            raise ValueError("pass exactly one of last_updated_after and created_after")
+        if not marketplace_ids:
+            raise ValueError("marketplace_ids must not be empty")
+        if not 1 <= max_results_per_page <= 100:
+            raise ValueError("max_results_per_page must be between 1 and 100")
+        params: dict[str, Any] = {"marketplaceIds": _csv(marketplace_ids), "maxResultsPerPage": max_results_per_page}
+        for name, value in (
+            ("lastUpdatedAfter", last_updated_after),
+            ("createdAfter", created_after),
+            ("lastUpdatedBefore", last_updated_before),
+            ("createdBefore", created_before),
+        ):
+            if value is not None:
+                params[name] = iso_utc(value)
+        if fulfillment_statuses:
+            params["fulfillmentStatuses"] = _csv(fulfillment_statuses)
+        if fulfilled_by:
+            params["fulfilledBy"] = _csv(fulfilled_by)
+        if included_data:
+            params["includedData"] = _csv(included_data)
+        seen: set[str] = set()
+        while True:
+            body = self._call("GET", "/orders/2026-01-01/orders", operation="searchOrders", params=params) or {}
+            token = (body.get("pagination") or {}).get("nextToken") or None
+            yield OrdersPage(
+                orders=body.get("orders") or [],
+                next_token=token,
+                last_updated_before=body.get("lastUpdatedBefore"),
+                created_before=body.get("createdBefore"),
+            )
+            if not token:
+                return
+            if token in seen:
+                log.warning("searchOrders: pagination token repeated; stopping")
+                return
+            seen.add(token)
+            params = {**params, "paginationToken": token}
+
+    def get_order(self, order_id: str, included_data: Sequence[str] = DEFAULT_INCLUDED_DATA) -> dict[str, Any]:
+        """One order (Orders API 2026-01-01); ``NotFoundError`` when Amazon has no such order."""
+        params = {"includedData": _csv(included_data)} if included_data else None
+        body = self._call("GET", f"/orders/2026-01-01/orders/{order_id}", operation="getOrder", params=params)
+        return (body or {}).get("order") or {}
+
+    def confirm_shipment(
+        self, order_id: str, *, marketplace_id: str, package_detail: PackageDetail | dict[str, Any]
+    ) -> None:
+        """Confirm a shipped package (Orders API v0); answers 204.
+
+        Not idempotent: retried only when the request certainly did not reach Amazon.
+        """
+        if not package_detail.get("carrierCode"):
+            raise ValueError("package_detail.carrierCode is required in every marketplace")
+        self._call(
+            "POST",
+            f"/orders/v0/orders/{order_id}/shipmentConfirmation",
+            operation="confirmShipment",
+            body={"marketplaceId": marketplace_id, "packageDetail": package_detail},
+            idempotent=False,
+        )
+
+    # ------------------------------------------------------------------ feeds
+
+    def create_feed_document(self, content_type: str) -> tuple[str, str]:
+        """Create a feed document; returns (feedDocumentId, pre-signed upload URL)."""
+        body = self._call(
+            "POST", "/feeds/2021-06-30/documents", operation="createFeedDocument", body={"contentType": content_type}
+        )
+        return body["feedDocumentId"], body["url"]
+
+    def upload_feed_document(self, url: str, content: bytes, content_type: str) -> None:
+        """PUT the content to the pre-signed URL (no SP-API headers; the URL is never logged)."""
+
+        def put() -> None:
+            try:
+                response = requests.put(
+                    url, data=content, headers={"Content-Type": content_type}, timeout=self.settings.timeout
+                )
+            except requests.RequestException as exc:
+                raise classify(exc, "uploadFeedDocument") from None
+            if response.status_code >= 400:
+                raise classify(response, "uploadFeedDocument")
+
+        call_with_retry(self.retry_policy, put, operation="uploadFeedDocument")
+
+    def create_feed(self, feed_type: str, marketplace_ids: Sequence[str], document_id: str) -> str:
+        """Submit an uploaded document for processing; returns the feedId. Not idempotent."""
+        body = self._call(
+            "POST",
+            "/feeds/2021-06-30/feeds",
+            operation="createFeed",
+            body={"feedType": feed_type, "marketplaceIds": list(marketplace_ids), "inputFeedDocumentId": document_id},
+            idempotent=False,
+        )
+        return body["feedId"]
+
+    def submit_feed(
+        self,
+        feed_type: str,
+        marketplace_ids: Sequence[str],
+        content: bytes,
+        content_type: str = "text/xml; charset=UTF-8",
+    ) -> str:
+        """Create a document, upload ``content`` and create the feed; returns the feedId."""
+        document_id, url = self.create_feed_document(content_type)
+        self.upload_feed_document(url, content, content_type)
+        feed_id = self.create_feed(feed_type, marketplace_ids, document_id)
+        log.info("Submitted feed %s (%s, %s bytes)", feed_id, feed_type, len(content))
+        return feed_id
+
+    def get_feed(self, feed_id: str) -> dict[str, Any]:
+        """The feed's status (``processingStatus``, ``resultFeedDocumentId`` when DONE)."""
+        return self._call("GET", f"/feeds/2021-06-30/feeds/{feed_id}", operation="getFeed") or {}
+
+    def get_feed_document(self, document_id: str) -> dict[str, Any]:
+        """``{"feedDocumentId", "url", "compressionAlgorithm"?}`` of a (result) document."""
+        return self._call("GET", f"/feeds/2021-06-30/documents/{document_id}", operation="getFeedDocument") or {}
+
+    def download_feed_document(self, document_id: str) -> bytes:
+        """The document's content, gunzipped when ``compressionAlgorithm`` is GZIP."""
+        document = self.get_feed_document(document_id)
+
+        def get() -> bytes:
+            try:
+                response = requests.get(document["url"], timeout=self.settings.timeout)
+            except requests.RequestException as exc:
+                raise classify(exc, "downloadFeedDocument") from None
+            if response.status_code >= 400:
+                raise classify(response, "downloadFeedDocument")
+            return response.content
+
+        content = call_with_retry(self.retry_policy, get, operation="downloadFeedDocument")
+        if (document.get("compressionAlgorithm") or "").upper() == "GZIP":
+            content = gzip.decompress(content)
+        return content
+
+    # ------------------------------------------------------------------ finances
+
+    def list_financial_events(
+        self, *, posted_after: datetime, posted_before: datetime | None = None, max_results_per_page: int = 100
+    ) -> Iterator[dict[str, Any]]:
+        """Pages of ``FinancialEvents`` (Finances v0) posted in the window, following NextToken."""
+        params: dict[str, Any] = {"PostedAfter": iso_utc(posted_after), "MaxResultsPerPage": max_results_per_page}
+        if posted_before is not None:
+            params["PostedBefore"] = iso_utc(posted_before)
+        yield from self._finance_pages("/finances/v0/financialEvents", "listFinancialEvents", params)
+
+    def list_order_financial_events(self, order_id: str) -> dict[str, Any]:
+        """All ``FinancialEvents`` of one order, pages merged list by list."""
+        merged: dict[str, Any] = {}
+        for events in self._finance_pages(
+            f"/finances/v0/orders/{order_id}/financialEvents",
+            "listFinancialEventsByOrderId",
+            {"MaxResultsPerPage": 100},
+        ):
+            for name, value in events.items():
+                if isinstance(value, list):
+                    merged.setdefault(name, []).extend(value)
+                else:
+                    merged.setdefault(name, value)
+        return merged
+
+    def _finance_pages(self, path: str, operation: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        seen: set[str] = set()
+        while True:
+            body = self._call("GET", path, operation=operation, params=params) or {}
+            payload = body.get("payload") or {}
+            yield payload.get("FinancialEvents") or {}
+            token = payload.get("NextToken") or None
+            if not token:
+                return
+            if token in seen:
+                log.warning("%s: NextToken repeated; stopping", operation)
+                return
+            seen.add(token)
+            params = {**params, "NextToken": token}
+
+    # ------------------------------------------------------------------ health
+
+    def rate_limit_headroom(self) -> dict[str, dict[str, float | None]]:
+        """Per operation: the rate Amazon applied last (``x-amzn-RateLimit-Limit``) and ours."""
+        out: dict[str, dict[str, float | None]] = {}
+        for operation in sorted(set(RATE_LIMITS) | set(self._last_rate_limit)):
+            _, rate, burst = self._bucket(operation)
+            out[operation] = {
+                "server_rate": self._last_rate_limit.get(operation),
+                "client_rate": rate,
+                "burst": float(burst),
+            }
+        return out
+
+    def check_health(self, *, now: datetime | None = None) -> dict[str, Any]:
+        """Obtain a token and make one cheap authorised call (listFinancialEvents, 1 result)."""
+        now = now or datetime.now(UTC)
+        started = time.monotonic()
+        self.access_token()
+        token_ms = round((time.monotonic() - started) * 1000)
+        started = time.monotonic()
+        params = {
+            "PostedAfter": iso_utc(now - timedelta(hours=1)),
+            "PostedBefore": iso_utc(now - timedelta(minutes=3)),
+            "MaxResultsPerPage": 1,
+        }
+        self._call("GET", "/finances/v0/financialEvents", operation="listFinancialEvents", params=params)
+        return {
+            "ok": True,
+            "base_url": self.settings.base_url,
+            "token_ms": token_ms,
+            "call": "listFinancialEvents",
+            "call_ms": round((time.monotonic() - started) * 1000),
+            "rate_limits": self.rate_limit_headroom(),
+        }
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            self.check_health()
+        except IntegrationError as exc:
+            return False, str(exc)
+        return True, "Connection successfully tested"

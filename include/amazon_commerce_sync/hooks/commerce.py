@@ -1,0 +1,680 @@
+"""Adobe Commerce (Magento 2.4) REST hook: orders, invoices, shipments, refunds, stock, customers.
+
+Connection (``commerce``, type ``http``):
+
+- ``host``: the store's base URL, e.g. ``https://shop.example.com`` (or ``http://127.0.0.1:8702``);
+- extra ``store_code``: the store view in ``/rest/<store_code>/V1/...`` (default ``default``);
+- extra ``auth``, one of:
+
+  - ``admin``: ``login`` / ``password`` of an admin user; the admin token from
+    ``POST /V1/integration/admin/token`` is cached for 4 h minus a margin and fetched
+    again once when a call answers 401;
+  - ``bearer``: a token in ``password`` or extra ``token``;
+  - ``oauth1``: extra ``consumer_key``, ``consumer_secret``, ``access_token``,
+    ``access_token_secret`` of an integration; requests are OAuth 1.0a signed with
+    HMAC-SHA256, as Magento 2.4.4+ requires for integration tokens;
+- extra ``timeout``: seconds, a number (read) or ``[connect, read]``; default 10 / 60.
+
+JSON numbers are parsed as ``Decimal``, and ``Decimal`` values are written as exact JSON
+numbers. Every call goes through ``retry.py`` and ``errors.classify``.
+
+Writes that are not idempotent (``create_order``, ``invoice_order``, ``ship_order``,
+``refund_order``, ``create_customer``, ``add_order_comment``) are retried only when the
+request certainly never reached the server (connection refused, HTTP 429). After an
+ambiguous failure (timeout, dropped connection, 5xx) they raise, and the caller must look
+up the natural key (``find_orders_by_ext_order_ids``, the order's invoices...) before
+trying again: Magento has no idempotency key, a blind retry can duplicate an order.
+
+Requests are sent with the hook's own session rather than ``HttpHook.run``, which logs
+response bodies on errors and would send every connection extra as an HTTP header. URLs
+are never logged (a customer search carries an e-mail in its query string).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+import requests
+from airflow.providers.http.hooks.http import HttpHook
+from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
+
+from amazon_commerce_sync.constants import COMMERCE_CONN_ID
+from amazon_commerce_sync.errors import (
+    AuthenticationError,
+    ConnectionFailedError,
+    IntegrationError,
+    RetriableError,
+    classify,
+    install_log_redaction,
+)
+from amazon_commerce_sync.retry import DEFAULT_POLICY, NO_RETRY, RetryPolicy, call_with_retry
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = (10.0, 60.0)
+ADMIN_TOKEN_TTL = 4 * 3600.0
+ADMIN_TOKEN_MARGIN = 300.0
+BATCH = 100
+
+AuthMode = Literal["admin", "bearer", "oauth1"]
+_ID_IN_PATH = re.compile(r"/\d+")
+
+
+# ---------------------------------------------------------------------- JSON with Decimal
+
+
+def loads(text: str) -> Any:
+    """Parse JSON with floats as ``Decimal``."""
+    return json.loads(text, parse_float=Decimal) if text else None
+
+
+_MARK = "\x00decimal:"
+_MARKED = re.compile(r'"\\u0000decimal:([^"]*)"')
+
+
+def _mark(obj: Any) -> Any:
+    if isinstance(obj, Decimal):
+        if not obj.is_finite():
+            raise ValueError(f"cannot send {obj} as a JSON number")
+        return _MARK + str(obj)
+    if isinstance(obj, dict):
+        return {k: _mark(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_mark(v) for v in obj]
+    return obj
+
+
+def dumps(obj: Any) -> str:
+    """Serialise to JSON, writing ``Decimal`` as an exact number (``Decimal("12.50")`` -> ``12.50``)."""
+    return _MARKED.sub(lambda m: m.group(1), json.dumps(_mark(obj), default=str))
+
+
+# ---------------------------------------------------------------------- searchCriteria
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One searchCriteria filter. ``value`` may be a list for ``in`` / ``nin`` (comma-joined)."""
+
+    field: str
+    value: Any
+    condition_type: str = "eq"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, list | tuple | set | frozenset):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, datetime):
+        return magento_datetime(value)
+    return str(value)
+
+
+def search_criteria(
+    filter_groups: Sequence[Sequence[Filter]],
+    *,
+    sort: Sequence[tuple[str, str]] | None = None,
+    page_size: int | None = None,
+    current_page: int | None = None,
+) -> list[tuple[str, str]]:
+    """Magento's PHP-style searchCriteria query parameters.
+
+    Filters inside a group are OR-ed; groups are AND-ed. ``sort`` is ``[(field, "ASC"|"DESC")]``.
+    """
+    params: list[tuple[str, str]] = []
+    for g, group in enumerate(filter_groups):
+        for f, flt in enumerate(group):
+            prefix = f"searchCriteria[filter_groups][{g}][filters][{f}]"
+            params.append((f"{prefix}[field]", flt.field))
+            params.append((f"{prefix}[value]", _value(flt.value)))
+            params.append((f"{prefix}[condition_type]", flt.condition_type))
+    for s, (sort_field, direction) in enumerate(sort or ()):
+        direction = direction.upper()
+        if direction not in ("ASC", "DESC"):
+            raise ValueError(f"sort direction must be ASC or DESC, not {direction!r}")
+        params.append((f"searchCriteria[sortOrders][{s}][field]", sort_field))
+        params.append((f"searchCriteria[sortOrders][{s}][direction]", direction))
+    if page_size is not None:
+        params.append(("searchCriteria[pageSize]", str(page_size)))
+    if current_page is not None:
+        params.append(("searchCriteria[currentPage]", str(current_page)))
+    return params
+
+
+def magento_datetime(value: datetime) -> str:
+    """An aware datetime as Magento stores it: ``YYYY-MM-DD HH:MM:SS`` in UTC."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamps must be timezone-aware datetimes")
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _chunks(values: Iterable[str], size: int = BATCH) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for value in dict.fromkeys(values):  # de-duplicated, order kept
+        chunk.append(value)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# ---------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class CommerceSettings:
+    """The validated connection. Secrets are kept out of ``repr``."""
+
+    conn_id: str
+    base_url: str
+    store_code: str
+    auth: AuthMode
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    oauth: dict[str, str] | None = field(default=None, repr=False)
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT
+
+
+def _parse_timeout(value: Any) -> tuple[float, float]:
+    if value is None or value == "":
+        return DEFAULT_TIMEOUT
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return float(value[0]), float(value[1])
+    return DEFAULT_TIMEOUT[0], float(value)
+
+
+class CommerceHook(HttpHook):
+    """Speak Adobe Commerce's REST API in domain terms.
+
+    :param commerce_conn_id: the Airflow connection (see the module docstring).
+    :param retry_policy: the retry policy of every call.
+    """
+
+    conn_name_attr = "commerce_conn_id"
+    default_conn_name = COMMERCE_CONN_ID
+    conn_type = "http"
+    hook_name = "Adobe Commerce"
+
+    def __init__(self, commerce_conn_id: str = default_conn_name, *, retry_policy: RetryPolicy = DEFAULT_POLICY):
+        super().__init__(method="GET", http_conn_id=commerce_conn_id)
+        install_log_redaction()
+        self.commerce_conn_id = commerce_conn_id
+        self.retry_policy = retry_policy
+        self._token_lock = threading.Lock()
+        self._admin_token: str | None = None
+        self._admin_token_expires_at = 0.0
+
+    # ------------------------------------------------------------------ connection
+
+    @functools.cached_property
+    def settings(self) -> CommerceSettings:
+        """The connection, validated once; a clear error names any missing field."""
+        conn = self.get_connection(self.commerce_conn_id)
+        extra = conn.extra_dejson or {}
+        where = f"Airflow connection '{self.commerce_conn_id}'"
+        if not conn.host:
+            raise AuthenticationError(f"{where} is missing host (the store's base URL)", operation="connection")
+        auth = (extra.get("auth") or "admin").lower()
+        missing: list[str] = []
+        oauth: dict[str, str] | None = None
+        token = None
+        if auth == "admin":
+            if not conn.login:
+                missing.append("login (admin user name)")
+            if not conn.password:
+                missing.append("password (admin password)")
+        elif auth == "bearer":
+            token = extra.get("token") or conn.password
+            if not token:
+                missing.append("password or extra.token (the bearer token)")
+        elif auth == "oauth1":
+            names = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
+            missing += [f"extra.{n}" for n in names if not extra.get(n)]
+            oauth = {n: str(extra.get(n)) for n in names}
+        else:
+            raise AuthenticationError(
+                f"{where}: extra.auth must be admin, bearer or oauth1, not {auth!r}", operation="connection"
+            )
+        if missing:
+            raise AuthenticationError(f"{where} (auth={auth}) is missing: {'; '.join(missing)}", operation="connection")
+        host = conn.host if "://" in conn.host else f"{conn.schema or 'https'}://{conn.host}"
+        if conn.port:
+            host = f"{host}:{conn.port}"
+        try:
+            timeout = _parse_timeout(extra.get("timeout"))
+        except (TypeError, ValueError) as exc:
+            raise AuthenticationError(f"{where}: extra.timeout must be a number", operation="connection") from exc
+        return CommerceSettings(
+            conn_id=self.commerce_conn_id,
+            base_url=host.rstrip("/"),
+            store_code=str(extra.get("store_code") or "default"),
+            auth=auth,  # type: ignore[arg-type]
+            username=conn.login,
+            password=conn.password,
+            token=token,
+            oauth=oauth,
+            timeout=timeout,
+        )
+
+    def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: Any = None) -> requests.Session:
+        """A session without Basic auth and without the connection extras as headers."""
+        s = self.settings
+        session = requests.Session()
+        adapter = TCPKeepAliveAdapter(idle=120, count=20, interval=30)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers.update({"Accept": "application/json", "User-Agent": "amazon-commerce-sync/0.1"})
+        if s.auth == "oauth1" and s.oauth:
+            from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256
+            from requests_oauthlib import OAuth1
+
+            session.auth = OAuth1(
+                s.oauth["consumer_key"],
+                client_secret=s.oauth["consumer_secret"],
+                resource_owner_key=s.oauth["access_token"],
+                resource_owner_secret=s.oauth["access_token_secret"],
+                signature_method=SIGNATURE_HMAC_SHA256,
+            )
+        if headers:
+            session.headers.update(headers)
+        self.base_url = s.base_url
+        self._base_url_initialized = True
+        return session
+
+    @functools.cached_property
+    def session(self) -> requests.Session:
+        return self.get_conn()
+
+    def rest_url(self, path: str) -> str:
+        """``<host>/rest/<store_code>/V1/...`` for ``path`` = ``/V1/...``."""
+        return f"{self.settings.base_url}/rest/{self.settings.store_code}{path}"
+
+    # ------------------------------------------------------------------ auth
+
+    def _fetch_admin_token(self) -> str:
+        s = self.settings
+        operation = "POST /V1/integration/admin/token"
+        try:
+            response = self.session.post(
+                self.rest_url("/V1/integration/admin/token"),
+                data=dumps({"username": s.username, "password": s.password}),
+                headers={"Content-Type": "application/json"},
+                timeout=s.timeout,
+            )
+        except requests.RequestException as exc:
+            raise classify(exc, operation) from None
+        if response.status_code >= 400:
+            error = classify(response, operation)
+            if error.retriable:
+                raise error
+            raise AuthenticationError(
+                f"Commerce refused the admin credentials: {error.message}. Check login and password "
+                f"of Airflow connection '{s.conn_id}' (and that the user may use the REST API).",
+                operation=operation,
+                status=error.status,
+            )
+        token = loads(response.text)
+        if not isinstance(token, str) or not token:
+            raise AuthenticationError("the admin token endpoint answered without a token", operation=operation)
+        return token
+
+    def _auth_headers(self, *, force: bool = False) -> dict[str, str]:
+        s = self.settings
+        if s.auth == "bearer":
+            return {"Authorization": f"Bearer {s.token}"}
+        if s.auth == "oauth1":
+            return {}  # the session's OAuth1 signs each request
+        with self._token_lock:
+            now = time.monotonic()
+            if force or self._admin_token is None or now >= self._admin_token_expires_at:
+                self._admin_token = call_with_retry(NO_RETRY, self._fetch_admin_token, operation="adminToken")
+                self._admin_token_expires_at = now + ADMIN_TOKEN_TTL - ADMIN_TOKEN_MARGIN
+                log.info("Obtained a Commerce admin token for connection %s", self.commerce_conn_id)
+            return {"Authorization": f"Bearer {self._admin_token}"}
+
+    def _auth_headers_before_sending(self, operation: str, *, force: bool) -> dict[str, str]:
+        """Auth headers; a retriable token failure means this request was never sent."""
+        try:
+            return self._auth_headers(force=force)
+        except RetriableError as exc:
+            raise ConnectionFailedError(
+                f"could not authenticate before sending ({exc})", operation=operation, request_sent=False
+            ) from exc
+
+    # ------------------------------------------------------------------ transport
+
+    def _attempt(self, method: str, path: str, operation: str, params: Any, body: Any) -> requests.Response:
+        url = self.rest_url(path)
+        data = dumps(body) if body is not None else None
+        reauthenticated = False
+        while True:
+            headers = self._auth_headers_before_sending(operation, force=False)
+            if data is not None:
+                headers["Content-Type"] = "application/json"
+            try:
+                response = self.session.request(
+                    method, url, params=params, data=data, headers=headers, timeout=self.settings.timeout
+                )
+            except requests.RequestException as exc:
+                # ``from None``: the transport exception's text holds the URL and its query.
+                raise classify(exc, operation) from None
+            if response.status_code < 400:
+                return response
+            if response.status_code == 401 and self.settings.auth == "admin" and not reauthenticated:
+                log.info("%s: admin token refused; fetching a new one", operation)
+                self._auth_headers_before_sending(operation, force=True)
+                reauthenticated = True
+                continue
+            raise classify(response, operation)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        body: Any = None,
+        idempotent: bool = True,
+        operation: str | None = None,
+    ) -> Any:
+        """One REST call with retries and classification; returns the parsed JSON.
+
+        Non-idempotent calls are retried only when the server certainly did not act.
+        """
+        operation = operation or f"{method} {_ID_IN_PATH.sub('/{id}', path)}"
+        response = call_with_retry(
+            self.retry_policy,
+            self._attempt,
+            method,
+            path,
+            operation,
+            params,
+            body,
+            operation=operation,
+            retry_if=None if idempotent else (lambda exc: exc.safe_to_replay),
+        )
+        return loads(response.text)
+
+    # ------------------------------------------------------------------ search
+
+    def search_page(
+        self,
+        resource: str,
+        filter_groups: Sequence[Sequence[Filter]],
+        *,
+        page_size: int = 100,
+        current_page: int = 1,
+        sort: Sequence[tuple[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        """One page of ``GET /V1/<resource>?searchCriteria...``: ``{items, total_count, ...}``."""
+        params = search_criteria(filter_groups, sort=sort, page_size=page_size, current_page=current_page)
+        return self._call("GET", f"/V1/{resource}", params=params, operation=f"GET /V1/{resource}") or {}
+
+    def search(
+        self,
+        resource: str,
+        filter_groups: Sequence[Sequence[Filter]],
+        page_size: int = 100,
+        sort: Sequence[tuple[str, str]] | None = (("entity_id", "ASC"),),
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of a search, following ``currentPage``; stops by ``total_count``.
+
+        (Magento answers a page beyond the end with the last page again, so an empty page
+        never comes: the count is the only reliable end.)
+        """
+        page = 1
+        fetched = 0
+        while True:
+            body = self.search_page(resource, filter_groups, page_size=page_size, current_page=page, sort=sort)
+            items = body.get("items") or []
+            total = int(body.get("total_count") or 0)
+            if items:
+                yield items
+            fetched += len(items)
+            if not items or fetched >= total or page * page_size >= total:
+                return
+            page += 1
+
+    # ------------------------------------------------------------------ orders
+
+    def find_orders_by_ext_order_ids(self, ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """Every order per external (Amazon) order id: one ``in`` search per 100 ids.
+
+        ``ext_order_id`` is not unique in Magento: all matches are returned; ids without an
+        order map to an empty list.
+        """
+        found: dict[str, list[dict[str, Any]]] = {}
+        for chunk in _chunks(ids):
+            found.update({i: [] for i in chunk})
+            for items in self.search("orders", [[Filter("ext_order_id", chunk, "in")]], page_size=BATCH):
+                for order in items:
+                    found.setdefault(str(order.get("ext_order_id")), []).append(order)
+        return found
+
+    def find_order_by_increment_id(self, increment_id: str, store_id: int | None = None) -> dict[str, Any] | None:
+        """The order with this increment id (unique per store), or None."""
+        groups = [[Filter("increment_id", increment_id)]]
+        if store_id is not None:
+            groups.append([Filter("store_id", store_id)])
+        for items in self.search("orders", groups, page_size=10):
+            return items[0]
+        return None
+
+    def get_order(self, entity_id: int) -> dict[str, Any]:
+        """``GET /V1/orders/{id}``; ``NotFoundError`` when missing."""
+        return self._call("GET", f"/V1/orders/{int(entity_id)}")
+
+    def create_order(self, entity: dict[str, Any]) -> dict[str, Any]:
+        """``POST /V1/orders`` with the order entity; returns the saved order.
+
+        Not retried after an ambiguous failure: the caller must look the order up by its
+        natural key (``ext_order_id``, ``increment_id``) before trying again.
+        """
+        return self._call("POST", "/V1/orders", body={"entity": entity}, idempotent=False)
+
+    def invoice_order(
+        self, order_id: int, items: list[dict[str, Any]] | None = None, capture: bool = False, notify: bool = False
+    ) -> int:
+        """``POST /V1/order/{id}/invoice``; returns the invoice id. Not idempotent."""
+        body: dict[str, Any] = {"capture": capture, "notify": notify}
+        if items:
+            body["items"] = items
+        return int(self._call("POST", f"/V1/order/{int(order_id)}/invoice", body=body, idempotent=False))
+
+    def ship_order(
+        self,
+        order_id: int,
+        items: list[dict[str, Any]],
+        tracks: list[dict[str, Any]],
+        notify: bool = False,
+        comment: str | None = None,
+    ) -> int:
+        """``POST /V1/order/{id}/ship`` with items and tracks; returns the shipment id. Not idempotent."""
+        body: dict[str, Any] = {"items": items, "tracks": tracks, "notify": notify}
+        if comment:
+            body["comment"] = {"comment": comment, "is_visible_on_front": 0}
+            body["appendComment"] = True
+        return int(self._call("POST", f"/V1/order/{int(order_id)}/ship", body=body, idempotent=False))
+
+    def refund_order(
+        self,
+        order_id: int,
+        items: list[dict[str, Any]],
+        *,
+        shipping_amount: Decimal | None = None,
+        adjustment_positive: Decimal | None = None,
+        adjustment_negative: Decimal | None = None,
+        return_to_stock_items: list[int] | None = None,
+        notify: bool = False,
+    ) -> int:
+        """``POST /V1/order/{id}/refund`` (offline); returns the credit memo id. Not idempotent."""
+        arguments: dict[str, Any] = {}
+        if shipping_amount is not None:
+            arguments["shipping_amount"] = Decimal(shipping_amount)
+        if adjustment_positive is not None:
+            arguments["adjustment_positive"] = Decimal(adjustment_positive)
+        if adjustment_negative is not None:
+            arguments["adjustment_negative"] = Decimal(adjustment_negative)
+        if return_to_stock_items:
+            arguments["extension_attributes"] = {"return_to_stock_items": list(return_to_stock_items)}
+        body: dict[str, Any] = {"items": items, "notify": notify}
+        if arguments:
+            body["arguments"] = arguments
+        return int(self._call("POST", f"/V1/order/{int(order_id)}/refund", body=body, idempotent=False))
+
+    def cancel_order(self, order_id: int) -> bool:
+        """``POST /V1/orders/{id}/cancel``: False when Magento cannot cancel it (shipped, on hold...)."""
+        return bool(self._call("POST", f"/V1/orders/{int(order_id)}/cancel"))
+
+    def hold_order(self, order_id: int) -> bool:
+        return bool(self._call("POST", f"/V1/orders/{int(order_id)}/hold"))
+
+    def unhold_order(self, order_id: int) -> bool:
+        return bool(self._call("POST", f"/V1/orders/{int(order_id)}/unhold"))
+
+    def add_order_comment(
+        self, order_id: int, comment: str, *, status: str | None = None, notify: bool = False
+    ) -> None:
+        """Add a status-history comment. Not idempotent (a replay would duplicate the comment)."""
+        history: dict[str, Any] = {
+            "comment": comment,
+            "is_customer_notified": 1 if notify else 0,
+            "is_visible_on_front": 0,
+            "parent_id": int(order_id),
+        }
+        if status:
+            history["status"] = status
+        self._call("POST", f"/V1/orders/{int(order_id)}/comments", body={"statusHistory": history}, idempotent=False)
+
+    def get_order_comments(self, order_id: int) -> list[dict[str, Any]]:
+        body = self._call("GET", f"/V1/orders/{int(order_id)}/comments") or {}
+        return body.get("items") or []
+
+    def iter_shipments(self, updated_since: datetime, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        """Shipments with ``updated_at >= updated_since``, in (updated_at, entity_id) order."""
+        return self._iter_updated("shipments", updated_since, page_size)
+
+    def iter_creditmemos(self, updated_since: datetime, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        """Credit memos with ``updated_at >= updated_since``, in (updated_at, entity_id) order."""
+        return self._iter_updated("creditmemos", updated_since, page_size)
+
+    def _iter_updated(self, resource: str, since: datetime, page_size: int) -> Iterator[dict[str, Any]]:
+        # Keyset paging on updated_at: each query starts at the last timestamp seen, so a
+        # record updated while we page moves behind the cursor instead of shifting the
+        # offsets (which would skip another record). Ids already yielded are skipped.
+        cursor = magento_datetime(since)
+        sort = (("updated_at", "ASC"), ("entity_id", "ASC"))
+        last: tuple[str, int] | None = None
+        page = 1
+        while True:
+            body = self.search_page(
+                resource,
+                [[Filter("updated_at", cursor, "gteq")]],
+                page_size=page_size,
+                current_page=page,
+                sort=sort,
+            )
+            items = body.get("items") or []
+            total = int(body.get("total_count") or 0)
+            new = [i for i in items if last is None or (str(i.get("updated_at")), int(i["entity_id"])) > last]
+            yield from new
+            if len(items) < page_size or page * page_size >= total:
+                return
+            if new:
+                last = (str(new[-1].get("updated_at")), int(new[-1]["entity_id"]))
+            if last is not None and last[0] != cursor:
+                cursor, page = last[0], 1
+            else:
+                page += 1
+
+    # ------------------------------------------------------------------ catalog & stock
+
+    def get_products_by_skus(self, skus: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Products by SKU (one ``in`` search per 100 SKUs); missing SKUs are absent."""
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(skus):
+            for items in self.search("products", [[Filter("sku", chunk, "in")]], page_size=BATCH, sort=None):
+                found.update({p["sku"]: p for p in items})
+        return found
+
+    def get_salable_quantity(self, sku: str, stock_id: int = 1) -> Decimal:
+        """MSI salable quantity of ``sku`` in ``stock_id``."""
+        from urllib.parse import quote
+
+        value = self._call(
+            "GET",
+            f"/V1/inventory/get-product-salable-quantity/{quote(sku, safe='')}/{int(stock_id)}",
+            operation="GET /V1/inventory/get-product-salable-quantity",
+        )
+        return Decimal(str(value))
+
+    def get_source_items(self, skus: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """MSI source items per SKU (one ``in`` search per 100 SKUs)."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for chunk in _chunks(skus):
+            for items in self.search(
+                "inventory/source-items", [[Filter("sku", chunk, "in")]], page_size=BATCH, sort=None
+            ):
+                for item in items:
+                    found.setdefault(item["sku"], []).append(item)
+        return found
+
+    def save_source_items(self, items: list[dict[str, Any]]) -> None:
+        """``POST /V1/inventory/source-items``: sets quantities (idempotent, retried)."""
+        self._call("POST", "/V1/inventory/source-items", body={"sourceItems": items})
+
+    # ------------------------------------------------------------------ customers
+
+    def find_customer_by_email(self, email: str, website_id: int | None = None) -> dict[str, Any] | None:
+        """The customer with this e-mail, or None. The e-mail is never logged."""
+        groups = [[Filter("email", email)]]
+        if website_id is not None:
+            groups.append([Filter("website_id", website_id)])
+        body = self.search_page("customers/search", groups, page_size=1)
+        items = body.get("items") or []
+        return items[0] if items else None
+
+    def create_customer(self, customer: dict[str, Any]) -> dict[str, Any]:
+        """``POST /V1/customers``. Not idempotent: look the e-mail up before trying again."""
+        return self._call("POST", "/V1/customers", body={"customer": customer}, idempotent=False)
+
+    # ------------------------------------------------------------------ store
+
+    def get_allowed_currencies(self) -> set[str]:
+        """Currency codes the store view accepts (base currency included)."""
+        body = self._call("GET", "/V1/directory/currency") or {}
+        codes = set(body.get("available_currency_codes") or [])
+        if body.get("base_currency_code"):
+            codes.add(body["base_currency_code"])
+        return codes
+
+    def check_health(self) -> dict[str, Any]:
+        """Authenticate and make one cheap authorised call."""
+        started = time.monotonic()
+        self._call("GET", "/V1/directory/currency")
+        return {
+            "ok": True,
+            "base_url": self.settings.base_url,
+            "store_code": self.settings.store_code,
+            "auth": self.settings.auth,
+            "call": "GET /V1/directory/currency",
+            "call_ms": round((time.monotonic() - started) * 1000),
+        }
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            self.check_health()
+        except IntegrationError as exc:
+            return False, str(exc)
+        return True, "Connection successfully tested"

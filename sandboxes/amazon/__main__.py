@@ -1,0 +1,58 @@
+"""``python -m sandboxes.amazon``: serve the Amazon SP-API sandbox with uvicorn.
+
+Every flag can also come from an environment variable ``AMAZON_SANDBOX_<FLAG>``
+(e.g. ``AMAZON_SANDBOX_PORT=8701``, ``AMAZON_SANDBOX_LIVE=1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+import uvicorn
+
+from sandboxes.amazon.app import create_app
+from sandboxes.amazon.config import DEFAULT_MARKETPLACES, DEFAULT_SELLER_ID, AmazonSandboxConfig, Seller
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"AMAZON_SANDBOX_{name}", default)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    truthy = ("1", "true", "yes", "on")
+    p = argparse.ArgumentParser(prog="python -m sandboxes.amazon", description=__doc__)
+    p.add_argument("--host", default=_env("HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(_env("PORT", "8701")))
+    p.add_argument("--state-file", default=_env("STATE_FILE"))
+    p.add_argument("--speed", type=float, default=float(_env("SPEED", "1.0")))
+    p.add_argument("--seed", type=int, default=int(_env("SEED", "42")))
+    p.add_argument("--orders", type=int, default=int(_env("ORDERS", "0")), help="orders generated at start")
+    p.add_argument("--live", action="store_true", default=(_env("LIVE", "") or "").lower() in truthy)
+    p.add_argument("--live-interval", type=float, default=float(_env("LIVE_INTERVAL", "60")))
+    p.add_argument("--client-id", default=_env("CLIENT_ID", "sandbox-client-id"))
+    p.add_argument("--client-secret", default=_env("CLIENT_SECRET", "sandbox-client-secret"))
+    p.add_argument("--refresh-token", default=_env("REFRESH_TOKEN", "sandbox-refresh-token"))
+    p.add_argument("--visibility-delay", type=float, default=float(_env("VISIBILITY_DELAY", "0")))
+    p.add_argument("--no-rate-limits", action="store_true",
+                   default=(_env("NO_RATE_LIMITS", "") or "").lower() in truthy)
+    p.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    config = AmazonSandboxConfig(
+        speed=args.speed, seed=args.seed, initial_orders=args.orders, state_file=args.state_file,
+        live=args.live, live_interval_seconds=args.live_interval, client_id=args.client_id,
+        client_secret=args.client_secret, visibility_delay_seconds=args.visibility_delay,
+        rate_limits_enabled=not args.no_rate_limits,
+        sellers=[Seller(DEFAULT_SELLER_ID, args.refresh_token, list(DEFAULT_MARKETPLACES))],
+    )
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level.lower())
+
+
+if __name__ == "__main__":
+    main()

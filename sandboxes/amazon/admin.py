@@ -1,0 +1,259 @@
+"""Admin API under ``/_sandbox`` (no auth): load and inspect orders, Amazon-side events,
+feeds, confirmations, refunds, stats, faults, settings, reset; plus the document
+upload/download URLs that stand in for Amazon's pre-signed S3 URLs."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import jsonschema
+from fastapi import APIRouter, Body, Request, Response
+from fastapi.responses import JSONResponse
+
+from sandboxes.amazon import domain, feeds
+from sandboxes.amazon.faults import FaultSettings
+from sandboxes.amazon.generator import generate_orders
+from sandboxes.amazon.store import SandboxState
+from sandboxes.amazon.util import SpApiError, invalid_input, iso, not_found, now, parse_iso
+from sandboxes.swagger import validate
+
+router = APIRouter(prefix="/_sandbox")
+
+
+def _state(request: Request) -> SandboxState:
+    return request.app.state.sandbox
+
+
+def _seller(state: SandboxState, seller_id: str | None) -> str:
+    seller_id = seller_id or state.config.sellers[0].seller_id
+    if state.config.seller(seller_id) is None:
+        raise invalid_input(f"Unknown sellerId {seller_id}.")
+    return seller_id
+
+
+@router.get("/health")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.post("/orders")
+def load_orders(request: Request, body: dict[str, Any] = Body(...)) -> JSONResponse:
+    state = _state(request)
+    seller_id = _seller(state, body.get("sellerId"))
+    orders = body.get("orders")
+    if not isinstance(orders, list):
+        raise invalid_input('Body must be {"orders": [Order, ...], "sellerId"?}.')
+    for index, order in enumerate(orders):
+        try:
+            validate("sp-api/models/orders_2026-01-01.json", "Order", order)
+        except jsonschema.ValidationError as exc:
+            raise invalid_input(f"orders[{index}] is not a valid Order.", str(exc.message)) from exc
+    with state.lock:
+        for order in orders:
+            state.put_order(seller_id, order)
+        state.save()
+    return JSONResponse({"loaded": len(orders), "orderIds": [o["orderId"] for o in orders]})
+
+
+@router.post("/orders/generate")
+def generate(request: Request, body: dict[str, Any] = Body(default={})) -> JSONResponse:
+    state = _state(request)
+    seller_id = _seller(state, body.get("sellerId"))
+    count = body.get("count", 1)
+    if not isinstance(count, int) or not 1 <= count <= 10000:
+        raise invalid_input("count must be an integer between 1 and 10000.")
+    kwargs: dict[str, Any] = {"marketplace_ids": body.get("marketplaceIds")
+                              or state.config.seller(seller_id).marketplace_ids}
+    if body.get("status"):
+        kwargs["status"] = body["status"]
+    if body.get("fulfilledBy"):
+        kwargs["fulfilled_by"] = body["fulfilledBy"]
+    if body.get("createdTime"):
+        kwargs["created_time"] = parse_iso(body["createdTime"], "createdTime")
+    with state.lock:
+        seed = body.get("seed", state.config.seed * 1_000_003 + state.next_id())
+        orders = [o for o in generate_orders(seed, count, now(), **kwargs) if o["orderId"] not in state.orders]
+        for order in orders:
+            state.put_order(seller_id, order)
+        state.save()
+    return JSONResponse({"generated": len(orders), "orderIds": [o["orderId"] for o in orders]})
+
+
+@router.get("/orders")
+def list_orders(request: Request, sellerId: str | None = None) -> JSONResponse:  # noqa: N803
+    state = _state(request)
+    with state.lock:
+        orders = [r["order"] for r in state.orders.values() if sellerId in (None, r["sellerId"])]
+        return JSONResponse({"orders": orders})
+
+
+@router.get("/orders/{order_id}")
+def get_order(order_id: str, request: Request) -> JSONResponse:
+    state = _state(request)
+    with state.lock:
+        record = state.order_record(order_id)
+        if record is None:
+            raise not_found(f"Order {order_id} not found.")
+        return JSONResponse({"sellerId": record["sellerId"], "order": record["order"]})
+
+
+def default_packages(order: dict[str, Any], rng: random.Random | None = None) -> list[dict[str, Any]]:
+    """One package with everything not yet shipped."""
+    rng = rng or random.Random(order["orderId"])
+    items = [{"orderItemId": i["orderItemId"], "quantity": int(i["quantityOrdered"]) - domain.shipped_qty(i)}
+             for i in order["orderItems"] if int(i["quantityOrdered"]) > domain.shipped_qty(i)]
+    carrier = "AMZN_US" if order["fulfillment"].get("fulfilledBy") == "AMAZON" else "UPS"
+    return [{"packageReferenceId": str(len(order.get("packages", [])) + 1), "carrier": carrier,
+             "trackingNumber": f"TBA{rng.randrange(10**12):012d}", "items": items}]
+
+
+def apply_event(state: SandboxState, record: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+    """Apply one Amazon-side event (admin API and live mode); caller holds the lock."""
+    kind = event.get("type")
+    order = record["order"]
+    result: dict[str, Any] = {"type": kind}
+    if kind == "authorize_payment":
+        domain.authorize_payment(state, record)
+    elif kind == "request_cancellation":
+        domain.request_cancellation(state, record, event.get("reason") or "BuyerCanceled")
+    elif kind == "cancel":
+        changed = domain.cancel(state, record, by=event.get("by") or "AMAZON",
+                                reason=event.get("reason") or "GeneralAdjustment")
+        result["changed"] = changed
+    elif kind == "ship":
+        packages = event.get("packages")
+        if packages:
+            for n, p in enumerate(packages, start=len(order.get("packages", [])) + 1):
+                p.setdefault("packageReferenceId", str(n))
+        else:
+            packages = default_packages(order)
+            if not packages[0]["items"]:
+                raise domain.RuleError(f"Order {order['orderId']} has nothing left to ship.")
+        domain.ship(state, record, packages, source="amazon")
+    elif kind == "refund":
+        items = event.get("items") or domain.full_refund_items(state, order)
+        if not items:
+            raise domain.RuleError(f"Order {order['orderId']} has nothing left to refund.")
+        result["refund"] = domain.refund(state, record, items, source="amazon")
+    else:
+        raise invalid_input("type must be one of authorize_payment, request_cancellation, cancel, ship, refund.")
+    return result
+
+
+@router.post("/orders/{order_id}/events")
+def order_event(order_id: str, request: Request, body: dict[str, Any] = Body(...)) -> JSONResponse:
+    state = _state(request)
+    with state.lock:
+        record = state.order_record(order_id)
+        if record is None:
+            raise not_found(f"Order {order_id} not found.")
+        try:
+            result = apply_event(state, record, body)
+        except domain.RuleError as exc:
+            raise SpApiError(400, "InvalidInput", exc.message) from exc
+        state.save()
+        return JSONResponse({**result, "order": record["order"]})
+
+
+@router.get("/feeds")
+def list_feeds(request: Request) -> JSONResponse:
+    state = _state(request)
+    t = now()
+    with state.lock:
+        out = []
+        for feed in state.feeds.values():
+            out.append({**feeds.feed_view(feed, t), "sellerId": feed["sellerId"],
+                        "status": feeds.feed_status(feed, t), "messages": feed.get("messages", []),
+                        "results": feed.get("results", []), "report": feed.get("report")})
+        return JSONResponse({"feeds": out})
+
+
+@router.post("/feeds/{feed_id}/complete")
+def complete_feed(feed_id: str, request: Request) -> JSONResponse:
+    state = _state(request)
+    feed = feeds.complete_now(state, feed_id)
+    if feed is None:
+        raise not_found(f"Feed {feed_id} not found.")
+    return JSONResponse({**feeds.feed_view(feed, now()), "results": feed.get("results", []),
+                         "report": feed.get("report")})
+
+
+@router.get("/shipment-confirmations")
+def confirmations(request: Request) -> JSONResponse:
+    state = _state(request)
+    with state.lock:
+        return JSONResponse({"confirmations": list(state.confirmations)})
+
+
+@router.get("/refunds")
+def refunds(request: Request) -> JSONResponse:
+    state = _state(request)
+    with state.lock:
+        return JSONResponse({"refunds": [{**r, "postedAt": iso(r["postedAt"])} for r in state.refunds]})
+
+
+@router.get("/stats")
+def stats(request: Request) -> JSONResponse:
+    state = _state(request)
+    with state.lock:
+        return JSONResponse({"operations": {k: dict(v) for k, v in state.stats.items()}})
+
+
+@router.get("/faults")
+def get_faults(request: Request) -> JSONResponse:
+    return JSONResponse(_state(request).faults.as_json())
+
+
+@router.post("/faults")
+def set_faults(request: Request, body: dict[str, Any] = Body(default={})) -> JSONResponse:
+    state = _state(request)
+    try:
+        state.faults = FaultSettings.from_json(body or {})
+    except (TypeError, ValueError) as exc:
+        raise invalid_input(str(exc)) from exc
+    return JSONResponse(state.faults.as_json())
+
+
+@router.post("/reset")
+def reset(request: Request) -> JSONResponse:
+    _state(request).reset()
+    return JSONResponse({"reset": True})
+
+
+SETTINGS = {"speed": float, "rate_limits_enabled": bool, "visibility_delay_seconds": float,
+            "feed_stage_seconds": float, "token_ttl_seconds": int, "compress_reports": bool,
+            "live_interval_seconds": float}
+
+
+@router.get("/settings")
+def get_settings(request: Request) -> JSONResponse:
+    return JSONResponse(_state(request).config.as_dict())
+
+
+@router.post("/settings")
+def set_settings(request: Request, body: dict[str, Any] = Body(...)) -> JSONResponse:
+    config = _state(request).config
+    unknown = set(body) - set(SETTINGS)
+    if unknown:
+        raise invalid_input(f"Unknown settings {sorted(unknown)}; allowed: {sorted(SETTINGS)}.")
+    for key, kind in SETTINGS.items():
+        if key in body:
+            value = body[key]
+            if kind is bool and not isinstance(value, bool) or kind is not bool and (
+                    isinstance(value, bool) or not isinstance(value, int | float)):
+                raise invalid_input(f"{key} must be a {kind.__name__}.")
+            if key == "speed" and value <= 0:
+                raise invalid_input("speed must be > 0.")
+            setattr(config, key, kind(value))
+    return JSONResponse(config.as_dict())
+
+
+@router.put("/uploads/{doc_id}")
+async def upload(doc_id: str, request: Request) -> Response:
+    return feeds.put_upload(_state(request), doc_id, await request.body(), request.headers.get("content-type"))
+
+
+@router.get("/downloads/{doc_id}")
+def download(doc_id: str, request: Request) -> Response:
+    return feeds.get_download(_state(request), doc_id)

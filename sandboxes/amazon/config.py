@@ -1,0 +1,94 @@
+"""Configuration of the Amazon SP-API sandbox (one dataclass, plain values only)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+# marketplaceId -> (marketplaceName, countryCode, currencyCode)
+MARKETPLACES: dict[str, tuple[str, str, str]] = {
+    "ATVPDKIKX0DER": ("Amazon.com", "US", "USD"),
+    "A2EUQ1WTGCTBG2": ("Amazon.ca", "CA", "CAD"),
+    "A1AM78C64UM0Y8": ("Amazon.com.mx", "MX", "MXN"),
+    "A1F83G8C2ARO7P": ("Amazon.co.uk", "GB", "GBP"),
+    "A1PA6795UKMFR9": ("Amazon.de", "DE", "EUR"),
+    "A1VC38T7YXB528": ("Amazon.co.jp", "JP", "JPY"),
+}
+
+DEFAULT_SELLER_ID = "A2SANDBOXSELLER1"
+DEFAULT_REFRESH_TOKEN = "sandbox-refresh-token"
+DEFAULT_MARKETPLACES = ("ATVPDKIKX0DER", "A2EUQ1WTGCTBG2")
+
+
+@dataclass
+class Seller:
+    """A selling partner that authorised the application."""
+
+    seller_id: str
+    refresh_token: str
+    marketplace_ids: list[str]
+
+    @classmethod
+    def coerce(cls, value: Seller | dict[str, Any]) -> Seller:
+        if isinstance(value, Seller):
+            return value
+        return cls(
+            seller_id=value["seller_id"],
+            refresh_token=value["refresh_token"],
+            marketplace_ids=list(value.get("marketplace_ids") or DEFAULT_MARKETPLACES),
+        )
+
+
+def _default_sellers() -> list[Seller]:
+    return [Seller(DEFAULT_SELLER_ID, DEFAULT_REFRESH_TOKEN, list(DEFAULT_MARKETPLACES))]
+
+
+@dataclass
+class AmazonSandboxConfig:
+    """Everything that shapes one sandbox run.
+
+    ``speed`` multiplies every rate limit's rate and divides every time-based delay
+    (feed stages, live-mode interval); bursts are unchanged.  ``visibility_delay_seconds``
+    is wall-clock seconds and is *not* divided by speed.
+    """
+
+    speed: float = 1.0
+    seed: int = 42
+    initial_orders: int = 0
+    state_file: str | None = None
+    live: bool = False
+    live_interval_seconds: float = 60.0
+    live_new_orders: int = 2
+    live_events: int = 3
+    client_id: str = "sandbox-client-id"
+    client_secret: str = "sandbox-client-secret"
+    sellers: list[Seller] = field(default_factory=_default_sellers)
+    token_ttl_seconds: int = 3600
+    visibility_delay_seconds: float = 0.0
+    rate_limits_enabled: bool = True
+    feed_stage_seconds: float = 30.0
+    upload_url_ttl_seconds: float = 300.0
+    compress_reports: bool = False
+
+    def __post_init__(self) -> None:
+        if self.speed <= 0:
+            raise ValueError("speed must be > 0")
+        self.sellers = [Seller.coerce(s) for s in self.sellers]
+        if not self.sellers:
+            raise ValueError("at least one seller is required")
+        for seller in self.sellers:
+            unknown = [m for m in seller.marketplace_ids if m not in MARKETPLACES]
+            if unknown:
+                raise ValueError(f"unknown marketplace ids {unknown} for seller {seller.seller_id}")
+
+    def seller(self, seller_id: str) -> Seller | None:
+        return next((s for s in self.sellers if s.seller_id == seller_id), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A view without secrets (for ``/_sandbox/settings``)."""
+        data = dataclasses.asdict(self)
+        data.pop("client_secret", None)
+        for seller in data["sellers"]:
+            seller.pop("refresh_token", None)
+        return data

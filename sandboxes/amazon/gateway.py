@@ -1,0 +1,138 @@
+"""The API gateway in front of every SP-API route (a pure ASGI middleware).
+
+For each request it identifies the operation, counts it, applies injected faults
+(latency, dropped connection, 500/503) before anything runs, checks the
+``x-amz-access-token`` (403 ``Unauthorized``), applies the per-seller token bucket
+(429 ``QuotaExceeded``) and adds ``x-amzn-RateLimit-Limit`` and ``x-amzn-RequestId``
+to every response of a rate-limited operation.  ``/_sandbox`` routes pass straight through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sandboxes.amazon.ratelimit import RATE_LIMITS, format_rate
+from sandboxes.amazon.store import SandboxState
+from sandboxes.amazon.util import SpApiError, now
+
+log = logging.getLogger(__name__)
+
+OPERATIONS: list[tuple[str, re.Pattern[str], str]] = [
+    (m, re.compile(p), name) for m, p, name in [
+        ("POST", r"^/auth/o2/token$", "lwaToken"),
+        ("GET", r"^/orders/2026-01-01/orders$", "searchOrders"),
+        ("GET", r"^/orders/2026-01-01/orders/[^/]+$", "getOrder"),
+        ("POST", r"^/orders/v0/orders/[^/]+/shipmentConfirmation$", "confirmShipment"),
+        ("POST", r"^/feeds/2021-06-30/documents$", "createFeedDocument"),
+        ("GET", r"^/feeds/2021-06-30/documents/[^/]+$", "getFeedDocument"),
+        ("POST", r"^/feeds/2021-06-30/feeds$", "createFeed"),
+        ("GET", r"^/feeds/2021-06-30/feeds$", "getFeeds"),
+        ("GET", r"^/feeds/2021-06-30/feeds/[^/]+$", "getFeed"),
+        ("DELETE", r"^/feeds/2021-06-30/feeds/[^/]+$", "cancelFeed"),
+        ("GET", r"^/finances/v0/financialEvents$", "listFinancialEvents"),
+        ("GET", r"^/finances/v0/orders/[^/]+/financialEvents$", "listFinancialEventsByOrderId"),
+    ]
+]
+
+UNAUTHORIZED = ("Access to requested resource is denied.", "The access token you provided is revoked, "
+                "malformed, expired or invalid.")
+
+
+def operation_for(method: str, path: str) -> str | None:
+    for op_method, pattern, name in OPERATIONS:
+        if op_method == method and pattern.match(path):
+            return name
+    return None
+
+
+class Gateway:
+    """ASGI middleware; ``on_request`` runs first on every request (advances feeds)."""
+
+    def __init__(self, app: Any, state: SandboxState, on_request: Callable[[], None] | None = None) -> None:
+        self.app = app
+        self.state = state
+        self.on_request = on_request
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.on_request is not None:
+            self.on_request()
+        operation = operation_for(scope["method"], scope["path"])
+        if operation is None:
+            await self.app(scope, receive, send)
+            return
+        state = self.state
+        state.count(operation, "requests")
+        request_id = str(uuid.uuid4())
+        rate_burst = RATE_LIMITS.get(operation)
+        extra_headers = [(b"x-amzn-requestid", request_id.encode())]
+        if rate_burst:
+            rate = rate_burst[0] * state.config.speed
+            extra_headers.append((b"x-amzn-ratelimit-limit", format_rate(rate).encode()))
+
+        faults = state.faults
+        if faults.applies(operation):
+            if faults.latency_ms:
+                await asyncio.sleep(faults.latency_ms / 1000)
+            if faults.roll_drop():
+                state.count(operation, "faults")
+                await self._drop(receive)
+                return
+            status = faults.roll_error()
+            if status:
+                state.count(operation, "faults")
+                code, message = ("InternalFailure", "We encountered an internal error. Please try again.") \
+                    if status == 500 else ("ServiceUnavailable", "Service is temporarily unavailable.")
+                await _send_json(send, status, SpApiError(status, code, message).body(), extra_headers)
+                return
+
+        if operation != "lwaToken":
+            headers = dict(scope.get("headers") or [])
+            token = headers.get(b"x-amz-access-token", b"").decode("latin-1").strip()
+            seller_id = state.seller_for_token(token)
+            if seller_id is None:
+                await _send_json(send, 403, SpApiError(403, "Unauthorized", *UNAUTHORIZED).body(), extra_headers)
+                return
+            scope.setdefault("state", {})["seller_id"] = seller_id
+            if rate_burst and state.config.rate_limits_enabled:
+                rate = rate_burst[0] * state.config.speed
+                if not state.limiter.acquire((seller_id, operation), rate, rate_burst[1], now()):
+                    state.count(operation, "throttled")
+                    body = SpApiError(429, "QuotaExceeded", "You exceeded your quota for the requested resource.")
+                    await _send_json(send, 429, body.body(), extra_headers)
+                    return
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message)
+                message["headers"] = list(message.get("headers", [])) + extra_headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    @staticmethod
+    async def _drop(receive: Any) -> None:
+        """Close the TCP connection without answering (uvicorn exposes the transport)."""
+        transport = getattr(getattr(receive, "__self__", None), "transport", None)
+        if transport is None:
+            raise ConnectionAbortedError("sandbox fault: connection dropped (no transport to close)")
+        log.info("fault injection: dropping a connection")
+        transport.abort()
+        for _ in range(3):  # let uvicorn see connection_lost, so it sends nothing more
+            await asyncio.sleep(0)
+
+
+async def _send_json(send: Any, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
+    payload = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(payload)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,1 @@
+"""Adobe Commerce (Magento 2.4) admin REST sandbox served on loopback for tests and benchmarks."""

@@ -1,0 +1,113 @@
+"""Sandbox administration under ``/_sandbox/`` (no auth): seed the catalog, inspect, faults, reset."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sandboxes.commerce.catalog import render_product, upsert_product
+from sandboxes.commerce.errors import MagentoError
+from sandboxes.commerce.faults import FaultSettings
+from sandboxes.commerce.orders import render_order
+from sandboxes.commerce.state import SandboxState
+from sandboxes.commerce.wire import loads, ok
+
+router = APIRouter(prefix="/_sandbox")
+
+
+async def _json(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        return loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MagentoError(400, "Decoding error: \nSyntax error") from exc
+
+
+def _state(request: Request) -> SandboxState:
+    return request.app.state.sandbox
+
+
+@router.post("/products")
+async def seed_products(request: Request) -> Response:
+    """``{"products": [{"sku","name","price","status","qty"}]}`` → upsert by sku."""
+    body = await _json(request)
+    products = body.get("products") if isinstance(body, dict) else None
+    if not isinstance(products, list):
+        raise MagentoError(400, '"%fieldName" is required. Enter and try again.', {"fieldName": "products"})
+    state = _state(request)
+    with state.lock:
+        saved = [upsert_product(state, p) for p in products]
+        state.save()
+    return ok({"count": len(saved), "products": [render_product(state, p) for p in saved]})
+
+
+@router.get("/orders")
+async def all_orders(request: Request) -> Response:
+    state = _state(request)
+    return ok({"items": [render_order(o) for o in state.orders.values()], "total_count": len(state.orders)})
+
+
+@router.get("/stats")
+async def stats(request: Request) -> Response:
+    state = _state(request)
+    calls = dict(sorted(state.stats.items()))
+    return ok({"calls": calls, "total": sum(calls.values())})
+
+
+@router.get("/faults")
+async def read_faults(request: Request) -> Response:
+    return ok(_state(request).faults.as_dict())
+
+
+@router.post("/faults")
+async def set_faults(request: Request) -> Response:
+    state = _state(request)
+    body = await _json(request)
+    with state.lock:
+        state.faults = FaultSettings.from_dict(body, previous=None)
+    return ok(state.faults.as_dict())
+
+
+@router.post("/reset")
+async def reset(request: Request) -> Response:
+    """Empty orders, documents and customers (and the catalog with ``{"catalog": true}``)."""
+    body = await _json(request)
+    state = _state(request)
+    state.reset(catalog=bool(isinstance(body, dict) and body.get("catalog")))
+    state.faults = FaultSettings()
+    return ok({"reset": True, "catalog_cleared": bool(isinstance(body, dict) and body.get("catalog"))})
+
+
+@router.post("/settings")
+async def settings(request: Request) -> Response:
+    """Run-time settings: ``latency_ms``, ``allow_oauth_tokens_as_bearer``, ``admin_token_ttl_seconds``."""
+    body = await _json(request)
+    state = _state(request)
+    cfg = state.config
+    if not isinstance(body, dict):
+        raise MagentoError(400, "Settings must be a JSON object.")
+    if "latency_ms" in body:
+        cfg.latency_ms = max(float(body["latency_ms"]), 0.0)
+    if "allow_oauth_tokens_as_bearer" in body:
+        cfg.allow_oauth_tokens_as_bearer = bool(body["allow_oauth_tokens_as_bearer"])
+    if "admin_token_ttl_seconds" in body:
+        cfg.admin_token_ttl_seconds = int(body["admin_token_ttl_seconds"])
+    return ok({"latency_ms": cfg.latency_ms, "allow_oauth_tokens_as_bearer": cfg.allow_oauth_tokens_as_bearer,
+               "admin_token_ttl_seconds": cfg.admin_token_ttl_seconds})
+
+
+@router.get("/state")
+async def dump_state(request: Request) -> Response:
+    """Everything (catalog, source items, customers, orders, documents) for debugging."""
+    state = _state(request)
+    snap = copy.deepcopy(state.snapshot())
+    snap.pop("admin_tokens", None)
+    snap.pop("nonces", None)
+    return ok(snap)

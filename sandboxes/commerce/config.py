@@ -1,0 +1,97 @@
+"""Configuration of the Commerce sandbox (all defaults are sandbox values, not secrets)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_EXCHANGE_RATES = {"USD": "1.0000", "CAD": "1.3500", "EUR": "0.9200", "GBP": "0.7900"}
+
+
+def _default_integration() -> dict[str, str]:
+    return {
+        "consumer_key": "sandbox-consumer-key",
+        "consumer_secret": "sandbox-consumer-secret",
+        "access_token": "sandbox-access-token",
+        "access_token_secret": "sandbox-access-token-secret",
+    }
+
+
+def _default_stores() -> dict[str, dict[str, Any]]:
+    return {
+        "default": {
+            "store_id": 1,
+            "website_id": 1,
+            "name": "Default Store View",
+            "base_currency": "USD",
+            "allowed_currencies": ["USD", "CAD", "EUR"],
+        },
+        "ca_en": {
+            "store_id": 2,
+            "website_id": 2,
+            "name": "Canada Store View",
+            "base_currency": "CAD",
+            "allowed_currencies": ["CAD", "USD"],
+        },
+    }
+
+
+@dataclass
+class CommerceSandboxConfig:
+    """Everything that shapes one sandbox instance."""
+
+    state_file: str | None = None
+    admin_username: str = "admin"
+    admin_password: str = "sandbox-admin-password"
+    admin_token_ttl_seconds: int = 4 * 3600
+    integration: dict[str, str] = field(default_factory=_default_integration)
+    allow_oauth_tokens_as_bearer: bool = False
+    stores: dict[str, dict[str, Any]] = field(default_factory=_default_stores)
+    latency_ms: float = 0.0
+    # OAuth 1.0a: accepted clock skew of oauth_timestamp, seconds.
+    oauth_timestamp_window_seconds: int = 600
+    # Magento 2.4.7+ "webapi/validation/maximum_page_size" (default 300); 0 disables the check.
+    max_page_size: int = 300
+    # Seed for the random fault injector (error_rate, drop_rate...).
+    fault_seed: int | None = None
+
+    def store_by_id(self, store_id: int) -> tuple[str, dict[str, Any]] | None:
+        for code, store in self.stores.items():
+            if int(store["store_id"]) == int(store_id):
+                return code, store
+        return None
+
+
+_ENV_PREFIX = "COMMERCE_SANDBOX_"
+
+
+def config_from_env(environ: dict[str, str] | None = None) -> CommerceSandboxConfig:
+    """Build a config from ``COMMERCE_SANDBOX_*`` environment variables (unset ones keep defaults)."""
+    env = os.environ if environ is None else environ
+    cfg = CommerceSandboxConfig()
+    for f in dataclasses.fields(cfg):
+        raw = env.get(_ENV_PREFIX + f.name.upper())
+        if raw is None:
+            continue
+        current = getattr(cfg, f.name)
+        if f.name == "fault_seed":
+            cfg.fault_seed = int(raw)
+        elif isinstance(current, bool):
+            setattr(cfg, f.name, raw.strip().lower() in ("1", "true", "yes", "on"))
+        elif isinstance(current, int):
+            setattr(cfg, f.name, int(raw))
+        elif isinstance(current, float):
+            setattr(cfg, f.name, float(raw))
+        elif f.name in ("integration", "stores"):
+            import json
+
+            setattr(cfg, f.name, json.loads(raw))
+        else:
+            setattr(cfg, f.name, raw)
+    for key in ("consumer_key", "consumer_secret", "access_token", "access_token_secret"):
+        raw = env.get(f"{_ENV_PREFIX}OAUTH_{key.upper()}")
+        if raw is not None:
+            cfg.integration[key] = raw
+    return cfg

@@ -1,0 +1,430 @@
+"""Invoices, shipments and credit memos: the order actions and their read/search routes.
+
+Amounts follow Magento's collectors in simplified form: rows are price × qty, item tax and
+discount are taken in proportion to the quantity (the last document takes the remainder),
+shipping goes with the first invoice, and a credit memo refunds at most what was paid.
+"""
+
+from __future__ import annotations
+
+import copy
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sandboxes.commerce import catalog, machine, search
+from sandboxes.commerce.context import Ctx, body_object, rest_context
+from sandboxes.commerce.errors import MagentoError, not_found
+from sandboxes.commerce.orders import get_order, touch
+from sandboxes.commerce.schema_input import coerce, properties
+from sandboxes.commerce.state import SandboxState
+from sandboxes.commerce.wire import D, format_decimal, money, ok
+
+router = APIRouter()
+ZERO = Decimal("0")
+PREFIXES = ("", "base_")
+INVOICE_ERR = "Invoice Document Validation Error(s):\n"
+SHIP_ERR = "Shipment Document Validation Error(s):\n"
+CREDITMEMO_ERR = "Creditmemo Document Validation Error(s):\n"
+
+
+def _portion(total: Any, done: Any, qty: Decimal, qty_total: Decimal, qty_done: Decimal) -> Decimal:
+    """``total`` shared in proportion to ``qty``; the document that completes it takes the rest."""
+    total, done = D(total), D(done)
+    if qty_total <= 0:
+        return ZERO
+    if qty_done + qty >= qty_total:
+        return total - done
+    return money(total * qty / qty_total)
+
+
+def _requested(raw_items: Any, order: dict[str, Any], remaining: Any, err: str, message: str) -> dict[int, Decimal]:
+    """Requested {order_item_id: qty}; omitted items mean "everything left"."""
+    by_id = {int(i["item_id"]): i for i in order["items"]}
+    if not raw_items:
+        return {item_id: remaining(item) for item_id, item in by_id.items() if remaining(item) > 0}
+    wanted: dict[int, Decimal] = {}
+    for raw in raw_items:
+        item_id = int(raw["order_item_id"])
+        if item_id not in by_id:
+            raise MagentoError(400, err + message)
+        wanted[item_id] = wanted.get(item_id, ZERO) + D(raw["qty"])
+    for item_id, qty in wanted.items():
+        if qty < 0 or qty > remaining(by_id[item_id]):
+            raise MagentoError(400, err + message)
+    return {k: v for k, v in wanted.items() if v > 0}
+
+
+def _item(order: dict[str, Any], item_id: int) -> dict[str, Any]:
+    return next(i for i in order["items"] if int(i["item_id"]) == item_id)
+
+
+def _coerce_items(body: dict[str, Any], definition: str) -> list[dict[str, Any]]:
+    items = body.get("items") or []
+    if not isinstance(items, list):
+        raise MagentoError(400, "Decoding error: \nSyntax error")
+    out = []
+    for raw in items:
+        item = coerce(definition, raw, "items")
+        for name in ("order_item_id", "qty"):
+            if item.get(name) is None:
+                raise MagentoError(400, '"%fieldName" is required. Enter and try again.', {"fieldName": name})
+        out.append(item)
+    return out
+
+
+def _doc_common(state: SandboxState, order: dict[str, Any], kind: str) -> dict[str, Any]:
+    now = state.now()
+    return {
+        "entity_id": state.next_id(kind), "increment_id": state.next_increment_id(kind, int(order["store_id"])),
+        "order_id": order["entity_id"], "store_id": order["store_id"], "created_at": now, "updated_at": now,
+        **({"billing_address_id": order["billing_address_id"]} if order.get("billing_address_id") else {}),
+    }
+
+
+def _money_doc_fields(order: dict[str, Any]) -> dict[str, Any]:
+    return {name: order[name] for name in ("base_currency_code", "global_currency_code", "order_currency_code",
+                                           "store_currency_code", "base_to_global_rate", "base_to_order_rate",
+                                           "store_to_base_rate", "store_to_order_rate") if name in order}
+
+
+def _comment(state: SandboxState, parent_id: int, raw: Any, notify: bool) -> list[dict[str, Any]]:
+    if not isinstance(raw, dict) or not raw.get("comment"):
+        return []
+    return [{"entity_id": state.next_id("document_comment"), "parent_id": parent_id, "comment": str(raw["comment"]),
+             "is_customer_notified": int(notify), "is_visible_on_front": int(bool(raw.get("is_visible_on_front"))),
+             "created_at": state.now()}]
+
+
+# --- invoice ----------------------------------------------------------------------------------
+
+
+def invoice_order(state: SandboxState, order: dict[str, Any], body: dict[str, Any]) -> int:
+    items = _coerce_items(body, "sales-data-invoice-item-creation-interface")
+    msg = "The order does not allow an invoice to be created."
+    with state.lock:
+        if not machine.can_invoice(order):
+            raise MagentoError(400, INVOICE_ERR + msg)
+        wanted = _requested(items, order, machine.qty_to_invoice, INVOICE_ERR, msg)
+        if not wanted:
+            raise MagentoError(400, INVOICE_ERR + "The invoice can't be created without products. "
+                                                  "Add products and try again.")
+        invoice = _doc_common(state, order, "invoice")
+        invoice.update(_money_doc_fields(order))
+        invoice.update(state=2, can_void_flag=0, email_sent=int(bool(body.get("notify"))), is_used_for_refund=0)
+        if body.get("capture"):
+            invoice["transaction_id"] = f"sandbox-capture-{invoice['entity_id']}"
+        totals = {f"{p}{n}": ZERO for p in PREFIXES for n in ("subtotal", "tax_amount", "discount_amount")}
+        doc_items = []
+        for item_id, qty in wanted.items():
+            item = _item(order, item_id)
+            done = D(item["qty_invoiced"])
+            line: dict[str, Any] = {"entity_id": state.next_id("invoice_item"), "parent_id": invoice["entity_id"],
+                                    "order_item_id": item_id, "sku": item["sku"], "name": item.get("name"),
+                                    "qty": qty}
+            if item.get("product_id") is not None:
+                line["product_id"] = item["product_id"]
+            for p in PREFIXES:
+                row = _portion(item[f"{p}row_total"], item[f"{p}row_invoiced"], qty, D(item["qty_ordered"]), done)
+                tax = _portion(item[f"{p}tax_amount"], item[f"{p}tax_invoiced"], qty, D(item["qty_ordered"]), done)
+                disc = _portion(item[f"{p}discount_amount"], item[f"{p}discount_invoiced"], qty,
+                                D(item["qty_ordered"]), done)
+                line.update({f"{p}price": item[f"{p}price"], f"{p}row_total": row, f"{p}tax_amount": tax,
+                             f"{p}discount_amount": disc, f"{p}price_incl_tax": item[f"{p}price_incl_tax"],
+                             f"{p}row_total_incl_tax": row + tax})
+                item[f"{p}row_invoiced"] = D(item[f"{p}row_invoiced"]) + row
+                item[f"{p}tax_invoiced"] = D(item[f"{p}tax_invoiced"]) + tax
+                item[f"{p}discount_invoiced"] = D(item[f"{p}discount_invoiced"]) + disc
+                totals[f"{p}subtotal"] += row
+                totals[f"{p}tax_amount"] += tax
+                totals[f"{p}discount_amount"] += disc
+            item["qty_invoiced"] = done + qty
+            item["updated_at"] = state.now()
+            doc_items.append(line)
+        for p in PREFIXES:
+            shipping = D(order.get(f"{p}shipping_amount")) - D(order.get(f"{p}shipping_invoiced"))
+            shipping_tax = ZERO
+            if shipping > 0:
+                shipping_tax = D(order.get(f"{p}shipping_tax_amount"))
+            tax = totals[f"{p}tax_amount"] + shipping_tax
+            discount = totals[f"{p}discount_amount"]
+            grand = totals[f"{p}subtotal"] + tax + shipping - discount
+            invoice.update({
+                f"{p}subtotal": totals[f"{p}subtotal"], f"{p}subtotal_incl_tax": totals[f"{p}subtotal"]
+                + totals[f"{p}tax_amount"], f"{p}tax_amount": tax, f"{p}shipping_amount": shipping,
+                f"{p}shipping_tax_amount": shipping_tax, f"{p}shipping_incl_tax": shipping + shipping_tax,
+                f"{p}discount_amount": -discount, f"{p}grand_total": grand,
+            })
+            order[f"{p}subtotal_invoiced"] = D(order.get(f"{p}subtotal_invoiced")) + totals[f"{p}subtotal"]
+            order[f"{p}tax_invoiced"] = D(order.get(f"{p}tax_invoiced")) + tax
+            order[f"{p}shipping_invoiced"] = D(order.get(f"{p}shipping_invoiced")) + shipping
+            order[f"{p}discount_invoiced"] = D(order.get(f"{p}discount_invoiced")) - discount
+            order[f"{p}total_invoiced"] = D(order.get(f"{p}total_invoiced")) + grand
+            order[f"{p}total_paid"] = D(order.get(f"{p}total_paid")) + grand
+            order[f"{p}total_due"] = D(order.get(f"{p}grand_total")) - order[f"{p}total_paid"]
+            payment = order["payment"]
+            payment[f"{p}amount_paid"] = D(payment.get(f"{p}amount_paid")) + grand
+            payment[f"{'base_' if p else ''}shipping_captured"] = D(
+                payment.get(f"{'base_' if p else ''}shipping_captured")) + shipping
+        invoice["total_qty"] = sum(wanted.values(), ZERO)
+        invoice["items"] = doc_items
+        invoice["comments"] = _comment(state, invoice["entity_id"], body.get("comment"), bool(body.get("notify")))
+        machine.check_state(order, in_process=True)
+        touch(state, order)
+        state.invoices[invoice["entity_id"]] = invoice
+        state.save()
+        return int(invoice["entity_id"])
+
+
+# --- shipment ---------------------------------------------------------------------------------
+
+
+def ship_order(state: SandboxState, order: dict[str, Any], body: dict[str, Any]) -> int:
+    items = _coerce_items(body, "sales-data-shipment-item-creation-interface")
+    tracks = [coerce("sales-data-shipment-track-creation-interface", t, "tracks") for t in body.get("tracks") or []]
+    for track in tracks:
+        for name in ("track_number", "title", "carrier_code"):
+            if not track.get(name):
+                raise MagentoError(400, '"%fieldName" is required. Enter and try again.', {"fieldName": name})
+    msg = "The order does not allow a shipment to be created."
+    with state.lock:
+        if not machine.can_ship(order):
+            raise MagentoError(400, SHIP_ERR + msg)
+        wanted = _requested(items, order, machine.qty_to_ship, SHIP_ERR, msg)
+        if not wanted:
+            raise MagentoError(400, SHIP_ERR + "You can't create a shipment without products.")
+        shipment = _doc_common(state, order, "shipment")
+        shipment.update(customer_id=order.get("customer_id"), email_sent=int(bool(body.get("notify"))),
+                        shipment_status=None, packages=[], shipping_label=None)
+        shipment = {k: v for k, v in shipment.items() if v is not None}
+        assignments = order.get("extension_attributes", {}).get("shipping_assignments") or []
+        address = assignments[0].get("shipping", {}).get("address") if assignments else None
+        if address and address.get("entity_id"):
+            shipment["shipping_address_id"] = address["entity_id"]
+        doc_items, total_weight = [], ZERO
+        for item_id, qty in wanted.items():
+            item = _item(order, item_id)
+            weight = D(item.get("weight"))
+            line = {"entity_id": state.next_id("shipment_item"), "parent_id": shipment["entity_id"],
+                    "order_item_id": item_id, "sku": item["sku"], "name": item.get("name"), "qty": qty,
+                    "price": item["price"], "row_total": money(D(item["price"]) * qty), "weight": weight}
+            if item.get("product_id") is not None:
+                line["product_id"] = item["product_id"]
+            total_weight += weight * qty
+            item["qty_shipped"] = D(item["qty_shipped"]) + qty
+            item["updated_at"] = state.now()
+            doc_items.append(line)
+        total_qty = sum(wanted.values(), ZERO)
+        shipment.update(total_qty=total_qty, total_weight=total_weight, items=doc_items)
+        shipment["tracks"] = [
+            {"entity_id": state.next_id("shipment_track"), "parent_id": shipment["entity_id"],
+             "order_id": order["entity_id"], "track_number": t["track_number"], "title": t["title"],
+             "carrier_code": t["carrier_code"], "weight": total_weight, "qty": total_qty, "description": "",
+             "created_at": shipment["created_at"], "updated_at": shipment["updated_at"]}
+            for t in tracks
+        ]
+        shipment["comments"] = _comment(state, shipment["entity_id"], body.get("comment"), bool(body.get("notify")))
+        machine.check_state(order, in_process=True)
+        touch(state, order)
+        state.shipments[shipment["entity_id"]] = shipment
+        state.save()
+        return int(shipment["entity_id"])
+
+
+# --- credit memo ------------------------------------------------------------------------------
+
+
+def refund_order(state: SandboxState, order: dict[str, Any], body: dict[str, Any]) -> int:  # noqa: C901
+    items = _coerce_items(body, "sales-data-creditmemo-item-creation-interface")
+    arguments = coerce("sales-data-creditmemo-creation-arguments-interface", body.get("arguments") or {},
+                       "arguments")
+    return_ids = {int(i) for i in (arguments.get("extension_attributes") or {}).get("return_to_stock_items") or []}
+    with state.lock:
+        if not machine.can_creditmemo(order):
+            raise MagentoError(400, CREDITMEMO_ERR + "The order does not allow a creditmemo to be created.")
+        by_id = {int(i["item_id"]): i for i in order["items"]}
+        for raw in items:
+            if int(raw["order_item_id"]) not in by_id:
+                raise MagentoError(400, CREDITMEMO_ERR + "The creditmemo contains product item id %1 that is not "
+                                   "part of the original order.", [int(raw["order_item_id"])])
+        wanted: dict[int, Decimal] = {}
+        if items:
+            for raw in items:
+                wanted[int(raw["order_item_id"])] = wanted.get(int(raw["order_item_id"]), ZERO) + D(raw["qty"])
+        else:
+            wanted = {k: machine.qty_to_refund(i) for k, i in by_id.items() if machine.qty_to_refund(i) > 0}
+        for item_id, qty in wanted.items():
+            if qty < 0 or qty > machine.qty_to_refund(by_id[item_id]):
+                raise MagentoError(400, CREDITMEMO_ERR + 'The quantity to creditmemo must not be greater than the '
+                                   f'unrefunded quantity for product SKU "{by_id[item_id]["sku"]}".')
+        wanted = {k: v for k, v in wanted.items() if v > 0}
+        if not return_ids <= set(wanted):
+            raise MagentoError(400, CREDITMEMO_ERR + "The return to stock argument contains product item that is "
+                               "not part of the original order.")
+        memo = _doc_common(state, order, "creditmemo")
+        memo.update(_money_doc_fields(order))
+        memo.update(state=2, creditmemo_status=2, email_sent=int(bool(body.get("notify"))))
+        updates: list[tuple[dict[str, Any], Decimal, dict[str, Decimal]]] = []
+        totals = {f"{p}{n}": ZERO for p in PREFIXES for n in ("subtotal", "tax_amount", "discount_amount")}
+        doc_items = []
+        for item_id, qty in wanted.items():
+            item = by_id[item_id]
+            done, invoiced = D(item["qty_refunded"]), D(item["qty_invoiced"])
+            line: dict[str, Any] = {"entity_id": state.next_id("creditmemo_item"), "parent_id": memo["entity_id"],
+                                    "order_item_id": item_id, "sku": item["sku"], "name": item.get("name"),
+                                    "qty": qty, "base_cost": D(item.get("base_cost"))}
+            if item.get("product_id") is not None:
+                line["product_id"] = item["product_id"]
+            deltas: dict[str, Decimal] = {}
+            for p in PREFIXES:
+                row = _portion(item[f"{p}row_invoiced"], item[f"{p}amount_refunded"], qty, invoiced, done)
+                tax = _portion(item[f"{p}tax_invoiced"], item[f"{p}tax_refunded"], qty, invoiced, done)
+                disc = _portion(item[f"{p}discount_invoiced"], item[f"{p}discount_refunded"], qty, invoiced, done)
+                line.update({f"{p}price": item[f"{p}price"], f"{p}row_total": row, f"{p}tax_amount": tax,
+                             f"{p}discount_amount": disc, f"{p}price_incl_tax": item[f"{p}price_incl_tax"],
+                             f"{p}row_total_incl_tax": row + tax})
+                deltas.update({f"{p}amount_refunded": row, f"{p}tax_refunded": tax, f"{p}discount_refunded": disc})
+                totals[f"{p}subtotal"] += row
+                totals[f"{p}tax_amount"] += tax
+                totals[f"{p}discount_amount"] += disc
+            updates.append((item, qty, deltas))
+            doc_items.append(line)
+        for p in PREFIXES:
+            shipping_left = D(order.get(f"{p}shipping_invoiced")) - D(order.get(f"{p}shipping_refunded"))
+            requested = arguments.get("shipping_amount")
+            shipping = shipping_left if requested is None else D(requested)
+            if shipping > shipping_left or shipping < 0:
+                raise MagentoError(400, "The most money available to refund is %1.",
+                                   [format_decimal(max(shipping_left, ZERO))])
+            full_shipping = D(order.get(f"{p}shipping_amount"))
+            shipping_tax = money(D(order.get(f"{p}shipping_tax_amount")) * shipping / full_shipping) \
+                if full_shipping > 0 else ZERO
+            adj_pos = D(arguments.get("adjustment_positive"))
+            adj_neg = D(arguments.get("adjustment_negative"))
+            tax = totals[f"{p}tax_amount"] + shipping_tax
+            grand = totals[f"{p}subtotal"] + tax + shipping - totals[f"{p}discount_amount"] + adj_pos - adj_neg
+            available = D(order.get(f"{p}total_paid")) - D(order.get(f"{p}total_refunded"))
+            if grand > available + machine.EPSILON:
+                raise MagentoError(400, "The most money available to refund is %1.", [format_decimal(available)])
+            if grand <= 0 and not p:
+                raise MagentoError(400, CREDITMEMO_ERR + "The credit memo's total must be positive.")
+            memo.update({
+                f"{p}subtotal": totals[f"{p}subtotal"],
+                f"{p}subtotal_incl_tax": totals[f"{p}subtotal"] + totals[f"{p}tax_amount"],
+                f"{p}tax_amount": tax, f"{p}shipping_amount": shipping, f"{p}shipping_tax_amount": shipping_tax,
+                f"{p}shipping_incl_tax": shipping + shipping_tax, f"{p}discount_amount": -totals[f"{p}discount_amount"],
+                f"{p}adjustment_positive": adj_pos, f"{p}adjustment_negative": adj_neg,
+                f"{p}adjustment": adj_pos - adj_neg, f"{p}grand_total": grand,
+            })
+        # Validation passed: apply to the order.
+        for item, qty, deltas in updates:
+            item["qty_refunded"] = D(item["qty_refunded"]) + qty
+            for name, value in deltas.items():
+                item[name] = D(item.get(name)) + value
+            item["updated_at"] = state.now()
+            if int(item["item_id"]) in return_ids:
+                catalog.return_to_stock(state, item["sku"], qty)
+        for p in PREFIXES:
+            for order_field, memo_field in (("subtotal_refunded", "subtotal"), ("tax_refunded", "tax_amount"),
+                                            ("shipping_refunded", "shipping_amount"),
+                                            ("shipping_tax_refunded", "shipping_tax_amount"),
+                                            ("total_refunded", "grand_total"),
+                                            ("total_offline_refunded", "grand_total"),
+                                            ("adjustment_positive", "adjustment_positive"),
+                                            ("adjustment_negative", "adjustment_negative")):
+                order[f"{p}{order_field}"] = D(order.get(f"{p}{order_field}")) + memo[f"{p}{memo_field}"]
+            order[f"{p}discount_refunded"] = D(order.get(f"{p}discount_refunded")) + memo[f"{p}discount_amount"]
+            order["payment"][f"{p}amount_refunded"] = D(order["payment"].get(f"{p}amount_refunded")) + memo[
+                f"{p}grand_total"]
+        memo["items"] = doc_items
+        memo["comments"] = _comment(state, memo["entity_id"], body.get("comment"), bool(body.get("notify")))
+        machine.check_state(order)
+        touch(state, order)
+        state.creditmemos[memo["entity_id"]] = memo
+        state.save()
+        return int(memo["entity_id"])
+
+
+# --- routes -----------------------------------------------------------------------------------
+
+
+@router.post("/V1/order/{order_id}/invoice")
+async def post_invoice(order_id: str, ctx: Ctx = Depends(rest_context)) -> Response:
+    return ok(invoice_order(ctx.state, get_order(ctx.state, order_id), body_object(ctx)))
+
+
+@router.post("/V1/order/{order_id}/ship")
+async def post_ship(order_id: str, ctx: Ctx = Depends(rest_context)) -> Response:
+    return ok(ship_order(ctx.state, get_order(ctx.state, order_id), body_object(ctx)))
+
+
+@router.post("/V1/order/{order_id}/refund")
+async def post_refund(order_id: str, ctx: Ctx = Depends(rest_context)) -> Response:
+    return ok(refund_order(ctx.state, get_order(ctx.state, order_id), body_object(ctx)))
+
+
+def _fields(definition: str) -> set[str]:
+    return {k for k, v in properties(definition).items() if v.get("type") in ("string", "number", "integer")}
+
+
+TABLES = {
+    "invoices": "sales-data-invoice-interface",
+    "shipments": "sales-data-shipment-interface",
+    "creditmemos": "sales-data-creditmemo-interface",
+}
+
+
+def _search(table: str, request: Request, ctx: Ctx) -> Response:
+    criteria = search.parse_search_criteria(request.query_params.multi_items(),
+                                            max_page_size=ctx.state.config.max_page_size)
+    rows = list(getattr(ctx.state, table).values())
+    page, total = search.apply(rows, criteria, _fields(TABLES[table]))
+    return ok({"items": copy.deepcopy(page), "search_criteria": criteria.echo(), "total_count": total})
+
+
+def _read(table: str, doc_id: str, ctx: Ctx) -> Response:
+    try:
+        doc = getattr(ctx.state, table).get(int(doc_id))
+    except ValueError:
+        doc = None
+    if doc is None:
+        raise not_found()
+    return ok(copy.deepcopy(doc))
+
+
+@router.get("/V1/invoices")
+async def search_invoices(request: Request, ctx: Ctx = Depends(rest_context)) -> Response:
+    return _search("invoices", request, ctx)
+
+
+@router.get("/V1/shipments")
+async def search_shipments(request: Request, ctx: Ctx = Depends(rest_context)) -> Response:
+    return _search("shipments", request, ctx)
+
+
+@router.get("/V1/creditmemos")
+async def search_creditmemos(request: Request, ctx: Ctx = Depends(rest_context)) -> Response:
+    return _search("creditmemos", request, ctx)
+
+
+@router.get("/V1/invoice/{doc_id}")
+async def read_invoice(doc_id: str, ctx: Ctx = Depends(rest_context)) -> Response:
+    return _read("invoices", doc_id, ctx)
+
+
+@router.get("/V1/invoices/{doc_id}")
+async def read_invoice_v2(doc_id: str, ctx: Ctx = Depends(rest_context)) -> Response:
+    return _read("invoices", doc_id, ctx)
+
+
+@router.get("/V1/shipment/{doc_id}")
+async def read_shipment(doc_id: str, ctx: Ctx = Depends(rest_context)) -> Response:
+    return _read("shipments", doc_id, ctx)
+
+
+@router.get("/V1/creditmemo/{doc_id}")
+async def read_creditmemo(doc_id: str, ctx: Ctx = Depends(rest_context)) -> Response:
+    return _read("creditmemos", doc_id, ctx)

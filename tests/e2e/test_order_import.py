@@ -1,0 +1,88 @@
+"""amazon_order_import end to end with dag.test(), against both sandboxes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def merchant_orders(channel, count, status="UNSHIPPED", seed=11):
+    return channel.generated_orders(count, seed=seed, status=status, fulfilled_by="MERCHANT")
+
+
+def assert_success(states):
+    failed = {k: v for k, v in states.items() if v not in ("success", "skipped")}
+    assert not failed, failed
+
+
+def test_imports_each_order_once_with_amazons_totals(channel):
+    orders = merchant_orders(channel, 12)
+    channel.load_amazon_orders(orders)
+    assert_success(channel.run_dag("amazon_order_import"))
+
+    by_id = channel.commerce_orders_by_amazon_id()
+    for order in orders:
+        [commerce] = by_id[order["orderId"]]
+        assert Decimal(str(commerce["grand_total"])) == Decimal(order["proceeds"]["grandTotal"]["amount"])
+        assert {i["ext_order_item_id"] for i in commerce["items"]} == {i["orderItemId"] for i in order["orderItems"]}
+        assert commerce["state"] == "processing"  # invoiced on import (the default)
+        row = channel.store.get_order(order["orderId"])
+        assert row["sync_status"] == "imported" and row["commerce_order_id"] == int(commerce["entity_id"])
+
+    # a rerun changes nothing
+    before = channel.commerce("GET", "/_sandbox/stats")
+    assert_success(channel.run_dag("amazon_order_import"))
+    assert {k: len(v) for k, v in channel.commerce_orders_by_amazon_id().items()} == {o["orderId"]: 1 for o in orders}
+    after = channel.commerce("GET", "/_sandbox/stats")
+    writes = lambda stats: {k: v for k, v in (stats.get("calls") or stats).items() if not str(k).startswith("GET")}  # noqa: E731
+    assert writes(after) == writes(before)
+
+
+def test_pending_fba_and_missing_products(channel):
+    pending = merchant_orders(channel, 2, status="PENDING", seed=21)
+    fba_unshipped = channel.generated_orders(1, seed=22, status="UNSHIPPED", fulfilled_by="AMAZON")
+    fba_shipped = channel.generated_orders(1, seed=23, status="SHIPPED", fulfilled_by="AMAZON")
+    unknown_sku = merchant_orders(channel, 1, seed=24)
+    unknown_sku[0]["orderItems"][0]["product"]["sellerSku"] = "NOT-IN-CATALOG"
+    channel.load_amazon_orders(pending + fba_unshipped + fba_shipped + unknown_sku)
+    assert_success(channel.run_dag("amazon_order_import"))
+
+    by_id = channel.commerce_orders_by_amazon_id()
+    assert not any(o["orderId"] in by_id for o in pending + fba_unshipped + unknown_sku)
+    [fba] = by_id[fba_shipped[0]["orderId"]]
+    assert fba["state"] == "complete"
+    assert channel.store.get_order(pending[0]["orderId"])["sync_status"] == "pending_payment"
+    waiting = channel.store.get_order(unknown_sku[0]["orderId"])
+    assert waiting["sync_status"] == "waiting_product" and "NOT-IN-CATALOG" in waiting["sync_reason"]
+
+    # the product appears: the waiting order is created on the next run
+    channel.seed_products([{"sku": "NOT-IN-CATALOG", "name": "Late product", "price": "5.00", "status": 1, "qty": 50}])
+    assert_success(channel.run_dag("amazon_order_import"))
+    assert len(channel.commerce_orders_by_amazon_id()[unknown_sku[0]["orderId"]]) == 1
+
+
+def test_malformed_order_is_quarantined_and_others_go_on(channel):
+    good = merchant_orders(channel, 3, seed=31)
+    bad = merchant_orders(channel, 1, seed=32)
+    bad[0]["proceeds"]["grandTotal"]["amount"] = "0.01"
+    channel.load_amazon_orders(good + bad)
+    assert_success(channel.run_dag("amazon_order_import"))
+    by_id = channel.commerce_orders_by_amazon_id()
+    assert all(o["orderId"] in by_id for o in good)
+    assert bad[0]["orderId"] not in by_id
+    [q] = channel.store.open_quarantine("amazon_order")
+    assert q["entity_id"] == bad[0]["orderId"] and "do not add up" in q["reason"]
+
+
+def test_commit_then_fail_never_duplicates(channel):
+    orders = merchant_orders(channel, 6, seed=41)
+    channel.load_amazon_orders(orders)
+    channel.commerce_faults(fail_next=[{"route": "POST /V1/orders", "kind": "commit_then_fail", "count": 3}])
+    channel.run_dag("amazon_order_import")
+    channel.commerce_faults()
+    assert_success(channel.run_dag("amazon_order_import"))
+    by_id = channel.commerce_orders_by_amazon_id()
+    assert {o["orderId"]: len(by_id.get(o["orderId"], [])) for o in orders} == {o["orderId"]: 1 for o in orders}
