@@ -16,10 +16,11 @@ Schedule: `SALES_CHANNEL_IMPORT_SCHEDULE` (default every 5 minutes).
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, task
 
 from amazon_commerce_sync.constants import ASSET_COMMERCE_ORDERS, DAG_ORDER_IMPORT, OWNER
 from amazon_commerce_sync.pipelines.tasks import environment_schedule
@@ -81,18 +82,17 @@ def amazon_order_import():
     def anything_changed(summaries: list[dict]) -> bool:
         changed = sum(s.get("created", 0) + s.get("updated", 0) + s.get("cancelled", 0) + s.get("on_hold", 0)
                       for s in summaries)  # fmt: skip
-        get_current_context()["ti"].log.info("Commerce orders created or changed: %d", changed)
+        logging.getLogger(__name__).info("Commerce orders created or changed: %d", changed)
         return changed > 0
 
     @task(outlets=[COMMERCE_ORDERS])
-    def announce(summaries: list[dict]) -> int:
+    def announce() -> None:
         """Emits the Commerce-orders asset (the shipment sync listens to it)."""
-        return len(summaries)
 
     account_ids = accounts()
     extracted = extract.expand(account_id=account_ids)
     loaded = load.expand(account_id=account_ids, extracted=extracted)
-    announce(anything_changed(loaded))
+    anything_changed(loaded) >> announce()
 
 
 amazon_order_import()

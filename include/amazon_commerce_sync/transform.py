@@ -397,7 +397,6 @@ def build_order(
         "customer_group_id": (customer or {}).get("group_id", 0),
         "customer_note_notify": 0,
         "email_sent": 0,
-        "send_email": 0,
         "subtotal": amounts.subtotal,
         "base_subtotal": amounts.subtotal,
         "subtotal_incl_tax": amounts.subtotal + sum((i.tax for i in amounts.items), ZERO),

@@ -202,3 +202,18 @@ def test_every_generated_sandbox_order_adds_up():
         products = {i["product"]["sellerSku"]: {"id": 1} for i in o["orderItems"]}
         entity = transform.build_order(o, amounts, ACCOUNT, products=products)
         assert entity["grand_total"] == amounts.grand_total
+
+
+def test_payload_conforms_to_adobes_order_schema():
+    """What we POST to /V1/orders is a valid sales-data-order-interface (Adobe's official OpenAPI)."""
+    import json
+
+    from sandboxes.swagger import validate
+
+    for o in (
+        order(item(shipping="4.99", item_tax="1.60", ship_tax="0.40", discount="2.00")),
+        order(buyer={}, address={"city": "Seattle"}, fulfilled_by="AMAZON", status="SHIPPED"),
+    ):
+        _, entity = build(o, customer=None)
+        wire = json.loads(json.dumps(entity, default=lambda d: float(d)))
+        validate("commerce/adobe-commerce-admin-openapi-2.4.9.json", "sales-data-order-interface", wire)
