@@ -64,6 +64,7 @@ class AccountSettings:
     account_id: str
     marketplace_ids: tuple[str, ...]
     import_orders_after: datetime
+    merchant_id: str = ""  # the seller id (MerchantIdentifier in feeds); defaults to account_id
     amazon_conn_id: str = AMAZON_CONN_ID
     commerce_conn_id: str = COMMERCE_CONN_ID
     store_id: int = 1
@@ -90,6 +91,10 @@ class AccountSettings:
 
     def shipping_method(self, service_level: str | None) -> str:
         return self.shipping_method_map.get(service_level or "", self.default_shipping_method)
+
+    @property
+    def merchant_identifier(self) -> str:
+        return self.merchant_id or self.account_id
 
     def cursor_stream(self, marketplace_id: str) -> str:
         return f"orders:{self.account_id}:{marketplace_id}"
@@ -177,6 +182,7 @@ def parse_account(raw: Mapping[str, Any], index: int) -> AccountSettings:
     kw["marketplace_ids"] = tuple(marketplaces)
     kw["import_orders_after"] = _parse_time(f"{where}.import_orders_after", raw["import_orders_after"])
     for name in (
+        "merchant_id",
         "amazon_conn_id",
         "commerce_conn_id",
         "new_order_status",

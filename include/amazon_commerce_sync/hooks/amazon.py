@@ -72,6 +72,7 @@ RATE_LIMITS: dict[str, tuple[float, int]] = {
     "createFeed": (0.0083, 15),
     "getFeed": (2.0, 15),
     "getFeedDocument": (0.0222, 10),
+    "getFeeds": (0.0222, 10),
     "listFinancialEvents": (0.5, 30),
     "listFinancialEventsByOrderId": (0.5, 30),
 }
@@ -534,6 +535,14 @@ class AmazonSpApiHook(HttpHook):
     def get_feed(self, feed_id: str) -> dict[str, Any]:
         """The feed's status (``processingStatus``, ``resultFeedDocumentId`` when DONE)."""
         return self._call("GET", f"/feeds/2021-06-30/feeds/{feed_id}", operation="getFeed") or {}
+
+    def list_feeds(self, feed_types: Sequence[str], *, created_since: datetime | None = None) -> list[dict[str, Any]]:
+        """Recent feeds of these types (newest first, one page of up to 100), optionally created since a time."""
+        params: dict[str, Any] = {"feedTypes": _csv(feed_types), "pageSize": 100}
+        if created_since is not None:
+            params["createdSince"] = iso_utc(created_since)
+        body = self._call("GET", "/feeds/2021-06-30/feeds", operation="getFeeds", params=params) or {}
+        return list(body.get("feeds") or [])
 
     def get_feed_document(self, document_id: str) -> dict[str, Any]:
         """``{"feedDocumentId", "url", "compressionAlgorithm"?}`` of a (result) document."""
