@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# `make run`: both sandboxes (live mode) + Airflow standalone with the integration's DAGs, wired together.
+# Ctrl-C stops everything this script started. State lives in ./var (delete it to start afresh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VAR=$ROOT/var
+PY=$ROOT/.venv/bin/python
+export PATH="$ROOT/.venv/bin:$PATH"
+mkdir -p "$VAR"
+chmod 700 "$VAR"
+
+AMAZON_PORT=${AMAZON_SANDBOX_PORT:-8701}
+COMMERCE_PORT=${COMMERCE_SANDBOX_PORT:-8702}
+AIRFLOW_PORT=${AIRFLOW_PORT:-8080}
+export AMAZON_PORT COMMERCE_PORT
+
+# Credentials of this checkout's sandboxes and UI: random, made once, kept out of git (var/ is ignored).
+if [ ! -f "$VAR/secrets.env" ]; then
+  umask 077
+  "$PY" - > "$VAR/secrets.env" <<'PY'
+import secrets
+from datetime import UTC, datetime, timedelta
+for name in ("LWA_CLIENT_SECRET", "LWA_REFRESH_TOKEN", "COMMERCE_ADMIN_PASSWORD", "UI_ADMIN_PASSWORD"):
+    print(f"{name}={secrets.token_urlsafe(24)}")
+print("LWA_CLIENT_ID=amzn1.application-oa2-client." + secrets.token_hex(8))
+# Orders placed before the channel is connected are never imported (as the Sales Channel does).
+print("IMPORT_ORDERS_AFTER=" + (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+PY
+fi
+set -a; . "$VAR/secrets.env"; set +a
+
+export AIRFLOW_HOME=$VAR/airflow
+export AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER=$ROOT/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
+export AIRFLOW__API__PORT=$AIRFLOW_PORT
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin"
+export SALES_CHANNEL_IMPORT_SCHEDULE=${SALES_CHANNEL_IMPORT_SCHEDULE:-"*/2 * * * *"}
+export SALES_CHANNEL_DB_URL=${SALES_CHANNEL_DB_URL:-sqlite:///$VAR/sales_channel.db}
+mkdir -p "$AIRFLOW_HOME"
+printf '{"admin": "%s"}\n' "$UI_ADMIN_PASSWORD" > "$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
+
+# The Airflow connections and settings, as environment variables (see README "Configuration").
+export AIRFLOW_CONN_AMAZON_SP_API=$("$PY" -c '
+import json, os
+print(json.dumps({"conn_type": "http", "host": "http://127.0.0.1:" + os.environ["AMAZON_PORT"],
+  "login": os.environ["LWA_CLIENT_ID"], "password": os.environ["LWA_CLIENT_SECRET"],
+  "extra": {"refresh_token": os.environ["LWA_REFRESH_TOKEN"],
+            "lwa_endpoint": "http://127.0.0.1:" + os.environ["AMAZON_PORT"] + "/auth/o2/token"}}))' )
+export AIRFLOW_CONN_COMMERCE=$("$PY" -c '
+import json, os
+print(json.dumps({"conn_type": "http", "host": "http://127.0.0.1:" + os.environ["COMMERCE_PORT"],
+  "login": "admin", "password": os.environ["COMMERCE_ADMIN_PASSWORD"],
+  "extra": {"store_code": "default", "auth": "admin"}}))' )
+export AIRFLOW_VAR_SALES_CHANNEL_SETTINGS=$("$PY" -c '
+import json, os
+print(json.dumps({"accounts": [{"account_id": "us-main", "merchant_id": "A2SANDBOXSELLER1",
+  "marketplace_ids": ["ATVPDKIKX0DER", "A2EUQ1WTGCTBG2"], "import_orders_after": os.environ["IMPORT_ORDERS_AFTER"]}]}))' )
+
+PIDS=()
+killtree() {  # children first, so nothing is left orphaned (airflow standalone has many)
+  local child
+  for child in $(pgrep -P "$1" 2>/dev/null); do killtree "$child"; done
+  kill "$1" 2>/dev/null || true
+}
+cleanup() {
+  trap - EXIT INT TERM
+  echo; echo "Stopping..."
+  for pid in "${PIDS[@]}"; do killtree "$pid"; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+wait_for() {  # url name
+  for _ in $(seq 1 120); do
+    "$PY" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" "$1" 2>/dev/null && return 0
+    sleep 0.5
+  done
+  echo "$2 did not start; see $VAR/*.log" >&2; exit 1
+}
+
+AMAZON_SANDBOX_CLIENT_ID=$LWA_CLIENT_ID AMAZON_SANDBOX_CLIENT_SECRET=$LWA_CLIENT_SECRET \
+AMAZON_SANDBOX_REFRESH_TOKEN=$LWA_REFRESH_TOKEN \
+  "$PY" -m sandboxes.amazon --host 127.0.0.1 --port "$AMAZON_PORT" --state-file "$VAR/amazon-sandbox.json" \
+  --live --live-interval "${AMAZON_SANDBOX_LIVE_INTERVAL:-30}" --orders "${AMAZON_SANDBOX_ORDERS:-20}" \
+  > "$VAR/amazon-sandbox.log" 2>&1 &
+PIDS+=($!)
+COMMERCE_SANDBOX_ADMIN_PASSWORD=$COMMERCE_ADMIN_PASSWORD \
+  "$PY" -m sandboxes.commerce --host 127.0.0.1 --port "$COMMERCE_PORT" --state-file "$VAR/commerce-sandbox.json" \
+  > "$VAR/commerce-sandbox.log" 2>&1 &
+PIDS+=($!)
+wait_for "http://127.0.0.1:$AMAZON_PORT/_sandbox/health" "Amazon sandbox"
+wait_for "http://127.0.0.1:$COMMERCE_PORT/_sandbox/stats" "Commerce sandbox"
+# The Commerce catalog holds the SKUs the Amazon sandbox sells (an upsert: safe on every start).
+"$PY" - <<'PY'
+import json, os, urllib.request
+from sandboxes.amazon.generator import CATALOG
+body = json.dumps({"products": [{"sku": p["sku"], "name": p["name"], "price": str(p["price"]), "status": 1,
+                                 "qty": 500} for p in CATALOG]}).encode()
+request = urllib.request.Request(f"http://127.0.0.1:{os.environ['COMMERCE_PORT']}/_sandbox/products", data=body,
+                                 headers={"Content-Type": "application/json"}, method="POST")
+urllib.request.urlopen(request, timeout=10).read()
+PY
+
+cat <<MSG
+
+  Amazon SP-API sandbox  http://127.0.0.1:$AMAZON_PORT   (admin: /_sandbox/orders, /_sandbox/feeds, ...)
+  Commerce sandbox       http://127.0.0.1:$COMMERCE_PORT   (admin: /_sandbox/orders)
+  Airflow UI             http://127.0.0.1:$AIRFLOW_PORT   user: admin   password: $UI_ADMIN_PASSWORD
+  (logs in var/; Ctrl-C stops everything)
+
+MSG
+
+"$ROOT/.venv/bin/airflow" standalone > "$VAR/airflow.log" 2>&1 &
+PIDS+=($!)
+wait_for "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" "Airflow"
+echo "Airflow is up: http://127.0.0.1:$AIRFLOW_PORT (user admin). Following var/airflow.log ..."
+tail -n 0 -f "$VAR/airflow.log" &
+PIDS+=($!)
+wait "${PIDS[2]}"
