@@ -51,8 +51,15 @@ class SalesChannel:
     def amazon_order(self, order_id: str) -> dict[str, Any]:
         return self.amazon("GET", f"/_sandbox/orders/{order_id}")["order"]
 
-    def amazon_event(self, order_id: str, event: dict[str, Any]) -> Any:
-        return self.amazon("POST", f"/_sandbox/orders/{order_id}/events", json=event)
+    def amazon_event(self, order_id: str, event: dict[str, Any], *, age: timedelta = timedelta(minutes=5)) -> Any:
+        """Apply an Amazon-side event, then date it ``age`` back so it is past Amazon's 2-minute rule."""
+        result = self.amazon("POST", f"/_sandbox/orders/{order_id}/events", json=event)
+        if age:
+            order = self.amazon_order(order_id)
+            when = datetime.now(UTC) - age
+            order["lastUpdatedTime"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+            self.load_amazon_orders([order])
+        return result
 
     # -- Commerce side ------------------------------------------------------------------------
     def commerce(self, method: str, path: str, **kw) -> Any:

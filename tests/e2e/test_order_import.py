@@ -86,3 +86,59 @@ def test_commit_then_fail_never_duplicates(channel):
     assert_success(channel.run_dag("amazon_order_import"))
     by_id = channel.commerce_orders_by_amazon_id()
     assert {o["orderId"]: len(by_id.get(o["orderId"], [])) for o in orders} == {o["orderId"]: 1 for o in orders}
+
+
+def stock_of(channel, skus):
+    from amazon_commerce_sync.hooks.commerce import CommerceHook
+
+    items = CommerceHook().get_source_items(sorted(skus))
+    return {sku: Decimal(str(items[sku][0]["quantity"])) for sku in skus}
+
+
+def test_stock_moves_once_per_order_and_comes_back_on_cancellation(channel):
+    orders = merchant_orders(channel, 20, seed=51)  # 20 orders over 18 SKUs: several share a SKU in one page
+    ordered: dict[str, int] = {}
+    for order in orders:
+        for item in order["orderItems"]:
+            sku = item["product"]["sellerSku"]
+            ordered[sku] = ordered.get(sku, 0) + item["quantityOrdered"]
+    channel.load_amazon_orders(orders)
+    assert_success(channel.run_dag("amazon_order_import"))
+    assert_success(channel.run_dag("amazon_order_import"))  # a rerun moves nothing
+    assert stock_of(channel, ordered) == {sku: Decimal(1000 - qty) for sku, qty in ordered.items()}
+
+    # Amazon cancels one order: Commerce cancels it (invoiced: refunded offline) and the stock comes back
+    cancelled = orders[0]
+    channel.amazon_event(cancelled["orderId"], {"type": "cancel"})
+    assert_success(channel.run_dag("amazon_order_import"))
+    [commerce] = channel.commerce_orders_by_amazon_id()[cancelled["orderId"]]
+    assert commerce["state"] in ("closed", "canceled")
+    back = dict(ordered)
+    for item in cancelled["orderItems"]:
+        back[item["product"]["sellerSku"]] -= item["quantityOrdered"]
+    assert stock_of(channel, ordered) == {sku: Decimal(1000 - qty) for sku, qty in back.items()}
+    assert channel.store.get_order(cancelled["orderId"])["sync_status"] == "canceled"
+
+
+def test_out_of_stock_waits_and_last_unit_is_not_sold_twice(channel):
+    orders = merchant_orders(channel, 2, seed=61)
+    sku = "ACS-LAMP-DESK-LED"
+    for order in orders:
+        order["orderItems"] = order["orderItems"][:1]
+        order["orderItems"][0]["product"]["sellerSku"] = sku
+        order["orderItems"][0]["quantityOrdered"] = 1
+        order["orderItems"][0].pop("fulfillment", None)
+        from sandboxes.amazon.generator import recompute_proceeds
+
+        unit = order["orderItems"][0]["product"]["price"]["unitPrice"]
+        order["orderItems"][0]["proceeds"] = {"breakdowns": [{"type": "ITEM", "subtotal": unit}]}
+        recompute_proceeds(order)
+    channel.seed_products([{"sku": sku, "name": "LED Desk Lamp", "price": "34.90", "status": 1, "qty": 1}])
+    channel.load_amazon_orders(orders)
+    assert_success(channel.run_dag("amazon_order_import"))
+    created = [o for o in orders if o["orderId"] in channel.commerce_orders_by_amazon_id()]
+    assert len(created) == 1
+    [waiting] = [o for o in orders if o not in created]
+    row = channel.store.get_order(waiting["orderId"])
+    assert row["sync_status"] == "waiting_product" and "out of stock" in row["sync_reason"]
+    assert stock_of(channel, [sku]) == {sku: Decimal(0)}

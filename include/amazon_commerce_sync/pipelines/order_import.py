@@ -15,6 +15,7 @@ import collections
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -195,9 +196,18 @@ class Loader:
         existing = self.commerce.find_orders_by_ext_order_ids(ids) if ids else {}
         products = self.commerce.get_products_by_skus(sorted(skus)) if skus else {}
         stock = self.commerce.get_source_items(sorted(products)) if products and self.account.manage_stock else {}
+        self._available = {
+            sku: sum(
+                (Decimal(str(s.get("quantity", 0))) for s in items if int(s.get("status", 1)) == 1
+                 and s.get("source_code", self.account.source_code) == self.account.source_code),
+                Decimal(0),
+            )
+            for sku, items in stock.items()
+        }  # fmt: skip
+        self._stock_queue: list[tuple[str, dict[str, int]]] = []
 
         def work(row: dict[str, Any]) -> None:
-            self.process(row, existing.get(row["amazon_order_id"], []), products, stock)
+            self.process(row, existing.get(row["amazon_order_id"], []), products)
 
         if self.account.concurrency > 1 and len(rows) > 1:
             with ThreadPoolExecutor(max_workers=self.account.concurrency, thread_name_prefix="order") as pool:
@@ -205,6 +215,7 @@ class Loader:
         else:
             for row in rows:
                 work(row)
+        self._flush_stock()
 
     def _eligible(self, row: Mapping[str, Any]) -> bool:
         status, fulfilled = row["amazon_status"], row["fulfilled_by"]
@@ -220,7 +231,6 @@ class Loader:
         row: dict[str, Any],
         found: list[dict[str, Any]],
         products: Mapping[str, Mapping[str, Any]],
-        stock: Mapping[str, list[dict[str, Any]]],
     ) -> None:
         order_id = row["amazon_order_id"]
         lease = f"order:{order_id}"
@@ -229,7 +239,7 @@ class Loader:
             return
         try:
             if row["commerce_order_id"] is None:
-                self._import(row, found, products, stock)
+                self._import(row, found, products)
             else:
                 self._update(row)
         except FatalError as exc:
@@ -248,7 +258,7 @@ class Loader:
         finally:
             self.store.release_lease(lease, self.owner)
 
-    def _import(self, row, found, products, stock) -> None:
+    def _import(self, row, found, products) -> None:
         order_id = row["amazon_order_id"]
         updated = row["amazon_updated_at"]
         status, fulfilled = row["amazon_status"], row["fulfilled_by"]
@@ -275,7 +285,7 @@ class Loader:
                     f"currency {amounts.currency} is not accepted by the Commerce store "
                     f"(allowed: {', '.join(sorted(self.allowed_currencies()))})"
                 )
-            missing = self._product_problems(amounts, products, stock, fulfilled)
+            missing = self._product_problems(amounts, products, fulfilled)
             if missing:
                 raise OrderWaiting("; ".join(missing))
             customer = self._customer(order) if self.account.customer_creation == "create_account" else None
@@ -299,9 +309,9 @@ class Loader:
             commerce_increment_id=str(commerce_order.get("increment_id") or ""),
         )  # fmt: skip
         if fulfilled == "MERCHANT" and self.account.manage_stock:
-            self._stock_once(order_id, "stock_out", [(i["sku"], int(i["qty_ordered"])) for i in entity["items"]])
+            self._queue_stock_out(order_id, [(i["sku"], int(i["qty_ordered"])) for i in entity["items"]])
         if self.account.invoice_on_import or fulfilled == "AMAZON":
-            self._invoice_once(order_id, commerce_order)
+            self._invoice_once(order_id, commerce_order, fresh=not self.summary_has_adopted(order_id))
         if status in ("SHIPPED", "PARTIALLY_SHIPPED"):
             self._mirror_amazon_shipments(order_id, order, commerce_order)
         self.store.resolve_quarantine("amazon_order", order_id)
@@ -333,24 +343,30 @@ class Loader:
             order["recipient"] = {"deliveryAddress": pii["shipping_address"]}
         return order
 
-    def _product_problems(self, amounts, products, stock, fulfilled: str) -> list[str]:
+    def _product_problems(self, amounts, products, fulfilled: str) -> list[str]:
+        """Why the order cannot be created yet (empty when it can); reserves its stock within the page."""
         problems = []
         needed: dict[str, int] = collections.Counter()
         for item in amounts.items:
             needed[self.account.commerce_sku(item.seller_sku)] += item.quantity
-        for sku, qty in sorted(needed.items()):
+        for sku in sorted(needed):
             product = products.get(sku)
             if product is None:
                 problems.append(f"SKU {sku} is not in the Commerce catalog")
             elif int(product.get("status", 1)) != 1:
                 problems.append(f"SKU {sku} is disabled in Commerce")
-            elif fulfilled == "MERCHANT" and self.account.manage_stock:
-                available = sum(
-                    Decimal(str(s.get("quantity", 0))) for s in stock.get(sku, []) if int(s.get("status", 1)) == 1
-                )
-                if available < qty:
-                    problems.append(f"SKU {sku} is out of stock in Commerce ({available} left, {qty} needed)")
-        return problems
+        if problems or fulfilled != "MERCHANT" or not self.account.manage_stock:
+            return problems
+        with self._lock:  # two orders of one page must not both take the last unit
+            short = [
+                f"SKU {sku} is out of stock in Commerce ({self._available.get(sku, Decimal(0))} left, {qty} needed)"
+                for sku, qty in sorted(needed.items())
+                if self._available.get(sku, Decimal(0)) < qty
+            ]
+            if not short:
+                for sku, qty in needed.items():
+                    self._available[sku] -= qty
+        return short
 
     def _customer(self, order: Mapping[str, Any]) -> dict[str, Any] | None:
         email = transform.buyer_email(order, self.account)
@@ -427,8 +443,98 @@ class Loader:
             if i["commerce_order_item_id"] is not None
         }
 
+    def summary_has_adopted(self, order_id: str) -> bool:
+        write = self.store.get_write(f"create_order:{order_id}") or {}
+        return bool((write.get("detail") or {}).get("adopted"))
+
+    def _queue_stock_out(self, order_id: str, lines: Iterable[tuple[str, int]]) -> None:
+        """Record the order's stock move (intent) and queue it for the page's one batched write."""
+        key = f"stock_out:{order_id}"
+        write = self.store.get_write(key)
+        if write and write["status"] == WriteStatus.DONE:
+            return
+        detail = (write or {}).get("detail") or {}
+        if detail.get("batch"):
+            self._settle_stock_batch(detail["batch"])  # an earlier run wrote (or began to write) it
+            return
+        needed: dict[str, int] = collections.Counter()
+        for sku, qty in lines:
+            needed[sku] += qty
+        self.store.record_intent(key, "stock_out", order_id, {"lines": dict(needed)})
+        with self._lock:
+            self._stock_queue.append((order_id, dict(needed)))
+
+    def _flush_stock(self) -> None:
+        """One read and one write of source items for all orders created in the page (Magento sets absolutes)."""
+        if not self._stock_queue:
+            return
+        queue, self._stock_queue = self._stock_queue, []
+        totals: dict[str, int] = collections.Counter()
+        for _, lines in queue:
+            totals.update(lines)
+        current = self._source_quantities(totals)
+        plan = {sku: {"before": str(current[sku]), "after": str(current[sku] - qty)} for sku, qty in totals.items()}
+        batch = f"stock_batch:{uuid.uuid4().hex}"
+        self.store.record_intent(batch, "stock_batch", None, {"plan": plan, "orders": [o for o, _ in queue]})
+        for order_id, lines in queue:
+            self.store.complete_write(
+                f"stock_out:{order_id}", None, status=WriteStatus.INTENT, detail={"lines": lines, "batch": batch}
+            )
+        self._write_quantities({sku: Decimal(step["after"]) for sku, step in plan.items()})
+        self._complete_stock_batch(batch, plan, [o for o, _ in queue])
+
+    def _settle_stock_batch(self, batch: str) -> None:
+        """Finish a batch an earlier run began: apply what is not applied yet, then mark its orders done."""
+        intent = self.store.get_write(batch)
+        if intent is None:
+            return
+        detail = intent.get("detail") or {}
+        if intent["status"] != WriteStatus.DONE:
+            plan = detail.get("plan", {})
+            current = self._source_quantities(plan)
+            writes = {}
+            for sku, step in plan.items():
+                before, after = Decimal(step["before"]), Decimal(step["after"])
+                if current[sku] == after:
+                    continue  # applied
+                if current[sku] != before:
+                    # Someone else moved it too: apply our delta to what is there (never twice: we saw
+                    # neither our before nor our after), and say so.
+                    self.store.audit("stock_uncertain", "sku", sku, {"batch": batch, "found": str(current[sku])})
+                writes[sku] = current[sku] + (after - before)
+            if writes:
+                self._write_quantities(writes)
+        self._complete_stock_batch(batch, detail.get("plan", {}), detail.get("orders", []))
+
+    def _complete_stock_batch(self, batch: str, plan: Mapping[str, Any], orders: Iterable[str]) -> None:
+        self.store.complete_write(batch, None, detail={"plan": dict(plan), "orders": list(orders)})
+        for order_id in orders:
+            write = self.store.get_write(f"stock_out:{order_id}") or {}
+            lines = (write.get("detail") or {}).get("lines", {})
+            self.store.complete_write(f"stock_out:{order_id}", None, detail={"lines": lines, "batch": batch})
+
+    def _source_quantities(self, skus: Iterable[str]) -> dict[str, Decimal]:
+        items = self.commerce.get_source_items(sorted(skus))
+        out = {}
+        for sku in skus:
+            entry = next((s for s in items.get(sku, []) if s.get("source_code") == self.account.source_code), None)
+            out[sku] = Decimal(str(entry.get("quantity", 0))) if entry else Decimal(0)
+        return out
+
+    def _write_quantities(self, quantities: Mapping[str, Decimal]) -> None:
+        self.commerce.save_source_items(
+            [{"sku": sku, "source_code": self.account.source_code, "quantity": qty, "status": 1 if qty > 0 else 0}
+             for sku, qty in sorted(quantities.items())]
+        )  # fmt: skip
+
+    _stock_lock = threading.Lock()  # read-modify-write of absolute quantities: one at a time per process
+
     def _stock_once(self, order_id: str, kind: str, lines: Iterable[tuple[str, int]]) -> None:
-        """Move Commerce stock once per order: out on import, back in on cancellation."""
+        """Move Commerce stock once for one order (used to put stock back on cancellation)."""
+        with self._stock_lock:
+            self._stock_once_locked(order_id, kind, lines)
+
+    def _stock_once_locked(self, order_id: str, kind: str, lines: Iterable[tuple[str, int]]) -> None:
         key = f"{kind}:{order_id}"
         intent = self.store.get_write(key)
         if intent and intent["status"] == WriteStatus.DONE:
@@ -464,12 +570,13 @@ class Loader:
             self.commerce.save_source_items(writes)
         self.store.complete_write(key, None, detail={"plan": plan})
 
-    def _invoice_once(self, order_id: str, commerce_order: Mapping[str, Any]) -> None:
+    def _invoice_once(self, order_id: str, commerce_order: Mapping[str, Any], *, fresh: bool = False) -> None:
+        """Invoice the order once. ``fresh``: created by this very run, so it cannot have an invoice yet."""
         key = f"invoice:{order_id}"
         done = self.store.get_write(key)
         if done and done["status"] == WriteStatus.DONE:
             return
-        order = self.commerce.get_order(int(commerce_order["entity_id"]))
+        order = commerce_order if fresh and done is None else self.commerce.get_order(int(commerce_order["entity_id"]))
         if (
             Decimal(str(order.get("total_invoiced") or 0)) >= Decimal(str(order.get("grand_total") or 0))
             and order.get("total_invoiced") is not None
@@ -489,35 +596,13 @@ class Loader:
 
     def _mirror_amazon_shipments(self, order_id: str, order: Mapping[str, Any], commerce_order) -> None:
         """Shipments Amazon already knows of (FBA or Seller Central) become Commerce shipments with tracking."""
-        item_ids = self._item_ids(order_id)
-        commerce_id = int(commerce_order["entity_id"])
-        for package, items in transform.ship_items_from_packages(transform.amazon_packages(order), item_ids):
-            key = f"ship:{order_id}:{package.reference}"
-            done = self.store.get_write(key)
-            if done and done["status"] == WriteStatus.DONE:
-                continue
-            existing = self._commerce_shipment_with_track(commerce_id, package.tracking_number)
-            self.store.record_intent(key, "ship", order_id)
-            if existing is None:
-                tracks = []
-                if package.tracking_number:
-                    tracks = [{"track_number": package.tracking_number, "title": package.carrier,
-                               "carrier_code": "custom"}]  # fmt: skip
-                try:
-                    existing = self.commerce.ship_order(commerce_id, items, tracks)
-                except RetriableError:
-                    existing = self._commerce_shipment_with_track(commerce_id, package.tracking_number)
-                    if existing is None:
-                        raise
-            self.store.complete_write(key, existing)
+        mirror_amazon_shipments(
+            self.commerce, self.store, order_id, transform.amazon_packages(order),
+            int(commerce_order["entity_id"]), self._item_ids(order_id),
+        )  # fmt: skip
 
     def _commerce_shipment_with_track(self, commerce_order_id: int, tracking: str) -> int | None:
-        for page in self.commerce.search("shipments", [[Filter("order_id", commerce_order_id)]]):
-            for shipment in page:
-                for track in shipment.get("tracks") or []:
-                    if tracking and track.get("track_number") == tracking:
-                        return int(shipment["entity_id"])
-        return None
+        return commerce_shipment_with_track(self.commerce, commerce_order_id, tracking)
 
     # -- changes after import ----------------------------------------------------------------------
     def _update(self, row: dict[str, Any]) -> None:
@@ -547,7 +632,7 @@ class Loader:
         self._map_items(order_id, commerce_order)
         if row["fulfilled_by"] == "MERCHANT" and self.account.manage_stock:
             lines = [(i["sku"], int(Decimal(str(i["qty_ordered"])))) for i in commerce_order.get("items") or []]
-            self._stock_once(order_id, "stock_out", lines)
+            self._queue_stock_out(order_id, lines)
         if self.account.invoice_on_import or row["fulfilled_by"] == "AMAZON":
             self._invoice_once(order_id, commerce_order)
         if row["amazon_status"] in ("SHIPPED", "PARTIALLY_SHIPPED"):
@@ -592,6 +677,58 @@ class Loader:
     def _cancel_in_commerce(self, order_id: str, commerce_id: int, comment: str) -> None:
         """Cancel the Commerce order, or refund it offline in full if it was invoiced; stock goes back."""
         cancel_in_commerce(self.commerce, self.store, order_id, commerce_id, comment, self.account, self._stock_once)
+
+
+def mirror_amazon_shipments(
+    commerce, store, order_id: str, packages: Iterable[transform.Package], commerce_id: int,
+    item_ids: Mapping[str, int],
+) -> int:  # fmt: skip
+    """Amazon's shipped packages become Commerce shipments with tracking, once each; returns how many were created.
+
+    Shared by the import (packages known at import) and the shipment sync (packages shipped on
+    Amazon's side after import). Each package is a write keyed ``ship:<amazon order id>:<package
+    ref>`` in the intent log, whose ``commerce_entity_id`` is the Commerce shipment id: the
+    shipment sync reads it to tell these shipments from the merchant's own. A Commerce shipment
+    that already carries the package's tracking number is adopted instead of creating another.
+    """
+    created = 0
+    for package, items in transform.ship_items_from_packages(list(packages), item_ids):
+        key = f"ship:{order_id}:{package.reference}"
+        done = store.get_write(key)
+        if done and done["status"] == WriteStatus.DONE:
+            continue
+        existing = commerce_shipment_with_track(commerce, commerce_id, package.tracking_number)
+        store.record_intent(key, "ship", order_id)
+        if existing is None:
+            tracks = []
+            if package.tracking_number:
+                tracks = [{"track_number": package.tracking_number, "title": package.carrier,
+                           "carrier_code": "custom"}]  # fmt: skip
+            try:
+                existing = commerce.ship_order(commerce_id, items, tracks)
+            except FatalError:
+                store.forget_write(key)  # Commerce refused it: nothing was written
+                raise
+            except RetriableError:
+                # Ambiguous: Commerce may have committed before the answer was lost.
+                existing = commerce_shipment_with_track(commerce, commerce_id, package.tracking_number)
+                if existing is None:
+                    raise
+            created += 1
+        store.complete_write(key, existing)
+    return created
+
+
+def commerce_shipment_with_track(commerce, commerce_order_id: int, tracking: str) -> int | None:
+    """The id of the order's Commerce shipment carrying this tracking number, if any."""
+    if not tracking:
+        return None
+    for page in commerce.search("shipments", [[Filter("order_id", commerce_order_id)]]):
+        for shipment in page:
+            for track in shipment.get("tracks") or []:
+                if track.get("track_number") == tracking:
+                    return int(shipment["entity_id"])
+    return None
 
 
 def cancel_in_commerce(
@@ -643,8 +780,7 @@ def cancel_in_commerce(
     if stock_once is not None and account.manage_stock:
         stock_out = store.get_write(f"stock_out:{order_id}")
         if stock_out and stock_out["status"] == WriteStatus.DONE:
-            plan = stock_out["detail"]["plan"]
-            lines = [(sku, int(Decimal(step["before"]) - Decimal(step["after"]))) for sku, step in plan.items()]
+            lines = [(sku, int(qty)) for sku, qty in (stock_out["detail"] or {}).get("lines", {}).items()]
             stock_once(order_id, "stock_in", lines)
     comment_key = f"comment:cancel:{order_id}"
     if (store.get_write(comment_key) or {}).get("status") != WriteStatus.DONE:
