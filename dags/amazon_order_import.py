@@ -10,7 +10,8 @@ orders are quarantined. Every write is looked up by its natural key first, so re
 never duplicate anything.
 
 One mapped task per Amazon account in the `sales_channel_settings` Variable.
-Manual trigger with `backfill_from` / `backfill_to` re-reads a date range through the same path.
+Manual trigger with `backfill_from` / `backfill_to` re-reads a date range through the same path;
+`redrive_quarantined` (Amazon order ids, or `["all"]`) retries quarantined orders after a fix.
 Schedule: `SALES_CHANNEL_IMPORT_SCHEDULE` (default every 5 minutes).
 """
 
@@ -57,6 +58,13 @@ COMMERCE_ORDERS = Asset(ASSET_COMMERCE_ORDERS)
             format="date-time",
             description="Backfill: up to this time (default: now minus 2 minutes).",
         ),
+        "redrive_quarantined": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": r"^(all|\d{3}-\d{7}-\d{7})$"},
+            maxItems=500,
+            description='Re-drive quarantined orders after a fix: Amazon order ids, or ["all"].',
+        ),
     },  # fmt: skip
 )
 def amazon_order_import():
@@ -73,10 +81,10 @@ def amazon_order_import():
         return tasks.extract_orders(account_id, run_id, params)
 
     @task(max_active_tis_per_dagrun=2)
-    def load(account_id: str, extracted: dict, run_id=None) -> dict:
+    def load(account_id: str, extracted: dict, params=None, run_id=None) -> dict:
         from amazon_commerce_sync.pipelines import tasks
 
-        return tasks.load_orders(account_id, run_id)
+        return tasks.load_orders(account_id, run_id, params)
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def anything_changed(summaries: list[dict]) -> bool:

@@ -61,7 +61,7 @@ DEFAULT_TIMEOUT = (10.0, 60.0)
 TOKEN_REFRESH_MARGIN = 60.0
 #: Our buckets run slightly slower than Amazon's, so clock skew and network jitter do not
 #: turn into 429s when we call at full speed.
-RATE_SAFETY = 0.9
+RATE_SAFETY = 0.97
 
 #: Amazon's documented default (rate per second, burst) per operation.
 RATE_LIMITS: dict[str, tuple[float, int]] = {

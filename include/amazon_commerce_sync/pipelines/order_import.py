@@ -193,6 +193,8 @@ class Loader:
         }
         skus.discard("")
         ids = [r["amazon_order_id"] for r in to_create]
+        if ids:
+            self.allowed_currencies()  # once per run, before the workers need it
         existing = self.commerce.find_orders_by_ext_order_ids(ids) if ids else {}
         products = self.commerce.get_products_by_skus(sorted(skus)) if skus else {}
         stock = self.commerce.get_source_items(sorted(products)) if products and self.account.manage_stock else {}
@@ -246,7 +248,10 @@ class Loader:
             # Commerce refused this order (a 4xx): keep it visible, go on with the others.
             reason = f"Commerce rejected the order: {exc}"
             self.store.quarantine("amazon_order", order_id, reason)
-            self.store.set_order_sync(order_id, OrderSync.QUARANTINED, reason=reason, count_attempt=True)
+            self.store.set_order_sync(
+                order_id, OrderSync.QUARANTINED, reason=reason, count_attempt=True,
+                synced_amazon_updated_at=row["amazon_updated_at"],
+            )  # fmt: skip
             self.count("quarantined", note=f"{order_id}: {reason}")
         except RetriableError as exc:
             self.store.set_order_sync(order_id, row["sync_status"], reason=f"will retry: {exc}", count_attempt=True)
