@@ -85,6 +85,11 @@ class AccountSettings:
     max_window_days: int = 30
     page_size: int = 100
     concurrency: int = 4
+    # Personal data and monitoring (README "Personal data" and "Alerts").
+    pii_retention_days: int = 30
+    alert_import_lag_minutes: int = 60
+    alert_stuck_hours: int = 24
+    alert_repeat_minutes: int = 60
 
     def commerce_sku(self, seller_sku: str) -> str:
         return self.sku_map.get(seller_sku, seller_sku)
@@ -206,7 +211,9 @@ def parse_account(raw: Mapping[str, Any], index: int) -> AccountSettings:
     if "refund_reason" in raw:
         kw["refund_reason"] = _check_choice(f"{where}.refund_reason", raw["refund_reason"], ADJUSTMENT_REASONS)
     limits = {"store_id": (0, 10**6), "overlap_minutes": (2, 24 * 60), "max_window_days": (1, 365),
-              "page_size": (1, 100), "concurrency": (1, 32)}  # fmt: skip
+              "page_size": (1, 100), "concurrency": (1, 32), "pii_retention_days": (1, 3650),
+              "alert_import_lag_minutes": (5, 7 * 24 * 60), "alert_stuck_hours": (1, 24 * 90),
+              "alert_repeat_minutes": (0, 7 * 24 * 60)}  # fmt: skip
     for name, (low, high) in limits.items():
         if name in raw:
             kw[name] = _check_int(f"{where}.{name}", raw[name], low, high)

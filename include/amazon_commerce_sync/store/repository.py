@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, null, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -285,6 +285,7 @@ class StateStore:
             OrderSync.NOT_ELIGIBLE,
             OrderSync.IMPORTED,
             OrderSync.ON_HOLD,
+            OrderSync.QUARANTINED,  # only when Amazon changed it since (else: re-drive it)
         )
         o = amazon_orders.c
         changed = or_(o.synced_amazon_updated_at.is_(None), o.synced_amazon_updated_at < o.amazon_updated_at)
@@ -323,6 +324,28 @@ class StateStore:
             conn.execute(
                 update(amazon_orders).where(amazon_orders.c.amazon_order_id == amazon_order_id).values(**values)
             )
+
+    def redrive(self, amazon_order_ids: Iterable[str] | None = None) -> list[str]:
+        """Put quarantined orders (all, or these) back in the queue after a fix; returns their ids."""
+        o = amazon_orders.c
+        stmt = select(o.amazon_order_id).where(o.sync_status == OrderSync.QUARANTINED)
+        ids = list(amazon_order_ids) if amazon_order_ids is not None else None
+        if ids is not None:
+            stmt = stmt.where(o.amazon_order_id.in_(ids))
+        with self.engine.begin() as conn:
+            found = list(conn.scalars(stmt))
+            if found:
+                conn.execute(
+                    update(amazon_orders)
+                    .where(o.amazon_order_id.in_(found))
+                    .values(sync_status=OrderSync.WAITING, synced_amazon_updated_at=None, updated_at=utcnow())
+                )
+                conn.execute(
+                    update(quarantine)
+                    .where(quarantine.c.entity_id.in_(found), quarantine.c.resolved_at.is_(None))
+                    .values(resolved_at=utcnow())
+                )
+        return found
 
     def set_item_mapping(self, mapping: dict[str, tuple[str, int | None]]) -> None:
         """``{amazon_order_item_id: (commerce_sku, commerce_order_item_id)}``."""
@@ -652,3 +675,259 @@ class StateStore:
         with self.engine.connect() as conn:
             for row in conn.execute(select(metadata.tables[table_name])):
                 yield dict(row._mapping)
+
+    # -- refund sync --
+    def outbox_for_order(self, amazon_order_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+        """Every outbox entry of one Amazon order (optionally of one kind), oldest first."""
+        stmt = select(outbox).where(outbox.c.amazon_order_id == amazon_order_id).order_by(outbox.c.id)
+        if kind:
+            stmt = stmt.where(outbox.c.kind == kind)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt)]
+
+    def find_write_by_entity(self, kind: str, entity_id: str | int) -> dict[str, Any] | None:
+        """The intent-log row of ``kind`` that produced the Commerce entity ``entity_id``, if any."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(commerce_writes).where(
+                    commerce_writes.c.kind == kind, commerce_writes.c.commerce_entity_id == str(entity_id)
+                )
+            ).first()
+        return dict(row._mapping) if row else None
+
+    # -- cancellation --
+    def requeue_outbox(self, natural_key: str, payload: dict[str, Any], *, expect_status: Sequence[str]) -> bool:
+        """Send an entry again (new payload, back to pending) if it is still in ``expect_status``; True if moved."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(outbox)
+                .where(outbox.c.natural_key == natural_key, outbox.c.status.in_(list(expect_status)))
+                .values(
+                    status=str(OutboxStatus.PENDING),
+                    payload=payload,
+                    feed_id=None,
+                    message_id=None,
+                    amazon_message=None,
+                    updated_at=utcnow(),
+                )  # fmt: skip
+            )
+            return result.rowcount == 1
+
+    # -- shipment sync --
+    def orders_by_commerce_ids(self, account_id: str, commerce_order_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """The account's staged Amazon orders mapped to these Commerce order ids, by Commerce id."""
+        ids = sorted({int(i) for i in commerce_order_ids})
+        if not ids:
+            return {}
+        o = amazon_orders.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(amazon_orders).where(o.account_id == account_id, o.commerce_order_id.in_(ids)))
+            return {int(row.commerce_order_id): self._order_row(row) for row in rows}
+
+    def shipped_orders_changed_since(
+        self, account_id: str, since: datetime, *, statuses: Sequence[str], after_id: str = "", limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Orders in ``statuses`` that Amazon shows (partly) shipped, changed in the store since ``since``."""
+        o = amazon_orders.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(amazon_orders)
+                .where(
+                    o.account_id == account_id,
+                    o.sync_status.in_(list(statuses)),
+                    o.amazon_status.in_(["SHIPPED", "PARTIALLY_SHIPPED"]),
+                    o.updated_at >= since,
+                    o.amazon_order_id > after_id,
+                )
+                .order_by(o.amazon_order_id)
+                .limit(limit)
+            )
+            return [self._order_row(r) for r in rows]
+
+    def put_outbox(
+        self,
+        natural_key: str,
+        kind: str,
+        account_id: str,
+        amazon_order_id: str,
+        payload: dict[str, Any],
+        status: str,
+        amazon_message: str | None = None,
+    ) -> bool:
+        """Add an entry in ``status`` unless one with the same natural key exists; True if added."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            stmt = _insert(conn, outbox).values(
+                natural_key=natural_key,
+                kind=kind,
+                account_id=account_id,
+                amazon_order_id=amazon_order_id,
+                payload=payload,
+                status=str(status),
+                attempts=0,
+                amazon_message=amazon_message,
+                created_at=now,
+                updated_at=now,
+            )
+            return conn.execute(stmt.on_conflict_do_nothing(index_elements=["natural_key"])).rowcount == 1
+
+    def set_outbox_entry(
+        self,
+        entry_id: int,
+        status: str,
+        *,
+        payload: dict[str, Any] | None = None,
+        amazon_message: str | None = None,
+        expect_status: Sequence[str] | None = None,
+        count_attempt: bool = False,
+    ) -> bool:
+        """Move one entry to ``status`` (new payload and note); compare-and-set with ``expect_status``."""
+        values: dict[str, Any] = {"status": str(status), "amazon_message": amazon_message, "updated_at": utcnow()}
+        if payload is not None:
+            values["payload"] = payload
+        if count_attempt:
+            values["attempts"] = outbox.c.attempts + 1
+        stmt = update(outbox).where(outbox.c.id == entry_id)
+        if expect_status:
+            stmt = stmt.where(outbox.c.status.in_(list(expect_status)))
+        with self.engine.begin() as conn:
+            return conn.execute(stmt.values(**values)).rowcount == 1
+
+    # -- retention and monitoring --
+    def orders_without_delivery_time(
+        self, statuses: Sequence[str], *, after_id: str = "", limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """Orders in ``statuses`` whose retention clock (``delivered_at``) is not set yet, in id order."""
+        o = amazon_orders.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(o.amazon_order_id, o.account_id, o.amazon_status, o.amazon_updated_at, o.payload)
+                .where(o.delivered_at.is_(None), o.amazon_status.in_(list(statuses)), o.amazon_order_id > after_id)
+                .order_by(o.amazon_order_id)
+                .limit(limit)
+            )
+            return [{**dict(r._mapping), "amazon_updated_at": _aware(r.amazon_updated_at)} for r in rows]
+
+    def set_delivered_at(self, amazon_order_id: str, delivered_at: datetime) -> bool:
+        """Start an order's retention clock; it is set once and never moved. True if set now."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(amazon_orders)
+                .where(amazon_orders.c.amazon_order_id == amazon_order_id, amazon_orders.c.delivered_at.is_(None))
+                .values(delivered_at=delivered_at)
+            )
+            return result.rowcount == 1
+
+    def pii_due_for_erasure(
+        self, account_id: str, delivered_before: datetime, *, after_id: str = "", limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """The account's orders delivered before ``delivered_before`` whose personal data is not erased yet."""
+        o, p = amazon_orders.c, order_pii.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(o.amazon_order_id, o.delivered_at)
+                .select_from(amazon_orders.outerjoin(order_pii, p.amazon_order_id == o.amazon_order_id))
+                .where(
+                    o.account_id == account_id,
+                    o.delivered_at < delivered_before,
+                    p.erased_at.is_(None),
+                    o.amazon_order_id > after_id,
+                )
+                .order_by(o.amazon_order_id)
+                .limit(limit)
+            )
+            return [{"amazon_order_id": r.amazon_order_id, "delivered_at": _aware(r.delivered_at)} for r in rows]
+
+    def erase_pii(self, amazon_order_id: str, audit_detail: dict[str, Any]) -> bool:
+        """Erase an order's personal data and record it in the audit trail, in one transaction.
+
+        The row stays as a tombstone (``erased_at`` set, values NULL), so a later re-staging of the
+        order never stores its personal data again. True if erased now, False if it already was.
+        """
+        now = utcnow()
+        # SQL NULL (a plain None would be stored as the JSON value 'null' in the JSON column)
+        empty = {k: null() for k in ("buyer_name", "buyer_email", "buyer_company", "shipping_address")}
+        with self.engine.begin() as conn:
+            current = conn.execute(
+                select(order_pii.c.erased_at).where(order_pii.c.amazon_order_id == amazon_order_id).with_for_update()
+            ).first()
+            if current is not None and current.erased_at is not None:
+                return False
+            inserted = 0
+            if current is None:
+                inserted = conn.execute(
+                    _insert(conn, order_pii)
+                    .values(amazon_order_id=amazon_order_id, erased_at=now, **empty)
+                    .on_conflict_do_nothing(index_elements=["amazon_order_id"])
+                ).rowcount
+            if not inserted:  # a row exists (or was staged meanwhile): empty it
+                conn.execute(
+                    update(order_pii)
+                    .where(order_pii.c.amazon_order_id == amazon_order_id, order_pii.c.erased_at.is_(None))
+                    .values(erased_at=now, **empty)
+                )
+            conn.execute(
+                audit_log.insert().values(
+                    at=now,
+                    actor=self.actor,
+                    action="pii_erased",
+                    entity_type="amazon_order",
+                    entity_id=amazon_order_id,
+                    detail=audit_detail,
+                )
+            )
+        return True
+
+    def orders_stuck_since(self, status: str, before: datetime, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """Orders in ``status`` since before ``before``: staged and unchanged by Amazon since then."""
+        o = amazon_orders.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    o.amazon_order_id, o.account_id, o.marketplace_id, o.sync_reason,
+                    o.first_seen_at, o.amazon_updated_at,
+                )  # fmt: skip
+                .where(o.sync_status == status, o.first_seen_at < before, o.amazon_updated_at < before)
+                .order_by(o.first_seen_at)
+                .limit(limit)
+            )
+            return [
+                {
+                    "amazon_order_id": r.amazon_order_id,
+                    "account_id": r.account_id,
+                    "marketplace_id": r.marketplace_id,
+                    "reason": r.sync_reason,
+                    "since": max(_aware(r.first_seen_at), _aware(r.amazon_updated_at)),
+                }
+                for r in rows
+            ]
+
+    def quarantined_orders_since(self, before: datetime, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """Amazon orders quarantined (and not resolved) since before ``before``, with their account if staged."""
+        q, o = quarantine.c, amazon_orders.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(q.entity_id, q.reason, q.first_seen_at, o.account_id, o.marketplace_id)
+                .select_from(quarantine.outerjoin(amazon_orders, o.amazon_order_id == q.entity_id))
+                .where(q.entity_type == "amazon_order", q.resolved_at.is_(None), q.first_seen_at < before)
+                .order_by(q.first_seen_at)
+                .limit(limit)
+            )
+            return [
+                {
+                    "amazon_order_id": r.entity_id,
+                    "account_id": r.account_id,
+                    "marketplace_id": r.marketplace_id,
+                    "reason": r.reason,
+                    "since": _aware(r.first_seen_at),
+                }
+                for r in rows
+            ]
+
+    def last_audit_at(self, action: str, entity_id: str) -> datetime | None:
+        """When ``action`` was last recorded for ``entity_id`` (e.g. an alert last sent)."""
+        with self.engine.connect() as conn:
+            value = conn.scalar(
+                select(func.max(audit_log.c.at)).where(audit_log.c.action == action, audit_log.c.entity_id == entity_id)
+            )
+        return _aware(value)

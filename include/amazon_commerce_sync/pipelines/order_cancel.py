@@ -1,0 +1,445 @@
+"""Cancel unshipped Amazon orders on request (the ``amazon_order_cancel`` DAG), exactly once on both sides.
+
+A run goes through four steps, each a task:
+
+1. ``request_cancellations``: check the parameters, read every order from Amazon
+   (getOrder 2026-01-01) and the state store, and give each one an outcome. Only
+   merchant-fulfilled UNSHIPPED orders are cancelled; shipped, pending, unknown and other
+   accounts' orders get a specific outcome and the rest go on. A cancellation is recorded in
+   the outbox under ``cancel:<amazon order id>`` before anything is sent, then every pending
+   cancellation of the marketplace goes into one ``POST_ORDER_ACKNOWLEDGEMENT_DATA`` feed
+   (``feeds.submit_outbox``). A second request for an order already in flight adds nothing
+   and follows the feed already sent.
+2. ``feeds_finished``: the (rescheduling) sensor's poke: are the feeds done?
+3. ``confirm_cancellations``: read each feed's processing report (``feeds.settle_feed``),
+   re-read each order from Amazon and, once Amazon shows it CANCELLED, cancel the Commerce
+   order (or refund it offline when invoiced; ``order_import.cancel_in_commerce``, once per
+   order through the intent log) with a comment naming the reason, the note and the feed.
+4. ``summarize``: one line per order; the names of those that could not be cancelled.
+
+Per-order records carry ids, statuses and short texts only (no buyer data): they are the
+XCom between the steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import re
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from amazon_commerce_sync import feeds, transform
+from amazon_commerce_sync.errors import IntegrationError, NotFoundError, RetriableError
+from amazon_commerce_sync.pipelines.context import Context
+from amazon_commerce_sync.settings import AccountSettings
+from amazon_commerce_sync.store import OrderSync, OutboxStatus
+
+log = logging.getLogger(__name__)
+
+AMAZON_ORDER_ID = re.compile(r"^\d{3}-\d{7}-\d{7}$")
+COMMERCE_ORDER_NUMBER = re.compile(r"^[A-Za-z0-9_-]{1,50}$")
+ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+MAX_ORDERS = 50
+MAX_NOTE = 500
+OUTBOX_KIND = "cancel"
+SUBMITTING = feeds.SUBMITTING
+GET_ORDER_DATA = ("FULFILLMENT", "CANCELLATION")  # no buyer or recipient data
+COMMERCE_ATTEMPTS = 3
+LEASE_SECONDS = 120
+LEASE_WAIT_SECONDS = 30.0
+
+
+class InvalidRequest(ValueError):
+    """The run's parameters are wrong; the message says what to change."""
+
+
+class Outcome(enum.StrEnum):
+    CANCELLED = "cancelled"  # cancelled on Amazon (confirmed) and in Commerce
+    ALREADY_CANCELLED = "already_cancelled"  # nothing to do on Amazon
+    WOULD_CANCEL = "would_cancel"  # dry run
+    REQUESTED = "requested"  # internal: sent (or in flight), waiting for confirmation
+    SHIPPED = "shipped"  # cannot be cancelled: issue a refund
+    NOT_CANCELLABLE = "not_cancellable"  # pending, unfulfillable, fulfilled by Amazon
+    NOT_FOUND = "not_found"  # unknown to Amazon / unknown Commerce order number
+    OTHER_ACCOUNT = "other_account"
+    REJECTED = "rejected"  # Amazon's processing report refused the message
+    NOT_CONFIRMED = "not_confirmed"  # Amazon does not show it cancelled
+    ERROR = "error"
+
+
+SUCCESSFUL = frozenset({Outcome.CANCELLED, Outcome.ALREADY_CANCELLED, Outcome.WOULD_CANCEL})
+
+
+# -- parameters ----------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class CancelRequest:
+    amazon_order_ids: tuple[str, ...]
+    commerce_order_numbers: tuple[str, ...]
+    reason: str
+    note: str | None
+    dry_run: bool
+    account_id: str | None
+
+
+def _id_list(name: str, value: Any, pattern: re.Pattern[str], example: str, problems: list[str]) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):  # a CLI user may pass one id or a comma-separated list
+        value = [v for v in re.split(r"[\s,]+", value) if v]
+    if not isinstance(value, list | tuple):
+        problems.append(f"{name}: expected a list of strings, got {type(value).__name__}")
+        return ()
+    if not value:
+        problems.append(f"{name}: the list is empty; give at least one id or leave it out")
+        return ()
+    if len(value) > MAX_ORDERS:
+        problems.append(f"{name}: {len(value)} ids given; at most {MAX_ORDERS} per run")
+    bad = [v for v in value if not isinstance(v, str) or not pattern.fullmatch(v.strip())]
+    if bad:
+        shown = ", ".join(repr(b) for b in bad[:5]) + (" ..." if len(bad) > 5 else "")
+        problems.append(f"{name}: {shown} {'is' if len(bad) == 1 else 'are'} not valid; expected e.g. {example}")
+    out = tuple(dict.fromkeys(v.strip() for v in value if isinstance(v, str)))
+    return out
+
+
+def parse_request(params: Mapping[str, Any]) -> CancelRequest:
+    """Check the run's parameters again (the form may be bypassed by the API or CLI); all problems at once."""
+    problems: list[str] = []
+    amazon_ids = _id_list("amazon_order_ids", params.get("amazon_order_ids"), AMAZON_ORDER_ID,
+                          "'123-1234567-1234567'", problems)  # fmt: skip
+    numbers = _id_list("commerce_order_numbers", params.get("commerce_order_numbers"), COMMERCE_ORDER_NUMBER,
+                       "'000000042'", problems)  # fmt: skip
+    if not problems and not amazon_ids and not numbers:
+        problems.append("give the orders to cancel: amazon_order_ids or commerce_order_numbers")
+    if len(amazon_ids) + len(numbers) > MAX_ORDERS and not any("at most" in p for p in problems):
+        problems.append(f"{len(amazon_ids) + len(numbers)} orders given; at most {MAX_ORDERS} per run")
+    reason = params.get("reason")
+    if reason not in feeds.CANCEL_REASONS:
+        problems.append(f"reason: {reason!r} is not one of Amazon's CancelReason values: "
+                        + ", ".join(feeds.CANCEL_REASONS))  # fmt: skip
+    note = params.get("note")
+    if note is not None and not isinstance(note, str):
+        problems.append("note: must be text")
+        note = None
+    note = (note or "").strip() or None
+    if note and len(note) > MAX_NOTE:
+        problems.append(f"note: {len(note)} characters; at most {MAX_NOTE}")
+    dry_run = params.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        problems.append(f"dry_run: {dry_run!r} must be true or false")
+    account_id = params.get("account_id")
+    if account_id is not None and (not isinstance(account_id, str) or not ACCOUNT_ID.fullmatch(account_id)):
+        problems.append(f"account_id: {account_id!r} is not an account id (1-64 letters, digits, '.', '_', '-')")
+    if problems:
+        raise InvalidRequest("invalid parameters: " + "; ".join(problems))
+    return CancelRequest(
+        amazon_order_ids=amazon_ids,
+        commerce_order_numbers=numbers,
+        reason=str(reason),
+        note=note,
+        dry_run=bool(dry_run),
+        account_id=account_id or None,
+    )
+
+
+def outbox_key(amazon_order_id: str) -> str:
+    return f"{OUTBOX_KIND}:{amazon_order_id}"
+
+
+def outbox_kind(marketplace_id: str) -> str:
+    """One feed per marketplace: the outbox kind carries the marketplace."""
+    return f"{OUTBOX_KIND}:{marketplace_id}"
+
+
+def cancel_comment(reason: str, note: str | None, feed_id: str | None) -> str:
+    """The Commerce order comment; deterministic, so a retried comment can be recognised."""
+    text = f"Cancelled on Amazon at the seller's request (amazon_order_cancel). Reason: {reason}."
+    if note:
+        text += f" Note: {note}"
+        text += "" if note.endswith(".") else "."
+    if feed_id:
+        text += f" Amazon feed: {feed_id}."
+    return text
+
+
+def _record(requested: str, amazon_order_id: str | None, outcome: Outcome, detail: str, **kw: Any) -> dict[str, Any]:
+    return {"requested": requested, "amazon_order_id": amazon_order_id, "outcome": str(outcome), "detail": detail,
+            "amazon_status": kw.get("amazon_status"), "marketplace_id": kw.get("marketplace_id"),
+            "feed_id": kw.get("feed_id")}  # fmt: skip
+
+
+# -- step 1: classify, record, submit ------------------------------------------------------------
+def request_cancellations(ctx: Context, account: AccountSettings, request: CancelRequest) -> dict[str, Any]:
+    """Classify every requested order, record the cancellations and submit them (one feed per marketplace)."""
+    records: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    wanted: list[tuple[str, str]] = [(i, i) for i in request.amazon_order_ids]
+    for number in request.commerce_order_numbers:
+        row = ctx.store.find_order_by_increment_id(number)
+        if row is None:
+            records.append(_record(number, None, Outcome.NOT_FOUND,
+                                   f"no Amazon order is mapped to Commerce order number {number}"))  # fmt: skip
+            continue
+        wanted.append((number, row["amazon_order_id"]))
+    for requested, order_id in wanted:
+        if order_id in seen:
+            continue  # the same order named twice (by both numbers): once
+        seen.add(order_id)
+        try:
+            records.append(_classify(ctx, account, request, requested, order_id))
+        except IntegrationError as exc:
+            records.append(_record(requested, order_id, Outcome.ERROR, f"could not read the order: {exc}"))
+            log.warning("order %s: could not be classified: %s", order_id, exc)
+    to_send = [r for r in records if r["outcome"] == Outcome.REQUESTED]
+    if to_send and not request.dry_run:
+        for marketplace in sorted({r["marketplace_id"] for r in to_send}):
+            feed_id = feeds.submit_outbox(
+                ctx.store, ctx.amazon(account), account_id=account.account_id, kind=outbox_kind(marketplace),
+                feed_type=feeds.ORDER_ACKNOWLEDGEMENT, message_type="OrderAcknowledgement",
+                merchant_id=account.merchant_identifier, marketplace_ids=[marketplace], build_message=_message,
+            )  # fmt: skip
+            if feed_id:
+                log.info("%s: cancellations submitted in feed %s", marketplace, feed_id)
+        for record in to_send:
+            entry = ctx.store.get_outbox(outbox_key(record["amazon_order_id"])) or {}
+            if entry.get("status") in (OutboxStatus.SUBMITTED, OutboxStatus.ACCEPTED, OutboxStatus.REJECTED):
+                record["feed_id"] = entry.get("feed_id")
+    feed_ids = sorted({r["feed_id"] for r in to_send if r.get("feed_id")})
+    summary = {
+        "account_id": account.account_id,
+        "dry_run": request.dry_run,
+        "reason": request.reason,
+        "orders": records,
+        "feed_ids": feed_ids,
+    }
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
+    log.info("%s: %d orders classified %s; feeds to wait for: %s", account.account_id, len(records), counts,
+             feed_ids or "none")  # fmt: skip
+    return summary
+
+
+def _message(message_id: int, payload: dict[str, Any]):
+    return feeds.cancellation_message(message_id, payload["amazon_order_id"], payload["item_codes"], payload["reason"])
+
+
+def _classify(
+    ctx: Context, account: AccountSettings, request: CancelRequest, requested: str, order_id: str
+) -> dict[str, Any]:
+    row = ctx.store.get_order(order_id)
+    if row is not None and row["account_id"] != account.account_id:
+        return _record(requested, order_id, Outcome.OTHER_ACCOUNT,
+                       f"belongs to account {row['account_id']}, not {account.account_id}; "
+                       "trigger again with that account_id")  # fmt: skip
+    try:
+        order = ctx.amazon(account).get_order(order_id, included_data=GET_ORDER_DATA)
+    except NotFoundError:
+        return _record(requested, order_id, Outcome.NOT_FOUND,
+                       f"Amazon does not know this order for account {account.account_id} (404)")  # fmt: skip
+    status = transform.fulfillment_status(order)
+    marketplace = (order.get("salesChannel") or {}).get("marketplaceId") or (row or {}).get("marketplace_id") or ""
+    base = {"amazon_status": status, "marketplace_id": marketplace}
+    if marketplace not in account.marketplace_ids:
+        return _record(requested, order_id, Outcome.OTHER_ACCOUNT,
+                       f"placed in marketplace {marketplace or '?'}, which account {account.account_id} "
+                       "does not sell in", **base)  # fmt: skip
+    if status == "CANCELLED":
+        return _record(requested, order_id, Outcome.ALREADY_CANCELLED, "already cancelled on Amazon", **base)
+    if status in ("SHIPPED", "PARTIALLY_SHIPPED"):
+        return _record(requested, order_id, Outcome.SHIPPED,
+                       f"{status} on Amazon: cannot be cancelled; issue a refund instead", **base)  # fmt: skip
+    if status != "UNSHIPPED":
+        return _record(requested, order_id, Outcome.NOT_CANCELLABLE,
+                       f"{status} on Amazon: only UNSHIPPED orders can be cancelled", **base)  # fmt: skip
+    if transform.fulfilled_by(order) == "AMAZON":
+        return _record(requested, order_id, Outcome.NOT_CANCELLABLE,
+                       "fulfilled by Amazon (FBA): cancel it in Seller Central", **base)  # fmt: skip
+    item_codes = [str(i["orderItemId"]) for i in order.get("orderItems") or [] if i.get("orderItemId")]
+    if not item_codes:
+        return _record(requested, order_id, Outcome.ERROR, "Amazon returned the order without items", **base)
+    key = outbox_key(order_id)
+    entry = ctx.store.get_outbox(key)
+    if request.dry_run:
+        detail = "would be cancelled (dry run: nothing was sent)"
+        if entry and entry["status"] in (OutboxStatus.PENDING, SUBMITTING, OutboxStatus.SUBMITTED):
+            detail += f"; a cancellation is already in flight (feed {entry.get('feed_id') or 'not yet sent'})"
+        return _record(requested, order_id, Outcome.WOULD_CANCEL, detail, **base)
+    payload = {"amazon_order_id": order_id, "item_codes": item_codes, "reason": request.reason,
+               "note": request.note, "marketplace_id": marketplace}  # fmt: skip
+    if entry is None:
+        if ctx.store.enqueue(key, outbox_kind(marketplace), account.account_id, order_id, payload):
+            ctx.store.audit("cancellation_requested", "amazon_order", order_id,
+                            {"reason": request.reason, "marketplace_id": marketplace})  # fmt: skip
+            return _record(requested, order_id, Outcome.REQUESTED, "cancellation recorded", **base)
+        entry = ctx.store.get_outbox(key) or {}
+    if entry.get("status") == OutboxStatus.REJECTED and ctx.store.requeue_outbox(
+        key, payload, expect_status=[OutboxStatus.REJECTED]
+    ):
+        log.info("order %s: Amazon rejected an earlier cancellation; it is UNSHIPPED, so sending again", order_id)
+        return _record(requested, order_id, Outcome.REQUESTED, "recorded again after an earlier rejection", **base)
+    feed_id = entry.get("feed_id") if entry.get("status") != SUBMITTING else None
+    return _record(requested, order_id, Outcome.REQUESTED,
+                   f"a cancellation is already in flight ({entry.get('status')}); following it", feed_id=feed_id,
+                   **base)  # fmt: skip
+
+
+# -- step 2: wait ------------------------------------------------------------------------------
+def feeds_finished(ctx: Context, account: AccountSettings, feed_ids: Iterable[str]) -> bool:
+    """True when Amazon has finished every feed (or it was settled already); never raises on a busy Amazon."""
+    waiting = []
+    for feed_id in feed_ids:
+        known = ctx.store.get_feed(feed_id)
+        if known and known.get("completed_at"):
+            continue
+        try:
+            status = ctx.amazon(account).get_feed(feed_id).get("processingStatus", "UNKNOWN")
+        except RetriableError as exc:
+            log.warning("feed %s: status unknown for now (%s)", feed_id, exc)
+            waiting.append(feed_id)
+            continue
+        if status not in feeds.FINAL_STATUSES:
+            waiting.append(f"{feed_id} ({status})")
+    if waiting:
+        log.info("still processing on Amazon: %s", ", ".join(waiting))
+    return not waiting
+
+
+# -- step 3: settle, confirm, cancel in Commerce -----------------------------------------------
+def confirm_cancellations(ctx: Context, account: AccountSettings, requested: Mapping[str, Any], *, owner: str):
+    """Read the reports, confirm each order's cancellation on Amazon and cancel it in Commerce."""
+    from amazon_commerce_sync.pipelines.order_import import Loader
+
+    records = [dict(r) for r in requested.get("orders") or []]
+    if requested.get("dry_run"):
+        return {**requested, "orders": records}
+    amazon = ctx.amazon(account)
+    for feed_id in requested.get("feed_ids") or []:
+        known = ctx.store.get_feed(feed_id)
+        if known and known.get("completed_at"):
+            continue
+        result = feeds.settle_feed(ctx.store, amazon, feed_id)
+        log.info("feed %s: %s", feed_id, result)
+    loader = Loader(ctx, account, owner=owner)  # its stock moves are shared with the import
+    for record in records:
+        if record["outcome"] not in (Outcome.REQUESTED, Outcome.ALREADY_CANCELLED):
+            continue
+        try:
+            _confirm_one(ctx, account, loader, record, owner)
+        except IntegrationError as exc:
+            record["outcome"] = str(Outcome.ERROR)
+            record["detail"] = f"{record['detail']}; then failed: {exc} (trigger again to finish; nothing is repeated)"
+            log.warning("order %s: %s", record["amazon_order_id"], exc)
+    return {**requested, "orders": records}
+
+
+def _confirm_one(ctx: Context, account: AccountSettings, loader, record: dict[str, Any], owner: str) -> None:
+    order_id = record["amazon_order_id"]
+    entry = ctx.store.get_outbox(outbox_key(order_id))
+    ours = record["outcome"] == Outcome.REQUESTED
+    if ours and entry:
+        record["feed_id"] = entry.get("feed_id") if entry["status"] != SUBMITTING else record.get("feed_id")
+    order = ctx.amazon(account).get_order(order_id, included_data=GET_ORDER_DATA)
+    status = transform.fulfillment_status(order)
+    record["amazon_status"] = status
+    if status != "CANCELLED":
+        if not ours:
+            record["outcome"], record["detail"] = str(Outcome.NOT_CONFIRMED), f"Amazon now shows it {status}"
+        elif entry and entry["status"] == OutboxStatus.REJECTED:
+            record["outcome"] = str(Outcome.REJECTED)
+            record["detail"] = f"Amazon rejected the cancellation in feed {entry.get('feed_id')}: " + (
+                entry.get("amazon_message") or "no message"
+            )
+        elif entry and entry["status"] == OutboxStatus.ACCEPTED:
+            record["outcome"] = str(Outcome.NOT_CONFIRMED)
+            record["detail"] = f"Amazon accepted feed {entry.get('feed_id')} but still shows the order {status}"
+        else:
+            state = (entry or {}).get("status", "missing")
+            record["outcome"] = str(Outcome.NOT_CONFIRMED)
+            record["detail"] = (f"the cancellation is not processed yet (outbox {state}"
+                                + (f", feed {entry.get('feed_id')}" if entry and entry.get("feed_id") else "")
+                                + "); trigger again later to finish")  # fmt: skip
+        return
+    if entry and entry.get("status") == OutboxStatus.SUBMITTED:
+        # Amazon shows it cancelled though the report was not read (another run settles it): fine.
+        pass
+    comment = (
+        cancel_comment(entry["payload"]["reason"], entry["payload"].get("note"), entry.get("feed_id"))
+        if entry
+        else "Cancelled on Amazon."
+    )
+    done = _cancel_commerce(ctx, account, loader, order_id, comment, owner)
+    if ours:
+        record["outcome"] = str(Outcome.CANCELLED)
+        record["detail"] = f"cancelled on Amazon (feed {record.get('feed_id')}); Commerce: {done}"
+    else:
+        record["detail"] = f"already cancelled on Amazon; Commerce: {done}"
+
+
+def _cancel_commerce(ctx: Context, account: AccountSettings, loader, order_id: str, comment: str, owner: str) -> str:
+    from amazon_commerce_sync.pipelines.order_import import cancel_in_commerce
+
+    row = ctx.store.get_order(order_id)
+    commerce = ctx.commerce(account)
+    commerce_id = row["commerce_order_id"] if row else None
+    if commerce_id is None:
+        found = commerce.find_orders_by_ext_order_ids([order_id]).get(order_id) or []
+        if not found:
+            return "no Commerce order (the order was never imported)"
+        commerce_id = int(sorted(found, key=lambda o: int(o["entity_id"]))[0]["entity_id"])
+    lease = f"order:{order_id}"
+    deadline = time.monotonic() + LEASE_WAIT_SECONDS
+    while not ctx.store.acquire_lease(lease, owner, LEASE_SECONDS):
+        if time.monotonic() > deadline:
+            raise RetriableError(f"Commerce order {commerce_id} is being written by another task", operation="lease")
+        time.sleep(1.0)
+    try:
+        for attempt in range(1, COMMERCE_ATTEMPTS + 1):
+            try:
+                action = cancel_in_commerce(commerce, ctx.store, order_id, int(commerce_id), comment, account,
+                                            loader._stock_once)  # fmt: skip
+                break
+            except RetriableError as exc:
+                # Every write in cancel_in_commerce is looked up before it is sent again.
+                if attempt == COMMERCE_ATTEMPTS:
+                    raise
+                log.warning("order %s: Commerce cancellation attempt %d failed (%s); again", order_id, attempt, exc)
+    finally:
+        ctx.store.release_lease(lease, owner)
+    if row is not None:
+        ctx.store.set_order_sync(order_id, OrderSync.CANCELED, synced_amazon_updated_at=row["amazon_updated_at"])
+    return f"{action} (order {commerce_id})"
+
+
+# -- step 4: summary ---------------------------------------------------------------------------
+def summarize(result: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The per-order summary and the list of failures (``"<order>: <why>"``)."""
+    orders = []
+    failures = []
+    counts: dict[str, int] = {}
+    for record in result.get("orders") or []:
+        if record["outcome"] == Outcome.REQUESTED:  # the confirmation step never ran
+            record = {**record, "outcome": str(Outcome.NOT_CONFIRMED),
+                      "detail": record["detail"] + "; not confirmed: the wait or confirmation step failed"}  # fmt: skip
+        orders.append(record)
+        counts[record["outcome"]] = counts.get(record["outcome"], 0) + 1
+        name = record["requested"]
+        if record.get("amazon_order_id") and record["amazon_order_id"] != name:
+            name = f"{name} (Amazon {record['amazon_order_id']})"
+        line = f"{name}: {record['outcome']}: {record['detail']}"
+        log.info("%s", line)
+        if record["outcome"] not in SUCCESSFUL:
+            failures.append(f"{name}: {record['detail']}")
+    summary = {
+        "account_id": result.get("account_id"),
+        "dry_run": bool(result.get("dry_run")),
+        "feed_ids": list(result.get("feed_ids") or []),
+        "counts": counts,
+        "orders": [
+            {k: r.get(k) for k in ("requested", "amazon_order_id", "outcome", "detail", "feed_id")} for r in orders
+        ],
+    }
+    return summary, failures

@@ -1,0 +1,93 @@
+"""The pure parts of the shipment sync: carrier mapping, confirmShipment packages, Magento times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from amazon_commerce_sync.pipelines.shipment_sync import (
+    Hold,
+    Refuse,
+    amazon_carrier,
+    amazon_package_refs,
+    package_detail,
+    parse_commerce_time,
+)
+from amazon_commerce_sync.settings import DEFAULT_CARRIER_MAP
+
+
+@pytest.mark.parametrize(
+    ("track", "expected"),
+    [
+        ({"carrier_code": "ups", "title": "United Parcel Service"}, ("UPS", None)),
+        ({"carrier_code": "fedex", "title": "Federal Express"}, ("FedEx", None)),
+        ({"carrier_code": "custom", "title": "Royal Mail"}, ("Royal Mail", None)),  # by title
+        ({"carrier_code": "custom", "title": "DHL Express"}, ("DHL", None)),
+        ({"carrier_code": "custom", "title": "Speedy Couriers"}, ("Other", "Speedy Couriers")),
+        ({"carrier_code": "tablerate", "title": ""}, ("Other", "tablerate")),
+        ({"carrier_code": "custom", "title": "custom"}, ("Other", "custom")),
+    ],
+)
+def test_amazon_carrier(track, expected):
+    assert amazon_carrier(track, DEFAULT_CARRIER_MAP) == expected
+
+
+def test_account_carrier_map_wins():
+    assert amazon_carrier({"carrier_code": "custom", "title": "Speedy"}, {"speedy": "Speedy Express"}) == (
+        "Speedy Express",
+        None,
+    )
+
+
+SHIPMENT = {
+    "entity_id": 42,
+    "order_id": 7,
+    "created_at": "2026-03-01 10:20:30",
+    "items": [
+        {"order_item_id": 11, "sku": "A", "qty": 2},
+        {"order_item_id": 12, "sku": "B", "qty": "1.0000"},
+        {"order_item_id": 13, "sku": "C", "qty": 0},
+    ],
+    "tracks": [{"track_number": " 1Z999 ", "carrier_code": "ups", "title": "UPS"}],
+}
+ITEMS = {11: "111", 12: "222", 13: "333"}
+
+
+def test_package_detail_maps_items_and_tracking():
+    assert package_detail(SHIPMENT, ITEMS, DEFAULT_CARRIER_MAP) == {
+        "packageReferenceId": "42",
+        "carrierCode": "UPS",
+        "trackingNumber": "1Z999",
+        "shipDate": "2026-03-01T10:20:30Z",
+        "orderItems": [{"orderItemId": "111", "quantity": 2}, {"orderItemId": "222", "quantity": 1}],
+    }
+
+
+def test_package_detail_holds_without_tracking_and_refuses_foreign_items():
+    with pytest.raises(Hold, match="tracking"):
+        package_detail({**SHIPMENT, "tracks": [{"track_number": ""}]}, ITEMS, DEFAULT_CARRIER_MAP)
+    with pytest.raises(Refuse, match="Commerce order item 12"):
+        package_detail(SHIPMENT, {11: "111"}, DEFAULT_CARRIER_MAP)
+    with pytest.raises(Refuse, match="whole number"):
+        package_detail({**SHIPMENT, "items": [{"order_item_id": 11, "qty": "1.5"}]}, ITEMS, DEFAULT_CARRIER_MAP)
+    with pytest.raises(Refuse, match="no quantity"):
+        package_detail({**SHIPMENT, "items": [{"order_item_id": 11, "qty": 0}]}, ITEMS, DEFAULT_CARRIER_MAP)
+
+
+def test_parse_commerce_time():
+    want = datetime(2026, 3, 1, 10, 20, 30, tzinfo=UTC)
+    assert parse_commerce_time("2026-03-01 10:20:30") == want
+    assert parse_commerce_time("2026-03-01T10:20:30Z") == want
+    assert parse_commerce_time("2026-03-01T12:20:30+02:00") == want
+
+
+def test_amazon_package_refs_skips_cancelled_packages():
+    order = {
+        "packages": [
+            {"packageReferenceId": "1", "trackingNumber": "T1", "packageStatus": {"status": "SHIPPED"}},
+            {"packageReferenceId": "2", "packageStatus": {"status": "CANCELLED"}},
+            {"packageReferenceId": 3},
+        ]
+    }
+    assert amazon_package_refs(order) == {"1": "T1", "3": ""}
