@@ -1,0 +1,197 @@
+"""The refund sync's pure parts: adjustment plans, Finances refund lines, own-refund matching, mirror plans."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET  # noqa: S405 - only used to serialise our own element
+from decimal import Decimal as D
+
+import defusedxml.ElementTree as SafeET
+import pytest
+
+from amazon_commerce_sync.pipelines.refund_sync import (
+    RefundLine,
+    RefundProblem,
+    adjustment_payload,
+    build_adjustment_message,
+    combine,
+    event_key,
+    match_own,
+    plan_adjustment,
+    plan_mirror,
+    refund_lines,
+    refunded_by_item,
+)
+
+PAID = {
+    "A1": {"Principal": D("78.34"), "Tax": D("11.73"), "Shipping": D("6.79"), "ShippingTax": D("1.02"), "Other": D(0)},
+    "A2": {"Principal": D("24.47"), "Tax": D("3.66"), "Shipping": D("6.79"), "ShippingTax": D("1.02"), "Other": D(0)},
+}
+CODES = {11: "A1", 12: "A2"}
+
+
+def memo(items, *, shipping="0", shipping_tax="0", positive="0", negative="0", currency="USD", memo_id=7):
+    lines = [
+        {"order_item_id": oid, "sku": f"SKU{oid}", "qty": qty, "row_total": row, "tax_amount": tax,
+         "discount_amount": disc}
+        for oid, qty, row, tax, disc in items
+    ]  # fmt: skip
+    grand = sum(D(r) - D(d) + D(t) for _, _, r, t, d in items) + D(shipping) + D(shipping_tax)
+    grand += D(positive) - D(negative)
+    return {"entity_id": memo_id, "order_id": 3, "order_currency_code": currency, "items": lines,
+            "shipping_amount": shipping, "shipping_tax_amount": shipping_tax, "adjustment_positive": positive,
+            "adjustment_negative": negative, "grand_total": str(grand)}  # fmt: skip
+
+
+def plan(m, refunded=None, currency="USD"):
+    return plan_adjustment(m, currency=currency, item_codes=CODES, paid=PAID, refunded=refunded or {}, reason="Other")
+
+
+def total(items):
+    return sum(v for i in items for v in i.components.values())
+
+
+def test_full_refund_with_shipping_adds_up_to_the_memo():
+    m = memo([(11, 1, "87.04", "11.73", "8.70"), (12, 1, "27.19", "3.66", "2.72")], shipping="13.58",
+             shipping_tax="2.04")  # fmt: skip
+    items = plan(m)
+    assert total(items) == D(m["grand_total"])
+    a1, a2 = items
+    assert a1.components == {
+        "Principal": D("78.34"),
+        "Tax": D("11.73"),
+        "Shipping": D("6.79"),
+        "ShippingTax": D("1.02"),
+    }
+    assert a2.components["Shipping"] == D("6.79") and a2.components["ShippingTax"] == D("1.02")
+    assert [i.merchant_adjustment_item_id for i in items] == ["cm7-1", "cm7-2"]
+    assert {i.reason for i in items} == {"Other"} and a1.quantity == 1
+
+
+def test_shipping_of_a_partial_refund_spills_over_to_other_items():
+    items = plan(memo([(12, 1, "27.19", "3.66", "2.72")], shipping="10.00"))
+    by_code = {i.amazon_order_item_code: i.components for i in items}
+    assert by_code["A2"]["Shipping"] == D("6.79") and by_code["A1"] == {"Shipping": D("3.21")}
+
+
+def test_adjustments_goodwill_and_fee():
+    items = plan(memo([(11, 1, "87.04", "11.73", "8.70")], positive="2.50"))
+    assert items[0].components["Goodwill"] == D("2.50")
+    items = plan(memo([(11, 1, "87.04", "11.73", "8.70")], negative="5.00"))
+    assert items[0].components["Principal"] == D("73.34") and total(items) == D("85.07")
+
+
+@pytest.mark.parametrize(
+    ("m", "kwargs", "message"),
+    [
+        (memo([(11, 1, "87.04", "11.73", "8.70")], currency="EUR"), {}, "is in EUR"),
+        (memo([(99, 1, "10.00", "0", "0")]), {}, "not an item of the Amazon order"),
+        (memo([(11, 1, "87.04", "11.73", "8.70")]), {"refunded": {"A1": {"Principal": D("80")}}}, "left to refund"),
+        (memo([(11, 1, "87.04", "11.73", "8.70")], shipping="99.00"), {}, "more than is left"),
+        (memo([(11, 1, "0", "0", "0")]), {}, "refunds nothing"),
+    ],
+)
+def test_refunds_that_cannot_be_sent(m, kwargs, message):
+    with pytest.raises(RefundProblem, match=message):
+        plan(m, **kwargs)
+
+
+def test_components_must_add_up_to_the_memo():
+    m = memo([(11, 1, "87.04", "11.73", "8.70")])
+    m["grand_total"] = "1.00"
+    with pytest.raises(RefundProblem, match="add up"):
+        plan(m)
+
+
+def test_message_xml_and_payload_round_trip():
+    m = memo([(11, 1, "87.04", "11.73", "8.70")])
+    payload = adjustment_payload("111-0000000-0000001", m, plan(m))
+    assert payload["total"] == "90.07" and payload["creditmemo_id"] == 7
+    message = SafeET.fromstring(ET.tostring(build_adjustment_message(3, payload)))
+    assert message.findtext("MessageID") == "3"
+    adjustment = message.find("OrderAdjustment")
+    assert adjustment.findtext("AmazonOrderID") == "111-0000000-0000001"
+    assert adjustment.findtext("ActionType") == "Refund"
+    [item] = adjustment.findall("AdjustedItem")
+    assert item.findtext("AmazonOrderItemCode") == "A1" and item.findtext("MerchantAdjustmentItemID") == "cm7-1"
+    amounts = {c.findtext("Type"): (c.find("Amount").text, c.find("Amount").get("currency"))
+               for c in item.iter("Component")}  # fmt: skip
+    assert amounts == {"Principal": ("78.34", "USD"), "Tax": ("11.73", "USD")}
+
+
+def test_refunded_by_item_counts_live_adjustments_and_amazon_refunds():
+    entries = [
+        {"status": "accepted", "payload": {"items": [{"code": "A1", "components": {"Principal": "10.00"}}]}},
+        {"status": "rejected", "payload": {"items": [{"code": "A1", "components": {"Principal": "50.00"}}]}},
+        {"status": "pending", "payload": {"items": [{"code": "A2", "components": {"Tax": "1.00"}}]}},
+    ]
+    writes = [{"kind": "refund_event", "detail": {"foreign": {"A1": {"Shipping": "2.00"}}}},
+              {"kind": "comment", "detail": None}]  # fmt: skip
+    assert refunded_by_item(entries, writes) == {"A1": {"Principal": D("10.00"), "Shipping": D("2.00")},
+                                                 "A2": {"Tax": D("1.00")}}  # fmt: skip
+
+
+EVENT = {
+    "AmazonOrderId": "111-0000000-0000001",
+    "PostedDate": "2026-03-01T10:00:00Z",
+    "ShipmentItemAdjustmentList": [
+        {"OrderAdjustmentItemId": "A1", "ItemChargeAdjustmentList": [
+            {"ChargeType": "Principal", "ChargeAmount": {"CurrencyCode": "USD", "CurrencyAmount": D("-78.34")}},
+            {"ChargeType": "Tax", "ChargeAmount": {"CurrencyCode": "USD", "CurrencyAmount": D("-11.73")}}]},
+    ],
+}  # fmt: skip
+
+
+def test_refund_lines_and_event_key():
+    [line] = refund_lines(EVENT)
+    assert line.code == "A1" and line.charges == {"Principal": D("78.34"), "Tax": D("11.73")} and line.currency == "USD"
+    assert event_key(EVENT) == event_key(dict(EVENT))
+    other = {**EVENT, "PostedDate": "2026-03-01T10:00:01Z"}
+    assert event_key(other) != event_key(EVENT) and event_key(EVENT).startswith("amzrefund:111-0000000-0000001:")
+
+
+def test_own_refunds_match_on_item_and_amounts_not_on_the_sandbox_field():
+    lines = refund_lines(EVENT)
+    ours = [{"code": "A1", "madj": "cm7-1", "components": {"Principal": "78.34", "Tax": "11.73"}}]
+    own, foreign = match_own(lines, ours)
+    assert [m for _, m in own] == ["cm7-1"] and not foreign
+    own, foreign = match_own(lines, [{**ours[0], "components": {"Principal": "78.34"}}])
+    assert not own and foreign == lines
+    two = [RefundLine("A1", {"Principal": D("5")}, "USD"), RefundLine("A1", {"Principal": D("5")}, "USD", "cm9-1")]
+    candidates = [{"code": "A1", "madj": "cm8-1", "components": {"Principal": "5"}},
+                  {"code": "A1", "madj": "cm9-1", "components": {"Principal": "5"}}]  # fmt: skip
+    own, foreign = match_own(two, candidates)
+    assert sorted(m for _, m in own) == ["cm8-1", "cm9-1"] and not foreign  # each of ours matched once
+
+
+COMMERCE_ORDER = {
+    "shipping_amount": "13.58", "shipping_tax_amount": "2.04", "shipping_invoiced": "13.58", "shipping_refunded": "0",
+    "items": [
+        {"item_id": 11, "qty_ordered": 2, "qty_invoiced": 2, "qty_refunded": 0, "row_total": "100.00",
+         "discount_amount": "10.00", "row_invoiced": "100.00", "amount_refunded": "0", "tax_invoiced": "9.00",
+         "tax_refunded": "0", "discount_invoiced": "10.00", "discount_refunded": "0"},
+        {"item_id": 12, "qty_ordered": 1, "qty_invoiced": 1, "qty_refunded": 0, "row_total": "20.00",
+         "discount_amount": "0", "row_invoiced": "20.00", "amount_refunded": "0", "tax_invoiced": "2.00",
+         "tax_refunded": "0", "discount_invoiced": "0", "discount_refunded": "0"},
+    ],
+}  # fmt: skip
+
+
+def test_mirror_plan_whole_units_and_remainder():
+    lines = [RefundLine("A1", {"Principal": D("45.00"), "Tax": D("4.50"), "Shipping": D("6.79")}, "USD")]
+    result = plan_mirror(COMMERCE_ORDER, lines, {"A1": 11, "A2": 12})
+    assert result["items"] == [{"order_item_id": 11, "qty": 1}]
+    assert result["shipping_amount"] == D("6.79")
+    # 1 unit = 50.00 - 5.00 + 4.50 = 49.50; shipping 6.79 + tax 1.02 -> the remainder is a negative adjustment
+    assert result["adjustment_negative"] == D("1.02") and result["adjustment_positive"] == 0
+    assert result["total"] == D("56.29")
+
+
+def test_mirror_plan_amount_only_refund_names_an_item_with_quantity_zero():
+    result = plan_mirror(COMMERCE_ORDER, [RefundLine("A2", {"Principal": D("3.00")}, "USD")], {"A2": 12})
+    assert result["items"] == [{"order_item_id": 11, "qty": 0}]  # never an empty list (= refund everything)
+    assert result["shipping_amount"] == 0 and result["adjustment_positive"] == D("3.00")
+
+
+def test_combine_sums_the_counts():
+    out = combine([{"account": "a", "sent": 2, "rejected": 1}, {"account": "b", "mirrored": 1}, None])
+    assert out["sent"] == 2 and out["rejected"] == 1 and out["mirrored"] == 1 and out["skipped"] == 0
