@@ -32,6 +32,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from amazon_commerce_sync.alerts import notify_failure
 from amazon_commerce_sync.constants import DAG_ORDER_CANCEL, OWNER
 from amazon_commerce_sync.feeds import CANCEL_REASONS
 from amazon_commerce_sync.pipelines.order_cancel import AMAZON_ORDER_ID, COMMERCE_ORDER_NUMBER, MAX_NOTE, MAX_ORDERS
@@ -49,6 +50,7 @@ FEED_POKE_SECONDS = float(os.environ.get("SALES_CHANNEL_FEED_POKE_SECONDS", "60"
     tags=["sales-channel", "amazon", "commerce", "manual"],
     default_args={
         "owner": OWNER,
+        "on_failure_callback": notify_failure,
         "retries": 2,
         "retry_delay": timedelta(minutes=1),
         "execution_timeout": timedelta(minutes=20),

@@ -23,6 +23,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
+from amazon_commerce_sync.alerts import notify_failure
 from amazon_commerce_sync.constants import ASSET_COMMERCE_ORDERS, DAG_ORDER_IMPORT, OWNER
 from amazon_commerce_sync.pipelines.tasks import environment_schedule
 
@@ -39,6 +40,7 @@ COMMERCE_ORDERS = Asset(ASSET_COMMERCE_ORDERS)
     tags=["sales-channel", "amazon", "commerce"],
     default_args={
         "owner": OWNER,
+        "on_failure_callback": notify_failure,
         "retries": 3,
         "retry_delay": timedelta(minutes=1),
         "retry_exponential_backoff": True,

@@ -27,6 +27,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from amazon_commerce_sync.alerts import notify_failure
 from amazon_commerce_sync.constants import DAG_REFUND_SYNC, OWNER
 from amazon_commerce_sync.pipelines.tasks import environment_schedule
 
@@ -41,6 +42,7 @@ from amazon_commerce_sync.pipelines.tasks import environment_schedule
     tags=["sales-channel", "amazon", "commerce", "refunds"],
     default_args={
         "owner": OWNER,
+        "on_failure_callback": notify_failure,
         "retries": 3,
         "retry_delay": timedelta(minutes=1),
         "retry_exponential_backoff": True,

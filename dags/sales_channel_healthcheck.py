@@ -14,6 +14,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, task
 
+from amazon_commerce_sync.alerts import notify_failure
 from amazon_commerce_sync.constants import DAG_HEALTHCHECK, OWNER
 
 
@@ -27,6 +28,7 @@ from amazon_commerce_sync.constants import DAG_HEALTHCHECK, OWNER
     tags=["sales-channel", "ops"],
     default_args={
         "owner": OWNER,
+        "on_failure_callback": notify_failure,
         "retries": 0,
         "retry_delay": timedelta(minutes=1),
         "execution_timeout": timedelta(minutes=5),

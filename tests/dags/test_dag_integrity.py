@@ -40,6 +40,8 @@ def test_contract(dagbag, path):
     assert "sales-channel" in dag.tags
     for t in dag.tasks:
         assert t.owner == "sales-channel", t.task_id
+        callbacks = t.on_failure_callback if isinstance(t.on_failure_callback, list) else [t.on_failure_callback]
+        assert any(type(c).__name__ == "FailureNotifier" for c in callbacks), f"{t.task_id}: no failure alert"
         assert t.execution_timeout is not None and t.execution_timeout <= timedelta(hours=2), t.task_id
         assert t.retry_delay is not None, t.task_id
         assert t.retries is not None, t.task_id

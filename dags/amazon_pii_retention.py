@@ -1,0 +1,58 @@
+"""
+### Amazon buyer personal-data retention
+
+Erases buyer names, e-mails, companies and addresses (phone included) from the state store for
+orders delivered more than `pii_retention_days` (setting, default 30) ago, as Amazon's Data
+Protection Policy requires. The retention clock of each order is set once from the staged order:
+packages reported DELIVERED, else the promised delivery (end of `deliverByWindow`, never before
+the last package's ship time), else the last ship time; cancelled orders from the cancellation.
+Each erasure is one transaction with its audit entry (`pii_erased`, without the erased values);
+reruns find nothing left to erase. The Commerce order keeps its copy (see README "Personal data").
+
+Manual trigger: `dry_run` counts what is due without erasing; `account_id` limits it to one account.
+Schedule: `SALES_CHANNEL_RETENTION_SCHEDULE` (default daily at 03:15 UTC).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+from amazon_commerce_sync.alerts import notify_failure
+from amazon_commerce_sync.constants import OWNER
+from amazon_commerce_sync.pipelines.tasks import environment_schedule
+
+
+@dag(
+    dag_id="amazon_pii_retention",
+    doc_md=__doc__,
+    schedule=environment_schedule("SALES_CHANNEL_RETENTION_SCHEDULE", "15 3 * * *"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["sales-channel", "amazon", "privacy"],
+    default_args={
+        "owner": OWNER,
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "execution_timeout": timedelta(hours=1),
+        "on_failure_callback": notify_failure,
+    },
+    params={
+        "dry_run": Param(False, type="boolean", description="Only count the orders due for erasure."),
+        "account_id": Param(None, type=["null", "string"], description="Only this account (default: all)."),
+    },
+)
+def amazon_pii_retention():
+    @task
+    def erase(params=None, run_id=None) -> dict:
+        from amazon_commerce_sync.pipelines import tasks
+
+        return tasks.pii_retention(run_id, params)
+
+    erase()
+
+
+amazon_pii_retention()

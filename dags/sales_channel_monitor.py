@@ -1,0 +1,53 @@
+"""
+### Sales Channel monitor
+
+Alerts, through the configured notifier (`SALES_CHANNEL_NOTIFIER`, default an ERROR line in
+this task's log), when the integration is unhealthy even though no task failed:
+
+* the order import lags: now minus the extraction cursor of an account and marketplace is more
+  than `alert_import_lag_minutes` (setting, default 60);
+* orders wait for a product, or stay quarantined, longer than `alert_stuck_hours` (default 24).
+
+Quiet otherwise. A firing alert is repeated at most every `alert_repeat_minutes` (default 60).
+Schedule: `SALES_CHANNEL_MONITOR_SCHEDULE` (default every 10 minutes).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, get_current_context, task
+
+from amazon_commerce_sync.alerts import notify_failure
+from amazon_commerce_sync.constants import OWNER
+from amazon_commerce_sync.pipelines.tasks import environment_schedule
+
+
+@dag(
+    dag_id="sales_channel_monitor",
+    doc_md=__doc__,
+    schedule=environment_schedule("SALES_CHANNEL_MONITOR_SCHEDULE", "*/10 * * * *"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["sales-channel", "ops"],
+    default_args={
+        "owner": OWNER,
+        "retries": 1,
+        "retry_delay": timedelta(minutes=1),
+        "execution_timeout": timedelta(minutes=5),
+        "on_failure_callback": notify_failure,
+    },
+)
+def sales_channel_monitor():
+    @task
+    def check(run_id=None) -> dict:
+        from amazon_commerce_sync.pipelines import tasks
+
+        return tasks.monitor(run_id, dict(get_current_context()))
+
+    check()
+
+
+sales_channel_monitor()

@@ -1,0 +1,392 @@
+"""Alerts: task failures and the integration's health, through Airflow notifiers.
+
+Two sources of alerts:
+
+* **Task failures.** Every Sales Channel DAG sets ``on_failure_callback: notify_failure`` in its
+  ``default_args``. The message names the DAG, task, run and account, what failed (the exception
+  message, secrets masked and e-mail addresses removed) and what to do.
+* **The monitor** (DAG ``sales_channel_monitor``, every 10 minutes) alerts even when no task
+  failed: when the import lags (now minus the extraction cursor, per account and marketplace)
+  more than ``alert_import_lag_minutes``, and when orders wait for a product or stay quarantined
+  longer than ``alert_stuck_hours``. A firing alert is repeated at most every
+  ``alert_repeat_minutes`` (each sending is recorded in the audit trail as ``alert_sent``); it is
+  quiet otherwise.
+
+Where alerts go is a deployment switch, the environment variable ``SALES_CHANNEL_NOTIFIER``
+(a class path), default :class:`LoggingNotifier` (one ERROR line in the task log):
+
+* ``amazon_commerce_sync.alerts.SmtpNotifier``: e-mail with the standard library's ``smtplib``,
+  server and credentials from the Airflow connection ``sales_channel_smtp`` (host, port, login,
+  password; extra ``{"from": "...", "to": ["..."], "starttls": true}``).
+* Any other ``airflow.sdk.BaseNotifier`` (the SMTP, Slack, Teams... providers' notifiers),
+  built with the keyword arguments in ``SALES_CHANNEL_NOTIFIER_KWARGS`` (JSON). The alert is in
+  the template context as ``sales_channel_alert`` (``subject``, ``text``, ``account_id``...), e.g.
+  ``{"slack_webhook_conn_id": "slack", "text": "{{ sales_channel_alert.text }}"}``.
+
+If the configured notifier fails, the alert is still written to the log by the logging notifier.
+No alert carries buyer personal data or credentials.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import BaseNotifier
+
+log = logging.getLogger(__name__)
+
+NOTIFIER_ENV = "SALES_CHANNEL_NOTIFIER"
+NOTIFIER_KWARGS_ENV = "SALES_CHANNEL_NOTIFIER_KWARGS"
+SMTP_CONN_ID = "sales_channel_smtp"
+ALERT_SENT = "alert_sent"
+MAX_MESSAGE = 600
+MAX_LISTED = 10
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+
+
+@dataclasses.dataclass(frozen=True)
+class Alert:
+    """One alert: what happened, to which account, and what to do about it."""
+
+    kind: str  # task_failed, import_lag, orders_waiting, orders_quarantined
+    key: str  # identifies the condition, for repeat suppression
+    account_id: str
+    subject: str
+    what: str
+    action: str
+
+    @property
+    def text(self) -> str:
+        return (
+            f"[Sales Channel] {self.subject}\n"
+            f"Account: {self.account_id}\n"
+            f"What happened: {self.what}\n"
+            f"What to do: {self.action}\n"
+        )
+
+    @property
+    def line(self) -> str:
+        return (
+            f"SALES CHANNEL ALERT [{self.kind}] account={self.account_id}: {self.subject} | "
+            f"what happened: {self.what} | what to do: {self.action}"
+        )
+
+    def as_dict(self) -> dict[str, str]:
+        return {**dataclasses.asdict(self), "text": self.text}
+
+
+def safe_text(value: Any, limit: int = MAX_MESSAGE) -> str:
+    """A message fit for an alert: one line, secrets masked, e-mail addresses removed, bounded."""
+    text = str(value)
+    try:  # the same masker that keeps connection passwords out of task logs
+        from airflow.sdk._shared.secrets_masker import redact
+
+        text = str(redact(text))
+    except Exception:  # noqa: BLE001 - masking is a safety net; never lose the alert over it
+        log.debug("secrets masker unavailable; sending the alert unmasked by it")
+    text = _EMAIL.sub("<email>", " ".join(text.split()))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# -- task failures ---------------------------------------------------------------------------------
+DAG_HINTS = {
+    "amazon_order_import": "Orders stay staged and the cursor does not move past what was not staged: "
+    "the next successful run catches up by itself.",
+    "amazon_shipment_sync": "Shipment confirmations stay in the outbox and are sent on the next successful run.",
+    "amazon_refund_sync": "Refund adjustments stay in the outbox and are sent on the next successful run.",
+    "amazon_order_cancel": "Check the run's summary for each order's outcome before triggering it again.",
+    "amazon_pii_retention": "Nothing is half-erased (each order is erased in one transaction); "
+    "the next run erases what is left.",
+    "sales_channel_monitor": "Health alerts are not being checked until this is fixed.",
+}
+
+
+def _account_of(context: Mapping[str, Any]) -> str:
+    # A mapped task's account is in the unmapped operator's kwargs (``ti.task`` once it ran).
+    tasks = (getattr(context.get("ti"), "task", None), context.get("task"))
+    candidates = [getattr(t, "op_kwargs", None) or {} for t in tasks] + [context.get("params") or {}]
+    for kwargs in candidates:
+        value = kwargs.get("account_id") if isinstance(kwargs, Mapping) else None
+        if value:
+            return str(value)
+    return "all accounts"
+
+
+def failure_alert(context: Mapping[str, Any]) -> Alert:
+    """The alert for a failed task instance (the context of ``on_failure_callback``)."""
+    ti = context.get("ti") or context.get("task_instance")
+    dag_id = getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", "?")
+    task_id = getattr(ti, "task_id", "?")
+    map_index = getattr(ti, "map_index", -1)
+    run_id = getattr(ti, "run_id", None) or context.get("run_id", "?")
+    tries = getattr(ti, "try_number", None)
+    where = f"{dag_id}.{task_id}" + (f"[{map_index}]" if map_index is not None and map_index >= 0 else "")
+    exc = context.get("exception")
+    kind = type(exc).__name__ if isinstance(exc, BaseException) else "error"
+    message = safe_text(exc) if exc is not None else "no exception recorded (see the task log)"
+    account = _account_of(context)
+    if kind == "AirflowFailException":
+        action = (
+            "This failure is not retried: fix what the message names (the settings, a connection or the "
+            "run's parameters), then clear the task."
+        )
+    elif kind == "AirflowTaskTimeout":
+        action = (
+            "The task ran past its execution_timeout: check Amazon's and Commerce's response times "
+            "(run sales_channel_healthcheck), then clear the task."
+        )
+    else:
+        action = (
+            f"The task failed after {tries or 1} attempt(s): read the task log, run sales_channel_healthcheck "
+            "to test the connections, then clear the task (every step is idempotent: a rerun duplicates nothing)."
+        )
+    hint = DAG_HINTS.get(str(dag_id))
+    if hint:
+        action = f"{action} {hint}"
+    log_url = getattr(ti, "log_url", None) if ti is not None else None
+    if log_url:
+        action = f"{action} Log: {log_url}"
+    return Alert(
+        kind="task_failed",
+        key=f"task_failed:{dag_id}:{task_id}",
+        account_id=account,
+        subject=f"{where} failed (run {run_id})",
+        what=f"{kind}: {message}",
+        action=action,
+    )
+
+
+# -- notifiers -------------------------------------------------------------------------------------
+class SalesChannelNotifier(BaseNotifier):
+    """A notifier that delivers :class:`Alert` objects (from ``context['sales_channel_alert']``)."""
+
+    def notify(self, context) -> None:
+        raw = context.get("sales_channel_alert")
+        alert = Alert(**{k: raw[k] for k in ALERT_FIELDS}) if raw else failure_alert(context)
+        self.deliver(alert)
+
+    def deliver(self, alert: Alert) -> None:
+        raise NotImplementedError
+
+
+ALERT_FIELDS = tuple(f.name for f in dataclasses.fields(Alert))
+
+
+class LoggingNotifier(SalesChannelNotifier):
+    """The default: one ERROR line in the task log (where log-based alerting can pick it up)."""
+
+    def deliver(self, alert: Alert) -> None:
+        log.error("%s", alert.line)
+
+
+class SmtpNotifier(SalesChannelNotifier):
+    """E-mail through ``smtplib``; server, credentials and recipients from an Airflow connection."""
+
+    def __init__(self, conn_id: str = SMTP_CONN_ID, timeout: float = 30.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+        self.timeout = timeout
+
+    def deliver(self, alert: Alert) -> None:
+        import smtplib
+        from email.message import EmailMessage
+
+        from airflow.sdk import BaseHook
+
+        conn = BaseHook.get_connection(self.conn_id)
+        extra = conn.extra_dejson
+        recipients = extra.get("to") or []
+        if isinstance(recipients, str):
+            recipients = [r.strip() for r in recipients.split(",") if r.strip()]
+        if not conn.host or not recipients:
+            raise ValueError(f"connection {self.conn_id!r}: set host and extra.to (the recipients)")
+        message = EmailMessage()
+        message["Subject"] = f"[Sales Channel] {alert.subject}"
+        message["From"] = extra.get("from") or conn.login or "sales-channel@localhost"
+        message["To"] = ", ".join(recipients)
+        message.set_content(alert.text)
+        smtp_class = smtplib.SMTP_SSL if extra.get("ssl") else smtplib.SMTP
+        with smtp_class(conn.host, conn.port or (465 if extra.get("ssl") else 25), timeout=self.timeout) as smtp:
+            if extra.get("starttls"):
+                smtp.starttls()
+            if conn.login and conn.password:
+                smtp.login(conn.login, conn.password)
+            smtp.send_message(message)
+        log.info("alert %s e-mailed to %d recipient(s)", alert.key, len(recipients))
+
+
+def configured_notifier() -> BaseNotifier:
+    """The notifier named by ``SALES_CHANNEL_NOTIFIER`` (default: :class:`LoggingNotifier`)."""
+    path = os.environ.get(NOTIFIER_ENV, "").strip()
+    if not path:
+        return LoggingNotifier()
+    module_name, _, class_name = path.rpartition(".")
+    if not module_name:
+        raise ValueError(f"{NOTIFIER_ENV}: {path!r} is not a class path such as 'package.module.Class'")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    if not (isinstance(cls, type) and issubclass(cls, BaseNotifier)):
+        raise ValueError(f"{NOTIFIER_ENV}: {path!r} is not an airflow.sdk.BaseNotifier")
+    kwargs = json.loads(os.environ.get(NOTIFIER_KWARGS_ENV) or "{}")
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"{NOTIFIER_KWARGS_ENV}: must be a JSON object")
+    return cls(**kwargs)
+
+
+def send_alert(alert: Alert, context: Mapping[str, Any] | None = None) -> None:
+    """Deliver an alert through the configured notifier; fall back to the log if that fails."""
+    try:
+        notifier = configured_notifier()
+        if isinstance(notifier, SalesChannelNotifier):
+            notifier.deliver(alert)
+        else:
+            notifier({**(context or {}), "sales_channel_alert": alert.as_dict()})
+    except Exception as exc:  # noqa: BLE001 - an alert must not be lost because its channel failed
+        log.warning("the configured notifier failed (%s): %s", type(exc).__name__, safe_text(exc, 300))
+        LoggingNotifier().deliver(alert)
+
+
+class FailureNotifier(BaseNotifier):
+    """The ``on_failure_callback`` of every Sales Channel DAG: builds the alert, sends it."""
+
+    def notify(self, context) -> None:
+        send_alert(failure_alert(context), context)
+
+
+notify_failure = FailureNotifier()
+
+
+# -- the monitor -------------------------------------------------------------------------------------
+def _age(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h"
+    return f"{minutes // (24 * 60)} days"
+
+
+def check_import_lag(store, accounts: Iterable, now: datetime) -> list[Alert]:
+    """One alert per (account, marketplace) whose extraction cursor is older than the threshold."""
+    alerts = []
+    for account in accounts:
+        if not account.import_enabled:
+            continue
+        threshold = timedelta(minutes=account.alert_import_lag_minutes)
+        for marketplace in account.marketplace_ids:
+            cursor = store.get_cursor(account.cursor_stream(marketplace))
+            key = f"import_lag:{account.account_id}:{marketplace}"
+            action = (
+                "Check the latest amazon_order_import runs (failing? paused? not scheduled?), run "
+                "sales_channel_healthcheck to test the Amazon connection and look for QuotaExceeded (429) in "
+                "the extract task's log. Once the import runs again it catches up from its cursor by itself."
+            )
+            if cursor is None:
+                alerts.append(Alert(
+                    kind="import_lag", key=key, account_id=account.account_id,
+                    subject=f"no Amazon order import has completed for marketplace {marketplace}",
+                    what=f"there is no extraction cursor for {account.account_id} / {marketplace}: "
+                         "no order of this marketplace has reached Commerce.",
+                    action=action,
+                ))  # fmt: skip
+                continue
+            lag = now - cursor
+            if lag > threshold:
+                alerts.append(Alert(
+                    kind="import_lag", key=key, account_id=account.account_id,
+                    subject=f"Amazon order import is {_age(lag)} behind for marketplace {marketplace}",
+                    what=f"the last extracted window of {account.account_id} / {marketplace} ends at "
+                         f"{cursor.isoformat(timespec='seconds')} ({_age(lag)} ago; the threshold is "
+                         f"{account.alert_import_lag_minutes} min): Amazon orders placed or changed since then "
+                         "have not reached Commerce.",
+                    action=action,
+                ))  # fmt: skip
+    return alerts
+
+
+def _listing(rows: list[dict[str, Any]], now: datetime) -> str:
+    shown = [
+        f"{r['amazon_order_id']} ({_age(now - r['since'])}: {safe_text(r['reason'] or 'no reason recorded', 120)})"
+        for r in rows[:MAX_LISTED]
+    ]
+    more = f"; and {len(rows) - MAX_LISTED} more" if len(rows) > MAX_LISTED else ""
+    return "; ".join(shown) + more
+
+
+STUCK = {
+    "orders_waiting": (
+        "waiting for a product",
+        "they cannot be created in Commerce because a product is missing, disabled or out of stock",
+        "Create or enable the products in Commerce, add stock, or map the Amazon seller SKUs to Commerce SKUs "
+        "with the account's sku_map setting; waiting orders are retried on every import run.",
+    ),
+    "orders_quarantined": (
+        "quarantined",
+        "they could not be imported as they are and need a person",
+        "Read each reason, fix the data or the settings, then re-drive the orders: trigger amazon_order_import "
+        'with redrive_quarantined set to their ids (or ["all"]).',
+    ),
+}
+
+
+def check_stuck_orders(store, accounts: Iterable, now: datetime) -> list[Alert]:
+    """One alert per account and kind for orders waiting for a product or quarantined too long."""
+    from amazon_commerce_sync.store import OrderSync
+
+    accounts = list(accounts)
+    hours = {a.account_id: a.alert_stuck_hours for a in accounts}
+    shortest = min(hours.values(), default=24)
+    cutoff = now - timedelta(hours=shortest)
+    found = {
+        "orders_waiting": store.orders_stuck_since(OrderSync.WAITING_PRODUCT, cutoff),
+        "orders_quarantined": store.quarantined_orders_since(cutoff),
+    }
+    alerts = []
+    for kind, rows in found.items():
+        by_account: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            account_id = row["account_id"] or "unknown account"
+            if now - row["since"] > timedelta(hours=hours.get(account_id, shortest)):
+                by_account.setdefault(account_id, []).append(row)
+        state, why, action = STUCK[kind]
+        for account_id, stuck in sorted(by_account.items()):
+            limit = hours.get(account_id, shortest)
+            alerts.append(Alert(
+                kind=kind, key=f"{kind}:{account_id}", account_id=account_id,
+                subject=f"{len(stuck)} Amazon order(s) {state} for more than {limit} h",
+                what=f"{why}: {_listing(stuck, now)}.",
+                action=action,
+            ))  # fmt: skip
+    return alerts
+
+
+def run_monitor(
+    store, accounts: Iterable, *, now: datetime, deliver: Callable[[Alert], None] | None = None
+) -> dict[str, Any]:
+    """Check every condition, send what fires (at most once per ``alert_repeat_minutes``); returns keys."""
+    accounts = list(accounts)
+    deliver = deliver or send_alert
+    repeat = {a.account_id: timedelta(minutes=a.alert_repeat_minutes) for a in accounts}
+    default_repeat = min(repeat.values(), default=timedelta(hours=1))
+    summary: dict[str, Any] = {"firing": [], "sent": [], "repeat_suppressed": []}
+    for alert in check_import_lag(store, accounts, now) + check_stuck_orders(store, accounts, now):
+        summary["firing"].append(alert.key)
+        every = repeat.get(alert.account_id, default_repeat)
+        last = store.last_audit_at(ALERT_SENT, alert.key) if every else None
+        if last is not None and now - last < every:
+            summary["repeat_suppressed"].append(alert.key)
+            continue
+        deliver(alert)
+        store.audit(ALERT_SENT, "alert", alert.key, {"kind": alert.kind, "account_id": alert.account_id})
+        summary["sent"].append(alert.key)
+    if not summary["firing"]:
+        log.info("all quiet: no import lag, no order waiting or quarantined too long")
+    return summary

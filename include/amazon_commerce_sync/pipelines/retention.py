@@ -1,0 +1,152 @@
+"""Personal-data retention: erase buyer data from the state store 30 days (a setting) after delivery.
+
+Amazon's Data Protection Policy allows keeping buyer personal data for no longer than 30 days
+after the order is delivered. Buyer names, emails, companies and addresses (phone included, it is
+part of the address) live only in the ``order_pii`` table; this module erases them there.
+
+**The retention clock** (``amazon_orders.delivered_at``) is set once per order, from the staged
+order (Orders API 2026-01-01 carries no delivery timestamp), by the first rule that applies:
+
+1. *Delivered*: the order is SHIPPED and every package that is not CANCELLED has
+   ``packageStatus.status`` DELIVERED: the order's ``lastUpdatedTime`` (Amazon updates the order
+   when the carrier reports the delivery; it is the first moment the delivery is known).
+2. *Shipped, delivery not reported* (Amazon-fulfilled orders carry no packages; carriers do not
+   always report): the promised delivery, the end of ``fulfillment.deliverByWindow``, but never
+   before the last package's ``shipTime``; without a window the last package's ``shipTime``;
+   without either, the order's ``lastUpdatedTime``.
+3. *Cancelled*: nothing will be delivered: the cancellation (``lastUpdatedTime``).
+
+Open orders (pending, unshipped, partially shipped) have no clock and keep their data. A clock
+that would lie in the future (the promised delivery has not come yet) is left unset and tried
+again on the next run. Once set, the clock never moves, so later updates (a refund) do not
+postpone the erasure.
+
+**Erasure** NULLs the personal columns and sets ``erased_at``; the row stays as a tombstone so
+that a re-staged order (a backfill) never stores the data again. Each erasure is recorded in the
+audit trail (``pii_erased``) with the order id, the clock and the rule, never the erased values.
+Reruns find nothing left to erase: the task is idempotent.
+
+The Commerce order keeps its copy of the name and addresses (see README "Personal data"):
+anonymising it needs ``PUT /V1/orders/{parent_id}`` (Magento's order address repository) for
+the billing and shipping addresses plus the order's ``customer_*`` fields, which the REST API
+only changes through a full ``POST /V1/orders`` save; the Commerce sandbox has neither, so it is
+not implemented.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from amazon_commerce_sync import transform
+from amazon_commerce_sync.pipelines.context import Context
+from amazon_commerce_sync.settings import AccountSettings
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+CLOCK_STATUSES = ("SHIPPED", "CANCELLED")
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return transform.parse_time(str(value))
+    except ValueError:
+        return None
+
+
+def delivery_time(
+    payload: Mapping[str, Any], amazon_status: str, amazon_updated_at: datetime
+) -> tuple[datetime | None, str]:
+    """When an order's retention clock starts, and by which rule (see the module docstring)."""
+    if amazon_status == "CANCELLED":
+        return amazon_updated_at, "cancelled"
+    if amazon_status != "SHIPPED":
+        return None, "open"
+    packages = [
+        p
+        for p in payload.get("packages") or []
+        if ((p.get("packageStatus") or {}).get("status") or "").upper() != "CANCELLED"
+    ]
+    statuses = {((p.get("packageStatus") or {}).get("status") or "").upper() for p in packages}
+    if packages and statuses == {"DELIVERED"}:
+        return amazon_updated_at, "delivered"
+    ship_times = [t for t in (_time(p.get("shipTime")) for p in packages) if t is not None]
+    last_shipped = max(ship_times) if ship_times else None
+    window = ((payload.get("fulfillment") or {}).get("deliverByWindow") or {}).get("latestDateTime")
+    promised = _time(window)
+    if promised is not None:
+        return (max(promised, last_shipped) if last_shipped else promised), "promised_delivery"
+    if last_shipped is not None:
+        return last_shipped, "last_ship_time"
+    return amazon_updated_at, "last_update"
+
+
+def start_clocks(ctx: Context, *, now: datetime, account_ids: set[str] | None = None) -> dict[str, int]:
+    """Set ``delivered_at`` on shipped and cancelled orders that have none yet; returns counts by rule."""
+    counts: dict[str, int] = {}
+    after = ""
+    while True:
+        rows = ctx.store.orders_without_delivery_time(CLOCK_STATUSES, after_id=after, limit=BATCH)
+        if not rows:
+            break
+        after = rows[-1]["amazon_order_id"]
+        for row in rows:
+            if account_ids is not None and row["account_id"] not in account_ids:
+                continue
+            when, rule = delivery_time(row["payload"] or {}, row["amazon_status"], row["amazon_updated_at"])
+            if when is None or when > now:
+                counts["not_yet"] = counts.get("not_yet", 0) + 1
+                continue
+            if ctx.store.set_delivered_at(row["amazon_order_id"], when):
+                counts[rule] = counts.get(rule, 0) + 1
+    return counts
+
+
+def erase_account(ctx: Context, account: AccountSettings, *, now: datetime, dry_run: bool, run_id: str) -> dict:
+    """Erase the personal data of the account's orders delivered more than ``pii_retention_days`` ago."""
+    cutoff = now - timedelta(days=account.pii_retention_days)
+    summary = {"account": account.account_id, "retention_days": account.pii_retention_days, "due": 0, "erased": 0}
+    after = ""
+    while True:
+        due = ctx.store.pii_due_for_erasure(account.account_id, cutoff, after_id=after, limit=BATCH)
+        if not due:
+            break
+        after = due[-1]["amazon_order_id"]
+        summary["due"] += len(due)
+        if dry_run:
+            continue
+        for row in due:
+            detail = {
+                "delivered_at": row["delivered_at"].isoformat(),
+                "retention_days": account.pii_retention_days,
+                "fields": ["buyer_name", "buyer_email", "buyer_company", "shipping_address"],
+                "run_id": run_id,
+            }
+            if ctx.store.erase_pii(row["amazon_order_id"], detail):
+                summary["erased"] += 1
+    log.info(
+        "%s: %d order(s) delivered before %s due for erasure, %d erased%s",
+        account.account_id, summary["due"], cutoff.isoformat(), summary["erased"], " (dry run)" if dry_run else "",
+    )  # fmt: skip
+    return summary
+
+
+def run_retention(
+    ctx: Context, accounts: list[AccountSettings], *, now: datetime, dry_run: bool, run_id: str
+) -> dict[str, Any]:
+    """Start the retention clocks, then erase what is due, per account; returns counts only."""
+    clocks = start_clocks(ctx, now=now, account_ids={a.account_id for a in accounts})
+    log.info("retention clocks started: %s", clocks)
+    results = [erase_account(ctx, a, now=now, dry_run=dry_run, run_id=run_id) for a in accounts]
+    return {
+        "dry_run": dry_run,
+        "clocks_started": clocks,
+        "accounts": results,
+        "erased": sum(r["erased"] for r in results),
+        "due": sum(r["due"] for r in results),
+    }

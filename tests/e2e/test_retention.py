@@ -1,0 +1,177 @@
+"""amazon_pii_retention end to end: real orders imported from the Amazon sandbox, then erased on time."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from amazon_commerce_sync.pipelines.retention import delivery_time
+
+pytestmark = pytest.mark.e2e
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def ago(days: float) -> datetime:
+    return NOW - timedelta(days=days)
+
+
+def iso(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def shape(order, *, updated_days, status=None, package=None, ship_days=None, promised_days=None, fba=False):
+    """Date an order ``updated_days`` ago and shape its packages and promised delivery."""
+    order["createdTime"] = iso(ago(updated_days + 3))
+    order["lastUpdatedTime"] = iso(ago(updated_days))
+    window = order["fulfillment"]["deliverByWindow"]
+    window["earliestDateTime"] = iso(ago(updated_days + 1))
+    if promised_days is not None:
+        window["latestDateTime"] = iso(ago(promised_days))
+    if fba:
+        order.pop("packages", None)  # Amazon-fulfilled orders carry no packages
+    for p in order.get("packages") or []:
+        if package:
+            p["packageStatus"] = {"status": package}
+        if ship_days is not None:
+            p["shipTime"] = iso(ago(ship_days))
+    return order
+
+
+def scenario(channel):
+    """One order per retention rule, each with its own marker in the buyer's name, e-mail and address."""
+
+    def one(seed, status, fulfilled_by="MERCHANT"):
+        [order] = channel.generated_orders(1, seed=seed, status=status, fulfilled_by=fulfilled_by)
+        return order
+
+    orders = {
+        "delivered_old": shape(one(1, "SHIPPED"), updated_days=40, package="DELIVERED", ship_days=43),
+        "delivered_recent": shape(one(2, "SHIPPED"), updated_days=10, package="DELIVERED", ship_days=12),
+        "fba_promised_old": shape(one(3, "SHIPPED", "AMAZON"), updated_days=36, promised_days=33, fba=True),
+        "in_transit_old": shape(one(4, "SHIPPED"), updated_days=49, package="IN_TRANSIT", ship_days=50,
+                                promised_days=40),
+        "in_transit_recent": shape(one(5, "SHIPPED"), updated_days=24, package="SHIPPED", ship_days=25,
+                                   promised_days=20),
+        "promised_in_future": shape(one(6, "SHIPPED"), updated_days=1, package="SHIPPED", ship_days=1,
+                                    promised_days=-3),
+        "cancelled_old": shape(one(7, "CANCELLED"), updated_days=31),
+        "open_old": shape(one(8, "UNSHIPPED"), updated_days=45),
+    }  # fmt: skip
+    for name, order in orders.items():
+        marker = f"Qzx{name.replace('_', '')}"
+        order["buyer"] = {"buyerName": f"{marker} Buyer", "buyerEmail": f"{marker.lower()}@example.test"}
+        order["recipient"]["deliveryAddress"].update(name=f"{marker} Buyer", addressLine1=f"{marker} Street 1")
+    channel.load_amazon_orders(list(orders.values()))
+    return orders
+
+
+ERASED = {"delivered_old", "fba_promised_old", "in_transit_old", "cancelled_old"}
+KEPT = {"delivered_recent", "in_transit_recent", "promised_in_future", "open_old"}
+
+
+def test_retention_erases_personal_data_30_days_after_delivery(channel, caplog, capfd):
+    orders = scenario(channel)
+    ids = {name: order["orderId"] for name, order in orders.items()}
+    states = channel.run_dag("amazon_order_import")
+    assert states["extract[0]"] == "success", states
+    for order_id in ids.values():
+        assert channel.store.get_pii(order_id)["buyer_name"], "the import did not stage the buyer's data"
+
+    # a dry run counts what is due and erases nothing
+    states = channel.run_dag("amazon_pii_retention", {"dry_run": True})
+    assert states == {"erase": "success"}
+    dry = channel.last_run.get_task_instance("erase").xcom_pull(task_ids="erase")
+    assert dry["due"] == len(ERASED) and dry["erased"] == 0
+    assert all(channel.store.get_pii(i)["erased_at"] is None for i in ids.values())
+
+    caplog.set_level(logging.DEBUG)
+    states = channel.run_dag("amazon_pii_retention")
+    assert states == {"erase": "success"}
+    summary = channel.last_run.get_task_instance("erase").xcom_pull(task_ids="erase")
+    assert summary["erased"] == len(ERASED) and summary["accounts"][0]["retention_days"] == 30
+
+    # the retention clock follows the documented rules
+    clock = {name: channel.store.get_order(order_id)["delivered_at"] for name, order_id in ids.items()}
+    assert clock["delivered_old"] == ago(40)  # DELIVERED: the order's last update
+    assert clock["fba_promised_old"] == ago(33)  # no packages: the promised delivery
+    assert clock["in_transit_old"] == ago(40)  # not reported delivered: the promised delivery
+    assert clock["in_transit_recent"] == ago(20)
+    assert clock["cancelled_old"] == ago(31)  # cancelled: the cancellation
+    assert clock["promised_in_future"] is None and clock["open_old"] is None
+
+    for name in ERASED:
+        pii = channel.store.get_pii(ids[name])
+        assert pii["erased_at"] is not None, name
+        assert [pii[k] for k in ("buyer_name", "buyer_email", "buyer_company", "shipping_address")] == [None] * 4
+    with channel.store.engine.connect() as conn:  # SQL NULLs, not JSON 'null' values
+        nulled = conn.exec_driver_sql(
+            "SELECT COUNT(*) FROM order_pii WHERE erased_at IS NOT NULL AND shipping_address IS NULL"
+            " AND buyer_name IS NULL AND buyer_email IS NULL AND buyer_company IS NULL"
+        ).scalar()
+    assert nulled == len(ERASED)
+    for name in KEPT:
+        pii = channel.store.get_pii(ids[name])
+        assert pii["erased_at"] is None and pii["buyer_name"].startswith("Qzx"), name
+        assert pii["shipping_address"]["addressLine1"].startswith("Qzx"), name
+
+    # recorded in the audit trail, without the erased values
+    audit = channel.store.audit_entries(action="pii_erased")
+    assert sorted(e["entity_id"] for e in audit) == sorted(ids[n] for n in ERASED)
+    entry = next(e for e in audit if e["entity_id"] == ids["delivered_old"])
+    assert entry["detail"]["delivered_at"] == ago(40).isoformat() and entry["detail"]["retention_days"] == 30
+    output = caplog.text + "".join(capfd.readouterr())
+    assert "erased" in output, "the task log was not captured"
+    for name in orders:
+        marker = f"Qzx{name.replace('_', '')}"
+        assert marker not in str(audit) and marker.lower() not in str(audit)
+        assert marker not in output and marker.lower() not in output, f"{marker} in the task log"
+        assert marker not in str(summary) and marker not in str(dry)
+
+    # idempotent: a rerun erases nothing more and records nothing more
+    assert channel.run_dag("amazon_pii_retention") == {"erase": "success"}
+    again = channel.last_run.get_task_instance("erase").xcom_pull(task_ids="erase")
+    assert again["erased"] == 0 and again["due"] == 0
+    assert len(channel.store.audit_entries(action="pii_erased")) == len(ERASED)
+
+    # an erased order re-read from Amazon (a backfill after a change) never gets its data back
+    changed = dict(orders["delivered_old"], lastUpdatedTime=iso(ago(39)))
+    channel.load_amazon_orders([changed])
+    states = channel.run_dag("amazon_order_import", {"backfill_from": iso(ago(60))})
+    assert states["extract[0]"] == "success", states
+    assert channel.store.get_order(ids["delivered_old"])["amazon_updated_at"] == ago(39)
+    assert channel.store.get_pii(ids["delivered_old"])["buyer_name"] is None
+
+
+def test_the_window_is_a_setting(channel):
+    orders = scenario(channel)
+    channel.configure(pii_retention_days=15)
+    assert channel.run_dag("amazon_order_import")["extract[0]"] == "success"
+    assert channel.run_dag("amazon_pii_retention") == {"erase": "success"}
+    erased = {e["entity_id"] for e in channel.store.audit_entries(action="pii_erased")}
+    # 20 days after the promised delivery is past 15: erased now; 10 days after delivery is not
+    assert orders["in_transit_recent"]["orderId"] in erased
+    assert orders["delivered_recent"]["orderId"] not in erased
+    assert len(erased) == len(ERASED) + 1
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "expected"),
+    [
+        ({"packages": [{"packageStatus": {"status": "DELIVERED"}, "shipTime": "2026-10-01T00:00:00Z"},
+                       {"packageStatus": {"status": "CANCELLED"}}]}, "SHIPPED", ("2026-10-10", "delivered")),
+        ({"packages": [{"packageStatus": {"status": "DELIVERED"}}, {"packageStatus": {"status": "SHIPPED"},
+          "shipTime": "2026-10-02T00:00:00Z"}]}, "SHIPPED", ("2026-10-02", "last_ship_time")),
+        ({"fulfillment": {"deliverByWindow": {"latestDateTime": "2026-10-05T00:00:00Z"}},
+          "packages": [{"packageStatus": {"status": "SHIPPED"}, "shipTime": "2026-10-07T00:00:00Z"}]},
+         "SHIPPED", ("2026-10-07", "promised_delivery")),  # shipped late: never before the ship time
+        ({}, "SHIPPED", ("2026-10-10", "last_update")),
+        ({}, "CANCELLED", ("2026-10-10", "cancelled")),
+        ({"packages": [{"packageStatus": {"status": "DELIVERED"}}]}, "PARTIALLY_SHIPPED", (None, "open")),
+    ],
+)  # fmt: skip
+def test_delivery_time_rules(payload, status, expected):
+    when, rule = delivery_time(payload, status, datetime(2026, 10, 10, tzinfo=UTC))
+    assert (when.date().isoformat() if when else None, rule) == expected
