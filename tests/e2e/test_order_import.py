@@ -159,3 +159,85 @@ def test_rejected_order_is_quarantined_then_redriven(channel):
     assert {k: len(v) for k, v in channel.commerce_orders_by_amazon_id().items()} == {o["orderId"]: 1 for o in orders}
     assert channel.store.open_quarantine() == []
     assert channel.store.audit_entries(entity_id=quarantined[0], action="order_redriven")
+
+
+def assert_exactly_once_with_totals(channel, orders):
+    by_id = channel.commerce_orders_by_amazon_id()
+    assert {o["orderId"]: len(by_id.get(o["orderId"], [])) for o in orders} == {o["orderId"]: 1 for o in orders}
+    for order in orders:
+        [commerce] = by_id[order["orderId"]]
+        assert Decimal(str(commerce["grand_total"])) == Decimal(order["proceeds"]["grandTotal"]["amount"])
+
+
+def drain_search_bucket(channel):
+    import requests
+
+    token = requests.post(
+        f"{channel.amazon_url}/auth/o2/token",
+        data={"grant_type": "refresh_token", "refresh_token": "sandbox-refresh-token",
+              "client_id": "sandbox-client-id", "client_secret": "sandbox-client-secret"},
+        timeout=10,
+    ).json()["access_token"]  # fmt: skip
+    for _ in range(25):
+        requests.get(
+            f"{channel.amazon_url}/orders/2026-01-01/orders",
+            params={"marketplaceIds": "ATVPDKIKX0DER", "createdAfter": "2026-01-01T00:00:00Z"},
+            headers={"x-amz-access-token": token},
+            timeout=10,
+        )
+
+
+def test_fault_storm_converges_to_exactly_n_orders(channel):
+    """5xx, dropped connections and 429s on Amazon; 5xx, drops and commit-then-fail on Commerce."""
+    orders = merchant_orders(channel, 15, seed=81)
+    channel.load_amazon_orders(orders)
+    channel.amazon("POST", "/_sandbox/settings", json={"speed": 50})  # Amazon now 2x stricter than our buckets
+    drain_search_bucket(channel)  # and another client has just used up the searchOrders burst
+    channel.amazon_faults(error_rate=0.3, error_statuses=[500, 503], drop_rate=0.05, seed=3)
+    channel.commerce_faults(error_rate=0.15, drop_rate=0.05, commit_then_fail_rate=0.25)
+    for _ in range(3):
+        channel.run_dag("amazon_order_import")
+    channel.amazon_faults()
+    channel.commerce_faults()
+    channel.amazon("POST", "/_sandbox/settings", json={"speed": 100})
+    assert_success(channel.run_dag("amazon_order_import"))
+    assert_exactly_once_with_totals(channel, orders)
+    stats = channel.commerce("GET", "/_sandbox/stats")["calls"]
+    assert stats.get("POST /V1/orders", 0) > len(orders), "the storm did not hit the creates"
+    throttled = channel.amazon("GET", "/_sandbox/stats")["operations"].get("searchOrders", {}).get("throttled", 0)
+    assert throttled > 0, "no 429 was provoked"
+
+
+def test_worker_killed_mid_batch_converges(channel):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    orders = merchant_orders(channel, 12, seed=91)
+    channel.load_amazon_orders(orders)
+    channel.commerce("POST", "/_sandbox/settings", json={"latency_ms": 150})
+    child = subprocess.Popen(
+        [sys.executable, "-c",
+         "from amazon_commerce_sync.pipelines import tasks\n"
+         "tasks.extract_orders('us-main', 'killed', {})\n"
+         "tasks.load_orders('us-main', 'killed')\n"],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(["include", "."])},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(channel.commerce_orders()) < 3 and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert 0 < len(channel.commerce_orders()) < len(orders), "the kill did not land mid-batch"
+    channel.commerce("POST", "/_sandbox/settings", json={"latency_ms": 0})
+    channel.store.engine.dispose()
+    # the killed worker's leases expire; a rerun after that converges
+    from amazon_commerce_sync.store.schema import leases
+
+    with channel.store.engine.begin() as conn:
+        conn.execute(leases.update().values(expires_at=0))
+    assert_success(channel.run_dag("amazon_order_import"))
+    assert_exactly_once_with_totals(channel, orders)

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from amazon_commerce_sync.errors import AuthenticationError
-from amazon_commerce_sync.hooks.amazon import AmazonSpApiHook, iso_utc, parse_timeout
+from amazon_commerce_sync.hooks.amazon import RATE_SAFETY, AmazonSpApiHook, iso_utc, parse_timeout
 from amazon_commerce_sync.hooks.commerce import (
     CommerceHook,
     Filter,
@@ -110,7 +110,7 @@ def test_amazon_connection_settings_hide_secrets(monkeypatch):
     assert (s.base_url, s.rate_scale, s.timeout) == ("https://sellingpartnerapi-eu.amazon.com", 2.5, (1.0, 2.0))
     assert s.lwa_endpoint == "https://api.amazon.com/auth/o2/token"
     assert "csecret" not in repr(s) and "refresh-secret" not in repr(s) and "refresh-secret" not in s.seller_key
-    assert hook.rate_limit_headroom()["searchOrders"]["client_rate"] == pytest.approx(0.0056 * 2.5 * 0.9)
+    assert hook.rate_limit_headroom()["searchOrders"]["client_rate"] == pytest.approx(0.0056 * 2.5 * RATE_SAFETY)
     # the session must not carry the connection's extras or Basic auth
     session = hook.session
     assert session.auth is None and "refresh_token" not in session.headers
