@@ -32,8 +32,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from amazon_commerce_sync.alerts import notify_failure
-from amazon_commerce_sync.constants import DAG_ORDER_CANCEL, OWNER
+from amazon_commerce_sync.constants import DAG_ORDER_CANCEL
+from amazon_commerce_sync.dag_defaults import task_defaults
 from amazon_commerce_sync.feeds import CANCEL_REASONS
 from amazon_commerce_sync.pipelines.order_cancel import AMAZON_ORDER_ID, COMMERCE_ORDER_NUMBER, MAX_NOTE, MAX_ORDERS
 
@@ -48,13 +48,7 @@ FEED_POKE_SECONDS = float(os.environ.get("SALES_CHANNEL_FEED_POKE_SECONDS", "60"
     catchup=False,
     max_active_runs=4,
     tags=["sales-channel", "amazon", "commerce", "manual"],
-    default_args={
-        "owner": OWNER,
-        "on_failure_callback": notify_failure,
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "execution_timeout": timedelta(minutes=20),
-    },
+    default_args=task_defaults(retries=2, execution_timeout=timedelta(minutes=20)),
     params={
         "amazon_order_ids": Param(
             None,

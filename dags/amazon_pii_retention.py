@@ -20,8 +20,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from amazon_commerce_sync.alerts import notify_failure
-from amazon_commerce_sync.constants import OWNER
+from amazon_commerce_sync.dag_defaults import task_defaults
 from amazon_commerce_sync.pipelines.tasks import environment_schedule
 
 
@@ -33,13 +32,7 @@ from amazon_commerce_sync.pipelines.tasks import environment_schedule
     catchup=False,
     max_active_runs=1,
     tags=["sales-channel", "amazon", "privacy"],
-    default_args={
-        "owner": OWNER,
-        "retries": 2,
-        "retry_delay": timedelta(minutes=5),
-        "execution_timeout": timedelta(hours=1),
-        "on_failure_callback": notify_failure,
-    },
+    default_args=task_defaults(retries=2, execution_timeout=timedelta(hours=1), retry_delay=timedelta(minutes=5)),
     params={
         "dry_run": Param(False, type="boolean", description="Only count the orders due for erasure."),
         "account_id": Param(None, type=["null", "string"], description="Only this account (default: all)."),

@@ -27,8 +27,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from amazon_commerce_sync.alerts import notify_failure
-from amazon_commerce_sync.constants import DAG_REFUND_SYNC, OWNER
+from amazon_commerce_sync.constants import DAG_REFUND_SYNC
+from amazon_commerce_sync.dag_defaults import task_defaults
 from amazon_commerce_sync.pipelines.tasks import environment_schedule
 
 
@@ -40,14 +40,7 @@ from amazon_commerce_sync.pipelines.tasks import environment_schedule
     catchup=False,
     max_active_runs=1,
     tags=["sales-channel", "amazon", "commerce", "refunds"],
-    default_args={
-        "owner": OWNER,
-        "on_failure_callback": notify_failure,
-        "retries": 3,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": True,
-        "execution_timeout": timedelta(minutes=30),
-    },
+    default_args=task_defaults(retries=3, execution_timeout=timedelta(minutes=30), exponential_backoff=True),
     params={
         "account_id": Param(None, type=["null", "string"], description="Only this account (default: all)."),
     },

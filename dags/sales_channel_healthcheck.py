@@ -14,8 +14,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, task
 
-from amazon_commerce_sync.alerts import notify_failure
-from amazon_commerce_sync.constants import DAG_HEALTHCHECK, OWNER
+from amazon_commerce_sync.constants import DAG_HEALTHCHECK
+from amazon_commerce_sync.dag_defaults import task_defaults
 
 
 @dag(
@@ -26,13 +26,7 @@ from amazon_commerce_sync.constants import DAG_HEALTHCHECK, OWNER
     catchup=False,
     max_active_runs=1,
     tags=["sales-channel", "ops"],
-    default_args={
-        "owner": OWNER,
-        "on_failure_callback": notify_failure,
-        "retries": 0,
-        "retry_delay": timedelta(minutes=1),
-        "execution_timeout": timedelta(minutes=5),
-    },
+    default_args=task_defaults(retries=0, execution_timeout=timedelta(minutes=5)),
 )
 def sales_channel_healthcheck():
     @task

@@ -19,8 +19,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 
-from amazon_commerce_sync.alerts import notify_failure
-from amazon_commerce_sync.constants import OWNER
+from amazon_commerce_sync.dag_defaults import task_defaults
 from amazon_commerce_sync.pipelines.tasks import environment_schedule
 
 
@@ -32,13 +31,7 @@ from amazon_commerce_sync.pipelines.tasks import environment_schedule
     catchup=False,
     max_active_runs=1,
     tags=["sales-channel", "ops"],
-    default_args={
-        "owner": OWNER,
-        "retries": 1,
-        "retry_delay": timedelta(minutes=1),
-        "execution_timeout": timedelta(minutes=5),
-        "on_failure_callback": notify_failure,
-    },
+    default_args=task_defaults(retries=1, execution_timeout=timedelta(minutes=5)),
 )
 def sales_channel_monitor():
     @task

@@ -363,7 +363,7 @@ class ShipmentSync:
                 "commerce_shipment_id": shipment_id,
                 "commerce_order_id": int(shipment.get("order_id") or 0),
             }
-            added = self.store.put_outbox(
+            added = self.store.enqueue(
                 key, KIND, self.account.account_id, decision.amazon_order_id or "", payload,
                 decision.status, decision.reason,
             )  # fmt: skip

@@ -420,9 +420,16 @@ class StateStore:
 
     # -- outbox of pushes to Amazon --------------------------------------------
     def enqueue(
-        self, natural_key: str, kind: str, account_id: str, amazon_order_id: str, payload: dict[str, Any]
+        self,
+        natural_key: str,
+        kind: str,
+        account_id: str,
+        amazon_order_id: str,
+        payload: dict[str, Any],
+        status: str = OutboxStatus.PENDING,
+        amazon_message: str | None = None,
     ) -> bool:
-        """Add a push unless one with the same natural key exists; True if added."""
+        """Add a push (in ``status``) unless one with the same natural key exists; True if added."""
         now = utcnow()
         with self.engine.begin() as conn:
             stmt = _insert(conn, outbox).values(
@@ -431,13 +438,13 @@ class StateStore:
                 account_id=account_id,
                 amazon_order_id=amazon_order_id,
                 payload=payload,
-                status=OutboxStatus.PENDING,
+                status=str(status),
                 attempts=0,
+                amazon_message=amazon_message,
                 created_at=now,
                 updated_at=now,
             )
-            result = conn.execute(stmt.on_conflict_do_nothing(index_elements=["natural_key"]))
-            return result.rowcount == 1
+            return conn.execute(stmt.on_conflict_do_nothing(index_elements=["natural_key"])).rowcount == 1
 
     def outbox_entries(
         self,
@@ -743,33 +750,6 @@ class StateStore:
                 .limit(limit)
             )
             return [self._order_row(r) for r in rows]
-
-    def put_outbox(
-        self,
-        natural_key: str,
-        kind: str,
-        account_id: str,
-        amazon_order_id: str,
-        payload: dict[str, Any],
-        status: str,
-        amazon_message: str | None = None,
-    ) -> bool:
-        """Add an entry in ``status`` unless one with the same natural key exists; True if added."""
-        now = utcnow()
-        with self.engine.begin() as conn:
-            stmt = _insert(conn, outbox).values(
-                natural_key=natural_key,
-                kind=kind,
-                account_id=account_id,
-                amazon_order_id=amazon_order_id,
-                payload=payload,
-                status=str(status),
-                attempts=0,
-                amazon_message=amazon_message,
-                created_at=now,
-                updated_at=now,
-            )
-            return conn.execute(stmt.on_conflict_do_nothing(index_elements=["natural_key"])).rowcount == 1
 
     def set_outbox_entry(
         self,
