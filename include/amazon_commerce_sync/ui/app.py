@@ -1,0 +1,105 @@
+"""The Sales Channel page as a FastAPI app, mounted by the Airflow API server (see ``plugins/``).
+
+The page requires a signed-in Airflow user: it depends on the API server's own ``get_user``
+(the JWT in the ``Authorization`` header or the UI's session cookie), so whatever auth manager
+the deployment uses applies here too, and an anonymous request gets 401.
+
+Account thresholds come from the settings file (``SALES_CHANNEL_SETTINGS_FILE``) when it is set;
+otherwise every account uses the default alert threshold. The page never reads Airflow Variables
+or Connections per request, except through the state store's engine (built once per process).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import HTMLResponse
+from sqlalchemy.exc import DBAPIError
+
+from amazon_commerce_sync.constants import (
+    DAG_ORDER_CANCEL,
+    DAG_ORDER_IMPORT,
+    DAG_REFUND_SYNC,
+    DAG_SHIPMENT_SYNC,
+)
+from amazon_commerce_sync.store.repository import StateStore
+from amazon_commerce_sync.ui import queries
+from amazon_commerce_sync.ui.template import render_page
+
+log = logging.getLogger(__name__)
+
+PAGE_DAGS = (
+    DAG_ORDER_IMPORT,
+    DAG_SHIPMENT_SYNC,
+    DAG_REFUND_SYNC,
+    DAG_ORDER_CANCEL,
+    "amazon_pii_retention",
+    "sales_channel_monitor",
+)
+
+UNAVAILABLE = (
+    "<!doctype html><html><head><meta charset='utf-8'><title>Sales Channel</title></head>"
+    "<body style='font-family:system-ui;margin:24px'><h1>Sales Channel</h1>"
+    "<p>The state store cannot be read yet. It is created by the first run of a Sales Channel DAG "
+    "(e.g. <code>sales_channel_healthcheck</code>); check the <code>sales_channel_db</code> connection "
+    "and the API server's log.</p></body></html>"
+)
+
+
+def require_user():
+    """The API server's authentication dependency (imported lazily: it needs the Airflow API server)."""
+    from airflow.api_fastapi.core_api.security import get_user
+
+    return get_user
+
+
+def default_store() -> StateStore:
+    from amazon_commerce_sync.store.db import get_engine
+
+    return StateStore(get_engine(), actor="sales-channel-page")
+
+
+def lag_thresholds() -> dict[str, int]:
+    """alert_import_lag_minutes per account, from the settings file if one is configured."""
+    if not os.environ.get("SALES_CHANNEL_SETTINGS_FILE"):
+        return {}
+    try:
+        from amazon_commerce_sync.settings import load_settings
+
+        return {a.account_id: a.alert_import_lag_minutes for a in load_settings().accounts}
+    except Exception:  # noqa: BLE001 - the page shows default thresholds rather than nothing
+        log.warning("cannot read the Sales Channel settings; using the default lag threshold", exc_info=True)
+        return {}
+
+
+def create_app(
+    store_factory: Callable[[], StateStore] = default_store,
+    *,
+    dag_ids: tuple[str, ...] = PAGE_DAGS,
+    ok_minutes: int = queries.DEFAULT_OK_MINUTES,
+) -> FastAPI:
+    """The page's app; ``store_factory`` is called once, on the first request."""
+    app = FastAPI(title="Sales Channel", docs_url=None, redoc_url=None, openapi_url=None)
+    stores: list[StateStore] = []
+
+    def store() -> StateStore:
+        if not stores:
+            stores.append(store_factory())
+        return stores[0]
+
+    @app.get("/", response_class=HTMLResponse, dependencies=[Depends(require_user())])
+    def page() -> HTMLResponse:
+        try:
+            data = queries.page_data(
+                store(), datetime.now(UTC), lag_alert_minutes=lag_thresholds(), ok_minutes=ok_minutes, dag_ids=dag_ids
+            )
+        except DBAPIError as exc:  # e.g. no DAG has run yet, so the store is not migrated
+            log.warning("Sales Channel page: cannot read the state store: %s", type(exc.orig).__name__)
+            return HTMLResponse(UNAVAILABLE, status_code=503, headers={"Cache-Control": "no-store"})
+        return HTMLResponse(render_page(data, ok_minutes), headers={"Cache-Control": "no-store"})
+
+    return app

@@ -1,0 +1,248 @@
+"""The Sales Channel page: one server-rendered HTML document, inline CSS and SVG, no external assets.
+
+The template is a Python string (not a file) so it ships with the package without package data.
+Jinja2 (an Airflow dependency) renders it with autoescaping on.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from html import escape
+from urllib.parse import quote
+
+from jinja2 import Environment
+from markupsafe import Markup
+
+from amazon_commerce_sync.constants import DAG_ORDER_IMPORT
+from amazon_commerce_sync.ui.queries import PageData
+
+# Where the page links order ids to (deployment switches; the Commerce link needs the admin URL).
+SELLER_CENTRAL_URL_ENV = "SALES_CHANNEL_SELLER_CENTRAL_URL"
+COMMERCE_ADMIN_URL_ENV = "SALES_CHANNEL_COMMERCE_ADMIN_URL"
+DEFAULT_SELLER_CENTRAL_URL = "https://sellercentral.amazon.com"
+
+
+def age(delta: timedelta | None) -> str:
+    if delta is None:
+        return "–"
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h {minutes % 60:02d} min"
+    return f"{minutes // (24 * 60)} d {minutes % (24 * 60) // 60} h"
+
+
+def when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "–"
+
+
+def amazon_link(order_id: str | None) -> Markup:
+    if not order_id:
+        return Markup("–")
+    base = os.environ.get(SELLER_CENTRAL_URL_ENV, DEFAULT_SELLER_CENTRAL_URL).rstrip("/")
+    href = f"{base}/orders-v3/order/{quote(order_id)}"
+    return Markup('<a href="{}" target="_blank" rel="noopener">{}</a>').format(href, order_id)
+
+
+def commerce_link(order_id: int | None, increment_id: str | None) -> Markup:
+    if not order_id:
+        return Markup("–")
+    label = f"#{increment_id}" if increment_id else f"id {order_id}"
+    base = os.environ.get(COMMERCE_ADMIN_URL_ENV, "").rstrip("/")
+    if not base:
+        return Markup("{}").format(label)
+    href = f"{base}/sales/order/view/order_id/{int(order_id)}/"
+    return Markup('<a href="{}" target="_blank" rel="noopener">{}</a>').format(href, label)
+
+
+def bar_chart(values: list[int], hours: list[datetime], width: int = 840, height: int = 90) -> Markup:
+    """An inline SVG bar chart, one bar per hour, with day ticks and a title per bar."""
+    top = max(values, default=0) or 1
+    bar = width / max(len(values), 1)
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height + 16}" width="{width}" height="{height + 16}" '
+        f'role="img" aria-label="orders created per hour, last 7 days (max {top})">'
+    ]
+    top_y = 14  # room for the scale label above the bars
+    height_bars = height - top_y
+    for i, (value, hour) in enumerate(zip(values, hours, strict=True)):
+        x = i * bar
+        if hour.hour == 0:
+            parts.append(f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height}" class="tick"/>')
+            parts.append(f'<text x="{x + 2:.1f}" y="{height + 12}">{hour:%a %d}</text>')
+        if value:
+            h = max(value / top * height_bars, 1.5)
+            title = escape(f"{hour:%Y-%m-%d %H}:00 UTC: {value}")
+            parts.append(
+                f'<rect x="{x:.1f}" y="{height - h:.1f}" width="{max(bar - 0.6, 0.6):.1f}" height="{h:.1f}">'
+                f"<title>{title}</title></rect>"
+            )
+    parts.append(f'<text x="{width - 2}" y="10" text-anchor="end">max {top} per hour</text></svg>')
+    return Markup("".join(parts))  # noqa: S704 - numbers and escaped titles only
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="60">
+<title>Sales Channel</title>
+<style>
+ body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 16px 24px; color: #1f2937; }
+ h1 { font-size: 22px; margin: 0 0 2px; } h2 { font-size: 17px; margin: 28px 0 8px; }
+ h3 { font-size: 14px; margin: 14px 0 4px; } .muted { color: #6b7280; }
+ table { border-collapse: collapse; width: 100%; margin: 6px 0; }
+ th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #e5e7eb; vertical-align: top; }
+ th { background: #f3f4f6; font-weight: 600; } td.num, th.num { text-align: right; }
+ .pill { display: inline-block; padding: 1px 8px; border-radius: 10px; font-weight: 600; white-space: nowrap; }
+ .ok { background: #dcfce7; color: #166534; }
+ .warn, .pending, .submitted { background: #fef3c7; color: #92400e; }
+ .late, .failed, .rejected { background: #fee2e2; color: #991b1b; } .unknown { background: #e5e7eb; color: #374151; }
+ .cards { display: flex; flex-wrap: wrap; gap: 16px; }
+ .card { border: 1px solid #e5e7eb; border-radius: 8px; padding: 10px 14px; }
+ svg.chart rect { fill: #2563eb; } svg.chart .tick { stroke: #d1d5db; }
+ svg.chart text { font-size: 10px; fill: #6b7280; }
+ code { background: #f3f4f6; padding: 1px 4px; border-radius: 4px; }
+ a { color: #1d4ed8; }
+</style></head>
+<body>
+<h1>Sales Channel</h1>
+<div class="muted">Amazon Seller Central → Adobe Commerce · state at {{ when(d.now) }} · refreshes every minute</div>
+
+<h2 id="lag">Import lag per account and marketplace</h2>
+<table>
+ <tr><th>Account</th><th>Marketplace</th><th>Extraction cursor</th><th>Import lag</th>
+ <th class="num">Orders staged</th>{% for s in statuses %}<th class="num">{{ s }}</th>{% endfor %}</tr>
+ {% for c in d.channels %}
+ <tr><td>{{ c.account_id }}</td><td>{{ c.marketplace_id }}</td><td>{{ when(c.cursor) }}</td>
+ <td><span class="pill {{ c.lag_level }}">{{ age(c.lag) }}</span></td>
+ <td class="num">{{ c.total }}</td>
+ {% for s in statuses %}<td class="num">{{ c.statuses.get(s, 0) }}</td>{% endfor %}</tr>
+ {% else %}<tr><td colspan="9" class="muted">No orders imported yet.</td></tr>{% endfor %}
+</table>
+<div class="muted">Lag = now − extraction cursor. <span class="pill ok">ok</span> up to {{ ok_minutes }} min (three
+ runs of the 5-minute import), <span class="pill warn">behind</span> up to the account's alert threshold
+ (<code>alert_import_lag_minutes</code>), <span class="pill late">late</span> beyond.</div>
+
+{% if d.dag_runs %}
+<h2 id="dags">DAG runs</h2>
+<table><tr><th>DAG</th><th>Last run</th><th>State</th><th>Last success</th></tr>
+ {% for r in d.dag_runs %}
+ <tr><td><a href="/dags/{{ r.dag_id }}" target="_top">{{ r.dag_id }}</a></td><td>{{ when(r.last_run_after) }}</td>
+ <td><span class="pill {{ dag_level(r) }}">{{ r.last_state or "never run" }}</span></td>
+ <td>{{ when(r.last_success) }}{% if r.last_success %} ({{ age(d.now - r.last_success) }} ago){% endif %}</td></tr>
+ {% endfor %}
+</table>
+{% endif %}
+
+<h2 id="chart">Orders created in Commerce per hour, last 7 days</h2>
+<div class="cards">
+{% for c in d.channels %}
+ <div class="card"><h3>{{ c.account_id }} · {{ c.marketplace_id }}
+ <span class="muted">— {{ c.created_per_hour|sum }} in 7 days</span></h3>{{ chart(c.created_per_hour, d.hours) }}</div>
+{% endfor %}
+</div>
+
+<h2 id="today">Today (UTC) by outcome</h2>
+<table><tr><th>Account</th><th>Marketplace</th><th class="num">created</th>
+ {% for s in statuses %}<th class="num">{{ s }}</th>{% endfor %}</tr>
+ {% for c in d.channels %}
+ <tr><td>{{ c.account_id }}</td><td>{{ c.marketplace_id }}</td><td class="num">{{ c.today.get("created", 0) }}</td>
+ {% for s in statuses %}<td class="num">{{ c.today.get(s, 0) }}</td>{% endfor %}</tr>
+ {% endfor %}
+</table>
+<div class="muted"><em>created</em>: Commerce orders created today (audit trail); the other columns: orders
+ processed or changed today, by where they stand now.</div>
+
+<h2 id="waiting">Waiting for a product ({{ d.waiting_product.total }})</h2>
+{{ listing_note(d.waiting_product) }}
+<table><tr><th>Amazon order</th><th>Account</th><th>Marketplace</th><th>Reason</th><th>Waiting</th>
+ <th class="num">Attempts</th></tr>
+ {% for r in d.waiting_product.rows %}
+ <tr><td>{{ amazon_link(r.amazon_order_id) }}</td><td>{{ r.account_id }}</td><td>{{ r.marketplace_id }}</td>
+ <td>{{ safe(r.sync_reason) }}</td><td>{{ age(r.age) }}</td><td class="num">{{ r.attempts }}</td></tr>
+ {% else %}<tr><td colspan="6" class="muted">None.</td></tr>{% endfor %}
+</table>
+
+<h2 id="quarantined">Quarantined ({{ d.quarantined.total }})</h2>
+{{ listing_note(d.quarantined) }}
+<table><tr><th>Entity</th><th>Account</th><th>Commerce order</th><th>Reason</th><th>Age</th>
+ <th class="num">Seen</th></tr>
+ {% for r in d.quarantined.rows %}
+ <tr><td>{% if r.entity_type == "amazon_order" %}{{ amazon_link(r.entity_id) }}{% else %}{{ r.entity_type }}
+ {{ r.entity_id }}{% endif %}</td><td>{{ r.account_id or "–" }}</td>
+ <td>{{ commerce_link(r.commerce_order_id, r.commerce_increment_id) }}</td><td>{{ safe(r.reason) }}</td>
+ <td>{{ age(r.age) }}</td><td class="num">{{ r.occurrences }}</td></tr>
+ {% else %}<tr><td colspan="6" class="muted">None.</td></tr>{% endfor %}
+</table>
+<div class="muted">Re-drive after a fix: trigger <a href="/dags/{{ import_dag }}" target="_top">{{ import_dag }}</a>
+ with <code>{"redrive_quarantined": ["all"]}</code> or a list of Amazon order ids.</div>
+
+<h2 id="outbox">Pushes to Amazon not yet accepted ({{ d.outbox.total }})</h2>
+<div>{% for (kind, status), n in d.outbox_counts|dictsort %}<span class="pill {{ status }}">{{ kind }}
+ {{ status }}: {{ n }}</span> {% else %}<span class="muted">Nothing pending.</span>{% endfor %}</div>
+{{ listing_note(d.outbox) }}
+<table><tr><th>Kind</th><th>Status</th><th>Amazon order</th><th>Account</th><th>Age</th><th class="num">Attempts</th>
+ <th>Feed</th><th>Amazon's message</th></tr>
+ {% for r in d.outbox.rows %}
+ <tr><td>{{ r.kind }}</td><td><span class="pill {{ r.status }}">{{ r.status }}</span></td>
+ <td>{{ amazon_link(r.amazon_order_id) }}</td><td>{{ r.account_id }}</td><td>{{ age(r.age) }}</td>
+ <td class="num">{{ r.attempts }}</td><td>{{ r.feed_id or "–" }}</td><td>{{ safe(r.amazon_message) }}</td></tr>
+ {% else %}<tr><td colspan="8" class="muted">None.</td></tr>{% endfor %}
+</table>
+
+<h2 id="mismatches">Open mismatches between Amazon and Commerce ({{ d.mismatches.total }})</h2>
+{{ listing_note(d.mismatches) }}
+<table><tr><th>Kind</th><th>Amazon order</th><th>Detail</th><th>Open for</th><th>Last seen</th></tr>
+ {% for r in d.mismatches.rows %}
+ <tr><td>{{ r.kind }}</td><td>{{ amazon_link(r.amazon_order_id) }}</td><td>{{ safe(r.detail) }}</td>
+ <td>{{ age(r.age) }}</td><td>{{ when(r.last_seen_at) }}</td></tr>
+ {% else %}<tr><td colspan="5" class="muted">None.</td></tr>{% endfor %}
+</table>
+</body></html>
+"""
+
+STATUSES = ("imported", "waiting", "waiting_product", "quarantined", "pending_payment", "on_hold", "canceled")
+
+
+def _listing_note(listing) -> Markup:
+    if listing.total > len(listing.rows):
+        return Markup('<div class="muted">The oldest {} of {}.</div>').format(len(listing.rows), listing.total)
+    return Markup("")
+
+
+def _dag_level(run: dict) -> str:
+    state = run.get("last_state")
+    if state == "failed":
+        return "failed"
+    if state == "success":
+        return "ok"
+    return "unknown" if state is None else "warn"
+
+
+def _safe(value) -> str:
+    from amazon_commerce_sync.alerts import safe_text
+
+    return safe_text(value) if value else "–"
+
+
+_env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)  # noqa: S701 - autoescape is on
+_template = _env.from_string(PAGE)
+
+
+def render_page(data: PageData, ok_minutes: int) -> str:
+    return _template.render(
+        d=data,
+        statuses=STATUSES,
+        ok_minutes=ok_minutes,
+        import_dag=DAG_ORDER_IMPORT,
+        age=age,
+        when=when,
+        chart=bar_chart,
+        amazon_link=amazon_link,
+        commerce_link=commerce_link,
+        listing_note=_listing_note,
+        dag_level=_dag_level,
+        safe=_safe,
+    )

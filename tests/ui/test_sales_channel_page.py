@@ -1,0 +1,212 @@
+"""The Sales Channel page: its content, its authentication, no personal data, and its speed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from amazon_commerce_sync.ui import queries
+from amazon_commerce_sync.ui.app import create_app, require_user
+
+from .conftest import PII_MARKERS, seed
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def signed_in_client(store) -> TestClient:
+    app = create_app(lambda: store, dag_ids=())
+    app.dependency_overrides[require_user()] = lambda: {"username": "tester"}
+    return TestClient(app)
+
+
+def test_page_shows_every_section_from_the_store(small_store):
+    response = signed_in_client(small_store.store).get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    html = response.text
+    for section in ("lag", "chart", "today", "waiting", "quarantined", "outbox", "mismatches"):
+        assert f'id="{section}"' in html
+    # lag per account and marketplace, coloured: 4 min ok, 40 min behind, 5 h late
+    for account, marketplace in (("acct-eu", "A1PA6795UKMFR9"), ("acct-us", "ATVPDKIKX0DER")):
+        assert account in html and marketplace in html
+    assert '<span class="pill ok">4 min</span>' in html
+    assert '<span class="pill warn">40 min</span>' in html
+    assert '<span class="pill late">5 h 00 min</span>' in html
+    # the chart has bars, the lists their rows, with counts
+    assert html.count("<svg") == 3 and "<rect" in html
+    assert f"Waiting for a product ({len(small_store.waiting_ids)})" in html
+    assert small_store.waiting_ids[0] in html and "out of stock in Commerce" in html
+    assert f"Quarantined ({len(small_store.quarantined_ids)})" in html
+    assert small_store.quarantined_ids[0] in html and "no shipping address on the order" in html
+    assert "Pushes to Amazon not yet accepted (5)" in html  # 3 pending + 1 rejected + 1 submitted; accepted hidden
+    assert "AMAZON-MSG: The tracking number is invalid" in html
+    assert "MISMATCH-DETAIL: Amazon SHIPPED, Commerce still processing" in html
+    assert "redrive_quarantined" in html
+
+
+def test_counts_match_the_store(small_store):
+    data = queries.page_data(small_store.store, small_store.now)
+    assert sum(c.total for c in data.channels) == 600
+    created = small_store.store.audit_entries(action="order_created")
+    in_window = [e for e in created if e["at"].replace(tzinfo=UTC) >= data.hours[0]]
+    assert 0 < len(in_window) <= small_store.imported
+    assert sum(sum(c.created_per_hour) for c in data.channels) == len(in_window)
+    assert len(data.hours) == 7 * 24
+    assert data.waiting_product.total == len(small_store.waiting_ids)
+    assert data.quarantined.total == len(small_store.quarantined_ids)
+    assert data.outbox_counts == {("shipment", "pending"): 3, ("shipment", "rejected"): 1, ("refund", "submitted"): 1}
+    assert data.outbox.rows[0]["status"] == "rejected"  # what needs a person comes first
+    assert data.mismatches.total == 1
+    assert {(c.account_id, c.marketplace_id): c.lag_level for c in data.channels} == {
+        ("acct-eu", "A1PA6795UKMFR9"): "ok",
+        ("acct-eu", "A13V1IB3VIYZZH"): "warn",
+        ("acct-us", "ATVPDKIKX0DER"): "late",
+    }
+
+
+def test_an_empty_store_renders(make_store):
+    response = signed_in_client(make_store()).get("/")
+    assert response.status_code == 200
+    assert "No orders imported yet." in response.text
+
+
+def test_no_buyer_personal_data_on_the_page(small_store):
+    # an e-mail address that slipped into a reason is removed too
+    small_store.store.quarantine("amazon_order", "999-0000000-0000001", "bad address for piimarker.x@example.com")
+    html = signed_in_client(small_store.store).get("/").text
+    assert "bad address for &lt;email&gt;" in html
+    markers = [v for v in PII_MARKERS.values() if isinstance(v, str)]
+    markers += list(PII_MARKERS["shipping_address"].values())[:2]
+    markers += ["PIIMARKER", "piimarker"]
+    for marker in markers:
+        assert marker not in html
+
+
+def test_anonymous_requests_are_rejected(small_store):
+    """The real dependency of the API server: no token and no session cookie -> 401."""
+    client = TestClient(create_app(lambda: small_store.store, dag_ids=()))
+    response = client.get("/")
+    assert response.status_code == 401
+    assert small_store.waiting_ids[0] not in response.text
+    assert client.get("/", headers={"Authorization": "Basic dGVzdDp0ZXN0"}).status_code == 401
+
+
+def test_page_is_fast_with_100000_orders(make_store):
+    store = make_store()
+    seeded = seed(store, 100_000, datetime.now(UTC))
+    client = signed_in_client(store)
+    client.get("/")  # first request: builds the engine's pool
+
+    started = time.perf_counter()
+    data = queries.page_data(store, seeded.now)
+    query_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    response = client.get("/")
+    page_seconds = time.perf_counter() - started
+
+    assert response.status_code == 200
+    assert sum(c.total for c in data.channels) == 100_000
+    assert data.waiting_product.total == len(seeded.waiting_ids) and len(data.waiting_product.rows) == 50
+    assert f"The oldest 50 of {len(seeded.quarantined_ids)}." in response.text
+    assert query_seconds < 1.0, f"page queries took {query_seconds:.2f}s"
+    assert page_seconds < 1.0, f"page took {page_seconds:.2f}s"
+    assert len(response.content) < 400_000
+
+
+def test_plugin_registers_the_app_and_a_navigation_entry():
+    from airflow.api_fastapi.core_api.datamodels.plugins import ExternalViewResponse
+    from airflow.plugins_manager import AirflowPlugin
+
+    spec = importlib.util.spec_from_file_location("sales_channel_ui", ROOT / "plugins" / "sales_channel_ui.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    plugin = module.SalesChannelPlugin
+    assert issubclass(plugin, AirflowPlugin)
+    (app,) = plugin.fastapi_apps
+    assert app["url_prefix"] == "/sales-channel" and app["name"] == "Sales Channel"
+    assert [r.path for r in app["app"].routes if getattr(r, "path", None) == "/"]
+    (view,) = plugin.external_views
+    parsed = ExternalViewResponse.model_validate(view)
+    assert parsed.name == "Sales Channel" and parsed.href == "/sales-channel/" and parsed.destination == "nav"
+    json.dumps(view)  # the UI receives it as JSON
+
+
+def test_page_source_has_no_external_assets(small_store):
+    html = signed_in_client(small_store.store).get("/").text
+    assert not re.search(r"<(script|link)\b", html)
+    assert not re.search(r'src="https?://', html)
+
+
+@pytest.mark.parametrize("minutes,level", [(None, "unknown"), (3, "ok"), (15, "ok"), (16, "warn"), (61, "late")])
+def test_lag_levels(minutes, level):
+    from datetime import timedelta
+
+    lag = None if minutes is None else timedelta(minutes=minutes)
+    assert queries.lag_level(lag, 15, 60) == level
+
+
+def test_signed_in_airflow_user_gets_the_page_and_a_forged_token_does_not(airflow_db, small_store):
+    """End to end through the real auth manager (SimpleAuthManager) and the API server's JWT checks."""
+    from airflow.api_fastapi.app import create_auth_manager
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    auth_manager = create_auth_manager()
+    auth_manager.init()
+    token = auth_manager.generate_jwt(SimpleAuthManagerUser(username="ops", role="viewer"))
+    client = TestClient(create_app(lambda: small_store.store))
+
+    assert client.get("/").status_code == 401
+    assert client.get("/", headers={"Authorization": "Bearer forged.not.ajwt"}).status_code == 403
+    by_header = client.get("/", headers={"Authorization": f"Bearer {token}"})
+    assert by_header.status_code == 200 and small_store.waiting_ids[0] in by_header.text
+    client.cookies.set(COOKIE_NAME_JWT_TOKEN, token)  # how the Airflow UI's browser session sends it
+    by_cookie = client.get("/")
+    assert by_cookie.status_code == 200
+    # the DAG runs section reads Airflow's metadata database (empty here: never run)
+    assert 'id="dags"' in by_cookie.text and "never run" in by_cookie.text
+
+
+def test_a_store_not_created_yet_gives_a_clear_503(tmp_path):
+    from amazon_commerce_sync.store import StateStore
+    from amazon_commerce_sync.store.db import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")  # never migrated
+    response = signed_in_client(StateStore(engine)).get("/")
+    assert response.status_code == 503
+    assert "state store cannot be read yet" in response.text
+    engine.dispose()
+
+
+def test_airflow_api_server_mounts_the_page_and_lists_it_in_the_navigation(airflow_db, small_store, monkeypatch):
+    """The real Airflow API server with this repository's plugins folder: the page sits behind its login."""
+    from airflow import plugins_manager, settings
+    from airflow.api_fastapi.app import create_app as create_airflow_app
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    monkeypatch.setattr(settings, "PLUGINS_FOLDER", str(ROOT / "plugins"))
+    monkeypatch.setenv("SALES_CHANNEL_DB_URL", str(small_store.store.engine.url))
+    caches = [f for f in vars(plugins_manager).values() if callable(getattr(f, "cache_clear", None))]
+    for f in caches:
+        f.cache_clear()
+    try:
+        client = TestClient(create_airflow_app())
+        assert client.get("/sales-channel/").status_code == 401
+        token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="ops", role="viewer"))
+        auth = {"Authorization": f"Bearer {token}"}
+        page = client.get("/sales-channel/", headers=auth)
+        assert page.status_code == 200 and small_store.waiting_ids[0] in page.text
+        plugins = client.get("/api/v2/plugins", headers=auth).json()["plugins"]
+        (ours,) = [p for p in plugins if p["name"] == "sales_channel"]
+        assert ours["external_views"][0]["href"] == "/sales-channel/"
+    finally:
+        for f in caches:
+            f.cache_clear()
