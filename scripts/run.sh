@@ -62,16 +62,24 @@ print(json.dumps({"accounts": [{"account_id": "us-main", "merchant_id": "A2SANDB
   "marketplace_ids": ["ATVPDKIKX0DER", "A2EUQ1WTGCTBG2"], "import_orders_after": os.environ["IMPORT_ORDERS_AFTER"]}]}))' )
 
 PIDS=()
-killtree() {  # children first, so nothing is left orphaned (airflow standalone has many)
+descendants() {  # every process below $1, children first
   local child
-  for child in $(pgrep -P "$1" 2>/dev/null); do killtree "$child"; done
-  kill "$1" 2>/dev/null || true
+  for child in $(pgrep -P "$1" 2>/dev/null); do descendants "$child"; echo "$child"; done
 }
 cleanup() {
   trap - EXIT INT TERM
   echo; echo "Stopping..."
-  for pid in "${PIDS[@]}"; do killtree "$pid"; done
-  wait 2>/dev/null || true
+  local all=() pid
+  for pid in "${PIDS[@]}"; do all+=($(descendants "$pid") "$pid"); done
+  kill "${all[@]}" 2>/dev/null || true
+  for _ in $(seq 1 30); do  # up to 15 s for a clean shutdown, then no mercy
+    local alive=0
+    for pid in "${all[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" -eq 1 ] || break
+    sleep 0.5
+  done
+  kill -9 "${all[@]}" 2>/dev/null || true
+  echo "Stopped."
 }
 trap cleanup EXIT INT TERM
 
