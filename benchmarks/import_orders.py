@@ -234,16 +234,24 @@ def bench_load() -> dict:
 
 
 # -- 3. memory -----------------------------------------------------------------------------------
+def peak_rss_kb() -> int:
+    """This process's peak resident set (VmHWM). Not ru_maxrss: on Linux that keeps the forking parent's peak."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # not Linux: best effort
+
+
 def _child_extract(n: int) -> None:
+    """Runs in its own process, so its peak RSS is the integration's alone (orders were loaded by the parent)."""
     from amazon_commerce_sync.pipelines.order_import import extract_orders
 
-    with Sandboxes(MEMORY_SPEED, 0) as boxes, tempfile.TemporaryDirectory() as tmp:
-        boxes.load_orders(n, seed=303)
-        os.environ.update(boxes.connections(rate_scale=MEMORY_SPEED))
+    with tempfile.TemporaryDirectory() as tmp:
         ctx = context(f"sqlite:///{tmp}/state.db")
-        baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        baseline = peak_rss_kb()
         summary = extract_orders(ctx, ctx.settings.accounts[0], now=datetime.now(UTC))
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = peak_rss_kb()
     print(json.dumps({"orders": n, "fetched": summary["fetched"], "peak_rss_mb": round(peak / 1024, 1),
                       "growth_mb": round((peak - baseline) / 1024, 1)}))  # fmt: skip
 
@@ -251,10 +259,13 @@ def _child_extract(n: int) -> None:
 def bench_memory() -> list[dict]:
     out = []
     for n in MEMORY_SIZES:
-        result = subprocess.run(
-            [sys.executable, "-m", "benchmarks.import_orders", "--memory-child", str(n)],
-            cwd=ROOT, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
+        with Sandboxes(MEMORY_SPEED, 0) as boxes:
+            boxes.load_orders(n, seed=303)
+            env = {**os.environ, **boxes.connections(rate_scale=MEMORY_SPEED), "PYTHONPATH": str(ROOT)}
+            result = subprocess.run(
+                [sys.executable, "-m", "benchmarks.import_orders", "--memory-child", str(n)],
+                cwd=ROOT, capture_output=True, text=True, check=True, env=env,
+            )  # fmt: skip
         out.append(json.loads(result.stdout.strip().splitlines()[-1]))
     return out
 
