@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv lint postgres bench clean
+.PHONY: run test venv lint postgres chromium bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ run: venv
 	@scripts/run.sh
 
 ## make test: everything the tests need (PostgreSQL included), then the whole suite.
-test: venv postgres lint
+test: venv postgres chromium lint
 	$(BIN)/pytest
 
 lint: venv
@@ -29,6 +29,9 @@ lint: venv
 
 postgres:
 	@scripts/ensure_postgres.sh
+
+chromium:
+	@scripts/ensure_chromium.sh
 
 ## make bench: the import benchmark; writes benchmarks/results/.
 bench: venv
