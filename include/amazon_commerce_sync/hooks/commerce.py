@@ -33,6 +33,7 @@ are never logged (a customer search carries an e-mail in its query string).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import re
@@ -97,6 +98,11 @@ def _mark(obj: Any) -> Any:
 def dumps(obj: Any) -> str:
     """Serialise to JSON, writing ``Decimal`` as an exact number (``Decimal("12.50")`` -> ``12.50``)."""
     return _MARKED.sub(lambda m: m.group(1), json.dumps(_mark(obj), default=str))
+
+
+# Admin tokens by (base URL, store code, user, password digest), shared by every hook of the process.
+_SHARED_TOKENS: dict[tuple[str, str, str, str], tuple[str, float]] = {}
+_SHARED_TOKEN_LOCK = threading.Lock()
 
 
 # ---------------------------------------------------------------------- searchCriteria
@@ -335,13 +341,19 @@ class CommerceHook(HttpHook):
             return {"Authorization": f"Bearer {s.token}"}
         if s.auth == "oauth1":
             return {}  # the session's OAuth1 signs each request
-        with self._token_lock:
+        # One admin token per store and user for the whole process: hooks in parallel threads share it.
+        key = (s.base_url, s.store_code, s.username or "", hashlib.sha256((s.password or "").encode()).hexdigest()[:16])
+        with _SHARED_TOKEN_LOCK:
             now = time.monotonic()
-            if force or self._admin_token is None or now >= self._admin_token_expires_at:
-                self._admin_token = call_with_retry(NO_RETRY, self._fetch_admin_token, operation="adminToken")
-                self._admin_token_expires_at = now + ADMIN_TOKEN_TTL - ADMIN_TOKEN_MARGIN
+            token, expires_at = _SHARED_TOKENS.get(key, (None, 0.0))
+            if force and token == self._admin_token:
+                token = None  # the one we used was refused: get another (unless a thread already did)
+            if token is None or now >= expires_at:
+                token = call_with_retry(NO_RETRY, self._fetch_admin_token, operation="adminToken")
+                _SHARED_TOKENS[key] = (token, now + ADMIN_TOKEN_TTL - ADMIN_TOKEN_MARGIN)
                 log.info("Obtained a Commerce admin token for connection %s", self.commerce_conn_id)
-            return {"Authorization": f"Bearer {self._admin_token}"}
+            self._admin_token = token
+            return {"Authorization": f"Bearer {token}"}
 
     def _auth_headers_before_sending(self, operation: str, *, force: bool) -> dict[str, str]:
         """Auth headers; a retriable token failure means this request was never sent."""
