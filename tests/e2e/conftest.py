@@ -8,6 +8,7 @@ task states so tests assert on them (and on what the sandboxes then hold).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -157,3 +158,28 @@ def channel(airflow_db, amazon_sandbox, commerce_sandbox, tmp_path, monkeypatch,
     channel.configure()
     seed_catalog(channel)
     return channel
+
+
+@pytest.fixture
+def debug_logs(caplog):
+    """Every log record at DEBUG, from the test and the tasks ``dag.test()`` runs in-process.
+
+    Airflow replaces the root logger's handlers and level when it configures its logging (once, on
+    import), which would drop pytest's capture handler and everything below INFO: configure it
+    first, then put the capture handler back and lower the level before each run.
+    """
+    import airflow.settings  # noqa: F401 - configures Airflow's logging now, not in the middle of the test
+
+    root = logging.getLogger()
+    level = root.level
+
+    def attach() -> None:
+        if caplog.handler not in root.handlers:
+            root.addHandler(caplog.handler)
+        caplog.handler.setLevel(logging.DEBUG)
+        root.setLevel(logging.DEBUG)
+
+    attach()
+    yield attach
+    root.removeHandler(caplog.handler)
+    root.setLevel(level)

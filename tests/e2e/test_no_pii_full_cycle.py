@@ -9,7 +9,6 @@ table except ``order_pii`` is then scanned for them, and for the access tokens t
 from __future__ import annotations
 
 import json
-import logging
 import re
 from decimal import Decimal
 
@@ -131,31 +130,6 @@ def credit_memo_all(commerce_order: dict) -> int:
         for i in commerce_order["items"]
     ]
     return CommerceHook("commerce").refund_order(int(commerce_order["entity_id"]), lines, shipping_amount=Decimal("0"))
-
-
-@pytest.fixture
-def debug_logs(caplog):
-    """Every log record at DEBUG, from the test and the tasks ``dag.test()`` runs in-process.
-
-    Airflow replaces the root logger's handlers and level when it configures its logging (once, on
-    import), which would drop pytest's capture handler and everything below INFO: configure it
-    first, then put the capture handler back and lower the level before each run.
-    """
-    import airflow.settings  # noqa: F401 - configures Airflow's logging now, not in the middle of the test
-
-    root = logging.getLogger()
-    level = root.level
-
-    def attach() -> None:
-        if caplog.handler not in root.handlers:
-            root.addHandler(caplog.handler)
-        caplog.handler.setLevel(logging.DEBUG)
-        root.setLevel(logging.DEBUG)
-
-    attach()
-    yield attach
-    root.removeHandler(caplog.handler)
-    root.setLevel(level)
 
 
 def finish_feeds(channel) -> None:

@@ -12,7 +12,7 @@ MARKERS = ["Qzxmarker", "qzxmarker@example.test", "Qzxstreet 12", "+1 555 0199 1
 SECRETS = ["sandbox-client-secret", "sandbox-refresh-token", "sandbox-admin-password"]
 
 
-def test_import_leaks_nothing(channel, caplog, capfd):
+def test_import_leaks_nothing(channel, caplog, capfd, debug_logs):
     orders = channel.generated_orders(4, seed=77, status="UNSHIPPED", fulfilled_by="MERCHANT")
     for order in orders:
         order["buyer"] = {"buyerName": "Qzxmarker Buyer", "buyerEmail": "qzxmarker@example.test"}
@@ -22,13 +22,14 @@ def test_import_leaks_nothing(channel, caplog, capfd):
     bad = orders[-1]
     bad["proceeds"]["grandTotal"]["amount"] = "0.02"  # quarantined: its reason must not carry PII either
     channel.load_amazon_orders(orders)
-    caplog.set_level(logging.DEBUG)
+    debug_logs()
     states = channel.run_dag("amazon_order_import")
     assert states["load[0]"] == "success"
     assert len(channel.commerce_orders_by_amazon_id()) == 3
 
     output = caplog.text + "".join(capfd.readouterr())
     assert "staged" in output and "do not add up" in output, "the task logs were not captured"
+    assert any(r.levelno == logging.DEBUG for r in caplog.records), "DEBUG records were not captured"
     for needle in MARKERS + SECRETS:
         assert needle not in output, f"{needle!r} appeared in the task logs"
 
