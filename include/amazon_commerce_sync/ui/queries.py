@@ -78,6 +78,15 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
+def _aged(rows, now: datetime, column: str) -> list[dict[str, Any]]:
+    """Rows as dicts with ``since`` (the row's ``column``, in UTC) and ``age`` (now - since)."""
+    out = []
+    for row in rows:
+        since = _aware(getattr(row, column))
+        out.append({**row._mapping, "since": since, "age": now - since})
+    return out
+
+
 def lag_level(lag: timedelta | None, ok_minutes: int, alert_minutes: int) -> str:
     if lag is None:
         return "unknown"
@@ -193,10 +202,7 @@ def _orders_in_status(conn: Connection, status: str, now: datetime, accounts: It
         .order_by(o.first_seen_at)
         .limit(LIST_LIMIT)
     )
-    out = []
-    for r in rows:
-        since = _aware(r.first_seen_at)
-        out.append({**r._mapping, "since": since, "age": now - since})
+    out = _aged(rows, now, "first_seen_at")
     return Listing(out, total)
 
 
@@ -224,10 +230,7 @@ def _quarantined(conn: Connection, now: datetime) -> Listing:
         .order_by(q.first_seen_at)
         .limit(LIST_LIMIT)
     )
-    out = []
-    for r in rows:
-        since = _aware(r.first_seen_at)
-        out.append({**r._mapping, "since": since, "age": now - since})
+    out = _aged(rows, now, "first_seen_at")
     return Listing(out, total)
 
 
@@ -258,10 +261,7 @@ def _outbox(conn: Connection, now: datetime) -> tuple[Listing, dict[tuple[str, s
         .order_by((b.status == str(OutboxStatus.REJECTED)).desc(), b.created_at)
         .limit(LIST_LIMIT)
     )
-    out = []
-    for r in rows:
-        since = _aware(r.created_at)
-        out.append({**r._mapping, "since": since, "age": now - since})
+    out = _aged(rows, now, "created_at")
     return Listing(out, sum(counts.values())), counts
 
 
@@ -275,10 +275,7 @@ def _mismatches(conn: Connection, now: datetime) -> Listing:
         .order_by(m.first_seen_at)
         .limit(LIST_LIMIT)
     )
-    out = []
-    for r in rows:
-        since = _aware(r.first_seen_at)
-        out.append({**r._mapping, "since": since, "age": now - since})
+    out = _aged(rows, now, "first_seen_at")
     return Listing(out, total)
 
 
