@@ -113,6 +113,10 @@ def apply_event(state: SandboxState, record: dict[str, Any], event: dict[str, An
     kind = event.get("type")
     order = record["order"]
     result: dict[str, Any] = {"type": kind}
+    # ``at`` (ISO 8601) dates a ship or refund event in the past, e.g. beyond Finances' 2-minute delay.
+    at = parse_iso(event["at"], "at") if event.get("at") else None
+    if at is not None and at > now() + 1:
+        raise invalid_input("at must not be in the future.")
     if kind == "authorize_payment":
         domain.authorize_payment(state, record)
     elif kind == "request_cancellation":
@@ -130,12 +134,12 @@ def apply_event(state: SandboxState, record: dict[str, Any], event: dict[str, An
             packages = default_packages(order)
             if not packages[0]["items"]:
                 raise domain.RuleError(f"Order {order['orderId']} has nothing left to ship.")
-        domain.ship(state, record, packages, source="amazon")
+        domain.ship(state, record, packages, source="amazon", at=at)
     elif kind == "refund":
         items = event.get("items") or domain.full_refund_items(state, order)
         if not items:
             raise domain.RuleError(f"Order {order['orderId']} has nothing left to refund.")
-        result["refund"] = domain.refund(state, record, items, source="amazon")
+        result["refund"] = domain.refund(state, record, items, source="amazon", at=at)
     else:
         raise invalid_input("type must be one of authorize_payment, request_cancellation, cancel, ship, refund.")
     return result

@@ -86,6 +86,11 @@ class Gateway:
                 state.count(operation, "faults")
                 await self._drop(receive)
                 return
+            if faults.roll_throttle():
+                state.count(operation, "injectedThrottles")
+                body = SpApiError(429, "QuotaExceeded", "You exceeded your quota for the requested resource.")
+                await _send_json(send, 429, body.body(), extra_headers)
+                return
             status = faults.roll_error()
             if status:
                 state.count(operation, "faults")

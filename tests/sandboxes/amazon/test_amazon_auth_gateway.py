@@ -118,3 +118,17 @@ def test_dropped_connection(amz):
                      headers={"x-amz-access-token": amz.token}, timeout=5)
     amz.admin("POST", "/faults", json={})
     assert amz.search(lastUpdatedAfter=LONG_AGO).status_code == 200
+
+
+def test_injected_throttle_fault_is_a_quota_exceeded_429(amz):
+    """Another application of the seller used the shared quota: a 429 the bucket did not cause."""
+    amz.admin("POST", "/faults", json={"throttle_rate": 1.0, "operations": ["searchOrders"]})
+    throttled = amz.search(lastUpdatedAfter=LONG_AGO)
+    assert throttled.status_code == 429
+    validate(ORDERS_MODEL, "ErrorList", throttled.json())
+    assert throttled.json()["errors"][0]["code"] == "QuotaExceeded"
+    amz.admin("POST", "/faults", json={})
+    assert amz.search(lastUpdatedAfter=LONG_AGO).status_code == 200
+    stats = amz.admin("GET", "/stats").json()["operations"]["searchOrders"]
+    assert stats["injectedThrottles"] == 1 and stats["throttled"] == 0  # kept apart from real throttling
+    assert amz.admin("POST", "/faults", json={"throttle_rate": -0.1}).status_code == 400

@@ -169,3 +169,20 @@ def test_cli_flags_and_env(monkeypatch):
     args = parse_args(["--speed", "5", "--orders", "10", "--live", "--state-file", "/tmp/x.json"])
     assert (args.port, args.speed, args.orders, args.live, args.state_file) == (9999, 5.0, 10, True, "/tmp/x.json")
     assert args.host == "127.0.0.1" and US
+
+
+def test_events_dated_in_the_past_with_at(amz):
+    """``at`` dates a ship or refund event back (an out-of-process driver cannot reach the state)."""
+    amz.load(make_order(OID))
+    an_hour_ago = time.time() - 3600
+    assert amz.admin("POST", f"/orders/{OID}/events", json={"type": "ship", "at": iso(an_hour_ago)}).status_code == 200
+    assert amz.admin("POST", f"/orders/{OID}/events", json={"type": "refund", "at": iso(an_hour_ago + 60)}).ok
+    order = amz.admin("GET", f"/orders/{OID}").json()["order"]
+    assert order["lastUpdatedTime"] == iso(an_hour_ago + 60)
+    assert order["packages"][0]["shipTime"] == iso(an_hour_ago)
+    r = amz.get("/finances/v0/financialEvents", params={"PostedAfter": iso(an_hour_ago - 60)})
+    assert len(r.json()["payload"]["FinancialEvents"]["RefundEventList"]) == 1  # past the 2-minute delay
+    future = amz.admin("POST", f"/orders/{OID}/events", json={"type": "refund", "at": iso(time.time() + 600)})
+    assert future.status_code == 400
+    bad = amz.admin("POST", f"/orders/{OID}/events", json={"type": "refund", "at": "yesterday"})
+    assert bad.status_code == 400
