@@ -34,17 +34,15 @@ from amazon_commerce_sync.dag_defaults import task_defaults
 from amazon_commerce_sync.pipelines.tasks import environment_schedule
 
 COMMERCE_ORDERS = Asset(ASSET_COMMERCE_ORDERS)
+CRON = environment_schedule("SALES_CHANNEL_SHIPMENT_SCHEDULE", "*/10 * * * *")
 
 
 @dag(
     dag_id=DAG_SHIPMENT_SYNC,
     doc_md=__doc__,
-    schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable(
-            environment_schedule("SALES_CHANNEL_SHIPMENT_SCHEDULE", "*/10 * * * *"), timezone="UTC"
-        ),
-        assets=[COMMERCE_ORDERS],
-    ),
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(CRON, timezone="UTC"), assets=[COMMERCE_ORDERS])
+    if CRON
+    else [COMMERCE_ORDERS],
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from amazon_commerce_sync.constants import SCHEDULE_SWITCHES
+
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(p for p in DAGS.glob("*.py") if not p.name.startswith("_"))
 
@@ -62,3 +64,24 @@ def test_parse_is_fast_and_offline(path, monkeypatch):
     started = time.perf_counter()
     runpy.run_path(str(path))
     assert time.perf_counter() - started < 1.0
+
+
+
+
+@pytest.mark.parametrize("dag_id", sorted(SCHEDULE_SWITCHES))
+def test_schedule_switch(dag_id, airflow_db, monkeypatch):
+    """A cron from the switch; ``none`` leaves only manual triggers (and the shipment sync's asset)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    assert f'"{SCHEDULE_SWITCHES[dag_id]}"' in (DAGS / f"{dag_id}.py").read_text()
+
+    def timetable_with(value: str):
+        monkeypatch.setenv(SCHEDULE_SWITCHES[dag_id], value)
+        bag = DagBag(dag_folder=str(DAGS / f"{dag_id}.py"))
+        assert bag.import_errors == {}
+        return bag.dags[dag_id].timetable
+
+    assert "expression='7 * * * *'" in repr(timetable_with("7 * * * *"))
+    off = timetable_with(" None ")
+    expected = "AssetTriggeredTimetable" if dag_id == "amazon_shipment_sync" else "NullTimetable"
+    assert type(off).__name__ == expected

@@ -99,9 +99,14 @@ def healthcheck(run_id: str) -> dict[str, Any]:
     return report
 
 
-def environment_schedule(name: str, default: str) -> str:
-    """A DAG's schedule from a deployment switch (environment variable), read at parse time without I/O."""
-    return os.environ.get(name, default)
+def environment_schedule(name: str, default: str) -> str | None:
+    """A DAG's schedule from a deployment switch (environment variable), read at parse time without I/O.
+
+    ``none`` switches the time schedule off: the DAG then runs only when triggered (REST API, UI, an
+    external orchestrator) or, where it has one, on its asset.
+    """
+    value = os.environ.get(name, default).strip()
+    return None if value.lower() == "none" else value
 
 
 # -- amazon_refund_sync ------------------------------------------------------------------------
