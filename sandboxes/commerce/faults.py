@@ -28,6 +28,9 @@ from sandboxes.commerce.wire import dumps
 log = logging.getLogger(__name__)
 
 KINDS = ("error", "drop", "commit_then_fail")
+# A request with this header is never faulted: a test's own back-office calls (a merchant shipping an order) are
+# not the integration under test.
+EXEMPT_HEADER = b"x-sandbox-no-faults"
 MODES = ("error", "timeout")
 REST_PREFIX = "/rest/{store_code}"
 
@@ -144,9 +147,10 @@ class SandboxMiddleware:
         key = _template_key(scope)
         actual = f"{scope.get('method', 'GET')} {_actual_path(scope)}"
         faults: FaultSettings = state.faults
+        exempt = (EXEMPT_HEADER, b"1") in scope.get("headers", [])
         with state.lock:
             state.stats[key] += 1
-            kind, status, mode = self._decide(state, faults, key, actual)
+            kind, status, mode = (None, 0, "") if exempt else self._decide(state, faults, key, actual)
         delay = (float(state.config.latency_ms) + faults.latency_ms) / 1000.0
         if delay > 0:
             await asyncio.sleep(delay)

@@ -72,6 +72,16 @@ def test_random_rates_limited_to_routes(client):
     assert bad.status_code == 400
 
 
+def test_exempt_header_is_never_faulted(client):
+    """A test's own back-office calls carry x-sandbox-no-faults and pass; the integration's calls do not."""
+    client.admin("/faults", {"error_rate": 1.0, "error_statuses": [503]})
+    assert client.get("/V1/products/SKU-1").status_code == 503
+    exempt = requests.get(client.url("/V1/products/SKU-1"), timeout=5,
+                          headers={**client.session.headers, "X-Sandbox-No-Faults": "1"})
+    assert exempt.status_code == 200
+    assert client.get("/V1/products/SKU-1").status_code == 503
+
+
 def test_stats_count_calls_per_route_template(client):
     oid = client.create_order()["entity_id"]
     client.get(f"/V1/orders/{oid}")
