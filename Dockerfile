@@ -25,8 +25,10 @@ COPY --chown=airflow:root include/ /opt/sales-channel/src/include/
 RUN pip install --no-cache-dir --no-deps /opt/sales-channel/src \
     && python -c "import amazon_commerce_sync.store.db as db; print('amazon_commerce_sync', db.head_revision())"
 
-# 3. The DAG files, where AIRFLOW__CORE__DAGS_FOLDER points in docker-compose.yaml.
+# 3. The DAG files and the plugin of the Sales Channel page, where AIRFLOW__CORE__DAGS_FOLDER and
+#    AIRFLOW__CORE__PLUGINS_FOLDER point in docker-compose.yaml.
 COPY --chown=airflow:root dags/ /opt/airflow/dags/
+COPY --chown=airflow:root plugins/ /opt/airflow/plugins/
 
 # 4. The sandboxes and the official models they validate against (not production code; only the `sandboxes`
 #    profile runs them, from /opt/sales-channel). var/ holds their state files (a named volume).

@@ -270,6 +270,9 @@ def test_airflow_services_share_the_common_environment(services):
         broker = urlsplit(env["AIRFLOW__CELERY__BROKER_URL"])
         assert (broker.scheme, broker.hostname) == ("redis", "redis"), name
         assert env["AIRFLOW__CORE__DAGS_FOLDER"] == dags_folder, f"{name}: DAGS_FOLDER is not where dags/ is copied"
+        assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == copy_destination("plugins/").rstrip("/"), (
+            f"{name}: PLUGINS_FOLDER is not where plugins/ (the Sales Channel page) is copied"
+        )
         api = urlsplit(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
         assert (api.hostname, api.port, api.path) == ("airflow-apiserver", 8080, "/execution/"), name
         for secret in ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY"):
