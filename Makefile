@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv lint postgres chromium bench lock clean
+.PHONY: run test distributed soak venv lint postgres redis chromium bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,11 +24,25 @@ run: venv
 test: venv postgres chromium lint
 	$(BIN)/pytest
 
+## make distributed: the docker-compose topology without Docker (CeleryExecutor, two workers, PostgreSQL, Redis)
+## running the full cycle through Airflow's REST API; see tests/distributed and ops/cluster.py.
+distributed: venv postgres redis
+	$(BIN)/pytest -m distributed tests/distributed
+
+## make soak [MINUTES=15]: the same topology under faults and worker kills, then a reconciliation report
+## (benchmarks/results/soak.md); fails on any duplicate or lost record.
+MINUTES ?= 15
+soak: venv postgres redis
+	$(BIN)/python -m ops.soak --minutes $(MINUTES)
+
 lint: venv
 	$(BIN)/ruff check .
 
 postgres:
 	@scripts/ensure_postgres.sh
+
+redis:
+	@scripts/ensure_redis.sh
 
 chromium:
 	@scripts/ensure_chromium.sh

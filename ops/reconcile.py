@@ -1,0 +1,234 @@
+"""Reconcile the two sandboxes against each other after a distributed run or a soak.
+
+Reads only the sandboxes' admin APIs (what Amazon and Commerce hold), never the integration's state store,
+and counts per kind of record what was processed, what exists twice, and what is missing:
+
+- orders: every Amazon order the Sales Channel imports (merchant-fulfilled once paid and not cancelled before
+  import, Amazon-fulfilled once shipped; created after ``import_orders_after``) exists exactly once in Commerce
+  (``ext_order_id``), with Amazon's grand total to the cent;
+- shipments: every shipment the merchant made in Commerce is exactly one package on the Amazon order
+  (``packageReferenceId`` = the Commerce shipment id); every package Amazon shipped itself is exactly one
+  Commerce shipment with its tracking number;
+- refunds: every credit memo the merchant made is exactly one adjustment on Amazon (its
+  ``MerchantAdjustmentItemId`` names the memo); every refund Amazon issued itself is exactly one credit memo;
+- cancellations: every order cancelled on request, or by Amazon after import, is cancelled on both sides.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+MADJ = re.compile(r"^cm(\d+)-\d+$")
+IMPORTABLE_MFN = {"UNSHIPPED", "PARTIALLY_SHIPPED", "SHIPPED"}
+CANCELLED_IN_COMMERCE = {"canceled", "closed"}
+
+
+@dataclass
+class Snapshot:
+    amazon_orders: list[dict[str, Any]]
+    amazon_refunds: list[dict[str, Any]]
+    amazon_stats: dict[str, dict[str, int]]
+    commerce_orders: list[dict[str, Any]]
+    commerce_shipments: list[dict[str, Any]]
+    commerce_memos: list[dict[str, Any]]
+
+    @classmethod
+    def take(cls, cluster) -> Snapshot:
+        commerce = cluster.commerce("GET", "/_sandbox/state")
+        return cls(
+            amazon_orders=cluster.amazon("GET", "/_sandbox/orders")["orders"],
+            amazon_refunds=cluster.amazon("GET", "/_sandbox/refunds")["refunds"],
+            amazon_stats=cluster.amazon("GET", "/_sandbox/stats")["operations"],
+            commerce_orders=_rows(commerce["orders"]),
+            commerce_shipments=_rows(commerce["shipments"]),
+            commerce_memos=_rows(commerce["creditmemos"]),
+        )
+
+
+def _rows(table: Any) -> list[dict[str, Any]]:
+    return list(table.values()) if isinstance(table, dict) else list(table)
+
+
+@dataclass
+class Tally:
+    processed: int = 0
+    duplicates: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    wrong: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  # refused for a business reason, and reported as such
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {"processed": self.processed, "duplicates": len(self.duplicates), "missing": len(self.missing),
+               "wrong": len(self.wrong), "examples": (self.duplicates + self.missing + self.wrong)[:10]}  # fmt: skip
+        if self.rejected:
+            out["rejected"] = self.rejected
+        if self.missing:
+            out["missing_records"] = self.missing
+        return out
+
+
+def status_of(order: dict[str, Any]) -> str:
+    return order["fulfillment"]["fulfillmentStatus"]
+
+
+def is_importable(order: dict[str, Any], imported: bool) -> bool:
+    status = status_of(order)
+    if order["fulfillment"].get("fulfilledBy") == "AMAZON":
+        return status == "SHIPPED" or (status == "CANCELLED" and imported)
+    return status in IMPORTABLE_MFN or (status == "CANCELLED" and imported)
+
+
+def reconcile(
+    snap: Snapshot,
+    *,
+    import_orders_after: str,
+    merchant_shipments: set[int] = frozenset(),
+    merchant_memos: set[int] = frozenset(),
+    cancel_requests: set[str] = frozenset(),
+    outbox: dict[str, tuple[str, str | None]] | None = None,
+) -> dict[str, Any]:
+    """Count processed, duplicated, missing and wrong records of each kind (see the module's doc).
+
+    ``outbox`` (the state store's ``{natural_key: (status, Amazon's message)}``) tells a push Amazon refused
+    (e.g. a shipment of an order Amazon cancelled meanwhile) from a lost one.
+    """
+    outbox = outbox or {}
+    commerce_by_ext: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    for order in snap.commerce_orders:
+        commerce_by_ext[order.get("ext_order_id")].append(order)
+    commerce_by_id = {int(o["entity_id"]): o for o in snap.commerce_orders}
+    amazon_by_id = {o["orderId"]: o for o in snap.amazon_orders}
+
+    orders = Tally()
+    for order in snap.amazon_orders:
+        oid = order["orderId"]
+        found = commerce_by_ext.get(oid, [])
+        if order["createdTime"] <= import_orders_after or not is_importable(order, bool(found)):
+            if found:
+                orders.wrong.append(f"{oid}: in Commerce but not importable ({status_of(order)})")
+            continue
+        orders.processed += 1
+        if not found:
+            orders.missing.append(f"{oid}: {status_of(order)} on Amazon, not in Commerce")
+            continue
+        if len(found) > 1:
+            orders.duplicates.append(f"{oid}: {len(found)} Commerce orders")
+        total = Decimal(order["proceeds"]["grandTotal"]["amount"])
+        if Decimal(str(found[0]["grand_total"])) != total:
+            orders.wrong.append(f"{oid}: Commerce total {found[0]['grand_total']} != Amazon {total}")
+
+    shipments = _shipments(snap, commerce_by_id, amazon_by_id, commerce_by_ext, merchant_shipments, outbox)
+    refunds = _refunds(snap, commerce_by_id, amazon_by_id, commerce_by_ext, merchant_memos, outbox)
+
+    cancellations = Tally()
+    for order in snap.amazon_orders:
+        oid = order["orderId"]
+        found = commerce_by_ext.get(oid, [])
+        requested = oid in cancel_requests
+        if not requested and not (status_of(order) == "CANCELLED" and found):
+            continue
+        cancellations.processed += 1
+        if status_of(order) != "CANCELLED" and requested and status_of(order) in ("SHIPPED", "PARTIALLY_SHIPPED"):
+            cancellations.rejected.append(f"{oid}: shipped before the cancellation reached Amazon")
+        elif status_of(order) != "CANCELLED":
+            cancellations.missing.append(f"{oid}: cancellation requested, Amazon shows {status_of(order)}")
+        elif not found and requested:
+            cancellations.missing.append(f"{oid}: cancelled on Amazon, never imported")
+        elif any(o["state"] not in CANCELLED_IN_COMMERCE for o in found):
+            cancellations.missing.append(f"{oid}: cancelled on Amazon, Commerce state {found[0]['state']}")
+
+    throttled = sum(s.get("throttled", 0) for s in snap.amazon_stats.values())
+    injected = sum(s.get("injectedThrottles", 0) for s in snap.amazon_stats.values())
+    return {
+        "orders": orders.as_dict(),
+        "shipments": shipments.as_dict(),
+        "refunds": refunds.as_dict(),
+        "cancellations": cancellations.as_dict(),
+        "amazon_requests": sum(s.get("requests", 0) for s in snap.amazon_stats.values()),
+        "amazon_429_rate_limit": throttled,
+        "amazon_429_injected": injected,
+        "amazon_5xx_and_drops_injected": sum(s.get("faults", 0) for s in snap.amazon_stats.values()),
+    }
+
+
+def _refused(tally: Tally, outbox: dict[str, tuple[str, str | None]], key: str, missing: str) -> None:
+    status, message = outbox.get(key, (None, None))
+    if status == "rejected":
+        tally.rejected.append(f"{key}: {message}")
+    else:
+        tally.missing.append(f"{missing} (outbox: {status or 'no entry'})")
+
+
+def _shipments(snap, commerce_by_id, amazon_by_id, commerce_by_ext, merchant_shipments, outbox) -> Tally:
+    tally = Tally()
+    commerce_tracks: dict[tuple[int, str], int] = collections.Counter()
+    for shipment in snap.commerce_shipments:
+        for track in shipment.get("tracks") or []:
+            commerce_tracks[(int(shipment["order_id"]), str(track["track_number"]))] += 1
+    for shipment_id in sorted(merchant_shipments):
+        tally.processed += 1
+        shipment = next((s for s in snap.commerce_shipments if int(s["entity_id"]) == shipment_id), None)
+        order = commerce_by_id.get(int(shipment["order_id"])) if shipment else None
+        amazon = amazon_by_id.get(order.get("ext_order_id")) if order else None
+        packages = [p for p in (amazon or {}).get("packages", []) if str(p["packageReferenceId"]) == str(shipment_id)]
+        if not packages:
+            _refused(tally, outbox, f"shipment:{shipment_id}", f"Commerce shipment {shipment_id}: not on Amazon")
+        elif len(packages) > 1:
+            tally.duplicates.append(f"Commerce shipment {shipment_id}: {len(packages)} packages on Amazon")
+    ours = {str(s) for s in merchant_shipments}
+    for amazon in snap.amazon_orders:
+        found = commerce_by_ext.get(amazon["orderId"], [])
+        if len(found) != 1:
+            continue
+        for package in amazon.get("packages", []):
+            if str(package["packageReferenceId"]) in ours or not package.get("trackingNumber"):
+                continue
+            tally.processed += 1
+            count = commerce_tracks.get((int(found[0]["entity_id"]), str(package["trackingNumber"])), 0)
+            if count == 0:
+                tally.missing.append(f"{amazon['orderId']}: Amazon package {package['packageReferenceId']} "
+                                     "has no Commerce shipment")  # fmt: skip
+            elif count > 1:
+                tally.duplicates.append(f"{amazon['orderId']}: Amazon package in {count} Commerce shipments")
+    return tally
+
+
+def _refunds(snap, commerce_by_id, amazon_by_id, commerce_by_ext, merchant_memos, outbox) -> Tally:
+    tally = Tally()
+    sent: dict[int, int] = collections.Counter()
+    for refund in snap.amazon_refunds:
+        if refund["source"] != "feed":
+            continue
+        ids = (MADJ.match(item.get("merchantAdjustmentItemId", "")) for item in refund["items"])
+        for memo_id in {int(m.group(1)) for m in ids if m}:
+            sent[memo_id] += 1
+    for memo_id in sorted(merchant_memos):
+        tally.processed += 1
+        if sent[memo_id] == 0:
+            _refused(tally, outbox, f"refund:{memo_id}", f"credit memo {memo_id}: not sent to Amazon")
+        elif sent[memo_id] > 1:
+            tally.duplicates.append(f"credit memo {memo_id}: sent {sent[memo_id]} times")
+    # Refunds Amazon issued itself: one credit memo each, besides the merchant's and the cancellations'.
+    amazon_side = collections.Counter(r["orderId"] for r in snap.amazon_refunds if r["source"] != "feed")
+    memos_by_order: dict[str, int] = collections.Counter()
+    for memo in snap.commerce_memos:
+        if int(memo["entity_id"]) in merchant_memos:
+            continue
+        order = commerce_by_id.get(int(memo["order_id"]))
+        if order is not None:
+            memos_by_order[order.get("ext_order_id")] += 1
+    for order_id, count in sorted(amazon_side.items()):
+        amazon = amazon_by_id.get(order_id)
+        if amazon is None or len(commerce_by_ext.get(order_id, [])) != 1:
+            continue
+        tally.processed += count
+        mirrored = memos_by_order.get(order_id, 0)
+        if mirrored < count:
+            tally.missing.append(f"{order_id}: {count} Amazon refunds, {mirrored} credit memos")
+        elif mirrored > count and status_of(amazon) != "CANCELLED":
+            tally.duplicates.append(f"{order_id}: {count} Amazon refunds, {mirrored} credit memos")
+    return tally
