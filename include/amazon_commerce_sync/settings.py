@@ -87,6 +87,7 @@ class AccountSettings:
     concurrency: int = 4
     # Personal data and monitoring (README "Personal data" and "Alerts").
     pii_retention_days: int = 30
+    anonymise_commerce_orders: bool = False  # also overwrite names, streets, phones on the Commerce order
     alert_import_lag_minutes: int = 60
     alert_stuck_hours: int = 24
     alert_repeat_minutes: int = 60
@@ -197,7 +198,7 @@ def parse_account(raw: Mapping[str, Any], index: int) -> AccountSettings:
     ):
         if name in raw:
             kw[name] = _check_str(f"{where}.{name}", raw[name])
-    for name in ("import_enabled", "invoice_on_import", "manage_stock"):
+    for name in ("import_enabled", "invoice_on_import", "manage_stock", "anonymise_commerce_orders"):
         if name in raw:
             kw[name] = _check_bool(f"{where}.{name}", raw[name])
     if "customer_creation" in raw:

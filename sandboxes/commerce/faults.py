@@ -111,11 +111,17 @@ def _template_key(scope: Scope) -> str:
     app = scope.get("app")
     method = scope.get("method", "GET")
     router = getattr(app, "router", None)
+    partial = None
     for route in getattr(router, "routes", []):
         match, _child = route.matches(scope)
-        if match != Match.NONE:
-            path = route.path
-            return f"{method} {path[len(REST_PREFIX):] if path.startswith(REST_PREFIX) else path}"
+        if match == Match.FULL:  # the route of this method (GET and PUT /V1/orders/{id} are different routes)
+            partial = route
+            break
+        if match == Match.PARTIAL and partial is None:
+            partial = route
+    if partial is not None:
+        path = partial.path
+        return f"{method} {path[len(REST_PREFIX):] if path.startswith(REST_PREFIX) else path}"
     return f"{method} {_actual_path(scope)}"
 
 

@@ -1,4 +1,5 @@
-"""Orders: ``POST /V1/orders`` (saved with the amounts given), reads, search, cancel, hold, comments."""
+"""Orders: ``POST /V1/orders`` (saved with the amounts given), reads, search, cancel, hold, comments, and the
+order address repository (``PUT /V1/orders/{parent_id}``)."""
 
 from __future__ import annotations
 
@@ -291,6 +292,40 @@ def add_comment(state: SandboxState, order: dict[str, Any], raw: Any) -> None:
         state.save()
 
 
+def order_addresses(order: dict[str, Any]) -> list[dict[str, Any]]:
+    """The order's billing address and the addresses of its shipping assignments (stored objects)."""
+    found = [order["billing_address"]] if isinstance(order.get("billing_address"), dict) else []
+    for assignment in (order.get("extension_attributes") or {}).get("shipping_assignments") or []:
+        address = (assignment.get("shipping") or {}).get("address")
+        if isinstance(address, dict):
+            found.append(address)
+    return found
+
+
+def save_address(state: SandboxState, parent_id: str, raw: Any) -> dict[str, Any]:
+    """``OrderAddressRepositoryInterface::save``: update one of the order's addresses by ``entity_id``.
+
+    As Magento's REST layer does, the path's ``parent_id`` is written into the body's entity; an address that is not
+    the order's is "not found". Required fields follow the address interface.
+    """
+    order = get_order(state, parent_id)
+    if not isinstance(raw, dict):
+        raise required("entity")
+    address = coerce("sales-data-order-address-interface", raw, "entity")
+    address["parent_id"] = order["entity_id"]
+    for name in ("address_type", *ADDRESS_REQUIRED):
+        if address.get(name) in (None, "", []):
+            raise MagentoError(400, '"%fieldName" is required. Enter and try again.', {"fieldName": name})
+    with state.lock:
+        target = next((a for a in order_addresses(order) if a.get("entity_id") == address.get("entity_id")), None)
+        if target is None:
+            raise MagentoError(404, "The entity that was requested doesn't exist. Verify the entity and try again.")
+        target.update({k: v for k, v in address.items() if k != "address_type"})
+        touch(state, order)
+        state.save()
+        return copy.deepcopy(target)
+
+
 ORDER_FIELDS = {k for k, v in properties("sales-data-order-interface").items()
                 if v.get("type") in ("string", "number", "integer", "boolean")}
 
@@ -317,6 +352,11 @@ async def search_orders(request: Request, ctx: Ctx = Depends(rest_context)) -> R
 @router.get("/V1/orders/{order_id}")
 async def read_order(order_id: str, ctx: Ctx = Depends(rest_context)) -> Response:
     return ok(render_order(get_order(ctx.state, order_id)))
+
+
+@router.put("/V1/orders/{parent_id}")
+async def put_order_address(parent_id: str, ctx: Ctx = Depends(rest_context)) -> Response:
+    return ok(save_address(ctx.state, parent_id, body_object(ctx).get("entity")))
 
 
 @router.post("/V1/orders/{order_id}/cancel")

@@ -157,6 +157,53 @@ def test_the_window_is_a_setting(channel):
     assert len(erased) == len(ERASED) + 1
 
 
+def test_commerce_orders_are_anonymised_only_when_enabled(channel, caplog, capfd):
+    orders = scenario(channel)
+    ids = {name: order["orderId"] for name, order in orders.items()}
+    assert channel.run_dag("amazon_order_import")["extract[0]"] == "success"
+    in_commerce = {name for name in orders if ids[name] in channel.commerce_orders_by_amazon_id()}
+    due = ERASED & in_commerce  # the order cancelled before import never reached Commerce
+    assert due == {"delivered_old", "fba_promised_old", "in_transit_old"}
+
+    def addresses(name):
+        [order] = channel.commerce_orders_by_amazon_id()[ids[name]]
+        shipping = [a["shipping"]["address"] for a in order["extension_attributes"]["shipping_assignments"]]
+        return [order["billing_address"], *shipping]
+
+    # off by default: the state store is erased, the Commerce order is left alone
+    assert channel.run_dag("amazon_pii_retention") == {"erase": "success"}
+    assert all(a["firstname"].startswith("Qzx") for a in addresses("delivered_old"))
+
+    # on, with Commerce failing every address save: the task fails, naming the count; nothing is marked done
+    channel.configure(anonymise_commerce_orders=True)
+    channel.commerce_faults(fail_next=[{"route": "PUT /V1/orders/{parent_id}", "kind": "error", "count": 100}])
+    assert channel.run_dag("amazon_pii_retention") == {"erase": "failed"}
+    assert not channel.store.audit_entries(action="commerce_order_anonymised")
+    channel.commerce_faults()
+
+    caplog.set_level(logging.DEBUG)
+    assert channel.run_dag("amazon_pii_retention") == {"erase": "success"}
+    summary = channel.last_run.get_task_instance("erase").xcom_pull(task_ids="erase")
+    assert summary["commerce_anonymised"] == len(due) and summary["commerce_failed"] == 0
+    for name in due:
+        for address in addresses(name):
+            assert (address["firstname"], address["lastname"], address["street"]) == ("Erased", "Erased", ["Erased"])
+            assert address["telephone"] == "0000000000" and "qzx" not in str(address).lower()
+            assert address["city"] and address["country_id"]  # the place stays for tax and accounting
+    for name in in_commerce - due:
+        assert all(a["firstname"].startswith("Qzx") for a in addresses(name)), name
+    audit = channel.store.audit_entries(action="commerce_order_anonymised")
+    assert sorted(e["entity_id"] for e in audit) == sorted(ids[n] for n in due)
+    output = caplog.text + "".join(capfd.readouterr())
+    assert "anonymised" in output and "qzx" not in (output + str(audit) + str(summary)).lower()
+
+    # idempotent
+    assert channel.run_dag("amazon_pii_retention") == {"erase": "success"}
+    again = channel.last_run.get_task_instance("erase").xcom_pull(task_ids="erase")
+    assert again["commerce_anonymised"] == 0
+    assert len(channel.store.audit_entries(action="commerce_order_anonymised")) == len(due)
+
+
 @pytest.mark.parametrize(
     ("payload", "status", "expected"),
     [

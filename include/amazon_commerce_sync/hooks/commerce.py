@@ -487,6 +487,11 @@ class CommerceHook(HttpHook):
         """``GET /V1/orders/{id}``; ``NotFoundError`` when missing."""
         return self._call("GET", f"/V1/orders/{int(entity_id)}")
 
+    def save_order_address(self, order_id: int, address: dict[str, Any]) -> dict[str, Any]:
+        """``PUT /V1/orders/{parent_id}`` (the order address repository): update one of the order's addresses,
+        identified by its ``entity_id``. Idempotent: the same body twice leaves the same address."""
+        return self._call("PUT", f"/V1/orders/{int(order_id)}", body={"entity": address})
+
     def create_order(self, entity: dict[str, Any]) -> dict[str, Any]:
         """``POST /V1/orders`` with the order entity; returns the saved order.
 

@@ -26,17 +26,22 @@ that a re-staged order (a backfill) never stores the data again. Each erasure is
 audit trail (``pii_erased``) with the order id, the clock and the rule, never the erased values.
 Reruns find nothing left to erase: the task is idempotent.
 
-The Commerce order keeps its copy of the name and addresses (see README "Personal data"):
-anonymising it needs ``PUT /V1/orders/{parent_id}`` (Magento's order address repository) for
-the billing and shipping addresses plus the order's ``customer_*`` fields, which the REST API
-only changes through a full ``POST /V1/orders`` save; the Commerce sandbox has neither, so it is
-not implemented.
+**The Commerce order** keeps its own copy of the name and addresses. With the account setting
+``anonymise_commerce_orders`` (off by default: the order is the merchant's business record, and
+erasing it there is the merchant's decision) the same run also overwrites, on every due order,
+the billing and shipping addresses through ``PUT /V1/orders/{parent_id}`` (Magento's order
+address repository): names, street, phone, company, e-mail, fax and VAT id become placeholders;
+city, region, postcode and country stay for tax and accounting. Done orders are recorded as the
+write ``anonymise:<amazon order id>`` (and in the audit trail), so reruns skip them; a failure
+leaves the order for the next run and fails the task after all others were processed. The
+order header's ``customer_email`` and ``customer_firstname``/``lastname`` are not writable
+through Magento's REST API: use Commerce's own data-erasure tools for those.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -89,12 +94,8 @@ def delivery_time(
 def start_clocks(ctx: Context, *, now: datetime, account_ids: set[str] | None = None) -> dict[str, int]:
     """Set ``delivered_at`` on shipped and cancelled orders that have none yet; returns counts by rule."""
     counts: dict[str, int] = {}
-    after = ""
-    while True:
-        rows = ctx.store.orders_without_delivery_time(CLOCK_STATUSES, after_id=after, limit=BATCH)
-        if not rows:
-            break
-        after = rows[-1]["amazon_order_id"]
+    for rows in batches(lambda after: ctx.store.orders_without_delivery_time(CLOCK_STATUSES, after_id=after,
+                                                                            limit=BATCH)):  # fmt: skip
         for row in rows:
             if account_ids is not None and row["account_id"] not in account_ids:
                 continue
@@ -107,16 +108,20 @@ def start_clocks(ctx: Context, *, now: datetime, account_ids: set[str] | None = 
     return counts
 
 
+def batches(fetch: Callable[[str], list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
+    """Keyset pages of orders: ``fetch(after_id)`` until it returns none."""
+    after = ""
+    while rows := fetch(after):
+        after = rows[-1]["amazon_order_id"]
+        yield rows
+
+
 def erase_account(ctx: Context, account: AccountSettings, *, now: datetime, dry_run: bool, run_id: str) -> dict:
     """Erase the personal data of the account's orders delivered more than ``pii_retention_days`` ago."""
     cutoff = now - timedelta(days=account.pii_retention_days)
     summary = {"account": account.account_id, "retention_days": account.pii_retention_days, "due": 0, "erased": 0}
-    after = ""
-    while True:
-        due = ctx.store.pii_due_for_erasure(account.account_id, cutoff, after_id=after, limit=BATCH)
-        if not due:
-            break
-        after = due[-1]["amazon_order_id"]
+    for due in batches(lambda after: ctx.store.pii_due_for_erasure(account.account_id, cutoff, after_id=after,
+                                                                   limit=BATCH)):  # fmt: skip
         summary["due"] += len(due)
         if dry_run:
             continue
@@ -136,6 +141,73 @@ def erase_account(ctx: Context, account: AccountSettings, *, now: datetime, dry_
     return summary
 
 
+ERASED = "Erased"
+ERASED_FIELDS = {
+    "firstname": ERASED, "lastname": ERASED, "middlename": "", "prefix": "", "suffix": "", "company": "",
+    "street": [ERASED], "telephone": "0000000000", "fax": "", "email": "erased@example.invalid", "vat_id": "",
+}  # fmt: skip
+
+
+def anonymised_address(address: Mapping[str, Any]) -> dict[str, Any]:
+    """The address with the buyer's identity replaced; place fields (city, region, postcode, country) stay."""
+    out = dict(address)
+    for field, placeholder in ERASED_FIELDS.items():
+        if field in ("firstname", "lastname", "street", "telephone") or out.get(field):
+            out[field] = placeholder
+    return out
+
+
+def order_addresses(order: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The billing address and every shipping assignment's address of a Commerce order."""
+    found = [order["billing_address"]] if order.get("billing_address") else []
+    for assignment in (order.get("extension_attributes") or {}).get("shipping_assignments") or []:
+        address = (assignment.get("shipping") or {}).get("address")
+        if address and address.get("entity_id") not in {a.get("entity_id") for a in found}:
+            found.append(address)
+    return found
+
+
+def anonymise_account(ctx: Context, account: AccountSettings, *, now: datetime, dry_run: bool, run_id: str) -> dict:
+    """Anonymise the addresses of the Commerce orders of the account's orders past the retention window."""
+    from amazon_commerce_sync.errors import IntegrationError, NotFoundError
+    from amazon_commerce_sync.store.repository import ANONYMISE_PREFIX
+
+    summary = {"due": 0, "anonymised": 0, "gone": 0, "failed": 0}
+    if not account.anonymise_commerce_orders:
+        return summary
+    cutoff = now - timedelta(days=account.pii_retention_days)
+    hook = ctx.commerce(account)
+    for due in batches(lambda after: ctx.store.commerce_orders_to_anonymise(account.account_id, cutoff,
+                                                                            after_id=after, limit=BATCH)):  # fmt: skip
+        summary["due"] += len(due)
+        for row in [] if dry_run else due:
+            oid, commerce_id = row["amazon_order_id"], int(row["commerce_order_id"])
+            key = ANONYMISE_PREFIX + oid
+            ctx.store.record_intent(key, "anonymise", oid, {"run_id": run_id})
+            try:
+                order = hook.get_order(commerce_id)
+                addresses = order_addresses(order)
+                for address in addresses:
+                    hook.save_order_address(commerce_id, anonymised_address(address))
+            except NotFoundError:
+                ctx.store.complete_write(key, commerce_id, detail={"run_id": run_id, "outcome": "order_gone"})
+                summary["gone"] += 1
+                continue
+            except IntegrationError as exc:
+                summary["failed"] += 1
+                log.warning("%s: Commerce order %s (Amazon order %s) not anonymised yet: %s",
+                            account.account_id, commerce_id, oid, type(exc).__name__)  # fmt: skip
+                continue
+            ctx.store.complete_write(key, commerce_id, detail={"run_id": run_id, "addresses": len(addresses)})
+            detail = {"commerce_order_id": commerce_id, "addresses": len(addresses), "run_id": run_id}
+            ctx.store.audit("commerce_order_anonymised", "amazon_order", oid, detail)
+            summary["anonymised"] += 1
+    log.info("%s: %d Commerce order(s) due for anonymisation, %d anonymised, %d gone, %d failed%s",
+             account.account_id, summary["due"], summary["anonymised"], summary["gone"], summary["failed"],
+             " (dry run)" if dry_run else "")  # fmt: skip
+    return summary
+
+
 def run_retention(
     ctx: Context, accounts: list[AccountSettings], *, now: datetime, dry_run: bool, run_id: str
 ) -> dict[str, Any]:
@@ -143,10 +215,13 @@ def run_retention(
     clocks = start_clocks(ctx, now=now, account_ids={a.account_id for a in accounts})
     log.info("retention clocks started: %s", clocks)
     results = [erase_account(ctx, a, now=now, dry_run=dry_run, run_id=run_id) for a in accounts]
+    commerce = {a.account_id: anonymise_account(ctx, a, now=now, dry_run=dry_run, run_id=run_id) for a in accounts}
     return {
         "dry_run": dry_run,
         "clocks_started": clocks,
         "accounts": results,
         "erased": sum(r["erased"] for r in results),
         "due": sum(r["due"] for r in results),
+        "commerce_anonymised": sum(r["anonymised"] for r in commerce.values()),
+        "commerce_failed": sum(r["failed"] for r in commerce.values()),
     }

@@ -248,7 +248,14 @@ def pii_retention(run_id: str, params: dict[str, Any]) -> dict[str, Any]:
             raise AirflowFailException(f"param account_id: {exc}") from None
     else:
         accounts = list(ctx.settings.accounts)
-    return retention.run_retention(ctx, accounts, now=datetime.now(UTC), dry_run=dry_run, run_id=run_id)
+    summary = retention.run_retention(ctx, accounts, now=datetime.now(UTC), dry_run=dry_run, run_id=run_id)
+    if summary["commerce_failed"]:
+        raise AirflowFailException(
+            f"{summary['commerce_failed']} Commerce order(s) could not be anonymised (see the warnings above; the "
+            f"state store was erased, {summary['commerce_anonymised']} Commerce order(s) were anonymised); the next "
+            "run tries them again"
+        )
+    return summary
 
 
 def monitor(run_id: str, context: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, delete, func, null, or_, select, update
+from sqlalchemy import and_, delete, func, literal, null, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +33,9 @@ from amazon_commerce_sync.store.schema import (
     outbox,
     quarantine,
 )
+
+# commerce_writes key of an order whose Commerce addresses were anonymised (pipelines/retention.py).
+ANONYMISE_PREFIX = "anonymise:"
 
 
 class OrderSync(enum.StrEnum):
@@ -817,6 +820,29 @@ class StateStore:
                 .limit(limit)
             )
             return [{"amazon_order_id": r.amazon_order_id, "delivered_at": _aware(r.delivered_at)} for r in rows]
+
+    def commerce_orders_to_anonymise(
+        self, account_id: str, delivered_before: datetime, *, after_id: str = "", limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """The account's orders delivered before ``delivered_before`` that have a Commerce order whose addresses
+        were not anonymised yet (no done ``anonymise:<amazon order id>`` write)."""
+        o, w = amazon_orders.c, commerce_writes.c
+        key = literal(ANONYMISE_PREFIX) + o.amazon_order_id
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(o.amazon_order_id, o.commerce_order_id)
+                .select_from(amazon_orders.outerjoin(commerce_writes, w.natural_key == key))
+                .where(
+                    o.account_id == account_id,
+                    o.delivered_at < delivered_before,
+                    o.commerce_order_id.is_not(None),
+                    or_(w.status.is_(None), w.status != WriteStatus.DONE.value),
+                    o.amazon_order_id > after_id,
+                )
+                .order_by(o.amazon_order_id)
+                .limit(limit)
+            )
+            return [{"amazon_order_id": r.amazon_order_id, "commerce_order_id": r.commerce_order_id} for r in rows]
 
     def erase_pii(self, amazon_order_id: str, audit_detail: dict[str, Any]) -> bool:
         """Erase an order's personal data and record it in the audit trail, in one transaction.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from commerce_helpers import order_entity, sc, to_wire
+from commerce_helpers import order_entity, sc, to_wire, validate
 
 from sandboxes.commerce.wire import dumps
 
@@ -230,3 +230,23 @@ def test_comments(client):
         "comment": "x", "is_customer_notified": 0, "is_visible_on_front": 0, "parent_id": oid,
         "status": "fraud"}}).json() is True
     assert client.get(f"/V1/orders/{oid}").json()["status"] == "fraud"
+
+
+def test_order_address_repository_updates_an_address_of_the_order(client):
+    """PUT /V1/orders/{parent_id}: OrderAddressRepositoryInterface::save, as the official schema has it."""
+    order = client.create_order()
+    other = client.create_order()
+    billing = client.get(f"/V1/orders/{order['entity_id']}").json()["billing_address"]
+    changed = {**billing, "firstname": "Erased", "lastname": "Erased", "street": ["Erased"], "telephone": "0"}
+    saved = client.put(f"/V1/orders/{order['entity_id']}", {"entity": changed})
+    assert saved.status_code == 200, saved.text
+    validate("sales-data-order-address-interface", saved.json())
+    again = client.get(f"/V1/orders/{order['entity_id']}").json()
+    assert again["billing_address"]["firstname"] == "Erased" and again["billing_address"]["street"] == ["Erased"]
+    assert again["billing_address"]["city"] == billing["city"]
+    # idempotent; the path's order wins over a parent_id in the body; another order's address is not found
+    assert client.put(f"/V1/orders/{order['entity_id']}", {"entity": changed}).status_code == 200
+    assert client.put(f"/V1/orders/{other['entity_id']}", {"entity": changed}).status_code == 404
+    assert client.put(f"/V1/orders/{order['entity_id']}", {"entity": {**changed, "lastname": ""}}).status_code == 400
+    assert client.put(f"/V1/orders/{order['entity_id']}", {"entity": {**changed, "nickname": "x"}}).status_code == 400
+    assert client.put("/V1/orders/999999", {"entity": changed}).status_code == 404
