@@ -64,6 +64,32 @@ def test_pending_fba_and_missing_products(channel):
     assert len(channel.commerce_orders_by_amazon_id()[unknown_sku[0]["orderId"]]) == 1
 
 
+@pytest.mark.parametrize(("first", "then", "fulfilled_by", "state"), [
+    ("UNSHIPPED", "ship", "AMAZON", "complete"),  # FBA: not eligible until Amazon ships it
+    ("PENDING", "authorize_payment", "MERCHANT", "processing"),  # pending until paid
+])  # fmt: skip
+def test_follow_ups_failing_after_the_create_are_finished_next_run(channel, first, then, fulfilled_by, state):
+    """The order is created, then Commerce fails the invoice: the next run finishes the invoice (and the FBA
+    shipment) instead of taking the order as imported (found by the soak: the order's earlier status was put back
+    over the WAITING the create had set, and it stayed uninvoiced and unshipped)."""
+    [order] = channel.generated_orders(1, seed=27, status=first, fulfilled_by=fulfilled_by)
+    channel.load_amazon_orders([order])
+    assert_success(channel.run_dag("amazon_order_import"))
+    assert order["orderId"] not in channel.commerce_orders_by_amazon_id()
+    channel.amazon_event(order["orderId"], {"type": then})
+    channel.commerce_faults(fail_next=[{"route": "POST /V1/order/*/invoice", "kind": "error", "status": 503,
+                                        "count": 50}])  # fmt: skip
+    channel.run_dag("amazon_order_import")
+    [created] = channel.commerce_orders_by_amazon_id()[order["orderId"]]
+    assert created["state"] == "new"  # created, not invoiced
+    assert channel.store.get_order(order["orderId"])["sync_status"] == "waiting"
+    channel.commerce_faults()
+    assert_success(channel.run_dag("amazon_order_import"))
+    [done] = channel.commerce_orders_by_amazon_id()[order["orderId"]]
+    assert done["state"] == state and Decimal(str(done["total_invoiced"])) == Decimal(str(done["grand_total"]))
+    assert channel.store.get_order(order["orderId"])["sync_status"] == "imported"
+
+
 def test_malformed_order_is_quarantined_and_others_go_on(channel):
     good = merchant_orders(channel, 3, seed=31)
     bad = merchant_orders(channel, 1, seed=32)

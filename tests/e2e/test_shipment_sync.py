@@ -307,15 +307,45 @@ def test_429_storm_sends_each_confirmation_once(channel):
     assert {e["status"] for e in outbox(channel).values()} == {"accepted"}
 
 
-def test_commit_then_fail_in_commerce_mirrors_once(channel):
+@pytest.mark.parametrize("tracking", [True, False], ids=["with-tracking", "without-tracking"])
+def test_commit_then_fail_in_commerce_mirrors_once(channel, tracking):
+    """The Commerce shipment of an Amazon package is found again after a lost answer, by its tracking number or,
+    for a package Amazon gave none (found by the soak), by the package key in its comment."""
     merchant = Merchant(channel)
     [(order, commerce)] = import_merchant_orders(channel, 1, seed=111)
-    channel.amazon_event(order["orderId"], {"type": "ship"})  # shipped in Seller Central
+    items = [{"orderItemId": i["orderItemId"], "quantity": int(i["quantityOrdered"])} for i in order["orderItems"]]
+    package = {"carrier": "UPS", "items": items, **({"trackingNumber": "1ZNOLOSS0001"} if tracking else {})}
+    channel.amazon_event(order["orderId"], {"type": "ship", "packages": [package]})  # shipped in Seller Central
     assert_success(channel.run_dag("amazon_order_import"))
     channel.commerce_faults(fail_next=[{"route": "POST /V1/order/*/ship", "kind": "commit_then_fail", "count": 1}])
     channel.run_dag(DAG, VERIFY_NOW)
     channel.commerce_faults()
     assert_success(channel.run_dag(DAG, VERIFY_NOW))
-    assert len(merchant.shipments(commerce["entity_id"])) == 1
+    [shipment] = merchant.shipments(commerce["entity_id"])
+    assert [c["comment"] for c in shipment["comments"]] == [f"Shipped on Amazon's side: package 1 "
+                                                           f"[ship:{order['orderId']}:1]"]  # fmt: skip
     assert confirmations(channel) == []
     assert outbox(channel) == {}
+
+
+def test_amazon_package_of_an_order_closed_in_commerce_is_recorded_not_quarantined(channel):
+    """Refunded in full in Commerce before Amazon's package is mirrored (found by the soak): Magento cannot ship a
+    closed order, so the package is recorded as not mirrored, once, and nothing is quarantined or retried."""
+    merchant = Merchant(channel)
+    [(order, commerce)] = import_merchant_orders(channel, 1, seed=117)
+    lines = [{"order_item_id": i, "qty": q} for i, q in all_items(commerce)]
+    merchant.call("POST", f"/V1/order/{commerce['entity_id']}/refund", json={"items": lines, "arguments": {
+        "shipping_amount": str(commerce["shipping_invoiced"])}})  # fmt: skip
+    channel.amazon_event(order["orderId"], {"type": "ship"})  # shipped in Seller Central all the same
+    assert_success(channel.run_dag("amazon_order_import"))
+    assert_success(channel.run_dag(DAG, VERIFY_NOW))
+    assert merchant.shipments(commerce["entity_id"]) == []
+    [entry] = channel.store.audit_entries(action="amazon_shipment_not_mirrored")
+    assert entry["entity_id"] == order["orderId"] and entry["detail"]["commerce_state"] == "closed"
+    assert channel.store.open_quarantine() == [] and channel.store.open_mismatches() == []
+    ship_calls = channel.commerce("GET", "/_sandbox/stats")["calls"].get("POST /V1/order/{order_id}/ship", 0)
+    assert ship_calls >= 1  # it was tried once
+    assert_success(channel.run_dag(DAG, VERIFY_NOW))
+    assert_success(channel.run_dag("amazon_order_import"))
+    assert channel.commerce("GET", "/_sandbox/stats")["calls"].get("POST /V1/order/{order_id}/ship", 0) == ship_calls
+    assert len(channel.store.audit_entries(action="amazon_shipment_not_mirrored")) == 1

@@ -254,7 +254,10 @@ class Loader:
             )  # fmt: skip
             self.count("quarantined", note=f"{order_id}: {reason}")
         except RetriableError as exc:
-            self.store.set_order_sync(order_id, row["sync_status"], reason=f"will retry: {exc}", count_attempt=True)
+            # The status as it is now, not as it was read: a create that went through set it to WAITING, so that
+            # the next run finishes the follow-ups (invoice, shipments) instead of taking the order as imported.
+            current = (self.store.get_order(order_id) or row)["sync_status"]
+            self.store.set_order_sync(order_id, current, reason=f"will retry: {exc}", count_attempt=True)
             self.count("failed", note=f"{order_id}: {exc}")
             log.warning("order %s: %s; it is retried on the next run", order_id, exc)
         except Exception as exc:  # noqa: BLE001 - one order's bug must not stop the others
@@ -606,9 +609,6 @@ class Loader:
             int(commerce_order["entity_id"]), self._item_ids(order_id),
         )  # fmt: skip
 
-    def _commerce_shipment_with_track(self, commerce_order_id: int, tracking: str) -> int | None:
-        return commerce_shipment_with_track(self.commerce, commerce_order_id, tracking)
-
     # -- changes after import ----------------------------------------------------------------------
     def _update(self, row: dict[str, Any]) -> None:
         order_id = row["amazon_order_id"]
@@ -684,6 +684,9 @@ class Loader:
         cancel_in_commerce(self.commerce, self.store, order_id, commerce_id, comment, self.account, self._stock_once)
 
 
+UNSHIPPABLE = ("closed", "canceled")  # Magento states that allow no new shipment
+
+
 def mirror_amazon_shipments(
     commerce, store, order_id: str, packages: Iterable[transform.Package], commerce_id: int,
     item_ids: Mapping[str, int],
@@ -693,8 +696,10 @@ def mirror_amazon_shipments(
     Shared by the import (packages known at import) and the shipment sync (packages shipped on
     Amazon's side after import). Each package is a write keyed ``ship:<amazon order id>:<package
     ref>`` in the intent log, whose ``commerce_entity_id`` is the Commerce shipment id: the
-    shipment sync reads it to tell these shipments from the merchant's own. A Commerce shipment
-    that already carries the package's tracking number is adopted instead of creating another.
+    shipment sync reads it to tell these shipments from the merchant's own. Each shipment carries
+    that key in a comment: a Commerce shipment that already has it (a create whose answer was lost)
+    or that carries the package's tracking number is adopted instead of creating another. The
+    comment matters for packages without a tracking number (Amazon does not always give one).
     """
     created = 0
     for package, items in transform.ship_items_from_packages(list(packages), item_ids):
@@ -702,7 +707,7 @@ def mirror_amazon_shipments(
         done = store.get_write(key)
         if done and done["status"] == WriteStatus.DONE:
             continue
-        existing = commerce_shipment_with_track(commerce, commerce_id, package.tracking_number)
+        existing = commerce_shipment_for_package(commerce, commerce_id, key, package.tracking_number)
         store.record_intent(key, "ship", order_id)
         if existing is None:
             tracks = []
@@ -710,13 +715,22 @@ def mirror_amazon_shipments(
                 tracks = [{"track_number": package.tracking_number, "title": package.carrier,
                            "carrier_code": "custom"}]  # fmt: skip
             try:
-                existing = commerce.ship_order(commerce_id, items, tracks)
+                comment = f"Shipped on Amazon's side: package {package.reference} [{key}]"
+                existing = commerce.ship_order(commerce_id, items, tracks, comment=comment)
             except FatalError:
+                state = commerce.get_order(commerce_id).get("state")
+                if state in UNSHIPPABLE:  # e.g. refunded in full (an Amazon refund mirrored) before this package
+                    store.complete_write(key, None, detail={"not_mirrored": f"the Commerce order is {state}"})
+                    store.audit("amazon_shipment_not_mirrored", "amazon_order", order_id,
+                                {"package": package.reference, "commerce_state": state})  # fmt: skip
+                    log.warning("%s: Amazon package %s not mirrored: Magento cannot ship a %s order",
+                                order_id, package.reference, state)  # fmt: skip
+                    continue
                 store.forget_write(key)  # Commerce refused it: nothing was written
                 raise
             except RetriableError:
                 # Ambiguous: Commerce may have committed before the answer was lost.
-                existing = commerce_shipment_with_track(commerce, commerce_id, package.tracking_number)
+                existing = commerce_shipment_for_package(commerce, commerce_id, key, package.tracking_number)
                 if existing is None:
                     raise
             created += 1
@@ -724,15 +738,16 @@ def mirror_amazon_shipments(
     return created
 
 
-def commerce_shipment_with_track(commerce, commerce_order_id: int, tracking: str) -> int | None:
-    """The id of the order's Commerce shipment carrying this tracking number, if any."""
-    if not tracking:
-        return None
+def commerce_shipment_for_package(commerce, commerce_order_id: int, key: str, tracking: str) -> int | None:
+    """The id of the order's Commerce shipment of this Amazon package: the one whose comment names the
+    package's key, or (made before the comments, or by hand) the one carrying its tracking number."""
+    marker = f"[{key}]"
     for page in commerce.search("shipments", [[Filter("order_id", commerce_order_id)]]):
         for shipment in page:
-            for track in shipment.get("tracks") or []:
-                if track.get("track_number") == tracking:
-                    return int(shipment["entity_id"])
+            if any(marker in str(c.get("comment") or "") for c in shipment.get("comments") or []):
+                return int(shipment["entity_id"])
+            if tracking and any(t.get("track_number") == tracking for t in shipment.get("tracks") or []):
+                return int(shipment["entity_id"])
     return None
 
 
