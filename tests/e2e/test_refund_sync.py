@@ -310,3 +310,36 @@ def test_commit_then_fail_on_commerce_refund_mirrors_once(channel):
     [write] = [w for w in channel.store.writes_for_order(order["orderId"]) if w["kind"] == "refund_mirror"]
     assert write["status"] == "done" and int(write["commerce_entity_id"]) == int(memos[0]["entity_id"])
     assert adjustment_messages(channel)[1] == []
+
+
+@pytest.mark.parametrize("seen_first", ["amazon_rejection", "amazon_refund"])
+def test_merchant_and_amazon_refunding_the_same_items_settle_as_one_refund(channel, seen_first):
+    """The merchant refunds an order in Commerce while Amazon refunds it itself (a return), for the same items and
+    amounts (found by the soak): Amazon refuses the adjustment and Commerce has nothing left for a mirror. The memo
+    stands for Amazon's refund, whichever side is seen first: one refund each side, nothing left in the quarantine."""
+    [order] = imported_orders(channel, 1, seed=131)
+    commerce = commerce_order(channel, order["orderId"])
+    channel.amazon_event(order["orderId"], {"type": "refund"})  # everything, shipping included
+    memo_id = credit_memo(channel, order["orderId"], None, shipping=str(commerce["shipping_invoiced"]))
+    if seen_first == "amazon_rejection":  # the adjustment is refused before Amazon's refund shows in Finances
+        run_and_settle(channel)
+        assert outbox(channel, memo_id)["status"] == "rejected"
+        assert {q["entity_id"] for q in channel.store.open_quarantine("creditmemo")} == {str(memo_id)}
+        age_amazon_refunds(channel)
+        assert_success(channel.run_dag(DAG))
+    else:  # Amazon's refund is read first: Commerce refuses its mirror (the memo took everything), then the memo
+        age_amazon_refunds(channel)  # is found to be that refund when it is queued, and never sent
+        assert_success(channel.run_dag(DAG))
+        assert adjustment_messages(channel)[1] == []
+
+    entry = outbox(channel, memo_id)
+    assert entry["status"] == "accepted" and "Amazon refunded this itself" in entry["amazon_message"], entry
+    assert channel.store.open_quarantine("creditmemo") == [] and channel.store.open_quarantine("amazon_refund") == []
+    assert [m["entity_id"] for m in all_memos(channel, commerce["entity_id"])] == [memo_id]
+    refunds = channel.amazon("GET", "/_sandbox/refunds")["refunds"]
+    assert [r["source"] for r in refunds] == ["amazon"] and feed_refunds(channel) == []
+    assert len(channel.store.audit_entries(action="refund_settled_by_amazon")) == 1
+    for _ in range(2):  # reruns change nothing
+        assert_success(channel.run_dag(DAG))
+    assert len(all_memos(channel, commerce["entity_id"])) == 1
+    assert len(channel.store.audit_entries(action="refund_settled_by_amazon")) == 1

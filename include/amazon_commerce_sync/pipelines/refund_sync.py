@@ -465,6 +465,12 @@ class RefundSync:
             self.counts["rejected"] += result.get("rejected", 0)
             for entry in self.store.outbox_entries(kind=KIND, feed_id=feed["feed_id"]):
                 payload = entry["payload"]
+                event = None
+                if entry["status"] == OutboxStatus.REJECTED:  # because Amazon refunded the same items itself?
+                    event = self._seen_in_amazon_refund(entry) or self._unmirrored_amazon_refund(entry)
+                if event:
+                    self._settled_by_amazon(entry, event)
+                    continue
                 if entry["status"] == OutboxStatus.REJECTED:
                     self.store.quarantine(
                         "creditmemo", str(payload.get("creditmemo_id")),
@@ -532,8 +538,10 @@ class RefundSync:
             return "held"  # a mirrored refund's outcome is unknown: this memo might be it
         if any(w["natural_key"] == f"cancel:{order_id}" for w in writes):
             return "cancellation"  # the Amazon order was cancelled: the memo is not a refund
-        try:
-            items = plan_adjustment(
+        entries = self.store.outbox_for_order(order_id, KIND)
+
+        def plan(counted_writes: list[Mapping[str, Any]]) -> list[AdjustedItem]:
+            return plan_adjustment(
                 memo,
                 currency=row["currency"] or "",
                 item_codes={
@@ -542,10 +550,25 @@ class RefundSync:
                     if i["commerce_order_item_id"] is not None
                 },
                 paid=amazon_paid_by_item(row["payload"]),
-                refunded=refunded_by_item(self.store.outbox_for_order(order_id, KIND), writes),
+                refunded=refunded_by_item(entries, counted_writes),
                 reason=self.account.refund_reason,
             )
+
+        try:
+            items = plan(writes)
         except (RefundProblem, transform.MalformedOrder) as exc:
+            # Over-refunded because Amazon refunded the same items itself and this memo took its mirror's place?
+            unmirrored = [w for w in writes if w["kind"] == EVENT and w["status"] == WriteStatus.FAILED]
+            try:
+                alone = plan([w for w in writes if w not in unmirrored]) if unmirrored else None
+            except (RefundProblem, transform.MalformedOrder):
+                alone = None
+            if alone:
+                payload = adjustment_payload(order_id, memo, alone)
+                event = self._unmirrored_amazon_refund({"amazon_order_id": order_id, "payload": payload})
+                if event and self.store.enqueue(key, KIND, self.account.account_id, order_id, payload):
+                    self._settled_by_amazon(self.store.get_outbox(key), event)
+                    return "settled_by_amazon"
             reason = str(exc)
             payload = {"amazon_order_id": order_id, "creditmemo_id": memo_id,
                        "commerce_order_id": row["commerce_order_id"], "total": str(dec(memo.get("grand_total"))),
@@ -616,6 +639,9 @@ class RefundSync:
             if item["madj"] not in taken
         ]
         own, foreign = match_own(lines, candidates)
+        if foreign:
+            adopted, foreign = self._adopt_rejected(order_id, key, foreign, taken)
+            own += adopted
         for _line, madj in own:
             self.store.record_intent(f"{OWN}:{madj}", OWN, order_id, {"event": key})
             self.store.complete_write(f"{OWN}:{madj}", None, detail={"event": key})
@@ -644,6 +670,74 @@ class RefundSync:
             {"creditmemo_id": memo_id, "event": key, "total": str(sum((ln.total for ln in foreign), ZERO))},
         )  # fmt: skip
         return "mirrored"
+
+    def _adopt_rejected(
+        self, order_id: str, key: str, foreign: list[RefundLine], taken: set[str]
+    ) -> tuple[list[tuple[RefundLine, str]], list[RefundLine]]:
+        """A credit memo Amazon refused because Amazon refunded the same items itself (the merchant and Amazon
+        refunded at the same time, e.g. on a return): when every item of the refused adjustment matches this
+        Amazon refund exactly, the memo already stands for it in Commerce. The adjustment counts as settled by
+        Amazon's refund (no second credit memo, the memo leaves the quarantine) instead of a conflict."""
+        adopted: list[tuple[RefundLine, str]] = []
+        for entry in self.store.outbox_for_order(order_id, KIND):
+            items = [i for i in entry["payload"].get("items") or [] if i["madj"] not in taken]
+            if entry["status"] != OutboxStatus.REJECTED or not items:
+                continue
+            matched, rest = match_own(foreign, items)
+            if len(matched) != len(items):
+                continue
+            foreign = rest
+            adopted += matched
+            self._settled_by_amazon(entry, key)
+        return adopted, foreign
+
+    def _settled_by_amazon(self, entry: Mapping[str, Any], key: str) -> None:
+        memo_id = entry["natural_key"].split(":", 1)[1]
+        refused = f" Amazon had refused the adjustment: {entry['amazon_message']}" if entry["amazon_message"] else ""
+        self.store.set_outbox_result(
+            entry["id"], OutboxStatus.ACCEPTED,
+            f"Amazon refunded this itself ({key}); credit memo {memo_id} stands for that refund.{refused}",
+        )  # fmt: skip
+        self.store.resolve_quarantine("creditmemo", memo_id)
+        self.store.audit("refund_settled_by_amazon", "amazon_order", entry["amazon_order_id"],
+                         {"creditmemo_id": memo_id, "event": key})  # fmt: skip
+        self.counts["settled_by_amazon"] += 1
+        log.info("%s: credit memo %s of order %s was refunded by Amazon itself (%s)",
+                 self.account.account_id, memo_id, entry["amazon_order_id"], key)  # fmt: skip
+
+    def _unmirrored_amazon_refund(self, entry: Mapping[str, Any]) -> str | None:
+        """An Amazon refund on the order that could not be mirrored (Commerce had nothing left to refund: this
+        memo had taken it) and whose lines are exactly this adjustment's items: it becomes ours, and leaves the
+        quarantine. Returns its event key."""
+        items = entry["payload"].get("items") or []
+        wanted = {i["code"]: {k: Decimal(v) for k, v in i["components"].items() if Decimal(v) != 0} for i in items}
+        for write in self.store.writes_for_order(entry["amazon_order_id"]):
+            detail = write.get("detail") or {}
+            if write["kind"] != EVENT or write["status"] != WriteStatus.FAILED or detail.get("own"):
+                continue
+            foreign = detail.get("foreign") or {}
+            if set(foreign) != set(wanted) or len(wanted) != len(items):
+                continue
+            if all(_same(foreign[code], charges) for code, charges in wanted.items()):
+                key = write["natural_key"]
+                madjs = [i["madj"] for i in items]
+                for madj in madjs:
+                    self.store.record_intent(f"{OWN}:{madj}", OWN, entry["amazon_order_id"], {"event": key})
+                    self.store.complete_write(f"{OWN}:{madj}", None, detail={"event": key})
+                self.store.complete_write(key, None, detail={"own": madjs, "foreign": {}})
+                self.store.resolve_quarantine("amazon_refund", key[-64:])
+                return key
+        return None
+
+    def _seen_in_amazon_refund(self, entry: Mapping[str, Any]) -> str | None:
+        """The Amazon refund event every item of this adjustment was recognised in (while it was in flight)."""
+        events = set()
+        for item in entry["payload"].get("items") or []:
+            write = self.store.get_write(f"{OWN}:{item['madj']}")
+            if not write or write["status"] != WriteStatus.DONE:
+                return None
+            events.add((write.get("detail") or {}).get("event"))
+        return next(iter(events)) if len(events) == 1 and None not in events else None
 
     def _reject_event(self, key: str, order_id: str, reason: str) -> str:
         self.store.quarantine("amazon_refund", key[-64:], reason, {"amazon_order_id": order_id, "event": key})
