@@ -194,7 +194,8 @@ def test_429_drains_the_bucket_and_honours_the_rate_header(sandbox):
     assert stats(base_url, "getOrder")["throttled"] == 3
     assert hook.rate_limit_headroom()["getOrder"]["server_rate"] == pytest.approx(0.5)
     key, _, _ = hook._bucket("getOrder")
-    assert limiter.acquire(key, 50.0, 30) > 0  # penalised: the local bucket was drained
+    tokens, _ = limiter._buckets[key]
+    assert tokens <= 0  # penalised: the local bucket was drained (read, not refilled: refilling is time-dependent)
 
 
 def test_client_limiter_keeps_under_the_server_limit(sandbox, monkeypatch):
