@@ -8,7 +8,8 @@ and counts per kind of record what was processed, what exists twice, and what is
   (``ext_order_id``), with Amazon's grand total to the cent;
 - shipments: every shipment the merchant made in Commerce is exactly one package on the Amazon order
   (``packageReferenceId`` = the Commerce shipment id); every package Amazon shipped itself is exactly one
-  Commerce shipment with its tracking number;
+  Commerce shipment with its tracking number (unless the Commerce order was closed or cancelled first: Magento
+  ships neither, and the integration records that);
 - refunds: every credit memo the merchant made is exactly one adjustment on Amazon (its
   ``MerchantAdjustmentItemId`` names the memo); every refund Amazon issued itself is exactly one credit memo;
 - cancellations: every order cancelled on request, or by Amazon after import, is cancelled on both sides.
@@ -59,7 +60,7 @@ class Tally:
     duplicates: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     wrong: list[str] = field(default_factory=list)
-    rejected: list[str] = field(default_factory=list)  # refused for a business reason, and reported as such
+    rejected: list[str] = field(default_factory=list)  # refused or in conflict, and reported for a person
 
     def as_dict(self) -> dict[str, Any]:
         out = {"processed": self.processed, "duplicates": len(self.duplicates), "missing": len(self.missing),
@@ -90,13 +91,16 @@ def reconcile(
     merchant_memos: set[int] = frozenset(),
     cancel_requests: set[str] = frozenset(),
     outbox: dict[str, tuple[str, str | None]] | None = None,
+    reported: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Count processed, duplicated, missing and wrong records of each kind (see the module's doc).
 
-    ``outbox`` (the state store's ``{natural_key: (status, Amazon's message)}``) tells a push Amazon refused
-    (e.g. a shipment of an order Amazon cancelled meanwhile) from a lost one.
+    What the integration reported for a person is not lost: ``outbox`` (the state store's ``{natural_key:
+    (status, Amazon's message)}``) tells a push Amazon refused (a shipment of an order Amazon cancelled meanwhile)
+    from a lost one, and ``reported`` (``{amazon order id: reason}``, from the open quarantine and mismatches)
+    names orders in conflict (the merchant shipped an order Amazon cancelled meanwhile).
     """
-    outbox = outbox or {}
+    judge = _Judge(outbox or {}, reported or {})
     commerce_by_ext: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
     for order in snap.commerce_orders:
         commerce_by_ext[order.get("ext_order_id")].append(order)
@@ -113,7 +117,7 @@ def reconcile(
             continue
         orders.processed += 1
         if not found:
-            orders.missing.append(f"{oid}: {status_of(order)} on Amazon, not in Commerce")
+            judge.miss(orders, oid, f"{oid}: {status_of(order)} on Amazon, not in Commerce")
             continue
         if len(found) > 1:
             orders.duplicates.append(f"{oid}: {len(found)} Commerce orders")
@@ -121,8 +125,8 @@ def reconcile(
         if Decimal(str(found[0]["grand_total"])) != total:
             orders.wrong.append(f"{oid}: Commerce total {found[0]['grand_total']} != Amazon {total}")
 
-    shipments = _shipments(snap, commerce_by_id, amazon_by_id, commerce_by_ext, merchant_shipments, outbox)
-    refunds = _refunds(snap, commerce_by_id, amazon_by_id, commerce_by_ext, merchant_memos, outbox)
+    shipments = _shipments(snap, commerce_by_id, amazon_by_id, commerce_by_ext, merchant_shipments, judge)
+    refunds = _refunds(snap, commerce_by_id, amazon_by_id, commerce_by_ext, merchant_memos, judge)
 
     cancellations = Tally()
     for order in snap.amazon_orders:
@@ -135,11 +139,11 @@ def reconcile(
         if status_of(order) != "CANCELLED" and requested and status_of(order) in ("SHIPPED", "PARTIALLY_SHIPPED"):
             cancellations.rejected.append(f"{oid}: shipped before the cancellation reached Amazon")
         elif status_of(order) != "CANCELLED":
-            cancellations.missing.append(f"{oid}: cancellation requested, Amazon shows {status_of(order)}")
+            judge.miss(cancellations, oid, f"{oid}: cancellation requested, Amazon shows {status_of(order)}")
         elif not found and requested:
-            cancellations.missing.append(f"{oid}: cancelled on Amazon, never imported")
+            judge.miss(cancellations, oid, f"{oid}: cancelled on Amazon, never imported")
         elif any(o["state"] not in CANCELLED_IN_COMMERCE for o in found):
-            cancellations.missing.append(f"{oid}: cancelled on Amazon, Commerce state {found[0]['state']}")
+            judge.miss(cancellations, oid, f"{oid}: cancelled on Amazon, Commerce state {found[0]['state']}")
 
     throttled = sum(s.get("throttled", 0) for s in snap.amazon_stats.values())
     injected = sum(s.get("injectedThrottles", 0) for s in snap.amazon_stats.values())
@@ -155,15 +159,29 @@ def reconcile(
     }
 
 
-def _refused(tally: Tally, outbox: dict[str, tuple[str, str | None]], key: str, missing: str) -> None:
-    status, message = outbox.get(key, (None, None))
-    if status == "rejected":
-        tally.rejected.append(f"{key}: {message}")
-    else:
-        tally.missing.append(f"{missing} (outbox: {status or 'no entry'})")
+@dataclass
+class _Judge:
+    outbox: dict[str, tuple[str, str | None]]
+    reported: dict[str, str]
+
+    def miss(self, tally: Tally, order_id: str | None, text: str, key: str | None = None) -> None:
+        """A record missing on the other side: refused or reported for a person, or else lost."""
+        status, message = self.outbox.get(key, (None, None)) if key else (None, None)
+        if status == "rejected":
+            tally.rejected.append(f"{text}: Amazon refused it: {message}")
+        elif status == "accepted" and message:  # settled otherwise, e.g. Amazon refunded it itself
+            tally.rejected.append(f"{text}: {message}")
+        elif order_id in self.reported:
+            tally.rejected.append(f"{text}: reported: {self.reported[order_id]}")
+        else:
+            tally.missing.append(text + (f" (outbox: {status or 'no entry'})" if key else ""))
+
+    def superseded(self, memo_id: int) -> bool:
+        status, message = self.outbox.get(f"refund:{memo_id}", (None, None))
+        return status == "accepted" and bool(message) and "refunded this itself" in message
 
 
-def _shipments(snap, commerce_by_id, amazon_by_id, commerce_by_ext, merchant_shipments, outbox) -> Tally:
+def _shipments(snap, commerce_by_id, amazon_by_id, commerce_by_ext, merchant_shipments, judge) -> Tally:
     tally = Tally()
     commerce_tracks: dict[tuple[int, str], int] = collections.Counter()
     for shipment in snap.commerce_shipments:
@@ -176,7 +194,8 @@ def _shipments(snap, commerce_by_id, amazon_by_id, commerce_by_ext, merchant_shi
         amazon = amazon_by_id.get(order.get("ext_order_id")) if order else None
         packages = [p for p in (amazon or {}).get("packages", []) if str(p["packageReferenceId"]) == str(shipment_id)]
         if not packages:
-            _refused(tally, outbox, f"shipment:{shipment_id}", f"Commerce shipment {shipment_id}: not on Amazon")
+            judge.miss(tally, (order or {}).get("ext_order_id"), f"Commerce shipment {shipment_id}: not on Amazon",
+                       key=f"shipment:{shipment_id}")
         elif len(packages) > 1:
             tally.duplicates.append(f"Commerce shipment {shipment_id}: {len(packages)} packages on Amazon")
     ours = {str(s) for s in merchant_shipments}
@@ -189,15 +208,18 @@ def _shipments(snap, commerce_by_id, amazon_by_id, commerce_by_ext, merchant_shi
                 continue
             tally.processed += 1
             count = commerce_tracks.get((int(found[0]["entity_id"]), str(package["trackingNumber"])), 0)
-            if count == 0:
-                tally.missing.append(f"{amazon['orderId']}: Amazon package {package['packageReferenceId']} "
-                                     "has no Commerce shipment")  # fmt: skip
+            if count == 0 and found[0]["state"] in CANCELLED_IN_COMMERCE:
+                tally.rejected.append(f"{amazon['orderId']}: Amazon package {package['packageReferenceId']}: the "
+                                      f"Commerce order is {found[0]['state']} (Magento cannot ship it)")  # fmt: skip
+            elif count == 0:
+                judge.miss(tally, amazon["orderId"], f"{amazon['orderId']}: Amazon package "
+                           f"{package['packageReferenceId']} has no Commerce shipment")  # fmt: skip
             elif count > 1:
                 tally.duplicates.append(f"{amazon['orderId']}: Amazon package in {count} Commerce shipments")
     return tally
 
 
-def _refunds(snap, commerce_by_id, amazon_by_id, commerce_by_ext, merchant_memos, outbox) -> Tally:
+def _refunds(snap, commerce_by_id, amazon_by_id, commerce_by_ext, merchant_memos, judge) -> Tally:
     tally = Tally()
     sent: dict[int, int] = collections.Counter()
     for refund in snap.amazon_refunds:
@@ -209,14 +231,17 @@ def _refunds(snap, commerce_by_id, amazon_by_id, commerce_by_ext, merchant_memos
     for memo_id in sorted(merchant_memos):
         tally.processed += 1
         if sent[memo_id] == 0:
-            _refused(tally, outbox, f"refund:{memo_id}", f"credit memo {memo_id}: not sent to Amazon")
+            memo = next((m for m in snap.commerce_memos if int(m["entity_id"]) == memo_id), None)
+            order = commerce_by_id.get(int(memo["order_id"])) if memo else None
+            judge.miss(tally, (order or {}).get("ext_order_id"), f"credit memo {memo_id}: not sent to Amazon",
+                       key=f"refund:{memo_id}")
         elif sent[memo_id] > 1:
             tally.duplicates.append(f"credit memo {memo_id}: sent {sent[memo_id]} times")
     # Refunds Amazon issued itself: one credit memo each, besides the merchant's and the cancellations'.
     amazon_side = collections.Counter(r["orderId"] for r in snap.amazon_refunds if r["source"] != "feed")
     memos_by_order: dict[str, int] = collections.Counter()
     for memo in snap.commerce_memos:
-        if int(memo["entity_id"]) in merchant_memos:
+        if int(memo["entity_id"]) in merchant_memos and not judge.superseded(int(memo["entity_id"])):
             continue
         order = commerce_by_id.get(int(memo["order_id"]))
         if order is not None:
@@ -228,7 +253,7 @@ def _refunds(snap, commerce_by_id, amazon_by_id, commerce_by_ext, merchant_memos
         tally.processed += count
         mirrored = memos_by_order.get(order_id, 0)
         if mirrored < count:
-            tally.missing.append(f"{order_id}: {count} Amazon refunds, {mirrored} credit memos")
+            judge.miss(tally, order_id, f"{order_id}: {count} Amazon refunds, {mirrored} credit memos")
         elif mirrored > count and status_of(amazon) != "CANCELLED":
             tally.duplicates.append(f"{order_id}: {count} Amazon refunds, {mirrored} credit memos")
     return tally

@@ -187,11 +187,11 @@ class Soak:
 
     def report(self) -> dict[str, Any]:
         cluster = self.cluster
-        outbox, stuck_orders = self.state_store()
+        outbox, stuck_orders, reported = self.state_store()
         result = reconcile(
             Snapshot.take(cluster), import_orders_after=self.import_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
             merchant_shipments=self.merchant_shipments, merchant_memos=self.merchant_memos,
-            cancel_requests=self.cancel_requests, outbox={k: (s, m) for k, (s, m) in outbox.items()},
+            cancel_requests=self.cancel_requests, outbox=outbox, reported=reported,
         )  # fmt: skip
         runs = {dag_id: cluster.dag_runs(dag_id) for dag_id in DAG_IDS}
         tries = Counter()
@@ -228,7 +228,9 @@ class Soak:
                          "cancellations_requested": len(self.cancel_requests)},  # fmt: skip
         }
 
-    def state_store(self) -> tuple[dict[str, tuple[str, str | None]], list[tuple[str, str]]]:
+    def state_store(self) -> tuple[dict[str, tuple[str, str | None]], list[tuple[str, str]], dict[str, str]]:
+        """The outbox, orders stuck waiting or quarantined, and what is reported for a person per Amazon order
+        (open mismatches, open quarantine of orders, refused pushes): the Sales Channel page's lists."""
         import sqlalchemy as sa
 
         engine = sa.create_engine(self.cluster.pg_url(self.cluster.databases["state"]))
@@ -248,9 +250,17 @@ class Soak:
                         {"s": list(STUCK_SYNC)},
                     )
                 ]
+                reported = dict(conn.execute(sa.text(
+                    "SELECT amazon_order_id, kind || ': ' || detail FROM mismatches WHERE resolved_at IS NULL")).all())
+                reported.update(conn.execute(sa.text(
+                    "SELECT amazon_order_id, kind || ' refused: ' || COALESCE(amazon_message, '') FROM outbox"
+                    " WHERE status = 'rejected'")).all())
+                reported.update(conn.execute(sa.text(
+                    "SELECT entity_id, 'quarantined: ' || reason FROM quarantine"
+                    " WHERE resolved_at IS NULL AND entity_type = 'amazon_order'")).all())
         finally:
             engine.dispose()
-        return outbox, stuck
+        return outbox, stuck, reported
 
     def logged_retries(self) -> int:
         """Retries the hooks logged (one WARNING per retried call) across every task log."""
