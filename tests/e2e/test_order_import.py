@@ -90,6 +90,25 @@ def test_follow_ups_failing_after_the_create_are_finished_next_run(channel, firs
     assert channel.store.get_order(order["orderId"])["sync_status"] == "imported"
 
 
+@pytest.mark.parametrize("lost_answer", [False, True], ids=["plain", "hold-answer-lost"])
+def test_buyer_cancellation_request_holds_the_commerce_order(channel, lost_answer):
+    """The buyer asks Amazon to cancel an imported, unshipped order: the Commerce order goes on hold with a comment
+    saying what to do. When the hold's answer is lost and the retry is refused ("A hold action is not available",
+    found by the soak), the order is on hold all the same and nothing is quarantined."""
+    [order] = merchant_orders(channel, 1, seed=29)
+    channel.load_amazon_orders([order])
+    assert_success(channel.run_dag("amazon_order_import"))
+    channel.amazon_event(order["orderId"], {"type": "request_cancellation", "reason": "BuyerCanceled"})
+    if lost_answer:
+        channel.commerce_faults(fail_next=[{"route": "POST /V1/orders/*/hold", "kind": "commit_then_fail"}])
+    assert_success(channel.run_dag("amazon_order_import"))
+    [held] = channel.commerce_orders_by_amazon_id()[order["orderId"]]
+    assert held["state"] == "holded"
+    assert any("asked Amazon to cancel" in (h.get("comment") or "") for h in held["status_histories"])
+    assert channel.store.get_order(order["orderId"])["sync_status"] == "on_hold"
+    assert channel.store.open_quarantine() == []
+
+
 def test_malformed_order_is_quarantined_and_others_go_on(channel):
     good = merchant_orders(channel, 3, seed=31)
     bad = merchant_orders(channel, 1, seed=32)

@@ -39,7 +39,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -52,6 +52,7 @@ from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 from amazon_commerce_sync.constants import COMMERCE_CONN_ID
 from amazon_commerce_sync.errors import (
     AuthenticationError,
+    BadRequestError,
     ConnectionFailedError,
     IntegrationError,
     RetriableError,
@@ -555,10 +556,22 @@ class CommerceHook(HttpHook):
         return bool(self._call("POST", f"/V1/orders/{int(order_id)}/cancel"))
 
     def hold_order(self, order_id: int) -> bool:
-        return bool(self._call("POST", f"/V1/orders/{int(order_id)}/hold"))
+        """``POST /V1/orders/{id}/hold``; an order already on hold is a success."""
+        return self._hold_transition(order_id, "hold", lambda state: state == "holded")
 
     def unhold_order(self, order_id: int) -> bool:
-        return bool(self._call("POST", f"/V1/orders/{int(order_id)}/unhold"))
+        """``POST /V1/orders/{id}/unhold``; an order no longer on hold is a success."""
+        return self._hold_transition(order_id, "unhold", lambda state: state != "holded")
+
+    def _hold_transition(self, order_id: int, action: str, reached: Callable[[str | None], bool]) -> bool:
+        # Retried after a lost answer, the action may already have landed: Magento then refuses the replay with
+        # 400 "A hold action is not available". The order's state says whether the goal is reached.
+        try:
+            return bool(self._call("POST", f"/V1/orders/{int(order_id)}/{action}"))
+        except BadRequestError:
+            if reached(self.get_order(order_id).get("state")):
+                return True
+            raise
 
     def add_order_comment(
         self, order_id: int, comment: str, *, status: str | None = None, notify: bool = False
