@@ -22,6 +22,8 @@ import argparse
 import json
 import logging
 import random
+import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -71,6 +73,7 @@ class Soak:
         self.cancel_requests: set[str] = set()
         self.cancel_runs: list[tuple[str, str]] = []
         self.kills: list[str] = []
+        self.idle_pids: dict[int, int] = {}
         self.peak_mb: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self._stop = threading.Event()
@@ -113,13 +116,17 @@ class Soak:
     def chaos_step(self) -> None:
         """SIGKILL one Celery worker (and the tasks it runs), then start it again a few seconds later.
 
-        The worker with the most processes is chosen (ties at random): the one running tasks, if any is."""
+        It waits up to a minute for a worker to be running a task (more processes in its group than when idle)
+        and kills that one, so that the kill lands mid-task; otherwise it kills one at random."""
         workers = list(range(1, self.cluster.config.workers + 1))
-        self.rng.shuffle(workers)
-        n = max(workers, key=lambda w: len(self.cluster.group_pids(f"worker{w}")))
-        log.info("killing worker%s", n)
+        deadline, busy = time.monotonic() + 60, None
+        while busy is None and time.monotonic() < deadline:
+            busy = next((n for n in workers if len(self.cluster.group_pids(f"worker{n}")) > self.idle_pids[n]), None)
+            time.sleep(0.2)
+        n = busy or self.rng.choice(workers)
+        log.info("killing worker%s (%s)", n, "running a task" if busy else "idle")
         self.cluster.kill(f"worker{n}")
-        self.kills.append(f"worker{n} at {datetime.now(UTC):%H:%M:%S}")
+        self.kills.append(f"worker{n} at {datetime.now(UTC):%H:%M:%S}, {'mid-task' if busy else 'idle'}")
         time.sleep(self.rng.uniform(3, 12))
         self.cluster.restart_worker(n)
 
@@ -140,6 +147,8 @@ class Soak:
         started = datetime.now(UTC)
         cluster = self.cluster
         cluster.start()
+        time.sleep(5)  # the workers settle: their idle process count is the baseline of chaos_step
+        self.idle_pids = {n: len(cluster.group_pids(f"worker{n}")) for n in range(1, cluster.config.workers + 1)}
         sampler = threading.Thread(target=self._sampler, daemon=True)
         sampler.start()
         try:
@@ -319,7 +328,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"| hook retries logged | {r['hook_retries_logged']} |",
         f"| task instances / task retries | {r['airflow'].get('task instances', 0)} / "
         f"{r['airflow'].get('task retries', 0)} |",
-        f"| Celery workers SIGKILLed and restarted | {len(r['worker_kills'])} |",
+        f"| Celery workers SIGKILLed and restarted (mid-task) | {len(r['worker_kills'])} "
+        f"({sum('mid-task' in k for k in r['worker_kills'])}) |",
         "",
         "| peak memory (process group, MB) | |",
         "|---|---:|",
@@ -349,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, default=ROOT / "benchmarks" / "results" / "soak")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # SIGTERM (and Ctrl-C) end the soak through its clean-up: every process it started is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     report = Soak(args.minutes, args.seed, args.drain_minutes).run()
     write(report, args.report)
     print(markdown(report))
