@@ -139,6 +139,7 @@ class Cluster:
 
     def stop(self) -> None:
         """End every process this cluster started, then drop its databases and broker queue."""
+        trees = {name: self.tree_pids(name) for name in self.procs}  # before parents exit and orphans move away
         for name in reversed(list(self.procs)):
             self._signal(name, signal.SIGTERM)
         deadline = time.monotonic() + 20
@@ -147,9 +148,14 @@ class Cluster:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log.warning("%s did not stop in time: killing it", name)
-        for name in list(self.procs):
-            self._signal(name, signal.SIGKILL)  # the whole group: task processes a worker left behind too
-            self.procs[name].wait(timeout=10)
+        for name, proc in list(self.procs.items()):
+            self._signal(name, signal.SIGKILL)
+            for pid in trees[name]:  # task processes run in process groups of their own
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            proc.wait(timeout=10)
         self.procs.clear()
         try:
             self._drop_databases()
@@ -185,8 +191,15 @@ class Cluster:
         )  # fmt: skip
 
     def kill(self, name: str) -> None:
-        """SIGKILL a component's whole process group (its task processes die with it), as a crash would."""
+        """SIGKILL a component and every process below it, as a crash of its machine would. Airflow runs each task
+        in a process group of its own (the supervisor's ``setpgid``): the group alone would leave tasks running."""
+        pids = self.tree_pids(name)
         self._signal(name, signal.SIGKILL)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.procs[name].wait(timeout=10)
 
     def restart_worker(self, n: int) -> None:
@@ -205,24 +218,28 @@ class Cluster:
     def alive(self) -> dict[str, bool]:
         return {name: proc.poll() is None for name, proc in self.procs.items()}
 
-    def group_pids(self, name: str) -> list[int]:
-        """Every process of a component's process group (the component and what it started)."""
-        pgid = self.procs[name].pid
-        pids = []
+    def tree_pids(self, name: str) -> list[int]:
+        """A component's process and every process below it (task processes in groups of their own included)."""
+        children: dict[int, list[int]] = {}
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
             try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) == pgid:
-                    pids.append(int(entry.name))
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             except (OSError, ValueError, IndexError):
                 continue
-        return pids
+            children.setdefault(ppid, []).append(int(entry.name))
+        found, todo = [], [self.procs[name].pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo.extend(children.get(pid, []))
+        return found
 
     def group_rss_mb(self, name: str) -> float:
-        """Resident memory of a component's process group."""
+        """Resident memory of a component and every process below it."""
         total = 0
-        for pid in self.group_pids(name):
+        for pid in self.tree_pids(name):
             try:
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmRSS:"):

@@ -116,12 +116,12 @@ class Soak:
     def chaos_step(self) -> None:
         """SIGKILL one Celery worker (and the tasks it runs), then start it again a few seconds later.
 
-        It waits up to a minute for a worker to be running a task (more processes in its group than when idle)
+        It waits up to a minute for a worker to be running a task (more processes below it than when idle)
         and kills that one, so that the kill lands mid-task; otherwise it kills one at random."""
         workers = list(range(1, self.cluster.config.workers + 1))
         deadline, busy = time.monotonic() + 60, None
         while busy is None and time.monotonic() < deadline:
-            busy = next((n for n in workers if len(self.cluster.group_pids(f"worker{n}")) > self.idle_pids[n]), None)
+            busy = next((n for n in workers if len(self.cluster.tree_pids(f"worker{n}")) > self.idle_pids[n]), None)
             time.sleep(0.2)
         n = busy or self.rng.choice(workers)
         log.info("killing worker%s (%s)", n, "running a task" if busy else "idle")
@@ -148,7 +148,7 @@ class Soak:
         cluster = self.cluster
         cluster.start()
         time.sleep(5)  # the workers settle: their idle process count is the baseline of chaos_step
-        self.idle_pids = {n: len(cluster.group_pids(f"worker{n}")) for n in range(1, cluster.config.workers + 1)}
+        self.idle_pids = {n: len(cluster.tree_pids(f"worker{n}")) for n in range(1, cluster.config.workers + 1)}
         sampler = threading.Thread(target=self._sampler, daemon=True)
         sampler.start()
         try:
