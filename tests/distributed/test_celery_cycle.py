@@ -7,8 +7,10 @@ drives every DAG through Airflow's REST API, and reconciles the sandboxes agains
 
 from __future__ import annotations
 
+import os
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -27,7 +29,16 @@ def cluster():
     config = ClusterConfig(name="distributed-test", workers=2, worker_concurrency=2, import_orders_after=IMPORT_AFTER)
     with Cluster(config) as running:
         yield running
-    assert not any(running.alive().values()), "a process outlived the cluster"
+        started = [pid for name in running.procs for pid in running.tree_pids(name)]
+    assert started and not [pid for pid in started if _alive(pid)], "a process outlived the cluster"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is gone
+    except (ProcessLookupError, FileNotFoundError):
+        return False
 
 
 def run(cluster: Cluster, *triggers: tuple[str, dict | None], timeout: float = 600) -> None:
