@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -69,8 +70,14 @@ class ClusterConfig:
     feed_poke_seconds: int = 2
     import_orders_after: datetime = field(default_factory=lambda: datetime.now(UTC) - timedelta(days=2))
     pg_admin_url: str = os.environ.get("CLUSTER_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    redis_url: str = os.environ.get("CLUSTER_REDIS_URL", "redis://127.0.0.1:6379/11")
+    redis_url: str = ""  # default: CLUSTER_REDIS_URL, else a database index (11-15) derived from the name
     extra_env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Two clusters at once (a soak and the distributed test) must not share a broker queue.
+        self.redis_url = self.redis_url or os.environ.get("CLUSTER_REDIS_URL") or (
+            f"redis://127.0.0.1:6379/{11 + zlib.crc32(self.name.encode()) % 5}"
+        )
 
 
 class Cluster:
