@@ -62,6 +62,10 @@ TOKEN_REFRESH_MARGIN = 60.0
 #: Our buckets run slightly slower than Amazon's, so clock skew and network jitter do not
 #: turn into 429s when we call at full speed.
 RATE_SAFETY = 0.97
+#: ... and hold one token of Amazon's burst back: Amazon counts a request when it arrives, we when we send it, so
+#: a request that travels faster than the one before would otherwise find Amazon's bucket still empty (seen on a
+#: loaded machine). One token absorbs 1/rate seconds of such jitter and costs that much once per bucket.
+BURST_HEADROOM = 1
 
 #: Amazon's documented default (rate per second, burst) per operation.
 RATE_LIMITS: dict[str, tuple[float, int]] = {
@@ -319,7 +323,7 @@ class AmazonSpApiHook(HttpHook):
         return (
             f"sp-api|{self.settings.seller_key}|{operation}",
             rate * self.settings.rate_scale * RATE_SAFETY,
-            burst,
+            max(1, burst - BURST_HEADROOM),
         )
 
     def _attempt(
