@@ -331,7 +331,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"| Celery workers SIGKILLed and restarted (mid-task) | {len(r['worker_kills'])} "
         f"({sum('mid-task' in k for k in r['worker_kills'])}) |",
         "",
-        "| peak memory (process group, MB) | |",
+        "| peak memory (process tree: the component and its tasks, MB) | |",
         "|---|---:|",
         *(f"| {name} | {mb} |" for name, mb in r["peak_memory_mb"].items()),
         "",
