@@ -89,7 +89,6 @@ class Cluster:
         self.home = self.work / "airflow"
         self.procs: dict[str, subprocess.Popen] = {}
         self.ports: dict[str, int] = {}
-        self.restarts: dict[str, int] = {}
         self._token: str | None = None
         db = "".join(c if c.isalnum() else "_" for c in self.config.name.lower())
         self.databases = {"airflow": f"acs_cluster_{db}_airflow", "state": f"acs_cluster_{db}_state"}
@@ -209,10 +208,6 @@ class Cluster:
                 pass
         self.procs[name].wait(timeout=10)
 
-    def restart_worker(self, n: int) -> None:
-        self.restarts[f"worker{n}"] = self.restarts.get(f"worker{n}", 0) + 1
-        self.start_worker(n)
-
     def _signal(self, name: str, sig: int) -> None:
         proc = self.procs.get(name)
         if proc is None:
@@ -243,7 +238,7 @@ class Cluster:
             todo.extend(children.get(pid, []))
         return found
 
-    def group_rss_mb(self, name: str) -> float:
+    def tree_rss_mb(self, name: str) -> float:
         """Resident memory of a component and every process below it."""
         total = 0
         for pid in self.tree_pids(name):

@@ -50,6 +50,7 @@ SCHEDULES = {
 AMAZON_FAULTS = {"error_rate": 0.06, "throttle_rate": 0.06, "drop_rate": 0.02, "latency_ms": 40}
 COMMERCE_FAULTS = {"error_rate": 0.04, "drop_rate": 0.02, "commit_then_fail_rate": 0.04, "latency_ms": 30}
 STUCK_SYNC = ("waiting", "waiting_product", "quarantined")
+KINDS = ("orders", "shipments", "refunds", "cancellations")  # the records reconcile() counts
 
 
 class Soak:
@@ -128,12 +129,12 @@ class Soak:
         self.cluster.kill(f"worker{n}")
         self.kills.append(f"worker{n} at {datetime.now(UTC):%H:%M:%S}, {'mid-task' if busy else 'idle'}")
         time.sleep(self.rng.uniform(3, 12))
-        self.cluster.restart_worker(n)
+        self.cluster.start_worker(n)
 
     def sample_memory(self) -> None:
         for name in ("scheduler", "worker1", "worker2", "api-server", "dag-processor", "triggerer"):
             if name in self.cluster.procs and self.cluster.procs[name].poll() is None:
-                self.peak_mb[name] = max(self.peak_mb[name], self.cluster.group_rss_mb(name))
+                self.peak_mb[name] = max(self.peak_mb[name], self.cluster.tree_rss_mb(name))
 
     def _sampler(self) -> None:
         while not self._stop.wait(5):
@@ -212,14 +213,11 @@ class Soak:
         in_flight = sum(1 for rs in runs.values() for r in rs if r["state"] in ("queued", "running"))
         pending_outbox = [k for k, (status, _) in outbox.items() if status in ("pending", "submitted")]
         lost_or_stuck = [
-            *(f"orders: {e}" for e in _missing(result["orders"])),
-            *(f"shipments: {e}" for e in _missing(result["shipments"])),
-            *(f"refunds: {e}" for e in _missing(result["refunds"])),
-            *(f"cancellations: {e}" for e in _missing(result["cancellations"])),
+            *(f"{kind}: {e}" for kind in KINDS for e in result[kind].get("missing_records", [])),
             *(f"state store: {oid} {status}" for oid, status in stuck_orders),
             *(f"outbox: {key} still {outbox[key][0]}" for key in pending_outbox),
         ]
-        duplicates = sum(result[k]["duplicates"] for k in ("orders", "shipments", "refunds", "cancellations"))
+        duplicates = sum(result[kind]["duplicates"] for kind in KINDS)
         return {
             **result,
             "duplicates": duplicates,
@@ -286,10 +284,6 @@ def _positive(quantity: Any) -> bool:
     return Decimal(str(quantity or 0)) > 0
 
 
-def _missing(tally: dict[str, Any]) -> list[str]:
-    return tally.get("missing_records", [])
-
-
 def write(report: dict[str, Any], base: Path) -> None:
     base.parent.mkdir(parents=True, exist_ok=True)
     base.with_suffix(".json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
@@ -302,7 +296,7 @@ def markdown(r: dict[str, Any]) -> str:
         return (f"| {kind} | {t['processed']} | {t['duplicates']} | {t['missing']} | {t['wrong']} | "
                 f"{len(t.get('rejected', []))} |")  # fmt: skip
 
-    rejected = [f"- {kind}: {e}" for kind in ("shipments", "refunds", "cancellations")
+    rejected = [f"- {kind}: {e}" for kind in KINDS
                 for e in r[kind].get("rejected", [])]  # fmt: skip
     lines = [
         "# Soak report",
@@ -317,7 +311,7 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         "| records | processed | duplicates | missing | wrong | refused by Amazon (reported) |",
         "|---|---:|---:|---:|---:|---:|",
-        row("orders"), row("shipments"), row("refunds"), row("cancellations"),
+        *(row(kind) for kind in KINDS),
         "",
         "| faults and load | count |",
         "|---|---:|",

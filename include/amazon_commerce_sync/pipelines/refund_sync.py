@@ -539,20 +539,18 @@ class RefundSync:
         if any(w["natural_key"] == f"cancel:{order_id}" for w in writes):
             return "cancellation"  # the Amazon order was cancelled: the memo is not a refund
         entries = self.store.outbox_for_order(order_id, KIND)
+        item_codes = {
+            int(i["commerce_order_item_id"]): i["amazon_order_item_id"]
+            for i in self.store.get_items(order_id)
+            if i["commerce_order_item_id"] is not None
+        }
+        paid = amazon_paid_by_item(row["payload"])
 
         def plan(counted_writes: list[Mapping[str, Any]]) -> list[AdjustedItem]:
             return plan_adjustment(
-                memo,
-                currency=row["currency"] or "",
-                item_codes={
-                    int(i["commerce_order_item_id"]): i["amazon_order_item_id"]
-                    for i in self.store.get_items(order_id)
-                    if i["commerce_order_item_id"] is not None
-                },
-                paid=amazon_paid_by_item(row["payload"]),
-                refunded=refunded_by_item(entries, counted_writes),
-                reason=self.account.refund_reason,
-            )
+                memo, currency=row["currency"] or "", item_codes=item_codes, paid=paid,
+                refunded=refunded_by_item(entries, counted_writes), reason=self.account.refund_reason,
+            )  # fmt: skip
 
         try:
             items = plan(writes)
@@ -642,9 +640,7 @@ class RefundSync:
         if foreign:
             adopted, foreign = self._adopt_rejected(order_id, key, foreign, taken)
             own += adopted
-        for _line, madj in own:
-            self.store.record_intent(f"{OWN}:{madj}", OWN, order_id, {"event": key})
-            self.store.complete_write(f"{OWN}:{madj}", None, detail={"event": key})
+        self._recognise_own(order_id, key, [madj for _line, madj in own])
         if not foreign:
             self.store.record_intent(key, EVENT, order_id, {"own": [m for _, m in own]})
             self.store.complete_write(key, None, detail={"own": [m for _, m in own], "foreign": {}})
@@ -721,13 +717,17 @@ class RefundSync:
             if all(_same(foreign[code], charges) for code, charges in wanted.items()):
                 key = write["natural_key"]
                 madjs = [i["madj"] for i in items]
-                for madj in madjs:
-                    self.store.record_intent(f"{OWN}:{madj}", OWN, entry["amazon_order_id"], {"event": key})
-                    self.store.complete_write(f"{OWN}:{madj}", None, detail={"event": key})
+                self._recognise_own(entry["amazon_order_id"], key, madjs)
                 self.store.complete_write(key, None, detail={"own": madjs, "foreign": {}})
                 self.store.resolve_quarantine("amazon_refund", key[-64:])
                 return key
         return None
+
+    def _recognise_own(self, order_id: str, key: str, madjs: Iterable[str]) -> None:
+        """Our adjusted items seen coming back in Amazon's refund event ``key`` (never matched to another)."""
+        for madj in madjs:
+            self.store.record_intent(f"{OWN}:{madj}", OWN, order_id, {"event": key})
+            self.store.complete_write(f"{OWN}:{madj}", None, detail={"event": key})
 
     def _seen_in_amazon_refund(self, entry: Mapping[str, Any]) -> str | None:
         """The Amazon refund event every item of this adjustment was recognised in (while it was in flight)."""
