@@ -282,7 +282,7 @@ def check_import_lag(store, accounts: Iterable, now: datetime) -> list[Alert]:
             continue
         threshold = timedelta(minutes=account.alert_import_lag_minutes)
         for marketplace in account.marketplace_ids:
-            cursor = store.get_cursor(account.cursor_stream(marketplace))
+            cursor = store.ops.get_cursor(account.cursor_stream(marketplace))
             key = f"import_lag:{account.account_id}:{marketplace}"
             action = (
                 "Check the latest amazon_order_import runs (failing? paused? not scheduled?), run "
@@ -346,8 +346,8 @@ def check_stuck_orders(store, accounts: Iterable, now: datetime) -> list[Alert]:
     shortest = min(hours.values(), default=24)
     cutoff = now - timedelta(hours=shortest)
     found = {
-        "orders_waiting": store.orders_stuck_since(OrderSync.WAITING_PRODUCT, cutoff),
-        "orders_quarantined": store.quarantined_orders_since(cutoff),
+        "orders_waiting": store.orders.stuck_since(OrderSync.WAITING_PRODUCT, cutoff),
+        "orders_quarantined": store.ops.quarantined_orders_since(cutoff),
     }
     alerts = []
     for kind, rows in found.items():
@@ -380,12 +380,12 @@ def run_monitor(
     for alert in check_import_lag(store, accounts, now) + check_stuck_orders(store, accounts, now):
         summary["firing"].append(alert.key)
         every = repeat.get(alert.account_id, default_repeat)
-        last = store.last_audit_at(ALERT_SENT, alert.key) if every else None
+        last = store.ops.last_audit_at(ALERT_SENT, alert.key) if every else None
         if last is not None and now - last < every:
             summary["repeat_suppressed"].append(alert.key)
             continue
         deliver(alert)
-        store.audit(ALERT_SENT, "alert", alert.key, {"kind": alert.kind, "account_id": alert.account_id})
+        store.ops.audit(ALERT_SENT, "alert", alert.key, {"kind": alert.kind, "account_id": alert.account_id})
         summary["sent"].append(alert.key)
     if not summary["firing"]:
         log.info("all quiet: no import lag, no order waiting or quarantined too long")

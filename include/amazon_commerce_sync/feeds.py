@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 ORDER_ACKNOWLEDGEMENT = "POST_ORDER_ACKNOWLEDGEMENT_DATA"
 PAYMENT_ADJUSTMENT = "POST_PAYMENT_ADJUSTMENT_DATA"
-SUBMITTING = "submitting"
+SUBMITTING = OutboxStatus.SUBMITTING
 FINAL_STATUSES = ("DONE", "CANCELLED", "FATAL")
 
 CANCEL_REASONS = (
@@ -198,16 +198,18 @@ def submit_outbox(
     adopted = _recover_submitting(store, amazon, account_id=account_id, kind=kind, feed_type=feed_type)
     if adopted:
         return adopted
-    pending = store.outbox_entries(kind=kind, statuses=[OutboxStatus.PENDING], account_id=account_id)
+    pending = store.outbox.entries(kind=kind, statuses=[OutboxStatus.PENDING], account_id=account_id)
     if not pending:
         return None
     batch = f"batch:{uuid.uuid4().hex}"
     message_ids = {entry["id"]: number for number, entry in enumerate(pending, start=1)}
-    claimed = store.update_outbox(
-        message_ids, SUBMITTING, feed_id=batch, message_ids=message_ids, expect_status=[OutboxStatus.PENDING],
-        count_attempt=True,
-    )  # fmt: skip
-    entries = store.outbox_entries(kind=kind, feed_id=batch)
+    claimed = sum(
+        store.outbox.transition(
+            entry_id, SUBMITTING, expect=OutboxStatus.PENDING, feed_id=batch, message_id=number, count_attempt=True
+        )
+        for entry_id, number in message_ids.items()
+    )
+    entries = store.outbox.entries(kind=kind, feed_id=batch)
     if claimed != len(pending):
         log.info("%s: %d of %d entries were claimed by another run", kind, len(pending) - claimed, len(pending))
     if not entries:
@@ -215,14 +217,14 @@ def submit_outbox(
     messages = [build_message(entry["message_id"], entry["payload"]) for entry in entries]
     content = envelope(message_type, merchant_id, messages)
     started = now()
-    store.record_intent(batch, "feed", None, {"feed_type": feed_type, "started": started.isoformat()})
+    store.writes.record_intent(batch, "feed", None, {"feed_type": feed_type, "started": started.isoformat()})
     document_id, url = amazon.create_feed_document("text/xml; charset=UTF-8")
     amazon.upload_feed_document(url, content, "text/xml; charset=UTF-8")
     try:
         feed_id = amazon.create_feed(feed_type, marketplace_ids, document_id)
     except FatalError:
-        store.update_outbox([e["id"] for e in entries], OutboxStatus.PENDING, feed_id="")
-        store.forget_write(batch)
+        _move(store, entries, OutboxStatus.PENDING, expect=SUBMITTING, feed_id="")
+        store.writes.forget(batch)
         raise
     except RetriableError:
         # The answer may be lost after Amazon accepted the feed: the next attempt looks first.
@@ -234,26 +236,26 @@ def submit_outbox(
 
 
 def _mark_submitted(store, account_id, feed_type, batch, feed_id, document_id, entries) -> None:
-    store.record_feed(feed_id, account_id, feed_type, document_id)
-    store.update_outbox([e["id"] for e in entries], OutboxStatus.SUBMITTED, feed_id=feed_id)
-    store.complete_write(batch, feed_id)
+    store.outbox.record_feed(feed_id, account_id, feed_type, document_id)
+    _move(store, entries, OutboxStatus.SUBMITTED, expect=SUBMITTING, feed_id=feed_id)
+    store.writes.complete(batch, feed_id)
 
 
 def _recover_submitting(store, amazon, *, account_id: str, kind: str, feed_type: str) -> str | None:
     """Entries left 'submitting' by a run that died around createFeed: adopt the feed or release them."""
-    stuck = store.outbox_entries(kind=kind, statuses=[SUBMITTING], account_id=account_id)
+    stuck = store.outbox.entries(kind=kind, statuses=[SUBMITTING], account_id=account_id)
     if not stuck:
         return None
     batches = sorted({e["feed_id"] for e in stuck})
-    known = {f["feed_id"] for f in store.open_feeds(feed_type)}
+    known = {f["feed_id"] for f in store.outbox.open_feeds(feed_type)}
     for batch in batches:
         entries = [e for e in stuck if e["feed_id"] == batch]
-        intent = store.get_write(batch) or {}
+        intent = store.writes.get(batch) or {}
         started = (intent.get("detail") or {}).get("started")
         since = datetime.fromisoformat(started) - timedelta(seconds=5) if started else None
         candidates = [
             f for f in amazon.list_feeds([feed_type])
-            if f.get("feedId") not in known and store.get_feed(f.get("feedId")) is None
+            if f.get("feedId") not in known and store.outbox.get_feed(f.get("feedId")) is None
             and (since is None or datetime.fromisoformat(f["createdTime"].replace("Z", "+00:00")) >= since)
         ]  # fmt: skip
         if candidates:
@@ -261,9 +263,14 @@ def _recover_submitting(store, amazon, *, account_id: str, kind: str, feed_type:
             _mark_submitted(store, account_id, feed_type, batch, feed["feedId"], None, entries)
             log.info("%s: adopted feed %s created by an interrupted run", kind, feed["feedId"])
             return feed["feedId"]
-        store.update_outbox([e["id"] for e in entries], OutboxStatus.PENDING, feed_id="")
-        store.forget_write(batch)
+        _move(store, entries, OutboxStatus.PENDING, expect=SUBMITTING, feed_id="")
+        store.writes.forget(batch)
     return None
+
+
+def _move(store, entries, to: OutboxStatus, *, expect: OutboxStatus, **fields) -> int:
+    """Move each entry still in ``expect`` to ``to``; returns how many moved."""
+    return sum(store.outbox.transition(e["id"], to, expect=expect, **fields) for e in entries)
 
 
 def settle_feed(store, amazon, feed_id: str) -> dict[str, Any]:
@@ -272,7 +279,7 @@ def settle_feed(store, amazon, feed_id: str) -> dict[str, Any]:
     status = feed.get("processingStatus", "UNKNOWN")
     if status not in FINAL_STATUSES:
         return {"feed_id": feed_id, "status": status}
-    entries = store.outbox_entries(feed_id=feed_id)
+    entries = store.outbox.entries(feed_id=feed_id)
     accepted = rejected = 0
     if status == "DONE" and feed.get("resultFeedDocumentId"):
         report = parse_processing_report(amazon.download_feed_document(feed["resultFeedDocumentId"]))
@@ -283,19 +290,22 @@ def settle_feed(store, amazon, feed_id: str) -> dict[str, Any]:
             problems = errors.get(entry["message_id"])
             if problems:
                 text = "; ".join(f"{p.message_code}: {p.description}" for p in problems)
-                store.set_outbox_result(entry["id"], OutboxStatus.REJECTED, text[:2000])
+                store.outbox.transition(
+                    entry["id"], OutboxStatus.REJECTED, expect=OutboxStatus.SUBMITTED, amazon_message=text[:2000]
+                )
                 rejected += 1
             else:
-                store.set_outbox_result(entry["id"], OutboxStatus.ACCEPTED, None)
+                store.outbox.transition(
+                    entry["id"], OutboxStatus.ACCEPTED, expect=OutboxStatus.SUBMITTED, amazon_message=None
+                )
                 accepted += 1
         summary = {"processed": report.processed, "successful": report.successful, "errors": report.with_error}
     else:
         # CANCELLED / FATAL: nothing was applied; the entries go back to be sent again.
-        for entry in entries:
-            if entry["status"] == OutboxStatus.SUBMITTED:
-                store.set_outbox_result(entry["id"], OutboxStatus.PENDING, f"feed {feed_id} ended {status}")
-        store.update_outbox([e["id"] for e in entries if e["status"] == OutboxStatus.SUBMITTED],
-                            OutboxStatus.PENDING, feed_id="")  # fmt: skip
+        _move(
+            store, entries, OutboxStatus.PENDING, expect=OutboxStatus.SUBMITTED,
+            amazon_message=f"feed {feed_id} ended {status}", feed_id="",
+        )
         summary = {"processed": 0}
-    store.finish_feed(feed_id, status, summary)
+    store.outbox.finish_feed(feed_id, status, summary)
     return {"feed_id": feed_id, "status": status, "accepted": accepted, "rejected": rejected}

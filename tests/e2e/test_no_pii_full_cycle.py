@@ -15,6 +15,8 @@ from decimal import Decimal
 import pytest
 import requests
 
+from tests.store_queries import table_rows
+
 pytestmark = pytest.mark.e2e
 
 # Every text marker contains "qzx": the scans also look for that stem, case-insensitively, so a
@@ -177,7 +179,7 @@ def test_full_cycle_leaks_nothing(channel, marker_secrets, debug_logs, caplog, c
     assert all(m in commerce_dump for m in (LINES[2], PHONE, RECIPIENT_NAME.split()[1], BUYER_COMPANY)), (
         "markers did not reach Commerce"
     )
-    staged_pii = repr(channel.store.get_pii(shipped))
+    staged_pii = repr(channel.store.orders.pii(shipped))
     assert all(m in staged_pii for m in (EMAIL, LINES[0], LINES[2], PHONE)), staged_pii
 
     # shipment: made in Commerce with a tracking number, confirmed to Amazon
@@ -186,13 +188,13 @@ def test_full_cycle_leaks_nothing(channel, marker_secrets, debug_logs, caplog, c
     channel.amazon_event(refunded, {"type": "ship"})
     memo_id = credit_memo_all(by_id[refunded][0])
     ok(run("amazon_shipment_sync", {"mismatch_grace_minutes": 0}), "amazon_shipment_sync")
-    assert channel.store.get_outbox(f"shipment:{shipment_id}")["status"] == "accepted"
+    assert channel.store.outbox.get(f"shipment:{shipment_id}")["status"] == "accepted"
     assert channel.amazon_order(shipped)["fulfillment"]["fulfillmentStatus"] == "SHIPPED"
 
     ok(run("amazon_refund_sync"), "amazon_refund_sync")
     finish_feeds(channel)
     ok(run("amazon_refund_sync"), "amazon_refund_sync")
-    assert channel.store.get_outbox(f"refund:{memo_id}")["status"] == "accepted"
+    assert channel.store.outbox.get(f"refund:{memo_id}")["status"] == "accepted"
 
     # cancellation of the unshipped order
     states = run("amazon_order_cancel", {"amazon_order_ids": [cancelled], "reason": "BuyerCanceled"})
@@ -238,10 +240,10 @@ def test_full_cycle_leaks_nothing(channel, marker_secrets, debug_logs, caplog, c
     for table in metadata.tables:
         if table == "order_pii":
             continue
-        rows = list(channel.store.iter_table(table))
+        rows = list(table_rows(channel.store, table))
         scanned += len(rows)
         found = leaks(" ".join(repr(row) for row in rows), needles)
         assert not found, f"state-store table {table} leaks: {found}"
     assert scanned
-    pii = channel.store.get_pii(shipped)
+    pii = channel.store.orders.pii(shipped)
     assert pii and pii["buyer_email"] == EMAIL  # kept where it belongs

@@ -6,6 +6,8 @@ import logging
 
 import pytest
 
+from tests.store_queries import table_rows
+
 pytestmark = pytest.mark.e2e
 
 MARKERS = ["Qzxmarker", "qzxmarker@example.test", "Qzxstreet 12", "+1 555 0199 123"]
@@ -47,8 +49,8 @@ def test_import_leaks_nothing(channel, caplog, capfd, debug_logs):
     for table in metadata.tables:
         if table == "order_pii":
             continue
-        dump = " ".join(str(row) for row in channel.store.iter_table(table))
+        dump = " ".join(str(row) for row in table_rows(channel.store, table))
         for needle in MARKERS + SECRETS:
             assert needle not in dump, f"{needle!r} appeared in state-store table {table}"
-    pii = channel.store.get_pii(orders[0]["orderId"])
+    pii = channel.store.orders.pii(orders[0]["orderId"])
     assert pii["buyer_email"] == "qzxmarker@example.test"  # kept where it belongs

@@ -98,7 +98,7 @@ def test_one_unshipped_order_is_cancelled_on_both_sides(channel):
     [feed] = amazon_feeds(channel)
     assert feed["marketplaceIds"] == [channel.amazon_order(order_id)["salesChannel"]["marketplaceId"]]
     assert outcomes(channel)[order_id][0] == "cancelled"
-    assert channel.store.get_order(order_id)["sync_status"] == "canceled"
+    assert channel.store.orders.get(order_id)["sync_status"] == "canceled"
     assert reschedules(channel, "wait_for_feeds") >= 1  # the wait gave its worker slot back between pokes
 
 
@@ -196,7 +196,7 @@ def test_dry_run_submits_nothing(channel):
     states = cancel(channel, ids, dry_run=True)
     assert set(states.values()) == {"success"}, states
     assert amazon_feeds(channel) == []
-    assert channel.store.outbox_entries() == []
+    assert channel.store.outbox.entries() == []
     assert {k: v[0] for k, v in outcomes(channel).items()} == dict.fromkeys(ids, "would_cancel")
     for order_id in ids:
         assert channel.amazon_order(order_id)["fulfillment"]["fulfillmentStatus"] == "UNSHIPPED"
@@ -243,7 +243,7 @@ def test_report_rejecting_one_order(channel):
     assert commerce["state"] == "processing" and not any(
         "amazon_order_cancel" in c for c in comments(channel, commerce)
     )
-    assert channel.store.get_outbox(f"cancel:{shipped_meanwhile}")["status"] == "rejected"
+    assert channel.store.outbox.get(f"cancel:{shipped_meanwhile}")["status"] == "rejected"
 
 
 def test_second_trigger_for_an_order_in_flight_submits_nothing(channel):
@@ -355,5 +355,5 @@ def test_invalid_parameters_are_rejected_and_nothing_is_sent(channel, capfd):
         assert states["confirm"] == "upstream_failed"
         captured = capfd.readouterr()
         assert message in captured.out + captured.err  # the task's log names the problem
-    assert amazon_feeds(channel) == [] and channel.store.outbox_entries() == []
+    assert amazon_feeds(channel) == [] and channel.store.outbox.entries() == []
     assert channel.amazon_order(order_id)["fulfillment"]["fulfillmentStatus"] == "UNSHIPPED"

@@ -6,6 +6,8 @@ from decimal import Decimal
 
 import pytest
 
+from tests.store_queries import audit_entries, open_quarantine
+
 pytestmark = pytest.mark.e2e
 
 
@@ -29,7 +31,7 @@ def test_imports_each_order_once_with_amazons_totals(channel):
         assert Decimal(str(commerce["grand_total"])) == Decimal(order["proceeds"]["grandTotal"]["amount"])
         assert {i["ext_order_item_id"] for i in commerce["items"]} == {i["orderItemId"] for i in order["orderItems"]}
         assert commerce["state"] == "processing"  # invoiced on import (the default)
-        row = channel.store.get_order(order["orderId"])
+        row = channel.store.orders.get(order["orderId"])
         assert row["sync_status"] == "imported" and row["commerce_order_id"] == int(commerce["entity_id"])
 
     # a rerun changes nothing
@@ -54,8 +56,8 @@ def test_pending_fba_and_missing_products(channel):
     assert not any(o["orderId"] in by_id for o in pending + fba_unshipped + unknown_sku)
     [fba] = by_id[fba_shipped[0]["orderId"]]
     assert fba["state"] == "complete"
-    assert channel.store.get_order(pending[0]["orderId"])["sync_status"] == "pending_payment"
-    waiting = channel.store.get_order(unknown_sku[0]["orderId"])
+    assert channel.store.orders.get(pending[0]["orderId"])["sync_status"] == "pending_payment"
+    waiting = channel.store.orders.get(unknown_sku[0]["orderId"])
     assert waiting["sync_status"] == "waiting_product" and "NOT-IN-CATALOG" in waiting["sync_reason"]
 
     # the product appears: the waiting order is created on the next run
@@ -82,12 +84,12 @@ def test_follow_ups_failing_after_the_create_are_finished_next_run(channel, firs
     channel.run_dag("amazon_order_import")
     [created] = channel.commerce_orders_by_amazon_id()[order["orderId"]]
     assert created["state"] == "new"  # created, not invoiced
-    assert channel.store.get_order(order["orderId"])["sync_status"] == "waiting"
+    assert channel.store.orders.get(order["orderId"])["sync_status"] == "waiting"
     channel.commerce_faults()
     assert_success(channel.run_dag("amazon_order_import"))
     [done] = channel.commerce_orders_by_amazon_id()[order["orderId"]]
     assert done["state"] == state and Decimal(str(done["total_invoiced"])) == Decimal(str(done["grand_total"]))
-    assert channel.store.get_order(order["orderId"])["sync_status"] == "imported"
+    assert channel.store.orders.get(order["orderId"])["sync_status"] == "imported"
 
 
 @pytest.mark.parametrize("lost_answer", [False, True], ids=["plain", "hold-answer-lost"])
@@ -105,8 +107,8 @@ def test_buyer_cancellation_request_holds_the_commerce_order(channel, lost_answe
     [held] = channel.commerce_orders_by_amazon_id()[order["orderId"]]
     assert held["state"] == "holded"
     assert any("asked Amazon to cancel" in (h.get("comment") or "") for h in held["status_histories"])
-    assert channel.store.get_order(order["orderId"])["sync_status"] == "on_hold"
-    assert channel.store.open_quarantine() == []
+    assert channel.store.orders.get(order["orderId"])["sync_status"] == "on_hold"
+    assert open_quarantine(channel.store) == []
 
 
 def test_malformed_order_is_quarantined_and_others_go_on(channel):
@@ -118,7 +120,7 @@ def test_malformed_order_is_quarantined_and_others_go_on(channel):
     by_id = channel.commerce_orders_by_amazon_id()
     assert all(o["orderId"] in by_id for o in good)
     assert bad[0]["orderId"] not in by_id
-    [q] = channel.store.open_quarantine("amazon_order")
+    [q] = open_quarantine(channel.store, "amazon_order")
     assert q["entity_id"] == bad[0]["orderId"] and "do not add up" in q["reason"]
 
 
@@ -162,7 +164,7 @@ def test_stock_moves_once_per_order_and_comes_back_on_cancellation(channel):
     for item in cancelled["orderItems"]:
         back[item["product"]["sellerSku"]] -= item["quantityOrdered"]
     assert stock_of(channel, ordered) == {sku: Decimal(1000 - qty) for sku, qty in back.items()}
-    assert channel.store.get_order(cancelled["orderId"])["sync_status"] == "canceled"
+    assert channel.store.orders.get(cancelled["orderId"])["sync_status"] == "canceled"
 
 
 def test_out_of_stock_waits_and_last_unit_is_not_sold_twice(channel):
@@ -184,7 +186,7 @@ def test_out_of_stock_waits_and_last_unit_is_not_sold_twice(channel):
     created = [o for o in orders if o["orderId"] in channel.commerce_orders_by_amazon_id()]
     assert len(created) == 1
     [waiting] = [o for o in orders if o not in created]
-    row = channel.store.get_order(waiting["orderId"])
+    row = channel.store.orders.get(waiting["orderId"])
     assert row["sync_status"] == "waiting_product" and "out of stock" in row["sync_reason"]
     assert stock_of(channel, [sku]) == {sku: Decimal(0)}
 
@@ -195,15 +197,15 @@ def test_rejected_order_is_quarantined_then_redriven(channel):
     # Commerce refuses the first create with a 400: that order is quarantined, the other goes on
     channel.commerce_faults(fail_next=[{"route": "POST /V1/orders", "kind": "error", "status": 400, "count": 1}])
     assert_success(channel.run_dag("amazon_order_import"))
-    quarantined = [q["entity_id"] for q in channel.store.open_quarantine("amazon_order")]
+    quarantined = [q["entity_id"] for q in open_quarantine(channel.store, "amazon_order")]
     assert len(quarantined) == 1 and len(channel.commerce_orders_by_amazon_id()) == 1
     # a plain rerun leaves it alone; a re-drive after the fix creates it, once
     assert_success(channel.run_dag("amazon_order_import"))
     assert len(channel.commerce_orders_by_amazon_id()) == 1
     assert_success(channel.run_dag("amazon_order_import", conf={"redrive_quarantined": quarantined}))
     assert {k: len(v) for k, v in channel.commerce_orders_by_amazon_id().items()} == {o["orderId"]: 1 for o in orders}
-    assert channel.store.open_quarantine() == []
-    assert channel.store.audit_entries(entity_id=quarantined[0], action="order_redriven")
+    assert open_quarantine(channel.store) == []
+    assert audit_entries(channel.store, entity_id=quarantined[0], action="order_redriven")
 
 
 def assert_exactly_once_with_totals(channel, orders):

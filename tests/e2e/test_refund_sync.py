@@ -11,6 +11,8 @@ from decimal import Decimal
 
 import pytest
 
+from tests.store_queries import audit_entries, open_quarantine
+
 pytestmark = pytest.mark.e2e
 
 DAG = "amazon_refund_sync"
@@ -107,7 +109,7 @@ def run_and_settle(channel):
 
 
 def outbox(channel, memo_id):
-    return channel.store.get_outbox(f"refund:{memo_id}")
+    return channel.store.outbox.get(f"refund:{memo_id}")
 
 
 def components(refund_item):
@@ -236,7 +238,7 @@ def test_over_refund_caught_before_sending_and_feed_rejecting_one_message(channe
     over = outbox(channel, memo_c)
     assert over["status"] == "rejected" and over["amazon_message"].startswith("not sent:")
     assert "left to refund on Amazon" in over["amazon_message"]
-    quarantined = {q["entity_id"]: q["reason"] for q in channel.store.open_quarantine("creditmemo")}
+    quarantined = {q["entity_id"]: q["reason"] for q in open_quarantine(channel.store, "creditmemo")}
     assert set(quarantined) == {str(memo_a), str(memo_c)}
     feeds, messages = adjustment_messages(channel)
     assert len(feeds) == 1 and len(messages) == 2  # a and b in one feed; c never left
@@ -247,13 +249,13 @@ def test_unknown_item_is_not_sent(channel):
     [order] = imported_orders(channel, 1, seed=131)
     # the state store lost one item's mapping -> unknown item
     first = order["orderItems"][0]["orderItemId"]
-    channel.store.set_item_mapping({first: ("X", None)})
+    channel.store.orders.map_items({first: ("X", None)})
     memo_id = credit_memo(channel, order["orderId"], {first: 1})
     assert_success(channel.run_dag(DAG))
     entry = outbox(channel, memo_id)
     assert entry["status"] == "rejected" and "not an item of the Amazon order" in entry["amazon_message"]
     assert adjustment_messages(channel)[1] == []
-    [q] = channel.store.open_quarantine("creditmemo")
+    [q] = open_quarantine(channel.store, "creditmemo")
     assert q["entity_id"] == str(memo_id)  # (other currencies: see the unit tests of plan_adjustment)
 
 
@@ -294,20 +296,20 @@ def test_commit_then_fail_on_commerce_refund_mirrors_once(channel):
     assert len(memos) == 1
     assert Decimal(str(memos[0]["grand_total"])) == Decimal(order["proceeds"]["grandTotal"]["amount"])
     assert channel.commerce("GET", "/_sandbox/stats")["calls"]["POST /V1/order/{order_id}/refund"] == 1
-    [write] = [w for w in channel.store.writes_for_order(order["orderId"]) if w["kind"] == "refund_mirror"]
+    [write] = [w for w in channel.store.writes.for_order(order["orderId"]) if w["kind"] == "refund_mirror"]
     assert write["status"] == "done" and int(write["commerce_entity_id"]) == int(memos[0]["entity_id"])
     assert adjustment_messages(channel)[1] == []  # the mirrored memo is not sent back to Amazon
 
     # a worker killed after Commerce created the memo but before the state store heard of it
     from amazon_commerce_sync.store import WriteStatus
 
-    for entry in channel.store.writes_for_order(order["orderId"]):
+    for entry in channel.store.writes.for_order(order["orderId"]):
         if entry["kind"] in ("refund_mirror", "refund_event"):
-            channel.store.complete_write(entry["natural_key"], None, status=WriteStatus.INTENT, detail=entry["detail"])
+            channel.store.writes.complete(entry["natural_key"], None, status=WriteStatus.INTENT, detail=entry["detail"])
     assert_success(channel.run_dag(DAG))
     assert len(all_memos(channel, commerce["entity_id"])) == 1
     assert channel.commerce("GET", "/_sandbox/stats")["calls"]["POST /V1/order/{order_id}/refund"] == 1
-    [write] = [w for w in channel.store.writes_for_order(order["orderId"]) if w["kind"] == "refund_mirror"]
+    [write] = [w for w in channel.store.writes.for_order(order["orderId"]) if w["kind"] == "refund_mirror"]
     assert write["status"] == "done" and int(write["commerce_entity_id"]) == int(memos[0]["entity_id"])
     assert adjustment_messages(channel)[1] == []
 
@@ -324,7 +326,7 @@ def test_merchant_and_amazon_refunding_the_same_items_settle_as_one_refund(chann
     if seen_first == "amazon_rejection":  # the adjustment is refused before Amazon's refund shows in Finances
         run_and_settle(channel)
         assert outbox(channel, memo_id)["status"] == "rejected"
-        assert {q["entity_id"] for q in channel.store.open_quarantine("creditmemo")} == {str(memo_id)}
+        assert {q["entity_id"] for q in open_quarantine(channel.store, "creditmemo")} == {str(memo_id)}
         age_amazon_refunds(channel)
         assert_success(channel.run_dag(DAG))
     else:  # Amazon's refund is read first: Commerce refuses its mirror (the memo took everything), then the memo
@@ -334,12 +336,12 @@ def test_merchant_and_amazon_refunding_the_same_items_settle_as_one_refund(chann
 
     entry = outbox(channel, memo_id)
     assert entry["status"] == "accepted" and "Amazon refunded this itself" in entry["amazon_message"], entry
-    assert channel.store.open_quarantine("creditmemo") == [] and channel.store.open_quarantine("amazon_refund") == []
+    assert open_quarantine(channel.store, "creditmemo") == [] and open_quarantine(channel.store, "amazon_refund") == []
     assert [m["entity_id"] for m in all_memos(channel, commerce["entity_id"])] == [memo_id]
     refunds = channel.amazon("GET", "/_sandbox/refunds")["refunds"]
     assert [r["source"] for r in refunds] == ["amazon"] and feed_refunds(channel) == []
-    assert len(channel.store.audit_entries(action="refund_settled_by_amazon")) == 1
+    assert len(audit_entries(channel.store, action="refund_settled_by_amazon")) == 1
     for _ in range(2):  # reruns change nothing
         assert_success(channel.run_dag(DAG))
     assert len(all_memos(channel, commerce["entity_id"])) == 1
-    assert len(channel.store.audit_entries(action="refund_settled_by_amazon")) == 1
+    assert len(audit_entries(channel.store, action="refund_settled_by_amazon")) == 1

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from amazon_commerce_sync.pipelines.retention import delivery_time
+from tests.store_queries import audit_entries
 
 pytestmark = pytest.mark.e2e
 
@@ -78,14 +79,14 @@ def test_retention_erases_personal_data_30_days_after_delivery(channel, caplog, 
     states = channel.run_dag("amazon_order_import")
     assert states["extract[0]"] == "success", states
     for order_id in ids.values():
-        assert channel.store.get_pii(order_id)["buyer_name"], "the import did not stage the buyer's data"
+        assert channel.store.orders.pii(order_id)["buyer_name"], "the import did not stage the buyer's data"
 
     # a dry run counts what is due and erases nothing
     states = channel.run_dag("amazon_pii_retention", {"dry_run": True})
     assert states == {"erase": "success"}
     dry = channel.last_run.get_task_instance("erase").xcom_pull(task_ids="erase")
     assert dry["due"] == len(ERASED) and dry["erased"] == 0
-    assert all(channel.store.get_pii(i)["erased_at"] is None for i in ids.values())
+    assert all(channel.store.orders.pii(i)["erased_at"] is None for i in ids.values())
 
     caplog.set_level(logging.DEBUG)
     states = channel.run_dag("amazon_pii_retention")
@@ -94,7 +95,7 @@ def test_retention_erases_personal_data_30_days_after_delivery(channel, caplog, 
     assert summary["erased"] == len(ERASED) and summary["accounts"][0]["retention_days"] == 30
 
     # the retention clock follows the documented rules
-    clock = {name: channel.store.get_order(order_id)["delivered_at"] for name, order_id in ids.items()}
+    clock = {name: channel.store.orders.get(order_id)["delivered_at"] for name, order_id in ids.items()}
     assert clock["delivered_old"] == ago(40)  # DELIVERED: the order's last update
     assert clock["fba_promised_old"] == ago(33)  # no packages: the promised delivery
     assert clock["in_transit_old"] == ago(40)  # not reported delivered: the promised delivery
@@ -103,7 +104,7 @@ def test_retention_erases_personal_data_30_days_after_delivery(channel, caplog, 
     assert clock["promised_in_future"] is None and clock["open_old"] is None
 
     for name in ERASED:
-        pii = channel.store.get_pii(ids[name])
+        pii = channel.store.orders.pii(ids[name])
         assert pii["erased_at"] is not None, name
         assert [pii[k] for k in ("buyer_name", "buyer_email", "buyer_company", "shipping_address")] == [None] * 4
     with channel.store.engine.connect() as conn:  # SQL NULLs, not JSON 'null' values
@@ -113,12 +114,12 @@ def test_retention_erases_personal_data_30_days_after_delivery(channel, caplog, 
         ).scalar()
     assert nulled == len(ERASED)
     for name in KEPT:
-        pii = channel.store.get_pii(ids[name])
+        pii = channel.store.orders.pii(ids[name])
         assert pii["erased_at"] is None and pii["buyer_name"].startswith("Qzx"), name
         assert pii["shipping_address"]["addressLine1"].startswith("Qzx"), name
 
     # recorded in the audit trail, without the erased values
-    audit = channel.store.audit_entries(action="pii_erased")
+    audit = audit_entries(channel.store, action="pii_erased")
     assert sorted(e["entity_id"] for e in audit) == sorted(ids[n] for n in ERASED)
     entry = next(e for e in audit if e["entity_id"] == ids["delivered_old"])
     assert entry["detail"]["delivered_at"] == ago(40).isoformat() and entry["detail"]["retention_days"] == 30
@@ -134,15 +135,15 @@ def test_retention_erases_personal_data_30_days_after_delivery(channel, caplog, 
     assert channel.run_dag("amazon_pii_retention") == {"erase": "success"}
     again = channel.last_run.get_task_instance("erase").xcom_pull(task_ids="erase")
     assert again["erased"] == 0 and again["due"] == 0
-    assert len(channel.store.audit_entries(action="pii_erased")) == len(ERASED)
+    assert len(audit_entries(channel.store, action="pii_erased")) == len(ERASED)
 
     # an erased order re-read from Amazon (a backfill after a change) never gets its data back
     changed = dict(orders["delivered_old"], lastUpdatedTime=iso(ago(39)))
     channel.load_amazon_orders([changed])
     states = channel.run_dag("amazon_order_import", {"backfill_from": iso(ago(60))})
     assert states["extract[0]"] == "success", states
-    assert channel.store.get_order(ids["delivered_old"])["amazon_updated_at"] == ago(39)
-    assert channel.store.get_pii(ids["delivered_old"])["buyer_name"] is None
+    assert channel.store.orders.get(ids["delivered_old"])["amazon_updated_at"] == ago(39)
+    assert channel.store.orders.pii(ids["delivered_old"])["buyer_name"] is None
 
 
 def test_the_window_is_a_setting(channel):
@@ -150,7 +151,7 @@ def test_the_window_is_a_setting(channel):
     channel.configure(pii_retention_days=15)
     assert channel.run_dag("amazon_order_import")["extract[0]"] == "success"
     assert channel.run_dag("amazon_pii_retention") == {"erase": "success"}
-    erased = {e["entity_id"] for e in channel.store.audit_entries(action="pii_erased")}
+    erased = {e["entity_id"] for e in audit_entries(channel.store, action="pii_erased")}
     # 20 days after the promised delivery is past 15: erased now; 10 days after delivery is not
     assert orders["in_transit_recent"]["orderId"] in erased
     assert orders["delivered_recent"]["orderId"] not in erased
@@ -178,7 +179,7 @@ def test_commerce_orders_are_anonymised_only_when_enabled(channel, caplog, capfd
     channel.configure(anonymise_commerce_orders=True)
     channel.commerce_faults(fail_next=[{"route": "PUT /V1/orders/{parent_id}", "kind": "error", "count": 100}])
     assert channel.run_dag("amazon_pii_retention") == {"erase": "failed"}
-    assert not channel.store.audit_entries(action="commerce_order_anonymised")
+    assert not audit_entries(channel.store, action="commerce_order_anonymised")
     channel.commerce_faults()
 
     caplog.set_level(logging.DEBUG)
@@ -192,7 +193,7 @@ def test_commerce_orders_are_anonymised_only_when_enabled(channel, caplog, capfd
             assert address["city"] and address["country_id"]  # the place stays for tax and accounting
     for name in in_commerce - due:
         assert all(a["firstname"].startswith("Qzx") for a in addresses(name)), name
-    audit = channel.store.audit_entries(action="commerce_order_anonymised")
+    audit = audit_entries(channel.store, action="commerce_order_anonymised")
     assert sorted(e["entity_id"] for e in audit) == sorted(ids[n] for n in due)
     output = caplog.text + "".join(capfd.readouterr())
     assert "anonymised" in output and "qzx" not in (output + str(audit) + str(summary)).lower()
@@ -201,7 +202,7 @@ def test_commerce_orders_are_anonymised_only_when_enabled(channel, caplog, capfd
     assert channel.run_dag("amazon_pii_retention") == {"erase": "success"}
     again = channel.last_run.get_task_instance("erase").xcom_pull(task_ids="erase")
     assert again["commerce_anonymised"] == 0
-    assert len(channel.store.audit_entries(action="commerce_order_anonymised")) == len(due)
+    assert len(audit_entries(channel.store, action="commerce_order_anonymised")) == len(due)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ from decimal import Decimal
 import pytest
 import requests
 
+from tests.store_queries import audit_entries, open_mismatches, open_quarantine
+
 pytestmark = pytest.mark.e2e
 
 DAG = "amazon_shipment_sync"
@@ -84,7 +86,7 @@ def all_items(commerce_order):
 
 
 def outbox(channel):
-    return {e["natural_key"]: e for e in channel.store.outbox_entries(kind="shipment_confirmation")}
+    return {e["natural_key"]: e for e in channel.store.outbox.entries(kind="shipment_confirmation")}
 
 
 def summary(channel):
@@ -152,7 +154,7 @@ def test_full_partial_and_unknown_carrier_shipments_are_confirmed_once(channel):
     assert len(merchant.shipments(full_c["entity_id"])) == 1
     assert len(merchant.shipments(partial_c["entity_id"])) == 2
     assert summary(channel)["mirrored"] == 0 and summary(channel)["confirmed"] == 0
-    assert not channel.store.open_mismatches()
+    assert not open_mismatches(channel.store)
 
 
 def test_fba_and_seller_central_shipments_reach_commerce_and_are_not_confirmed_back(channel):
@@ -213,7 +215,7 @@ def test_rejections_ignored_and_held_shipments(channel):
     merchant.ship(other["entity_id"], [(int(other["items"][0]["item_id"]), 1)], "1ZOTHER001")
 
     # An order the import has not finished (waiting): its shipment is held until it has.
-    channel.store.set_order_sync(held["orderId"], "waiting")
+    channel.store.orders.set_sync(held["orderId"], "waiting")
     held_ship = merchant.ship(held_c["entity_id"], all_items(held_c), "1ZHELD0001")
 
     assert_success(channel.run_dag(DAG, VERIFY_NOW))
@@ -228,7 +230,7 @@ def test_rejections_ignored_and_held_shipments(channel):
     assert confirmed_refs(channel) == [(good["orderId"], str(good_ship))]
 
     # The import finishes the held order: its shipment goes on the next run; the rejected one stays rejected.
-    channel.store.set_order_sync(held["orderId"], "imported")
+    channel.store.orders.set_sync(held["orderId"], "imported")
     assert_success(channel.run_dag(DAG, VERIFY_NOW))
     assert outbox(channel)[f"shipment:{held_ship}"]["status"] == "accepted"
     assert outbox(channel)[f"shipment:{rejected_ship}"]["status"] == "rejected"
@@ -247,7 +249,7 @@ def test_unshipped_after_confirmation_is_a_mismatch(channel):
     # ... and meanwhile Amazon lost it: the order is back to unshipped.
     channel.load_amazon_orders([order])
     assert_success(channel.run_dag(DAG, VERIFY_NOW))
-    [mismatch] = channel.store.open_mismatches()
+    [mismatch] = open_mismatches(channel.store)
     assert mismatch["kind"] == "shipment_not_reflected" and mismatch["amazon_order_id"] == order["orderId"]
     assert summary(channel)["mismatches"] == 1
     assert len(confirmations(channel)) == 1
@@ -340,12 +342,12 @@ def test_amazon_package_of_an_order_closed_in_commerce_is_recorded_not_quarantin
     assert_success(channel.run_dag("amazon_order_import"))
     assert_success(channel.run_dag(DAG, VERIFY_NOW))
     assert merchant.shipments(commerce["entity_id"]) == []
-    [entry] = channel.store.audit_entries(action="amazon_shipment_not_mirrored")
+    [entry] = audit_entries(channel.store, action="amazon_shipment_not_mirrored")
     assert entry["entity_id"] == order["orderId"] and entry["detail"]["commerce_state"] == "closed"
-    assert channel.store.open_quarantine() == [] and channel.store.open_mismatches() == []
+    assert open_quarantine(channel.store) == [] and open_mismatches(channel.store) == []
     ship_calls = channel.commerce("GET", "/_sandbox/stats")["calls"].get("POST /V1/order/{order_id}/ship", 0)
     assert ship_calls >= 1  # it was tried once
     assert_success(channel.run_dag(DAG, VERIFY_NOW))
     assert_success(channel.run_dag("amazon_order_import"))
     assert channel.commerce("GET", "/_sandbox/stats")["calls"].get("POST /V1/order/{order_id}/ship", 0) == ship_calls
-    assert len(channel.store.audit_entries(action="amazon_shipment_not_mirrored")) == 1
+    assert len(audit_entries(channel.store, action="amazon_shipment_not_mirrored")) == 1

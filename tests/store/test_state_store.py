@@ -11,6 +11,7 @@ from sqlalchemy import inspect
 
 from amazon_commerce_sync.store import OrderSync, OutboxStatus, StagedOrder, WriteStatus
 from amazon_commerce_sync.store.db import current_revision, head_revision, is_migrated, make_engine, migrate
+from tests.store_queries import all_cursors, audit_entries, open_mismatches, open_quarantine, reset_cursor
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -46,142 +47,170 @@ def test_migrations_reach_head_and_are_idempotent(state_db_url):
 
 
 def test_money_is_exact(state_store):
-    state_store.stage_orders([staged(total="1234567.8901")])
-    order = state_store.get_order("111-0000001-0000001")
+    state_store.orders.stage([staged(total="1234567.8901")])
+    order = state_store.orders.get("111-0000001-0000001")
     assert order["order_total"] == Decimal("1234567.8901")
     assert isinstance(order["order_total"], Decimal)
     # 0.1 + 0.2 is not 0.3 in floats; the store must give exactly 0.3 back
-    state_store.stage_orders([staged(total=str(Decimal("0.1") + Decimal("0.2")), updated=T0 + timedelta(1))])
-    assert state_store.get_order("111-0000001-0000001")["order_total"] == Decimal("0.3")
+    state_store.orders.stage([staged(total=str(Decimal("0.1") + Decimal("0.2")), updated=T0 + timedelta(1))])
+    assert state_store.orders.get("111-0000001-0000001")["order_total"] == Decimal("0.3")
 
 
 def test_cursor_only_moves_forward(state_store):
-    assert state_store.get_cursor("orders:acct:US") is None
-    state_store.set_cursor("orders:acct:US", T0)
-    state_store.set_cursor("orders:acct:US", T0 - timedelta(minutes=5))
-    assert state_store.get_cursor("orders:acct:US") == T0
-    state_store.set_cursor("orders:acct:US", T0 + timedelta(minutes=5))
-    assert state_store.get_cursor("orders:acct:US") == T0 + timedelta(minutes=5)
-    state_store.reset_cursor("orders:acct:US", T0 - timedelta(days=1))
-    assert state_store.get_cursor("orders:acct:US") == T0 - timedelta(days=1)
-    assert state_store.list_cursors() == {"orders:acct:US": T0 - timedelta(days=1)}
+    assert state_store.ops.get_cursor("orders:acct:US") is None
+    state_store.ops.set_cursor("orders:acct:US", T0)
+    state_store.ops.set_cursor("orders:acct:US", T0 - timedelta(minutes=5))
+    assert state_store.ops.get_cursor("orders:acct:US") == T0
+    state_store.ops.set_cursor("orders:acct:US", T0 + timedelta(minutes=5))
+    assert state_store.ops.get_cursor("orders:acct:US") == T0 + timedelta(minutes=5)
+    reset_cursor(state_store, "orders:acct:US", T0 - timedelta(days=1))
+    assert state_store.ops.get_cursor("orders:acct:US") == T0 - timedelta(days=1)
+    assert all_cursors(state_store) == {"orders:acct:US": T0 - timedelta(days=1)}
 
 
 def test_staging_is_an_upsert_by_amazon_order_id(state_store):
-    assert state_store.stage_orders([staged()]) == {"new": 1, "changed": 0, "unchanged": 0}
-    assert state_store.stage_orders([staged()]) == {"new": 0, "changed": 0, "unchanged": 1}
+    assert state_store.orders.stage([staged()]) == {"new": 1, "changed": 0, "unchanged": 0}
+    assert state_store.orders.stage([staged()]) == {"new": 0, "changed": 0, "unchanged": 1}
     # an older version never overwrites a newer one
-    assert state_store.stage_orders([staged(updated=T0 - timedelta(1), status="PENDING")])["unchanged"] == 1
-    assert state_store.get_order("111-0000001-0000001")["amazon_status"] == "UNSHIPPED"
-    assert state_store.stage_orders([staged(updated=T0 + timedelta(1), status="SHIPPED")])["changed"] == 1
-    order = state_store.get_order("111-0000001-0000001")
+    assert state_store.orders.stage([staged(updated=T0 - timedelta(1), status="PENDING")])["unchanged"] == 1
+    assert state_store.orders.get("111-0000001-0000001")["amazon_status"] == "UNSHIPPED"
+    assert state_store.orders.stage([staged(updated=T0 + timedelta(1), status="SHIPPED")])["changed"] == 1
+    order = state_store.orders.get("111-0000001-0000001")
     assert order["amazon_status"] == "SHIPPED"
     assert order["amazon_updated_at"] == T0 + timedelta(1)
-    assert [i["amazon_order_item_id"] for i in state_store.get_items("111-0000001-0000001")] == [
+    assert [i["amazon_order_item_id"] for i in state_store.orders.items("111-0000001-0000001")] == [
         "111-0000001-0000001-1"
     ]
 
 
 def test_orders_to_process_follows_changes(state_store):
-    state_store.stage_orders([staged("111-0000001-0000001"), staged("111-0000001-0000002")])
-    todo = state_store.orders_to_process("acct")
+    state_store.orders.stage([staged("111-0000001-0000001"), staged("111-0000001-0000002")])
+    todo = state_store.orders.to_process("acct")
     assert [o["amazon_order_id"] for o in todo] == ["111-0000001-0000001", "111-0000001-0000002"]
-    assert [o["amazon_order_id"] for o in state_store.orders_to_process("acct", after_id="111-0000001-0000001")] == [
+    assert [o["amazon_order_id"] for o in state_store.orders.to_process("acct", after_id="111-0000001-0000001")] == [
         "111-0000001-0000002"
     ]
-    state_store.set_order_sync(
+    state_store.orders.set_sync(
         "111-0000001-0000001", OrderSync.IMPORTED, synced_amazon_updated_at=T0, commerce_order_id=7,
         commerce_increment_id="000000007",
     )
-    assert [o["amazon_order_id"] for o in state_store.orders_to_process("acct")] == ["111-0000001-0000002"]
+    assert [o["amazon_order_id"] for o in state_store.orders.to_process("acct")] == ["111-0000001-0000002"]
     # a later change on Amazon's side puts it back in the queue, keeping the mapping
-    state_store.stage_orders([staged("111-0000001-0000001", updated=T0 + timedelta(1), status="CANCELLED")])
-    again = state_store.orders_to_process("acct")
+    state_store.orders.stage([staged("111-0000001-0000001", updated=T0 + timedelta(1), status="CANCELLED")])
+    again = state_store.orders.to_process("acct")
     assert [o["amazon_order_id"] for o in again][0] == "111-0000001-0000001"
     assert again[0]["commerce_order_id"] == 7 and again[0]["sync_status"] == OrderSync.IMPORTED
-    assert state_store.find_order_by_commerce_id(7)["amazon_order_id"] == "111-0000001-0000001"
-    assert state_store.find_order_by_increment_id("000000007")["amazon_order_id"] == "111-0000001-0000001"
+    assert state_store.orders.by_commerce_id(7)["amazon_order_id"] == "111-0000001-0000001"
+    assert state_store.orders.by_increment_id("000000007")["amazon_order_id"] == "111-0000001-0000001"
     # orders waiting for a product are retried on every run even without a change
-    state_store.set_order_sync("111-0000001-0000002", OrderSync.WAITING_PRODUCT, reason="SKU-1 unknown",
+    state_store.orders.set_sync("111-0000001-0000002", OrderSync.WAITING_PRODUCT, reason="SKU-1 unknown",
                                synced_amazon_updated_at=T0)
-    assert "111-0000001-0000002" in [o["amazon_order_id"] for o in state_store.orders_to_process("acct")]
+    assert "111-0000001-0000002" in [o["amazon_order_id"] for o in state_store.orders.to_process("acct")]
     # quarantined orders are not, until re-driven
-    state_store.set_order_sync("111-0000001-0000002", OrderSync.QUARANTINED, reason="bad", synced_amazon_updated_at=T0)
-    assert "111-0000001-0000002" not in [o["amazon_order_id"] for o in state_store.orders_to_process("acct")]
-    assert state_store.orders_to_process("other-account") == []
+    state_store.orders.set_sync("111-0000001-0000002", OrderSync.QUARANTINED, reason="bad", synced_amazon_updated_at=T0)
+    assert "111-0000001-0000002" not in [o["amazon_order_id"] for o in state_store.orders.to_process("acct")]
+    assert state_store.orders.to_process("other-account") == []
 
 
 def test_pii_is_kept_apart_and_never_restored_after_erasure(state_store):
     pii = {"buyer_name": "Zoë Ørsted", "buyer_email": "zoe@example.test", "shipping_address": {"city": "Århus"}}
-    state_store.stage_orders([staged(pii=pii)])
-    assert state_store.get_pii("111-0000001-0000001")["buyer_name"] == "Zoë Ørsted"
-    assert "Zoë" not in str(state_store.get_order("111-0000001-0000001"))
+    state_store.orders.stage([staged(pii=pii)])
+    assert state_store.orders.pii("111-0000001-0000001")["buyer_name"] == "Zoë Ørsted"
+    assert "Zoë" not in str(state_store.orders.get("111-0000001-0000001"))
     # a later PENDING-style version without PII keeps the stored data
-    state_store.stage_orders([staged(updated=T0 + timedelta(1), pii={})])
-    assert state_store.get_pii("111-0000001-0000001")["buyer_email"] == "zoe@example.test"
+    state_store.orders.stage([staged(updated=T0 + timedelta(1), pii={})])
+    assert state_store.orders.pii("111-0000001-0000001")["buyer_email"] == "zoe@example.test"
 
 
 def test_intent_log_records_once(state_store):
-    first = state_store.record_intent("create_order:111-0000001-0000001", "create_order", "111-0000001-0000001")
+    first = state_store.writes.record_intent("create_order:111-0000001-0000001", "create_order", "111-0000001-0000001")
     assert first["status"] == WriteStatus.INTENT
-    again = state_store.record_intent("create_order:111-0000001-0000001", "create_order", "111-0000001-0000001")
+    again = state_store.writes.record_intent("create_order:111-0000001-0000001", "create_order", "111-0000001-0000001")
     assert again["id"] == first["id"]
-    state_store.complete_write("create_order:111-0000001-0000001", 42)
-    done = state_store.get_write("create_order:111-0000001-0000001")
+    state_store.writes.complete("create_order:111-0000001-0000001", 42)
+    done = state_store.writes.get("create_order:111-0000001-0000001")
     assert done["status"] == WriteStatus.DONE and done["commerce_entity_id"] == "42"
-    assert [w["kind"] for w in state_store.writes_for_order("111-0000001-0000001")] == ["create_order"]
-    state_store.forget_write("create_order:111-0000001-0000001")
-    assert state_store.get_write("create_order:111-0000001-0000001") is None
+    assert [w["kind"] for w in state_store.writes.for_order("111-0000001-0000001")] == ["create_order"]
+    state_store.writes.forget("create_order:111-0000001-0000001")
+    assert state_store.writes.get("create_order:111-0000001-0000001") is None
 
 
 def test_outbox_is_keyed_by_natural_key(state_store):
-    assert state_store.enqueue("shipment:10", "shipment_confirmation", "acct", "111-0000001-0000001", {"a": 1})
-    assert not state_store.enqueue("shipment:10", "shipment_confirmation", "acct", "111-0000001-0000001", {"a": 2})
-    [entry] = state_store.outbox_entries(kind="shipment_confirmation", statuses=[OutboxStatus.PENDING])
+    assert state_store.outbox.add("shipment:10", "shipment_confirmation", "acct", "111-0000001-0000001", {"a": 1})
+    assert not state_store.outbox.add("shipment:10", "shipment_confirmation", "acct", "111-0000001-0000001", {"a": 2})
+    [entry] = state_store.outbox.entries(kind="shipment_confirmation", statuses=[OutboxStatus.PENDING])
     assert entry["payload"] == {"a": 1}
-    assert state_store.update_outbox([entry["id"]], OutboxStatus.SUBMITTED, feed_id="F1", message_ids={entry["id"]: 1},
-                                     expect_status=[OutboxStatus.PENDING], count_attempt=True) == 1
+    assert state_store.outbox.transition(
+        entry["id"], OutboxStatus.SUBMITTED, expect=OutboxStatus.PENDING, feed_id="F1", message_id=1, count_attempt=True
+    )
     # compare-and-set: a second worker cannot submit it again
-    assert state_store.update_outbox([entry["id"]], OutboxStatus.SUBMITTED, expect_status=[OutboxStatus.PENDING]) == 0
-    [entry] = state_store.outbox_entries(feed_id="F1")
+    assert not state_store.outbox.transition(entry["id"], OutboxStatus.SUBMITTED, expect=OutboxStatus.PENDING)
+    [entry] = state_store.outbox.entries(feed_id="F1")
     assert (entry["status"], entry["message_id"], entry["attempts"]) == ("submitted", 1, 1)
-    state_store.set_outbox_result(entry["id"], OutboxStatus.REJECTED, "order already shipped")
-    assert state_store.get_outbox("shipment:10")["amazon_message"] == "order already shipped"
+    state_store.outbox.transition(
+        "shipment:10", OutboxStatus.REJECTED, expect=OutboxStatus.SUBMITTED, amazon_message="order already shipped"
+    )
+    assert state_store.outbox.get("shipment:10")["amazon_message"] == "order already shipped"
+
+
+def test_outbox_transitions_are_compare_and_set_on_known_statuses(state_store):
+    state_store.outbox.add("cancel:1", "cancel:ATVPDKIKX0DER", "acct", "111-0000001-0000001", {"reason": "NoInventory"})
+    # the persisted strings are the ones users' stores hold
+    assert [s.value for s in OutboxStatus] == [
+        "waiting", "pending", "submitting", "submitted", "sending", "confirmed", "accepted", "rejected", "skipped"
+    ]
+    assert {s for s in OutboxStatus if s.is_terminal} == {"accepted", "rejected", "skipped"}
+    assert not state_store.outbox.transition("cancel:1", OutboxStatus.ACCEPTED, expect=OutboxStatus.SUBMITTED)
+    assert state_store.outbox.transition(
+        "cancel:1", OutboxStatus.REJECTED, expect=[OutboxStatus.PENDING, OutboxStatus.SUBMITTED], amazon_message="no"
+    )
+    # a rejected cancellation is sent again only when asked explicitly, with a new payload
+    assert state_store.outbox.transition(
+        "cancel:1", OutboxStatus.PENDING, expect=OutboxStatus.REJECTED, payload={"reason": "BuyerCanceled"},
+        amazon_message=None,
+    )
+    entry = state_store.outbox.get("cancel:1")
+    assert (entry["status"], entry["amazon_message"]) == ("pending", None)
+    assert entry["payload"] == {"reason": "BuyerCanceled"}
+    with pytest.raises(ValueError, match="no field"):
+        state_store.outbox.transition("cancel:1", OutboxStatus.SUBMITTED, expect=OutboxStatus.PENDING, status="x")
+    with pytest.raises(ValueError):
+        state_store.outbox.transition("cancel:1", "sent", expect=OutboxStatus.PENDING)
 
 
 def test_feeds_quarantine_mismatches_audit(state_store):
-    state_store.record_feed("F1", "acct", "POST_PAYMENT_ADJUSTMENT_DATA", "doc-1")
-    state_store.record_feed("F1", "acct", "POST_PAYMENT_ADJUSTMENT_DATA", "doc-1")
-    assert [f["feed_id"] for f in state_store.open_feeds("POST_PAYMENT_ADJUSTMENT_DATA")] == ["F1"]
-    state_store.finish_feed("F1", "DONE", {"errors": 1})
-    assert state_store.open_feeds() == [] and state_store.get_feed("F1")["summary"] == {"errors": 1}
+    state_store.outbox.record_feed("F1", "acct", "POST_PAYMENT_ADJUSTMENT_DATA", "doc-1")
+    state_store.outbox.record_feed("F1", "acct", "POST_PAYMENT_ADJUSTMENT_DATA", "doc-1")
+    assert [f["feed_id"] for f in state_store.outbox.open_feeds("POST_PAYMENT_ADJUSTMENT_DATA")] == ["F1"]
+    state_store.outbox.finish_feed("F1", "DONE", {"errors": 1})
+    assert state_store.outbox.open_feeds() == [] and state_store.outbox.get_feed("F1")["summary"] == {"errors": 1}
 
-    state_store.quarantine("order", "111-0000001-0000001", "grand total does not add up")
-    state_store.quarantine("order", "111-0000001-0000001", "grand total still does not add up")
-    [q] = state_store.open_quarantine("order")
+    state_store.ops.quarantine("order", "111-0000001-0000001", "grand total does not add up")
+    state_store.ops.quarantine("order", "111-0000001-0000001", "grand total still does not add up")
+    [q] = open_quarantine(state_store, "order")
     assert q["occurrences"] == 2 and q["reason"] == "grand total still does not add up"
-    assert state_store.resolve_quarantine("order", "111-0000001-0000001")
-    assert not state_store.resolve_quarantine("order", "111-0000001-0000001")
-    assert state_store.open_quarantine() == []
+    assert state_store.ops.resolve_quarantine("order", "111-0000001-0000001")
+    assert not state_store.ops.resolve_quarantine("order", "111-0000001-0000001")
+    assert open_quarantine(state_store) == []
 
-    state_store.report_mismatch("shipment_not_on_amazon", "111-0000001-0000001", "still UNSHIPPED")
-    state_store.report_mismatch("shipment_not_on_amazon", "111-0000001-0000001", "still UNSHIPPED after 2 runs")
-    assert [m["detail"] for m in state_store.open_mismatches()] == ["still UNSHIPPED after 2 runs"]
-    state_store.resolve_mismatch("shipment_not_on_amazon", "111-0000001-0000001")
-    assert state_store.open_mismatches() == []
+    state_store.ops.report_mismatch("shipment_not_on_amazon", "111-0000001-0000001", "still UNSHIPPED")
+    state_store.ops.report_mismatch("shipment_not_on_amazon", "111-0000001-0000001", "still UNSHIPPED after 2 runs")
+    assert [m["detail"] for m in open_mismatches(state_store)] == ["still UNSHIPPED after 2 runs"]
+    state_store.ops.resolve_mismatch("shipment_not_on_amazon", "111-0000001-0000001")
+    assert open_mismatches(state_store) == []
 
-    state_store.audit("order_created", "order", "111-0000001-0000001", {"commerce_order_id": 1})
-    [entry] = state_store.audit_entries(entity_id="111-0000001-0000001")
+    state_store.ops.audit("order_created", "order", "111-0000001-0000001", {"commerce_order_id": 1})
+    [entry] = audit_entries(state_store, entity_id="111-0000001-0000001")
     assert entry["actor"] == "tests" and entry["detail"] == {"commerce_order_id": 1}
 
 
 def test_leases_exclude_other_owners_until_expiry(state_store):
-    assert state_store.acquire_lease("order:1", "w1", 60)
-    assert not state_store.acquire_lease("order:1", "w2", 60)
-    assert state_store.acquire_lease("order:1", "w1", 60)  # re-entrant for the owner
-    state_store.release_lease("order:1", "w1")
-    assert state_store.acquire_lease("order:1", "w2", -1)  # already expired
-    assert state_store.acquire_lease("order:1", "w3", 60)
+    assert state_store.ops.acquire_lease("order:1", "w1", 60)
+    assert not state_store.ops.acquire_lease("order:1", "w2", 60)
+    assert state_store.ops.acquire_lease("order:1", "w1", 60)  # re-entrant for the owner
+    state_store.ops.release_lease("order:1", "w1")
+    assert state_store.ops.acquire_lease("order:1", "w2", -1)  # already expired
+    assert state_store.ops.acquire_lease("order:1", "w3", 60)
 
 
 def test_concurrent_staging_and_leases_from_threads(state_store):
@@ -191,8 +220,8 @@ def test_concurrent_staging_and_leases_from_threads(state_store):
 
     def work(n: int) -> None:
         try:
-            state_store.stage_orders([staged(f"111-0000001-{i:07d}") for i in range(20)])
-            if state_store.acquire_lease("order:race", f"w{n}", 60):
+            state_store.orders.stage([staged(f"111-0000001-{i:07d}") for i in range(20)])
+            if state_store.ops.acquire_lease("order:race", f"w{n}", 60):
                 winners.append(f"w{n}")
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
@@ -206,4 +235,4 @@ def test_concurrent_staging_and_leases_from_threads(state_store):
         pytest.fail(f"SQLite writers must wait, not fail: {errors[0]!r}")
     assert not errors
     assert len(winners) == 1
-    assert sum(state_store.count_orders_by_status().values()) == 20
+    assert sum(state_store.orders.count_by_status().values()) == 20

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from amazon_commerce_sync.ui import queries
 from amazon_commerce_sync.ui.app import create_app, require_user
+from tests.store_queries import audit_entries
 
 from .conftest import PII_MARKERS, seed
 
@@ -54,7 +55,7 @@ def test_page_shows_every_section_from_the_store(small_store):
 def test_counts_match_the_store(small_store):
     data = queries.page_data(small_store.store, small_store.now)
     assert sum(c.total for c in data.channels) == 600
-    created = small_store.store.audit_entries(action="order_created")
+    created = audit_entries(small_store.store, action="order_created")
     in_window = [e for e in created if e["at"].replace(tzinfo=UTC) >= data.hours[0]]
     assert 0 < len(in_window) <= small_store.imported
     assert sum(sum(c.created_per_hour) for c in data.channels) == len(in_window)
@@ -79,7 +80,7 @@ def test_an_empty_store_renders(make_store):
 
 def test_no_buyer_personal_data_on_the_page(small_store):
     # an e-mail address that slipped into a reason is removed too
-    small_store.store.quarantine("amazon_order", "999-0000000-0000001", "bad address for piimarker.x@example.com")
+    small_store.store.ops.quarantine("amazon_order", "999-0000000-0000001", "bad address for piimarker.x@example.com")
     html = signed_in_client(small_store.store).get("/").text
     assert "bad address for &lt;email&gt;" in html
     markers = [v for v in PII_MARKERS.values() if isinstance(v, str)]

@@ -20,6 +20,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from amazon_commerce_sync import alerts
 from amazon_commerce_sync.settings import parse_settings
 from amazon_commerce_sync.store import OrderSync, StagedOrder
+from tests.store_queries import audit_entries
 
 US, CA = "ATVPDKIKX0DER", "A2EUQ1WTGCTBG2"
 WAITING_ID, FRESH_ID, QUARANTINED_ID = "111-0000001-0000001", "111-0000002-0000002", "111-0000003-0000003"
@@ -43,8 +44,8 @@ def staged(order_id: str, updated: datetime) -> StagedOrder:
 # -- import lag ------------------------------------------------------------------------------------
 def test_lag_alert_fires_per_marketplace_with_what_to_do(state_store):
     now = datetime.now(UTC)
-    state_store.set_cursor(f"orders:us-main:{US}", now - timedelta(minutes=95))
-    state_store.set_cursor(f"orders:us-main:{CA}", now - timedelta(minutes=7))
+    state_store.ops.set_cursor(f"orders:us-main:{US}", now - timedelta(minutes=95))
+    state_store.ops.set_cursor(f"orders:us-main:{CA}", now - timedelta(minutes=7))
 
     fired = alerts.check_import_lag(state_store, accounts(), now)
 
@@ -59,16 +60,16 @@ def test_lag_alert_fires_per_marketplace_with_what_to_do(state_store):
 
 def test_lag_is_quiet_when_fresh_or_under_the_threshold(state_store):
     now = datetime.now(UTC)
-    state_store.set_cursor(f"orders:us-main:{US}", now - timedelta(minutes=95))
-    state_store.set_cursor(f"orders:us-main:{CA}", now - timedelta(minutes=3))
+    state_store.ops.set_cursor(f"orders:us-main:{US}", now - timedelta(minutes=95))
+    state_store.ops.set_cursor(f"orders:us-main:{CA}", now - timedelta(minutes=3))
     assert alerts.check_import_lag(state_store, accounts(alert_import_lag_minutes=120), now) == []
-    state_store.set_cursor(f"orders:us-main:{US}", now - timedelta(minutes=3))
+    state_store.ops.set_cursor(f"orders:us-main:{US}", now - timedelta(minutes=3))
     assert alerts.check_import_lag(state_store, accounts(), now) == []
 
 
 def test_lag_alert_when_a_marketplace_was_never_imported_unless_import_is_off(state_store):
     now = datetime.now(UTC)
-    state_store.set_cursor(f"orders:us-main:{US}", now - timedelta(minutes=3))
+    state_store.ops.set_cursor(f"orders:us-main:{US}", now - timedelta(minutes=3))
     fired = alerts.check_import_lag(state_store, accounts(), now)
     assert [a.subject for a in fired] == [f"no Amazon order import has completed for marketplace {CA}"]
     assert alerts.check_import_lag(state_store, accounts(import_enabled=False), now) == []
@@ -78,12 +79,12 @@ def test_lag_alert_when_a_marketplace_was_never_imported_unless_import_is_off(st
 def _stuck_fixture(store) -> datetime:
     """Two waiting orders (one since now, one changed by Amazon 2 h from now) and one quarantined."""
     now = datetime.now(UTC)
-    store.stage_orders([staged(WAITING_ID, now - timedelta(days=1)), staged(FRESH_ID, now + timedelta(hours=2)),
+    store.orders.stage([staged(WAITING_ID, now - timedelta(days=1)), staged(FRESH_ID, now + timedelta(hours=2)),
                         staged(QUARANTINED_ID, now - timedelta(days=1))])  # fmt: skip
     for order_id in (WAITING_ID, FRESH_ID):
-        store.set_order_sync(order_id, OrderSync.WAITING_PRODUCT, reason="SKU-1: not in Commerce")
-    store.set_order_sync(QUARANTINED_ID, OrderSync.QUARANTINED, reason="the amounts do not add up")
-    store.quarantine("amazon_order", QUARANTINED_ID, "the amounts do not add up")
+        store.orders.set_sync(order_id, OrderSync.WAITING_PRODUCT, reason="SKU-1: not in Commerce")
+    store.orders.set_sync(QUARANTINED_ID, OrderSync.QUARANTINED, reason="the amounts do not add up")
+    store.ops.quarantine("amazon_order", QUARANTINED_ID, "the amounts do not add up")
     return now
 
 
@@ -112,16 +113,16 @@ def test_stuck_orders_quiet_before_the_threshold_or_once_resolved(state_store):
     now = _stuck_fixture(state_store)
     assert alerts.check_stuck_orders(state_store, accounts(), now + timedelta(hours=23)) == []
     assert alerts.check_stuck_orders(state_store, accounts(alert_stuck_hours=48), now + timedelta(hours=25)) == []
-    state_store.redrive([QUARANTINED_ID])
-    state_store.set_order_sync(WAITING_ID, OrderSync.IMPORTED)
+    state_store.orders.redrive([QUARANTINED_ID])
+    state_store.orders.set_sync(WAITING_ID, OrderSync.IMPORTED)
     assert alerts.check_stuck_orders(state_store, accounts(), now + timedelta(hours=25)) == []
 
 
 # -- the monitor: send, repeat, stay quiet ---------------------------------------------------------
 def test_monitor_sends_once_per_repeat_interval_and_records_it(state_store):
     now = datetime.now(UTC)
-    state_store.set_cursor(f"orders:us-main:{US}", now - timedelta(hours=3))
-    state_store.set_cursor(f"orders:us-main:{CA}", now)
+    state_store.ops.set_cursor(f"orders:us-main:{US}", now - timedelta(hours=3))
+    state_store.ops.set_cursor(f"orders:us-main:{CA}", now)
     sent: list[alerts.Alert] = []
 
     first = alerts.run_monitor(state_store, accounts(), now=now, deliver=sent.append)
@@ -130,11 +131,11 @@ def test_monitor_sends_once_per_repeat_interval_and_records_it(state_store):
     assert first["sent"] == [f"import_lag:us-main:{US}"] and again["sent"] == []
     assert again["repeat_suppressed"] == [f"import_lag:us-main:{US}"]
     assert len(sent) == 1
-    entries = state_store.audit_entries(action="alert_sent")
+    entries = audit_entries(state_store, action="alert_sent")
     assert [(e["entity_id"], e["detail"]) for e in entries] == [
         (f"import_lag:us-main:{US}", {"kind": "import_lag", "account_id": "us-main"})
     ]
-    state_store.set_cursor(f"orders:us-main:{CA}", now + timedelta(minutes=30))  # CA keeps up
+    state_store.ops.set_cursor(f"orders:us-main:{CA}", now + timedelta(minutes=30))  # CA keeps up
     later = alerts.run_monitor(state_store, accounts(), now=now + timedelta(minutes=61), deliver=sent.append)
     assert later["sent"] == [f"import_lag:us-main:{US}"] and len(sent) == 2
     always = alerts.run_monitor(state_store, accounts(alert_repeat_minutes=0), now=now, deliver=sent.append)
@@ -144,12 +145,12 @@ def test_monitor_sends_once_per_repeat_interval_and_records_it(state_store):
 def test_monitor_is_quiet_when_healthy(state_store, caplog):
     now = datetime.now(UTC)
     for marketplace in (US, CA):
-        state_store.set_cursor(f"orders:us-main:{marketplace}", now - timedelta(minutes=4))
+        state_store.ops.set_cursor(f"orders:us-main:{marketplace}", now - timedelta(minutes=4))
     sent: list[alerts.Alert] = []
     caplog.set_level(logging.INFO)
     summary = alerts.run_monitor(state_store, accounts(), now=now, deliver=sent.append)
     assert summary == {"firing": [], "sent": [], "repeat_suppressed": []}
-    assert sent == [] and state_store.audit_entries(action="alert_sent") == []
+    assert sent == [] and audit_entries(state_store, action="alert_sent") == []
     assert "all quiet" in caplog.text
 
 
@@ -324,15 +325,15 @@ def airflow_env(airflow_db, tmp_path, monkeypatch):
 
 def test_monitor_dag_alerts_on_lag_and_then_stays_quiet(airflow_env, caplog):
     caplog.set_level(logging.INFO)
-    airflow_env.store.set_cursor(f"orders:us-main:{US}", datetime.now(UTC) - timedelta(hours=2))
+    airflow_env.store.ops.set_cursor(f"orders:us-main:{US}", datetime.now(UTC) - timedelta(hours=2))
     assert _run_dag("sales_channel_monitor") == {"check": "success"}
     assert "SALES CHANNEL ALERT [import_lag] account=us-main: Amazon order import is 2 h behind" in caplog.text
-    assert [e["entity_id"] for e in airflow_env.store.audit_entries(action="alert_sent")] == [
+    assert [e["entity_id"] for e in audit_entries(airflow_env.store, action="alert_sent")] == [
         f"import_lag:us-main:{US}"
     ]
 
     caplog.clear()
-    airflow_env.store.set_cursor(f"orders:us-main:{US}", datetime.now(UTC) - timedelta(minutes=3))
+    airflow_env.store.ops.set_cursor(f"orders:us-main:{US}", datetime.now(UTC) - timedelta(minutes=3))
     assert _run_dag("sales_channel_monitor") == {"check": "success"}
     assert "SALES CHANNEL ALERT" not in caplog.text and "all quiet" in caplog.text
 

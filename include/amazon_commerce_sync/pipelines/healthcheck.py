@@ -48,5 +48,5 @@ def check_store(ctx) -> dict[str, Any]:
     return {
         "dialect": ctx.store.engine.dialect.name,
         "revision": revision,
-        "orders": ctx.store.count_orders_by_status(),
+        "orders": ctx.store.orders.count_by_status(),
     }

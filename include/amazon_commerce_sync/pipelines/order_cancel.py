@@ -178,7 +178,7 @@ def request_cancellations(ctx: Context, account: AccountSettings, request: Cance
     seen: set[str] = set()
     wanted: list[tuple[str, str]] = [(i, i) for i in request.amazon_order_ids]
     for number in request.commerce_order_numbers:
-        row = ctx.store.find_order_by_increment_id(number)
+        row = ctx.store.orders.by_increment_id(number)
         if row is None:
             records.append(_record(number, None, Outcome.NOT_FOUND,
                                    f"no Amazon order is mapped to Commerce order number {number}"))  # fmt: skip
@@ -204,7 +204,7 @@ def request_cancellations(ctx: Context, account: AccountSettings, request: Cance
             if feed_id:
                 log.info("%s: cancellations submitted in feed %s", marketplace, feed_id)
         for record in to_send:
-            entry = ctx.store.get_outbox(outbox_key(record["amazon_order_id"])) or {}
+            entry = ctx.store.outbox.get(outbox_key(record["amazon_order_id"])) or {}
             if entry.get("status") in (OutboxStatus.SUBMITTED, OutboxStatus.ACCEPTED, OutboxStatus.REJECTED):
                 record["feed_id"] = entry.get("feed_id")
     feed_ids = sorted({r["feed_id"] for r in to_send if r.get("feed_id")})
@@ -230,7 +230,7 @@ def _message(message_id: int, payload: dict[str, Any]):
 def _classify(
     ctx: Context, account: AccountSettings, request: CancelRequest, requested: str, order_id: str
 ) -> dict[str, Any]:
-    row = ctx.store.get_order(order_id)
+    row = ctx.store.orders.get(order_id)
     if row is not None and row["account_id"] != account.account_id:
         return _record(requested, order_id, Outcome.OTHER_ACCOUNT,
                        f"belongs to account {row['account_id']}, not {account.account_id}; "
@@ -262,7 +262,7 @@ def _classify(
     if not item_codes:
         return _record(requested, order_id, Outcome.ERROR, "Amazon returned the order without items", **base)
     key = outbox_key(order_id)
-    entry = ctx.store.get_outbox(key)
+    entry = ctx.store.outbox.get(key)
     if request.dry_run:
         detail = "would be cancelled (dry run: nothing was sent)"
         if entry and entry["status"] in (OutboxStatus.PENDING, SUBMITTING, OutboxStatus.SUBMITTED):
@@ -271,14 +271,15 @@ def _classify(
     payload = {"amazon_order_id": order_id, "item_codes": item_codes, "reason": request.reason,
                "note": request.note, "marketplace_id": marketplace}  # fmt: skip
     if entry is None:
-        if ctx.store.enqueue(key, outbox_kind(marketplace), account.account_id, order_id, payload):
-            ctx.store.audit("cancellation_requested", "amazon_order", order_id,
+        if ctx.store.outbox.add(key, outbox_kind(marketplace), account.account_id, order_id, payload):
+            ctx.store.ops.audit("cancellation_requested", "amazon_order", order_id,
                             {"reason": request.reason, "marketplace_id": marketplace})  # fmt: skip
             return _record(requested, order_id, Outcome.REQUESTED, "cancellation recorded", **base)
-        entry = ctx.store.get_outbox(key) or {}
-    if entry.get("status") == OutboxStatus.REJECTED and ctx.store.requeue_outbox(
-        key, payload, expect_status=[OutboxStatus.REJECTED]
-    ):
+        entry = ctx.store.outbox.get(key) or {}
+    if entry.get("status") == OutboxStatus.REJECTED and ctx.store.outbox.transition(
+        key, OutboxStatus.PENDING, expect=OutboxStatus.REJECTED,
+        payload=payload, feed_id=None, message_id=None, amazon_message=None,
+    ):  # fmt: skip
         log.info("order %s: Amazon rejected an earlier cancellation; it is UNSHIPPED, so sending again", order_id)
         return _record(requested, order_id, Outcome.REQUESTED, "recorded again after an earlier rejection", **base)
     feed_id = entry.get("feed_id") if entry.get("status") != SUBMITTING else None
@@ -292,7 +293,7 @@ def feeds_finished(ctx: Context, account: AccountSettings, feed_ids: Iterable[st
     """True when Amazon has finished every feed (or it was settled already); never raises on a busy Amazon."""
     waiting = []
     for feed_id in feed_ids:
-        known = ctx.store.get_feed(feed_id)
+        known = ctx.store.outbox.get_feed(feed_id)
         if known and known.get("completed_at"):
             continue
         try:
@@ -318,7 +319,7 @@ def confirm_cancellations(ctx: Context, account: AccountSettings, requested: Map
         return {**requested, "orders": records}
     amazon = ctx.amazon(account)
     for feed_id in requested.get("feed_ids") or []:
-        known = ctx.store.get_feed(feed_id)
+        known = ctx.store.outbox.get_feed(feed_id)
         if known and known.get("completed_at"):
             continue
         result = feeds.settle_feed(ctx.store, amazon, feed_id)
@@ -338,7 +339,7 @@ def confirm_cancellations(ctx: Context, account: AccountSettings, requested: Map
 
 def _confirm_one(ctx: Context, account: AccountSettings, loader, record: dict[str, Any], owner: str) -> None:
     order_id = record["amazon_order_id"]
-    entry = ctx.store.get_outbox(outbox_key(order_id))
+    entry = ctx.store.outbox.get(outbox_key(order_id))
     ours = record["outcome"] == Outcome.REQUESTED
     if ours and entry:
         record["feed_id"] = entry.get("feed_id") if entry["status"] != SUBMITTING else record.get("feed_id")
@@ -382,7 +383,7 @@ def _confirm_one(ctx: Context, account: AccountSettings, loader, record: dict[st
 def _cancel_commerce(ctx: Context, account: AccountSettings, loader, order_id: str, comment: str, owner: str) -> str:
     from amazon_commerce_sync.pipelines.order_import import cancel_in_commerce
 
-    row = ctx.store.get_order(order_id)
+    row = ctx.store.orders.get(order_id)
     commerce = ctx.commerce(account)
     commerce_id = row["commerce_order_id"] if row else None
     if commerce_id is None:
@@ -392,7 +393,7 @@ def _cancel_commerce(ctx: Context, account: AccountSettings, loader, order_id: s
         commerce_id = int(sorted(found, key=lambda o: int(o["entity_id"]))[0]["entity_id"])
     lease = f"order:{order_id}"
     deadline = time.monotonic() + LEASE_WAIT_SECONDS
-    while not ctx.store.acquire_lease(lease, owner, LEASE_SECONDS):
+    while not ctx.store.ops.acquire_lease(lease, owner, LEASE_SECONDS):
         if time.monotonic() > deadline:
             raise RetriableError(f"Commerce order {commerce_id} is being written by another task", operation="lease")
         time.sleep(1.0)
@@ -408,9 +409,9 @@ def _cancel_commerce(ctx: Context, account: AccountSettings, loader, order_id: s
                     raise
                 log.warning("order %s: Commerce cancellation attempt %d failed (%s); again", order_id, attempt, exc)
     finally:
-        ctx.store.release_lease(lease, owner)
+        ctx.store.ops.release_lease(lease, owner)
     if row is not None:
-        ctx.store.set_order_sync(order_id, OrderSync.CANCELED, synced_amazon_updated_at=row["amazon_updated_at"])
+        ctx.store.orders.set_sync(order_id, OrderSync.CANCELLED, synced_amazon_updated_at=row["amazon_updated_at"])
     return f"{action} (order {commerce_id})"
 
 

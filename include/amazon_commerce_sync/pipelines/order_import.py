@@ -96,7 +96,7 @@ def extract_orders(
             start = max(backfill_from, account.import_orders_after)
             end = min(backfill_to or latest_end, latest_end)
         else:
-            cursor = ctx.store.get_cursor(stream)
+            cursor = ctx.store.ops.get_cursor(stream)
             start = (cursor - timedelta(minutes=account.overlap_minutes)) if cursor else account.import_orders_after
             start = max(start, account.import_orders_after)
             end = latest_end
@@ -118,9 +118,9 @@ def extract_orders(
                     records.append(staged_order(order, account.account_id))
                 except (KeyError, TypeError, ValueError) as exc:
                     order_id = str(order.get("orderId") or "?")
-                    ctx.store.quarantine("amazon_order", order_id, f"cannot stage the order: {type(exc).__name__}")
+                    ctx.store.ops.quarantine("amazon_order", order_id, f"cannot stage the order: {type(exc).__name__}")
                     summary["quarantined"] = summary.get("quarantined", 0) + 1
-            counts = ctx.store.stage_orders(records)
+            counts = ctx.store.orders.stage(records)
             summary["pages"] += 1
             summary["fetched"] += len(page.orders)
             summary["new"] += counts["new"]
@@ -130,7 +130,7 @@ def extract_orders(
                 account.account_id, marketplace, number, len(page.orders), counts["new"], counts["changed"],
             )  # fmt: skip
         # Only now that the whole window is staged may the cursor move.
-        ctx.store.set_cursor(stream, end)
+        ctx.store.ops.set_cursor(stream, end)
     return summary
 
 
@@ -173,7 +173,7 @@ class Loader:
     def run(self) -> dict[str, Any]:
         after = ""
         while True:
-            batch = self.store.orders_to_process(self.account.account_id, after_id=after, limit=100)
+            batch = self.store.orders.to_process(self.account.account_id, after_id=after, limit=100)
             if not batch:
                 break
             after = batch[-1]["amazon_order_id"]
@@ -236,7 +236,7 @@ class Loader:
     ) -> None:
         order_id = row["amazon_order_id"]
         lease = f"order:{order_id}"
-        if not self.store.acquire_lease(lease, self.owner, LEASE_SECONDS):
+        if not self.store.ops.acquire_lease(lease, self.owner, LEASE_SECONDS):
             self.count("busy_elsewhere")
             return
         try:
@@ -247,8 +247,8 @@ class Loader:
         except FatalError as exc:
             # Commerce refused this order (a 4xx): keep it visible, go on with the others.
             reason = f"Commerce rejected the order: {exc}"
-            self.store.quarantine("amazon_order", order_id, reason)
-            self.store.set_order_sync(
+            self.store.ops.quarantine("amazon_order", order_id, reason)
+            self.store.orders.set_sync(
                 order_id, OrderSync.QUARANTINED, reason=reason, count_attempt=True,
                 synced_amazon_updated_at=row["amazon_updated_at"],
             )  # fmt: skip
@@ -256,15 +256,15 @@ class Loader:
         except RetriableError as exc:
             # The status as it is now, not as it was read: a create that went through set it to WAITING, so that
             # the next run finishes the follow-ups (invoice, shipments) instead of taking the order as imported.
-            current = (self.store.get_order(order_id) or row)["sync_status"]
-            self.store.set_order_sync(order_id, current, reason=f"will retry: {exc}", count_attempt=True)
+            current = (self.store.orders.get(order_id) or row)["sync_status"]
+            self.store.orders.set_sync(order_id, current, reason=f"will retry: {exc}", count_attempt=True)
             self.count("failed", note=f"{order_id}: {exc}")
             log.warning("order %s: %s; it is retried on the next run", order_id, exc)
         except Exception as exc:  # noqa: BLE001 - one order's bug must not stop the others
             self.count("failed", note=f"{order_id}: unexpected {type(exc).__name__}")
             log.exception("order %s: unexpected %s; it is retried on the next run", order_id, type(exc).__name__)
         finally:
-            self.store.release_lease(lease, self.owner)
+            self.store.ops.release_lease(lease, self.owner)
 
     def _import(self, row, found, products) -> None:
         order_id = row["amazon_order_id"]
@@ -300,19 +300,19 @@ class Loader:
             entity = transform.build_order(order, amounts, self.account, products=products, customer=customer)
         except transform.MalformedOrder as exc:
             reason = str(exc)
-            self.store.quarantine("amazon_order", order_id, reason)
-            self.store.set_order_sync(order_id, OrderSync.QUARANTINED, reason=reason, synced_amazon_updated_at=updated)
-            self.store.audit("order_quarantined", "amazon_order", order_id, {"reason": reason})
+            self.store.ops.quarantine("amazon_order", order_id, reason)
+            self.store.orders.set_sync(order_id, OrderSync.QUARANTINED, reason=reason, synced_amazon_updated_at=updated)
+            self.store.ops.audit("order_quarantined", "amazon_order", order_id, {"reason": reason})
             self.count("quarantined", note=f"{order_id}: {reason}")
             return
         except OrderWaiting as exc:
-            self.store.set_order_sync(order_id, OrderSync.WAITING_PRODUCT, reason=str(exc), count_attempt=True)
+            self.store.orders.set_sync(order_id, OrderSync.WAITING_PRODUCT, reason=str(exc), count_attempt=True)
             self.count("waiting_for_product", note=f"{order_id}: {exc}")
             return
 
         commerce_order = self._create_once(order_id, entity, found)
         self._map_items(order_id, commerce_order)
-        self.store.set_order_sync(
+        self.store.orders.set_sync(
             order_id, OrderSync.WAITING, commerce_order_id=int(commerce_order["entity_id"]),
             commerce_increment_id=str(commerce_order.get("increment_id") or ""),
         )  # fmt: skip
@@ -322,9 +322,9 @@ class Loader:
             self._invoice_once(order_id, commerce_order, fresh=not self.summary_has_adopted(order_id))
         if status in ("SHIPPED", "PARTIALLY_SHIPPED"):
             self._mirror_amazon_shipments(order_id, order, commerce_order)
-        self.store.resolve_quarantine("amazon_order", order_id)
+        self.store.ops.resolve_quarantine("amazon_order", order_id)
         self._settle(row, OrderSync.IMPORTED, None, "created")
-        self.store.audit(
+        self.store.ops.audit(
             "order_created", "amazon_order", order_id,
             {"commerce_order_id": int(commerce_order["entity_id"]), "grand_total": str(amounts.grand_total)},
         )  # fmt: skip
@@ -332,7 +332,7 @@ class Loader:
             self._hold_for_buyer_cancellation(order_id, int(commerce_order["entity_id"]))
 
     def _settle(self, row, status: OrderSync, reason: str | None, counter: str) -> None:
-        self.store.set_order_sync(
+        self.store.orders.set_sync(
             row["amazon_order_id"], status, reason=reason, synced_amazon_updated_at=row["amazon_updated_at"]
         )
         self.count(counter)
@@ -340,7 +340,7 @@ class Loader:
     def _full_order(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """The staged order with its personal data put back (in memory only, for the Commerce payload)."""
         order = dict(row["payload"])
-        pii = self.store.get_pii(row["amazon_order_id"]) or {}
+        pii = self.store.orders.pii(row["amazon_order_id"]) or {}
         buyer = {
             "buyerName": pii.get("buyer_name"),
             "buyerEmail": pii.get("buyer_email"),
@@ -399,22 +399,22 @@ class Loader:
     # -- exactly-once writes --------------------------------------------------------------------
     def _create_once(self, order_id: str, entity: dict[str, Any], found: list[dict[str, Any]]) -> dict[str, Any]:
         key = f"create_order:{order_id}"
-        intent = self.store.get_write(key)
+        intent = self.store.writes.get(key)
         if intent and intent["status"] == WriteStatus.INTENT:
             # A previous attempt may have landed: the page look-up predates nothing, but look again.
             found = self.commerce.find_orders_by_ext_order_ids([order_id]).get(order_id, [])
         if found:
             adopted = self._adopt(order_id, found)
-            self.store.record_intent(key, "create_order", order_id)
-            self.store.complete_write(key, adopted["entity_id"], detail={"adopted": True})
+            self.store.writes.record_intent(key, "create_order", order_id)
+            self.store.writes.complete(key, adopted["entity_id"], detail={"adopted": True})
             self.count("adopted_existing")
             return adopted
-        self.store.record_intent(key, "create_order", order_id)
+        self.store.writes.record_intent(key, "create_order", order_id)
         try:
             created = self.commerce.create_order(entity)
         except IntegrationError as exc:
             if isinstance(exc, FatalError):
-                self.store.forget_write(key)
+                self.store.writes.forget(key)
                 raise
             # Ambiguous: Commerce may have committed before the answer was lost.
             found = self.commerce.find_orders_by_ext_order_ids([order_id]).get(order_id, [])
@@ -422,14 +422,14 @@ class Loader:
                 raise
             created = self._adopt(order_id, found)
             self.count("recovered_after_lost_answer")
-        self.store.complete_write(key, created["entity_id"])
+        self.store.writes.complete(key, created["entity_id"])
         return created
 
     def _adopt(self, order_id: str, found: list[dict[str, Any]]) -> dict[str, Any]:
         found = sorted(found, key=lambda o: int(o["entity_id"]))
         if len(found) > 1:
             # ext_order_id is not unique in Commerce: report, never create a third.
-            self.store.report_mismatch(
+            self.store.ops.report_mismatch(
                 "duplicate_commerce_orders", order_id,
                 f"{len(found)} Commerce orders carry this Amazon order id: "
                 + ", ".join(str(o["entity_id"]) for o in found),
@@ -442,23 +442,23 @@ class Loader:
             for i in commerce_order.get("items") or []
             if i.get("ext_order_item_id") and i.get("item_id") is not None
         }
-        self.store.set_item_mapping(by_amazon)
+        self.store.orders.map_items(by_amazon)
 
     def _item_ids(self, order_id: str) -> dict[str, int]:
         return {
             i["amazon_order_item_id"]: i["commerce_order_item_id"]
-            for i in self.store.get_items(order_id)
+            for i in self.store.orders.items(order_id)
             if i["commerce_order_item_id"] is not None
         }
 
     def summary_has_adopted(self, order_id: str) -> bool:
-        write = self.store.get_write(f"create_order:{order_id}") or {}
+        write = self.store.writes.get(f"create_order:{order_id}") or {}
         return bool((write.get("detail") or {}).get("adopted"))
 
     def _queue_stock_out(self, order_id: str, lines: Iterable[tuple[str, int]]) -> None:
         """Record the order's stock move (intent) and queue it for the page's one batched write."""
         key = f"stock_out:{order_id}"
-        write = self.store.get_write(key)
+        write = self.store.writes.get(key)
         if write and write["status"] == WriteStatus.DONE:
             return
         detail = (write or {}).get("detail") or {}
@@ -468,7 +468,7 @@ class Loader:
         needed: dict[str, int] = collections.Counter()
         for sku, qty in lines:
             needed[sku] += qty
-        self.store.record_intent(key, "stock_out", order_id, {"lines": dict(needed)})
+        self.store.writes.record_intent(key, "stock_out", order_id, {"lines": dict(needed)})
         with self._lock:
             self._stock_queue.append((order_id, dict(needed)))
 
@@ -483,9 +483,9 @@ class Loader:
         current = self._source_quantities(totals)
         plan = {sku: {"before": str(current[sku]), "after": str(current[sku] - qty)} for sku, qty in totals.items()}
         batch = f"stock_batch:{uuid.uuid4().hex}"
-        self.store.record_intent(batch, "stock_batch", None, {"plan": plan, "orders": [o for o, _ in queue]})
+        self.store.writes.record_intent(batch, "stock_batch", None, {"plan": plan, "orders": [o for o, _ in queue]})
         for order_id, lines in queue:
-            self.store.complete_write(
+            self.store.writes.complete(
                 f"stock_out:{order_id}", None, status=WriteStatus.INTENT, detail={"lines": lines, "batch": batch}
             )
         self._write_quantities({sku: Decimal(step["after"]) for sku, step in plan.items()})
@@ -493,7 +493,7 @@ class Loader:
 
     def _settle_stock_batch(self, batch: str) -> None:
         """Finish a batch an earlier run began: apply what is not applied yet, then mark its orders done."""
-        intent = self.store.get_write(batch)
+        intent = self.store.writes.get(batch)
         if intent is None:
             return
         detail = intent.get("detail") or {}
@@ -508,18 +508,18 @@ class Loader:
                 if current[sku] != before:
                     # Someone else moved it too: apply our delta to what is there (never twice: we saw
                     # neither our before nor our after), and say so.
-                    self.store.audit("stock_uncertain", "sku", sku, {"batch": batch, "found": str(current[sku])})
+                    self.store.ops.audit("stock_uncertain", "sku", sku, {"batch": batch, "found": str(current[sku])})
                 writes[sku] = current[sku] + (after - before)
             if writes:
                 self._write_quantities(writes)
         self._complete_stock_batch(batch, detail.get("plan", {}), detail.get("orders", []))
 
     def _complete_stock_batch(self, batch: str, plan: Mapping[str, Any], orders: Iterable[str]) -> None:
-        self.store.complete_write(batch, None, detail={"plan": dict(plan), "orders": list(orders)})
+        self.store.writes.complete(batch, None, detail={"plan": dict(plan), "orders": list(orders)})
         for order_id in orders:
-            write = self.store.get_write(f"stock_out:{order_id}") or {}
+            write = self.store.writes.get(f"stock_out:{order_id}") or {}
             lines = (write.get("detail") or {}).get("lines", {})
-            self.store.complete_write(f"stock_out:{order_id}", None, detail={"lines": lines, "batch": batch})
+            self.store.writes.complete(f"stock_out:{order_id}", None, detail={"lines": lines, "batch": batch})
 
     def _source_quantities(self, skus: Iterable[str]) -> dict[str, Decimal]:
         items = self.commerce.get_source_items(sorted(skus))
@@ -544,7 +544,7 @@ class Loader:
 
     def _stock_once_locked(self, order_id: str, kind: str, lines: Iterable[tuple[str, int]]) -> None:
         key = f"{kind}:{order_id}"
-        intent = self.store.get_write(key)
+        intent = self.store.writes.get(key)
         if intent and intent["status"] == WriteStatus.DONE:
             return
         needed: dict[str, int] = collections.Counter()
@@ -560,8 +560,8 @@ class Loader:
                 item = next((s for s in current.get(sku, []) if s.get("source_code") == self.account.source_code), None)
                 before = Decimal(str(item.get("quantity", 0))) if item else Decimal(0)
                 plan[sku] = {"before": str(before), "after": str(before + sign * qty)}
-            self.store.record_intent(key, kind, order_id, {"plan": plan})
-            self.store.complete_write(key, None, status=WriteStatus.INTENT, detail={"plan": plan})
+            self.store.writes.record_intent(key, kind, order_id, {"plan": plan})
+            self.store.writes.complete(key, None, status=WriteStatus.INTENT, detail={"plan": plan})
         writes = []
         for sku, step in plan.items():
             item = next((s for s in current.get(sku, []) if s.get("source_code") == self.account.source_code), None)
@@ -576,12 +576,12 @@ class Loader:
             )  # fmt: skip
         if writes:
             self.commerce.save_source_items(writes)
-        self.store.complete_write(key, None, detail={"plan": plan})
+        self.store.writes.complete(key, None, detail={"plan": plan})
 
     def _invoice_once(self, order_id: str, commerce_order: Mapping[str, Any], *, fresh: bool = False) -> None:
         """Invoice the order once. ``fresh``: created by this very run, so it cannot have an invoice yet."""
         key = f"invoice:{order_id}"
-        done = self.store.get_write(key)
+        done = self.store.writes.get(key)
         if done and done["status"] == WriteStatus.DONE:
             return
         order = commerce_order if fresh and done is None else self.commerce.get_order(int(commerce_order["entity_id"]))
@@ -589,10 +589,10 @@ class Loader:
             Decimal(str(order.get("total_invoiced") or 0)) >= Decimal(str(order.get("grand_total") or 0))
             and order.get("total_invoiced") is not None
         ):
-            self.store.record_intent(key, "invoice", order_id)
-            self.store.complete_write(key, None, detail={"adopted": True})
+            self.store.writes.record_intent(key, "invoice", order_id)
+            self.store.writes.complete(key, None, detail={"adopted": True})
             return
-        self.store.record_intent(key, "invoice", order_id)
+        self.store.writes.record_intent(key, "invoice", order_id)
         try:
             invoice_id = self.commerce.invoice_order(int(commerce_order["entity_id"]), capture=False)
         except RetriableError:
@@ -600,7 +600,7 @@ class Loader:
             if not order.get("total_invoiced"):
                 raise
             invoice_id = None
-        self.store.complete_write(key, invoice_id)
+        self.store.writes.complete(key, invoice_id)
 
     def _mirror_amazon_shipments(self, order_id: str, order: Mapping[str, Any], commerce_order) -> None:
         """Shipments Amazon already knows of (FBA or Seller Central) become Commerce shipments with tracking."""
@@ -620,15 +620,15 @@ class Loader:
             return
         if status == "CANCELLED":
             self._cancel_in_commerce(order_id, commerce_id, "Cancelled on Amazon.")
-            self.store.set_order_sync(order_id, OrderSync.CANCELED, synced_amazon_updated_at=row["amazon_updated_at"])
+            self.store.orders.set_sync(order_id, OrderSync.CANCELLED, synced_amazon_updated_at=row["amazon_updated_at"])
             self.count("cancelled")
             return
         if row["buyer_cancel_requested"] and status == "UNSHIPPED" and row["sync_status"] != OrderSync.ON_HOLD:
             self._hold_for_buyer_cancellation(order_id, commerce_id)
-            self.store.set_order_sync(order_id, OrderSync.ON_HOLD, synced_amazon_updated_at=row["amazon_updated_at"])
+            self.store.orders.set_sync(order_id, OrderSync.ON_HOLD, synced_amazon_updated_at=row["amazon_updated_at"])
             return
         # Shipments made on Amazon's side after import are the shipment sync's job.
-        self.store.set_order_sync(order_id, row["sync_status"], synced_amazon_updated_at=row["amazon_updated_at"])
+        self.store.orders.set_sync(order_id, row["sync_status"], synced_amazon_updated_at=row["amazon_updated_at"])
         self.count("updated")
 
     def _import_followups(self, row: dict[str, Any], commerce_id: int) -> None:
@@ -648,9 +648,9 @@ class Loader:
 
     def _hold_for_buyer_cancellation(self, order_id: str, commerce_id: int) -> None:
         key = f"hold:{order_id}"
-        if (self.store.get_write(key) or {}).get("status") == WriteStatus.DONE:
+        if (self.store.writes.get(key) or {}).get("status") == WriteStatus.DONE:
             return
-        self.store.record_intent(key, "hold", order_id)
+        self.store.writes.record_intent(key, "hold", order_id)
         order = self.commerce.get_order(commerce_id)
         if order.get("state") != "holded":
             self.commerce.hold_order(commerce_id)
@@ -659,25 +659,25 @@ class Loader:
             "The buyer asked Amazon to cancel this order. It is on hold: do not ship it; "
             "cancel it from the amazon_order_cancel DAG (reason BuyerCanceled).",
         )  # fmt: skip
-        self.store.complete_write(key, commerce_id)
-        self.store.set_order_sync(order_id, OrderSync.ON_HOLD)
-        self.store.audit(
+        self.store.writes.complete(key, commerce_id)
+        self.store.orders.set_sync(order_id, OrderSync.ON_HOLD)
+        self.store.ops.audit(
             "order_held_for_buyer_cancellation", "amazon_order", order_id, {"commerce_order_id": commerce_id}
         )
         self.count("on_hold", order_id)
 
     def _comment_once(self, order_id: str, commerce_id: int, tag: str, comment: str) -> None:
         key = f"comment:{tag}:{order_id}"
-        write = self.store.get_write(key)
+        write = self.store.writes.get(key)
         if write and write["status"] == WriteStatus.DONE:
             return
         if write:  # an earlier attempt may have landed: look before writing again
             if any(comment == c.get("comment") for c in self.commerce.get_order_comments(commerce_id)):
-                self.store.complete_write(key, commerce_id)
+                self.store.writes.complete(key, commerce_id)
                 return
-        self.store.record_intent(key, "comment", order_id)
+        self.store.writes.record_intent(key, "comment", order_id)
         self.commerce.add_order_comment(commerce_id, comment)
-        self.store.complete_write(key, commerce_id)
+        self.store.writes.complete(key, commerce_id)
 
     def _cancel_in_commerce(self, order_id: str, commerce_id: int, comment: str) -> None:
         """Cancel the Commerce order, or refund it offline in full if it was invoiced; stock goes back."""
@@ -704,11 +704,11 @@ def mirror_amazon_shipments(
     created = 0
     for package, items in transform.ship_items_from_packages(list(packages), item_ids):
         key = f"ship:{order_id}:{package.reference}"
-        done = store.get_write(key)
+        done = store.writes.get(key)
         if done and done["status"] == WriteStatus.DONE:
             continue
         existing = commerce_shipment_for_package(commerce, commerce_id, key, package.tracking_number)
-        store.record_intent(key, "ship", order_id)
+        store.writes.record_intent(key, "ship", order_id)
         if existing is None:
             tracks = []
             if package.tracking_number:
@@ -720,13 +720,13 @@ def mirror_amazon_shipments(
             except FatalError:
                 state = commerce.get_order(commerce_id).get("state")
                 if state in UNSHIPPABLE:  # e.g. refunded in full (an Amazon refund mirrored) before this package
-                    store.complete_write(key, None, detail={"not_mirrored": f"the Commerce order is {state}"})
-                    store.audit("amazon_shipment_not_mirrored", "amazon_order", order_id,
+                    store.writes.complete(key, None, detail={"not_mirrored": f"the Commerce order is {state}"})
+                    store.ops.audit("amazon_shipment_not_mirrored", "amazon_order", order_id,
                                 {"package": package.reference, "commerce_state": state})  # fmt: skip
                     log.warning("%s: Amazon package %s not mirrored: Magento cannot ship a %s order",
                                 order_id, package.reference, state)  # fmt: skip
                     continue
-                store.forget_write(key)  # Commerce refused it: nothing was written
+                store.writes.forget(key)  # Commerce refused it: nothing was written
                 raise
             except RetriableError:
                 # Ambiguous: Commerce may have committed before the answer was lost.
@@ -734,7 +734,7 @@ def mirror_amazon_shipments(
                 if existing is None:
                     raise
             created += 1
-        store.complete_write(key, existing)
+        store.writes.complete(key, existing)
     return created
 
 
@@ -757,10 +757,10 @@ def cancel_in_commerce(
 ) -> str:  # fmt: skip
     """Shared by the import (Amazon-side cancellation) and the cancellation DAG; returns what was done."""
     key = f"cancel:{order_id}"
-    done = store.get_write(key)
+    done = store.writes.get(key)
     outcome = (done or {}).get("detail", {}) or {}
     if not (done and done["status"] == WriteStatus.DONE):
-        store.record_intent(key, "cancel", order_id)
+        store.writes.record_intent(key, "cancel", order_id)
         order = commerce.get_order(commerce_id)
         state = order.get("state")
         if state == "holded":
@@ -796,21 +796,23 @@ def cancel_in_commerce(
                         operation="cancel_order",
                     )
             outcome = {"action": "canceled"}
-        store.complete_write(key, commerce_id, detail=outcome)
+        store.writes.complete(key, commerce_id, detail=outcome)
     if stock_once is not None and account.manage_stock:
-        stock_out = store.get_write(f"stock_out:{order_id}")
+        stock_out = store.writes.get(f"stock_out:{order_id}")
         if stock_out and stock_out["status"] == WriteStatus.DONE:
             lines = [(sku, int(qty)) for sku, qty in (stock_out["detail"] or {}).get("lines", {}).items()]
             stock_once(order_id, "stock_in", lines)
     comment_key = f"comment:cancel:{order_id}"
-    if (store.get_write(comment_key) or {}).get("status") != WriteStatus.DONE:
+    if (store.writes.get(comment_key) or {}).get("status") != WriteStatus.DONE:
         text = f"{comment} Commerce: {outcome.get('action', 'canceled')}."
-        existing = store.get_write(comment_key)
+        existing = store.writes.get(comment_key)
         if not (existing and any(text == c.get("comment") for c in commerce.get_order_comments(commerce_id))):
-            store.record_intent(comment_key, "comment", order_id)
+            store.writes.record_intent(comment_key, "comment", order_id)
             commerce.add_order_comment(commerce_id, text)
-        store.complete_write(comment_key, commerce_id)
-    store.audit("order_cancelled_in_commerce", "amazon_order", order_id, {"commerce_order_id": commerce_id, **outcome})
+        store.writes.complete(comment_key, commerce_id)
+    store.ops.audit(
+        "order_cancelled_in_commerce", "amazon_order", order_id, {"commerce_order_id": commerce_id, **outcome}
+    )
     return str(outcome.get("action", "canceled"))
 
 

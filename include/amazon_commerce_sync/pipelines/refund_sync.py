@@ -456,14 +456,14 @@ class RefundSync:
     def settle_open_feeds(self) -> dict[str, Any]:
         """Settle feeds submitted by earlier runs whose processing finished; never waits."""
         self.counts.update(accepted=0, rejected=0, feeds_open=0)
-        for feed in self.store.open_feeds(PAYMENT_ADJUSTMENT, account_id=self.account.account_id):
+        for feed in self.store.outbox.open_feeds(PAYMENT_ADJUSTMENT, account_id=self.account.account_id):
             result = settle_feed(self.store, self.amazon, feed["feed_id"])
             if result.get("status") not in ("DONE", "CANCELLED", "FATAL"):
                 self.counts["feeds_open"] += 1
                 continue
             self.counts["accepted"] += result.get("accepted", 0)
             self.counts["rejected"] += result.get("rejected", 0)
-            for entry in self.store.outbox_entries(kind=KIND, feed_id=feed["feed_id"]):
+            for entry in self.store.outbox.entries(kind=KIND, feed_id=feed["feed_id"]):
                 payload = entry["payload"]
                 event = None
                 if entry["status"] == OutboxStatus.REJECTED:  # because Amazon refunded the same items itself?
@@ -472,12 +472,12 @@ class RefundSync:
                     self._settled_by_amazon(entry, event)
                     continue
                 if entry["status"] == OutboxStatus.REJECTED:
-                    self.store.quarantine(
+                    self.store.ops.quarantine(
                         "creditmemo", str(payload.get("creditmemo_id")),
                         f"Amazon rejected the refund: {entry.get('amazon_message')}",
                         {"amazon_order_id": entry["amazon_order_id"], "feed_id": feed["feed_id"]},
                     )  # fmt: skip
-                self.store.audit(
+                self.store.ops.audit(
                     f"refund_{entry['status']}", "creditmemo", str(payload.get("creditmemo_id")),
                     {"amazon_order_id": entry["amazon_order_id"], "feed_id": feed["feed_id"],
                      "total": payload["total"]},
@@ -487,7 +487,7 @@ class RefundSync:
 
     def submit(self) -> dict[str, Any]:
         """All pending adjustments of the account in one feed, then one look at it (no waiting)."""
-        pending = self.store.outbox_entries(
+        pending = self.store.outbox.entries(
             kind=KIND, statuses=[OutboxStatus.PENDING], account_id=self.account.account_id
         )
         feed_id = submit_outbox(
@@ -495,7 +495,7 @@ class RefundSync:
             message_type="OrderAdjustment", merchant_id=self.account.merchant_identifier,
             marketplace_ids=self.account.marketplace_ids, build_message=build_adjustment_message,
         )  # fmt: skip
-        self.counts["sent"] = len(self.store.outbox_entries(feed_id=feed_id)) if feed_id else 0
+        self.counts["sent"] = len(self.store.outbox.entries(feed_id=feed_id)) if feed_id else 0
         if feed_id and not pending:
             self.counts["recovered_feed"] += 1
         self.counts["feed"] = 1 if feed_id else 0
@@ -507,7 +507,7 @@ class RefundSync:
         """New credit memos since the cursor become outbox entries (or rejections with a reason)."""
         self.counts.update(queued=0, rejected=0, skipped=0, held=0)
         stream = memo_stream(self.account)
-        cursor = self.store.get_cursor(stream) or self.account.import_orders_after
+        cursor = self.store.ops.get_cursor(stream) or self.account.import_orders_after
         since = cursor - timedelta(minutes=self.account.overlap_minutes)
         newest: datetime | None = None
         held: datetime | None = None
@@ -519,29 +519,29 @@ class RefundSync:
                 held = updated if held is None else min(held, updated)
             newest = updated if newest is None else max(newest, updated)
         if newest is not None:
-            self.store.set_cursor(stream, min(newest, held) if held else newest)
+            self.store.ops.set_cursor(stream, min(newest, held) if held else newest)
         return self.summary()
 
     def _queue_memo(self, memo: Mapping[str, Any]) -> str:
         memo_id = int(memo["entity_id"])
         key = f"refund:{memo_id}"
-        if self.store.get_outbox(key):
+        if self.store.outbox.get(key):
             return "known"
-        row = self.store.find_order_by_commerce_id(int(memo.get("order_id") or 0))
+        row = self.store.orders.by_commerce_id(int(memo.get("order_id") or 0))
         if row is None or row["account_id"] != self.account.account_id:
             return "skipped"  # not an Amazon order (of this account)
         order_id = row["amazon_order_id"]
-        if self.store.find_write_by_entity(MIRROR, memo_id):
+        if self.store.writes.by_entity(MIRROR, memo_id):
             return "mirror_of_amazon_refund"
-        writes = self.store.writes_for_order(order_id)
+        writes = self.store.writes.for_order(order_id)
         if any(w["kind"] == MIRROR and w["status"] == WriteStatus.INTENT for w in writes):
             return "held"  # a mirrored refund's outcome is unknown: this memo might be it
         if any(w["natural_key"] == f"cancel:{order_id}" for w in writes):
             return "cancellation"  # the Amazon order was cancelled: the memo is not a refund
-        entries = self.store.outbox_for_order(order_id, KIND)
+        entries = self.store.outbox.for_order(order_id, KIND)
         item_codes = {
             int(i["commerce_order_item_id"]): i["amazon_order_item_id"]
-            for i in self.store.get_items(order_id)
+            for i in self.store.orders.items(order_id)
             if i["commerce_order_item_id"] is not None
         }
         paid = amazon_paid_by_item(row["payload"])
@@ -564,25 +564,26 @@ class RefundSync:
             if alone:
                 payload = adjustment_payload(order_id, memo, alone)
                 event = self._unmirrored_amazon_refund({"amazon_order_id": order_id, "payload": payload})
-                if event and self.store.enqueue(key, KIND, self.account.account_id, order_id, payload):
-                    self._settled_by_amazon(self.store.get_outbox(key), event)
+                if event and self.store.outbox.add(key, KIND, self.account.account_id, order_id, payload):
+                    self._settled_by_amazon(self.store.outbox.get(key), event)
                     return "settled_by_amazon"
             reason = str(exc)
             payload = {"amazon_order_id": order_id, "creditmemo_id": memo_id,
                        "commerce_order_id": row["commerce_order_id"], "total": str(dec(memo.get("grand_total"))),
                        "items": [], "problem": reason}  # fmt: skip
-            if self.store.enqueue(key, KIND, self.account.account_id, order_id, payload):
-                entry = self.store.get_outbox(key)
-                self.store.set_outbox_result(entry["id"], OutboxStatus.REJECTED, f"not sent: {reason}"[:2000])
-            self.store.quarantine("creditmemo", str(memo_id), reason, {"amazon_order_id": order_id})
-            self.store.audit(
+            self.store.outbox.add(
+                key, KIND, self.account.account_id, order_id, payload, OutboxStatus.REJECTED,
+                f"not sent: {reason}"[:2000],
+            )  # fmt: skip
+            self.store.ops.quarantine("creditmemo", str(memo_id), reason, {"amazon_order_id": order_id})
+            self.store.ops.audit(
                 "refund_not_sent", "creditmemo", str(memo_id), {"amazon_order_id": order_id, "reason": reason}
             )
             log.warning("%s: credit memo %s not sent to Amazon: %s", self.account.account_id, memo_id, reason)
             return "rejected"
         payload = adjustment_payload(order_id, memo, items)
-        if self.store.enqueue(key, KIND, self.account.account_id, order_id, payload):
-            self.store.audit(
+        if self.store.outbox.add(key, KIND, self.account.account_id, order_id, payload):
+            self.store.ops.audit(
                 "refund_queued", "creditmemo", str(memo_id), {"amazon_order_id": order_id, "total": payload["total"]}
             )
         return "queued"
@@ -592,7 +593,7 @@ class RefundSync:
         """Refund events posted on Amazon's side become offline credit memos in Commerce, once."""
         self.counts.update(mirrored=0, recognised_own=0, skipped=0, held=0, rejected=0)
         stream = finances_stream(self.account)
-        cursor = self.store.get_cursor(stream) or self.account.import_orders_after
+        cursor = self.store.ops.get_cursor(stream) or self.account.import_orders_after
         after = max(cursor - FINANCES_OVERLAP, self.account.import_orders_after - timedelta(days=1))
         limit = now - PUBLICATION_LAG
         held: datetime | None = None
@@ -606,32 +607,32 @@ class RefundSync:
                         posted = transform.parse_time(event["PostedDate"])
                         held = posted if held is None else min(held, posted)
             if held is None:
-                self.store.set_cursor(stream, before)
+                self.store.ops.set_cursor(stream, before)
             after = before
         if held is not None:
-            self.store.set_cursor(stream, held)  # never moves back: the held event is read again next run
+            self.store.ops.set_cursor(stream, held)  # never moves back: the held event is read again next run
         return self.summary()
 
     def _handle_event(self, event: Mapping[str, Any]) -> str:
         order_id = str(event.get("AmazonOrderId") or "")
-        row = self.store.get_order(order_id)
+        row = self.store.orders.get(order_id)
         if row is None or row["account_id"] != self.account.account_id:
             return "skipped"  # an order the import never staged (e.g. placed before the start date)
         if not row["commerce_order_id"]:
             return "held" if row["sync_status"] in WAITING_ORDERS else "skipped"
         key = event_key(event)
-        seen = self.store.get_write(key)
+        seen = self.store.writes.get(key)
         if seen and seen["status"] in (WriteStatus.DONE, WriteStatus.FAILED):
             return "known"  # handled (FAILED: reported in the quarantine, for a person)
         try:
             lines = refund_lines(event)
         except RefundProblem as exc:
             return self._reject_event(key, order_id, str(exc))
-        own_writes = [w for w in self.store.writes_for_order(order_id) if w["kind"] == OWN]
+        own_writes = [w for w in self.store.writes.for_order(order_id) if w["kind"] == OWN]
         taken = {w["natural_key"].split(":", 1)[1] for w in own_writes if (w.get("detail") or {}).get("event") != key}
         candidates = [
             item
-            for entry in self.store.outbox_for_order(order_id, KIND)
+            for entry in self.store.outbox.for_order(order_id, KIND)
             if entry["status"] in OWN_STATUSES
             for item in entry["payload"].get("items") or []
             if item["madj"] not in taken
@@ -642,8 +643,8 @@ class RefundSync:
             own += adopted
         self._recognise_own(order_id, key, [madj for _line, madj in own])
         if not foreign:
-            self.store.record_intent(key, EVENT, order_id, {"own": [m for _, m in own]})
-            self.store.complete_write(key, None, detail={"own": [m for _, m in own], "foreign": {}})
+            self.store.writes.record_intent(key, EVENT, order_id, {"own": [m for _, m in own]})
+            self.store.writes.complete(key, None, detail={"own": [m for _, m in own], "foreign": {}})
             return "recognised_own"
         foreign_amounts: dict[str, dict[str, str]] = {}
         for line in foreign:
@@ -651,7 +652,7 @@ class RefundSync:
                 current = Decimal(foreign_amounts.setdefault(line.code, {}).get(kind, "0"))
                 foreign_amounts[line.code][kind] = str(current + amount)
         detail = {"own": [m for _, m in own], "foreign": foreign_amounts}
-        self.store.record_intent(key, EVENT, order_id, detail)
+        self.store.writes.record_intent(key, EVENT, order_id, detail)
         currency = row["currency"] or ""
         wrong = sorted({line.currency for line in foreign if line.currency and line.currency != currency})
         if wrong:
@@ -660,8 +661,8 @@ class RefundSync:
             memo_id = self._mirror_once(key, row, foreign, event)
         except FatalError as exc:
             return self._reject_event(key, order_id, f"Commerce refused the credit memo: {exc}")
-        self.store.complete_write(key, memo_id, detail=detail)
-        self.store.audit(
+        self.store.writes.complete(key, memo_id, detail=detail)
+        self.store.ops.audit(
             "amazon_refund_mirrored", "amazon_order", order_id,
             {"creditmemo_id": memo_id, "event": key, "total": str(sum((ln.total for ln in foreign), ZERO))},
         )  # fmt: skip
@@ -675,7 +676,7 @@ class RefundSync:
         Amazon refund exactly, the memo already stands for it in Commerce. The adjustment counts as settled by
         Amazon's refund (no second credit memo, the memo leaves the quarantine) instead of a conflict."""
         adopted: list[tuple[RefundLine, str]] = []
-        for entry in self.store.outbox_for_order(order_id, KIND):
+        for entry in self.store.outbox.for_order(order_id, KIND):
             items = [i for i in entry["payload"].get("items") or [] if i["madj"] not in taken]
             if entry["status"] != OutboxStatus.REJECTED or not items:
                 continue
@@ -690,12 +691,10 @@ class RefundSync:
     def _settled_by_amazon(self, entry: Mapping[str, Any], key: str) -> None:
         memo_id = entry["natural_key"].split(":", 1)[1]
         refused = f" Amazon had refused the adjustment: {entry['amazon_message']}" if entry["amazon_message"] else ""
-        self.store.set_outbox_result(
-            entry["id"], OutboxStatus.ACCEPTED,
-            f"Amazon refunded this itself ({key}); credit memo {memo_id} stands for that refund.{refused}",
-        )  # fmt: skip
-        self.store.resolve_quarantine("creditmemo", memo_id)
-        self.store.audit("refund_settled_by_amazon", "amazon_order", entry["amazon_order_id"],
+        message = f"Amazon refunded this itself ({key}); credit memo {memo_id} stands for that refund.{refused}"
+        self.store.outbox.transition(entry["id"], OutboxStatus.ACCEPTED, expect=entry["status"], amazon_message=message)
+        self.store.ops.resolve_quarantine("creditmemo", memo_id)
+        self.store.ops.audit("refund_settled_by_amazon", "amazon_order", entry["amazon_order_id"],
                          {"creditmemo_id": memo_id, "event": key})  # fmt: skip
         self.counts["settled_by_amazon"] += 1
         log.info("%s: credit memo %s of order %s was refunded by Amazon itself (%s)",
@@ -707,7 +706,7 @@ class RefundSync:
         quarantine. Returns its event key."""
         items = entry["payload"].get("items") or []
         wanted = {i["code"]: {k: Decimal(v) for k, v in i["components"].items() if Decimal(v) != 0} for i in items}
-        for write in self.store.writes_for_order(entry["amazon_order_id"]):
+        for write in self.store.writes.for_order(entry["amazon_order_id"]):
             detail = write.get("detail") or {}
             if write["kind"] != EVENT or write["status"] != WriteStatus.FAILED or detail.get("own"):
                 continue
@@ -718,34 +717,34 @@ class RefundSync:
                 key = write["natural_key"]
                 madjs = [i["madj"] for i in items]
                 self._recognise_own(entry["amazon_order_id"], key, madjs)
-                self.store.complete_write(key, None, detail={"own": madjs, "foreign": {}})
-                self.store.resolve_quarantine("amazon_refund", key[-64:])
+                self.store.writes.complete(key, None, detail={"own": madjs, "foreign": {}})
+                self.store.ops.resolve_quarantine("amazon_refund", key[-64:])
                 return key
         return None
 
     def _recognise_own(self, order_id: str, key: str, madjs: Iterable[str]) -> None:
         """Our adjusted items seen coming back in Amazon's refund event ``key`` (never matched to another)."""
         for madj in madjs:
-            self.store.record_intent(f"{OWN}:{madj}", OWN, order_id, {"event": key})
-            self.store.complete_write(f"{OWN}:{madj}", None, detail={"event": key})
+            self.store.writes.record_intent(f"{OWN}:{madj}", OWN, order_id, {"event": key})
+            self.store.writes.complete(f"{OWN}:{madj}", None, detail={"event": key})
 
     def _seen_in_amazon_refund(self, entry: Mapping[str, Any]) -> str | None:
         """The Amazon refund event every item of this adjustment was recognised in (while it was in flight)."""
         events = set()
         for item in entry["payload"].get("items") or []:
-            write = self.store.get_write(f"{OWN}:{item['madj']}")
+            write = self.store.writes.get(f"{OWN}:{item['madj']}")
             if not write or write["status"] != WriteStatus.DONE:
                 return None
             events.add((write.get("detail") or {}).get("event"))
         return next(iter(events)) if len(events) == 1 and None not in events else None
 
     def _reject_event(self, key: str, order_id: str, reason: str) -> str:
-        self.store.quarantine("amazon_refund", key[-64:], reason, {"amazon_order_id": order_id, "event": key})
-        self.store.audit("amazon_refund_not_mirrored", "amazon_order", order_id, {"event": key, "reason": reason})
-        write = self.store.get_write(key)
+        self.store.ops.quarantine("amazon_refund", key[-64:], reason, {"amazon_order_id": order_id, "event": key})
+        self.store.ops.audit("amazon_refund_not_mirrored", "amazon_order", order_id, {"event": key, "reason": reason})
+        write = self.store.writes.get(key)
         detail = (write or {}).get("detail") or {}
-        self.store.record_intent(key, EVENT, order_id, detail)
-        self.store.complete_write(key, None, status=WriteStatus.FAILED, detail={**detail, "problem": reason})
+        self.store.writes.record_intent(key, EVENT, order_id, detail)
+        self.store.writes.complete(key, None, status=WriteStatus.FAILED, detail={**detail, "problem": reason})
         log.warning("%s: Amazon refund on order %s not mirrored: %s", self.account.account_id, order_id, reason)
         return "rejected"
 
@@ -753,7 +752,7 @@ class RefundSync:
         order_id = row["amazon_order_id"]
         commerce_id = int(row["commerce_order_id"])
         mirror_key = f"mirror:{key}"
-        write = self.store.get_write(mirror_key)
+        write = self.store.writes.get(mirror_key)
         if write and write["status"] == WriteStatus.DONE:
             memo_id = int(write["commerce_entity_id"])
         else:
@@ -762,13 +761,13 @@ class RefundSync:
                 order = self.commerce.get_order(commerce_id)
                 item_ids = {
                     i["amazon_order_item_id"]: int(i["commerce_order_item_id"])
-                    for i in self.store.get_items(order_id)
+                    for i in self.store.orders.items(order_id)
                     if i["commerce_order_item_id"] is not None
                 }
                 plan = plan_mirror(order, lines, item_ids)
                 if plan["total"] <= 0:
                     raise FatalError("the refund has no positive amount", operation="refund_order")
-                self.store.record_intent(mirror_key, MIRROR, order_id, {"total": str(plan["total"])})
+                self.store.writes.record_intent(mirror_key, MIRROR, order_id, {"total": str(plan["total"])})
                 try:
                     memo_id = self.commerce.refund_order(
                         commerce_id, plan["items"], shipping_amount=plan["shipping_amount"],
@@ -776,15 +775,15 @@ class RefundSync:
                         adjustment_negative=plan["adjustment_negative"],
                     )  # fmt: skip
                 except FatalError:
-                    self.store.forget_write(mirror_key)
+                    self.store.writes.forget(mirror_key)
                     raise
                 except RetriableError:
                     # Ambiguous: Commerce may have committed before the answer was lost.
-                    memo_id = self._find_mirror_memo(commerce_id, self.store.get_write(mirror_key))
+                    memo_id = self._find_mirror_memo(commerce_id, self.store.writes.get(mirror_key))
                     if memo_id is None:
                         raise
                     self.counts["recovered_after_lost_answer"] += 1
-            self.store.complete_write(mirror_key, memo_id)
+            self.store.writes.complete(mirror_key, memo_id)
         total = sum((line.total for line in lines), ZERO)
         items = ", ".join(sorted({line.code for line in lines}))
         self._comment_once(
@@ -807,25 +806,25 @@ class RefundSync:
                 if dec(memo.get("grand_total")) != total or (created and created < started - timedelta(minutes=5)):
                     continue
                 memo_id = int(memo["entity_id"])
-                claimed = self.store.find_write_by_entity(MIRROR, memo_id) or self.store.get_outbox(f"refund:{memo_id}")
+                claimed = self.store.writes.by_entity(MIRROR, memo_id) or self.store.outbox.get(f"refund:{memo_id}")
                 if not claimed:
                     return memo_id
         return None
 
     def _comment_once(self, key: str, order_id: str, commerce_id: int, comment: str) -> None:
-        write = self.store.get_write(key)
+        write = self.store.writes.get(key)
         if write and write["status"] == WriteStatus.DONE:
             return
         if write and any(comment == c.get("comment") for c in self.commerce.get_order_comments(commerce_id)):
-            self.store.complete_write(key, commerce_id)
+            self.store.writes.complete(key, commerce_id)
             return
-        self.store.record_intent(key, "comment", order_id)
+        self.store.writes.record_intent(key, "comment", order_id)
         try:
             self.commerce.add_order_comment(commerce_id, comment)
         except RetriableError:
             if not any(comment == c.get("comment") for c in self.commerce.get_order_comments(commerce_id)):
                 raise
-        self.store.complete_write(key, commerce_id)
+        self.store.writes.complete(key, commerce_id)
 
 
 # -- task entry points ---------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from amazon_commerce_sync.settings import AccountSettings
 log = logging.getLogger(__name__)
 
 BATCH = 500
+ANONYMISE_PREFIX = "anonymise:"  # commerce_writes key of an order whose Commerce addresses were anonymised
 CLOCK_STATUSES = ("SHIPPED", "CANCELLED")
 
 
@@ -94,7 +95,7 @@ def delivery_time(
 def start_clocks(ctx: Context, *, now: datetime, account_ids: set[str] | None = None) -> dict[str, int]:
     """Set ``delivered_at`` on shipped and cancelled orders that have none yet; returns counts by rule."""
     counts: dict[str, int] = {}
-    for rows in batches(lambda after: ctx.store.orders_without_delivery_time(CLOCK_STATUSES, after_id=after,
+    for rows in batches(lambda after: ctx.store.retention.without_clock(CLOCK_STATUSES, after_id=after,
                                                                             limit=BATCH)):  # fmt: skip
         for row in rows:
             if account_ids is not None and row["account_id"] not in account_ids:
@@ -103,7 +104,7 @@ def start_clocks(ctx: Context, *, now: datetime, account_ids: set[str] | None = 
             if when is None or when > now:
                 counts["not_yet"] = counts.get("not_yet", 0) + 1
                 continue
-            if ctx.store.set_delivered_at(row["amazon_order_id"], when):
+            if ctx.store.retention.start_clock(row["amazon_order_id"], when):
                 counts[rule] = counts.get(rule, 0) + 1
     return counts
 
@@ -120,7 +121,7 @@ def erase_account(ctx: Context, account: AccountSettings, *, now: datetime, dry_
     """Erase the personal data of the account's orders delivered more than ``pii_retention_days`` ago."""
     cutoff = now - timedelta(days=account.pii_retention_days)
     summary = {"account": account.account_id, "retention_days": account.pii_retention_days, "due": 0, "erased": 0}
-    for due in batches(lambda after: ctx.store.pii_due_for_erasure(account.account_id, cutoff, after_id=after,
+    for due in batches(lambda after: ctx.store.retention.due_for_erasure(account.account_id, cutoff, after_id=after,
                                                                    limit=BATCH)):  # fmt: skip
         summary["due"] += len(due)
         if dry_run:
@@ -132,7 +133,7 @@ def erase_account(ctx: Context, account: AccountSettings, *, now: datetime, dry_
                 "fields": ["buyer_name", "buyer_email", "buyer_company", "shipping_address"],
                 "run_id": run_id,
             }
-            if ctx.store.erase_pii(row["amazon_order_id"], detail):
+            if ctx.store.retention.erase(row["amazon_order_id"], detail):
                 summary["erased"] += 1
     log.info(
         "%s: %d order(s) delivered before %s due for erasure, %d erased%s",
@@ -170,27 +171,26 @@ def order_addresses(order: Mapping[str, Any]) -> list[dict[str, Any]]:
 def anonymise_account(ctx: Context, account: AccountSettings, *, now: datetime, dry_run: bool, run_id: str) -> dict:
     """Anonymise the addresses of the Commerce orders of the account's orders past the retention window."""
     from amazon_commerce_sync.errors import IntegrationError, NotFoundError
-    from amazon_commerce_sync.store.repository import ANONYMISE_PREFIX
 
     summary = {"due": 0, "anonymised": 0, "gone": 0, "failed": 0}
     if not account.anonymise_commerce_orders:
         return summary
     cutoff = now - timedelta(days=account.pii_retention_days)
     hook = ctx.commerce(account)
-    for due in batches(lambda after: ctx.store.commerce_orders_to_anonymise(account.account_id, cutoff,
-                                                                            after_id=after, limit=BATCH)):  # fmt: skip
+    for due in batches(lambda after: ctx.store.retention.commerce_orders_to_anonymise(
+            account.account_id, cutoff, key_prefix=ANONYMISE_PREFIX, after_id=after, limit=BATCH)):  # fmt: skip
         summary["due"] += len(due)
         for row in [] if dry_run else due:
             oid, commerce_id = row["amazon_order_id"], int(row["commerce_order_id"])
             key = ANONYMISE_PREFIX + oid
-            ctx.store.record_intent(key, "anonymise", oid, {"run_id": run_id})
+            ctx.store.writes.record_intent(key, "anonymise", oid, {"run_id": run_id})
             try:
                 order = hook.get_order(commerce_id)
                 addresses = order_addresses(order)
                 for address in addresses:
                     hook.save_order_address(commerce_id, anonymised_address(address))
             except NotFoundError:
-                ctx.store.complete_write(key, commerce_id, detail={"run_id": run_id, "outcome": "order_gone"})
+                ctx.store.writes.complete(key, commerce_id, detail={"run_id": run_id, "outcome": "order_gone"})
                 summary["gone"] += 1
                 continue
             except IntegrationError as exc:
@@ -198,9 +198,9 @@ def anonymise_account(ctx: Context, account: AccountSettings, *, now: datetime, 
                 log.warning("%s: Commerce order %s (Amazon order %s) not anonymised yet: %s",
                             account.account_id, commerce_id, oid, type(exc).__name__)  # fmt: skip
                 continue
-            ctx.store.complete_write(key, commerce_id, detail={"run_id": run_id, "addresses": len(addresses)})
+            ctx.store.writes.complete(key, commerce_id, detail={"run_id": run_id, "addresses": len(addresses)})
             detail = {"commerce_order_id": commerce_id, "addresses": len(addresses), "run_id": run_id}
-            ctx.store.audit("commerce_order_anonymised", "amazon_order", oid, detail)
+            ctx.store.ops.audit("commerce_order_anonymised", "amazon_order", oid, detail)
             summary["anonymised"] += 1
     log.info("%s: %d Commerce order(s) due for anonymisation, %d anonymised, %d gone, %d failed%s",
              account.account_id, summary["due"], summary["anonymised"], summary["gone"], summary["failed"],

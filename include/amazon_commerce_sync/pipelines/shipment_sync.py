@@ -53,15 +53,10 @@ from amazon_commerce_sync.store import OrderSync, OutboxStatus, WriteStatus
 log = logging.getLogger(__name__)
 
 KIND = "shipment_confirmation"
-# Outbox statuses besides OutboxStatus.PENDING / ACCEPTED / REJECTED:
-WAITING = "waiting"  # held: the order is not imported yet, or the shipment has no tracking number
-SENDING = "sending"  # confirmShipment sent (or about to be); the outcome is unknown until checked
-CONFIRMED = "confirmed"  # Amazon answered 204; the read-back has not shown the order shipped yet
-SKIPPED = "skipped"  # held, then found to be a copy of an Amazon package (already on Amazon)
 
 SHIPPED_STATUSES = ("SHIPPED", "PARTIALLY_SHIPPED")
 # Orders whose Commerce shipments are confirmed to Amazon (Amazon has the last word on cancelled ones).
-READY_SYNC = (OrderSync.IMPORTED, OrderSync.ON_HOLD, OrderSync.CANCELED)
+READY_SYNC = (OrderSync.IMPORTED, OrderSync.ON_HOLD, OrderSync.CANCELLED)
 MIRROR_SYNC = (OrderSync.IMPORTED, OrderSync.ON_HOLD)
 VERIFY_DATA = ("FULFILLMENT", "PACKAGES")
 MISMATCH_NOT_REFLECTED = "shipment_not_reflected"
@@ -215,7 +210,7 @@ class ShipmentSync:
         self.verify_confirmed()
         # ``waiting``: what is held now (new or from earlier runs), not how often it was looked at.
         self.summary["waiting"] = len(
-            self.store.outbox_entries(kind=KIND, statuses=[WAITING], account_id=self.account.account_id)
+            self.store.outbox.entries(kind=KIND, statuses=[OutboxStatus.WAITING], account_id=self.account.account_id)
         )
         for text in self.notes:
             log.warning("%s", text)
@@ -230,13 +225,13 @@ class ShipmentSync:
     # -- Amazon -> Commerce --------------------------------------------------------------------
     def mirror_amazon_side(self) -> None:
         stream = mirror_cursor(self.account)
-        cursor = self.store.get_cursor(stream)
+        cursor = self.store.ops.get_cursor(stream)
         since = cursor - timedelta(minutes=self.account.overlap_minutes) if cursor else datetime(1970, 1, 1, tzinfo=UTC)
         started = datetime.now(UTC)  # the store's own clock: updated_at is written with it
         retry_from: list[datetime] = []
         after = ""
         while True:
-            rows = self.store.shipped_orders_changed_since(
+            rows = self.store.orders.shipped_changed_since(
                 self.account.account_id, since, statuses=list(MIRROR_SYNC), after_id=after, limit=BATCH
             )
             if not rows:
@@ -245,33 +240,33 @@ class ShipmentSync:
             for row in rows:
                 if not self._mirror_order(row):
                     retry_from.append(row["updated_at"])
-        self.store.set_cursor(stream, min([started, *retry_from]))
+        self.store.ops.set_cursor(stream, min([started, *retry_from]))
 
     def _mirror_order(self, row: Mapping[str, Any]) -> bool:
         """Mirror the order's Amazon packages that Commerce lacks; False when it must be tried again."""
         order_id = row["amazon_order_id"]
         ours = {
             str((e["payload"].get("package") or {}).get("packageReferenceId"))
-            for e in self.store.outbox_for_order(order_id, KIND)
+            for e in self.store.outbox.for_order(order_id, KIND)
             if e["payload"].get("package")
         }
         todo = []
         for package in transform.amazon_packages(row["payload"]):
             if package.reference in ours:
                 continue  # confirmed from Commerce by this sync: Commerce has it
-            done = self.store.get_write(f"ship:{order_id}:{package.reference}")
+            done = self.store.writes.get(f"ship:{order_id}:{package.reference}")
             if not (done and done["status"] == WriteStatus.DONE):
                 todo.append(package)
         if not todo or row["commerce_order_id"] is None:
             return True
         lease = f"order:{order_id}"  # the import's lease: one writer per Commerce order
-        if not self.store.acquire_lease(lease, self.owner, LEASE_SECONDS):
+        if not self.store.ops.acquire_lease(lease, self.owner, LEASE_SECONDS):
             self.note("busy_elsewhere")
             return False
         try:
             item_ids = {
                 i["amazon_order_item_id"]: i["commerce_order_item_id"]
-                for i in self.store.get_items(order_id)
+                for i in self.store.orders.items(order_id)
                 if i["commerce_order_item_id"] is not None
             }
             created = mirror_amazon_shipments(
@@ -279,14 +274,14 @@ class ShipmentSync:
             )
             self.note("mirrored", n=created)
             if created:
-                self.store.resolve_mismatch(MISMATCH_NOT_MIRRORED, order_id)
-                self.store.audit(
+                self.store.ops.resolve_mismatch(MISMATCH_NOT_MIRRORED, order_id)
+                self.store.ops.audit(
                     "amazon_shipments_mirrored", "amazon_order", order_id,
                     {"commerce_order_id": int(row["commerce_order_id"]), "packages": [p.reference for p in todo]},
                 )  # fmt: skip
             return True
         except FatalError as exc:
-            self.store.report_mismatch(
+            self.store.ops.report_mismatch(
                 MISMATCH_NOT_MIRRORED, order_id, f"Commerce refused the shipment of Amazon's package(s): {exc}"
             )
             self.note("mismatches", f"{order_id}: Commerce refused Amazon's shipment: {exc}")
@@ -295,12 +290,12 @@ class ShipmentSync:
             self.note("failed", f"{order_id}: mirroring Amazon's shipment failed, retried next run: {exc}")
             return False
         finally:
-            self.store.release_lease(lease, self.owner)
+            self.store.ops.release_lease(lease, self.owner)
 
     # -- Commerce -> Amazon: collect -----------------------------------------------------------
     def collect_commerce_shipments(self) -> None:
         stream = commerce_cursor(self.account)
-        cursor = self.store.get_cursor(stream)
+        cursor = self.store.ops.get_cursor(stream)
         if cursor:
             since = cursor - timedelta(minutes=self.account.overlap_minutes)
         else:
@@ -321,12 +316,12 @@ class ShipmentSync:
             self._collect(batch)
         # Only now that every shipment up to ``latest`` has its outcome may the cursor move.
         if latest is not None:
-            self.store.set_cursor(stream, latest)
+            self.store.ops.set_cursor(stream, latest)
 
     def _orders_for(self, shipments: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, Any] | None]:
         """Commerce order id -> the account's staged Amazon order (None: not an Amazon order of this account)."""
         ids = {int(s["order_id"]) for s in shipments if s.get("order_id") is not None}
-        found: dict[int, dict[str, Any] | None] = dict(self.store.orders_by_commerce_ids(self.account.account_id, ids))
+        found: dict[int, dict[str, Any] | None] = dict(self.store.orders.by_commerce_ids(self.account.account_id, ids))
         unknown = sorted(ids - set(found))
         if unknown:
             # Not mapped (yet): an Amazon order the import has not finished, or not an Amazon order at all.
@@ -335,7 +330,7 @@ class ShipmentSync:
                 for order in page:
                     if order.get("ext_order_id"):
                         ext[int(order["entity_id"])] = str(order["ext_order_id"])
-            staged = self.store.get_orders(set(ext.values()))
+            staged = self.store.orders.get_many(set(ext.values()))
             for commerce_id in unknown:
                 row = staged.get(ext.get(commerce_id, ""))
                 found[commerce_id] = row if row and row["account_id"] == self.account.account_id else None
@@ -346,7 +341,7 @@ class ShipmentSync:
         for shipment in shipments:
             shipment_id = int(shipment["entity_id"])
             key = outbox_key(shipment_id)
-            if self.store.get_outbox(key) is not None:
+            if self.store.outbox.get(key) is not None:
                 continue  # already collected (held ones are looked at by release_waiting)
             row = orders.get(int(shipment.get("order_id") or 0))
             try:
@@ -363,7 +358,7 @@ class ShipmentSync:
                 "commerce_shipment_id": shipment_id,
                 "commerce_order_id": int(shipment.get("order_id") or 0),
             }
-            added = self.store.enqueue(
+            added = self.store.outbox.add(
                 key, KIND, self.account.account_id, decision.amazon_order_id or "", payload,
                 decision.status, decision.reason,
             )  # fmt: skip
@@ -371,11 +366,11 @@ class ShipmentSync:
                 self._count_decision(decision, shipment_id)
 
     def _count_decision(self, decision: Decision, shipment_id: int) -> None:
-        if decision.status == WAITING:
+        if decision.status == OutboxStatus.WAITING:
             self.note("held", f"shipment {shipment_id} ({decision.amazon_order_id}) held: {decision.reason}")
         elif decision.status == OutboxStatus.REJECTED:
             self.note("rejected", f"shipment {shipment_id} ({decision.amazon_order_id}) not sent: {decision.reason}")
-            self.store.audit(
+            self.store.ops.audit(
                 "shipment_confirmation_rejected", "amazon_order", decision.amazon_order_id or "",
                 {"commerce_shipment_id": shipment_id, "reason": decision.reason},
             )  # fmt: skip
@@ -389,23 +384,24 @@ class ShipmentSync:
         order_id = row["amazon_order_id"]
         shipment_id = int(shipment["entity_id"])
         if row["sync_status"] not in READY_SYNC or row["commerce_order_id"] is None:
-            return Decision(WAITING, f"the Amazon order is not imported yet ({row['sync_status']})", None, order_id)
+            reason = f"the Amazon order is not imported yet ({row['sync_status']})"
+            return Decision(OutboxStatus.WAITING, reason, None, order_id)
         if int(row["commerce_order_id"]) != int(shipment.get("order_id") or 0):
             detail = (
                 f"Commerce shipment {shipment_id} is on Commerce order {shipment.get('order_id')}, "
                 f"not on the order imported for this Amazon order ({row['commerce_order_id']})"
             )
-            self.store.report_mismatch(MISMATCH_OTHER_ORDER, order_id, detail)
+            self.store.ops.report_mismatch(MISMATCH_OTHER_ORDER, order_id, detail)
             self.note("mismatches", f"{order_id}: {detail}")
             return Decision("ignore", "ignored_other_commerce_order")
         mirrored = [
-            w for w in self.store.writes_for_order(order_id) if w["natural_key"].startswith(f"ship:{order_id}:")
+            w for w in self.store.writes.for_order(order_id) if w["natural_key"].startswith(f"ship:{order_id}:")
         ]
         if any(w["commerce_entity_id"] == str(shipment_id) for w in mirrored):
             return Decision("skip", "from_amazon")  # the import or this sync made it from Amazon's package
         ours = {
             str((e["payload"].get("package") or {}).get("packageReferenceId"))
-            for e in self.store.outbox_for_order(order_id, KIND)
+            for e in self.store.outbox.for_order(order_id, KIND)
         }
         amazon_tracking = {
             p.tracking_number
@@ -417,19 +413,20 @@ class ShipmentSync:
             return Decision("skip", "from_amazon")  # carries the tracking of a package Amazon already has
         if any(w["status"] == WriteStatus.INTENT for w in mirrored):
             return Decision(
-                WAITING, "an Amazon-side shipment of this order is being copied to Commerce", None, order_id
+                OutboxStatus.WAITING, "an Amazon-side shipment of this order is being copied to Commerce", None,
+                order_id,
             )
         if row["fulfilled_by"] == "AMAZON":
             return Decision("skip", "skipped_amazon_fulfilled")  # Amazon ships FBA orders; nothing to confirm
         amazon_items = {
             int(i["commerce_order_item_id"]): i["amazon_order_item_id"]
-            for i in self.store.get_items(order_id)
+            for i in self.store.orders.items(order_id)
             if i["commerce_order_item_id"] is not None
         }
         try:
             package = package_detail(shipment, amazon_items, self.account.carrier_map)
         except Hold as exc:
-            return Decision(WAITING, str(exc), None, order_id)
+            return Decision(OutboxStatus.WAITING, str(exc), None, order_id)
         except Refuse as exc:
             return Decision(OutboxStatus.REJECTED, f"not sent to Amazon: {exc}", None, order_id)
         payload = {
@@ -442,7 +439,7 @@ class ShipmentSync:
 
     def release_waiting(self) -> None:
         """Look again at held shipments: the order may be imported, the tracking number added."""
-        held = self.store.outbox_entries(kind=KIND, statuses=[WAITING], account_id=self.account.account_id)
+        held = self.store.outbox.entries(kind=KIND, statuses=[OutboxStatus.WAITING], account_id=self.account.account_id)
         for start in range(0, len(held), BATCH):
             chunk = held[start : start + BATCH]
             ids = [int(e["payload"]["commerce_shipment_id"]) for e in chunk]
@@ -453,40 +450,40 @@ class ShipmentSync:
             for entry in chunk:
                 shipment = shipments.get(int(entry["payload"]["commerce_shipment_id"]))
                 if shipment is None:
-                    self.store.set_outbox_entry(
-                        entry["id"], SKIPPED, amazon_message="the Commerce shipment no longer exists",
-                        expect_status=[WAITING],
+                    self.store.outbox.transition(
+                        entry["id"], OutboxStatus.SKIPPED, amazon_message="the Commerce shipment no longer exists",
+                        expect=[OutboxStatus.WAITING],
                     )  # fmt: skip
                     continue
                 decision = self.decide(shipment, orders.get(int(shipment.get("order_id") or 0)))
-                if decision.status == WAITING:
-                    self.store.set_outbox_entry(
-                        entry["id"], WAITING, amazon_message=decision.reason, expect_status=[WAITING]
+                if decision.status == OutboxStatus.WAITING:
+                    self.store.outbox.transition(
+                        entry["id"], OutboxStatus.WAITING, amazon_message=decision.reason, expect=[OutboxStatus.WAITING]
                     )
                 elif decision.status in ("ignore", "skip"):
-                    self.store.set_outbox_entry(
-                        entry["id"], SKIPPED, amazon_message=f"not confirmed: {decision.reason}",
-                        expect_status=[WAITING],
+                    self.store.outbox.transition(
+                        entry["id"], OutboxStatus.SKIPPED, amazon_message=f"not confirmed: {decision.reason}",
+                        expect=[OutboxStatus.WAITING],
                     )  # fmt: skip
                     self.note(decision.reason or "skipped")
-                elif self.store.set_outbox_entry(
+                elif self.store.outbox.transition(
                     entry["id"], decision.status, payload=decision.payload or entry["payload"],
-                    amazon_message=decision.reason, expect_status=[WAITING],
+                    amazon_message=decision.reason, expect=[OutboxStatus.WAITING],
                 ):  # fmt: skip
                     self._count_decision(decision, int(shipment["entity_id"]))
                     self.note("released")
 
     # -- Commerce -> Amazon: send --------------------------------------------------------------
     def send_pending(self) -> None:
-        entries = self.store.outbox_entries(
-            kind=KIND, statuses=[OutboxStatus.PENDING, SENDING], account_id=self.account.account_id
+        entries = self.store.outbox.entries(
+            kind=KIND, statuses=[OutboxStatus.PENDING, OutboxStatus.SENDING], account_id=self.account.account_id
         )
         by_order: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
         for entry in entries:
             by_order[entry["amazon_order_id"]].append(entry)
         for order_id, order_entries in by_order.items():
             lease = f"shipment_confirm:{order_id}"
-            if not self.store.acquire_lease(lease, self.owner, LEASE_SECONDS):
+            if not self.store.ops.acquire_lease(lease, self.owner, LEASE_SECONDS):
                 self.note("busy_elsewhere")
                 continue
             try:
@@ -498,22 +495,23 @@ class ShipmentSync:
             except FatalError as exc:
                 self.note("failed", f"{order_id}: cannot check the order on Amazon: {exc}")
             finally:
-                self.store.release_lease(lease, self.owner)
+                self.store.ops.release_lease(lease, self.owner)
 
     def _send_order(self, order_id: str, entries: Iterable[dict[str, Any]]) -> None:
         amazon_packages: dict[str, str] | None = None
         for entry in entries:
             package = entry["payload"]["package"]
             ref = str(package["packageReferenceId"])
-            if entry["status"] == SENDING:
+            if entry["status"] == OutboxStatus.SENDING:
                 # An earlier attempt's outcome is unknown: look before sending again.
                 if amazon_packages is None:
                     amazon_packages = amazon_package_refs(self.amazon.get_order(order_id, included_data=VERIFY_DATA))
                 if ref in amazon_packages:
                     if amazon_packages[ref] == package["trackingNumber"]:
-                        self.store.set_outbox_entry(
-                            entry["id"], CONFIRMED, amazon_message="found on Amazon after an unanswered attempt",
-                            expect_status=[SENDING],
+                        self.store.outbox.transition(
+                            entry["id"], OutboxStatus.CONFIRMED,
+                            amazon_message="found on Amazon after an unanswered attempt",
+                            expect=[OutboxStatus.SENDING],
                         )  # fmt: skip
                         self._confirmed(order_id, entry, recovered=True)
                     else:
@@ -522,8 +520,8 @@ class ShipmentSync:
                             f"Amazon already has a different package with packageReferenceId {ref} on this order",
                         )  # fmt: skip
                     continue
-            if not self.store.set_outbox_entry(
-                entry["id"], SENDING, amazon_message=None, expect_status=[entry["status"]], count_attempt=True
+            if not self.store.outbox.transition(
+                entry["id"], OutboxStatus.SENDING, amazon_message=None, expect=[entry["status"]], count_attempt=True
             ):
                 continue  # another run took it
             try:
@@ -531,24 +529,30 @@ class ShipmentSync:
                     order_id, marketplace_id=entry["payload"]["marketplace_id"], package_detail=package
                 )
             except AuthenticationError:
-                self.store.set_outbox_entry(entry["id"], OutboxStatus.PENDING, expect_status=[SENDING])
+                self.store.outbox.transition(
+                    entry["id"], OutboxStatus.PENDING, expect=OutboxStatus.SENDING, amazon_message=None
+                )
                 raise
             except FatalError as exc:
                 self._rejected(order_id, entry, exc.message or str(exc))
             except RetriableError as exc:
                 if exc.safe_to_replay:
-                    self.store.set_outbox_entry(
-                        entry["id"], OutboxStatus.PENDING, amazon_message=f"will retry: {exc}", expect_status=[SENDING]
+                    self.store.outbox.transition(
+                        entry["id"], OutboxStatus.PENDING, amazon_message=f"will retry: {exc}",
+                        expect=[OutboxStatus.SENDING],
                     )
                 else:
-                    self.store.set_outbox_entry(
-                        entry["id"], SENDING, amazon_message=f"outcome unknown, checked before a retry: {exc}",
-                        expect_status=[SENDING],
+                    self.store.outbox.transition(
+                        entry["id"], OutboxStatus.SENDING,
+                        amazon_message=f"outcome unknown, checked before a retry: {exc}",
+                        expect=[OutboxStatus.SENDING],
                     )  # fmt: skip
                     amazon_packages = None  # something may have changed on Amazon's side
                 self.note("retry_later", f"{order_id}: shipment {entry['payload']['commerce_shipment_id']}: {exc}")
             else:
-                self.store.set_outbox_entry(entry["id"], CONFIRMED, expect_status=[SENDING])
+                self.store.outbox.transition(
+                    entry["id"], OutboxStatus.CONFIRMED, expect=OutboxStatus.SENDING, amazon_message=None
+                )
                 self._confirmed(order_id, entry, recovered=False)
 
     def _confirmed(self, order_id: str, entry: Mapping[str, Any], *, recovered: bool) -> None:
@@ -556,7 +560,7 @@ class ShipmentSync:
         if recovered:
             self.note("recovered_after_lost_answer")
         package = entry["payload"]["package"]
-        self.store.audit(
+        self.store.ops.audit(
             "shipment_confirmed", "amazon_order", order_id,
             {"commerce_shipment_id": entry["payload"]["commerce_shipment_id"],
              "package_reference_id": package["packageReferenceId"], "carrier_code": package["carrierCode"],
@@ -564,18 +568,22 @@ class ShipmentSync:
         )  # fmt: skip
 
     def _rejected(self, order_id: str, entry: Mapping[str, Any], message: str) -> None:
-        self.store.set_outbox_entry(entry["id"], OutboxStatus.REJECTED, amazon_message=message[:2000])
+        self.store.outbox.transition(
+            entry["id"], OutboxStatus.REJECTED, expect=OutboxStatus.SENDING, amazon_message=message[:2000]
+        )
         self.note(
             "rejected", f"{order_id}: Amazon rejected shipment {entry['payload']['commerce_shipment_id']}: {message}"
         )
-        self.store.audit(
+        self.store.ops.audit(
             "shipment_confirmation_rejected", "amazon_order", order_id,
             {"commerce_shipment_id": entry["payload"]["commerce_shipment_id"], "reason": message[:500]},
         )  # fmt: skip
 
     # -- verify ---------------------------------------------------------------------------------
     def verify_confirmed(self) -> None:
-        entries = self.store.outbox_entries(kind=KIND, statuses=[CONFIRMED], account_id=self.account.account_id)
+        entries = self.store.outbox.entries(
+            kind=KIND, statuses=[OutboxStatus.CONFIRMED], account_id=self.account.account_id
+        )
         by_order: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
         for entry in entries:
             by_order[entry["amazon_order_id"]].append(entry)
@@ -588,12 +596,12 @@ class ShipmentSync:
             status = transform.fulfillment_status(order)
             if status in SHIPPED_STATUSES:
                 for entry in order_entries:
-                    self.store.set_outbox_entry(
+                    self.store.outbox.transition(
                         entry["id"], OutboxStatus.ACCEPTED, amazon_message=f"verified: Amazon shows the order {status}",
-                        expect_status=[CONFIRMED],
+                        expect=[OutboxStatus.CONFIRMED],
                     )  # fmt: skip
-                self.store.resolve_mismatch(MISMATCH_NOT_REFLECTED, order_id)
-                self.store.audit("shipment_verified", "amazon_order", order_id, {"amazon_status": status})
+                self.store.ops.resolve_mismatch(MISMATCH_NOT_REFLECTED, order_id)
+                self.store.ops.audit("shipment_verified", "amazon_order", order_id, {"amazon_status": status})
                 self.note("verified", n=len(order_entries))
                 continue
             oldest = min(_aware(e["updated_at"]) for e in order_entries)
@@ -603,7 +611,7 @@ class ShipmentSync:
                     + ", ".join(str(e["payload"]["commerce_shipment_id"]) for e in order_entries)
                     + f" were confirmed (since {oldest.isoformat()})"
                 )
-                self.store.report_mismatch(MISMATCH_NOT_REFLECTED, order_id, detail)
+                self.store.ops.report_mismatch(MISMATCH_NOT_REFLECTED, order_id, detail)
                 self.note("mismatches", f"{order_id}: {detail}")
             else:
                 self.note("verifying")

@@ -71,9 +71,9 @@ def load_orders(account_id: str, run_id: str, params: dict[str, Any] | None = No
     redriven: list[str] = []
     if redrive:
         ids = None if redrive == ["all"] else redrive
-        redriven = ctx.store.redrive(ids)
+        redriven = ctx.store.orders.redrive(ids)
         for order_id in redriven:
-            ctx.store.audit("order_redriven", "amazon_order", order_id, {"run_id": run_id})
+            ctx.store.ops.audit("order_redriven", "amazon_order", order_id, {"run_id": run_id})
         log.info("re-driving %d quarantined order(s)", len(redriven))
     summary = order_import.load_orders(ctx, account, owner=order_import.owner_id(run_id))
     return {**summary, "redriven": len(redriven)} if redrive else summary

@@ -1,11 +1,69 @@
-"""The integration's state store: cursors, order mapping, intents, outbox, quarantine, audit."""
+"""The integration's state store, by aggregate.
 
-from amazon_commerce_sync.store.repository import (
+``StateStore(engine, actor)`` opens the aggregates on one SQLAlchemy engine:
+
+- ``orders`` (``OrderStore``): staged Amazon orders, their items, personal data kept apart;
+  ``retention`` (``Retention``): that personal data's retention clocks and erasure;
+- ``writes`` (``WriteLog``): the intent log of writes to Commerce (and Amazon's createFeed);
+- ``outbox`` (``Outbox``): pushes to Amazon and the feeds that carry them;
+- ``ops`` (``Operations``): cursors, leases, quarantine, mismatches, audit trail.
+
+Schema: ``store/schema.py`` (migrations in ``store/migrations``); where the store lives: ``store/db.py``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Engine
+
+from amazon_commerce_sync.store.operations import Operations
+from amazon_commerce_sync.store.orders import (
+    ItemRow,
+    OrderRow,
+    OrderStore,
     OrderSync,
-    OutboxStatus,
+    Pii,
+    PiiRow,
+    StagedItem,
     StagedOrder,
-    StateStore,
-    WriteStatus,
+    StuckOrder,
 )
+from amazon_commerce_sync.store.outbox import TERMINAL, FeedRow, Outbox, OutboxRow, OutboxStatus
+from amazon_commerce_sync.store.retention import Retention
+from amazon_commerce_sync.store.writes import WriteLog, WriteRow, WriteStatus
 
-__all__ = ["OrderSync", "OutboxStatus", "StagedOrder", "StateStore", "WriteStatus"]
+
+class StateStore:
+    """The state store's aggregates on one engine; ``actor`` (the run) is written into the audit trail."""
+
+    def __init__(self, engine: Engine, actor: str = "sales-channel") -> None:
+        self.engine = engine
+        self.actor = actor
+        self.orders = OrderStore(engine, actor)
+        self.retention = Retention(engine, actor)
+        self.writes = WriteLog(engine, actor)
+        self.outbox = Outbox(engine, actor)
+        self.ops = Operations(engine, actor)
+
+
+__all__ = [
+    "TERMINAL",
+    "FeedRow",
+    "ItemRow",
+    "Operations",
+    "OrderRow",
+    "OrderStore",
+    "OrderSync",
+    "Outbox",
+    "OutboxRow",
+    "OutboxStatus",
+    "Pii",
+    "PiiRow",
+    "Retention",
+    "StagedItem",
+    "StagedOrder",
+    "StateStore",
+    "StuckOrder",
+    "WriteLog",
+    "WriteRow",
+    "WriteStatus",
+]

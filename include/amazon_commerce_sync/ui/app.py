@@ -26,7 +26,7 @@ from amazon_commerce_sync.constants import (
     DAG_REFUND_SYNC,
     DAG_SHIPMENT_SYNC,
 )
-from amazon_commerce_sync.store.repository import StateStore
+from amazon_commerce_sync.store import StateStore
 from amazon_commerce_sync.ui import queries
 from amazon_commerce_sync.ui.template import render_page
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
-from amazon_commerce_sync.store.repository import OrderSync, OutboxStatus, StateStore
+from amazon_commerce_sync.store import OrderSync, OutboxStatus, StateStore
 from amazon_commerce_sync.store.schema import amazon_orders, audit_log, cursors, mismatches, outbox, quarantine
 
 log = logging.getLogger(__name__)
