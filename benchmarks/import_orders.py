@@ -122,14 +122,14 @@ class Sandboxes:
 
 
 def context(db_url: str, concurrency: int = 8):
-    from amazon_commerce_sync.pipelines.context import build_context
+    from amazon_commerce_sync.resources import open_resources
     from amazon_commerce_sync.settings import parse_settings
 
     settings = parse_settings(
         {"accounts": [{"account_id": "bench", "marketplace_ids": MARKETPLACES, "concurrency": concurrency,
                        "import_orders_after": "2026-01-01T00:00:00Z"}]}
     )  # fmt: skip
-    return build_context("bench", settings=settings, db_url=db_url)
+    return open_resources("bench", settings=settings, db_url=db_url)
 
 
 def pages_for(order_ids: list[str], page_size: int = 100) -> int:

@@ -5,30 +5,33 @@ Cancellations (``POST_ORDER_ACKNOWLEDGEMENT_DATA``) and refunds
 few feed submissions (createFeed: 0.0083 requests/s), so every pending outbox
 entry of a kind goes into ONE feed per run, one ``<Message>`` per entry.
 
-Exactly once: entries move ``pending → submitting`` (compare-and-set, with the
-batch's document id recorded in the intent log) before ``createFeed``, and
-``submitting → submitted`` with the feed id after it. If the answer to
-``createFeed`` is lost, the next attempt first looks for a feed Amazon created
-since the batch was recorded (getFeeds) and adopts it instead of submitting again.
-A feed can be DONE with some messages failed: ``settle_feed`` reads the processing
-report and marks each entry accepted or rejected with Amazon's message.
+Exactly once: entries move ``pending → submitting`` (compare-and-set, into a batch
+``batch:<uuid>``) before ``createFeed``, and ``submitting → submitted`` with the feed
+id after it. The batch is sent with ``commerce_writes.write_once``: if the answer to
+``createFeed`` is lost, Amazon is asked for a feed it created since the batch was
+recorded (getFeeds), now or by the next run, and that feed is adopted instead of
+submitting again. A feed can be DONE with some messages failed: ``conclude_feed``
+reads the processing report and marks each entry accepted or rejected with Amazon's
+message.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import uuid
 import xml.etree.ElementTree as ET  # noqa: S405 - only used to BUILD documents
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import defusedxml.ElementTree as SafeET
 
+from amazon_commerce_sync.commerce_writes import keys
+from amazon_commerce_sync.commerce_writes.protocol import Done, write_once
 from amazon_commerce_sync.errors import FatalError, RetriableError
-from amazon_commerce_sync.store import OutboxStatus
+from amazon_commerce_sync.store import OutboxStatus, StateStore, WriteRow, WriteStatus
+from amazon_commerce_sync.times import parse_time, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -179,10 +182,12 @@ def parse_processing_report(content: bytes) -> ProcessingReport:
 
 # -- submitting outbox entries once -----------------------------------------------------------
 BuildMessage = Callable[[int, dict[str, Any]], ET.Element]
+CONTENT_TYPE = "text/xml; charset=UTF-8"
+CLOCK_SLACK = timedelta(seconds=5)
 
 
 def submit_outbox(
-    store,
+    store: StateStore,
     amazon,
     *,
     account_id: str,
@@ -192,89 +197,114 @@ def submit_outbox(
     merchant_id: str,
     marketplace_ids: Sequence[str],
     build_message: BuildMessage,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    now: Callable[[], datetime] = utcnow,
 ) -> str | None:
-    """Put every pending entry of ``kind`` into one feed; returns its feed id (None when nothing to send)."""
+    """Put every pending entry of ``kind`` into one feed; returns its feed id (None when nothing to send).
+
+    The entries are claimed (``pending → submitting``, compare-and-set) into a batch, and the batch is
+    sent with ``write_once``: a lost ``createFeed`` answer is resolved by looking for the feed (getFeeds).
+    Entries a run left ``submitting`` are resolved first (``_recover_submitting``).
+
+    :raises FatalError: Amazon refused the feed (its entries are pending again).
+    :raises RetriableError: the outcome is unknown (its entries stay ``submitting`` for the next run).
+    """
     adopted = _recover_submitting(store, amazon, account_id=account_id, kind=kind, feed_type=feed_type)
     if adopted:
         return adopted
     pending = store.outbox.entries(kind=kind, statuses=[OutboxStatus.PENDING], account_id=account_id)
     if not pending:
         return None
-    batch = f"batch:{uuid.uuid4().hex}"
-    message_ids = {entry["id"]: number for number, entry in enumerate(pending, start=1)}
+    batch = keys.feed_batch()
     claimed = sum(
         store.outbox.transition(
-            entry_id, SUBMITTING, expect=OutboxStatus.PENDING, feed_id=batch, message_id=number, count_attempt=True
+            entry["id"], SUBMITTING, expect=OutboxStatus.PENDING, feed_id=batch.natural_key, message_id=number,
+            count_attempt=True,
         )
-        for entry_id, number in message_ids.items()
-    )
-    entries = store.outbox.entries(kind=kind, feed_id=batch)
+        for number, entry in enumerate(pending, start=1)
+    )  # fmt: skip
+    entries = store.outbox.entries(kind=kind, feed_id=batch.natural_key)
     if claimed != len(pending):
         log.info("%s: %d of %d entries were claimed by another run", kind, len(pending) - claimed, len(pending))
     if not entries:
         return None
-    messages = [build_message(entry["message_id"], entry["payload"]) for entry in entries]
-    content = envelope(message_type, merchant_id, messages)
-    started = now()
-    store.writes.record_intent(batch, "feed", None, {"feed_type": feed_type, "started": started.isoformat()})
-    document_id, url = amazon.create_feed_document("text/xml; charset=UTF-8")
-    amazon.upload_feed_document(url, content, "text/xml; charset=UTF-8")
+    content = envelope(message_type, merchant_id, [build_message(e["message_id"], e["payload"]) for e in entries])
+
+    def send() -> Done:
+        document_id, url = amazon.create_feed_document(CONTENT_TYPE)
+        amazon.upload_feed_document(url, content, CONTENT_TYPE)
+        return Done(amazon.create_feed(feed_type, marketplace_ids, document_id), value=document_id)
+
     try:
-        feed_id = amazon.create_feed(feed_type, marketplace_ids, document_id)
+        result = write_once(
+            store.writes, batch, send=send, look=lambda earlier: _feed_of(store, amazon, feed_type, earlier),
+            detail={"feed_type": feed_type, "started": now().isoformat()},
+        )  # fmt: skip
     except FatalError:
         _move(store, entries, OutboxStatus.PENDING, expect=SUBMITTING, feed_id="")
-        store.writes.forget(batch)
         raise
     except RetriableError:
-        # The answer may be lost after Amazon accepted the feed: the next attempt looks first.
         log.warning("%s: createFeed outcome unknown for %d messages; the next run checks getFeeds", kind, len(entries))
         raise
-    _mark_submitted(store, account_id, feed_type, batch, feed_id, document_id, entries)
+    feed_id = str(result.done.entity_id)
+    _mark_submitted(store, account_id, feed_type, feed_id, result.value, entries)
     log.info("%s: submitted feed %s with %d messages", kind, feed_id, len(entries))
     return feed_id
 
 
-def _mark_submitted(store, account_id, feed_type, batch, feed_id, document_id, entries) -> None:
+def _feed_of(store: StateStore, amazon, feed_type: str, intent: WriteRow | None) -> Done | None:
+    """The feed a batch's ``createFeed`` made, when its answer was lost: the oldest feed of the type that
+    Amazon created since the batch's intent (any, without one) and that no batch has claimed (getFeeds)."""
+    started = ((intent or {}).get("detail") or {}).get("started")
+    since = parse_time(started) - CLOCK_SLACK if started else None
+    known = {f["feed_id"] for f in store.outbox.open_feeds(feed_type)}
+    candidates = [
+        f for f in amazon.list_feeds([feed_type])
+        if f.get("feedId") not in known and store.outbox.get_feed(f.get("feedId")) is None
+        and (since is None or parse_time(f["createdTime"]) >= since)
+    ]  # fmt: skip
+    if not candidates:
+        return None
+    return Done(sorted(candidates, key=lambda f: f["createdTime"])[0]["feedId"])
+
+
+def _mark_submitted(store: StateStore, account_id, feed_type, feed_id, document_id, entries) -> None:
     store.outbox.record_feed(feed_id, account_id, feed_type, document_id)
     _move(store, entries, OutboxStatus.SUBMITTED, expect=SUBMITTING, feed_id=feed_id)
-    store.writes.complete(batch, feed_id)
 
 
-def _recover_submitting(store, amazon, *, account_id: str, kind: str, feed_type: str) -> str | None:
-    """Entries left 'submitting' by a run that died around createFeed: adopt the feed or release them."""
+def _recover_submitting(store: StateStore, amazon, *, account_id: str, kind: str, feed_type: str) -> str | None:
+    """Entries left 'submitting' by a run that died around createFeed: finish their batch if its feed exists
+    (recorded, or found by ``_feed_of``), else put them back to pending (they go into the next feed)."""
     stuck = store.outbox.entries(kind=kind, statuses=[SUBMITTING], account_id=account_id)
-    if not stuck:
-        return None
-    batches = sorted({e["feed_id"] for e in stuck})
-    known = {f["feed_id"] for f in store.outbox.open_feeds(feed_type)}
-    for batch in batches:
+    for batch in sorted({e["feed_id"] for e in stuck}):
         entries = [e for e in stuck if e["feed_id"] == batch]
-        intent = store.writes.get(batch) or {}
-        started = (intent.get("detail") or {}).get("started")
-        since = datetime.fromisoformat(started) - timedelta(seconds=5) if started else None
-        candidates = [
-            f for f in amazon.list_feeds([feed_type])
-            if f.get("feedId") not in known and store.outbox.get_feed(f.get("feedId")) is None
-            and (since is None or datetime.fromisoformat(f["createdTime"].replace("Z", "+00:00")) >= since)
-        ]  # fmt: skip
-        if candidates:
-            feed = sorted(candidates, key=lambda f: f["createdTime"])[0]
-            _mark_submitted(store, account_id, feed_type, batch, feed["feedId"], None, entries)
-            log.info("%s: adopted feed %s created by an interrupted run", kind, feed["feedId"])
-            return feed["feedId"]
+        intent = store.writes.get(batch)
+        if intent is not None and intent["status"] == WriteStatus.DONE:
+            feed = Done(intent["commerce_entity_id"])
+        else:
+            feed = _feed_of(store, amazon, feed_type, intent)
+            if feed is not None:
+                store.writes.record(batch, "feed", None, feed.entity_id)
+        if feed is not None:
+            _mark_submitted(store, account_id, feed_type, str(feed.entity_id), None, entries)
+            log.info("%s: adopted feed %s created by an interrupted run", kind, feed.entity_id)
+            return str(feed.entity_id)
         _move(store, entries, OutboxStatus.PENDING, expect=SUBMITTING, feed_id="")
         store.writes.forget(batch)
     return None
 
 
-def _move(store, entries, to: OutboxStatus, *, expect: OutboxStatus, **fields) -> int:
+def _move(store: StateStore, entries, to: OutboxStatus, *, expect: OutboxStatus, **fields) -> int:
     """Move each entry still in ``expect`` to ``to``; returns how many moved."""
     return sum(store.outbox.transition(e["id"], to, expect=expect, **fields) for e in entries)
 
 
-def settle_feed(store, amazon, feed_id: str) -> dict[str, Any]:
-    """If the feed is finished, read its report and mark each entry; returns ``{status, accepted, rejected}``."""
+def conclude_feed(store: StateStore, amazon, feed_id: str) -> dict[str, Any]:
+    """If Amazon finished the feed, read its processing report and mark each entry accepted or rejected.
+
+    Returns ``{feed_id, status}`` while Amazon is still processing, then ``{feed_id, status, accepted,
+    rejected}``. A feed that ended CANCELLED or FATAL applied nothing: its entries are pending again.
+    """
     feed = amazon.get_feed(feed_id)
     status = feed.get("processingStatus", "UNKNOWN")
     if status not in FINAL_STATUSES:

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -89,10 +88,6 @@ class OrderAmounts:
     @property
     def other(self) -> Decimal:
         return sum((i.other for i in self.items), ZERO)
-
-
-def parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def money(value: Mapping[str, Any] | None, where: str, currency: str | None = None) -> Decimal:
@@ -461,51 +456,3 @@ def build_order(
     if customer:
         entity["customer_id"] = customer["id"]
     return entity
-
-
-@dataclasses.dataclass(frozen=True)
-class Package:
-    """A shipped package from Amazon's PACKAGES section, as Commerce needs it."""
-
-    reference: str
-    carrier: str
-    tracking_number: str
-    items: tuple[tuple[str, int], ...]  # (Amazon orderItemId, quantity)
-
-
-def amazon_packages(order: Mapping[str, Any]) -> list[Package]:
-    """Shipped packages with their tracking, for mirroring Amazon-side shipments into Commerce."""
-    packages = []
-    for package in order.get("packages") or []:
-        status = (package.get("packageStatus") or {}).get("status")
-        if status in ("CANCELLED", "PENDING"):
-            continue
-        items = tuple(
-            (p["orderItemId"], int(p["quantity"])) for p in package.get("packageItems") or [] if p.get("quantity")
-        )
-        if items:
-            packages.append(
-                Package(
-                    reference=str(package.get("packageReferenceId")),
-                    carrier=package.get("carrier") or "Other",
-                    tracking_number=package.get("trackingNumber") or "",
-                    items=items,
-                )
-            )
-    return packages
-
-
-def ship_items_from_packages(
-    packages: Sequence[Package], item_ids: Mapping[str, int]
-) -> list[tuple[Package, list[dict[str, Any]]]]:
-    """Commerce ``/ship`` items for each package, with Amazon item ids mapped to Commerce item ids."""
-    out = []
-    for package in packages:
-        items = [
-            {"order_item_id": item_ids[amazon_id], "qty": qty}
-            for amazon_id, qty in package.items
-            if amazon_id in item_ids
-        ]
-        if items:
-            out.append((package, items))
-    return out

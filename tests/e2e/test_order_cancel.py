@@ -248,7 +248,7 @@ def test_report_rejecting_one_order(channel):
 
 def test_second_trigger_for_an_order_in_flight_submits_nothing(channel):
     from amazon_commerce_sync.pipelines import order_cancel
-    from amazon_commerce_sync.pipelines.context import build_context
+    from amazon_commerce_sync.resources import open_resources
 
     [order_id] = imported_orders(channel, 1, seed=161)
     channel.amazon("POST", "/_sandbox/settings", json={"feed_stage_seconds": 100000})
@@ -256,7 +256,7 @@ def test_second_trigger_for_an_order_in_flight_submits_nothing(channel):
 
     def trigger_again(feed):
         # what the second run's first task does while the first run's feed is in flight
-        ctx = build_context("test/second-trigger")
+        ctx = open_resources("test/second-trigger")
         request = order_cancel.parse_request({"amazon_order_ids": [order_id], "reason": "BuyerCanceled"})
         second.update(order_cancel.request_cancellations(ctx, ctx.settings.accounts[0], request))
 

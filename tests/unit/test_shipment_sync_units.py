@@ -6,15 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from amazon_commerce_sync.pipelines.shipment_sync import (
-    Hold,
-    Refuse,
-    amazon_carrier,
-    amazon_package_refs,
-    package_detail,
-    parse_commerce_time,
-)
 from amazon_commerce_sync.settings import DEFAULT_CARRIER_MAP
+from amazon_commerce_sync.shipments import Hold, Refuse, amazon_carrier, amazon_package_refs, package_detail
+from amazon_commerce_sync.times import parse_time
 
 
 @pytest.mark.parametrize(
@@ -75,11 +69,11 @@ def test_package_detail_holds_without_tracking_and_refuses_foreign_items():
         package_detail({**SHIPMENT, "items": [{"order_item_id": 11, "qty": 0}]}, ITEMS, DEFAULT_CARRIER_MAP)
 
 
-def test_parse_commerce_time():
+def test_parse_time_reads_magento_and_iso_times_as_utc():
     want = datetime(2026, 3, 1, 10, 20, 30, tzinfo=UTC)
-    assert parse_commerce_time("2026-03-01 10:20:30") == want
-    assert parse_commerce_time("2026-03-01T10:20:30Z") == want
-    assert parse_commerce_time("2026-03-01T12:20:30+02:00") == want
+    assert parse_time("2026-03-01 10:20:30") == want
+    assert parse_time("2026-03-01T10:20:30Z") == want
+    assert parse_time("2026-03-01T12:20:30+02:00") == want
 
 
 def test_amazon_package_refs_skips_cancelled_packages():

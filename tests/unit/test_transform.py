@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from amazon_commerce_sync import transform
+from amazon_commerce_sync import shipments, transform
 from amazon_commerce_sync.settings import AccountSettings
 
 ACCOUNT = AccountSettings(
@@ -185,7 +185,7 @@ def test_packages_map_to_commerce_items():
         {"packageReferenceId": "2", "packageStatus": {"status": "CANCELLED"},
          "packageItems": [{"orderItemId": "A2", "quantity": 1}]},
     ]  # fmt: skip
-    [(package, items)] = transform.ship_items_from_packages(transform.amazon_packages(o), {"A1": 11, "A2": 12})
+    [(package, items)] = shipments.ship_items_from_packages(shipments.amazon_packages(o), {"A1": 11, "A2": 12})
     assert (package.carrier, package.tracking_number, items) == ("UPS", "1Z1", [{"order_item_id": 11, "qty": 2}])
 
 

@@ -11,10 +11,11 @@ A run goes through four steps, each a task:
    (``feeds.submit_outbox``). A second request for an order already in flight adds nothing
    and follows the feed already sent.
 2. ``feeds_finished``: the (rescheduling) sensor's poke: are the feeds done?
-3. ``confirm_cancellations``: read each feed's processing report (``feeds.settle_feed``),
+3. ``confirm_cancellations``: read each feed's processing report (``feeds.conclude_feed``),
    re-read each order from Amazon and, once Amazon shows it CANCELLED, cancel the Commerce
-   order (or refund it offline when invoiced; ``order_import.cancel_in_commerce``, once per
-   order through the intent log) with a comment naming the reason, the note and the feed.
+   order (or refund it offline when invoiced; ``commerce_writes.orders.cancel_in_commerce``,
+   once per order through the intent log), put its stock back and add a comment naming the
+   reason, the note and the feed.
 4. ``summarize``: one line per order; the names of those that could not be cancelled.
 
 Per-order records carry ids, statuses and short texts only (no buyer data): they are the
@@ -32,8 +33,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from amazon_commerce_sync import feeds, transform
+from amazon_commerce_sync.commerce_writes import keys
+from amazon_commerce_sync.commerce_writes.orders import cancel_in_commerce
+from amazon_commerce_sync.commerce_writes.stock import StockMoves
 from amazon_commerce_sync.errors import IntegrationError, NotFoundError, RetriableError
-from amazon_commerce_sync.pipelines.context import Context
+from amazon_commerce_sync.resources import Resources
 from amazon_commerce_sync.settings import AccountSettings
 from amazon_commerce_sync.store import OrderSync, OutboxStatus
 
@@ -45,7 +49,6 @@ ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_ORDERS = 50
 MAX_NOTE = 500
 OUTBOX_KIND = "cancel"
-SUBMITTING = feeds.SUBMITTING
 GET_ORDER_DATA = ("FULFILLMENT", "CANCELLATION")  # no buyer or recipient data
 COMMERCE_ATTEMPTS = 3
 LEASE_SECONDS = 120
@@ -172,7 +175,7 @@ def _record(requested: str, amazon_order_id: str | None, outcome: Outcome, detai
 
 
 # -- step 1: classify, record, submit ------------------------------------------------------------
-def request_cancellations(ctx: Context, account: AccountSettings, request: CancelRequest) -> dict[str, Any]:
+def request_cancellations(ctx: Resources, account: AccountSettings, request: CancelRequest) -> dict[str, Any]:
     """Classify every requested order, record the cancellations and submit them (one feed per marketplace)."""
     records: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -228,7 +231,7 @@ def _message(message_id: int, payload: dict[str, Any]):
 
 
 def _classify(
-    ctx: Context, account: AccountSettings, request: CancelRequest, requested: str, order_id: str
+    ctx: Resources, account: AccountSettings, request: CancelRequest, requested: str, order_id: str
 ) -> dict[str, Any]:
     row = ctx.store.orders.get(order_id)
     if row is not None and row["account_id"] != account.account_id:
@@ -265,7 +268,7 @@ def _classify(
     entry = ctx.store.outbox.get(key)
     if request.dry_run:
         detail = "would be cancelled (dry run: nothing was sent)"
-        if entry and entry["status"] in (OutboxStatus.PENDING, SUBMITTING, OutboxStatus.SUBMITTED):
+        if entry and entry["status"] in (OutboxStatus.PENDING, OutboxStatus.SUBMITTING, OutboxStatus.SUBMITTED):
             detail += f"; a cancellation is already in flight (feed {entry.get('feed_id') or 'not yet sent'})"
         return _record(requested, order_id, Outcome.WOULD_CANCEL, detail, **base)
     payload = {"amazon_order_id": order_id, "item_codes": item_codes, "reason": request.reason,
@@ -282,15 +285,15 @@ def _classify(
     ):  # fmt: skip
         log.info("order %s: Amazon rejected an earlier cancellation; it is UNSHIPPED, so sending again", order_id)
         return _record(requested, order_id, Outcome.REQUESTED, "recorded again after an earlier rejection", **base)
-    feed_id = entry.get("feed_id") if entry.get("status") != SUBMITTING else None
+    feed_id = entry.get("feed_id") if entry.get("status") != OutboxStatus.SUBMITTING else None
     return _record(requested, order_id, Outcome.REQUESTED,
                    f"a cancellation is already in flight ({entry.get('status')}); following it", feed_id=feed_id,
                    **base)  # fmt: skip
 
 
 # -- step 2: wait ------------------------------------------------------------------------------
-def feeds_finished(ctx: Context, account: AccountSettings, feed_ids: Iterable[str]) -> bool:
-    """True when Amazon has finished every feed (or it was settled already); never raises on a busy Amazon."""
+def feeds_finished(ctx: Resources, account: AccountSettings, feed_ids: Iterable[str]) -> bool:
+    """True when Amazon has finished every feed (or was concluded already); never raises on a busy Amazon."""
     waiting = []
     for feed_id in feed_ids:
         known = ctx.store.outbox.get_feed(feed_id)
@@ -309,11 +312,9 @@ def feeds_finished(ctx: Context, account: AccountSettings, feed_ids: Iterable[st
     return not waiting
 
 
-# -- step 3: settle, confirm, cancel in Commerce -----------------------------------------------
-def confirm_cancellations(ctx: Context, account: AccountSettings, requested: Mapping[str, Any], *, owner: str):
+# -- step 3: conclude, confirm, cancel in Commerce ---------------------------------------------
+def confirm_cancellations(ctx: Resources, account: AccountSettings, requested: Mapping[str, Any], *, owner: str):
     """Read the reports, confirm each order's cancellation on Amazon and cancel it in Commerce."""
-    from amazon_commerce_sync.pipelines.order_import import Loader
-
     records = [dict(r) for r in requested.get("orders") or []]
     if requested.get("dry_run"):
         return {**requested, "orders": records}
@@ -322,14 +323,13 @@ def confirm_cancellations(ctx: Context, account: AccountSettings, requested: Map
         known = ctx.store.outbox.get_feed(feed_id)
         if known and known.get("completed_at"):
             continue
-        result = feeds.settle_feed(ctx.store, amazon, feed_id)
+        result = feeds.conclude_feed(ctx.store, amazon, feed_id)
         log.info("feed %s: %s", feed_id, result)
-    loader = Loader(ctx, account, owner=owner)  # its stock moves are shared with the import
     for record in records:
         if record["outcome"] not in (Outcome.REQUESTED, Outcome.ALREADY_CANCELLED):
             continue
         try:
-            _confirm_one(ctx, account, loader, record, owner)
+            _confirm_one(ctx, account, record, owner)
         except IntegrationError as exc:
             record["outcome"] = str(Outcome.ERROR)
             record["detail"] = f"{record['detail']}; then failed: {exc} (trigger again to finish; nothing is repeated)"
@@ -337,12 +337,13 @@ def confirm_cancellations(ctx: Context, account: AccountSettings, requested: Map
     return {**requested, "orders": records}
 
 
-def _confirm_one(ctx: Context, account: AccountSettings, loader, record: dict[str, Any], owner: str) -> None:
+def _confirm_one(ctx: Resources, account: AccountSettings, record: dict[str, Any], owner: str) -> None:
     order_id = record["amazon_order_id"]
     entry = ctx.store.outbox.get(outbox_key(order_id))
     ours = record["outcome"] == Outcome.REQUESTED
     if ours and entry:
-        record["feed_id"] = entry.get("feed_id") if entry["status"] != SUBMITTING else record.get("feed_id")
+        in_batch = entry["status"] == OutboxStatus.SUBMITTING  # its feed_id names the batch, not a feed
+        record["feed_id"] = record.get("feed_id") if in_batch else entry.get("feed_id")
     order = ctx.amazon(account).get_order(order_id, included_data=GET_ORDER_DATA)
     status = transform.fulfillment_status(order)
     record["amazon_status"] = status
@@ -364,15 +365,14 @@ def _confirm_one(ctx: Context, account: AccountSettings, loader, record: dict[st
                                 + (f", feed {entry.get('feed_id')}" if entry and entry.get("feed_id") else "")
                                 + "); trigger again later to finish")  # fmt: skip
         return
-    if entry and entry.get("status") == OutboxStatus.SUBMITTED:
-        # Amazon shows it cancelled though the report was not read (another run settles it): fine.
-        pass
+    # An entry still submitted (Amazon shows the order cancelled before its report was read) is fine:
+    # the run that reads the report concludes it.
     comment = (
         cancel_comment(entry["payload"]["reason"], entry["payload"].get("note"), entry.get("feed_id"))
         if entry
         else "Cancelled on Amazon."
     )
-    done = _cancel_commerce(ctx, account, loader, order_id, comment, owner)
+    done = _cancel_commerce(ctx, account, order_id, comment, owner)
     if ours:
         record["outcome"] = str(Outcome.CANCELLED)
         record["detail"] = f"cancelled on Amazon (feed {record.get('feed_id')}); Commerce: {done}"
@@ -380,9 +380,7 @@ def _confirm_one(ctx: Context, account: AccountSettings, loader, record: dict[st
         record["detail"] = f"already cancelled on Amazon; Commerce: {done}"
 
 
-def _cancel_commerce(ctx: Context, account: AccountSettings, loader, order_id: str, comment: str, owner: str) -> str:
-    from amazon_commerce_sync.pipelines.order_import import cancel_in_commerce
-
+def _cancel_commerce(ctx: Resources, account: AccountSettings, order_id: str, comment: str, owner: str) -> str:
     row = ctx.store.orders.get(order_id)
     commerce = ctx.commerce(account)
     commerce_id = row["commerce_order_id"] if row else None
@@ -391,7 +389,7 @@ def _cancel_commerce(ctx: Context, account: AccountSettings, loader, order_id: s
         if not found:
             return "no Commerce order (the order was never imported)"
         commerce_id = int(sorted(found, key=lambda o: int(o["entity_id"]))[0]["entity_id"])
-    lease = f"order:{order_id}"
+    lease = keys.order_lease(order_id)
     deadline = time.monotonic() + LEASE_WAIT_SECONDS
     while not ctx.store.ops.acquire_lease(lease, owner, LEASE_SECONDS):
         if time.monotonic() > deadline:
@@ -400,8 +398,11 @@ def _cancel_commerce(ctx: Context, account: AccountSettings, loader, order_id: s
     try:
         for attempt in range(1, COMMERCE_ATTEMPTS + 1):
             try:
-                action = cancel_in_commerce(commerce, ctx.store, order_id, int(commerce_id), comment, account,
-                                            loader._stock_once)  # fmt: skip
+                stock = StockMoves(commerce, ctx.store, account.source_code)
+                done = cancel_in_commerce(
+                    commerce, ctx.store, order_id, int(commerce_id), comment,
+                    put_back_stock=stock.put_back if account.manage_stock else None,
+                )  # fmt: skip
                 break
             except RetriableError as exc:
                 # Every write in cancel_in_commerce is looked up before it is sent again.
@@ -412,7 +413,7 @@ def _cancel_commerce(ctx: Context, account: AccountSettings, loader, order_id: s
         ctx.store.ops.release_lease(lease, owner)
     if row is not None:
         ctx.store.orders.set_sync(order_id, OrderSync.CANCELLED, synced_amazon_updated_at=row["amazon_updated_at"])
-    return f"{action} (order {commerce_id})"
+    return f"{done.action} (order {commerce_id})"
 
 
 # -- step 4: summary ---------------------------------------------------------------------------

@@ -45,14 +45,15 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from amazon_commerce_sync import transform
-from amazon_commerce_sync.pipelines.context import Context
+from amazon_commerce_sync.commerce_writes import keys, orders
+from amazon_commerce_sync.errors import IntegrationError
+from amazon_commerce_sync.resources import Resources
 from amazon_commerce_sync.settings import AccountSettings
+from amazon_commerce_sync.times import parse_time
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
-ANONYMISE_PREFIX = "anonymise:"  # commerce_writes key of an order whose Commerce addresses were anonymised
 CLOCK_STATUSES = ("SHIPPED", "CANCELLED")
 
 
@@ -60,7 +61,7 @@ def _time(value: Any) -> datetime | None:
     if not value:
         return None
     try:
-        return transform.parse_time(str(value))
+        return parse_time(str(value))
     except ValueError:
         return None
 
@@ -92,7 +93,7 @@ def delivery_time(
     return amazon_updated_at, "last_update"
 
 
-def start_clocks(ctx: Context, *, now: datetime, account_ids: set[str] | None = None) -> dict[str, int]:
+def start_clocks(ctx: Resources, *, now: datetime, account_ids: set[str] | None = None) -> dict[str, int]:
     """Set ``delivered_at`` on shipped and cancelled orders that have none yet; returns counts by rule."""
     counts: dict[str, int] = {}
     for rows in batches(lambda after: ctx.store.retention.without_clock(CLOCK_STATUSES, after_id=after,
@@ -117,7 +118,7 @@ def batches(fetch: Callable[[str], list[dict[str, Any]]]) -> Iterator[list[dict[
         yield rows
 
 
-def erase_account(ctx: Context, account: AccountSettings, *, now: datetime, dry_run: bool, run_id: str) -> dict:
+def erase_account(ctx: Resources, account: AccountSettings, *, now: datetime, dry_run: bool, run_id: str) -> dict:
     """Erase the personal data of the account's orders delivered more than ``pii_retention_days`` ago."""
     cutoff = now - timedelta(days=account.pii_retention_days)
     summary = {"account": account.account_id, "retention_days": account.pii_retention_days, "due": 0, "erased": 0}
@@ -142,64 +143,34 @@ def erase_account(ctx: Context, account: AccountSettings, *, now: datetime, dry_
     return summary
 
 
-ERASED = "Erased"
-ERASED_FIELDS = {
-    "firstname": ERASED, "lastname": ERASED, "middlename": "", "prefix": "", "suffix": "", "company": "",
-    "street": [ERASED], "telephone": "0000000000", "fax": "", "email": "erased@example.invalid", "vat_id": "",
-}  # fmt: skip
-
-
-def anonymised_address(address: Mapping[str, Any]) -> dict[str, Any]:
-    """The address with the buyer's identity replaced; place fields (city, region, postcode, country) stay."""
-    out = dict(address)
-    for field, placeholder in ERASED_FIELDS.items():
-        if field in ("firstname", "lastname", "street", "telephone") or out.get(field):
-            out[field] = placeholder
-    return out
-
-
-def order_addresses(order: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The billing address and every shipping assignment's address of a Commerce order."""
-    found = [order["billing_address"]] if order.get("billing_address") else []
-    for assignment in (order.get("extension_attributes") or {}).get("shipping_assignments") or []:
-        address = (assignment.get("shipping") or {}).get("address")
-        if address and address.get("entity_id") not in {a.get("entity_id") for a in found}:
-            found.append(address)
-    return found
-
-
-def anonymise_account(ctx: Context, account: AccountSettings, *, now: datetime, dry_run: bool, run_id: str) -> dict:
+def anonymise_account(ctx: Resources, account: AccountSettings, *, now: datetime, dry_run: bool, run_id: str) -> dict:
     """Anonymise the addresses of the Commerce orders of the account's orders past the retention window."""
-    from amazon_commerce_sync.errors import IntegrationError, NotFoundError
-
     summary = {"due": 0, "anonymised": 0, "gone": 0, "failed": 0}
     if not account.anonymise_commerce_orders:
         return summary
     cutoff = now - timedelta(days=account.pii_retention_days)
     hook = ctx.commerce(account)
-    for due in batches(lambda after: ctx.store.retention.commerce_orders_to_anonymise(
-            account.account_id, cutoff, key_prefix=ANONYMISE_PREFIX, after_id=after, limit=BATCH)):  # fmt: skip
+
+    def due_orders(after: str):
+        return ctx.store.retention.commerce_orders_to_anonymise(
+            account.account_id, cutoff, key_prefix=keys.ANONYMISE_PREFIX, after_id=after, limit=BATCH
+        )
+
+    for due in batches(due_orders):
         summary["due"] += len(due)
         for row in [] if dry_run else due:
             oid, commerce_id = row["amazon_order_id"], int(row["commerce_order_id"])
-            key = ANONYMISE_PREFIX + oid
-            ctx.store.writes.record_intent(key, "anonymise", oid, {"run_id": run_id})
             try:
-                order = hook.get_order(commerce_id)
-                addresses = order_addresses(order)
-                for address in addresses:
-                    hook.save_order_address(commerce_id, anonymised_address(address))
-            except NotFoundError:
-                ctx.store.writes.complete(key, commerce_id, detail={"run_id": run_id, "outcome": "order_gone"})
-                summary["gone"] += 1
-                continue
+                result = orders.anonymise(hook, ctx.store, oid, commerce_id, run_id=run_id)
             except IntegrationError as exc:
                 summary["failed"] += 1
                 log.warning("%s: Commerce order %s (Amazon order %s) not anonymised yet: %s",
                             account.account_id, commerce_id, oid, type(exc).__name__)  # fmt: skip
                 continue
-            ctx.store.writes.complete(key, commerce_id, detail={"run_id": run_id, "addresses": len(addresses)})
-            detail = {"commerce_order_id": commerce_id, "addresses": len(addresses), "run_id": run_id}
+            if result.detail.get("outcome") == "order_gone":
+                summary["gone"] += 1
+                continue
+            detail = {"commerce_order_id": commerce_id, "addresses": result.detail.get("addresses"), "run_id": run_id}
             ctx.store.ops.audit("commerce_order_anonymised", "amazon_order", oid, detail)
             summary["anonymised"] += 1
     log.info("%s: %d Commerce order(s) due for anonymisation, %d anonymised, %d gone, %d failed%s",
@@ -209,7 +180,7 @@ def anonymise_account(ctx: Context, account: AccountSettings, *, now: datetime, 
 
 
 def run_retention(
-    ctx: Context, accounts: list[AccountSettings], *, now: datetime, dry_run: bool, run_id: str
+    ctx: Resources, accounts: list[AccountSettings], *, now: datetime, dry_run: bool, run_id: str
 ) -> dict[str, Any]:
     """Start the retention clocks, then erase what is due, per account; returns counts only."""
     clocks = start_clocks(ctx, now=now, account_ids={a.account_id for a in accounts})

@@ -18,10 +18,10 @@ log = logging.getLogger(__name__)
 
 
 def _context(actor: str, *, settings=None):
-    from amazon_commerce_sync.pipelines.context import build_context
+    from amazon_commerce_sync.resources import open_resources
 
     try:
-        return build_context(actor, settings=settings)
+        return open_resources(actor, settings=settings)
     except SettingsError as exc:
         raise AirflowFailException(f"Invalid Sales Channel settings: {exc}") from None
 
@@ -64,6 +64,7 @@ def extract_orders(account_id: str, run_id: str, params: dict[str, Any]) -> dict
 
 def load_orders(account_id: str, run_id: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
     from amazon_commerce_sync.pipelines import order_import
+    from amazon_commerce_sync.resources import owner_id
 
     ctx = _context(f"amazon_order_import/{run_id}/load")
     account = ctx.settings.account(account_id)
@@ -75,7 +76,7 @@ def load_orders(account_id: str, run_id: str, params: dict[str, Any] | None = No
         for order_id in redriven:
             ctx.store.ops.audit("order_redriven", "amazon_order", order_id, {"run_id": run_id})
         log.info("re-driving %d quarantined order(s)", len(redriven))
-    summary = order_import.load_orders(ctx, account, owner=order_import.owner_id(run_id))
+    summary = order_import.load_orders(ctx, account, owner=owner_id(run_id))
     return {**summary, "redriven": len(redriven)} if redrive else summary
 
 
@@ -119,7 +120,7 @@ def refund_step(step: str, account_id: str, run_id: str) -> dict[str, Any]:
     account = ctx.settings.account(account_id)
     now = datetime.now(UTC)
     steps = {
-        "settle": lambda: refund_sync.settle_feeds(ctx, account),
+        "settle": lambda: refund_sync.conclude_feeds(ctx, account),
         "mirror": lambda: refund_sync.mirror_amazon_refunds(ctx, account, now=now),
         "queue": lambda: refund_sync.queue_creditmemos(ctx, account, now=now),
         "submit": lambda: refund_sync.submit_adjustments(ctx, account),
@@ -182,7 +183,7 @@ def cancel_feeds_finished(requested: dict[str, Any], run_id: str) -> bool:
 
 def cancel_confirm(requested: dict[str, Any], run_id: str) -> dict[str, Any]:
     from amazon_commerce_sync.pipelines import order_cancel
-    from amazon_commerce_sync.pipelines.order_import import owner_id
+    from amazon_commerce_sync.resources import owner_id
 
     ctx = _context(f"amazon_order_cancel/{run_id}/confirm")
     account = _cancel_account(ctx, requested["account_id"])
@@ -215,7 +216,8 @@ def sync_shipments(account_id: str, run_id: str, params: dict[str, Any]) -> dict
     from datetime import timedelta
 
     from amazon_commerce_sync.errors import FatalError
-    from amazon_commerce_sync.pipelines import order_import, shipment_sync
+    from amazon_commerce_sync.pipelines import shipment_sync
+    from amazon_commerce_sync.resources import owner_id
 
     grace = params.get("mismatch_grace_minutes")
     if isinstance(grace, bool) or not isinstance(grace, int) or grace < 0:
@@ -224,7 +226,7 @@ def sync_shipments(account_id: str, run_id: str, params: dict[str, Any]) -> dict
     account = ctx.settings.account(account_id)
     try:
         return shipment_sync.sync_shipments(
-            ctx, account, owner=order_import.owner_id(run_id), now=datetime.now(UTC),
+            ctx, account, owner=owner_id(run_id), now=datetime.now(UTC),
             mismatch_grace=timedelta(minutes=grace),
         )  # fmt: skip
     except FatalError as exc:
