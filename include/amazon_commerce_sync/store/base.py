@@ -8,8 +8,9 @@ id, a Commerce shipment id, ...), so reruns converge.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Select, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -22,6 +23,17 @@ class Aggregate:
     def __init__(self, engine: Engine, actor: str) -> None:
         self.engine = engine
         self.actor = actor
+
+    def _all(self, stmt: Select) -> list[Any]:
+        """Every row of a SELECT, as dicts (the aggregates type them as their row ``TypedDict``)."""
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(stmt)]
+
+    def _first(self, stmt: Select) -> Any:
+        """The first row of a SELECT as a dict, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        return dict(row._mapping) if row else None
 
 
 def insert(conn: Connection, table: Table):

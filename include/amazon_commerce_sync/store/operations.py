@@ -13,7 +13,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Table, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from amazon_commerce_sync.store.base import Aggregate, aware, insert
@@ -91,17 +91,7 @@ class Operations(Aggregate):
 
     def resolve_quarantine(self, entity_type: str, entity_id: str) -> bool:
         """True if an open quarantine entry was resolved now."""
-        with self.engine.begin() as conn:
-            result = conn.execute(
-                update(quarantine)
-                .where(
-                    quarantine.c.entity_type == entity_type,
-                    quarantine.c.entity_id == entity_id,
-                    quarantine.c.resolved_at.is_(None),
-                )
-                .values(resolved_at=utcnow())
-            )
-            return result.rowcount == 1
+        return self._resolve(quarantine, entity_type=entity_type, entity_id=entity_id)
 
     def quarantined_orders_since(self, before: datetime, *, limit: int = 1000) -> list[StuckOrder]:
         """Amazon orders quarantined (and not resolved) since before ``before``, with their account if staged."""
@@ -140,17 +130,15 @@ class Operations(Aggregate):
                 )
             )
 
-    def resolve_mismatch(self, kind: str, amazon_order_id: str) -> None:
+    def resolve_mismatch(self, kind: str, amazon_order_id: str) -> bool:
+        """True if an open mismatch was resolved now (the systems agree again)."""
+        return self._resolve(mismatches, kind=kind, amazon_order_id=amazon_order_id)
+
+    def _resolve(self, table: Table, **match: str) -> bool:
+        """Mark the open row of ``table`` matching ``match`` resolved now; True if there was one."""
+        where = [table.c.resolved_at.is_(None), *(table.c[column] == value for column, value in match.items())]
         with self.engine.begin() as conn:
-            conn.execute(
-                update(mismatches)
-                .where(
-                    mismatches.c.kind == kind,
-                    mismatches.c.amazon_order_id == amazon_order_id,
-                    mismatches.c.resolved_at.is_(None),
-                )
-                .values(resolved_at=utcnow())
-            )
+            return conn.execute(update(table).where(*where).values(resolved_at=utcnow())).rowcount == 1
 
     # -- audit trail ---------------------------------------------------------------------------
     def audit(self, action: str, entity_type: str, entity_id: str, detail: dict[str, Any] | None = None) -> None:

@@ -253,18 +253,14 @@ class OrderStore(Aggregate):
 
     def pii(self, amazon_order_id: str) -> PiiRow | None:
         """The order's personal data (the import puts it back into the Commerce payload, in memory only)."""
-        with self.engine.connect() as conn:
-            row = conn.execute(select(order_pii).where(order_pii.c.amazon_order_id == amazon_order_id)).first()
-        return dict(row._mapping) if row else None  # type: ignore[return-value]
+        return self._first(select(order_pii).where(order_pii.c.amazon_order_id == amazon_order_id))
 
     def items(self, amazon_order_id: str) -> list[ItemRow]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(order_items)
-                .where(order_items.c.amazon_order_id == amazon_order_id)
-                .order_by(order_items.c.amazon_order_item_id)
-            )
-            return [dict(r._mapping) for r in rows]  # type: ignore[misc]
+        return self._all(
+            select(order_items)
+            .where(order_items.c.amazon_order_id == amazon_order_id)
+            .order_by(order_items.c.amazon_order_item_id)
+        )
 
     def item_ids(self, amazon_order_id: str) -> dict[str, int]:
         """``{Amazon orderItemId: Commerce order item_id}`` of the order's items mapped so far."""

@@ -114,9 +114,7 @@ class Outbox(Aggregate):
             return conn.execute(stmt.on_conflict_do_nothing(index_elements=["natural_key"])).rowcount == 1
 
     def get(self, natural_key: str) -> OutboxRow | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(outbox).where(outbox.c.natural_key == natural_key)).first()
-        return dict(row._mapping) if row else None  # type: ignore[return-value]
+        return self._first(select(outbox).where(outbox.c.natural_key == natural_key))
 
     def entries(
         self,
@@ -138,16 +136,14 @@ class Outbox(Aggregate):
             stmt = stmt.where(outbox.c.feed_id == feed_id)
         if limit:
             stmt = stmt.limit(limit)
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(stmt)]  # type: ignore[misc]
+        return self._all(stmt)
 
     def for_order(self, amazon_order_id: str, kind: str | None = None) -> list[OutboxRow]:
         """Every entry of one Amazon order (optionally of one kind), oldest first."""
         stmt = select(outbox).where(outbox.c.amazon_order_id == amazon_order_id).order_by(outbox.c.id)
         if kind:
             stmt = stmt.where(outbox.c.kind == kind)
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(stmt)]  # type: ignore[misc]
+        return self._all(stmt)
 
     def transition(
         self,
@@ -208,10 +204,7 @@ class Outbox(Aggregate):
             stmt = stmt.where(feeds.c.feed_type == feed_type)
         if account_id:
             stmt = stmt.where(feeds.c.account_id == account_id)
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(stmt)]  # type: ignore[misc]
+        return self._all(stmt)
 
     def get_feed(self, feed_id: str) -> FeedRow | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(feeds).where(feeds.c.feed_id == feed_id)).first()
-        return dict(row._mapping) if row else None  # type: ignore[return-value]
+        return self._first(select(feeds).where(feeds.c.feed_id == feed_id))

@@ -117,23 +117,19 @@ class WriteLog(Aggregate):
 
     def for_order(self, amazon_order_id: str) -> list[WriteRow]:
         """Every write of one Amazon order, oldest first."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(commerce_writes)
-                .where(commerce_writes.c.amazon_order_id == amazon_order_id)
-                .order_by(commerce_writes.c.id)
-            )
-            return [dict(r._mapping) for r in rows]  # type: ignore[misc]
+        return self._all(
+            select(commerce_writes)
+            .where(commerce_writes.c.amazon_order_id == amazon_order_id)
+            .order_by(commerce_writes.c.id)
+        )
 
     def by_entity(self, kind: str, entity_id: str | int) -> WriteRow | None:
         """The write of ``kind`` that produced the Commerce entity ``entity_id``, if any."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(commerce_writes).where(
-                    commerce_writes.c.kind == kind, commerce_writes.c.commerce_entity_id == str(entity_id)
-                )
-            ).first()
-        return dict(row._mapping) if row else None  # type: ignore[return-value]
+        return self._first(
+            select(commerce_writes).where(
+                commerce_writes.c.kind == kind, commerce_writes.c.commerce_entity_id == str(entity_id)
+            )
+        )
 
 
 def _get(conn: Connection, natural_key: str) -> WriteRow | None:
