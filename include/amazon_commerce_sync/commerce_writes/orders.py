@@ -21,10 +21,10 @@ from amazon_commerce_sync.commerce_writes.protocol import Done, Source, WriteRes
 from amazon_commerce_sync.errors import FatalError, IntegrationError, NotFoundError
 from amazon_commerce_sync.store import StateStore
 
-# Magento order states (sales_order.state) in Magento's spelling.
-HOLDED = "holded"
-CANCELED = "canceled"
-CLOSED = "closed"
+# Magento order states (sales_order.state), as Magento\Sales\Model\Order::STATE_* spells them.
+STATE_HOLDED = "holded"
+STATE_CANCELED = "canceled"
+STATE_CLOSED = "closed"
 
 
 def _amount(value: Any) -> Decimal:
@@ -126,7 +126,7 @@ def hold(commerce, store: StateStore, amazon_order_id: str, commerce_id: int) ->
     """Put the order on hold once (``POST /V1/orders/{id}/hold``); an order already on hold counts."""
 
     def look(earlier) -> Done | None:
-        return Done(commerce_id) if commerce.get_order(commerce_id).get("state") == HOLDED else None
+        return Done(commerce_id) if commerce.get_order(commerce_id).get("state") == STATE_HOLDED else None
 
     def send() -> Done:
         commerce.hold_order(commerce_id)
@@ -187,7 +187,7 @@ def cancel(commerce, store: StateStore, amazon_order_id: str, commerce_id: int) 
     def look(earlier) -> Done | None:
         order = order_read["order"] = commerce.get_order(commerce_id)
         state = order.get("state")
-        if state not in (CANCELED, CLOSED):
+        if state not in (STATE_CANCELED, STATE_CLOSED):
             return None
         if attempted:  # this call's own request, answer lost
             return Done(commerce_id, detail=attempted)
@@ -195,25 +195,25 @@ def cancel(commerce, store: StateStore, amazon_order_id: str, commerce_id: int) 
 
     def send() -> Done:
         order = order_read.pop("order")
-        if order.get("state") == HOLDED:
+        if order.get("state") == STATE_HOLDED:
             commerce.unhold_order(commerce_id)
             order = commerce.get_order(commerce_id)
         state = order.get("state")
-        if state in (CANCELED, CLOSED):
+        if state in (STATE_CANCELED, STATE_CLOSED):
             return Done(commerce_id, detail={"action": f"already {state}"})
         if _amount(order.get("total_invoiced")) > 0:
             items, shipping = _full_refund(order)
             attempted.update(action="refunded offline in full", creditmemo_id=None)
             memo = commerce.refund_order(commerce_id, items, shipping_amount=shipping, return_to_stock_items=[])
             return Done(commerce_id, detail={"action": "refunded offline in full", "creditmemo_id": memo})
-        attempted.update(action=CANCELED)
+        attempted.update(action=STATE_CANCELED)
         if not commerce.cancel_order(commerce_id):
             state = commerce.get_order(commerce_id).get("state")
-            if state != CANCELED:
+            if state != STATE_CANCELED:
                 raise FatalError(
                     f"Commerce refused to cancel order {commerce_id} (state {state})", operation="cancel_order"
                 )
-        return Done(commerce_id, detail={"action": CANCELED})
+        return Done(commerce_id, detail={"action": STATE_CANCELED})
 
     return write_once(store.writes, keys.cancel(amazon_order_id), send=send, look=look, look_first=True)
 
@@ -237,12 +237,12 @@ def cancel_in_commerce(
     outcome = dict(result.detail)
     if put_back_stock is not None:
         put_back_stock(amazon_order_id)
-    text = f"{comment_text} Commerce: {outcome.get('action', CANCELED)}."
+    text = f"{comment_text} Commerce: {outcome.get('action', STATE_CANCELED)}."
     comment(commerce, store, keys.comment("cancel", amazon_order_id), commerce_id, text)
     store.ops.audit(
         "order_cancelled_in_commerce", "amazon_order", amazon_order_id, {"commerce_order_id": commerce_id, **outcome}
     )
-    return Cancellation(str(outcome.get("action", CANCELED)), outcome.get("creditmemo_id"))
+    return Cancellation(str(outcome.get("action", STATE_CANCELED)), outcome.get("creditmemo_id"))
 
 
 # -- anonymise ---------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 
 from amazon_commerce_sync import shipments
 from amazon_commerce_sync.commerce_writes import keys
-from amazon_commerce_sync.commerce_writes.orders import CANCELED, CLOSED
+from amazon_commerce_sync.commerce_writes.orders import STATE_CANCELED, STATE_CLOSED
 from amazon_commerce_sync.commerce_writes.protocol import Done, write_once
 from amazon_commerce_sync.errors import FatalError
 from amazon_commerce_sync.hooks.commerce import Filter
@@ -26,7 +26,7 @@ from amazon_commerce_sync.store import StateStore
 
 log = logging.getLogger(__name__)
 
-UNSHIPPABLE = (CLOSED, CANCELED)  # Magento states that allow no new shipment
+UNSHIPPABLE = (STATE_CLOSED, STATE_CANCELED)  # Magento states that allow no new shipment
 
 
 def commerce_shipment_for_package(commerce, commerce_order_id: int, key: str, tracking: str) -> int | None:
