@@ -43,6 +43,10 @@ Components = dict[str, Decimal]
 
 # -- pure helpers -------------------------------------------------------------------------------
 def dec(value: Any) -> Decimal:
+    """An amount as an exact Decimal (empty: 0).
+
+    :raises RefundProblem: not a number.
+    """
     if value in (None, ""):
         return ZERO
     try:
@@ -52,6 +56,7 @@ def dec(value: Any) -> Decimal:
 
 
 def cents(value: Decimal) -> Decimal:
+    """Rounded to the cent, half up."""
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
@@ -213,6 +218,7 @@ def plan_adjustment(
 
 
 def adjustment_payload(amazon_order_id: str, memo: Mapping[str, Any], items: Sequence[AdjustedItem]) -> dict:
+    """The outbox payload of a credit memo's adjustment: ids, total and items, amounts as decimal strings."""
     return {
         "amazon_order_id": amazon_order_id,
         "creditmemo_id": int(memo["entity_id"]),
@@ -228,6 +234,7 @@ def adjustment_payload(amazon_order_id: str, memo: Mapping[str, Any], items: Seq
 
 
 def build_adjustment_message(message_id: int, payload: Mapping[str, Any]):
+    """The feed's ``OrderAdjustment`` message for an outbox payload (``adjustment_payload``)."""
     items = [
         AdjustedItem(
             amazon_order_item_code=i["code"],
@@ -253,10 +260,15 @@ class RefundLine:
 
     @property
     def total(self) -> Decimal:
+        """Every charge of the line added up."""
         return sum(self.charges.values(), ZERO)
 
 
 def refund_lines(event: Mapping[str, Any]) -> list[RefundLine]:
+    """The lines of a Finances refund event, amounts positive.
+
+    :raises RefundProblem: a line mixes currencies or an amount is not a number.
+    """
     lines = []
     for entry in event.get("ShipmentItemAdjustmentList") or []:
         charges: Components = {}

@@ -71,6 +71,7 @@ class WriteResult(Generic[T]):
 
     @property
     def value(self) -> T | None:
+        """What the send or look gave the caller (None when the log had the outcome)."""
         return self.done.value if self.done else None
 
     @property

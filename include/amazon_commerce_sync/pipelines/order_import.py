@@ -168,6 +168,7 @@ class Loader:
         return self.ctx.commerce(self.account)
 
     def stock(self) -> StockMoves:
+        """The calling thread's stock moves on the account's source."""
         return StockMoves(self.commerce, self.store, self.account.source_code)
 
     def count(self, key: str, amazon_order_id: str | None = None, note: str | None = None) -> None:
@@ -184,6 +185,7 @@ class Loader:
         return self._currencies
 
     def run(self) -> dict[str, Any]:
+        """Every order of the account with Amazon changes not applied yet, page by page; returns the summary."""
         after = ""
         while True:
             batch = self.store.orders.to_process(self.account.account_id, after_id=after, limit=100)

@@ -84,10 +84,12 @@ def outbox_key(creditmemo_id: int) -> str:
 
 
 def memo_stream(account: AccountSettings) -> str:
+    """The cursor over the account's Commerce credit memos."""
     return f"refunds:commerce:{account.account_id}"
 
 
 def finances_stream(account: AccountSettings) -> str:
+    """The cursor over the account's Finances refund events (``PostedDate``)."""
     return f"refunds:amazon:{account.account_id}"
 
 
@@ -440,14 +442,17 @@ def conclude_feeds(ctx: Resources, account: AccountSettings) -> dict[str, Any]:
 
 
 def mirror_amazon_refunds(ctx: Resources, account: AccountSettings, *, now: datetime) -> dict[str, Any]:
+    """Task step: Amazon-side refunds become offline credit memos in Commerce; returns counts."""
     return RefundSync(ctx, account).mirror_amazon_refunds(now)
 
 
 def queue_creditmemos(ctx: Resources, account: AccountSettings, *, now: datetime) -> dict[str, Any]:
+    """Task step: new Commerce credit memos become outbox adjustments (or rejections); returns counts."""
     return RefundSync(ctx, account).queue_creditmemos(now)
 
 
 def submit_adjustments(ctx: Resources, account: AccountSettings) -> dict[str, Any]:
+    """Task step: every pending adjustment of the account in one feed; returns counts."""
     return RefundSync(ctx, account).submit()
 
 

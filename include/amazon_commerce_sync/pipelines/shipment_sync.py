@@ -60,14 +60,17 @@ BATCH = 100
 
 
 def outbox_key(shipment_id: int | str) -> str:
+    """The outbox entry of a Commerce shipment's confirmation."""
     return f"shipment:{shipment_id}"
 
 
 def commerce_cursor(account: AccountSettings) -> str:
+    """The cursor over the account's Commerce shipments (``updated_at``)."""
     return f"commerce_shipments:{account.account_id}"
 
 
 def mirror_cursor(account: AccountSettings) -> str:
+    """The cursor over the account's staged orders Amazon shows shipped (the store's ``updated_at``)."""
     return f"amazon_shipments:{account.account_id}"
 
 
@@ -101,6 +104,7 @@ class ShipmentSync:
             self.notes.append(text)
 
     def run(self) -> dict[str, Any]:
+        """The four steps (module docstring); returns counts by outcome."""
         self.mirror_amazon_side()
         self.collect_commerce_shipments()
         self.release_waiting()
@@ -122,6 +126,7 @@ class ShipmentSync:
 
     # -- Amazon -> Commerce --------------------------------------------------------------------
     def mirror_amazon_side(self) -> None:
+        """Amazon's packages Commerce lacks become Commerce shipments (step 1)."""
         stream = mirror_cursor(self.account)
         cursor = self.store.ops.get_cursor(stream)
         since = cursor - timedelta(minutes=self.account.overlap_minutes) if cursor else datetime(1970, 1, 1, tzinfo=UTC)
@@ -187,6 +192,7 @@ class ShipmentSync:
 
     # -- Commerce -> Amazon: collect -----------------------------------------------------------
     def collect_commerce_shipments(self) -> None:
+        """Commerce shipments since the cursor become outbox entries (step 2); the cursor moves after."""
         stream = commerce_cursor(self.account)
         cursor = self.store.ops.get_cursor(stream)
         if cursor:
@@ -329,6 +335,7 @@ class ShipmentSync:
 
     # -- Commerce -> Amazon: send --------------------------------------------------------------
     def send_pending(self) -> None:
+        """Confirm pending shipments to Amazon, once each, one order under its lease at a time (step 3)."""
         entries = self.store.outbox.entries(
             kind=KIND, statuses=[OutboxStatus.PENDING, OutboxStatus.SENDING], account_id=self.account.account_id
         )
@@ -432,6 +439,7 @@ class ShipmentSync:
 
     # -- verify ---------------------------------------------------------------------------------
     def verify_confirmed(self) -> None:
+        """Read confirmed orders back from Amazon: accepted, or a mismatch after the grace period (step 4)."""
         entries = self.store.outbox.entries(
             kind=KIND, statuses=[OutboxStatus.CONFIRMED], account_id=self.account.account_id
         )

@@ -27,6 +27,7 @@ class Operations(Aggregate):
 
     # -- cursors -------------------------------------------------------------------------------
     def get_cursor(self, stream: str) -> datetime | None:
+        """How far ``stream`` has been read (aware UTC), or None before its first run."""
         with self.engine.connect() as conn:
             value = conn.scalar(select(cursors.c.value).where(cursors.c.stream == stream))
         return aware(value)
@@ -59,6 +60,7 @@ class Operations(Aggregate):
             return result.rowcount == 1
 
     def release_lease(self, key: str, owner: str) -> None:
+        """Give ``key`` up, if ``owner`` holds it."""
         with self.engine.begin() as conn:
             conn.execute(delete(leases).where(leases.c.lease_key == key, leases.c.owner == owner))
 

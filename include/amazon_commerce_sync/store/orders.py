@@ -119,6 +119,7 @@ class PiiRow(Pii):
 
 
 class StageCounts(TypedDict):
+    """How many orders of a staged page were new, changed on Amazon, or unchanged."""
     new: int
     changed: int
     unchanged: int
@@ -147,6 +148,7 @@ TO_PROCESS = (
 
 
 def order_row(row: Row) -> OrderRow:
+    """An ``amazon_orders`` row as an ``OrderRow``, its times aware UTC."""
     data = dict(row._mapping)
     for key in _TIMES:
         data[key] = aware(data[key])
@@ -217,6 +219,7 @@ class OrderStore(Aggregate):
 
     # -- reading -------------------------------------------------------------------------------
     def get(self, amazon_order_id: str) -> OrderRow | None:
+        """The staged order, or None."""
         return self._one(amazon_orders.c.amazon_order_id == amazon_order_id)
 
     def get_many(self, amazon_order_ids: Iterable[str]) -> dict[str, OrderRow]:
@@ -256,6 +259,7 @@ class OrderStore(Aggregate):
         return self._first(select(order_pii).where(order_pii.c.amazon_order_id == amazon_order_id))
 
     def items(self, amazon_order_id: str) -> list[ItemRow]:
+        """The order's items, by Amazon orderItemId."""
         return self._all(
             select(order_items)
             .where(order_items.c.amazon_order_id == amazon_order_id)

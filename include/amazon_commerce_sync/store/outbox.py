@@ -43,6 +43,7 @@ class OutboxStatus(enum.StrEnum):
 
     @property
     def is_terminal(self) -> bool:
+        """Nothing moves an entry out of this status by itself."""
         return self in TERMINAL
 
 
@@ -114,6 +115,7 @@ class Outbox(Aggregate):
             return conn.execute(stmt.on_conflict_do_nothing(index_elements=["natural_key"])).rowcount == 1
 
     def get(self, natural_key: str) -> OutboxRow | None:
+        """The entry with this natural key, or None."""
         return self._first(select(outbox).where(outbox.c.natural_key == natural_key))
 
     def entries(
@@ -207,4 +209,5 @@ class Outbox(Aggregate):
         return self._all(stmt)
 
     def get_feed(self, feed_id: str) -> FeedRow | None:
+        """The recorded feed, or None (a feed no batch has claimed)."""
         return self._first(select(feeds).where(feeds.c.feed_id == feed_id))

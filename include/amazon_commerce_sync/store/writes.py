@@ -46,6 +46,7 @@ class WriteLog(Aggregate):
     """The intent log: reads and writes of ``commerce_writes`` by natural key."""
 
     def get(self, natural_key: str) -> WriteRow | None:
+        """The write's row, or None when no attempt is recorded."""
         with self.engine.connect() as conn:
             return _get(conn, natural_key)
 
