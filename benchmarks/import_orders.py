@@ -261,7 +261,8 @@ def bench_memory() -> list[dict]:
     for n in MEMORY_SIZES:
         with Sandboxes(MEMORY_SPEED, 0) as boxes:
             boxes.load_orders(n, seed=303)
-            env = {**os.environ, **boxes.connections(rate_scale=MEMORY_SPEED), "PYTHONPATH": str(ROOT)}
+            env = {**os.environ, **boxes.connections(rate_scale=MEMORY_SPEED),
+                   "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'include'}"}  # this checkout, not an installed copy
             result = subprocess.run(
                 [sys.executable, "-m", "benchmarks.import_orders", "--memory-child", str(n)],
                 cwd=ROOT, capture_output=True, text=True, check=True, env=env,
