@@ -27,6 +27,7 @@ from typing import Any
 
 import defusedxml.ElementTree as SafeET
 
+from amazon_commerce_sync import constants
 from amazon_commerce_sync.errors import FatalError, RetriableError
 from amazon_commerce_sync.store import OutboxStatus
 
@@ -37,11 +38,7 @@ PAYMENT_ADJUSTMENT = "POST_PAYMENT_ADJUSTMENT_DATA"
 SUBMITTING = "submitting"
 FINAL_STATUSES = ("DONE", "CANCELLED", "FATAL")
 
-CANCEL_REASONS = (
-    "NoInventory", "ShippingAddressUndeliverable", "CustomerExchange", "BuyerCanceled", "GeneralAdjustment",
-    "CarrierCreditDecision", "RiskAssessmentInformationNotValid", "CarrierCoverageFailure", "CustomerReturn",
-    "MerchandiseNotReceived",
-)  # fmt: skip
+CANCEL_REASONS = constants.CANCEL_REASONS
 
 
 # -- building ----------------------------------------------------------------------------------

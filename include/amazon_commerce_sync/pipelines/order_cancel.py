@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from amazon_commerce_sync import feeds, transform
+from amazon_commerce_sync import constants, feeds, transform
 from amazon_commerce_sync.errors import IntegrationError, NotFoundError, RetriableError
 from amazon_commerce_sync.pipelines.context import Context
 from amazon_commerce_sync.settings import AccountSettings
@@ -39,11 +39,11 @@ from amazon_commerce_sync.store import OrderSync, OutboxStatus
 
 log = logging.getLogger(__name__)
 
-AMAZON_ORDER_ID = re.compile(r"^\d{3}-\d{7}-\d{7}$")
-COMMERCE_ORDER_NUMBER = re.compile(r"^[A-Za-z0-9_-]{1,50}$")
-ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-MAX_ORDERS = 50
-MAX_NOTE = 500
+AMAZON_ORDER_ID = re.compile(constants.AMAZON_ORDER_ID_PATTERN)
+COMMERCE_ORDER_NUMBER = re.compile(constants.COMMERCE_ORDER_NUMBER_PATTERN)
+ACCOUNT_ID = re.compile(constants.ACCOUNT_ID_PATTERN)
+MAX_ORDERS = constants.CANCEL_MAX_ORDERS
+MAX_NOTE = constants.CANCEL_MAX_NOTE
 OUTBOX_KIND = "cancel"
 SUBMITTING = feeds.SUBMITTING
 GET_ORDER_DATA = ("FULFILLMENT", "CANCELLATION")  # no buyer or recipient data
