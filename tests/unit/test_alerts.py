@@ -5,6 +5,7 @@ The checks run against a real state store (SQLite; PostgreSQL too where the serv
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 import socketserver
@@ -229,27 +230,40 @@ def test_a_broken_notifier_still_leaves_the_alert_in_the_log(monkeypatch, caplog
     assert "SALES CHANNEL ALERT [task_failed]" in caplog.text
 
 
-# -- SMTP with the standard library, against a minimal SMTP server on loopback --------------------------
+# -- SMTP through the SMTP provider, against a real (minimal) SMTP server on loopback ---------------------
+# aiosmtpd is not in the locked dependencies; this server speaks enough RFC 5321 (EHLO, AUTH PLAIN, MAIL,
+# RCPT, DATA, QUIT) for smtplib, and records what it was sent.
 class _SmtpHandler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         self.wfile.write(b"220 test ESMTP\r\n")
-        data_mode, lines = False, []
+        data_mode, lines, envelope = False, [], {"from": None, "to": []}
         while line := self.rfile.readline():
             if data_mode:
                 if line in (b".\r\n", b".\n"):
                     data_mode = False
-                    self.server.messages.append(b"".join(lines).decode())
+                    self.server.messages.append({**envelope, "data": b"".join(lines).decode()})
+                    lines, envelope = [], {"from": None, "to": []}
                     self.wfile.write(b"250 queued\r\n")
                 else:
                     lines.append(line)
                 continue
-            verb = line[:4].upper()
-            if verb in (b"EHLO", b"HELO"):
-                self.wfile.write(b"250 test\r\n")
-            elif verb == b"DATA":
+            verb, _, argument = line.decode().strip().partition(" ")
+            verb = verb.upper()
+            if verb in ("EHLO", "HELO"):
+                self.wfile.write(b"250-test\r\n250 AUTH PLAIN\r\n")
+            elif verb == "AUTH":
+                self.server.logins.append(base64.b64decode(argument.split()[1]).split(b"\0")[1:])
+                self.wfile.write(b"235 authenticated\r\n")
+            elif verb == "MAIL":
+                envelope["from"] = argument.split(":", 1)[1].strip("<> ")
+                self.wfile.write(b"250 ok\r\n")
+            elif verb == "RCPT":
+                envelope["to"].append(argument.split(":", 1)[1].strip("<> "))
+                self.wfile.write(b"250 ok\r\n")
+            elif verb == "DATA":
                 data_mode = True
                 self.wfile.write(b"354 go ahead\r\n")
-            elif verb == b"QUIT":
+            elif verb == "QUIT":
                 self.wfile.write(b"221 bye\r\n")
                 return
             else:
@@ -259,7 +273,7 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
 @pytest.fixture
 def smtp_server():
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SmtpHandler)
-    server.messages = []
+    server.messages, server.logins = [], []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -267,21 +281,58 @@ def smtp_server():
     server.server_close()
 
 
-def test_smtp_notifier_sends_the_alert(monkeypatch, smtp_server):
+LAG = alerts.Alert("import_lag", "import_lag:us-main:X", "us-main", "import is 2 h behind", "<email> & co", "do this")
+
+
+def _smtp_connection(monkeypatch, server, **fields) -> None:
     import json
 
-    port = smtp_server.server_address[1]
-    conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-            "extra": {"from": "airflow@example.test", "to": ["ops@example.test"]}}  # fmt: skip
+    conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": server.server_address[1], **fields}
     monkeypatch.setenv("AIRFLOW_CONN_SALES_CHANNEL_SMTP", json.dumps(conn))
     monkeypatch.setenv(alerts.NOTIFIER_ENV, "amazon_commerce_sync.alerts.SmtpNotifier")
-    alert = alerts.Alert("import_lag", "import_lag:us-main:X", "us-main", "import is 2 h behind", "what", "do this")
-    alerts.send_alert(alert)
-    assert len(smtp_server.messages) == 1
-    message = smtp_server.messages[0]
-    assert "Subject: [Sales Channel] import is 2 h behind" in message
-    assert "To: ops@example.test" in message
-    assert "Account: us-main" in message and "What to do: do this" in message
+
+
+def _body(message: str) -> str:
+    import email
+    import html
+
+    parsed = email.message_from_string(message)
+    [part] = [p for p in parsed.walk() if p.get_content_type() == "text/html"]
+    return html.unescape(part.get_payload(decode=True).decode(part.get_content_charset()))
+
+
+def test_smtp_notifier_sends_the_alert_with_the_earlier_connection_extras(monkeypatch, smtp_server):
+    _smtp_connection(monkeypatch, smtp_server, extra={"from": "airflow@example.test", "to": ["ops@example.test"]})
+    alerts.send_alert(LAG)
+    [sent] = smtp_server.messages
+    assert sent["from"] == "airflow@example.test" and sent["to"] == ["ops@example.test"]
+    assert "Subject: [Sales Channel] import is 2 h behind" in sent["data"]
+    assert "To: ops@example.test" in sent["data"]
+    assert _body(sent["data"]) == f"<pre>{LAG.text}</pre>"  # the alert text as it is, e-mail placeholder included
+    assert smtp_server.logins == []  # no login/password on the connection: no AUTH
+
+
+def test_smtp_notifier_reads_the_smtp_providers_connection_extras(monkeypatch, smtp_server):
+    _smtp_connection(
+        monkeypatch, smtp_server, login="alerts", password="s3cret",
+        extra={"from_email": "sales-channel@example.test", "to": "ops@example.test; oncall@example.test",
+               "disable_tls": True, "disable_ssl": True},
+    )  # fmt: skip
+    alerts.send_alert(LAG)
+    [sent] = smtp_server.messages
+    assert sent["from"] == "sales-channel@example.test"
+    assert sent["to"] == ["ops@example.test", "oncall@example.test"]
+    assert smtp_server.logins == [[b"alerts", b"s3cret"]]
+    assert "Account: us-main" in _body(sent["data"])
+
+
+def test_smtp_notifier_without_recipients_leaves_the_alert_in_the_log(monkeypatch, smtp_server, caplog):
+    _smtp_connection(monkeypatch, smtp_server, extra={"from": "airflow@example.test"})
+    caplog.set_level(logging.WARNING, logger="amazon_commerce_sync.alerts")
+    alerts.send_alert(LAG)
+    assert smtp_server.messages == []
+    assert "set host and extra.to (the recipients)" in caplog.text
+    assert "SALES CHANNEL ALERT [import_lag] account=us-main" in caplog.text
 
 
 def test_alert_round_trips_through_the_template_context():
