@@ -2,13 +2,14 @@
 
 Two sources of alerts:
 
-* **Task failures.** Every Sales Channel DAG sets ``on_failure_callback: notify_failure`` in its
-  ``default_args``. The message names the DAG, task, run and account, what failed (the exception
-  message, secrets masked and e-mail addresses removed) and what to do.
+* **Task failures.** Every Sales Channel task has ``dag_defaults.notify_failure`` as its
+  ``on_failure_callback``; it builds :func:`failure_alert`. The message names the DAG, task, run and
+  account, what failed (the exception's message and the notes the task added, secrets masked and
+  e-mail addresses removed) and what to do, saying whether the failure was retried first.
 * **The monitor** (DAG ``sales_channel_monitor``, every 10 minutes) alerts even when no task
-  failed: when the import lags (now minus the extraction cursor, per account and marketplace)
-  more than ``alert_import_lag_minutes``, and when orders wait for a product or stay quarantined
-  longer than ``alert_stuck_hours``. A firing alert is repeated at most every
+  failed: when the import lags (the run's time minus the extraction cursor, per account and
+  marketplace) more than ``alert_import_lag_minutes``, and when orders wait for a product or stay
+  quarantined longer than ``alert_stuck_hours``. A firing alert is repeated at most every
   ``alert_repeat_minutes`` (each sending is recorded in the audit trail as ``alert_sent``); it is
   quiet otherwise.
 
@@ -125,8 +126,34 @@ def _account_of(context: Mapping[str, Any]) -> str:
     return "all accounts"
 
 
+def _fails_without_retry(context: Mapping[str, Any], exc: BaseException) -> bool:
+    """True when Airflow failed the task on this try: ``AirflowFailException``, or the task's retry policy
+    (``dag_defaults.RETRY_POLICY``: a ``FatalError`` or ``SettingsError``) says FAIL."""
+    from airflow.sdk import RetryAction
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from amazon_commerce_sync.dag_defaults import RETRY_POLICY
+
+    if isinstance(exc, AirflowFailException):
+        return True
+    task = getattr(context.get("ti"), "task", None) or context.get("task")
+    policy = getattr(task, "retry_policy", None) or RETRY_POLICY
+    return policy.evaluate(exc, try_number=0, max_tries=0).action is RetryAction.FAIL
+
+
+def _described(exc: BaseException) -> str:
+    """The exception's message and its notes (PEP 678: the step, account and fix the task added)."""
+    return " ".join([str(exc), *getattr(exc, "__notes__", ())])
+
+
 def failure_alert(context: Mapping[str, Any]) -> Alert:
-    """The alert for a failed task instance (the context of ``on_failure_callback``)."""
+    """The alert for a failed task instance (the context of ``on_failure_callback``).
+
+    :param context: the task context Airflow passes to ``on_failure_callback`` (``ti``, ``task``,
+        ``params``, ``exception``...); missing keys are tolerated.
+    :returns: an :class:`Alert` of kind ``task_failed``, keyed by DAG and task, whose ``what`` is the
+        exception's type, message and notes (secrets masked, e-mail addresses removed, bounded).
+    """
     ti = context.get("ti") or context.get("task_instance")
     dag_id = getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", "?")
     task_id = getattr(ti, "task_id", "?")
@@ -136,9 +163,9 @@ def failure_alert(context: Mapping[str, Any]) -> Alert:
     where = f"{dag_id}.{task_id}" + (f"[{map_index}]" if map_index is not None and map_index >= 0 else "")
     exc = context.get("exception")
     kind = type(exc).__name__ if isinstance(exc, BaseException) else "error"
-    message = safe_text(exc) if exc is not None else "no exception recorded (see the task log)"
+    message = safe_text(_described(exc)) if exc is not None else "no exception recorded (see the task log)"
     account = _account_of(context)
-    if kind == "AirflowFailException":
+    if isinstance(exc, BaseException) and _fails_without_retry(context, exc):
         action = (
             "This failure is not retried: fix what the message names (the settings, a connection or the "
             "run's parameters), then clear the task."
@@ -315,16 +342,6 @@ def send_alert(alert: Alert, context: Mapping[str, Any] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - an alert must not be lost because its channel failed
         log.warning("the configured notifier failed (%s): %s", type(exc).__name__, safe_text(exc, 300))
         LoggingNotifier().deliver(alert)
-
-
-class FailureNotifier(BaseNotifier):
-    """The ``on_failure_callback`` of every Sales Channel DAG: builds the alert, sends it."""
-
-    def notify(self, context) -> None:
-        send_alert(failure_alert(context), context)
-
-
-notify_failure = FailureNotifier()
 
 
 # -- the monitor -------------------------------------------------------------------------------------

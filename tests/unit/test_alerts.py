@@ -19,6 +19,7 @@ from airflow.sdk import BaseNotifier
 from airflow.sdk.exceptions import AirflowFailException
 
 from amazon_commerce_sync import alerts
+from amazon_commerce_sync.dag_defaults import notify_failure
 from amazon_commerce_sync.settings import parse_settings
 from amazon_commerce_sync.store import OrderSync, StagedOrder
 
@@ -180,6 +181,21 @@ def test_failure_alert_says_where_what_and_what_to_do():
     assert "failed after 4 attempt(s)" in retried.action and "rerun duplicates nothing" in retried.action
 
 
+def test_failure_alert_of_a_fatal_error_says_it_was_not_retried_and_carries_the_tasks_note():
+    from amazon_commerce_sync.errors import AuthenticationError, ServiceUnavailableError
+
+    exc = AuthenticationError("Access to requested resource is denied.", operation="searchOrders", status=403)
+    exc.add_note("amazon_order_import extract for account us-main stopped without retrying; check ...")
+    alert = alerts.failure_alert(failure_context(exc, dag_id="amazon_order_import", tries=1))
+    assert alert.what == (
+        "AuthenticationError: searchOrders failed HTTP 403: Access to requested resource is denied. "
+        "amazon_order_import extract for account us-main stopped without retrying; check ..."
+    )
+    assert alert.action.startswith("This failure is not retried")
+    busy = alerts.failure_alert(failure_context(ServiceUnavailableError("busy", status=503), tries=4))
+    assert "failed after 4 attempt(s)" in busy.action
+
+
 def test_failure_alert_carries_no_email_or_newlines_and_is_bounded():
     exc = RuntimeError("order for qzxmarker@example.test\nfailed " + "x" * 2000)
     alert = alerts.failure_alert(failure_context(exc, account_id=None))
@@ -191,7 +207,7 @@ def test_failure_alert_carries_no_email_or_newlines_and_is_bounded():
 def test_default_notifier_writes_one_error_line(monkeypatch, caplog):
     monkeypatch.delenv(alerts.NOTIFIER_ENV, raising=False)
     caplog.set_level(logging.ERROR, logger="amazon_commerce_sync.alerts")
-    alerts.notify_failure(failure_context(ValueError("boom")))
+    notify_failure(failure_context(ValueError("boom")))
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
     line = errors[0].getMessage()
@@ -218,14 +234,14 @@ def test_any_base_notifier_plugs_in_with_templated_kwargs(monkeypatch):
     monkeypatch.setenv(alerts.NOTIFIER_ENV, f"{__name__}.RecordingNotifier")
     monkeypatch.setenv(alerts.NOTIFIER_KWARGS_ENV, '{"channel": "#ops", "text": "{{ sales_channel_alert.subject }}"}')
     RecordingNotifier.received.clear()
-    alerts.notify_failure(failure_context(ValueError("boom")))
+    notify_failure(failure_context(ValueError("boom")))
     assert RecordingNotifier.received == ["#ops: amazon_shipment_sync.sync[0] failed (run scheduled__2026-11-26)"]
 
 
 def test_a_broken_notifier_still_leaves_the_alert_in_the_log(monkeypatch, caplog):
     monkeypatch.setenv(alerts.NOTIFIER_ENV, "no.such.module.Notifier")
     caplog.set_level(logging.WARNING, logger="amazon_commerce_sync.alerts")
-    alerts.notify_failure(failure_context(ValueError("boom")))
+    notify_failure(failure_context(ValueError("boom")))
     assert "the configured notifier failed (ModuleNotFoundError)" in caplog.text
     assert "SALES CHANNEL ALERT [task_failed]" in caplog.text
 
@@ -394,5 +410,5 @@ def test_a_failed_task_sends_the_failure_alert(airflow_env, caplog):
     assert _run_dag("amazon_pii_retention") == {"erase": "failed"}
     [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("SALES CHANNEL ALERT")]
     assert "[task_failed] account=all accounts: amazon_pii_retention.erase failed" in line
-    assert "AirflowFailException: Invalid Sales Channel settings: accounts[0].marketplace_ids: required" in line
+    assert "SettingsError: accounts[0].marketplace_ids: required" in line
     assert "This failure is not retried" in line and "Nothing is half-erased" in line
