@@ -32,10 +32,16 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from amazon_commerce_sync.constants import DAG_ORDER_CANCEL
+from amazon_commerce_sync.constants import (
+    ACCOUNT_ID_PATTERN,
+    AMAZON_ORDER_ID_PATTERN,
+    CANCEL_MAX_NOTE,
+    CANCEL_MAX_ORDERS,
+    CANCEL_REASONS,
+    COMMERCE_ORDER_NUMBER_PATTERN,
+    DAG_ORDER_CANCEL,
+)
 from amazon_commerce_sync.dag_defaults import task_defaults
-from amazon_commerce_sync.feeds import CANCEL_REASONS
-from amazon_commerce_sync.pipelines.order_cancel import AMAZON_ORDER_ID, COMMERCE_ORDER_NUMBER, MAX_NOTE, MAX_ORDERS
 
 FEED_POKE_SECONDS = float(os.environ.get("SALES_CHANNEL_FEED_POKE_SECONDS", "60"))
 
@@ -54,10 +60,11 @@ FEED_POKE_SECONDS = float(os.environ.get("SALES_CHANNEL_FEED_POKE_SECONDS", "60"
             None,
             type=["null", "array"],
             title="Amazon order ids",
-            description=f"One per line, e.g. 123-1234567-1234567 (at most {MAX_ORDERS}). Or use the Commerce numbers.",
-            items={"type": "string", "pattern": AMAZON_ORDER_ID.pattern},
+            description=f"One per line, e.g. 123-1234567-1234567 (at most {CANCEL_MAX_ORDERS}). "
+            "Or use the Commerce numbers.",
+            items={"type": "string", "pattern": AMAZON_ORDER_ID_PATTERN},
             minItems=1,
-            maxItems=MAX_ORDERS,
+            maxItems=CANCEL_MAX_ORDERS,
             uniqueItems=True,
         ),
         "commerce_order_numbers": Param(
@@ -65,9 +72,9 @@ FEED_POKE_SECONDS = float(os.environ.get("SALES_CHANNEL_FEED_POKE_SECONDS", "60"
             type=["null", "array"],
             title="Commerce order numbers",
             description="Instead of Amazon ids: the Commerce order numbers (increment ids), one per line.",
-            items={"type": "string", "pattern": COMMERCE_ORDER_NUMBER.pattern},
+            items={"type": "string", "pattern": COMMERCE_ORDER_NUMBER_PATTERN},
             minItems=1,
-            maxItems=MAX_ORDERS,
+            maxItems=CANCEL_MAX_ORDERS,
             uniqueItems=True,
         ),
         "reason": Param(
@@ -81,7 +88,7 @@ FEED_POKE_SECONDS = float(os.environ.get("SALES_CHANNEL_FEED_POKE_SECONDS", "60"
             type=["null", "string"],
             title="Note",
             description="Optional; added to the Commerce order comment (no personal data, please).",
-            maxLength=MAX_NOTE,
+            maxLength=CANCEL_MAX_NOTE,
         ),
         "dry_run": Param(False, type="boolean", title="Dry run", description="Report only; send nothing."),
         "account_id": Param(
@@ -89,7 +96,7 @@ FEED_POKE_SECONDS = float(os.environ.get("SALES_CHANNEL_FEED_POKE_SECONDS", "60"
             type=["null", "string"],
             title="Account",
             description="The account in the settings (default: the first).",
-            pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+            pattern=ACCOUNT_ID_PATTERN,
         ),
     },
 )

@@ -9,7 +9,10 @@ orders once shipped, orders with missing/disabled/out-of-stock products wait, ma
 orders are quarantined. Every write is looked up by its natural key first, so reruns
 never duplicate anything.
 
-One mapped task per Amazon account in the `sales_channel_settings` Variable.
+One mapped task group per Amazon account in the settings (`account.extract` then
+`account.load`, each instance named by its account): N accounts, N extracts and N loads, and an
+account's load waits only for its own extraction. Each run covers Amazon's changes up to its
+logical time (`run_after`) minus 2 minutes, so a rerun covers the same window.
 Manual trigger with `backfill_from` / `backfill_to` re-reads a date range through the same path;
 `redrive_quarantined` (Amazon order ids, or `["all"]`) retries quarantined orders after a fix.
 Schedule: `SALES_CHANNEL_IMPORT_SCHEDULE` (default every 5 minutes).
@@ -17,15 +20,13 @@ Schedule: `SALES_CHANNEL_IMPORT_SCHEDULE` (default every 5 minutes).
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Asset, Param, dag, task, task_group
 
-from amazon_commerce_sync.constants import ASSET_COMMERCE_ORDERS, DAG_ORDER_IMPORT
-from amazon_commerce_sync.dag_defaults import task_defaults
-from amazon_commerce_sync.pipelines.tasks import environment_schedule
+from amazon_commerce_sync.constants import AMAZON_ORDER_ID_PATTERN, ASSET_COMMERCE_ORDERS, DAG_ORDER_IMPORT
+from amazon_commerce_sync.dag_defaults import ACCOUNT_MAP_INDEX, environment_schedule, task_defaults
 
 COMMERCE_ORDERS = Asset(ASSET_COMMERCE_ORDERS)
 
@@ -51,12 +52,12 @@ COMMERCE_ORDERS = Asset(ASSET_COMMERCE_ORDERS)
             None,
             type=["null", "string"],
             format="date-time",
-            description="Backfill: up to this time (default: now minus 2 minutes).",
+            description="Backfill: up to this time (default: the run's time minus 2 minutes).",
         ),
         "redrive_quarantined": Param(
             [],
             type="array",
-            items={"type": "string", "pattern": r"^(all|\d{3}-\d{7}-\d{7})$"},
+            items={"type": "string", "pattern": f"^all$|{AMAZON_ORDER_ID_PATTERN}"},
             maxItems=500,
             description='Re-drive quarantined orders after a fix: Amazon order ids, or ["all"].',
         ),
@@ -69,33 +70,34 @@ def amazon_order_import():
 
         return tasks.list_accounts(params.get("account_id"))
 
-    @task(max_active_tis_per_dagrun=2)
-    def extract(account_id: str, params=None, run_id=None) -> dict:
+    @task(max_active_tis_per_dagrun=2, map_index_template=ACCOUNT_MAP_INDEX)
+    def extract(account_id: str, params=None, run_id=None, dag_run=None) -> dict:
         from amazon_commerce_sync.pipelines import tasks
 
-        return tasks.extract_orders(account_id, run_id, params)
+        return tasks.extract_orders(account_id, run_id, params, run_after=dag_run.run_after)
 
-    @task(max_active_tis_per_dagrun=2)
+    @task(max_active_tis_per_dagrun=2, map_index_template=ACCOUNT_MAP_INDEX)
     def load(account_id: str, extracted: dict, params=None, run_id=None) -> dict:
         from amazon_commerce_sync.pipelines import tasks
 
         return tasks.load_orders(account_id, run_id, params)
 
+    @task_group
+    def account(account_id: str) -> dict:
+        """One Amazon account: extract, then load what was staged (keyword arguments: see ACCOUNT_MAP_INDEX)."""
+        return load(account_id=account_id, extracted=extract(account_id=account_id))
+
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def anything_changed(summaries: list[dict]) -> bool:
-        changed = sum(s.get("created", 0) + s.get("updated", 0) + s.get("cancelled", 0) + s.get("on_hold", 0)
-                      for s in summaries)  # fmt: skip
-        logging.getLogger(__name__).info("Commerce orders created or changed: %d", changed)
-        return changed > 0
+        from amazon_commerce_sync.pipelines import tasks
+
+        return tasks.commerce_orders_changed(summaries) > 0
 
     @task(outlets=[COMMERCE_ORDERS])
     def announce() -> None:
         """Emits the Commerce-orders asset (the shipment sync listens to it)."""
 
-    account_ids = accounts()
-    extracted = extract.expand(account_id=account_ids)
-    loaded = load.expand(account_id=account_ids, extracted=extracted)
-    anything_changed(loaded) >> announce()
+    anything_changed(account.expand(account_id=accounts())) >> announce()
 
 
 amazon_order_import()

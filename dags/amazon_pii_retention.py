@@ -2,7 +2,7 @@
 ### Amazon buyer personal-data retention
 
 Erases buyer names, e-mails, companies and addresses (phone included) from the state store for
-orders delivered more than `pii_retention_days` (setting, default 30) ago, as Amazon's Data
+orders delivered more than `pii_retention_days` (setting, default 30) before the run's time, as Amazon's Data
 Protection Policy requires. The retention clock of each order is set once from the staged order:
 packages reported DELIVERED, else the promised delivery (end of `deliverByWindow`, never before
 the last package's ship time), else the last ship time; cancelled orders from the cancellation.
@@ -20,12 +20,12 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from amazon_commerce_sync.dag_defaults import task_defaults
-from amazon_commerce_sync.pipelines.tasks import environment_schedule
+from amazon_commerce_sync.constants import DAG_PII_RETENTION
+from amazon_commerce_sync.dag_defaults import environment_schedule, task_defaults
 
 
 @dag(
-    dag_id="amazon_pii_retention",
+    dag_id=DAG_PII_RETENTION,
     doc_md=__doc__,
     schedule=environment_schedule("SALES_CHANNEL_RETENTION_SCHEDULE", "15 3 * * *"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
@@ -40,10 +40,10 @@ from amazon_commerce_sync.pipelines.tasks import environment_schedule
 )
 def amazon_pii_retention():
     @task
-    def erase(params=None, run_id=None) -> dict:
+    def erase(params=None, run_id=None, dag_run=None) -> dict:
         from amazon_commerce_sync.pipelines import tasks
 
-        return tasks.pii_retention(run_id, params)
+        return tasks.pii_retention(run_id, params, run_after=dag_run.run_after)
 
     erase()
 

@@ -16,8 +16,9 @@ Keeps refunds in step between Adobe Commerce and Amazon, for orders the import c
   `POST_PAYMENT_ADJUSTMENT_DATA` feed (createFeed allows very few calls).
 - **summary**: the run's counts (sent, accepted, rejected, mirrored, skipped...).
 
-One mapped task per Amazon account and step. Schedule: `SALES_CHANNEL_REFUND_SCHEDULE`
-(default every 15 minutes).
+One mapped task group per Amazon account (`account.settle` → `account.mirror` → `account.queue` →
+`account.submit`, each instance named by its account): an account's steps wait only for its own.
+Schedule: `SALES_CHANNEL_REFUND_SCHEDULE` (default every 15 minutes).
 """
 
 from __future__ import annotations
@@ -25,11 +26,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, chain, dag, task, task_group
 
 from amazon_commerce_sync.constants import DAG_REFUND_SYNC
-from amazon_commerce_sync.dag_defaults import task_defaults
-from amazon_commerce_sync.pipelines.tasks import environment_schedule
+from amazon_commerce_sync.dag_defaults import ACCOUNT_MAP_INDEX, environment_schedule, task_defaults
+
+STEPS = {
+    "settle": "Settle the adjustment feeds earlier runs submitted.",
+    "mirror": "Amazon-side refunds → offline Commerce credit memos.",
+    "queue": "Commerce credit memos → payment adjustments in the outbox.",
+    "submit": "Every pending adjustment of the account in one feed.",
+}
 
 
 @dag(
@@ -52,47 +59,31 @@ def amazon_refund_sync():
 
         return tasks.list_accounts(params.get("account_id"))
 
-    @task
-    def settle(account_id: str, run_id=None) -> dict:
-        """Settle the adjustment feeds earlier runs submitted."""
-        from amazon_commerce_sync.pipelines import tasks
+    def step(name: str):
+        @task(task_id=name, map_index_template=ACCOUNT_MAP_INDEX, doc_md=STEPS[name])
+        def run(account_id: str, run_id=None, dag_run=None) -> dict:
+            from amazon_commerce_sync.pipelines import tasks
 
-        return tasks.refund_step("settle", account_id, run_id)
+            return tasks.refund_step(name, account_id, run_id, run_after=dag_run.run_after)
 
-    @task
-    def mirror(account_id: str, run_id=None) -> dict:
-        """Amazon-side refunds → offline Commerce credit memos."""
-        from amazon_commerce_sync.pipelines import tasks
+        return run
 
-        return tasks.refund_step("mirror", account_id, run_id)
-
-    @task
-    def queue(account_id: str, run_id=None) -> dict:
-        """Commerce credit memos → payment adjustments in the outbox."""
-        from amazon_commerce_sync.pipelines import tasks
-
-        return tasks.refund_step("queue", account_id, run_id)
+    @task_group
+    def account(account_id: str):
+        """One Amazon account's steps, in order (keyword arguments: see ACCOUNT_MAP_INDEX)."""
+        runs = [step(name)(account_id=account_id) for name in STEPS]
+        chain(*runs)
+        return runs[-1]
 
     @task
-    def submit(account_id: str, run_id=None) -> dict:
-        """Every pending adjustment of the account in one feed."""
+    def summary(ti=None) -> dict:
+        """The run's counts over every account and step."""
         from amazon_commerce_sync.pipelines import tasks
 
-        return tasks.refund_step("submit", account_id, run_id)
+        pulled = ti.xcom_pull(task_ids=[f"account.{step}" for step in STEPS])
+        return tasks.refund_summary(pulled)
 
-    @task
-    def summary(settled: list[dict], mirrored: list[dict], queued: list[dict], submitted: list[dict]) -> dict:
-        from amazon_commerce_sync.pipelines import tasks
-
-        return tasks.refund_summary([*settled, *mirrored, *queued, *submitted])
-
-    account_ids = accounts()
-    settled = settle.expand(account_id=account_ids)
-    mirrored = mirror.expand(account_id=account_ids)
-    queued = queue.expand(account_id=account_ids)
-    submitted = submit.expand(account_id=account_ids)
-    settled >> mirrored >> queued >> submitted
-    summary(settled, mirrored, queued, submitted)
+    account.expand(account_id=accounts()) >> summary()
 
 
 amazon_refund_sync()

@@ -15,7 +15,7 @@ Keeps shipments in step between Adobe Commerce and Amazon after an order was imp
   Commerce shipments they lack, with Amazon's tracking.
 
 Shipments of non-Amazon orders are ignored; those of orders not imported yet are held in the outbox
-(`waiting`) until the order exists. One mapped task per account; each returns its summary
+(`waiting`) until the order exists. One mapped task per account, named by the account; each returns its summary
 (confirmed, rejected, waiting, mirrored, mismatches, ...).
 
 Schedule: `SALES_CHANNEL_SHIPMENT_SCHEDULE` (cron, default every 10 minutes), and also whenever the
@@ -30,8 +30,7 @@ import pendulum
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
 from amazon_commerce_sync.constants import ASSET_COMMERCE_ORDERS, DAG_SHIPMENT_SYNC
-from amazon_commerce_sync.dag_defaults import task_defaults
-from amazon_commerce_sync.pipelines.tasks import environment_schedule
+from amazon_commerce_sync.dag_defaults import ACCOUNT_MAP_INDEX, environment_schedule, task_defaults
 
 COMMERCE_ORDERS = Asset(ASSET_COMMERCE_ORDERS)
 CRON = environment_schedule("SALES_CHANNEL_SHIPMENT_SCHEDULE", "*/10 * * * *")
@@ -65,12 +64,12 @@ def amazon_shipment_sync():
 
         return tasks.list_accounts(params.get("account_id"))
 
-    @task(max_active_tis_per_dagrun=2)
-    def sync(account_id: str, params=None, run_id=None) -> dict:
+    @task(max_active_tis_per_dagrun=2, map_index_template=ACCOUNT_MAP_INDEX)
+    def sync(account_id: str, params=None, run_id=None, dag_run=None) -> dict:
         """Mirror Amazon's shipments, confirm Commerce's, verify on Amazon; returns the account's counts."""
         from amazon_commerce_sync.pipelines import tasks
 
-        return tasks.sync_shipments(account_id, run_id, params)
+        return tasks.sync_shipments(account_id, run_id, params, run_after=dag_run.run_after)
 
     sync.expand(account_id=accounts())
 

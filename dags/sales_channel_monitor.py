@@ -4,7 +4,7 @@
 Alerts, through the configured notifier (`SALES_CHANNEL_NOTIFIER`, default an ERROR line in
 this task's log), when the integration is unhealthy even though no task failed:
 
-* the order import lags: now minus the extraction cursor of an account and marketplace is more
+* the order import lags: the run's time minus the extraction cursor of an account and marketplace is more
   than `alert_import_lag_minutes` (setting, default 60);
 * orders wait for a product, or stay quarantined, longer than `alert_stuck_hours` (default 24).
 
@@ -19,12 +19,12 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 
-from amazon_commerce_sync.dag_defaults import task_defaults
-from amazon_commerce_sync.pipelines.tasks import environment_schedule
+from amazon_commerce_sync.constants import DAG_MONITOR
+from amazon_commerce_sync.dag_defaults import environment_schedule, task_defaults
 
 
 @dag(
-    dag_id="sales_channel_monitor",
+    dag_id=DAG_MONITOR,
     doc_md=__doc__,
     schedule=environment_schedule("SALES_CHANNEL_MONITOR_SCHEDULE", "*/10 * * * *"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
@@ -35,10 +35,10 @@ from amazon_commerce_sync.pipelines.tasks import environment_schedule
 )
 def sales_channel_monitor():
     @task
-    def check(run_id=None) -> dict:
+    def check(run_id=None, dag_run=None) -> dict:
         from amazon_commerce_sync.pipelines import tasks
 
-        return tasks.monitor(run_id, dict(get_current_context()))
+        return tasks.monitor(run_id, dict(get_current_context()), run_after=dag_run.run_after)
 
     check()
 

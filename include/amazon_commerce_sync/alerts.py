@@ -2,22 +2,22 @@
 
 Two sources of alerts:
 
-* **Task failures.** Every Sales Channel DAG sets ``on_failure_callback: notify_failure`` in its
-  ``default_args``. The message names the DAG, task, run and account, what failed (the exception
-  message, secrets masked and e-mail addresses removed) and what to do.
+* **Task failures.** Every Sales Channel task has ``dag_defaults.notify_failure`` as its
+  ``on_failure_callback``; it builds :func:`failure_alert`. The message names the DAG, task, run and
+  account, what failed (the exception's message and the notes the task added, secrets masked and
+  e-mail addresses removed) and what to do, saying whether the failure was retried first.
 * **The monitor** (DAG ``sales_channel_monitor``, every 10 minutes) alerts even when no task
-  failed: when the import lags (now minus the extraction cursor, per account and marketplace)
-  more than ``alert_import_lag_minutes``, and when orders wait for a product or stay quarantined
-  longer than ``alert_stuck_hours``. A firing alert is repeated at most every
+  failed: when the import lags (the run's time minus the extraction cursor, per account and
+  marketplace) more than ``alert_import_lag_minutes``, and when orders wait for a product or stay
+  quarantined longer than ``alert_stuck_hours``. A firing alert is repeated at most every
   ``alert_repeat_minutes`` (each sending is recorded in the audit trail as ``alert_sent``); it is
   quiet otherwise.
 
 Where alerts go is a deployment switch, the environment variable ``SALES_CHANNEL_NOTIFIER``
 (a class path), default :class:`LoggingNotifier` (one ERROR line in the task log):
 
-* ``amazon_commerce_sync.alerts.SmtpNotifier``: e-mail with the standard library's ``smtplib``,
-  server and credentials from the Airflow connection ``sales_channel_smtp`` (host, port, login,
-  password; extra ``{"from": "...", "to": ["..."], "starttls": true}``).
+* ``amazon_commerce_sync.alerts.SmtpNotifier``: e-mail through the SMTP provider's notifier and hook,
+  with the Airflow connection ``sales_channel_smtp`` (see :class:`SmtpNotifier`).
 * Any other ``airflow.sdk.BaseNotifier`` (the SMTP, Slack, Teams... providers' notifiers),
   built with the keyword arguments in ``SALES_CHANNEL_NOTIFIER_KWARGS`` (JSON). The alert is in
   the template context as ``sales_channel_alert`` (``subject``, ``text``, ``account_id``...), e.g.
@@ -30,6 +30,8 @@ No alert carries buyer personal data or credentials.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import html
 import importlib
 import json
 import logging
@@ -39,13 +41,16 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from airflow.providers.smtp.hooks.smtp import SmtpHook as ProviderSmtpHook
+from airflow.providers.smtp.notifications.smtp import SmtpNotifier as ProviderSmtpNotifier
 from airflow.sdk import BaseNotifier
+
+from amazon_commerce_sync.constants import SMTP_CONN_ID
 
 log = logging.getLogger(__name__)
 
 NOTIFIER_ENV = "SALES_CHANNEL_NOTIFIER"
 NOTIFIER_KWARGS_ENV = "SALES_CHANNEL_NOTIFIER_KWARGS"
-SMTP_CONN_ID = "sales_channel_smtp"
 ALERT_SENT = "alert_sent"
 MAX_MESSAGE = 600
 MAX_LISTED = 10
@@ -121,8 +126,34 @@ def _account_of(context: Mapping[str, Any]) -> str:
     return "all accounts"
 
 
+def _fails_without_retry(context: Mapping[str, Any], exc: BaseException) -> bool:
+    """True when Airflow failed the task on this try: ``AirflowFailException``, or the task's retry policy
+    (``dag_defaults.RETRY_POLICY``: a ``FatalError`` or ``SettingsError``) says FAIL."""
+    from airflow.sdk import RetryAction
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from amazon_commerce_sync.dag_defaults import RETRY_POLICY
+
+    if isinstance(exc, AirflowFailException):
+        return True
+    task = getattr(context.get("ti"), "task", None) or context.get("task")
+    policy = getattr(task, "retry_policy", None) or RETRY_POLICY
+    return policy.evaluate(exc, try_number=0, max_tries=0).action is RetryAction.FAIL
+
+
+def _described(exc: BaseException) -> str:
+    """The exception's message and its notes (PEP 678: the step, account and fix the task added)."""
+    return " ".join([str(exc), *getattr(exc, "__notes__", ())])
+
+
 def failure_alert(context: Mapping[str, Any]) -> Alert:
-    """The alert for a failed task instance (the context of ``on_failure_callback``)."""
+    """The alert for a failed task instance (the context of ``on_failure_callback``).
+
+    :param context: the task context Airflow passes to ``on_failure_callback`` (``ti``, ``task``,
+        ``params``, ``exception``...); missing keys are tolerated.
+    :returns: an :class:`Alert` of kind ``task_failed``, keyed by DAG and task, whose ``what`` is the
+        exception's type, message and notes (secrets masked, e-mail addresses removed, bounded).
+    """
     ti = context.get("ti") or context.get("task_instance")
     dag_id = getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", "?")
     task_id = getattr(ti, "task_id", "?")
@@ -132,9 +163,9 @@ def failure_alert(context: Mapping[str, Any]) -> Alert:
     where = f"{dag_id}.{task_id}" + (f"[{map_index}]" if map_index is not None and map_index >= 0 else "")
     exc = context.get("exception")
     kind = type(exc).__name__ if isinstance(exc, BaseException) else "error"
-    message = safe_text(exc) if exc is not None else "no exception recorded (see the task log)"
+    message = safe_text(_described(exc)) if exc is not None else "no exception recorded (see the task log)"
     account = _account_of(context)
-    if kind == "AirflowFailException":
+    if isinstance(exc, BaseException) and _fails_without_retry(context, exc):
         action = (
             "This failure is not retried: fix what the message names (the settings, a connection or the "
             "run's parameters), then clear the task."
@@ -188,39 +219,98 @@ class LoggingNotifier(SalesChannelNotifier):
         log.error("%s", alert.line)
 
 
-class SmtpNotifier(SalesChannelNotifier):
-    """E-mail through ``smtplib``; server, credentials and recipients from an Airflow connection."""
+class _SmtpHook(ProviderSmtpHook):
+    """The SMTP provider's hook, also reading the connection extras of this integration's earlier notifier.
 
-    def __init__(self, conn_id: str = SMTP_CONN_ID, timeout: float = 30.0, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.conn_id = conn_id
+    The provider's keys are ``from_email``, ``disable_tls`` and ``disable_ssl`` (TLS and SSL on unless
+    disabled). A ``sales_channel_smtp`` connection made for the earlier notifier has ``from``, ``starttls``
+    and ``ssl`` (both off unless set); when the connection has none of the provider's three keys, those
+    earlier keys and defaults apply, so existing connections keep working unchanged.
+    """
+
+    PROVIDER_KEYS = frozenset({"from_email", "disable_tls", "disable_ssl"})
+
+    def __init__(self, smtp_conn_id: str, auth_type: str = "basic", timeout: float | None = None) -> None:
+        super().__init__(smtp_conn_id=smtp_conn_id, auth_type=auth_type)
+        self._timeout = timeout
+
+    @property
+    def _earlier_extras(self) -> bool:
+        return not (self.PROVIDER_KEYS & self.conn.extra_dejson.keys())
+
+    @property
+    def from_email(self) -> str | None:
+        extra = self.conn.extra_dejson
+        return extra.get("from_email") or extra.get("from") or self.conn.login or None
+
+    @property
+    def smtp_starttls(self) -> bool:
+        return bool(self.conn.extra_dejson.get("starttls")) if self._earlier_extras else super().smtp_starttls
+
+    @property
+    def use_ssl(self) -> bool:
+        return bool(self.conn.extra_dejson.get("ssl")) if self._earlier_extras else super().use_ssl
+
+    @property
+    def timeout(self) -> int:
+        return int(self._timeout) if self._timeout is not None else super().timeout
+
+
+class SmtpNotifier(SalesChannelNotifier, ProviderSmtpNotifier):
+    """E-mail through the SMTP provider's notifier and hook (``apache-airflow-providers-smtp``).
+
+    Server, credentials and TLS come from the connection ``sales_channel_smtp`` as for any SMTP provider
+    connection (host, port, login, password; extra ``from_email``, ``disable_tls``, ``disable_ssl``,
+    ``timeout``, ``retry_limit``), plus extra ``to``: the recipients (a list, or a comma-separated
+    string). Earlier extras (``from``, ``starttls``, ``ssl``) still work, see :class:`_SmtpHook`. The
+    e-mail's subject is ``[Sales Channel] <alert subject>``, its body the alert's text (HTML-escaped,
+    pre-formatted); the alert carries no personal data.
+
+    :param to: recipients, instead of the connection's extra ``to``.
+    :param from_email: the sender, instead of the connection's ``from_email`` (or ``from``, or login).
+    :param smtp_conn_id: the connection (``conn_id`` is accepted as its earlier name).
+    :param timeout: seconds, instead of the connection's extra ``timeout`` (default 30).
+    :raises ValueError: (when sending) the connection has no host or no recipients.
+
+    Other keyword arguments are the provider notifier's (``cc``, ``bcc``, ``custom_headers``, ``auth_type``).
+    """
+
+    def __init__(
+        self,
+        to: str | list[str] | None = None,
+        *,
+        smtp_conn_id: str | None = None,
+        conn_id: str | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(to=to or [], smtp_conn_id=smtp_conn_id or conn_id or SMTP_CONN_ID, **kwargs)
         self.timeout = timeout
 
-    def deliver(self, alert: Alert) -> None:
-        import smtplib
-        from email.message import EmailMessage
+    @functools.cached_property
+    def hook(self) -> _SmtpHook:
+        return _SmtpHook(self.smtp_conn_id, auth_type=self.auth_type, timeout=self.timeout)
 
+    def deliver(self, alert: Alert) -> None:
         from airflow.sdk import BaseHook
 
-        conn = BaseHook.get_connection(self.conn_id)
-        extra = conn.extra_dejson
-        recipients = extra.get("to") or []
+        conn = BaseHook.get_connection(self.smtp_conn_id)
+        recipients = self.to or conn.extra_dejson.get("to") or []
         if isinstance(recipients, str):
-            recipients = [r.strip() for r in recipients.split(",") if r.strip()]
+            recipients = [r.strip() for r in re.split(r"[,;]", recipients) if r.strip()]
         if not conn.host or not recipients:
-            raise ValueError(f"connection {self.conn_id!r}: set host and extra.to (the recipients)")
-        message = EmailMessage()
-        message["Subject"] = f"[Sales Channel] {alert.subject}"
-        message["From"] = extra.get("from") or conn.login or "sales-channel@localhost"
-        message["To"] = ", ".join(recipients)
-        message.set_content(alert.text)
-        smtp_class = smtplib.SMTP_SSL if extra.get("ssl") else smtplib.SMTP
-        with smtp_class(conn.host, conn.port or (465 if extra.get("ssl") else 25), timeout=self.timeout) as smtp:
-            if extra.get("starttls"):
-                smtp.starttls()
-            if conn.login and conn.password:
-                smtp.login(conn.login, conn.password)
-            smtp.send_message(message)
+            raise ValueError(f"connection {self.smtp_conn_id!r}: set host and extra.to (the recipients)")
+        with self.hook as smtp:
+            smtp.send_email_smtp(
+                to=recipients,
+                from_email=self.from_email or smtp.from_email or "sales-channel@localhost",
+                subject=f"[Sales Channel] {alert.subject}",
+                html_content=f"<pre>{html.escape(alert.text)}</pre>",
+                cc=self.cc,
+                bcc=self.bcc,
+                mime_charset=self.mime_charset,
+                custom_headers=self.custom_headers,
+            )
         log.info("alert %s e-mailed to %d recipient(s)", alert.key, len(recipients))
 
 
@@ -252,16 +342,6 @@ def send_alert(alert: Alert, context: Mapping[str, Any] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - an alert must not be lost because its channel failed
         log.warning("the configured notifier failed (%s): %s", type(exc).__name__, safe_text(exc, 300))
         LoggingNotifier().deliver(alert)
-
-
-class FailureNotifier(BaseNotifier):
-    """The ``on_failure_callback`` of every Sales Channel DAG: builds the alert, sends it."""
-
-    def notify(self, context) -> None:
-        send_alert(failure_alert(context), context)
-
-
-notify_failure = FailureNotifier()
 
 
 # -- the monitor -------------------------------------------------------------------------------------

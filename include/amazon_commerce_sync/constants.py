@@ -1,10 +1,14 @@
-"""Ids and names used across the integration: one home for each."""
+"""Ids, names and limits used across the integration: one home for each.
+
+This module imports nothing: DAG files read it at parse time (see ``dag_defaults``).
+"""
 
 from __future__ import annotations
 
 AMAZON_CONN_ID = "amazon_sp_api"
 COMMERCE_CONN_ID = "commerce"
 STATE_DB_CONN_ID = "sales_channel_db"
+SMTP_CONN_ID = "sales_channel_smtp"
 
 # Airflow Variable holding the Sales Channel settings (JSON); see settings.py.
 SETTINGS_VARIABLE = "sales_channel_settings"
@@ -30,3 +34,21 @@ SCHEDULE_SWITCHES = {
 ASSET_COMMERCE_ORDERS = "sales-channel://commerce/orders"
 
 OWNER = "sales-channel"
+
+# -- identifiers, as patterns (the DAGs' forms and the tasks check the same ones) --------------------------
+#: An Amazon order id, e.g. ``123-1234567-1234567`` (SP-API ``orderId``).
+AMAZON_ORDER_ID_PATTERN = r"^\d{3}-\d{7}-\d{7}$"
+#: A Commerce order number (Magento ``increment_id``, at most 50 characters in ``sales_order``).
+COMMERCE_ORDER_NUMBER_PATTERN = r"^[A-Za-z0-9_-]{1,50}$"
+#: Our name for an Amazon account in the settings (``account_id``).
+ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+
+# -- amazon_order_cancel ----------------------------------------------------------------------------------
+#: Amazon's ``CancelReason`` values of the OrderAcknowledgement feed (``POST_ORDER_ACKNOWLEDGEMENT_DATA``).
+CANCEL_REASONS = (
+    "NoInventory", "ShippingAddressUndeliverable", "CustomerExchange", "BuyerCanceled", "GeneralAdjustment",
+    "CarrierCreditDecision", "RiskAssessmentInformationNotValid", "CarrierCoverageFailure", "CustomerReturn",
+    "MerchandiseNotReceived",
+)  # fmt: skip
+CANCEL_MAX_ORDERS = 50  # orders per cancellation run
+CANCEL_MAX_NOTE = 500  # characters of the note added to the Commerce order comment

@@ -9,7 +9,7 @@ Our exception hierarchy::
     │   │                               or Amazon's ``x-amzn-RateLimit-Limit`` (1 / rate)
     │   └── ConnectionFailedError     - no HTTP answer: refused, reset, dropped, timed out;
     │                                   ``request_sent`` says whether the server may have it
-    └── FatalError                    - retrying cannot help; pipelines raise AirflowFailException
+    └── FatalError                    - retrying cannot help; the DAGs' retry policy fails the task
         ├── BadRequestError           - HTTP 400, 413, 415, 422 (and other unexpected 4xx)
         ├── AuthenticationError       - HTTP 401, 403, and Login with Amazon (LWA) refusals
         ├── NotFoundError             - HTTP 404
@@ -37,9 +37,10 @@ import json
 import logging
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
+if TYPE_CHECKING:  # imported where used: DAG files name FatalError in their retry policy at parse time
+    import requests
 
 __all__ = [
     "AuthenticationError",
@@ -303,6 +304,8 @@ def _from_response(response: requests.Response, operation: str) -> IntegrationEr
 
 
 def _from_exception(exc: BaseException, operation: str) -> IntegrationError:
+    import requests
+
     name = type(exc).__name__
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return ConnectionFailedError(f"connect timeout ({name})", operation=operation, request_sent=False)
@@ -352,6 +355,8 @@ def classify(response_or_exception: requests.Response | BaseException, operation
     An ``IntegrationError`` is returned unchanged. A 2xx/3xx response is a caller bug
     and gives a ``FatalError``.
     """
+    import requests
+
     if isinstance(response_or_exception, IntegrationError):
         return response_or_exception
     if isinstance(response_or_exception, requests.Response):

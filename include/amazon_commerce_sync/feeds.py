@@ -27,6 +27,7 @@ from typing import Any
 
 import defusedxml.ElementTree as SafeET
 
+from amazon_commerce_sync import constants
 from amazon_commerce_sync.commerce_writes import keys
 from amazon_commerce_sync.commerce_writes.protocol import Done, write_once
 from amazon_commerce_sync.errors import FatalError, RetriableError
@@ -40,11 +41,7 @@ PAYMENT_ADJUSTMENT = "POST_PAYMENT_ADJUSTMENT_DATA"
 SUBMITTING = OutboxStatus.SUBMITTING
 FINAL_STATUSES = ("DONE", "CANCELLED", "FATAL")
 
-CANCEL_REASONS = (
-    "NoInventory", "ShippingAddressUndeliverable", "CustomerExchange", "BuyerCanceled", "GeneralAdjustment",
-    "CarrierCreditDecision", "RiskAssessmentInformationNotValid", "CarrierCoverageFailure", "CustomerReturn",
-    "MerchandiseNotReceived",
-)  # fmt: skip
+CANCEL_REASONS = constants.CANCEL_REASONS
 
 
 # -- building ----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ Every setting is documented in README.md ("Settings").
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from amazon_commerce_sync.constants import AMAZON_CONN_ID, COMMERCE_CONN_ID, SETTINGS_VARIABLE
+from amazon_commerce_sync.constants import ACCOUNT_ID_PATTERN, AMAZON_CONN_ID, COMMERCE_CONN_ID, SETTINGS_VARIABLE
 
 MARKETPLACE_ID = re.compile(r"^[A-Z0-9]{10,14}$")
 CUSTOMER_CREATION = ("guest", "create_account")
@@ -117,133 +118,146 @@ class Settings:
         raise SettingsError(f"accounts: no account {account_id!r}; known: {[a.account_id for a in self.accounts]}")
 
 
-def _parse_time(field: str, value: Any) -> datetime:
-    if isinstance(value, datetime):
-        parsed = value
-    else:
-        try:
-            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            raise SettingsError(
-                f"{field}: {value!r} is not an ISO 8601 date-time; write e.g. '2026-01-01T00:00:00Z'"
-            ) from None
+# -- the schema ------------------------------------------------------------------------------------------
+# JSON Schema draft 2020-12, validated with ``jsonschema``. ``message`` is this module's own keyword (unknown
+# keywords are annotations in 2020-12): the text after "<field>: " when the value under it is invalid, with
+# ``{value!r}`` standing for the value. The account's fields are those of :class:`AccountSettings` (tested).
+def _whole(low: int, high: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": low, "maximum": high,
+            "message": f"{{value!r}} must be a whole number from {low} to {high}"}  # fmt: skip
+
+
+def _choice(values: tuple[str, ...]) -> dict[str, Any]:
+    return {"enum": list(values), "message": "{value!r} is not one of " + ", ".join(values)}
+
+
+_NOT_ISO_8601 = "{value!r} is not an ISO 8601 date-time; write e.g. '2026-01-01T00:00:00Z'"
+_TEXT = {"type": "string", "pattern": r"\S", "message": "must be a non-empty string"}
+_FLAG = {"type": "boolean", "message": "{value!r} must be true or false"}
+_MAP = {"type": "object", "additionalProperties": {"type": "string", "minLength": 1},
+        "message": "must be an object mapping strings to non-empty strings"}  # fmt: skip
+
+ACCOUNT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["account_id", "marketplace_ids", "import_orders_after"],
+    "additionalProperties": False,
+    "properties": {
+        "account_id": {"type": "string", "pattern": ACCOUNT_ID_PATTERN,
+                       "message": "use 1-64 letters, digits, '.', '_' or '-'"},
+        "marketplace_ids": {"type": "array", "minItems": 1, "message": 'give a non-empty list, e.g. ["ATVPDKIKX0DER"]',
+                            "items": {"type": "string", "pattern": MARKETPLACE_ID.pattern,
+                                      "message": "{value!r} is not an Amazon marketplace id"}},
+        # ISO 8601 with a time zone: checked when parsed (the messages tell the two mistakes apart).
+        "import_orders_after": {"type": "string", "message": _NOT_ISO_8601},
+        **dict.fromkeys(("merchant_id", "amazon_conn_id", "commerce_conn_id", "new_order_status", "payment_method",
+                         "default_shipping_method", "source_code"), _TEXT),
+        **dict.fromkeys(("import_enabled", "invoice_on_import", "manage_stock", "anonymise_commerce_orders"), _FLAG),
+        "customer_creation": _choice(CUSTOMER_CREATION),
+        "order_number_source": _choice(ORDER_NUMBER_SOURCE),
+        "refund_reason": _choice(ADJUSTMENT_REASONS),
+        "store_id": _whole(0, 10**6),
+        "overlap_minutes": _whole(2, 24 * 60),
+        "max_window_days": _whole(1, 365),
+        "page_size": _whole(1, 100),  # searchOrders maxResultsPerPage
+        "concurrency": _whole(1, 32),
+        "pii_retention_days": _whole(1, 3650),
+        "alert_import_lag_minutes": _whole(5, 7 * 24 * 60),
+        "alert_stuck_hours": _whole(1, 24 * 90),
+        "alert_repeat_minutes": _whole(0, 7 * 24 * 60),
+        **dict.fromkeys(("shipping_method_map", "sku_map", "carrier_map"), _MAP),
+    },
+}  # fmt: skip
+
+SETTINGS_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["accounts"],
+    "properties": {"accounts": {"type": "array", "minItems": 1, "items": ACCOUNT_SCHEMA}},
+}
+
+_STRUCTURE = 'settings: expected {"accounts": [ {...}, ... ]} with at least one account'
+_MAX_REPORTED = 10
+
+
+@functools.cache
+def _validator():
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    base.check_schema(SETTINGS_SCHEMA)
+    # JSON Schema counts 100.0 as an integer; a setting that is a count must be written as one.
+    checker = base.TYPE_CHECKER.redefine("integer", lambda _, v: isinstance(v, int) and not isinstance(v, bool))
+    return jsonschema.validators.extend(base, type_checker=checker)(SETTINGS_SCHEMA)
+
+
+def _where(path: Any) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def _messages(error: Any) -> list[str]:
+    """The field-and-fix messages of one ``jsonschema`` error (a missing setting gives one per setting)."""
+    path = list(error.absolute_path)
+    if len(path) < 2:  # the document or the accounts list itself
+        return [_STRUCTURE]
+    where = _where(path[:2])
+    if len(path) == 2:  # an account as a whole
+        if error.validator == "required":
+            return [f"{where}.{name}: required; see README 'Settings'"
+                    for name in error.validator_value if name not in error.instance]  # fmt: skip
+        if error.validator == "additionalProperties":
+            known = sorted(ACCOUNT_SCHEMA["properties"])
+            unknown = sorted(set(error.instance) - set(known))
+            return [f"{where}: unknown setting(s) {unknown}; known settings are {known}"]
+        return [f"{where}: must be an object"]
+    own = error.schema.get("message") if isinstance(error.schema, dict) else None
+    if own is None:  # e.g. a value inside a map: the field's own message
+        path, own = path[:3], ACCOUNT_SCHEMA["properties"][path[2]]["message"]
+    value = error.instance if own and len(path) == len(error.absolute_path) else None
+    return [f"{_where(path)}: {own.format(value=value)}"]
+
+
+def _parse_time(field: str, value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise SettingsError(f"{field}: {_NOT_ISO_8601.format(value=value)}") from None
     if parsed.tzinfo is None:
         raise SettingsError(f"{field}: {value!r} has no time zone; add 'Z' or an offset such as '+00:00'")
     return parsed.astimezone(UTC)
 
 
-def _check_choice(field: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise SettingsError(f"{field}: {value!r} is not one of {', '.join(choices)}")
-    return value
-
-
-def _check_int(field: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise SettingsError(f"{field}: {value!r} must be a whole number from {low} to {high}")
-    return value
-
-
-def _check_bool(field: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise SettingsError(f"{field}: {value!r} must be true or false")
-    return value
-
-
-def _check_str(field: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise SettingsError(f"{field}: must be a non-empty string")
-    return value
-
-
-def _check_map(field: str, value: Any) -> dict[str, str]:
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()
-    ):
-        raise SettingsError(f"{field}: must be an object mapping strings to non-empty strings")
-    return dict(value)
-
-
-def parse_account(raw: Mapping[str, Any], index: int) -> AccountSettings:
-    where = f"accounts[{index}]"
-    if not isinstance(raw, Mapping):
-        raise SettingsError(f"{where}: must be an object")
-    known = {f.name for f in dataclasses.fields(AccountSettings)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise SettingsError(f"{where}: unknown setting(s) {unknown}; known settings are {sorted(known)}")
-    for required in ("account_id", "marketplace_ids", "import_orders_after"):
-        if required not in raw:
-            raise SettingsError(f"{where}.{required}: required; see README 'Settings'")
-    kw: dict[str, Any] = {}
-    kw["account_id"] = _check_str(f"{where}.account_id", raw["account_id"])
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", kw["account_id"]):
-        raise SettingsError(f"{where}.account_id: use 1-64 letters, digits, '.', '_' or '-'")
-    marketplaces = raw["marketplace_ids"]
-    if not isinstance(marketplaces, list) or not marketplaces:
-        raise SettingsError(f'{where}.marketplace_ids: give a non-empty list, e.g. ["ATVPDKIKX0DER"]')
-    for m in marketplaces:
-        if not isinstance(m, str) or not MARKETPLACE_ID.match(m):
-            raise SettingsError(f"{where}.marketplace_ids: {m!r} is not an Amazon marketplace id")
-    kw["marketplace_ids"] = tuple(marketplaces)
-    kw["import_orders_after"] = _parse_time(f"{where}.import_orders_after", raw["import_orders_after"])
-    for name in (
-        "merchant_id",
-        "amazon_conn_id",
-        "commerce_conn_id",
-        "new_order_status",
-        "payment_method",
-        "default_shipping_method",
-        "source_code",
-    ):
-        if name in raw:
-            kw[name] = _check_str(f"{where}.{name}", raw[name])
-    for name in ("import_enabled", "invoice_on_import", "manage_stock", "anonymise_commerce_orders"):
-        if name in raw:
-            kw[name] = _check_bool(f"{where}.{name}", raw[name])
-    if "customer_creation" in raw:
-        kw["customer_creation"] = _check_choice(
-            f"{where}.customer_creation", raw["customer_creation"], CUSTOMER_CREATION
-        )
-    if "order_number_source" in raw:
-        kw["order_number_source"] = _check_choice(
-            f"{where}.order_number_source", raw["order_number_source"], ORDER_NUMBER_SOURCE
-        )
-    if "refund_reason" in raw:
-        kw["refund_reason"] = _check_choice(f"{where}.refund_reason", raw["refund_reason"], ADJUSTMENT_REASONS)
-    limits = {"store_id": (0, 10**6), "overlap_minutes": (2, 24 * 60), "max_window_days": (1, 365),
-              "page_size": (1, 100), "concurrency": (1, 32), "pii_retention_days": (1, 3650),
-              "alert_import_lag_minutes": (5, 7 * 24 * 60), "alert_stuck_hours": (1, 24 * 90),
-              "alert_repeat_minutes": (0, 7 * 24 * 60)}  # fmt: skip
-    for name, (low, high) in limits.items():
-        if name in raw:
-            kw[name] = _check_int(f"{where}.{name}", raw[name], low, high)
+def _account(raw: Mapping[str, Any], index: int) -> AccountSettings:
+    """An :class:`AccountSettings` from a valid account object; the maps extend the defaults."""
+    kw = dict(raw)
+    kw["marketplace_ids"] = tuple(raw["marketplace_ids"])
+    kw["import_orders_after"] = _parse_time(f"accounts[{index}].import_orders_after", raw["import_orders_after"])
     if "shipping_method_map" in raw:
-        kw["shipping_method_map"] = {
-            **DEFAULT_SHIPPING_METHODS,
-            **_check_map(f"{where}.shipping_method_map", raw["shipping_method_map"]),
-        }
-    if "sku_map" in raw:
-        kw["sku_map"] = _check_map(f"{where}.sku_map", raw["sku_map"])
+        kw["shipping_method_map"] = {**DEFAULT_SHIPPING_METHODS, **raw["shipping_method_map"]}
     if "carrier_map" in raw:
-        kw["carrier_map"] = {
-            **DEFAULT_CARRIER_MAP,
-            **{k.lower(): v for k, v in _check_map(f"{where}.carrier_map", raw["carrier_map"]).items()},
-        }
+        kw["carrier_map"] = {**DEFAULT_CARRIER_MAP, **{k.lower(): v for k, v in raw["carrier_map"].items()}}
     return AccountSettings(**kw)
 
 
 def parse_settings(raw: Any) -> Settings:
+    """Validate the settings (a JSON text or its parsed value) against :data:`SETTINGS_SCHEMA`.
+
+    :returns: the :class:`Settings`, every default filled in.
+    :raises SettingsError: naming each invalid field (at most ten, by position) and how to fix it, e.g.
+        ``accounts[0].page_size: 500 must be a whole number from 1 to 100``.
+    """
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise SettingsError(f"settings: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(raw, Mapping) or not isinstance(raw.get("accounts"), list) or not raw["accounts"]:
-        raise SettingsError('settings: expected {"accounts": [ {...}, ... ]} with at least one account')
-    accounts = tuple(parse_account(a, i) for i, a in enumerate(raw["accounts"]))
+    errors = sorted(_validator().iter_errors(raw), key=lambda e: [(isinstance(p, str), p) for p in e.absolute_path])
+    messages = list(dict.fromkeys(m for e in errors for m in _messages(e)))
+    if messages:
+        more = f" (and {len(messages) - _MAX_REPORTED} more)" if len(messages) > _MAX_REPORTED else ""
+        raise SettingsError(" | ".join(messages[:_MAX_REPORTED]) + more)
+    accounts = tuple(_account(a, i) for i, a in enumerate(raw["accounts"]))
     ids = [a.account_id for a in accounts]
-    if len(set(ids)) != len(ids):
+    if len(set(ids)) != len(ids):  # JSON Schema's uniqueItems compares whole objects, not one field
         raise SettingsError(f"accounts: account_id values must be unique, got {ids}")
     return Settings(accounts=accounts)
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from amazon_commerce_sync.constants import SCHEDULE_SWITCHES
+from amazon_commerce_sync.constants import DAG_ORDER_IMPORT, DAG_REFUND_SYNC, SCHEDULE_SWITCHES
+from amazon_commerce_sync.dag_defaults import ACCOUNT_MAP_INDEX, RETRY_POLICY
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(p for p in DAGS.glob("*.py") if not p.name.startswith("_"))
@@ -47,25 +46,29 @@ def test_contract(dagbag, path):
         assert t.execution_timeout is not None and t.execution_timeout <= timedelta(hours=2), t.task_id
         assert t.retry_delay is not None, t.task_id
         assert t.retries is not None, t.task_id
+        assert t.retry_policy is RETRY_POLICY, f"{t.task_id}: fatal errors must fail at once"
 
 
-@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
-def test_parse_is_fast_and_offline(path, monkeypatch):
-    import runpy
+@pytest.mark.parametrize(
+    ("dag_id", "steps"),
+    [(DAG_ORDER_IMPORT, ["extract", "load"]), (DAG_REFUND_SYNC, ["settle", "mirror", "queue", "submit"])],
+)
+def test_one_mapped_task_group_per_account(dagbag, dag_id, steps):
+    """Each account's steps are mapped once, together (N accounts: N of each step, not N x N), in order,
+    each instance named by its account."""
+    from airflow.sdk.definitions.taskgroup import MappedTaskGroup
 
-    import airflow.sdk  # noqa: F401 - the DAG processor has Airflow loaded already
-
-    runpy.run_path(str(path))  # warm: first import of the package's modules
-
-    def no_network(*args, **kwargs):
-        raise AssertionError("a DAG file opened a network connection at parse time")
-
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    started = time.perf_counter()
-    runpy.run_path(str(path))
-    assert time.perf_counter() - started < 1.0
-
-
+    dag = dagbag.dags[dag_id]
+    group = dag.task_group_dict["account"]
+    assert isinstance(group, MappedTaskGroup)
+    tasks = [dag.get_task(f"account.{step}") for step in steps]
+    assert sorted(group.children) == sorted(t.task_id for t in tasks)
+    assert tasks[0].upstream_task_ids == {"accounts"}  # the group's input
+    for before, after in zip(tasks, tasks[1:], strict=False):
+        assert after.upstream_task_ids - {"accounts"} == {before.task_id}
+    for task in tasks:
+        assert task.map_index_template == ACCOUNT_MAP_INDEX
+        assert "account_id" in task.op_kwargs, "pass account_id by keyword, or the instance has no name"
 
 
 @pytest.mark.parametrize("dag_id", sorted(SCHEDULE_SWITCHES))

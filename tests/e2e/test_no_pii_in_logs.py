@@ -26,7 +26,7 @@ def test_import_leaks_nothing(channel, caplog, capfd, debug_logs):
     channel.load_amazon_orders(orders)
     debug_logs()
     states = channel.run_dag("amazon_order_import")
-    assert states["load[0]"] == "success"
+    assert states["account.load[0]"] == "success"
     assert len(channel.commerce_orders_by_amazon_id()) == 3
 
     output = caplog.text + "".join(capfd.readouterr())

@@ -86,9 +86,39 @@ def assert_cancelled_both_sides(channel, amazon_id, *, reason="BuyerCanceled", s
     return commerce
 
 
+def _finish_feeds_after_a_reschedule(channel):
+    """Keep Amazon processing the feed until ``wait_for_feeds`` has given its slot back once, then finish it.
+
+    (Amazon's processing time, not the machine's speed, decides whether the sensor has to wait.)
+    """
+    from datetime import UTC, datetime
+
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    started = datetime.now(UTC)
+    query = (
+        select(func.count()).select_from(TaskReschedule).join(TaskInstance, TaskInstance.id == TaskReschedule.ti_id)
+        .where(TaskInstance.dag_id == DAG, TaskInstance.task_id == "wait_for_feeds")
+        .where(TaskReschedule.start_date >= started)
+    )  # fmt: skip
+    channel.amazon("POST", "/_sandbox/settings", json={"feed_stage_seconds": 100000})  # only /complete finishes it
+
+    def rescheduled() -> bool:
+        with create_session() as session:
+            return bool(session.scalar(query))
+
+    return _finish_feeds_when(channel, rescheduled, what="wait_for_feeds rescheduled")
+
+
 def test_one_unshipped_order_is_cancelled_on_both_sides(channel):
     [order_id] = imported_orders(channel, 1, seed=101)
+    thread, errors = _finish_feeds_after_a_reschedule(channel)
     states = cancel(channel, [order_id], note="Out of stock at the warehouse")
+    thread.join(10)
+    assert not errors, errors
     assert set(states.values()) == {"success"}, states
     commerce = assert_cancelled_both_sides(channel, order_id)
     assert any("Note: Out of stock at the warehouse." in c for c in comments(channel, commerce))
@@ -203,27 +233,34 @@ def test_dry_run_submits_nothing(channel):
         assert commerce_order(channel, order_id)["state"] == "processing"
 
 
-def _on_first_feed(channel, action):
-    """Run ``action(feed)`` in a thread as soon as the sandbox has received a feed, then finish that feed."""
+def _finish_feeds_when(channel, ready, action=None, *, what: str):
+    """In a thread: as soon as ``ready()``, run ``action(first feed)``, then finish the feeds Amazon has."""
     errors: list[BaseException] = []
 
     def watch():
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
-                found = amazon_feeds(channel)
-                if found:
-                    action(found[0])
-                    channel.amazon("POST", f"/_sandbox/feeds/{found[0]['feedId']}/complete")
+                if ready():
+                    found = amazon_feeds(channel)
+                    if action is not None:
+                        action(found[0])
+                    for feed in found:
+                        channel.amazon("POST", f"/_sandbox/feeds/{feed['feedId']}/complete")
                     return
                 time.sleep(0.05)
-            raise AssertionError("no feed was submitted")
+            raise AssertionError(f"never happened: {what}")
         except BaseException as exc:  # noqa: BLE001 - reported to the test
             errors.append(exc)
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread, errors
+
+
+def _on_first_feed(channel, action):
+    """Run ``action(feed)`` in a thread as soon as the sandbox has received a feed, then finish that feed."""
+    return _finish_feeds_when(channel, lambda: bool(amazon_feeds(channel)), action, what="a feed was submitted")
 
 
 def test_report_rejecting_one_order(channel):

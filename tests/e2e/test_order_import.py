@@ -267,8 +267,9 @@ def test_worker_killed_mid_batch_converges(channel):
     channel.commerce("POST", "/_sandbox/settings", json={"latency_ms": 150})
     child = subprocess.Popen(
         [sys.executable, "-c",
+         "from datetime import UTC, datetime\n"
          "from amazon_commerce_sync.pipelines import tasks\n"
-         "tasks.extract_orders('us-main', 'killed', {})\n"
+         "tasks.extract_orders('us-main', 'killed', {}, run_after=datetime.now(UTC))\n"
          "tasks.load_orders('us-main', 'killed')\n"],
         env={**os.environ, "PYTHONPATH": os.pathsep.join(["include", "."])},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

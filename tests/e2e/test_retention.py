@@ -77,7 +77,7 @@ def test_retention_erases_personal_data_30_days_after_delivery(channel, caplog, 
     orders = scenario(channel)
     ids = {name: order["orderId"] for name, order in orders.items()}
     states = channel.run_dag("amazon_order_import")
-    assert states["extract[0]"] == "success", states
+    assert states["account.extract[0]"] == "success", states
     for order_id in ids.values():
         assert channel.store.orders.pii(order_id)["buyer_name"], "the import did not stage the buyer's data"
 
@@ -141,7 +141,7 @@ def test_retention_erases_personal_data_30_days_after_delivery(channel, caplog, 
     changed = dict(orders["delivered_old"], lastUpdatedTime=iso(ago(39)))
     channel.load_amazon_orders([changed])
     states = channel.run_dag("amazon_order_import", {"backfill_from": iso(ago(60))})
-    assert states["extract[0]"] == "success", states
+    assert states["account.extract[0]"] == "success", states
     assert channel.store.orders.get(ids["delivered_old"])["amazon_updated_at"] == ago(39)
     assert channel.store.orders.pii(ids["delivered_old"])["buyer_name"] is None
 
@@ -149,7 +149,7 @@ def test_retention_erases_personal_data_30_days_after_delivery(channel, caplog, 
 def test_the_window_is_a_setting(channel):
     orders = scenario(channel)
     channel.configure(pii_retention_days=15)
-    assert channel.run_dag("amazon_order_import")["extract[0]"] == "success"
+    assert channel.run_dag("amazon_order_import")["account.extract[0]"] == "success"
     assert channel.run_dag("amazon_pii_retention") == {"erase": "success"}
     erased = {e["entity_id"] for e in audit_entries(channel.store, action="pii_erased")}
     # 20 days after the promised delivery is past 15: erased now; 10 days after delivery is not
@@ -161,7 +161,7 @@ def test_the_window_is_a_setting(channel):
 def test_commerce_orders_are_anonymised_only_when_enabled(channel, caplog, capfd):
     orders = scenario(channel)
     ids = {name: order["orderId"] for name, order in orders.items()}
-    assert channel.run_dag("amazon_order_import")["extract[0]"] == "success"
+    assert channel.run_dag("amazon_order_import")["account.extract[0]"] == "success"
     in_commerce = {name for name in orders if ids[name] in channel.commerce_orders_by_amazon_id()}
     due = ERASED & in_commerce  # the order cancelled before import never reached Commerce
     assert due == {"delivered_old", "fba_promised_old", "in_transit_old"}

@@ -5,6 +5,7 @@ The checks run against a real state store (SQLite; PostgreSQL too where the serv
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 import socketserver
@@ -18,6 +19,7 @@ from airflow.sdk import BaseNotifier
 from airflow.sdk.exceptions import AirflowFailException
 
 from amazon_commerce_sync import alerts
+from amazon_commerce_sync.dag_defaults import notify_failure
 from amazon_commerce_sync.settings import parse_settings
 from amazon_commerce_sync.store import OrderSync, StagedOrder
 from tests.store_queries import audit_entries
@@ -180,6 +182,21 @@ def test_failure_alert_says_where_what_and_what_to_do():
     assert "failed after 4 attempt(s)" in retried.action and "rerun duplicates nothing" in retried.action
 
 
+def test_failure_alert_of_a_fatal_error_says_it_was_not_retried_and_carries_the_tasks_note():
+    from amazon_commerce_sync.errors import AuthenticationError, ServiceUnavailableError
+
+    exc = AuthenticationError("Access to requested resource is denied.", operation="searchOrders", status=403)
+    exc.add_note("amazon_order_import extract for account us-main stopped without retrying; check ...")
+    alert = alerts.failure_alert(failure_context(exc, dag_id="amazon_order_import", tries=1))
+    assert alert.what == (
+        "AuthenticationError: searchOrders failed HTTP 403: Access to requested resource is denied. "
+        "amazon_order_import extract for account us-main stopped without retrying; check ..."
+    )
+    assert alert.action.startswith("This failure is not retried")
+    busy = alerts.failure_alert(failure_context(ServiceUnavailableError("busy", status=503), tries=4))
+    assert "failed after 4 attempt(s)" in busy.action
+
+
 def test_failure_alert_carries_no_email_or_newlines_and_is_bounded():
     exc = RuntimeError("order for qzxmarker@example.test\nfailed " + "x" * 2000)
     alert = alerts.failure_alert(failure_context(exc, account_id=None))
@@ -191,7 +208,7 @@ def test_failure_alert_carries_no_email_or_newlines_and_is_bounded():
 def test_default_notifier_writes_one_error_line(monkeypatch, caplog):
     monkeypatch.delenv(alerts.NOTIFIER_ENV, raising=False)
     caplog.set_level(logging.ERROR, logger="amazon_commerce_sync.alerts")
-    alerts.notify_failure(failure_context(ValueError("boom")))
+    notify_failure(failure_context(ValueError("boom")))
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
     line = errors[0].getMessage()
@@ -218,39 +235,52 @@ def test_any_base_notifier_plugs_in_with_templated_kwargs(monkeypatch):
     monkeypatch.setenv(alerts.NOTIFIER_ENV, f"{__name__}.RecordingNotifier")
     monkeypatch.setenv(alerts.NOTIFIER_KWARGS_ENV, '{"channel": "#ops", "text": "{{ sales_channel_alert.subject }}"}')
     RecordingNotifier.received.clear()
-    alerts.notify_failure(failure_context(ValueError("boom")))
+    notify_failure(failure_context(ValueError("boom")))
     assert RecordingNotifier.received == ["#ops: amazon_shipment_sync.sync[0] failed (run scheduled__2026-11-26)"]
 
 
 def test_a_broken_notifier_still_leaves_the_alert_in_the_log(monkeypatch, caplog):
     monkeypatch.setenv(alerts.NOTIFIER_ENV, "no.such.module.Notifier")
     caplog.set_level(logging.WARNING, logger="amazon_commerce_sync.alerts")
-    alerts.notify_failure(failure_context(ValueError("boom")))
+    notify_failure(failure_context(ValueError("boom")))
     assert "the configured notifier failed (ModuleNotFoundError)" in caplog.text
     assert "SALES CHANNEL ALERT [task_failed]" in caplog.text
 
 
-# -- SMTP with the standard library, against a minimal SMTP server on loopback --------------------------
+# -- SMTP through the SMTP provider, against a real (minimal) SMTP server on loopback ---------------------
+# aiosmtpd is not in the locked dependencies; this server speaks enough RFC 5321 (EHLO, AUTH PLAIN, MAIL,
+# RCPT, DATA, QUIT) for smtplib, and records what it was sent.
 class _SmtpHandler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         self.wfile.write(b"220 test ESMTP\r\n")
-        data_mode, lines = False, []
+        data_mode, lines, envelope = False, [], {"from": None, "to": []}
         while line := self.rfile.readline():
             if data_mode:
                 if line in (b".\r\n", b".\n"):
                     data_mode = False
-                    self.server.messages.append(b"".join(lines).decode())
+                    self.server.messages.append({**envelope, "data": b"".join(lines).decode()})
+                    lines, envelope = [], {"from": None, "to": []}
                     self.wfile.write(b"250 queued\r\n")
                 else:
                     lines.append(line)
                 continue
-            verb = line[:4].upper()
-            if verb in (b"EHLO", b"HELO"):
-                self.wfile.write(b"250 test\r\n")
-            elif verb == b"DATA":
+            verb, _, argument = line.decode().strip().partition(" ")
+            verb = verb.upper()
+            if verb in ("EHLO", "HELO"):
+                self.wfile.write(b"250-test\r\n250 AUTH PLAIN\r\n")
+            elif verb == "AUTH":
+                self.server.logins.append(base64.b64decode(argument.split()[1]).split(b"\0")[1:])
+                self.wfile.write(b"235 authenticated\r\n")
+            elif verb == "MAIL":
+                envelope["from"] = argument.split(":", 1)[1].strip("<> ")
+                self.wfile.write(b"250 ok\r\n")
+            elif verb == "RCPT":
+                envelope["to"].append(argument.split(":", 1)[1].strip("<> "))
+                self.wfile.write(b"250 ok\r\n")
+            elif verb == "DATA":
                 data_mode = True
                 self.wfile.write(b"354 go ahead\r\n")
-            elif verb == b"QUIT":
+            elif verb == "QUIT":
                 self.wfile.write(b"221 bye\r\n")
                 return
             else:
@@ -260,7 +290,7 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
 @pytest.fixture
 def smtp_server():
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SmtpHandler)
-    server.messages = []
+    server.messages, server.logins = [], []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -268,21 +298,58 @@ def smtp_server():
     server.server_close()
 
 
-def test_smtp_notifier_sends_the_alert(monkeypatch, smtp_server):
+LAG = alerts.Alert("import_lag", "import_lag:us-main:X", "us-main", "import is 2 h behind", "<email> & co", "do this")
+
+
+def _smtp_connection(monkeypatch, server, **fields) -> None:
     import json
 
-    port = smtp_server.server_address[1]
-    conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-            "extra": {"from": "airflow@example.test", "to": ["ops@example.test"]}}  # fmt: skip
+    conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": server.server_address[1], **fields}
     monkeypatch.setenv("AIRFLOW_CONN_SALES_CHANNEL_SMTP", json.dumps(conn))
     monkeypatch.setenv(alerts.NOTIFIER_ENV, "amazon_commerce_sync.alerts.SmtpNotifier")
-    alert = alerts.Alert("import_lag", "import_lag:us-main:X", "us-main", "import is 2 h behind", "what", "do this")
-    alerts.send_alert(alert)
-    assert len(smtp_server.messages) == 1
-    message = smtp_server.messages[0]
-    assert "Subject: [Sales Channel] import is 2 h behind" in message
-    assert "To: ops@example.test" in message
-    assert "Account: us-main" in message and "What to do: do this" in message
+
+
+def _body(message: str) -> str:
+    import email
+    import html
+
+    parsed = email.message_from_string(message)
+    [part] = [p for p in parsed.walk() if p.get_content_type() == "text/html"]
+    return html.unescape(part.get_payload(decode=True).decode(part.get_content_charset()))
+
+
+def test_smtp_notifier_sends_the_alert_with_the_earlier_connection_extras(monkeypatch, smtp_server):
+    _smtp_connection(monkeypatch, smtp_server, extra={"from": "airflow@example.test", "to": ["ops@example.test"]})
+    alerts.send_alert(LAG)
+    [sent] = smtp_server.messages
+    assert sent["from"] == "airflow@example.test" and sent["to"] == ["ops@example.test"]
+    assert "Subject: [Sales Channel] import is 2 h behind" in sent["data"]
+    assert "To: ops@example.test" in sent["data"]
+    assert _body(sent["data"]) == f"<pre>{LAG.text}</pre>"  # the alert text as it is, e-mail placeholder included
+    assert smtp_server.logins == []  # no login/password on the connection: no AUTH
+
+
+def test_smtp_notifier_reads_the_smtp_providers_connection_extras(monkeypatch, smtp_server):
+    _smtp_connection(
+        monkeypatch, smtp_server, login="alerts", password="s3cret",
+        extra={"from_email": "sales-channel@example.test", "to": "ops@example.test; oncall@example.test",
+               "disable_tls": True, "disable_ssl": True},
+    )  # fmt: skip
+    alerts.send_alert(LAG)
+    [sent] = smtp_server.messages
+    assert sent["from"] == "sales-channel@example.test"
+    assert sent["to"] == ["ops@example.test", "oncall@example.test"]
+    assert smtp_server.logins == [[b"alerts", b"s3cret"]]
+    assert "Account: us-main" in _body(sent["data"])
+
+
+def test_smtp_notifier_without_recipients_leaves_the_alert_in_the_log(monkeypatch, smtp_server, caplog):
+    _smtp_connection(monkeypatch, smtp_server, extra={"from": "airflow@example.test"})
+    caplog.set_level(logging.WARNING, logger="amazon_commerce_sync.alerts")
+    alerts.send_alert(LAG)
+    assert smtp_server.messages == []
+    assert "set host and extra.to (the recipients)" in caplog.text
+    assert "SALES CHANNEL ALERT [import_lag] account=us-main" in caplog.text
 
 
 def test_alert_round_trips_through_the_template_context():
@@ -344,5 +411,5 @@ def test_a_failed_task_sends_the_failure_alert(airflow_env, caplog):
     assert _run_dag("amazon_pii_retention") == {"erase": "failed"}
     [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("SALES CHANNEL ALERT")]
     assert "[task_failed] account=all accounts: amazon_pii_retention.erase failed" in line
-    assert "AirflowFailException: Invalid Sales Channel settings: accounts[0].marketplace_ids: required" in line
+    assert "SettingsError: accounts[0].marketplace_ids: required" in line
     assert "This failure is not retried" in line and "Nothing is half-erased" in line

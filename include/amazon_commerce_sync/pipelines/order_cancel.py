@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from amazon_commerce_sync import feeds, transform
+from amazon_commerce_sync import constants, feeds, transform
 from amazon_commerce_sync.commerce_writes import keys
 from amazon_commerce_sync.commerce_writes.orders import cancel_in_commerce
 from amazon_commerce_sync.commerce_writes.stock import StockMoves
@@ -43,11 +43,11 @@ from amazon_commerce_sync.store import OrderSync, OutboxStatus
 
 log = logging.getLogger(__name__)
 
-AMAZON_ORDER_ID = re.compile(r"^\d{3}-\d{7}-\d{7}$")
-COMMERCE_ORDER_NUMBER = re.compile(r"^[A-Za-z0-9_-]{1,50}$")
-ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-MAX_ORDERS = 50
-MAX_NOTE = 500
+AMAZON_ORDER_ID = re.compile(constants.AMAZON_ORDER_ID_PATTERN)
+COMMERCE_ORDER_NUMBER = re.compile(constants.COMMERCE_ORDER_NUMBER_PATTERN)
+ACCOUNT_ID = re.compile(constants.ACCOUNT_ID_PATTERN)
+MAX_ORDERS = constants.CANCEL_MAX_ORDERS
+MAX_NOTE = constants.CANCEL_MAX_NOTE
 OUTBOX_KIND = "cancel"
 GET_ORDER_DATA = ("FULFILLMENT", "CANCELLATION")  # no buyer or recipient data
 COMMERCE_ATTEMPTS = 3

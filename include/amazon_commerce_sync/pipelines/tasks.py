@@ -1,29 +1,75 @@
 """The bodies of the DAGs' tasks: thin wrappers that turn pipeline results into small XCom summaries.
 
 DAG files import this module inside their tasks only (nothing happens at parse time).
+
+Failures: a ``FatalError`` (Amazon or Commerce refused the request) or a ``SettingsError`` propagates as it
+is, and the DAGs' retry policy (``dag_defaults.RETRY_POLICY``) fails the task on that try; the task adds a
+note naming the step, the account and the fix (:func:`_naming`). ``AirflowFailException`` is kept for an
+invalid run parameter or a failed guard. Anything else follows the task's ``retries``.
+
+Time: what a run covers is decided by the run's logical time, ``run_after`` (the ``dag_run`` of the task
+context), never by the clock when the task happens to start: a retry or a cleared and rerun task covers
+the same window as the first try.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from amazon_commerce_sync.settings import SettingsError
+from amazon_commerce_sync.errors import AuthenticationError, FatalError
+from amazon_commerce_sync.settings import AccountSettings, SettingsError
 
 log = logging.getLogger(__name__)
 
 
-def _context(actor: str, *, settings=None):
+def _context(actor: str):
     from amazon_commerce_sync.resources import open_resources
 
+    return open_resources(actor)
+
+
+def run_time(run_after: datetime) -> datetime:
+    """The instant a run covers up to: its ``run_after`` (UTC), never later than this machine's clock.
+
+    A rerun of the same run gets the same value, so it covers the same window. Capping at the clock keeps
+    Amazon's rule that ``lastUpdatedBefore`` / ``PostedBefore`` are at least 2 minutes in the past even if
+    the scheduler's clock runs ahead of the worker's.
+
+    :param run_after: the ``run_after`` of the task's ``dag_run`` (tz-aware).
+    :raises ValueError: for a naive ``run_after``.
+    """
+    if run_after.tzinfo is None:
+        raise ValueError("run_after must be time-zone aware")
+    return min(run_after.astimezone(UTC), datetime.now(UTC))
+
+
+@contextlib.contextmanager
+def _naming(step: str, account: AccountSettings) -> Iterator[None]:
+    """Add to a ``FatalError`` a note (PEP 678) naming the step, the account and the fix, and let it propagate.
+
+    The note shows in the task log's traceback and in the failure alert; the retry policy then fails the
+    task without retrying.
+    """
     try:
-        return open_resources(actor, settings=settings)
-    except SettingsError as exc:
-        raise AirflowFailException(f"Invalid Sales Channel settings: {exc}") from None
+        yield
+    except FatalError as exc:
+        where = f"{step} for account {account.account_id}"
+        if isinstance(exc, AuthenticationError):
+            fix = (
+                f"Amazon or Commerce refused the credentials: check the connections {account.amazon_conn_id!r} "
+                f"(Amazon) and {account.commerce_conn_id!r} (Commerce), run sales_channel_healthcheck, "
+                "then clear the task."
+            )
+        else:
+            fix = "the request was refused as it is: fix what the message names, then clear the task."
+        exc.add_note(f"{where} stopped without retrying; {fix}")
+        raise
 
 
 def _parse_param_time(name: str, value: Any) -> datetime | None:
@@ -39,6 +85,10 @@ def _parse_param_time(name: str, value: Any) -> datetime | None:
 
 
 def list_accounts(only: str | None = None) -> list[str]:
+    """The ids of the accounts a run maps over: every account with ``import_enabled``, or just ``only``.
+
+    :raises AirflowFailException: ``only`` is not an account of the settings.
+    """
     ctx = _context("list_accounts")
     ids = [a.account_id for a in ctx.settings.accounts if a.import_enabled]
     if only:
@@ -48,7 +98,11 @@ def list_accounts(only: str | None = None) -> list[str]:
     return ids
 
 
-def extract_orders(account_id: str, run_id: str, params: dict[str, Any]) -> dict[str, Any]:
+def extract_orders(account_id: str, run_id: str, params: dict[str, Any], *, run_after: datetime) -> dict[str, Any]:
+    """Stage the account's Amazon orders changed up to ``run_after`` minus 2 minutes; returns counts.
+
+    :raises AirflowFailException: invalid ``backfill_from`` / ``backfill_to``.
+    """
     from amazon_commerce_sync.pipelines import order_import
 
     ctx = _context(f"amazon_order_import/{run_id}/extract")
@@ -59,10 +113,12 @@ def extract_orders(account_id: str, run_id: str, params: dict[str, Any]) -> dict
         raise AirflowFailException("param backfill_to needs backfill_from")
     if start and end and end <= start:
         raise AirflowFailException("param backfill_to must be after backfill_from")
-    return order_import.extract_orders(ctx, account, now=datetime.now(UTC), backfill_from=start, backfill_to=end)
+    with _naming("amazon_order_import extract", account):
+        return order_import.extract_orders(ctx, account, now=run_time(run_after), backfill_from=start, backfill_to=end)
 
 
 def load_orders(account_id: str, run_id: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Apply the account's staged orders to Commerce (after re-driving ``redrive_quarantined``); returns counts."""
     from amazon_commerce_sync.pipelines import order_import
     from amazon_commerce_sync.resources import owner_id
 
@@ -76,11 +132,30 @@ def load_orders(account_id: str, run_id: str, params: dict[str, Any] | None = No
         for order_id in redriven:
             ctx.store.ops.audit("order_redriven", "amazon_order", order_id, {"run_id": run_id})
         log.info("re-driving %d quarantined order(s)", len(redriven))
-    summary = order_import.load_orders(ctx, account, owner=owner_id(run_id))
+    with _naming("amazon_order_import load", account):
+        summary = order_import.load_orders(ctx, account, owner=owner_id(run_id))
     return {**summary, "redriven": len(redriven)} if redrive else summary
 
 
+def commerce_orders_changed(summaries: list[dict[str, Any]] | dict[str, Any]) -> int:
+    """How many Commerce orders the run's loads created, updated, cancelled or put on hold.
+
+    :param summaries: the ``account.load`` results, one per account. Airflow 3.3.2 hands a mapped task
+        group's output to a task outside the group as the bare value when the group expanded once (one
+        account) instead of a one-element list (apache/airflow#69036, fixed by #69075); both are accepted.
+    """
+    if isinstance(summaries, dict):
+        summaries = [summaries]
+    changed = sum(s.get(k, 0) for s in summaries for k in ("created", "updated", "cancelled", "on_hold"))
+    log.info("Commerce orders created or changed: %d", changed)
+    return changed
+
+
 def healthcheck(run_id: str) -> dict[str, Any]:
+    """Check the state store and every account's two connections; fails naming every failed check.
+
+    :raises AirflowFailException: one or more checks failed (a health check is not retried).
+    """
     from amazon_commerce_sync.pipelines import healthcheck as checks
 
     ctx = _context(f"sales_channel_healthcheck/{run_id}")
@@ -100,40 +175,31 @@ def healthcheck(run_id: str) -> dict[str, Any]:
     return report
 
 
-def environment_schedule(name: str, default: str) -> str | None:
-    """A DAG's schedule from a deployment switch (environment variable), read at parse time without I/O.
-
-    ``none`` switches the time schedule off: the DAG then runs only when triggered (REST API, UI, an
-    external orchestrator) or, where it has one, on its asset.
-    """
-    value = os.environ.get(name, default).strip()
-    return None if value.lower() == "none" else value
-
-
 # -- amazon_refund_sync ------------------------------------------------------------------------
-def refund_step(step: str, account_id: str, run_id: str) -> dict[str, Any]:
-    """One step of the refund sync for one account: settle, mirror, queue or submit."""
-    from amazon_commerce_sync.errors import FatalError
+def refund_step(step: str, account_id: str, run_id: str, *, run_after: datetime) -> dict[str, Any]:
+    """One step of the refund sync for one account: settle, mirror, queue or submit; returns its counts.
+
+    ``mirror`` reads Amazon's refunds posted up to ``run_after`` (less Amazon's publication lag).
+    """
     from amazon_commerce_sync.pipelines import refund_sync
 
     ctx = _context(f"amazon_refund_sync/{run_id}/{step}")
     account = ctx.settings.account(account_id)
-    now = datetime.now(UTC)
+    now = run_time(run_after)
     steps = {
         "settle": lambda: refund_sync.conclude_feeds(ctx, account),
         "mirror": lambda: refund_sync.mirror_amazon_refunds(ctx, account, now=now),
         "queue": lambda: refund_sync.queue_creditmemos(ctx, account, now=now),
         "submit": lambda: refund_sync.submit_adjustments(ctx, account),
     }
-    try:
+    with _naming(f"amazon_refund_sync {step}", account):
         summary = steps[step]()
-    except FatalError as exc:
-        raise AirflowFailException(f"refund sync ({step}, account {account_id}): {exc}") from None
     log.info("%s %s: %s", account_id, step, {k: v for k, v in summary.items() if k != "account"})
     return summary
 
 
 def refund_summary(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's counts over every account and step (``refund_sync.combine``)."""
     from amazon_commerce_sync.pipelines import refund_sync
 
     total = refund_sync.combine(summaries)
@@ -155,8 +221,10 @@ def _cancel_account(ctx, account_id: str | None):
 
 
 def cancel_request(params: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """Check the parameters again, classify the orders, record and submit the cancellations."""
-    from amazon_commerce_sync.errors import FatalError as _Fatal
+    """Check the parameters again, classify the orders, record and submit the cancellations.
+
+    :raises AirflowFailException: invalid parameters (all problems named at once) or an unknown account.
+    """
     from amazon_commerce_sync.pipelines import order_cancel
 
     try:
@@ -165,29 +233,32 @@ def cancel_request(params: dict[str, Any], run_id: str) -> dict[str, Any]:
         raise AirflowFailException(str(exc)) from None
     ctx = _context(f"amazon_order_cancel/{run_id}/request")
     account = _cancel_account(ctx, request.account_id)
-    try:
+    with _naming("amazon_order_cancel request", account):
         return order_cancel.request_cancellations(ctx, account, request)
-    except _Fatal as exc:
-        raise AirflowFailException(f"cancellation feed refused by Amazon: {exc}") from None
 
 
 def cancel_feeds_finished(requested: dict[str, Any], run_id: str) -> bool:
+    """The sensor's poke: True once Amazon finished processing every cancellation feed of the request."""
     from amazon_commerce_sync.pipelines import order_cancel
 
     feed_ids = requested.get("feed_ids") or []
     if not feed_ids:
         return True
     ctx = _context(f"amazon_order_cancel/{run_id}/wait")
-    return order_cancel.feeds_finished(ctx, _cancel_account(ctx, requested["account_id"]), feed_ids)
+    account = _cancel_account(ctx, requested["account_id"])
+    with _naming("amazon_order_cancel wait_for_feeds", account):
+        return order_cancel.feeds_finished(ctx, account, feed_ids)
 
 
 def cancel_confirm(requested: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Read the processing reports, confirm each order on Amazon, then cancel it in Commerce; returns outcomes."""
     from amazon_commerce_sync.pipelines import order_cancel
     from amazon_commerce_sync.resources import owner_id
 
     ctx = _context(f"amazon_order_cancel/{run_id}/confirm")
     account = _cancel_account(ctx, requested["account_id"])
-    return order_cancel.confirm_cancellations(ctx, account, requested, owner=owner_id(run_id))
+    with _naming("amazon_order_cancel confirm", account):
+        return order_cancel.confirm_cancellations(ctx, account, requested, owner=owner_id(run_id))
 
 
 def cancel_summary(requested: dict[str, Any] | None, confirmed: dict[str, Any] | None, publish=None) -> dict[str, Any]:
@@ -211,11 +282,14 @@ def cancel_summary(requested: dict[str, Any] | None, confirmed: dict[str, Any] |
 
 
 # -- amazon_shipment_sync ----------------------------------------------------------------------
-def sync_shipments(account_id: str, run_id: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Shipments both ways for one account: mirror Amazon's, confirm Commerce's, verify; returns counts."""
-    from datetime import timedelta
+def sync_shipments(account_id: str, run_id: str, params: dict[str, Any], *, run_after: datetime) -> dict[str, Any]:
+    """Shipments both ways for one account: mirror Amazon's, confirm Commerce's, verify; returns counts.
 
-    from amazon_commerce_sync.errors import FatalError
+    A confirmation is reported as not reflected when Amazon still shows the order unshipped
+    ``mismatch_grace_minutes`` before ``run_after``.
+
+    :raises AirflowFailException: invalid ``mismatch_grace_minutes``.
+    """
     from amazon_commerce_sync.pipelines import shipment_sync
     from amazon_commerce_sync.resources import owner_id
 
@@ -224,18 +298,22 @@ def sync_shipments(account_id: str, run_id: str, params: dict[str, Any]) -> dict
         raise AirflowFailException(f"param mismatch_grace_minutes: {grace!r} must be a whole number >= 0")
     ctx = _context(f"amazon_shipment_sync/{run_id}")
     account = ctx.settings.account(account_id)
-    try:
+    with _naming("amazon_shipment_sync", account):
         return shipment_sync.sync_shipments(
-            ctx, account, owner=owner_id(run_id), now=datetime.now(UTC),
+            ctx, account, owner=owner_id(run_id), now=run_time(run_after),
             mismatch_grace=timedelta(minutes=grace),
         )  # fmt: skip
-    except FatalError as exc:
-        raise AirflowFailException(f"shipment sync (account {account_id}): {exc}") from None
 
 
 # -- amazon_pii_retention and sales_channel_monitor --------------------------------------------------
-def pii_retention(run_id: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Erase buyer personal data of orders delivered more than ``pii_retention_days`` ago; returns counts."""
+def pii_retention(run_id: str, params: dict[str, Any], *, run_after: datetime) -> dict[str, Any]:
+    """Erase buyer personal data of orders delivered more than ``pii_retention_days`` before ``run_after``.
+
+    Returns counts only.
+
+    :raises AirflowFailException: invalid ``dry_run`` / ``account_id``, or Commerce orders that could not be
+        anonymised (the state store was erased; the next run tries them again).
+    """
     from amazon_commerce_sync.pipelines import retention
 
     dry_run = params.get("dry_run", False)
@@ -250,7 +328,7 @@ def pii_retention(run_id: str, params: dict[str, Any]) -> dict[str, Any]:
             raise AirflowFailException(f"param account_id: {exc}") from None
     else:
         accounts = list(ctx.settings.accounts)
-    summary = retention.run_retention(ctx, accounts, now=datetime.now(UTC), dry_run=dry_run, run_id=run_id)
+    summary = retention.run_retention(ctx, accounts, now=run_time(run_after), dry_run=dry_run, run_id=run_id)
     if summary["commerce_failed"]:
         raise AirflowFailException(
             f"{summary['commerce_failed']} Commerce order(s) could not be anonymised (see the warnings above; the "
@@ -260,11 +338,15 @@ def pii_retention(run_id: str, params: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def monitor(run_id: str, context: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Check import lag and stuck orders; alert through the configured notifier; returns alert keys."""
+def monitor(run_id: str, context: dict[str, Any] | None = None, *, run_after: datetime) -> dict[str, Any]:
+    """Check import lag and stuck orders as of ``run_after``; alert through the configured notifier.
+
+    Returns the alert keys (firing, sent, repeat-suppressed). A rerun of the same run judges the same
+    instant, and finds its alerts already sent.
+    """
     from amazon_commerce_sync import alerts
 
     ctx = _context(f"sales_channel_monitor/{run_id}")
     return alerts.run_monitor(
-        ctx.store, ctx.settings.accounts, now=datetime.now(UTC), deliver=lambda a: alerts.send_alert(a, context)
+        ctx.store, ctx.settings.accounts, now=run_time(run_after), deliver=lambda a: alerts.send_alert(a, context)
     )
