@@ -1,11 +1,11 @@
 # The image every service of docker-compose.yaml runs: the official Apache Airflow image of the version pinned in
-# requirements.lock (Python 3.11, the version the lock is resolved for), the locked requirements, this project's
+# requirements.txt (Python 3.11, the version the lock is resolved for), the locked requirements, this project's
 # package, its DAGs, and the sandboxes (used only by the optional `sandboxes` compose profile).
 #
 #   docker compose build            (or: docker build -t amazon-commerce-sync:latest .)
 #
 # Dependencies are baked in at build time; never use _PIP_ADDITIONAL_REQUIREMENTS (it reinstalls on every start,
-# unpinned). tests/deploy/test_compose_consistency.py checks this file against requirements.lock and the repo.
+# unpinned). tests/deploy/test_compose_consistency.py checks this file against requirements.txt and the repo.
 FROM apache/airflow:3.3.2-python3.11
 
 # The official image runs as the `airflow` user (uid 50000, gid 0). Everything this project adds lives in
@@ -16,8 +16,8 @@ USER airflow
 
 # 1. The locked requirements: the exact set the test suite runs against. apache-airflow is repeated with the
 #    image's own version so that a lock that drifts from the image fails the build instead of replacing Airflow.
-COPY --chown=airflow:root requirements.lock /opt/sales-channel/requirements.lock
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/sales-channel/requirements.lock
+COPY --chown=airflow:root requirements.txt /opt/sales-channel/requirements.txt
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/sales-channel/requirements.txt
 
 # 2. The integration package (include/amazon_commerce_sync), without dependencies: they all come from the lock.
 COPY --chown=airflow:root pyproject.toml README.md /opt/sales-channel/src/

@@ -7,10 +7,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test distributed soak venv lint postgres redis chromium bench lock clean
 
-$(STAMP): requirements.lock pyproject.toml
+# The runtime lock (what the production image installs) and the test/dev tools' lock, synced exactly.
+LOCKS := requirements.txt requirements-dev.txt
+
+$(STAMP): $(LOCKS) pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv==0.13.9
-	$(BIN)/uv pip sync --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync --python $(BIN)/python $(LOCKS)
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
 
@@ -51,9 +54,13 @@ chromium:
 bench: venv
 	$(BIN)/python -m benchmarks.import_orders
 
-## make lock: re-resolve requirements.in into requirements.lock (all transitive pins).
+## make lock: re-resolve requirements.in into requirements.txt and requirements-dev.in into requirements-dev.txt
+## (pip-tools format, every transitive pin with its hashes). Existing pins are kept unless an input changed;
+## `make lock UPGRADE=--upgrade` re-resolves everything to the newest releases.
+LOCK_FLAGS := --python-version 3.11 --generate-hashes $(UPGRADE)
 lock: venv
-	$(BIN)/uv pip compile requirements.in --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile requirements.in $(LOCK_FLAGS) -o requirements.txt
+	$(BIN)/uv pip compile requirements-dev.in $(LOCK_FLAGS) -o requirements-dev.txt
 
 clean:
 	rm -rf $(VENV) var

@@ -184,18 +184,18 @@ def lock_pin(path: Path, package: str) -> str:
 
 
 def test_dockerfile_builds_from_the_pinned_airflow_and_python():
-    airflow = lock_pin(ROOT / "requirements.lock", "apache-airflow")
+    airflow = lock_pin(ROOT / "requirements.txt", "apache-airflow")
     assert lock_pin(ROOT / "requirements.in", "apache-airflow") == airflow
-    assert lock_pin(ROOT / "requirements.lock", "apache-airflow-core") == airflow
-    python = re.search(r"--python-version (\d+\.\d+)", (ROOT / "requirements.lock").read_text())[1]
+    assert lock_pin(ROOT / "requirements.txt", "apache-airflow-core") == airflow
+    python = re.search(r"--python-version (\d+\.\d+)", (ROOT / "requirements.txt").read_text())[1]
     froms = [args for keyword, args in dockerfile_instructions() if keyword == "FROM"]
     assert froms == [f"apache/airflow:{airflow}-python{python}"], froms
 
 
 def test_dockerfile_installs_the_lock_and_the_package_without_runtime_pip():
     runs = " ; ".join(dockerfile_runs())
-    lock = copy_destination("requirements.lock")
-    assert re.search(rf"pip install [^;&]*-r {re.escape(lock)}", runs), "requirements.lock is not installed"
+    lock = copy_destination("requirements.txt")
+    assert re.search(rf"pip install [^;&]*-r {re.escape(lock)}", runs), "requirements.txt is not installed"
     assert re.search(r'pip install [^;&]*"apache-airflow==\$\{AIRFLOW_VERSION\}"', runs), "Airflow is not held"
     source = copy_destination("pyproject.toml").rstrip("/")
     assert re.search(rf"pip install [^;&]*--no-deps {re.escape(source)}", runs), "the package is not installed"
