@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test distributed soak venv lint postgres redis chromium bench lock clean
 
-# The runtime lock (what the production image installs) and the test/dev tools' lock, synced exactly.
+# The runtime lock (what the production image installs) and the test/dev tools' lock, synced exactly; then the
+# package without dependencies (the locks hold them all), and `pip check` proves the locks satisfy its ranges.
 LOCKS := requirements.txt requirements-dev.txt
 
 $(STAMP): $(LOCKS) pyproject.toml
@@ -15,6 +16,7 @@ $(STAMP): $(LOCKS) pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip uv==0.13.9
 	$(BIN)/uv pip sync --python $(BIN)/python $(LOCKS)
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	$(BIN)/uv pip check --python $(BIN)/python
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -54,12 +56,13 @@ chromium:
 bench: venv
 	$(BIN)/python -m benchmarks.import_orders
 
-## make lock: re-resolve requirements.in into requirements.txt and requirements-dev.in into requirements-dev.txt
+## make lock: re-resolve requirements.in with the package's dependencies (pyproject.toml) into requirements.txt, and
+## requirements-dev.in into requirements-dev.txt
 ## (pip-tools format, every transitive pin with its hashes). Existing pins are kept unless an input changed;
 ## `make lock UPGRADE=--upgrade` re-resolves everything to the newest releases.
 LOCK_FLAGS := --python-version 3.11 --generate-hashes $(UPGRADE)
 lock: venv
-	$(BIN)/uv pip compile requirements.in $(LOCK_FLAGS) -o requirements.txt
+	$(BIN)/uv pip compile requirements.in pyproject.toml $(LOCK_FLAGS) -o requirements.txt
 	$(BIN)/uv pip compile requirements-dev.in $(LOCK_FLAGS) -o requirements-dev.txt
 
 clean:

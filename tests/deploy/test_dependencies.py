@@ -1,16 +1,22 @@
-"""The lock files follow the pip-tools convention and agree with their inputs, the Makefile and each other.
+"""Declared dependencies and lock files agree with the code, their inputs, the Makefile and each other.
 
-requirements.in (the deployment's runtime dependencies) is compiled into requirements.txt, requirements-dev.in (test
-and development tools, constrained by requirements.txt) into requirements-dev.txt, both by `make lock`. The
-production image installs requirements.txt only, so no test or development tool may be pinned there. The files are
-read as data; nothing is downloaded.
+pyproject.toml declares what the package, the DAG files and the plugin import (ranges); requirements.in adds the
+deployment's exact pins. `make lock` compiles both into requirements.txt, and requirements-dev.in (test and
+development tools, constrained by requirements.txt) into requirements-dev.txt, in the pip-tools format with hashes.
+The production image installs requirements.txt only, so no test or development tool may be pinned there. The files
+are read as data and the imports found with `ast`; nothing is downloaded.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import re
 import shlex
+import sys
+import tomllib
 from dataclasses import dataclass
+from importlib.metadata import distribution, distributions
 from pathlib import Path
 
 import pytest
@@ -23,6 +29,10 @@ RUNTIME_LOCK = ROOT / "requirements.txt"
 DEV_IN = ROOT / "requirements-dev.in"
 DEV_LOCK = ROOT / "requirements-dev.txt"
 MAKEFILE = ROOT / "Makefile"
+PYPROJECT = ROOT / "pyproject.toml"
+# What runs in production from this repository: the package, the DAG files and the plugin.
+PRODUCTION_CODE = (ROOT / "include" / "amazon_commerce_sync", ROOT / "dags", ROOT / "plugins")
+FIRST_PARTY = {"amazon_commerce_sync"}
 PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)")
 HASH = re.compile(r"--hash=sha256:[0-9a-f]{64}")
 
@@ -89,6 +99,55 @@ def make_lock_commands() -> list[list[str]]:
     return commands
 
 
+def declared() -> list[Requirement]:
+    """pyproject.toml's [project] dependencies."""
+    project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
+    assert "dependencies" not in project.get("dynamic", []), "the dependencies must be static for `make lock`"
+    return [Requirement(line) for line in project["dependencies"]]
+
+
+def imported_modules(folder: Path) -> dict[str, Path]:
+    """{dotted module: a file importing it} of the absolute imports under `folder`, standard library and first-party
+    modules left out. An SQLAlchemy URL's driver (`postgresql+psycopg2`) counts as an import of that driver."""
+    modules: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        names = re.findall(r"[\"'][a-z]+\+(\w+)://", source)
+        for node in ast.walk(ast.parse(source, filename=str(path))):
+            if isinstance(node, ast.Import):
+                names += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.append(node.module)
+        for name in names:
+            top = name.partition(".")[0]
+            if top not in sys.stdlib_module_names and top not in FIRST_PARTY:
+                modules.setdefault(name, path)
+    return modules
+
+
+def distribution_of(module: str, owners: dict[Path, str]) -> str:
+    """The installed distribution whose files hold `module` (namespace packages such as airflow.* span many)."""
+    while True:
+        spec = importlib.util.find_spec(module)
+        if spec and spec.origin and spec.origin not in ("built-in", "frozen"):
+            owner = owners.get(Path(spec.origin).resolve())
+            assert owner, f"{module} ({spec.origin}) belongs to no installed distribution"
+            return owner
+        assert "." in module, f"{module} is not importable here"
+        module = module.rpartition(".")[0]  # `from pkg import name`: the name may be an attribute
+
+
+@pytest.fixture(scope="module")
+def file_owners() -> dict[Path, str]:
+    """{installed file: canonical distribution name} from every distribution's RECORD."""
+    owners: dict[Path, str] = {}
+    for dist in distributions():
+        for file in dist.files or ():
+            if file.suffix == ".py":
+                owners[Path(dist.locate_file(file)).resolve()] = canonicalize_name(dist.metadata["Name"])
+    return owners
+
+
 @pytest.fixture(scope="module")
 def runtime() -> dict[str, Pin]:
     return read_lock(RUNTIME_LOCK)
@@ -102,8 +161,9 @@ def dev() -> dict[str, Pin]:
 def test_make_lock_writes_both_locks_with_the_command_in_their_headers():
     commands = make_lock_commands()
     assert commands == [lock_command(RUNTIME_LOCK), lock_command(DEV_LOCK)]
-    for command, source, target in zip(commands, (RUNTIME_IN, DEV_IN), (RUNTIME_LOCK, DEV_LOCK), strict=True):
-        assert command[:4] == ["uv", "pip", "compile", source.name], command
+    sources = ([RUNTIME_IN.name, PYPROJECT.name], [DEV_IN.name])
+    for command, source, target in zip(commands, sources, (RUNTIME_LOCK, DEV_LOCK), strict=True):
+        assert command[3 : 3 + len(source)] == source and command[3 + len(source)].startswith("-"), command
         assert command[command.index("-o") + 1] == target.name, command
         assert "--generate-hashes" in command, f"{target.name} is compiled without hashes"
     assert {c[c.index("--python-version") + 1] for c in commands} == {"3.11"}
@@ -115,11 +175,15 @@ def test_every_pin_is_exact_and_hashed(lock):
         assert pin.hashes, f"{lock.name}: {name}=={pin.version} has no hash"
 
 
-@pytest.mark.parametrize(("source", "lock"), [(RUNTIME_IN, RUNTIME_LOCK), (DEV_IN, DEV_LOCK)], ids=["runtime", "dev"])
-def test_each_lock_satisfies_its_input(source, lock):
+@pytest.mark.parametrize(
+    ("source", "lock"),
+    [(RUNTIME_IN, RUNTIME_LOCK), (PYPROJECT, RUNTIME_LOCK), (DEV_IN, DEV_LOCK)],
+    ids=lambda path: path.name,
+)
+def test_each_lock_satisfies_its_inputs(source, lock):
     """An input edited without `make lock` shows here: every direct dependency is pinned inside its range."""
     pins = read_lock(lock)
-    requirements, _ = read_input(source)
+    requirements = declared() if source == PYPROJECT else read_input(source)[0]
     assert requirements
     for requirement in requirements:
         pin = pins.get(canonicalize_name(requirement.name))
@@ -143,3 +207,34 @@ def test_the_runtime_lock_holds_no_test_or_development_tool(runtime):
     assert {"pytest", "ruff"} <= tools
     assert not tools & set(runtime), f"requirements.txt pins test/dev tools: {sorted(tools & set(runtime))}"
     assert not {canonicalize_name(r.name) for r in read_input(RUNTIME_IN)[0]} & tools
+
+
+@pytest.fixture(scope="module")
+def used(file_owners) -> dict[str, str]:
+    """{distribution: an import of the production code that needs it}."""
+    owners: dict[str, str] = {}
+    for folder in PRODUCTION_CODE:
+        for module, path in imported_modules(folder).items():
+            owners.setdefault(distribution_of(module, file_owners), f"{module} in {path.relative_to(ROOT)}")
+    return owners
+
+
+def covered(requirement: Requirement) -> set[str]:
+    """The distributions a declared requirement stands for: itself, and when it is a meta-package (it ships no
+    module, like apache-airflow) what it requires unconditionally (apache-airflow-core, apache-airflow-task-sdk)."""
+    name = canonicalize_name(requirement.name)
+    dist = distribution(name)
+    if any(file.suffix == ".py" for file in dist.files or ()):
+        return {name}
+    return {canonicalize_name(Requirement(r).name) for r in dist.requires or () if "extra ==" not in r}
+
+
+def test_every_third_party_import_of_the_production_code_is_declared_in_pyproject(used):
+    declared_names = set().union(*(covered(r) for r in declared()))
+    undeclared = {owner: where for owner, where in used.items() if owner not in declared_names}
+    assert not undeclared, f"imported but not in pyproject.toml's dependencies: {undeclared}"
+
+
+def test_pyproject_declares_nothing_the_production_code_does_not_use(used):
+    unused = [str(r) for r in declared() if not covered(r) & set(used)]
+    assert not unused, f"declared in pyproject.toml but never imported: {unused}"
