@@ -339,7 +339,7 @@ def test_airflow_services_share_the_common_environment(services):
     assert any(str(port).endswith(":8080") for port in api_ports)
 
 
-def test_integration_connections_and_settings_reach_the_task_runners_only(services, env_example):
+def test_integration_connections_reach_the_task_runners_and_only_the_state_store_the_api_server(services, env_example):
     for name in (*TASK_RUNNERS, "airflow-init"):
         env = container_env(services[name], env_example)
         for key in (*CONNECTIONS, SETTINGS_VARIABLE):
@@ -352,9 +352,16 @@ def test_integration_connections_and_settings_reach_the_task_runners_only(servic
             "/sales_channel",
         )
         assert store.password == env_example["SALES_CHANNEL_DB_PASSWORD"]
-    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"):
-        env = services[name]["environment"]
-        assert not [k for k in env if k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))], name
+    # The API server reads the state store (the Sales Channel page), nothing else of the integration's.
+    for name, allowed in (
+        ("airflow-apiserver", {"AIRFLOW_CONN_SALES_CHANNEL_DB"}),
+        ("airflow-scheduler", set()),
+        ("airflow-dag-processor", set()),
+    ):
+        env = container_env(services[name], env_example)
+        assert {k for k in env if k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))} == allowed, name
+    worker_store = container_env(services["airflow-worker"], env_example)["AIRFLOW_CONN_SALES_CHANNEL_DB"]
+    assert container_env(services["airflow-apiserver"], env_example)["AIRFLOW_CONN_SALES_CHANNEL_DB"] == worker_store
 
 
 def test_every_long_running_service_has_a_health_check(services):
