@@ -108,16 +108,18 @@ def declared() -> list[Requirement]:
 
 def imported_modules(folder: Path) -> dict[str, Path]:
     """{dotted module: a file importing it} of the absolute imports under `folder`, standard library and first-party
-    modules left out. An SQLAlchemy URL's driver (`postgresql+psycopg2`) counts as an import of that driver."""
+    modules left out. The driver of an SQLAlchemy URL or dialect string (`"postgresql+psycopg2"`, with or without
+    `://...`) counts as an import of that driver: SQLAlchemy imports it."""
     modules: dict[str, Path] = {}
     for path in sorted(folder.rglob("*.py")):
-        source = path.read_text(encoding="utf-8")
-        names = re.findall(r"[\"'][a-z]+\+(\w+)://", source)
-        for node in ast.walk(ast.parse(source, filename=str(path))):
+        names: list[str] = []
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
             if isinstance(node, ast.Import):
                 names += [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.append(node.module)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                names += re.findall(r"^[a-z]+\+(\w+)(?=://|$)", node.value)
         for name in names:
             top = name.partition(".")[0]
             if top not in sys.stdlib_module_names and top not in FIRST_PARTY:
