@@ -5,13 +5,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test distributed soak venv lint postgres redis chromium bench lock clean
+.PHONY: run test distributed soak venv lint format postgres redis chromium bench lock clean
 
-$(STAMP): requirements.lock pyproject.toml
+# The runtime lock (what the production image installs) and the test/dev tools' lock, synced exactly; then the
+# package without dependencies (the locks hold them all), and `pip check` proves the locks satisfy its ranges.
+LOCKS := requirements.txt requirements-dev.txt
+
+$(STAMP): $(LOCKS) pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv==0.13.9
-	$(BIN)/uv pip sync --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync --python $(BIN)/python $(LOCKS)
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	$(BIN)/uv pip check --python $(BIN)/python
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -35,8 +40,21 @@ MINUTES ?= 15
 soak: venv postgres redis
 	$(BIN)/python -m ops.soak --minutes $(MINUTES)
 
+## make lint: ruff's lint rules; with FORMAT_CHECK=1 also `ruff format --check` and no `# fmt: skip` marker.
+## The tree is formatted once, after the architecture branches are merged (make format); then this becomes 1.
+FORMAT_CHECK ?= 0
 lint: venv
 	$(BIN)/ruff check .
+ifeq ($(FORMAT_CHECK),1)
+	$(BIN)/ruff format --check .
+	@! grep -rnE --include='*.py' --exclude-dir=.venv --exclude-dir=var '#[[:space:]]*fmt:[[:space:]]*(skip|off)' . \
+		|| { echo "ruff format owns the layout: remove the # fmt: markers above" >&2; exit 1; }
+endif
+
+## make format: ruff's formatter, and its import order (ruff format leaves imports alone).
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --select I --fix .
 
 postgres:
 	@scripts/ensure_postgres.sh
@@ -51,9 +69,14 @@ chromium:
 bench: venv
 	$(BIN)/python -m benchmarks.import_orders
 
-## make lock: re-resolve requirements.in into requirements.lock (all transitive pins).
+## make lock: re-resolve requirements.in with the package's dependencies (pyproject.toml) into requirements.txt, and
+## requirements-dev.in into requirements-dev.txt
+## (pip-tools format, every transitive pin with its hashes). Existing pins are kept unless an input changed;
+## `make lock UPGRADE=--upgrade` re-resolves everything to the newest releases.
+LOCK_FLAGS := --python-version 3.11 --generate-hashes $(UPGRADE)
 lock: venv
-	$(BIN)/uv pip compile requirements.in --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile requirements.in pyproject.toml $(LOCK_FLAGS) -o requirements.txt
+	$(BIN)/uv pip compile requirements-dev.in $(LOCK_FLAGS) -o requirements-dev.txt
 
 clean:
 	rm -rf $(VENV) var

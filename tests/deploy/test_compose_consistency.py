@@ -85,26 +85,49 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     return instructions
 
 
-def dockerfile_copies() -> list[tuple[list[str], str]]:
-    """(sources, destination) of every COPY, flags removed."""
-    copies = []
+def dockerfile_stages() -> dict[str, tuple[str, list[tuple[str, str]]]]:
+    """{stage name: (what its FROM names, its instructions)}, in the file's order (`FROM image AS name`)."""
+    stages: dict[str, tuple[str, list[tuple[str, str]]]] = {}
     for keyword, args in dockerfile_instructions():
+        if keyword == "FROM":
+            match = re.fullmatch(r"(?P<base>\S+)\s+AS\s+(?P<name>\S+)", args, re.IGNORECASE)
+            assert match, f"every stage is named, for compose's build targets: FROM {args}"
+            stages[match["name"]] = (match["base"], [])
+        else:
+            assert stages, f"{keyword} before the first FROM"
+            stages[next(reversed(stages))][1].append((keyword, args))
+    return stages
+
+
+def stage_instructions(stage: str) -> list[tuple[str, str]]:
+    """The instructions that make a target: its ancestors' (oldest first), then its own."""
+    stages = dockerfile_stages()
+    assert stage in stages, f"the Dockerfile has no stage {stage!r}"
+    base, own = stages[stage]
+    return (stage_instructions(base) if base in stages else []) + own
+
+
+def dockerfile_copies(stage: str | None = None) -> list[tuple[list[str], str]]:
+    """(sources, destination) of every COPY of a target (of every stage when None), flags removed."""
+    instructions = dockerfile_instructions() if stage is None else stage_instructions(stage)
+    copies = []
+    for keyword, args in instructions:
         if keyword in ("COPY", "ADD"):
             parts = [p for p in shlex.split(args) if not p.startswith("--")]
             copies.append((parts[:-1], parts[-1]))
     return copies
 
 
-def dockerfile_runs() -> list[str]:
-    return [args for keyword, args in dockerfile_instructions() if keyword == "RUN"]
+def dockerfile_runs(stage: str = "production") -> list[str]:
+    return [args for keyword, args in stage_instructions(stage) if keyword == "RUN"]
 
 
-def copy_destination(source: str) -> str:
-    """Where the Dockerfile copies `source` (as written in the COPY)."""
-    for sources, destination in dockerfile_copies():
+def copy_destination(source: str, stage: str = "production") -> str:
+    """Where a target of the Dockerfile copies `source` (as written in the COPY)."""
+    for sources, destination in dockerfile_copies(stage):
         if source in sources:
             return destination
-    raise AssertionError(f"the Dockerfile does not COPY {source}")
+    raise AssertionError(f"the Dockerfile's {stage} target does not COPY {source}")
 
 
 def parse_env_file(path: Path) -> tuple[dict[str, str], dict[str, str]]:
@@ -184,18 +207,21 @@ def lock_pin(path: Path, package: str) -> str:
 
 
 def test_dockerfile_builds_from_the_pinned_airflow_and_python():
-    airflow = lock_pin(ROOT / "requirements.lock", "apache-airflow")
+    airflow = lock_pin(ROOT / "requirements.txt", "apache-airflow")
     assert lock_pin(ROOT / "requirements.in", "apache-airflow") == airflow
-    assert lock_pin(ROOT / "requirements.lock", "apache-airflow-core") == airflow
-    python = re.search(r"--python-version (\d+\.\d+)", (ROOT / "requirements.lock").read_text())[1]
-    froms = [args for keyword, args in dockerfile_instructions() if keyword == "FROM"]
-    assert froms == [f"apache/airflow:{airflow}-python{python}"], froms
+    assert lock_pin(ROOT / "requirements.txt", "apache-airflow-core") == airflow
+    python = re.search(r"--python-version (\d+\.\d+)", (ROOT / "requirements.txt").read_text())[1]
+    stages = dockerfile_stages()
+    images = [base for base, _ in stages.values() if base not in stages]
+    assert images == [f"apache/airflow:{airflow}-python{python}"], images
+    assert {"production", "sandboxes"} <= set(stages)
+    assert list(stages)[-1] == "production", "a plain `docker build` (the last stage) must make the production image"
 
 
 def test_dockerfile_installs_the_lock_and_the_package_without_runtime_pip():
     runs = " ; ".join(dockerfile_runs())
-    lock = copy_destination("requirements.lock")
-    assert re.search(rf"pip install [^;&]*-r {re.escape(lock)}", runs), "requirements.lock is not installed"
+    lock = copy_destination("requirements.txt")
+    assert re.search(rf"pip install [^;&]*-r {re.escape(lock)}", runs), "requirements.txt is not installed"
     assert re.search(r'pip install [^;&]*"apache-airflow==\$\{AIRFLOW_VERSION\}"', runs), "Airflow is not held"
     source = copy_destination("pyproject.toml").rstrip("/")
     assert re.search(rf"pip install [^;&]*--no-deps {re.escape(source)}", runs), "the package is not installed"
@@ -205,6 +231,28 @@ def test_dockerfile_installs_the_lock_and_the_package_without_runtime_pip():
         assert "_PIP_ADDITIONAL_REQUIREMENTS" not in path.read_text(encoding="utf-8").replace(
             "never use _PIP_ADDITIONAL_REQUIREMENTS", ""
         ), path.name
+    sandbox_lock = copy_destination("requirements.txt", "sandboxes")
+    assert re.search(rf"pip install [^;&]*-r {re.escape(sandbox_lock)}", " ; ".join(dockerfile_runs("sandboxes")))
+
+
+def test_the_production_image_holds_no_test_tool_and_no_sandbox():
+    copied = {source.rstrip("/") for sources, _ in dockerfile_copies("production") for source in sources}
+    kept_out = {"sandboxes", "reference", "tests", "requirements-dev.txt", "requirements-dev.in"}
+    assert not copied & kept_out, f"the production image copies {sorted(copied & kept_out)}"
+    assert {"sandboxes", "reference"} <= {s.rstrip("/") for ss, _ in dockerfile_copies("sandboxes") for s in ss}
+    assert "requirements-dev" not in " ".join(args for _, args in dockerfile_instructions())
+    # The build's own guard, run here: it names what it finds, and passes where none of them is importable.
+    [guard] = [
+        words[i + 1]
+        for run in dockerfile_runs("production")
+        for words in [shlex.split(run)]
+        for i, word in enumerate(words[:-1])
+        if word == "-c" and "find_spec" in words[i + 1]
+    ]
+    found = subprocess.run([sys.executable, "-c", guard], capture_output=True, text=True, timeout=60)
+    assert found.returncode == 1 and "pytest" in found.stderr, found.stderr
+    clean = subprocess.run([sys.executable, "-I", "-S", "-c", guard], capture_output=True, text=True, timeout=60)
+    assert clean.returncode == 0, clean.stderr
 
 
 def dockerignore_allows(path: str) -> bool:
@@ -240,7 +288,16 @@ def test_every_copied_path_exists_is_tracked_content_and_is_in_the_build_context
 
 
 def test_dockerignore_keeps_secrets_and_local_state_out():
-    for path in (".env", ".venv", "var", ".git", "tests", "include/amazon_commerce_sync.egg-info", "dags/.env"):
+    for path in (
+        ".env",
+        ".venv",
+        "var",
+        ".git",
+        "tests",
+        "include/amazon_commerce_sync.egg-info",
+        "dags/.env",
+        "requirements-dev.txt",
+    ):
         assert not dockerignore_allows(path), f"{path} would be sent to the Docker build"
     assert ".env" in (ROOT / ".gitignore").read_text(encoding="utf-8").split()
 
@@ -259,7 +316,7 @@ def test_airflow_services_share_the_common_environment(services):
     for name in AIRFLOW_SERVICES:
         service = services[name]
         assert service["image"] == services["airflow-scheduler"]["image"], name
-        assert service.get("build") == ".", f"{name} is not built from ./Dockerfile"
+        assert service.get("build") == {"context": ".", "target": "production"}, f"{name} is not the production image"
         env = container_env(service, example)
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
         metadata = urlsplit(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
@@ -282,7 +339,7 @@ def test_airflow_services_share_the_common_environment(services):
     assert any(str(port).endswith(":8080") for port in api_ports)
 
 
-def test_integration_connections_and_settings_reach_the_task_runners_only(services, env_example):
+def test_integration_connections_reach_the_task_runners_and_only_the_state_store_the_api_server(services, env_example):
     for name in (*TASK_RUNNERS, "airflow-init"):
         env = container_env(services[name], env_example)
         for key in (*CONNECTIONS, SETTINGS_VARIABLE):
@@ -295,9 +352,16 @@ def test_integration_connections_and_settings_reach_the_task_runners_only(servic
             "/sales_channel",
         )
         assert store.password == env_example["SALES_CHANNEL_DB_PASSWORD"]
-    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"):
-        env = services[name]["environment"]
-        assert not [k for k in env if k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))], name
+    # The API server reads the state store (the Sales Channel page), nothing else of the integration's.
+    for name, allowed in (
+        ("airflow-apiserver", {"AIRFLOW_CONN_SALES_CHANNEL_DB"}),
+        ("airflow-scheduler", set()),
+        ("airflow-dag-processor", set()),
+    ):
+        env = container_env(services[name], env_example)
+        assert {k for k in env if k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))} == allowed, name
+    worker_store = container_env(services["airflow-worker"], env_example)["AIRFLOW_CONN_SALES_CHANNEL_DB"]
+    assert container_env(services["airflow-apiserver"], env_example)["AIRFLOW_CONN_SALES_CHANNEL_DB"] == worker_store
 
 
 def test_every_long_running_service_has_a_health_check(services):
@@ -339,9 +403,12 @@ def test_workers_scale(services):
 
 
 def test_sandboxes_are_optional_and_reachable_as_the_example_connections_say(services, env_example):
+    sandbox_home = copy_destination("sandboxes/", "sandboxes").rstrip("/").rsplit("/", 1)[0]
     for name in (*SANDBOX_SERVICES, "sandbox-seed"):
         assert "sandboxes" in services[name].get("profiles", []), f"{name} is not under the sandboxes profile"
-        assert services[name]["working_dir"] == copy_destination("sandboxes/").rstrip("/").rsplit("/", 1)[0]
+        assert services[name]["working_dir"] == sandbox_home, name
+        assert services[name]["build"] == {"context": ".", "target": "sandboxes"}, name
+        assert services[name]["image"] != services["airflow-scheduler"]["image"], f"{name} would take the Airflow tag"
     for name in set(REQUIRED_SERVICES) - set(SANDBOX_SERVICES):
         assert not services[name].get("profiles"), f"{name} must always run"
     amazon = services["amazon-sandbox"]["command"]

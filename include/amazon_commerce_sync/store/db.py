@@ -3,21 +3,29 @@
 The store's URL comes, in order, from the Airflow connection ``sales_channel_db``
 (production: PostgreSQL), the environment variable ``SALES_CHANNEL_DB_URL``, or
 the embedded default: a SQLite file ``sales_channel.db`` in ``$AIRFLOW_HOME``.
+
+It fails closed: only a connection Airflow reports as not defined (and no secrets
+backend fails to read) moves on to the next source. A connection that exists but
+cannot be read or turned into a URL raises ``StateStoreConfigError``, and so does
+the SQLite default under a distributed executor (Celery, Kubernetes), where each
+worker would otherwise keep a state store of its own.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, create_engine
+from sqlalchemy.engine import URL, Engine, create_engine
 
 from amazon_commerce_sync.constants import STATE_DB_CONN_ID
 
@@ -26,32 +34,137 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
+# Executors whose tasks all run on one machine, where one SQLite file can be the state store of every task.
+SINGLE_MACHINE_EXECUTORS = frozenset({"LocalExecutor"})
+# Airflow connection types the state store accepts for ``sales_channel_db`` (Airflow's URI scheme ``postgres``).
+POSTGRES_CONN_TYPES = frozenset({"postgres", "postgresql"})
+
+
+class StateStoreConfigError(RuntimeError):
+    """The state store's location is configured but unusable; retrying cannot help.
+
+    Raised by ``default_url`` when the ``sales_channel_db`` connection exists but cannot be read (malformed
+    ``AIRFLOW_CONN_SALES_CHANNEL_DB``, a secrets backend that fails) or turned into a URL (not a Postgres
+    connection, no host, extra that is not a JSON object of libpq parameters), and when the SQLite default would
+    be used under a distributed executor. The message names the connection or variable and the fix; it never
+    carries a password or the connection's value.
+    """
+
+
 def default_url() -> str:
-    """The state store's URL, without touching the network."""
+    """The state store's SQLAlchemy URL (a string), without touching the network.
+
+    Order: the Airflow connection ``sales_channel_db``, else ``SALES_CHANNEL_DB_URL``, else
+    ``sqlite:///$AIRFLOW_HOME/sales_channel.db``. Raises ``StateStoreConfigError`` when the connection is
+    defined but unusable, or when the SQLite default would be used by an executor that runs tasks on several
+    machines (Airflow's ``[core] executor`` is not only ``LocalExecutor``).
+    """
     url = _url_from_airflow_connection()
     if url:
         return url
     if os.environ.get("SALES_CHANNEL_DB_URL"):
         return os.environ["SALES_CHANNEL_DB_URL"]
+    _refuse_per_worker_sqlite()
     home = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
     return f"sqlite:///{home / 'sales_channel.db'}"
 
 
 def _url_from_airflow_connection() -> str | None:
-    try:
-        from airflow.sdk import BaseHook
-        from airflow.sdk.exceptions import AirflowRuntimeError
-    except ImportError:  # pragma: no cover - Airflow is always installed here
-        return None
+    """``sales_channel_db`` as a ``postgresql+psycopg2`` URL, or None when it is not defined anywhere.
+
+    Airflow's lookup (``BaseHook.get_connection``) reports a connection it could not read as not defined: a
+    malformed ``AIRFLOW_CONN_*`` value and a failing secrets backend are logged at DEBUG and skipped
+    (``airflow.sdk.execution_time.context._get_connection``). So a not-defined answer gets a second look.
+    """
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
     try:
         conn = BaseHook.get_connection(STATE_DB_CONN_ID)
-    except (AirflowRuntimeError, LookupError, Exception):  # noqa: BLE001 - absent connection
-        return None
-    uri = conn.get_uri()
-    for prefix in ("postgres://", "postgresql://"):
-        if uri.startswith(prefix):
-            return "postgresql+psycopg2://" + uri[len(prefix) :]
-    return uri
+    except AirflowNotFoundException:
+        conn = _second_look(STATE_DB_CONN_ID)
+    except Exception as exc:  # noqa: BLE001 - anything but "not defined" must stop the task
+        raise _unreadable(STATE_DB_CONN_ID, f"Airflow could not read it ({type(exc).__name__})") from None
+    return None if conn is None else _postgres_url(conn)
+
+
+def _second_look(conn_id: str) -> Any:
+    """Ask each secrets backend Airflow searches for ``conn_id`` again, letting their errors through.
+
+    Returns the connection if a backend has it now, None if every backend answers that it has none; raises
+    StateStoreConfigError naming the backend (or the ``AIRFLOW_CONN_*`` variable) that fails to read it.
+    """
+    # The backend chain BaseHook.get_connection searches in this process's context (worker, server or other).
+    from airflow.sdk.execution_time.supervisor import ensure_secrets_backend_loaded
+
+    for backend in ensure_secrets_backend_loaded():
+        try:
+            conn = backend.get_connection(conn_id=conn_id)
+        except Exception as exc:  # noqa: BLE001 - the error Airflow's lookup skipped
+            kind = type(backend).__name__
+            source = _environment_variable(conn_id) if kind == "EnvironmentVariablesBackend" else kind
+            raise _unreadable(conn_id, f"{source} failed to read it ({type(exc).__name__})") from None
+        if conn is not None:
+            return conn
+    return None
+
+
+def _postgres_url(conn: Any) -> str:
+    """An Airflow Postgres connection as a ``postgresql+psycopg2`` URL: login, password, host, port, schema (the
+    database), and the extra's keys as libpq connection parameters (``sslmode``, ``connect_timeout``, ...: the
+    "Parameter Key Words" of PostgreSQL's libpq documentation), passed to psycopg2 as URL query parameters."""
+    conn_id = conn.conn_id
+    if (conn.conn_type or "").lower() not in POSTGRES_CONN_TYPES:
+        kind = conn.conn_type or "none"
+        raise _unreadable(conn_id, f"its type is {kind!r}; the state store needs a Postgres connection")
+    if not conn.host:
+        raise _unreadable(conn_id, "it has no host")
+    try:
+        extra = json.loads(conn.extra) if conn.extra else {}
+    except ValueError:
+        raise _unreadable(conn_id, "its extra is not valid JSON") from None
+    if not isinstance(extra, dict) or not all(isinstance(v, str | int | float) for v in extra.values()):
+        raise _unreadable(conn_id, 'its extra is not a JSON object of libpq parameters (e.g. {"sslmode": "require"})')
+    url = URL.create(
+        "postgresql+psycopg2",
+        username=conn.login or None,
+        password=conn.password or None,
+        host=conn.host,
+        port=conn.port or None,
+        database=conn.schema or None,
+        query={key: str(value) for key, value in extra.items()},
+    )
+    return url.render_as_string(hide_password=False)
+
+
+def _unreadable(conn_id: str, reason: str) -> StateStoreConfigError:
+    return StateStoreConfigError(
+        f"The Airflow connection {conn_id!r} (the state store) cannot be used: {reason}. Fix it: a Postgres "
+        f"connection (host, port, login, password, schema = the database; extra = libpq parameters), e.g. "
+        f"{_environment_variable(conn_id)}='postgresql://user:password@host:5432/sales_channel'. Or delete it to use "
+        "SALES_CHANNEL_DB_URL or the single-machine SQLite default. Tasks do not fall back while it is defined: "
+        "that would split the state store."
+    )
+
+
+def _environment_variable(conn_id: str) -> str:
+    """The variable Airflow's EnvironmentVariablesBackend reads a connection from."""
+    return f"AIRFLOW_CONN_{conn_id.upper()}"
+
+
+def _refuse_per_worker_sqlite() -> None:
+    """Raise StateStoreConfigError when Airflow's executor runs tasks on more than one machine."""
+    from airflow.sdk.configuration import conf
+
+    configured = conf.get("core", "executor", fallback="LocalExecutor")
+    # "CeleryExecutor", "airflow.providers.celery.executors.celery_executor.CeleryExecutor", "alias:path", lists.
+    names = {part.split(":")[-1].strip().rsplit(".", 1)[-1] for part in configured.split(",") if part.strip()}
+    if names - SINGLE_MACHINE_EXECUTORS:
+        raise StateStoreConfigError(
+            f"No state store is configured and the executor ({configured}) runs tasks on several machines: the "
+            f"SQLite default would give each worker a state store of its own. Define the Airflow connection "
+            f"{STATE_DB_CONN_ID!r} (Postgres) or SALES_CHANNEL_DB_URL on every Airflow component."
+        )
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
