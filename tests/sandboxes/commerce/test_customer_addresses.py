@@ -86,3 +86,13 @@ def test_update_customer_validates_its_addresses(client):
     missing = client.get("/V1/customers/999")
     assert missing.status_code == 404 and missing.json()["parameters"] == {"fieldName": "customerId",
                                                                            "fieldValue": "999"}
+
+
+def test_store_config_changed_at_run_time(client):
+    assert client.admin("/settings", {"state_required": ["us"], "telephone_required": False}).json()[
+        "state_required"] == ["US"]
+    no_phone = {k: v for k, v in _customer_address().items() if k != "telephone"}
+    assert _customer(client, {**no_phone, "country_id": "CA", "postcode": "H2X 1Y4"}).status_code == 200
+    assert _customer(client, no_phone, email="us@example.com").json()["parameters"] == {"fieldName": "regionId"}
+    assert client.admin("/settings", {"state_required": None}).json()["state_required"] is None  # Magento's default
+    assert client.admin("/settings", {"nickname": 1}).status_code == 400
