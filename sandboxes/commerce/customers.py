@@ -85,14 +85,20 @@ def _email_taken(state: SandboxState, email: str, website_id: int, except_id: in
                and c["id"] != except_id for c in state.customers.values())
 
 
-def create_customer(state: SandboxState, store: dict[str, Any], raw: Any) -> dict[str, Any]:
-    """``AccountManagement::createAccount``: the customer, then its addresses (see the module docstring)."""
+def _customer_input(raw: Any) -> dict[str, Any]:
+    """The request's customer, coerced by the official schema, with the fields Magento requires."""
     if not isinstance(raw, dict):
         raise required("customer")
     data = coerce("customer-data-customer-interface", raw, "customer")
     for name in ("email", "firstname", "lastname"):
         if not data.get(name):
             raise required(name)
+    return data
+
+
+def create_customer(state: SandboxState, store: dict[str, Any], raw: Any) -> dict[str, Any]:
+    """``AccountManagement::createAccount``: the customer, then its addresses (see the module docstring)."""
+    data = _customer_input(raw)
     website_id = int(data.get("website_id") or store["website_id"])
     email = str(data["email"]).strip()
     raw_addresses = data.pop("addresses", None) or []
@@ -130,12 +136,7 @@ def get_customer(state: SandboxState, raw_id: Any) -> dict[str, Any]:
 def update_customer(state: SandboxState, store: dict[str, Any], customer_id: str, raw: Any) -> dict[str, Any]:
     """``CustomerRepository::save`` of an existing customer (the path's id wins over the body's)."""
     current = get_customer(state, customer_id)
-    if not isinstance(raw, dict):
-        raise required("customer")
-    data = coerce("customer-data-customer-interface", raw, "customer")
-    for name in ("email", "firstname", "lastname"):
-        if not data.get(name):
-            raise required(name)
+    data = _customer_input(raw)
     raw_addresses = data.pop("addresses", None)
     with state.lock:
         website_id = int(data.get("website_id") or current["website_id"])
