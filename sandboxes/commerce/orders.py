@@ -211,7 +211,7 @@ def render_order(order: dict[str, Any]) -> dict[str, Any]:
             "shipping_amount": order.get("shipping_amount", ZERO),
             "base_shipping_amount": order.get("base_shipping_amount", ZERO),
             "shipping_incl_tax": order.get("shipping_incl_tax", ZERO),
-            "base_shipping_incl_tax": order.get("base_shipping_incl_tax", order.get("shipping_incl_tax", ZERO)),
+            "base_shipping_incl_tax": order.get("base_shipping_incl_tax", ZERO),
             "shipping_tax_amount": order.get("shipping_tax_amount", ZERO),
             "base_shipping_tax_amount": order.get("base_shipping_tax_amount", ZERO),
             "shipping_invoiced": order.get("shipping_invoiced", ZERO),
