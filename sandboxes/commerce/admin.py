@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fastapi import APIRouter
@@ -14,7 +16,7 @@ from sandboxes.commerce.catalog import render_product, upsert_product
 from sandboxes.commerce.errors import MagentoError
 from sandboxes.commerce.faults import FaultSettings
 from sandboxes.commerce.orders import render_order
-from sandboxes.commerce.state import SandboxState
+from sandboxes.commerce.state import RATE_PLACES, SandboxState
 from sandboxes.commerce.wire import loads, ok
 
 router = APIRouter(prefix="/_sandbox")
@@ -85,22 +87,82 @@ async def reset(request: Request) -> Response:
     return ok({"reset": True, "catalog_cleared": bool(isinstance(body, dict) and body.get("catalog"))})
 
 
+# Settings that can change while the sandbox runs: name -> type (lists are country codes or None).
+RUNTIME_SETTINGS: dict[str, type] = {
+    "latency_ms": float, "allow_oauth_tokens_as_bearer": bool, "admin_token_ttl_seconds": int,
+    "state_required": list, "display_all_states": bool, "allowed_countries": list, "optional_zip_countries": list,
+    "telephone_required": bool, "company_required": bool, "fax_required": bool, "region_code_updates": bool,
+}
+
+
 @router.post("/settings")
 async def settings(request: Request) -> Response:
-    """Run-time settings: ``latency_ms``, ``allow_oauth_tokens_as_bearer``, ``admin_token_ttl_seconds``."""
+    """Run-time settings (``RUNTIME_SETTINGS``): the transport ones (``latency_ms``, ``allow_oauth_tokens_as_bearer``,
+    ``admin_token_ttl_seconds``) and the store configuration the address rules read (``state_required``,
+    ``telephone_required``, ``region_code_updates``...; a list setting set to null returns to Magento's default).
+    Answers every run-time setting's value."""
     body = await _json(request)
     state = _state(request)
     cfg = state.config
-    if not isinstance(body, dict):
-        raise MagentoError(400, "Settings must be a JSON object.")
-    if "latency_ms" in body:
-        cfg.latency_ms = max(float(body["latency_ms"]), 0.0)
-    if "allow_oauth_tokens_as_bearer" in body:
-        cfg.allow_oauth_tokens_as_bearer = bool(body["allow_oauth_tokens_as_bearer"])
-    if "admin_token_ttl_seconds" in body:
-        cfg.admin_token_ttl_seconds = int(body["admin_token_ttl_seconds"])
-    return ok({"latency_ms": cfg.latency_ms, "allow_oauth_tokens_as_bearer": cfg.allow_oauth_tokens_as_bearer,
-               "admin_token_ttl_seconds": cfg.admin_token_ttl_seconds})
+    if not isinstance(body, dict) or not set(body) <= set(RUNTIME_SETTINGS):
+        raise MagentoError(400, "Settings must be a JSON object of: %1.", [", ".join(RUNTIME_SETTINGS)])
+    for name, value in body.items():
+        kind = RUNTIME_SETTINGS[name]
+        if kind is list:
+            if value is not None and not (isinstance(value, list) and all(isinstance(c, str) for c in value)):
+                raise MagentoError(400, "Setting %1 must be a list of country codes or null.", [name])
+            setattr(cfg, name, None if value is None else [c.upper() for c in value])
+        elif kind is float:
+            cfg.latency_ms = max(float(value), 0.0)
+        else:
+            setattr(cfg, name, kind(value))
+    return ok({name: getattr(cfg, name) for name in RUNTIME_SETTINGS})
+
+
+@router.get("/currency-rates")
+async def read_currency_rates(request: Request) -> Response:
+    """Stores > Currency Rates: ``{"rates": {from: {to: rate}}}`` (Magento's global directory_currency_rate)."""
+    state = _state(request)
+    with state.lock:
+        return ok({"rates": copy.deepcopy(state.currency_rates)})
+
+
+@router.post("/currency-rates")
+async def set_currency_rates(request: Request) -> Response:
+    """``{"rates": {"USD": {"JPY": "151.20", "EUR": null}}}``: set rates (> 0); ``null`` removes a rate.
+
+    Like the Currency Rates page, a rate that is not a positive number is refused ("Please correct the input
+    data for "%1 => %2" rate."); nothing is saved then.
+    """
+    body = await _json(request)
+    rates = body.get("rates") if isinstance(body, dict) else None
+    if not isinstance(rates, dict) or not all(isinstance(v, dict) for v in rates.values()):
+        raise MagentoError(400, '"%fieldName" is required. Enter and try again.', {"fieldName": "rates"})
+    changes: list[tuple[str, str, Decimal | None]] = []
+    for base, targets in rates.items():
+        for to, raw in targets.items():
+            pair = (str(base).upper(), str(to).upper())
+            if not all(re.fullmatch(r"[A-Z]{3}", code) for code in pair):
+                raise MagentoError(400, 'Please correct the input data for "%1 => %2" rate.', list(pair))
+            if raw is None:
+                changes.append((*pair, None))
+                continue
+            try:
+                value = Decimal(str(raw)).quantize(RATE_PLACES)
+            except InvalidOperation as exc:
+                raise MagentoError(400, 'Please correct the input data for "%1 => %2" rate.', list(pair)) from exc
+            if value <= 0:
+                raise MagentoError(400, 'Please correct the input data for "%1 => %2" rate.', list(pair))
+            changes.append((*pair, value))
+    state = _state(request)
+    with state.lock:
+        for base, to, value in changes:
+            if value is None:
+                state.currency_rates.get(base, {}).pop(to, None)
+            else:
+                state.currency_rates.setdefault(base, {})[to] = value
+        state.save()
+        return ok({"rates": copy.deepcopy(state.currency_rates)})
 
 
 @router.get("/state")

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandboxes.commerce import admin, catalog, customers, documents, orders
+from sandboxes.commerce import admin, catalog, customers, directory, documents, orders
 from sandboxes.commerce.auth import issue_admin_token
 from sandboxes.commerce.config import CommerceSandboxConfig
 from sandboxes.commerce.context import resolve_store
@@ -58,7 +58,8 @@ def create_app(config: CommerceSandboxConfig | None = None) -> FastAPI:
     state.faults = FaultSettings()
     state.fault_rng = random.Random(config.fault_seed)  # type: ignore[attr-defined]
     app.state.sandbox = state
-    for module_router in (token_router, catalog.router, customers.router, orders.router, documents.router):
+    for module_router in (token_router, catalog.router, directory.router, customers.router, orders.router,
+                          documents.router):
         app.include_router(module_router, prefix="/rest/{store_code}")
     app.include_router(admin.router)
     app.add_exception_handler(MagentoError, magento_error_handler)

@@ -1,4 +1,4 @@
-"""Catalog, inventory (MSI source items, salable quantity, legacy stock items), currency and stores.
+"""Catalog, inventory (MSI source items, salable quantity, legacy stock items) and stores.
 
 Salable quantity is the ``default`` source's quantity when in stock: ``POST /V1/orders`` places no
 reservations, so nothing else reduces it.
@@ -24,7 +24,6 @@ router = APIRouter()
 
 SOURCE_CODE = "default"
 DEFAULT_STOCK_ID = 1
-CURRENCY_SYMBOLS = {"USD": "$", "CAD": "CA$", "EUR": "€", "GBP": "£", "JPY": "¥", "MXN": "MX$"}
 PRODUCT_SEARCH_FIELDS = {"sku", "name", "price", "status", "type_id", "visibility", "entity_id", "id",
                          "created_at", "updated_at", "attribute_set_id", "weight"}
 
@@ -215,28 +214,6 @@ async def update_stock_item(sku: str, item_id: str, ctx: Ctx = Depends(rest_cont
         set_source_quantity(ctx.state, sku, qty, status)
         ctx.state.save()
     return ok(int(product["id"]))
-
-
-@router.get("/V1/directory/currency")
-async def read_currency(ctx: Ctx = Depends(rest_context)) -> Response:
-    from sandboxes.commerce.config import DEFAULT_EXCHANGE_RATES
-
-    store = ctx.store
-    base = store["base_currency"]
-    allowed = list(store.get("allowed_currencies") or [base])
-    rates = store.get("exchange_rates") or DEFAULT_EXCHANGE_RATES
-    base_rate = D(rates.get(base, "1"))
-    return ok({
-        "base_currency_code": base,
-        "base_currency_symbol": CURRENCY_SYMBOLS.get(base, base),
-        "default_display_currency_code": store.get("display_currency", base),
-        "default_display_currency_symbol": CURRENCY_SYMBOLS.get(store.get("display_currency", base), base),
-        "available_currency_codes": allowed,
-        "exchange_rates": [
-            {"currency_to": code, "rate": (D(rates.get(code, "1")) / base_rate).quantize(Decimal("0.0001"))}
-            for code in allowed
-        ],
-    })
 
 
 @router.get("/V1/store/storeViews")

@@ -1,8 +1,12 @@
 """Invoices, shipments and credit memos: the order actions and their read/search routes.
 
-Amounts follow Magento's collectors in simplified form: rows are price × qty, item tax and
-discount are taken in proportion to the quantity (the last document takes the remainder),
-shipping goes with the first invoice, and a credit memo refunds at most what was paid.
+Item amounts follow Magento's document items and total collectors (``Order\\Invoice\\Item::calcRowTotal``,
+``Order\\Creditmemo\\Item::calcRowTotal``): an item's row total, discount and tax on a document are what is left of
+the order item's amount ÷ the quantity left × the document's quantity, rounded to the cent with the document's
+delta rounding (``Invoice::roundPrice``: the rounding remainder is carried to the next amount, one carry per
+currency); the document that takes an item's last quantity takes what is left. The ``base_*`` amounts are computed
+the same way from the order item's own ``base_*`` amounts, never converted with a rate, so a refund in the base
+currency is exact. Shipping goes with the first invoice, and a credit memo refunds at most what was paid.
 """
 
 from __future__ import annotations
@@ -31,14 +35,50 @@ SHIP_ERR = "Shipment Document Validation Error(s):\n"
 CREDITMEMO_ERR = "Creditmemo Document Validation Error(s):\n"
 
 
-def _portion(total: Any, done: Any, qty: Decimal, qty_total: Decimal, qty_done: Decimal) -> Decimal:
-    """``total`` shared in proportion to ``qty``; the document that completes it takes the rest."""
-    total, done = D(total), D(done)
-    if qty_total <= 0:
-        return ZERO
-    if qty_done + qty >= qty_total:
-        return total - done
-    return money(total * qty / qty_total)
+class DeltaRounder:
+    """``Magento\\Framework\\Math\\Calculator::deltaRound`` of one document and currency: each amount is rounded to
+    the cent after adding the previous rounding remainder, and its own remainder is kept for the next."""
+
+    def __init__(self) -> None:
+        self.delta = ZERO
+
+    def round(self, amount: Decimal) -> Decimal:
+        if not amount:
+            return amount
+        amount += self.delta
+        rounded = money(amount)
+        self.delta = amount - rounded
+        return rounded
+
+
+# The amounts a document line takes from its order item, in the order Magento's collectors compute them:
+# (line field, order item amount, order item counter of what earlier documents took).
+INVOICE_AMOUNTS = (("row_total", "row_total", "row_invoiced"), ("discount_amount", "discount_amount",
+                   "discount_invoiced"), ("tax_amount", "tax_amount", "tax_invoiced"))
+CREDITMEMO_AMOUNTS = (("row_total", "row_invoiced", "amount_refunded"), ("discount_amount", "discount_invoiced",
+                      "discount_refunded"), ("tax_amount", "tax_invoiced", "tax_refunded"))
+
+
+def _line_amounts(order: dict[str, Any], wanted: dict[int, Decimal], amounts: tuple[tuple[str, str, str], ...],
+                  qty_left: Any) -> dict[int, dict[str, Decimal]]:
+    """{order item id: {"row_total", "base_row_total", "discount_amount", ...}} of a new document.
+
+    ``qty_left(item)`` is the quantity the document may still take (to invoice, or to refund); a line taking all of
+    it is the item's last and takes what is left of each amount.
+    """
+    rounders = {p: DeltaRounder() for p in PREFIXES}
+    lines: dict[int, dict[str, Decimal]] = {item_id: {} for item_id in wanted}
+    for field, total_field, done_field in amounts:
+        for item_id, qty in wanted.items():
+            item = _item(order, item_id)
+            available = qty_left(item)
+            for p in PREFIXES:
+                left = D(item.get(f"{p}{total_field}")) - D(item.get(f"{p}{done_field}"))
+                if qty >= available or available <= 0:
+                    lines[item_id][f"{p}{field}"] = left
+                else:
+                    lines[item_id][f"{p}{field}"] = rounders[p].round(left / available * qty)
+    return lines
 
 
 def _requested(raw_items: Any, order: dict[str, Any], remaining: Any, err: str, message: str) -> dict[int, Decimal]:
@@ -60,6 +100,22 @@ def _requested(raw_items: Any, order: dict[str, Any], remaining: Any, err: str, 
 
 def _item(order: dict[str, Any], item_id: int) -> dict[str, Any]:
     return next(i for i in order["items"] if int(i["item_id"]) == item_id)
+
+
+def _doc_line(state: SandboxState, kind: str, parent_id: int, item: dict[str, Any], qty: Decimal,
+              amounts: dict[str, Decimal]) -> dict[str, Any]:
+    """A document item: the order item's identity and prices, and the amounts the document takes."""
+    line: dict[str, Any] = {"entity_id": state.next_id(kind), "parent_id": parent_id,
+                            "order_item_id": int(item["item_id"]), "sku": item["sku"], "name": item.get("name"),
+                            "qty": qty}
+    if item.get("product_id") is not None:
+        line["product_id"] = item["product_id"]
+    for p in PREFIXES:
+        row, tax = amounts[f"{p}row_total"], amounts[f"{p}tax_amount"]
+        line.update({f"{p}price": D(item.get(f"{p}price")), f"{p}row_total": row, f"{p}tax_amount": tax,
+                     f"{p}discount_amount": amounts[f"{p}discount_amount"],
+                     f"{p}price_incl_tax": D(item.get(f"{p}price_incl_tax")), f"{p}row_total_incl_tax": row + tax})
+    return line
 
 
 def _coerce_items(body: dict[str, Any], definition: str) -> list[dict[str, Any]]:
@@ -118,30 +174,20 @@ def invoice_order(state: SandboxState, order: dict[str, Any], body: dict[str, An
         if body.get("capture"):
             invoice["transaction_id"] = f"sandbox-capture-{invoice['entity_id']}"
         totals = {f"{p}{n}": ZERO for p in PREFIXES for n in ("subtotal", "tax_amount", "discount_amount")}
+        amounts = _line_amounts(order, wanted, INVOICE_AMOUNTS, machine.qty_to_invoice)
         doc_items = []
         for item_id, qty in wanted.items():
             item = _item(order, item_id)
-            done = D(item["qty_invoiced"])
-            line: dict[str, Any] = {"entity_id": state.next_id("invoice_item"), "parent_id": invoice["entity_id"],
-                                    "order_item_id": item_id, "sku": item["sku"], "name": item.get("name"),
-                                    "qty": qty}
-            if item.get("product_id") is not None:
-                line["product_id"] = item["product_id"]
+            line = _doc_line(state, "invoice_item", invoice["entity_id"], item, qty, amounts[item_id])
             for p in PREFIXES:
-                row = _portion(item[f"{p}row_total"], item[f"{p}row_invoiced"], qty, D(item["qty_ordered"]), done)
-                tax = _portion(item[f"{p}tax_amount"], item[f"{p}tax_invoiced"], qty, D(item["qty_ordered"]), done)
-                disc = _portion(item[f"{p}discount_amount"], item[f"{p}discount_invoiced"], qty,
-                                D(item["qty_ordered"]), done)
-                line.update({f"{p}price": item[f"{p}price"], f"{p}row_total": row, f"{p}tax_amount": tax,
-                             f"{p}discount_amount": disc, f"{p}price_incl_tax": item[f"{p}price_incl_tax"],
-                             f"{p}row_total_incl_tax": row + tax})
-                item[f"{p}row_invoiced"] = D(item[f"{p}row_invoiced"]) + row
-                item[f"{p}tax_invoiced"] = D(item[f"{p}tax_invoiced"]) + tax
-                item[f"{p}discount_invoiced"] = D(item[f"{p}discount_invoiced"]) + disc
+                row, tax, disc = (amounts[item_id][f"{p}{n}"] for n in ("row_total", "tax_amount", "discount_amount"))
+                item[f"{p}row_invoiced"] = D(item.get(f"{p}row_invoiced")) + row
+                item[f"{p}tax_invoiced"] = D(item.get(f"{p}tax_invoiced")) + tax
+                item[f"{p}discount_invoiced"] = D(item.get(f"{p}discount_invoiced")) + disc
                 totals[f"{p}subtotal"] += row
                 totals[f"{p}tax_amount"] += tax
                 totals[f"{p}discount_amount"] += disc
-            item["qty_invoiced"] = done + qty
+            item["qty_invoiced"] = D(item["qty_invoiced"]) + qty
             item["updated_at"] = state.now()
             doc_items.append(line)
         for p in PREFIXES:
@@ -269,23 +315,15 @@ def refund_order(state: SandboxState, order: dict[str, Any], body: dict[str, Any
         memo.update(state=2, creditmemo_status=2, email_sent=int(bool(body.get("notify"))))
         updates: list[tuple[dict[str, Any], Decimal, dict[str, Decimal]]] = []
         totals = {f"{p}{n}": ZERO for p in PREFIXES for n in ("subtotal", "tax_amount", "discount_amount")}
+        amounts = _line_amounts(order, wanted, CREDITMEMO_AMOUNTS, machine.qty_to_refund)
         doc_items = []
         for item_id, qty in wanted.items():
             item = by_id[item_id]
-            done, invoiced = D(item["qty_refunded"]), D(item["qty_invoiced"])
-            line: dict[str, Any] = {"entity_id": state.next_id("creditmemo_item"), "parent_id": memo["entity_id"],
-                                    "order_item_id": item_id, "sku": item["sku"], "name": item.get("name"),
-                                    "qty": qty, "base_cost": D(item.get("base_cost"))}
-            if item.get("product_id") is not None:
-                line["product_id"] = item["product_id"]
+            line = _doc_line(state, "creditmemo_item", memo["entity_id"], item, qty, amounts[item_id])
+            line["base_cost"] = D(item.get("base_cost"))
             deltas: dict[str, Decimal] = {}
             for p in PREFIXES:
-                row = _portion(item[f"{p}row_invoiced"], item[f"{p}amount_refunded"], qty, invoiced, done)
-                tax = _portion(item[f"{p}tax_invoiced"], item[f"{p}tax_refunded"], qty, invoiced, done)
-                disc = _portion(item[f"{p}discount_invoiced"], item[f"{p}discount_refunded"], qty, invoiced, done)
-                line.update({f"{p}price": item[f"{p}price"], f"{p}row_total": row, f"{p}tax_amount": tax,
-                             f"{p}discount_amount": disc, f"{p}price_incl_tax": item[f"{p}price_incl_tax"],
-                             f"{p}row_total_incl_tax": row + tax})
+                row, tax, disc = (amounts[item_id][f"{p}{n}"] for n in ("row_total", "tax_amount", "discount_amount"))
                 deltas.update({f"{p}amount_refunded": row, f"{p}tax_refunded": tax, f"{p}discount_refunded": disc})
                 totals[f"{p}subtotal"] += row
                 totals[f"{p}tax_amount"] += tax

@@ -13,15 +13,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sandboxes.commerce import machine, search
+from sandboxes.commerce.addresses import check_order_address
+from sandboxes.commerce.config import CommerceSandboxConfig
 from sandboxes.commerce.context import Ctx, body_object, rest_context
 from sandboxes.commerce.errors import MSG_STORE_NOT_FOUND, MagentoError, not_found, required
 from sandboxes.commerce.schema_input import coerce, properties
 from sandboxes.commerce.state import SandboxState
-from sandboxes.commerce.wire import D, money, ok
+from sandboxes.commerce.wire import FOUR, D, money, ok
 
 router = APIRouter()
 ZERO = Decimal("0")
-ADDRESS_REQUIRED = ("firstname", "lastname", "street", "city", "postcode", "country_id", "telephone")
 ORDER_ZERO_FIELDS = (
     "subtotal_invoiced", "tax_invoiced", "shipping_invoiced", "discount_invoiced", "total_invoiced",
     "total_paid", "subtotal_refunded", "tax_refunded", "shipping_refunded", "shipping_tax_refunded",
@@ -34,27 +35,23 @@ ITEM_ZERO_FIELDS = (
     "amount_refunded", "tax_invoiced", "tax_refunded", "tax_canceled", "discount_invoiced", "discount_refunded",
     "row_invoiced",
 )
-BASE_TWINS = ("price", "original_price", "row_total", "tax_amount", "discount_amount", "price_incl_tax",
-              "row_total_incl_tax", "amount_refunded", "tax_invoiced", "tax_refunded", "discount_invoiced",
-              "discount_refunded", "row_invoiced")
+# Counters of what later documents did, kept in both currencies (NULL in a new Magento order: 0 here).
+ITEM_BASE_COUNTERS = ("amount_refunded", "tax_invoiced", "tax_refunded", "discount_invoiced", "discount_refunded",
+                      "row_invoiced")
+MSG_ADDRESS_NOT_SAVED = "The order address couldn't be saved."
+# sales_order's rate columns are decimal(20,4): Magento keeps 4 places of the rates it is given.
+ORDER_RATES = ("base_to_global_rate", "base_to_order_rate", "store_to_base_rate", "store_to_order_rate")
 
 
-def _fill_base(record: dict[str, Any], names: tuple[str, ...]) -> None:
+def _zero_fields(record: dict[str, Any], names: tuple[str, ...], *, with_base: bool = True) -> None:
     for name in names:
-        if name in record and f"base_{name}" not in record:
-            record[f"base_{name}"] = record[name]
-
-
-def _check_address(address: dict[str, Any], kind: str) -> None:
-    for name in ADDRESS_REQUIRED:
-        value = address.get(name)
-        if value in (None, "", []):
-            raise MagentoError(400, '"%fieldName" is required. Enter and try again.',
-                               {"fieldName": f"{kind}.{name}"})
+        record.setdefault(name, ZERO)
+        if with_base:
+            record.setdefault(f"base_{name}", ZERO)
 
 
 def _new_address(state: SandboxState, raw: dict[str, Any], order_id: int, kind: str) -> dict[str, Any]:
-    _check_address(raw, kind)
+    """An order address as ``Order::setBillingAddress``/``setShippingAddress`` stores it (type from its place)."""
     address = dict(raw)
     address["entity_id"] = state.next_id("order_address")
     address["parent_id"] = order_id
@@ -62,8 +59,24 @@ def _new_address(state: SandboxState, raw: dict[str, Any], order_id: int, kind: 
     return address
 
 
+def _check_addresses(config: CommerceSandboxConfig, entity: dict[str, Any]) -> None:
+    """Run the order address validator on the addresses the order will save (billing first), before any id is
+    taken: Magento saves them in the order's transaction, so a refused address leaves no order."""
+    found = [("billing", entity.get("billing_address"))]
+    for assignment in (entity.get("extension_attributes") or {}).get("shipping_assignments") or []:
+        found.append(("shipping", (assignment.get("shipping") or {}).get("address")))
+    for kind, raw in found:
+        if isinstance(raw, dict):
+            check_order_address({**raw, "parent_id": 0, "address_type": kind}, config)
+
+
 def create_order(state: SandboxState, store: dict[str, Any], raw_entity: Any) -> dict[str, Any]:
-    """Validate and save an order like OrderRepository::save (no price or stock recalculation)."""
+    """Validate and save an order like ``OrderRepository::save`` (no price, currency or stock recalculation).
+
+    Currency codes, rates and every ``base_*`` amount are kept as given (rates to 4 places, as sales_order
+    stores them); nothing is converted or defaulted from the store's base currency. Addresses go through
+    Magento's order address validator (``addresses.check_order_address``).
+    """
     if not isinstance(raw_entity, dict):
         raise required("entity")
     entity = coerce("sales-data-order-interface", raw_entity)
@@ -85,6 +98,7 @@ def create_order(state: SandboxState, store: dict[str, Any], raw_entity: Any) ->
     if found is None:
         raise MagentoError(400, MSG_STORE_NOT_FOUND)
     store_code, order_store = found
+    _check_addresses(state.config, entity)
     now = state.now()
     with state.lock:
         increment_id = entity.get("increment_id") or state.next_increment_id("order", store_id)
@@ -99,12 +113,9 @@ def create_order(state: SandboxState, store: dict[str, Any], raw_entity: Any) ->
         order.setdefault("protect_code", secrets.token_hex(3))
         order.setdefault("customer_is_guest", 0 if entity.get("customer_id") else 1)
         order.setdefault("store_name", order_store.get("name", store_code))
-        base_currency = order_store["base_currency"]
-        for name in ("base_currency_code", "global_currency_code", "store_currency_code"):
-            order.setdefault(name, base_currency)
-        order.setdefault("order_currency_code", base_currency)
-        for name in ("base_to_global_rate", "base_to_order_rate", "store_to_base_rate", "store_to_order_rate"):
-            order.setdefault(name, Decimal("1.0000"))
+        for name in ORDER_RATES:
+            if order.get(name) is not None:
+                order[name] = D(order[name]).quantize(FOUR)
         order.setdefault("is_virtual", 0)
         order.setdefault("email_sent", 0)
         items = []
@@ -130,9 +141,8 @@ def create_order(state: SandboxState, store: dict[str, Any], raw_entity: Any) ->
             item.setdefault("is_qty_decimal", 0)
             item.setdefault("no_discount", 0)
             item.setdefault("free_shipping", 0)
-            for name in ITEM_ZERO_FIELDS:
-                item.setdefault(name, ZERO)
-            _fill_base(item, BASE_TWINS)
+            _zero_fields(item, ITEM_ZERO_FIELDS, with_base=False)
+            _zero_fields(item, ITEM_BASE_COUNTERS)
             items.append(item)
         order["items"] = items
         order.setdefault("subtotal", sum((D(i["row_total"]) for i in items), ZERO))
@@ -142,11 +152,9 @@ def create_order(state: SandboxState, store: dict[str, Any], raw_entity: Any) ->
         order.setdefault("subtotal_incl_tax", order["subtotal"] + sum((D(i["tax_amount"]) for i in items), ZERO))
         order.setdefault("total_qty_ordered", sum((D(i["qty_ordered"]) for i in items), ZERO))
         order.setdefault("total_item_count", len(items))
-        for name in ORDER_ZERO_FIELDS:
-            order.setdefault(name, ZERO)
+        _zero_fields(order, ORDER_ZERO_FIELDS)
         order["total_due"] = D(order["grand_total"]) - D(order["total_paid"])
-        _fill_base(order, ("subtotal", "tax_amount", "shipping_amount", "shipping_tax_amount", "discount_amount",
-                           "shipping_incl_tax", "subtotal_incl_tax", "total_due", *ORDER_ZERO_FIELDS))
+        order["base_total_due"] = D(order["base_grand_total"]) - D(order["base_total_paid"])
         if isinstance(entity.get("billing_address"), dict):
             order["billing_address"] = _new_address(state, entity["billing_address"], order_id, "billing")
             order["billing_address_id"] = order["billing_address"]["entity_id"]
@@ -155,7 +163,7 @@ def create_order(state: SandboxState, store: dict[str, Any], raw_entity: Any) ->
         pay.setdefault("amount_ordered", D(order["grand_total"]))
         pay.setdefault("base_amount_ordered", D(order["base_grand_total"]))
         pay.setdefault("shipping_amount", D(order["shipping_amount"]))
-        pay.setdefault("base_shipping_amount", D(order["base_shipping_amount"]))
+        pay.setdefault("base_shipping_amount", D(order.get("base_shipping_amount")))
         pay.setdefault("account_status", "")
         pay.setdefault("cc_last4", "")
         pay.setdefault("additional_information", [])
@@ -203,7 +211,7 @@ def render_order(order: dict[str, Any]) -> dict[str, Any]:
             "shipping_amount": order.get("shipping_amount", ZERO),
             "base_shipping_amount": order.get("base_shipping_amount", ZERO),
             "shipping_incl_tax": order.get("shipping_incl_tax", ZERO),
-            "base_shipping_incl_tax": order.get("base_shipping_incl_tax", order.get("shipping_incl_tax", ZERO)),
+            "base_shipping_incl_tax": order.get("base_shipping_incl_tax", ZERO),
             "shipping_tax_amount": order.get("shipping_tax_amount", ZERO),
             "base_shipping_tax_amount": order.get("base_shipping_tax_amount", ZERO),
             "shipping_invoiced": order.get("shipping_invoiced", ZERO),
@@ -306,16 +314,18 @@ def save_address(state: SandboxState, parent_id: str, raw: Any) -> dict[str, Any
     """``OrderAddressRepositoryInterface::save``: update one of the order's addresses by ``entity_id``.
 
     As Magento's REST layer does, the path's ``parent_id`` is written into the body's entity; an address that is not
-    the order's is "not found". Required fields follow the address interface.
+    the order's is "not found". The body is saved as sent (fields it leaves out keep their values), so the order
+    address validator checks the body: a refused address is Magento's ``CouldNotSaveException``.
     """
     order = get_order(state, parent_id)
     if not isinstance(raw, dict):
         raise required("entity")
     address = coerce("sales-data-order-address-interface", raw, "entity")
     address["parent_id"] = order["entity_id"]
-    for name in ("address_type", *ADDRESS_REQUIRED):
-        if address.get(name) in (None, "", []):
-            raise MagentoError(400, '"%fieldName" is required. Enter and try again.', {"fieldName": name})
+    try:
+        check_order_address(address, state.config)
+    except MagentoError as exc:
+        raise MagentoError(400, MSG_ADDRESS_NOT_SAVED) from exc
     with state.lock:
         target = next((a for a in order_addresses(order) if a.get("entity_id") == address.get("entity_id")), None)
         if target is None:

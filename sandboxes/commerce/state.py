@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,13 @@ from sandboxes.commerce.wire import dumps_state, loads_state
 log = logging.getLogger(__name__)
 
 ENTITY_TABLES = ("customers", "orders", "invoices", "shipments", "creditmemos")
+RATE_PLACES = Decimal("0.000000000001")  # directory_currency_rate.rate is decimal(24,12)
+
+
+def configured_rates(config: CommerceSandboxConfig) -> dict[str, dict[str, Decimal]]:
+    """The configured Stores > Currency Rates ``{from: {to: rate}}`` as exact decimals of 12 places."""
+    return {base.upper(): {to.upper(): Decimal(str(rate)).quantize(RATE_PLACES) for to, rate in rates.items()}
+            for base, rates in config.currency_rates.items()}
 
 
 def format_ts(epoch: float) -> str:
@@ -49,6 +57,8 @@ class SandboxState:
         self.admin_tokens: dict[str, dict[str, Any]] = {}
         self.nonces: dict[str, float] = {}
         self.stats: collections.Counter[str] = collections.Counter()
+        # Magento's directory_currency_rate: one global table of rates, not per store.
+        self.currency_rates: dict[str, dict[str, Decimal]] = configured_rates(config)
         self.faults: Any = None  # set by the app (faults.FaultSettings)
         if config.state_file and Path(config.state_file).exists():
             self._load(Path(config.state_file))
@@ -95,6 +105,7 @@ class SandboxState:
             "sequences": self.sequences,
             "admin_tokens": self.admin_tokens,
             "nonces": self.nonces,
+            "currency_rates": self.currency_rates,
         }
 
     def save(self) -> None:
@@ -129,4 +140,6 @@ class SandboxState:
         self.sequences = dict(data.get("sequences", {}))
         self.admin_tokens = dict(data.get("admin_tokens", {}))
         self.nonces = dict(data.get("nonces", {}))
+        if "currency_rates" in data:
+            self.currency_rates = {base: dict(rates) for base, rates in data["currency_rates"].items()}
         log.info("commerce sandbox state loaded from %s (%s orders)", path, len(self.orders))

@@ -12,6 +12,9 @@ from sandboxes.swagger import validate as _validate
 
 MODEL = "commerce/adobe-commerce-admin-openapi-2.4.9.json"
 _counter = itertools.count(1)
+# A complete US address (no region): the base of the address validation tests.
+ADDRESS = {"firstname": "Ana", "lastname": "Buyer", "street": ["1 Main St"], "city": "Seattle", "postcode": "98101",
+           "country_id": "US", "telephone": "555-0100", "email": "ana@example.com"}
 
 
 def validate(definition: str, instance: Any) -> None:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from commerce_helpers import Client
+
+from sandboxes.commerce.app import create_app
+from sandboxes.commerce.config import CommerceSandboxConfig
+from sandboxes.server import serve_in_thread
 
 
 @pytest.fixture
@@ -17,3 +23,15 @@ def client(commerce_sandbox) -> Client:
     ]})
     assert seeded.status_code == 200, seeded.text
     return c
+
+
+@pytest.fixture
+def custom_sandbox():
+    """Start a sandbox with config overrides: ``custom_sandbox(**fields)`` → Client."""
+    with contextlib.ExitStack() as stack:
+
+        def start(**fields) -> Client:
+            app = create_app(CommerceSandboxConfig(**fields))
+            return Client(stack.enter_context(serve_in_thread(app)), app)
+
+        yield start

@@ -51,9 +51,10 @@ def test_currency_and_store_views(client):
     ca = client.session.get(client.url("/V1/directory/currency", store="ca_en"), timeout=5).json()
     assert ca["base_currency_code"] == "CAD"
     views = client.get("/V1/store/storeViews").json()
-    assert {v["code"] for v in views} == {"admin", "default", "ca_en"}
+    assert {v["code"] for v in views} == {"admin", "default", "ca_en", "multi"}
     configs = client.get("/V1/store/storeConfigs").json()
-    assert {c["code"]: c["base_currency_code"] for c in configs} == {"default": "USD", "ca_en": "CAD"}
+    assert {c["code"]: c["base_currency_code"] for c in configs} == {"default": "USD", "ca_en": "CAD",
+                                                                      "multi": "USD"}
     unknown = client.session.get(client.url("/V1/directory/currency", store="nope"), timeout=5)
     assert unknown.status_code == 400
 

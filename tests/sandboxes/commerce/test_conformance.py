@@ -101,3 +101,37 @@ def test_error_bodies(client):
     assert isinstance(positional["parameters"], list)
     with pytest.raises(jsonschema.ValidationError):  # the helper does reject a bad instance
         validate("sales-data-order-interface", {"items": []})
+
+
+def test_directory_customer_address_and_new_error_bodies(client):
+    """Every route and error this round added or changed, against Adobe's definitions."""
+    for country in client.get("/V1/directory/countries").json():
+        validate("directory-data-country-information-interface", country)
+    for country in ("US", "CA", "DE", "ES", "IT", "FR", "JP", "BR", "IN", "MX", "AU"):
+        body = client.get(f"/V1/directory/countries/{country}").json()
+        validate("directory-data-country-information-interface", body)
+    for store in ("default", "ca_en", "multi"):
+        body = client.session.get(client.url("/V1/directory/currency", store=store), timeout=5).json()
+        validate("directory-data-currency-information-interface", body)
+    address = {"firstname": "A", "lastname": "B", "street": ["1 Main St"], "city": "Seattle", "postcode": "98101",
+               "country_id": "US", "telephone": "555-0100", "region_id": 62,
+               "region": {"region_code": "WA", "region": "Washington", "region_id": 62}}
+    customer = {"email": "conf@example.com", "firstname": "A", "lastname": "B", "addresses": [address]}
+    validate("customer-data-customer-interface", customer)
+    created = client.post("/V1/customers", {"customer": customer}).json()
+    validate("customer-data-customer-interface", created)
+    validate("customer-data-customer-interface", client.get(f"/V1/customers/{created['id']}").json())
+    updated = client.put(f"/V1/customers/{created['id']}", {"customer": {**customer, "addresses": []}}).json()
+    validate("customer-data-customer-interface", updated)
+    refused = client.post("/V1/customers", {"customer": {**customer, "email": "x@example.com",
+                                                        "addresses": [{**address, "region_id": 76}]}})
+    several = client.post("/V1/customers", {"customer": {**customer, "email": "y@example.com",
+                                                        "addresses": [{**address, "city": "", "postcode": ""}]}})
+    for resp in (client.get("/V1/directory/countries/PR"), client.get("/V1/customers/999"), refused, several):
+        assert resp.status_code in (400, 404)
+        body = resp.json()
+        errors = body.pop("errors", [])
+        body.pop("parameters", None)  # named parameters: see test_error_bodies
+        validate("error-response", body)
+        for error in errors:
+            validate("error-response", {"message": error["message"]})
