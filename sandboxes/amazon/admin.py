@@ -12,8 +12,10 @@ from fastapi import APIRouter, Body, Request, Response
 from fastapi.responses import JSONResponse
 
 from sandboxes.amazon import domain, feeds
+from sandboxes.amazon.config import Seller
 from sandboxes.amazon.faults import FaultSettings
 from sandboxes.amazon.generator import generate_orders
+from sandboxes.amazon.marketplaces import MARKETPLACES
 from sandboxes.amazon.store import SandboxState
 from sandboxes.amazon.util import SpApiError, invalid_input, iso, not_found, now, parse_iso
 from sandboxes.swagger import validate
@@ -219,6 +221,29 @@ def set_faults(request: Request, body: dict[str, Any] = Body(default={})) -> JSO
     return JSONResponse(state.faults.as_json())
 
 
+@router.post("/sellers")
+def upsert_seller(request: Request, body: dict[str, Any] = Body(...)) -> JSONResponse:
+    """Add a seller, or change an existing seller's marketplaces (any of Amazon's, any region):
+    ``{"sellerId", "marketplaceIds": [...], "refreshToken"?}`` (a new seller needs a refresh token)."""
+    config = _state(request).config
+    seller_id, marketplace_ids = body.get("sellerId"), body.get("marketplaceIds")
+    if not isinstance(seller_id, str) or not seller_id or not isinstance(marketplace_ids, list) or not marketplace_ids:
+        raise invalid_input('Body must be {"sellerId", "marketplaceIds": [...], "refreshToken"?}.')
+    unknown = [m for m in marketplace_ids if m not in MARKETPLACES]
+    if unknown:
+        raise invalid_input(f"Unknown marketplace ids {unknown}.")
+    seller = config.seller(seller_id)
+    if seller is None:
+        if not isinstance(body.get("refreshToken"), str) or not body["refreshToken"]:
+            raise invalid_input("A new seller needs a refreshToken.")
+        seller = Seller(seller_id, body["refreshToken"], [])
+        config.sellers.append(seller)
+    elif body.get("refreshToken"):
+        seller.refresh_token = body["refreshToken"]
+    seller.marketplace_ids = list(marketplace_ids)
+    return JSONResponse({"sellerId": seller_id, "marketplaceIds": seller.marketplace_ids})
+
+
 @router.post("/reset")
 def reset(request: Request) -> JSONResponse:
     _state(request).reset()
@@ -227,7 +252,8 @@ def reset(request: Request) -> JSONResponse:
 
 SETTINGS = {"speed": float, "rate_limits_enabled": bool, "visibility_delay_seconds": float,
             "feed_stage_seconds": float, "token_ttl_seconds": int, "compress_reports": bool,
-            "live_interval_seconds": float}
+            "live_interval_seconds": float, "finances_v0_removed": bool, "deferral_rate": float,
+            "deferral_seconds": float}
 
 
 @router.get("/settings")
@@ -249,6 +275,8 @@ def set_settings(request: Request, body: dict[str, Any] = Body(...)) -> JSONResp
                 raise invalid_input(f"{key} must be a {kind.__name__}.")
             if key == "speed" and value <= 0:
                 raise invalid_input("speed must be > 0.")
+            if key == "deferral_rate" and not 0 <= value <= 1:
+                raise invalid_input("deferral_rate must be between 0 and 1.")
             setattr(config, key, kind(value))
     return JSONResponse(config.as_dict())
 

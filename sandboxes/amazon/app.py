@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandboxes.amazon import admin, auth, feeds, finances, orders
 from sandboxes.amazon.config import AmazonSandboxConfig
-from sandboxes.amazon.gateway import Gateway
+from sandboxes.amazon.gateway import RESOURCE_NOT_FOUND, Gateway
 from sandboxes.amazon.generator import generate_orders
 from sandboxes.amazon.live import run_live
 from sandboxes.amazon.store import SandboxState
@@ -65,8 +65,9 @@ def create_app(config: AmazonSandboxConfig | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "InvalidInput")
-        message = "Resource not found." if exc.status_code == 404 else str(exc.detail)
-        return JSONResponse(SpApiError(exc.status_code, code, message).body(), status_code=exc.status_code)
+        if exc.status_code == 404:  # no such route: Amazon's gateway answer for an unknown URI
+            return JSONResponse(SpApiError(404, *RESOURCE_NOT_FOUND).body(), status_code=404)
+        code = {405: "MethodNotAllowed"}.get(exc.status_code, "InvalidInput")
+        return JSONResponse(SpApiError(exc.status_code, code, str(exc.detail)).body(), status_code=exc.status_code)
 
     return app

@@ -12,7 +12,8 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from sandboxes.amazon.config import DEFAULT_MARKETPLACES, MARKETPLACES
+from sandboxes.amazon.config import DEFAULT_MARKETPLACES
+from sandboxes.amazon.marketplaces import MARKETPLACES
 from sandboxes.amazon.util import iso, money, money_obj
 
 CATALOG: list[dict[str, Any]] = [
@@ -62,8 +63,12 @@ CARRIERS = [("UPS", "UPS Ground"), ("USPS", "Priority Mail"), ("FedEx", "FedEx H
             ("Canada Post", "Expedited Parcel")]
 TAX_RATES = {"US": [Decimal("0"), Decimal("0.0625"), Decimal("0.08875"), Decimal("0.0725")],
              "CA": [Decimal("0.05"), Decimal("0.13"), Decimal("0.14975")]}
-CURRENCY_FACTOR = {"USD": Decimal("1"), "CAD": Decimal("1.36"), "MXN": Decimal("17.1"),
-                   "GBP": Decimal("0.79"), "EUR": Decimal("0.92"), "JPY": Decimal("150")}
+# Catalog prices are USD; each marketplace sells at a rounded local equivalent.
+CURRENCY_FACTOR = {"USD": Decimal("1"), "CAD": Decimal("1.36"), "MXN": Decimal("17.1"), "BRL": Decimal("5.05"),
+                   "GBP": Decimal("0.79"), "EUR": Decimal("0.92"), "SEK": Decimal("10.6"), "PLN": Decimal("4.0"),
+                   "TRY": Decimal("32.5"), "EGP": Decimal("48.2"), "SAR": Decimal("3.75"), "AED": Decimal("3.67"),
+                   "INR": Decimal("83.3"), "ZAR": Decimal("18.6"), "SGD": Decimal("1.35"), "AUD": Decimal("1.52"),
+                   "JPY": Decimal("150")}
 
 STATUS_WEIGHTS = [("UNSHIPPED", 70), ("PENDING", 10), ("SHIPPED", 12), ("CANCELLED", 8)]
 
@@ -144,7 +149,8 @@ def generate_order(rng: random.Random, now: float, *, marketplace_ids: list[str]
                    created_time: float | None = None) -> dict[str, Any]:
     """One realistic order (``status`` and ``fulfilled_by`` may be forced)."""
     marketplace_id = rng.choice(list(marketplace_ids))
-    market_name, country, currency = MARKETPLACES[marketplace_id]
+    market = MARKETPLACES[marketplace_id]
+    market_name, country, currency = market.name, market.country_code, market.currency
     if country not in ("US", "CA"):
         country = "US"
     status = status or rng.choices([s for s, _ in STATUS_WEIGHTS], [w for _, w in STATUS_WEIGHTS])[0]

@@ -57,7 +57,7 @@ def test_created_and_updated_after_rules(amz):
         {"lastUpdatedAfter": LONG_AGO, "fulfillmentStatuses": "SHIPPED,LOST"},
         {"lastUpdatedAfter": LONG_AGO, "fulfilledBy": "SELLER"},
         {"lastUpdatedAfter": LONG_AGO, "includedData": "EVERYTHING"},
-        {"lastUpdatedAfter": LONG_AGO, "marketplaceIds": "A1PA6795UKMFR9"},
+        {"lastUpdatedAfter": LONG_AGO, "marketplaceIds": "NOTAMARKETPLACE"},
         {"lastUpdatedAfter": LONG_AGO, "paginationToken": "garbage"},
     ]
     amz.settings(rate_limits_enabled=False)
