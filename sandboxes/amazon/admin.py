@@ -100,14 +100,18 @@ def get_order(order_id: str, request: Request) -> JSONResponse:
         return JSONResponse({"sellerId": record["sellerId"], "order": record["order"]})
 
 
+def unshipped_items(order: dict[str, Any]) -> list[dict[str, Any]]:
+    """``[{orderItemId, quantity}]`` of everything not yet shipped."""
+    return [{"orderItemId": i["orderItemId"], "quantity": int(i["quantityOrdered"]) - domain.shipped_qty(i)}
+            for i in order["orderItems"] if int(i["quantityOrdered"]) > domain.shipped_qty(i)]
+
+
 def default_packages(order: dict[str, Any], rng: random.Random | None = None) -> list[dict[str, Any]]:
     """One package with everything not yet shipped."""
     rng = rng or random.Random(order["orderId"])
-    items = [{"orderItemId": i["orderItemId"], "quantity": int(i["quantityOrdered"]) - domain.shipped_qty(i)}
-             for i in order["orderItems"] if int(i["quantityOrdered"]) > domain.shipped_qty(i)]
     carrier = "AMZN_US" if order["fulfillment"].get("fulfilledBy") == "AMAZON" else "UPS"
     return [{"packageReferenceId": str(len(order.get("packages", [])) + 1), "carrier": carrier,
-             "trackingNumber": f"TBA{rng.randrange(10**12):012d}", "items": items}]
+             "trackingNumber": f"TBA{rng.randrange(10**12):012d}", "items": unshipped_items(order)}]
 
 
 def apply_event(state: SandboxState, record: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
@@ -128,15 +132,22 @@ def apply_event(state: SandboxState, record: dict[str, Any], event: dict[str, An
                                 reason=event.get("reason") or "GeneralAdjustment")
         result["changed"] = changed
     elif kind == "ship":
+        # Shipped by Amazon (FBA) or by the seller in Seller Central; "packageData": false ships without
+        # package details, as Amazon shows FBA orders and Seller Central confirmations without them.
         packages = event.get("packages")
+        package_data = event.get("packageData", True)
+        if not isinstance(package_data, bool):
+            raise invalid_input("packageData must be true or false.")
         if packages:
             for n, p in enumerate(packages, start=len(order.get("packages", [])) + 1):
                 p.setdefault("packageReferenceId", str(n))
+                if not p.get("items"):
+                    p["items"] = unshipped_items(order)
         else:
             packages = default_packages(order)
             if not packages[0]["items"]:
                 raise domain.RuleError(f"Order {order['orderId']} has nothing left to ship.")
-        domain.ship(state, record, packages, source="amazon", at=at)
+        domain.ship(state, record, packages, source="amazon", at=at, package_data=package_data)
     elif kind == "refund":
         items = event.get("items") or domain.full_refund_items(state, order)
         if not items:

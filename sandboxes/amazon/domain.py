@@ -143,9 +143,13 @@ def _recompute_status(order: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------ transitions
 def ship(state: SandboxState, record: dict[str, Any], packages: list[dict[str, Any]], *,
-         source: str, at: float | None = None) -> None:
-    """Add packages (``packageReferenceId, carrier, shippingService?, trackingNumber?, shipTime,
-    items[{orderItemId, quantity}]``) to the order; validates all before applying any."""
+         source: str, at: float | None = None, package_data: bool = True) -> None:
+    """Ship items: add packages (``packageReferenceId, carrier, shippingService?, trackingNumber?, shipTime,
+    items[{orderItemId, quantity}]``) to the order; validates all before applying any.
+
+    ``package_data=False`` ships the items without adding ``packages``, as Amazon shows Amazon-fulfilled
+    orders (the 2026-01-01 model: packages are "only available for merchant-fulfilled (FBM) orders") and
+    orders the seller confirmed in Seller Central without package details."""
     order = record["order"]
     status = status_of(order)
     oid = order["orderId"]
@@ -157,7 +161,7 @@ def ship(state: SandboxState, record: dict[str, Any], packages: list[dict[str, A
     wanted: dict[str, int] = defaultdict(int)
     for package in packages:
         ref = str(package["packageReferenceId"])
-        if ref in used:
+        if ref in used and package_data:
             raise RuleError(
                 f"Package {ref} has already been confirmed for order {oid}: "
                 "packageReferenceId must be unique per order.", "18033")
@@ -195,7 +199,8 @@ def ship(state: SandboxState, record: dict[str, Any], packages: list[dict[str, A
             entry["shippingService"] = package["shippingService"]
         if package.get("trackingNumber"):
             entry["trackingNumber"] = package["trackingNumber"]
-        order.setdefault("packages", []).append(entry)
+        if package_data:
+            order.setdefault("packages", []).append(entry)
         _add_shipment_event(state, record, package["items"], t)
     for item_id, qty in wanted.items():
         item = find_item(order, item_id)

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from sandboxes.amazon import domain
+from sandboxes.amazon.carriers import carrier_problem, shown_carrier
 from sandboxes.amazon.feedxml import MESSAGE_TYPES, FeedFatal, as_list, parse_feed, processing_report, text_of
 from sandboxes.amazon.regions import check_marketplaces, order_in_region, request_region
 from sandboxes.amazon.store import SandboxState
@@ -389,9 +390,11 @@ def _fulfil(state: SandboxState, feed: dict[str, Any], message: dict[str, Any], 
     order = record["order"]
     oid = order["orderId"]
     data = body.get("FulfillmentData") if isinstance(body.get("FulfillmentData"), dict) else {}
-    carrier = text_of(data.get("CarrierCode")) or text_of(data.get("CarrierName"))
-    if not carrier:
-        return _error("FulfillmentData needs CarrierCode or CarrierName.", "5000", oid)
+    carrier_code, carrier_name = text_of(data.get("CarrierCode")), text_of(data.get("CarrierName"))
+    problem = carrier_problem(carrier_code, carrier_name, code_field="CarrierCode", name_field="CarrierName")
+    if problem:
+        return _error(problem, "5000", oid)
+    carrier = shown_carrier(carrier_code, carrier_name)
     date = text_of(body.get("FulfillmentDate"))
     if not date:
         return _error("FulfillmentDate is required.", "5000", oid)

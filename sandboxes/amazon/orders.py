@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from sandboxes.amazon import domain
+from sandboxes.amazon.carriers import carrier_problem, shown_carrier
 from sandboxes.amazon.regions import check_marketplaces, order_in_region, request_region, seller_marketplaces_in
 from sandboxes.amazon.store import SandboxState
 from sandboxes.amazon.util import SpApiError, invalid_input, iso, not_found, now, parse_iso
@@ -223,6 +224,9 @@ async def confirm_shipment(order_id: str, request: Request) -> Response:
         raise invalid_input("Invalid confirmShipment request.", str(exc.message)) from exc
     detail = body["packageDetail"]
     ship_time = iso(parse_iso(detail["shipDate"], "shipDate"))
+    problem = carrier_problem(detail["carrierCode"], detail.get("carrierName"))
+    if problem:
+        raise invalid_input("Invalid carrierCode.", problem)
     seller = state.config.seller(seller_of(request))
     check_marketplaces(request_region(request), seller.marketplace_ids if seller else [], [body["marketplaceId"]])
     with state.lock:
@@ -230,10 +234,8 @@ async def confirm_shipment(order_id: str, request: Request) -> Response:
         order = record["order"]
         if body["marketplaceId"] != order["salesChannel"].get("marketplaceId"):
             raise invalid_input(f"marketplaceId {body['marketplaceId']} does not match the order's marketplace.")
-        carrier = detail["carrierCode"]
-        if carrier.lower() == "other" and detail.get("carrierName"):
-            carrier = detail["carrierName"]
-        package = {"packageReferenceId": detail["packageReferenceId"], "carrier": carrier,
+        package = {"packageReferenceId": detail["packageReferenceId"],
+                   "carrier": shown_carrier(detail["carrierCode"], detail.get("carrierName")),
                    "shippingService": detail.get("shippingMethod"), "trackingNumber": detail["trackingNumber"],
                    "shipTime": ship_time, "items": detail["orderItems"]}
         try:
