@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from sandboxes.amazon import domain, feeds
 from sandboxes.amazon.config import Seller
+from sandboxes.amazon.examples import describe, example_orders
 from sandboxes.amazon.faults import FaultSettings
 from sandboxes.amazon.generator import generate_orders
 from sandboxes.amazon.marketplaces import MARKETPLACES
@@ -56,6 +57,28 @@ def load_orders(request: Request, body: dict[str, Any] = Body(...)) -> JSONRespo
             state.put_order(seller_id, order)
         state.save()
     return JSONResponse({"loaded": len(orders), "orderIds": [o["orderId"] for o in orders]})
+
+
+@router.post("/orders/examples")
+def load_examples(request: Request, body: dict[str, Any] = Body(default={})) -> JSONResponse:
+    """Load Amazon's example orders (``examples.example_orders``) as they are, for ``sellerId`` (default: the
+    first seller).  The seller must sell in their marketplaces; ``"addMarketplaces": true`` adds the missing
+    ones to the seller.  -> ``{"loaded", "orderIds", "examples": [examples.describe(order)]}``."""
+    state = _state(request)
+    seller_id = _seller(state, body.get("sellerId"))
+    seller = state.config.seller(seller_id)
+    orders = example_orders()
+    missing = sorted({o["salesChannel"]["marketplaceId"] for o in orders} - set(seller.marketplace_ids))
+    if missing and body.get("addMarketplaces") is not True:
+        raise invalid_input(f"Seller {seller_id} does not sell in {missing}.",
+                            'Send "addMarketplaces": true, or set the seller up with POST /_sandbox/sellers.')
+    seller.marketplace_ids = [*seller.marketplace_ids, *missing]
+    with state.lock:
+        for order in orders:
+            state.put_order(seller_id, order)
+        state.save()
+    return JSONResponse({"loaded": len(orders), "orderIds": [o["orderId"] for o in orders],
+                         "examples": [describe(o) for o in orders]})
 
 
 @router.post("/orders/generate")
