@@ -287,7 +287,7 @@ def reset(request: Request) -> JSONResponse:
 SETTINGS = {"speed": float, "rate_limits_enabled": bool, "visibility_delay_seconds": float,
             "feed_stage_seconds": float, "token_ttl_seconds": int, "compress_reports": bool,
             "live_interval_seconds": float, "finances_v0_removed": bool, "deferral_rate": float,
-            "deferral_seconds": float}
+            "deferral_seconds": float, "finances_page_size": int}
 
 
 @router.get("/settings")
@@ -311,6 +311,8 @@ def set_settings(request: Request, body: dict[str, Any] = Body(...)) -> JSONResp
                 raise invalid_input("speed must be > 0.")
             if key == "deferral_rate" and not 0 <= value <= 1:
                 raise invalid_input("deferral_rate must be between 0 and 1.")
+            if key == "finances_page_size" and not 1 <= value <= 500:
+                raise invalid_input("finances_page_size must be between 1 and 500.")
             setattr(config, key, kind(value))
     return JSONResponse(config.as_dict())
 

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sandboxes.amazon import admin, auth, feeds, finances, orders
+from sandboxes.amazon import admin, auth, feeds, finances, orders, transactions
 from sandboxes.amazon.config import AmazonSandboxConfig
 from sandboxes.amazon.gateway import RESOURCE_NOT_FOUND, Gateway
 from sandboxes.amazon.generator import generate_orders
@@ -48,7 +48,7 @@ def create_app(config: AmazonSandboxConfig | None = None) -> FastAPI:
     app = FastAPI(title="Amazon SP-API sandbox", lifespan=lifespan, docs_url="/_sandbox/docs",
                   openapi_url="/_sandbox/openapi.json", redoc_url=None)
     app.state.sandbox = state
-    for module in (auth, orders, feeds, finances, admin):
+    for module in (auth, orders, feeds, finances, transactions, admin):
         app.include_router(module.router)
     app.add_middleware(Gateway, state=state, on_request=lambda: feeds.process_due_feeds(state))
 

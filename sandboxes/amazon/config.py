@@ -78,6 +78,8 @@ class AmazonSandboxConfig:
     # how long they stay DEFERRED before they become DEFERRED_RELEASED (seconds, divided by speed).
     deferral_rate: float = 0.5
     deferral_seconds: float = 7 * 86400.0
+    # listTransactions page size (Amazon: up to 500 transactions a page).
+    finances_page_size: int = 500
 
     def __post_init__(self) -> None:
         if self.speed <= 0:
