@@ -15,6 +15,7 @@ import uvicorn
 from sandboxes.amazon.app import create_app
 from sandboxes.amazon.config import DEFAULT_MARKETPLACES, DEFAULT_SELLER_ID, AmazonSandboxConfig, Seller
 from sandboxes.amazon.marketplaces import REGIONS
+from sandboxes.amazon.shapes import PRESETS
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -45,6 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--finances-v0-removed", action="store_true",
                    default=(_env("FINANCES_V0_REMOVED", "") or "").lower() in truthy,
                    help="answer Finances v0 as a removed API (404 ResourceNotFound)")
+    p.add_argument("--realism", default=_env("REALISM", "realistic"), choices=sorted(PRESETS),
+                   help="shapes of the orders generated at start and in live mode")
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
     return p.parse_args(argv)
 
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         live=args.live, live_interval_seconds=args.live_interval, client_id=args.client_id,
         client_secret=args.client_secret, visibility_delay_seconds=args.visibility_delay,
         rate_limits_enabled=not args.no_rate_limits, region=args.region,
-        finances_v0_removed=args.finances_v0_removed,
+        finances_v0_removed=args.finances_v0_removed, realism=args.realism,
         sellers=[Seller(DEFAULT_SELLER_ID, args.refresh_token,
                         [m.strip() for m in args.marketplaces.split(",") if m.strip()])],
     )

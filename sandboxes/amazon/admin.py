@@ -17,6 +17,7 @@ from sandboxes.amazon.examples import describe, example_orders
 from sandboxes.amazon.faults import FaultSettings
 from sandboxes.amazon.generator import generate_orders
 from sandboxes.amazon.marketplaces import MARKETPLACES
+from sandboxes.amazon.shapes import Realism
 from sandboxes.amazon.store import SandboxState
 from sandboxes.amazon.util import SpApiError, invalid_input, iso, not_found, now, parse_iso
 from sandboxes.swagger import validate
@@ -96,6 +97,10 @@ def generate(request: Request, body: dict[str, Any] = Body(default={})) -> JSONR
         kwargs["fulfilled_by"] = body["fulfilledBy"]
     if body.get("createdTime"):
         kwargs["created_time"] = parse_iso(body["createdTime"], "createdTime")
+    try:
+        kwargs["realism"] = Realism.resolve(body.get("realism", "compat"))
+    except (TypeError, ValueError) as exc:
+        raise invalid_input(str(exc)) from exc
     with state.lock:
         seed = body.get("seed", state.config.seed * 1_000_003 + state.next_id())
         orders = [o for o in generate_orders(seed, count, now(), **kwargs) if o["orderId"] not in state.orders]

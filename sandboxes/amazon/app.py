@@ -30,7 +30,7 @@ def create_app(config: AmazonSandboxConfig | None = None) -> FastAPI:
     if not state.load() and config.initial_orders:
         seller = config.sellers[0]
         for order in generate_orders(config.seed, config.initial_orders, now(),
-                                     marketplace_ids=seller.marketplace_ids):
+                                     marketplace_ids=seller.marketplace_ids, realism=config.realism):
             state.put_order(seller.seller_id, order)
         state.save()
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandboxes.amazon.marketplaces import MARKETPLACES, REGIONS
+from sandboxes.amazon.shapes import Realism
 
 DEFAULT_SELLER_ID = "A2SANDBOXSELLER1"
 DEFAULT_REFRESH_TOKEN = "sandbox-refresh-token"
@@ -89,6 +90,7 @@ class AmazonSandboxConfig:
             raise ValueError(f"region must be one of {sorted(REGIONS)}, not {self.region!r}")
         if not 0 <= self.deferral_rate <= 1:
             raise ValueError("deferral_rate must be between 0 and 1")
+        Realism.resolve(self.realism)  # fails early on an unknown preset or rate
         self.sellers = [Seller.coerce(s) for s in self.sellers]
         if not self.sellers:
             raise ValueError("at least one seller is required")
