@@ -162,6 +162,7 @@ def shape_rng(order_id: str, salt: int = 0) -> random.Random:
 
 
 def phone(rng: random.Random, country: str) -> str:
+    """A made-up phone number with the country's calling code (``+1 555 0123456``)."""
     return f"{PHONE_PREFIX.get(country, '+1 555')} {rng.randrange(1000000):07d}"
 
 
