@@ -12,8 +12,12 @@ from fastapi import APIRouter, Body, Request, Response
 from fastapi.responses import JSONResponse
 
 from sandboxes.amazon import domain, feeds
+from sandboxes.amazon.config import Seller
+from sandboxes.amazon.examples import describe, example_orders
 from sandboxes.amazon.faults import FaultSettings
 from sandboxes.amazon.generator import generate_orders
+from sandboxes.amazon.marketplaces import MARKETPLACES
+from sandboxes.amazon.shapes import Realism
 from sandboxes.amazon.store import SandboxState
 from sandboxes.amazon.util import SpApiError, invalid_input, iso, not_found, now, parse_iso
 from sandboxes.swagger import validate
@@ -56,6 +60,28 @@ def load_orders(request: Request, body: dict[str, Any] = Body(...)) -> JSONRespo
     return JSONResponse({"loaded": len(orders), "orderIds": [o["orderId"] for o in orders]})
 
 
+@router.post("/orders/examples")
+def load_examples(request: Request, body: dict[str, Any] = Body(default={})) -> JSONResponse:
+    """Load Amazon's example orders (``examples.example_orders``) as they are, for ``sellerId`` (default: the
+    first seller).  The seller must sell in their marketplaces; ``"addMarketplaces": true`` adds the missing
+    ones to the seller.  -> ``{"loaded", "orderIds", "examples": [examples.describe(order)]}``."""
+    state = _state(request)
+    seller_id = _seller(state, body.get("sellerId"))
+    seller = state.config.seller(seller_id)
+    orders = example_orders()
+    missing = sorted({o["salesChannel"]["marketplaceId"] for o in orders} - set(seller.marketplace_ids))
+    if missing and body.get("addMarketplaces") is not True:
+        raise invalid_input(f"Seller {seller_id} does not sell in {missing}.",
+                            'Send "addMarketplaces": true, or set the seller up with POST /_sandbox/sellers.')
+    seller.marketplace_ids = [*seller.marketplace_ids, *missing]
+    with state.lock:
+        for order in orders:
+            state.put_order(seller_id, order)
+        state.save()
+    return JSONResponse({"loaded": len(orders), "orderIds": [o["orderId"] for o in orders],
+                         "examples": [describe(o) for o in orders]})
+
+
 @router.post("/orders/generate")
 def generate(request: Request, body: dict[str, Any] = Body(default={})) -> JSONResponse:
     state = _state(request)
@@ -71,6 +97,10 @@ def generate(request: Request, body: dict[str, Any] = Body(default={})) -> JSONR
         kwargs["fulfilled_by"] = body["fulfilledBy"]
     if body.get("createdTime"):
         kwargs["created_time"] = parse_iso(body["createdTime"], "createdTime")
+    try:
+        kwargs["realism"] = Realism.resolve(body.get("realism", "compat"))
+    except (TypeError, ValueError) as exc:
+        raise invalid_input(str(exc)) from exc
     with state.lock:
         seed = body.get("seed", state.config.seed * 1_000_003 + state.next_id())
         orders = [o for o in generate_orders(seed, count, now(), **kwargs) if o["orderId"] not in state.orders]
@@ -98,14 +128,18 @@ def get_order(order_id: str, request: Request) -> JSONResponse:
         return JSONResponse({"sellerId": record["sellerId"], "order": record["order"]})
 
 
+def unshipped_items(order: dict[str, Any]) -> list[dict[str, Any]]:
+    """``[{orderItemId, quantity}]`` of everything not yet shipped."""
+    return [{"orderItemId": i["orderItemId"], "quantity": int(i["quantityOrdered"]) - domain.shipped_qty(i)}
+            for i in order["orderItems"] if int(i["quantityOrdered"]) > domain.shipped_qty(i)]
+
+
 def default_packages(order: dict[str, Any], rng: random.Random | None = None) -> list[dict[str, Any]]:
     """One package with everything not yet shipped."""
     rng = rng or random.Random(order["orderId"])
-    items = [{"orderItemId": i["orderItemId"], "quantity": int(i["quantityOrdered"]) - domain.shipped_qty(i)}
-             for i in order["orderItems"] if int(i["quantityOrdered"]) > domain.shipped_qty(i)]
     carrier = "AMZN_US" if order["fulfillment"].get("fulfilledBy") == "AMAZON" else "UPS"
     return [{"packageReferenceId": str(len(order.get("packages", [])) + 1), "carrier": carrier,
-             "trackingNumber": f"TBA{rng.randrange(10**12):012d}", "items": items}]
+             "trackingNumber": f"TBA{rng.randrange(10**12):012d}", "items": unshipped_items(order)}]
 
 
 def apply_event(state: SandboxState, record: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
@@ -126,15 +160,22 @@ def apply_event(state: SandboxState, record: dict[str, Any], event: dict[str, An
                                 reason=event.get("reason") or "GeneralAdjustment")
         result["changed"] = changed
     elif kind == "ship":
+        # Shipped by Amazon (FBA) or by the seller in Seller Central; "packageData": false ships without
+        # package details, as Amazon shows FBA orders and Seller Central confirmations without them.
         packages = event.get("packages")
+        package_data = event.get("packageData", True)
+        if not isinstance(package_data, bool):
+            raise invalid_input("packageData must be true or false.")
         if packages:
             for n, p in enumerate(packages, start=len(order.get("packages", [])) + 1):
                 p.setdefault("packageReferenceId", str(n))
+                if not p.get("items"):
+                    p["items"] = unshipped_items(order)
         else:
             packages = default_packages(order)
             if not packages[0]["items"]:
                 raise domain.RuleError(f"Order {order['orderId']} has nothing left to ship.")
-        domain.ship(state, record, packages, source="amazon", at=at)
+        domain.ship(state, record, packages, source="amazon", at=at, package_data=package_data)
     elif kind == "refund":
         items = event.get("items") or domain.full_refund_items(state, order)
         if not items:
@@ -219,6 +260,29 @@ def set_faults(request: Request, body: dict[str, Any] = Body(default={})) -> JSO
     return JSONResponse(state.faults.as_json())
 
 
+@router.post("/sellers")
+def upsert_seller(request: Request, body: dict[str, Any] = Body(...)) -> JSONResponse:
+    """Add a seller, or change an existing seller's marketplaces (any of Amazon's, any region):
+    ``{"sellerId", "marketplaceIds": [...], "refreshToken"?}`` (a new seller needs a refresh token)."""
+    config = _state(request).config
+    seller_id, marketplace_ids = body.get("sellerId"), body.get("marketplaceIds")
+    if not isinstance(seller_id, str) or not seller_id or not isinstance(marketplace_ids, list) or not marketplace_ids:
+        raise invalid_input('Body must be {"sellerId", "marketplaceIds": [...], "refreshToken"?}.')
+    unknown = [m for m in marketplace_ids if m not in MARKETPLACES]
+    if unknown:
+        raise invalid_input(f"Unknown marketplace ids {unknown}.")
+    seller = config.seller(seller_id)
+    if seller is None:
+        if not isinstance(body.get("refreshToken"), str) or not body["refreshToken"]:
+            raise invalid_input("A new seller needs a refreshToken.")
+        seller = Seller(seller_id, body["refreshToken"], [])
+        config.sellers.append(seller)
+    elif body.get("refreshToken"):
+        seller.refresh_token = body["refreshToken"]
+    seller.marketplace_ids = list(marketplace_ids)
+    return JSONResponse({"sellerId": seller_id, "marketplaceIds": seller.marketplace_ids})
+
+
 @router.post("/reset")
 def reset(request: Request) -> JSONResponse:
     _state(request).reset()
@@ -227,7 +291,8 @@ def reset(request: Request) -> JSONResponse:
 
 SETTINGS = {"speed": float, "rate_limits_enabled": bool, "visibility_delay_seconds": float,
             "feed_stage_seconds": float, "token_ttl_seconds": int, "compress_reports": bool,
-            "live_interval_seconds": float}
+            "live_interval_seconds": float, "finances_v0_removed": bool, "deferral_rate": float,
+            "deferral_seconds": float, "finances_page_size": int}
 
 
 @router.get("/settings")
@@ -249,6 +314,10 @@ def set_settings(request: Request, body: dict[str, Any] = Body(...)) -> JSONResp
                 raise invalid_input(f"{key} must be a {kind.__name__}.")
             if key == "speed" and value <= 0:
                 raise invalid_input("speed must be > 0.")
+            if key == "deferral_rate" and not 0 <= value <= 1:
+                raise invalid_input("deferral_rate must be between 0 and 1.")
+            if key == "finances_page_size" and not 1 <= value <= 500:
+                raise invalid_input("finances_page_size must be between 1 and 500.")
             setattr(config, key, kind(value))
     return JSONResponse(config.as_dict())
 

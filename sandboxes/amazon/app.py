@@ -12,9 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sandboxes.amazon import admin, auth, feeds, finances, orders
+from sandboxes.amazon import admin, auth, feeds, finances, orders, transactions
 from sandboxes.amazon.config import AmazonSandboxConfig
-from sandboxes.amazon.gateway import Gateway
+from sandboxes.amazon.gateway import RESOURCE_NOT_FOUND, Gateway
 from sandboxes.amazon.generator import generate_orders
 from sandboxes.amazon.live import run_live
 from sandboxes.amazon.store import SandboxState
@@ -30,7 +30,7 @@ def create_app(config: AmazonSandboxConfig | None = None) -> FastAPI:
     if not state.load() and config.initial_orders:
         seller = config.sellers[0]
         for order in generate_orders(config.seed, config.initial_orders, now(),
-                                     marketplace_ids=seller.marketplace_ids):
+                                     marketplace_ids=seller.marketplace_ids, realism=config.realism):
             state.put_order(seller.seller_id, order)
         state.save()
 
@@ -48,7 +48,7 @@ def create_app(config: AmazonSandboxConfig | None = None) -> FastAPI:
     app = FastAPI(title="Amazon SP-API sandbox", lifespan=lifespan, docs_url="/_sandbox/docs",
                   openapi_url="/_sandbox/openapi.json", redoc_url=None)
     app.state.sandbox = state
-    for module in (auth, orders, feeds, finances, admin):
+    for module in (auth, orders, feeds, finances, transactions, admin):
         app.include_router(module.router)
     app.add_middleware(Gateway, state=state, on_request=lambda: feeds.process_due_feeds(state))
 
@@ -65,8 +65,9 @@ def create_app(config: AmazonSandboxConfig | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "InvalidInput")
-        message = "Resource not found." if exc.status_code == 404 else str(exc.detail)
-        return JSONResponse(SpApiError(exc.status_code, code, message).body(), status_code=exc.status_code)
+        if exc.status_code == 404:  # no such route: Amazon's gateway answer for an unknown URI
+            return JSONResponse(SpApiError(404, *RESOURCE_NOT_FOUND).body(), status_code=404)
+        code = {405: "MethodNotAllowed"}.get(exc.status_code, "InvalidInput")
+        return JSONResponse(SpApiError(exc.status_code, code, str(exc.detail)).body(), status_code=exc.status_code)
 
     return app

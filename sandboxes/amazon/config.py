@@ -1,4 +1,8 @@
-"""Configuration of the Amazon SP-API sandbox (one dataclass, plain values only)."""
+"""Configuration of the Amazon SP-API sandbox (one dataclass, plain values only).
+
+Marketplaces and regions are Amazon's (``marketplaces.py``); a seller may sell in marketplaces of several
+regions, each region answering on its own base URL (see ``regions.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-# marketplaceId -> (marketplaceName, countryCode, currencyCode)
-MARKETPLACES: dict[str, tuple[str, str, str]] = {
-    "ATVPDKIKX0DER": ("Amazon.com", "US", "USD"),
-    "A2EUQ1WTGCTBG2": ("Amazon.ca", "CA", "CAD"),
-    "A1AM78C64UM0Y8": ("Amazon.com.mx", "MX", "MXN"),
-    "A1F83G8C2ARO7P": ("Amazon.co.uk", "GB", "GBP"),
-    "A1PA6795UKMFR9": ("Amazon.de", "DE", "EUR"),
-    "A1VC38T7YXB528": ("Amazon.co.jp", "JP", "JPY"),
-}
+from sandboxes.amazon.marketplaces import MARKETPLACES, REGIONS
+from sandboxes.amazon.shapes import Realism
 
 DEFAULT_SELLER_ID = "A2SANDBOXSELLER1"
 DEFAULT_REFRESH_TOKEN = "sandbox-refresh-token"
@@ -70,10 +67,30 @@ class AmazonSandboxConfig:
     feed_stage_seconds: float = 30.0
     upload_url_ttl_seconds: float = 300.0
     compress_reports: bool = False
+    # The selling region the base URL without a region prefix serves (NA, EU or FE); ``/na``, ``/eu`` and
+    # ``/fe`` prefixes serve each region explicitly.
+    region: str = "NA"
+    # Finances v0 answers as a removed API (404 ResourceNotFound), as after Amazon's removal date.
+    finances_v0_removed: bool = False
+    # Shapes of generated orders at start and in live mode: a preset ("realistic", "compat") or rates
+    # (``generator.Realism`` field names); ``/_sandbox/orders/generate`` defaults to "compat".
+    realism: str | dict[str, float] = "realistic"
+    # Share of Finances transactions Amazon defers (DD+7 delivery-date policy, or B2B invoiced orders), and
+    # how long they stay DEFERRED before they become DEFERRED_RELEASED (seconds, divided by speed).
+    deferral_rate: float = 0.5
+    deferral_seconds: float = 7 * 86400.0
+    # listTransactions page size (Amazon: up to 500 transactions a page).
+    finances_page_size: int = 500
 
     def __post_init__(self) -> None:
         if self.speed <= 0:
             raise ValueError("speed must be > 0")
+        self.region = self.region.upper()
+        if self.region not in REGIONS:
+            raise ValueError(f"region must be one of {sorted(REGIONS)}, not {self.region!r}")
+        if not 0 <= self.deferral_rate <= 1:
+            raise ValueError("deferral_rate must be between 0 and 1")
+        Realism.resolve(self.realism)  # fails early on an unknown preset or rate
         self.sellers = [Seller.coerce(s) for s in self.sellers]
         if not self.sellers:
             raise ValueError("at least one seller is required")

@@ -11,7 +11,7 @@ from collections import defaultdict
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sandboxes.amazon.config import MARKETPLACES
+from sandboxes.amazon.marketplaces import MARKETPLACES
 from sandboxes.amazon.store import SandboxState
 from sandboxes.amazon.util import iso, money, now
 
@@ -76,12 +76,14 @@ def currency_of(order: dict[str, Any]) -> str:
         price = item.get("product", {}).get("price", {}).get("unitPrice")
         if price:
             return price["currencyCode"]
-    return MARKETPLACES.get(order["salesChannel"].get("marketplaceId", ""), ("", "", "USD"))[2]
+    entry = MARKETPLACES.get(order["salesChannel"].get("marketplaceId", ""))
+    return entry.currency if entry else "USD"
 
 
 def marketplace_name(order: dict[str, Any]) -> str:
     sales = order["salesChannel"]
-    return sales.get("marketplaceName") or MARKETPLACES.get(sales.get("marketplaceId", ""), ("Amazon",))[0]
+    entry = MARKETPLACES.get(sales.get("marketplaceId", ""))
+    return sales.get("marketplaceName") or (entry.name if entry else "Amazon")
 
 
 def item_components(item: dict[str, Any]) -> dict[str, Decimal]:
@@ -141,9 +143,13 @@ def _recompute_status(order: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------ transitions
 def ship(state: SandboxState, record: dict[str, Any], packages: list[dict[str, Any]], *,
-         source: str, at: float | None = None) -> None:
-    """Add packages (``packageReferenceId, carrier, shippingService?, trackingNumber?, shipTime,
-    items[{orderItemId, quantity}]``) to the order; validates all before applying any."""
+         source: str, at: float | None = None, package_data: bool = True) -> None:
+    """Ship items: add packages (``packageReferenceId, carrier, shippingService?, trackingNumber?, shipTime,
+    items[{orderItemId, quantity}]``) to the order; validates all before applying any.
+
+    ``package_data=False`` ships the items without adding ``packages``, as Amazon shows Amazon-fulfilled
+    orders (the 2026-01-01 model: packages are "only available for merchant-fulfilled (FBM) orders") and
+    orders the seller confirmed in Seller Central without package details."""
     order = record["order"]
     status = status_of(order)
     oid = order["orderId"]
@@ -155,7 +161,7 @@ def ship(state: SandboxState, record: dict[str, Any], packages: list[dict[str, A
     wanted: dict[str, int] = defaultdict(int)
     for package in packages:
         ref = str(package["packageReferenceId"])
-        if ref in used:
+        if ref in used and package_data:
             raise RuleError(
                 f"Package {ref} has already been confirmed for order {oid}: "
                 "packageReferenceId must be unique per order.", "18033")
@@ -193,7 +199,8 @@ def ship(state: SandboxState, record: dict[str, Any], packages: list[dict[str, A
             entry["shippingService"] = package["shippingService"]
         if package.get("trackingNumber"):
             entry["trackingNumber"] = package["trackingNumber"]
-        order.setdefault("packages", []).append(entry)
+        if package_data:
+            order.setdefault("packages", []).append(entry)
         _add_shipment_event(state, record, package["items"], t)
     for item_id, qty in wanted.items():
         item = find_item(order, item_id)
@@ -214,7 +221,7 @@ def _add_shipment_event(state: SandboxState, record: dict[str, Any], items: list
         item = find_item(order, str(entry["orderItemId"]))
         ratio = Decimal(entry["quantity"]) / Decimal(int(item["quantityOrdered"]))
         charges = [{"ChargeType": k,
-                    "ChargeAmount": {"CurrencyCode": currency, "CurrencyAmount": str(money(v * ratio))}}
+                    "ChargeAmount": {"CurrencyCode": currency, "CurrencyAmount": str(money(v * ratio, currency))}}
                    for k, v in item_components(item).items() if k != "Discount" and v]
         line: dict[str, Any] = {"SellerSKU": item["product"].get("sellerSku", ""), "OrderItemId": item["orderItemId"],
                                 "QuantityShipped": entry["quantity"], "ItemChargeList": charges}
@@ -223,7 +230,8 @@ def _add_shipment_event(state: SandboxState, record: dict[str, Any], items: list
             promo = (item.get("promotion", {}).get("breakdowns") or [{}])[0].get("promotionId", "")
             line["PromotionList"] = [{"PromotionType": "PromotionMetaDataDefinitionValue", "PromotionId": promo,
                                       "PromotionAmount": {"CurrencyCode": currency,
-                                                          "CurrencyAmount": str(money(discount * ratio))}}]
+                                                          "CurrencyAmount": str(money(discount * ratio,
+                                                                                      currency))}}]
         lines.append(line)
     state.shipment_events.append({
         "sellerId": record["sellerId"], "orderId": order["orderId"], "postedAt": t,
@@ -308,20 +316,23 @@ def refund(state: SandboxState, record: dict[str, Any], items: list[dict[str, An
             if c["type"] not in REFUND_COMPONENTS:
                 raise RuleError(f"Unknown adjustment component type {c['type']!r}.", "18146")
             try:
-                amount = money(c["amount"])
+                amount = money(c["amount"], order_currency)
+                exact = amount == Decimal(str(c["amount"]))
             except (InvalidOperation, ValueError, TypeError) as exc:
                 raise RuleError(f"Invalid amount {c['amount']!r}.", "18146") from exc
+            if not exact:
+                raise RuleError(f"Amount {c['amount']} has more decimals than {order_currency} allows.", "18146")
             if amount <= 0:
                 raise RuleError(f"Refund amounts must be positive (got {amount} for {c['type']}).", "18146")
             components.append({"type": c["type"], "amount": str(amount)})
-        asked = money(sum((Decimal(c["amount"]) for c in components), Decimal("0")))
+        asked = money(sum((Decimal(c["amount"]) for c in components), Decimal("0")), order_currency)
         left = item_paid_total(item) - refunded_total(state, oid, item["orderItemId"])
         left -= sum((Decimal(c["amount"]) for prior in clean if prior["orderItemId"] == item["orderItemId"]
                      for c in prior["components"]), Decimal("0"))
         if asked > left:
             raise RuleError(
                 f"Refund of {asked} {order_currency} for order item {item['orderItemId']} exceeds the "
-                f"refundable amount {money(left)} {order_currency}.", "18147")
+                f"refundable amount {money(left, order_currency)} {order_currency}.", "18147")
         out = {"orderItemId": item["orderItemId"], "sellerSku": item["product"].get("sellerSku", ""),
                "quantity": int(item["quantityOrdered"]), "components": components}
         for key in ("merchantAdjustmentItemId", "adjustmentReason"):
@@ -330,6 +341,7 @@ def refund(state: SandboxState, record: dict[str, Any], items: list[dict[str, An
         clean.append(out)
     t = now() if at is None else at
     record_ = {"refundId": f"RF-{state.next_id():08d}", "sellerId": record["sellerId"], "orderId": oid,
+               "marketplaceId": order["salesChannel"].get("marketplaceId"),
                "marketplaceName": marketplace_name(order), "currency": order_currency, "postedAt": t,
                "postedDate": iso(t), "source": source, "items": clean, **(extra or {})}
     state.refunds.append(record_)
@@ -349,9 +361,11 @@ def full_refund_items(state: SandboxState, order: dict[str, Any]) -> list[dict[s
             parts["Principal"] += item_components(item)["Discount"]
         total = sum(parts.values(), Decimal("0"))
         scale = left / total if total else Decimal("0")
-        comps = [{"type": k, "amount": str(money(v * scale))} for k, v in parts.items() if money(v * scale) > 0]
+        currency = currency_of(order)
+        comps = [{"type": k, "amount": str(money(v * scale, currency))} for k, v in parts.items()
+                 if money(v * scale, currency) > 0]
         diff = left - sum((Decimal(c["amount"]) for c in comps), Decimal("0"))
         if comps and diff:
-            comps[0]["amount"] = str(money(Decimal(comps[0]["amount"]) + diff))
+            comps[0]["amount"] = str(money(Decimal(comps[0]["amount"]) + diff, currency))
         items.append({"orderItemId": item["orderItemId"], "components": comps})
     return items

@@ -16,7 +16,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from sandboxes.amazon import domain
+from sandboxes.amazon.carriers import carrier_problem, shown_carrier
 from sandboxes.amazon.feedxml import MESSAGE_TYPES, FeedFatal, as_list, parse_feed, processing_report, text_of
+from sandboxes.amazon.regions import check_marketplaces, order_in_region, request_region
 from sandboxes.amazon.store import SandboxState
 from sandboxes.amazon.util import SpApiError, invalid_input, iso, not_found, now, parse_iso
 from sandboxes.swagger import validate
@@ -121,9 +123,8 @@ async def create_feed(request: Request) -> JSONResponse:
         raise invalid_input(f"Unsupported feedType {body['feedType']}.",
                             f"This sandbox processes {', '.join(MESSAGE_TYPES)}.")
     seller = state.config.seller(seller_id)
-    bad = [m for m in body["marketplaceIds"] if m not in seller.marketplace_ids]
-    if bad:
-        raise invalid_input(f"Invalid marketplaceIds: {', '.join(bad)}.")
+    region = request_region(request)
+    check_marketplaces(region, seller.marketplace_ids if seller else [], body["marketplaceIds"])
     t = now()
     stage = state.config.feed_stage_seconds / state.config.speed
     with state.lock:
@@ -135,7 +136,7 @@ async def create_feed(request: Request) -> JSONResponse:
                                 "document to its url before creating the feed.")
         feed_id = str(50000000000 + state.next_id())
         state.feeds[feed_id] = {
-            "feedId": feed_id, "sellerId": seller_id, "feedType": body["feedType"],
+            "feedId": feed_id, "sellerId": seller_id, "region": region, "feedType": body["feedType"],
             "marketplaceIds": body["marketplaceIds"], "inputFeedDocumentId": body["inputFeedDocumentId"],
             "createdAt": t, "inProgressAt": t + stage, "doneAt": t + 2 * stage, "finalStatus": None,
             "messages": [], "results": [], "resultFeedDocumentId": None,
@@ -164,9 +165,14 @@ def feed_view(feed: dict[str, Any], t: float) -> dict[str, Any]:
     return out
 
 
+def _feed_region(feed: dict[str, Any]) -> str:
+    return feed.get("region") or "NA"  # feeds persisted before regions existed were NA feeds
+
+
 def _owned_feed(state: SandboxState, feed_id: str, request: Request) -> dict[str, Any]:
     feed = state.feeds.get(feed_id)
-    if feed is None or feed["sellerId"] != request.scope["state"]["seller_id"]:
+    if feed is None or feed["sellerId"] != request.scope["state"]["seller_id"] \
+            or _feed_region(feed) != request_region(request):
         raise not_found(f"Feed {feed_id} not found.")
     return feed
 
@@ -207,7 +213,9 @@ def get_feeds(request: Request) -> JSONResponse:
         raise invalid_input("feedTypes is required when nextToken is not provided.")
     t = now()
     with state.lock:
-        feeds = [feed_view(f, t) for f in state.feeds.values() if f["sellerId"] == request.scope["state"]["seller_id"]]
+        region = request_region(request)
+        feeds = [feed_view(f, t) for f in state.feeds.values()
+                 if f["sellerId"] == request.scope["state"]["seller_id"] and _feed_region(f) == region]
     feeds = [f for f in feeds if (not types or f["feedType"] in types)
              and (not statuses or f["processingStatus"] in statuses)]
     feeds.sort(key=lambda f: f["createdTime"], reverse=True)
@@ -297,7 +305,7 @@ def _apply_message(state: SandboxState, feed: dict[str, Any], message: dict[str,
     if not order_id:
         return _error("AmazonOrderID is required.", "5000")
     record = state.order_record(order_id, feed["sellerId"])
-    if record is None:
+    if record is None or not order_in_region(record["order"], _feed_region(feed)):
         return _error(f"The order id {order_id} was not found for this seller.", "18028", order_id)
     handler = {"OrderAcknowledgement": _acknowledge, "OrderAdjustment": _adjust,
                "OrderFulfillment": _fulfil}[message["type"]]
@@ -382,9 +390,11 @@ def _fulfil(state: SandboxState, feed: dict[str, Any], message: dict[str, Any], 
     order = record["order"]
     oid = order["orderId"]
     data = body.get("FulfillmentData") if isinstance(body.get("FulfillmentData"), dict) else {}
-    carrier = text_of(data.get("CarrierCode")) or text_of(data.get("CarrierName"))
-    if not carrier:
-        return _error("FulfillmentData needs CarrierCode or CarrierName.", "5000", oid)
+    carrier_code, carrier_name = text_of(data.get("CarrierCode")), text_of(data.get("CarrierName"))
+    problem = carrier_problem(carrier_code, carrier_name, code_field="CarrierCode", name_field="CarrierName")
+    if problem:
+        return _error(problem, "5000", oid)
+    carrier = shown_carrier(carrier_code, carrier_name)
     date = text_of(body.get("FulfillmentDate"))
     if not date:
         return _error("FulfillmentDate is required.", "5000", oid)

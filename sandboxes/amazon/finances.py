@@ -16,6 +16,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from sandboxes.amazon.marketplaces import region_of
+from sandboxes.amazon.regions import request_region
 from sandboxes.amazon.store import SandboxState
 from sandboxes.amazon.util import dumps_with_decimal_numbers, invalid_input, iso, now, parse_iso
 
@@ -54,14 +56,22 @@ def shipment_event(entry: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def _events(state: SandboxState, seller_id: str, keep) -> list[tuple[float, str, str, dict[str, Any]]]:
+def _events(state: SandboxState, request: Request, keep) -> list[tuple[float, str, str, dict[str, Any]]]:
+    """The seller's events of orders in the region the request reached, that ``keep`` accepts, by time."""
+    seller_id = request.scope["state"]["seller_id"]
+    region = request_region(request)
+
+    def mine(entry: dict[str, Any]) -> bool:
+        return entry["sellerId"] == seller_id and region_of(state.order_marketplace(entry["orderId"]) or "") == region \
+            and keep(entry)
+
     out = []
     with state.lock:
         for i, entry in enumerate(state.shipment_events):
-            if entry["sellerId"] == seller_id and keep(entry):
+            if mine(entry):
                 out.append((entry["postedAt"], f"S{i:08d}", "ShipmentEventList", shipment_event(entry)))
         for i, refund in enumerate(state.refunds):
-            if refund["sellerId"] == seller_id and keep(refund):
+            if mine(refund):
                 out.append((refund["postedAt"], f"R{i:08d}", "RefundEventList", refund_event(refund)))
     out.sort(key=lambda e: (e[0], e[1]))
     return out
@@ -133,7 +143,7 @@ def list_financial_events(request: Request) -> Response:
     if before - after > 180 * 86400:
         events = []
     else:
-        events = _events(state, request.scope["state"]["seller_id"], lambda e: after <= e["postedAt"] < before)
+        events = _events(state, request, lambda e: after <= e["postedAt"] < before)
     return _page(events, size, start, token_data)
 
 
@@ -143,5 +153,5 @@ def list_financial_events_by_order(order_id: str, request: Request) -> Response:
     size = _size(request)
     token_data = {"order": order_id}
     start = _token(request, token_data)
-    events = _events(state, request.scope["state"]["seller_id"], lambda e: e["orderId"] == order_id)
+    events = _events(state, request, lambda e: e["orderId"] == order_id)
     return _page(events, size, start, token_data)

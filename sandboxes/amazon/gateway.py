@@ -1,9 +1,11 @@
 """The API gateway in front of every SP-API route (a pure ASGI middleware).
 
-For each request it identifies the operation, counts it, applies injected faults
+For each request it resolves the selling region from the path (``/na``, ``/eu``, ``/fe`` prefixes, see
+``regions.py``), identifies the operation, counts it, answers removed operations (Finances v0 when
+``finances_v0_removed``) as Amazon's gateway answers an unknown resource, applies injected faults
 (latency, dropped connection, 500/503) before anything runs, checks the
-``x-amz-access-token`` (403 ``Unauthorized``), applies the per-seller token bucket
-(429 ``QuotaExceeded``) and adds ``x-amzn-RateLimit-Limit`` and ``x-amzn-RequestId``
+``x-amz-access-token`` (403 ``Unauthorized``), applies the token bucket of the seller, region and
+operation (429 ``QuotaExceeded``) and adds ``x-amzn-RateLimit-Limit`` and ``x-amzn-RequestId``
 to every response of a rate-limited operation.  ``/_sandbox`` routes pass straight through.
 """
 
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sandboxes.amazon.ratelimit import RATE_LIMITS, format_rate
+from sandboxes.amazon.regions import route_region
 from sandboxes.amazon.store import SandboxState
 from sandboxes.amazon.util import SpApiError, now
 
@@ -37,8 +40,12 @@ OPERATIONS: list[tuple[str, re.Pattern[str], str]] = [
         ("DELETE", r"^/feeds/2021-06-30/feeds/[^/]+$", "cancelFeed"),
         ("GET", r"^/finances/v0/financialEvents$", "listFinancialEvents"),
         ("GET", r"^/finances/v0/orders/[^/]+/financialEvents$", "listFinancialEventsByOrderId"),
+        ("GET", r"^/finances/2024-06-19/transactions$", "listTransactions"),
     ]
 ]
+FINANCES_V0 = re.compile(r"^/finances/v0(/|$)")
+# Amazon's gateway answer for a URI it does not serve (amzn/selling-partner-api-docs issue #2320).
+RESOURCE_NOT_FOUND = ("ResourceNotFound", "Cannot find resource by the given URI")
 
 UNAUTHORIZED = ("Access to requested resource is denied.", "The access token you provided is revoked, "
                 "malformed, expired or invalid.")
@@ -63,13 +70,20 @@ class Gateway:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        state = self.state
+        region = route_region(scope, state.config.region)
+        scope.setdefault("state", {})["region"] = region
         if self.on_request is not None:
             self.on_request()
+        if state.config.finances_v0_removed and FINANCES_V0.match(scope["path"]):
+            state.count(operation_for(scope["method"], scope["path"]) or "financesV0", "removed")
+            body = SpApiError(404, *RESOURCE_NOT_FOUND).body()
+            await _send_json(send, 404, body, [(b"x-amzn-requestid", str(uuid.uuid4()).encode())])
+            return
         operation = operation_for(scope["method"], scope["path"])
         if operation is None:
             await self.app(scope, receive, send)
             return
-        state = self.state
         state.count(operation, "requests")
         request_id = str(uuid.uuid4())
         rate_burst = RATE_LIMITS.get(operation)
@@ -109,7 +123,7 @@ class Gateway:
             scope.setdefault("state", {})["seller_id"] = seller_id
             if rate_burst and state.config.rate_limits_enabled:
                 rate = rate_burst[0] * state.config.speed
-                if not state.limiter.acquire((seller_id, operation), rate, rate_burst[1], now()):
+                if not state.limiter.acquire((seller_id, region, operation), rate, rate_burst[1], now()):
                     state.count(operation, "throttled")
                     body = SpApiError(429, "QuotaExceeded", "You exceeded your quota for the requested resource.")
                     await _send_json(send, 429, body.body(), extra_headers)

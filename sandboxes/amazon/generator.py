@@ -1,8 +1,12 @@
 """Deterministic generator of realistic Orders API 2026-01-01 ``Order`` documents.
 
 ``CATALOG`` is the fixed list of seller SKUs every generated order draws from, so the
-Commerce sandbox can be seeded with the same products.  The same seed, count and
-clock give the same orders.  Every order validates against the official ``Order`` model.
+Commerce sandbox can be seeded with the same products.  The same seed, count, clock and
+``realism`` give the same orders.  Every order validates against the official ``Order`` model.
+
+Orders are placed in the given marketplaces, in their currency (amounts in its minor units) and
+country; the shapes real orders come in are added at the rates of a ``shapes.Realism`` (default: the
+``compat`` preset; ``realistic`` is what Amazon sends, see ``shapes.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from sandboxes.amazon.config import DEFAULT_MARKETPLACES, MARKETPLACES
+from sandboxes.amazon import shapes
+from sandboxes.amazon.config import DEFAULT_MARKETPLACES
+from sandboxes.amazon.marketplaces import MARKETPLACES
+from sandboxes.amazon.shapes import ADDRESSES, Realism
 from sandboxes.amazon.util import iso, money, money_obj
 
 CATALOG: list[dict[str, Any]] = [
@@ -45,25 +52,28 @@ NAMES = [
     "Priya Raghunathan", "Олег Иванов", "Søren Kierkegård",
 ]
 COMPANIES = ["Acme Tools LLC", "Société Générale de Café", "Müller & Söhne GmbH", "北海道商事株式会社"]
-US_ADDRESSES = [
-    ("1600 Pennsylvania Ave NW", None, "Washington", "DC", "20500"),
-    ("350 Fifth Avenue", "Floor 34", "New York", "NY", "10118"),
-    ("1 Infinite Loop", None, "Cupertino", "CA", "95014"),
-    ("742 Evergreen Terrace", "Apt. 2B", "Springfield", "OR", "97477"),
-    ("12 Calle de la Señora", None, "San José", "CA", "95113"),
-]
-CA_ADDRESSES = [
-    ("100 Queen St W", None, "Toronto", "ON", "M5H 2N2"),
-    ("1000 Rue De La Gauchetière O", "Bureau 2500", "Montréal", "QC", "H3B 4W5"),
-    ("800 Burrard St", None, "Vancouver", "BC", "V6Z 2V8"),
-]
 SERVICE_LEVELS = ["STANDARD", "STANDARD", "STANDARD", "EXPEDITED", "NEXT_DAY", "SECOND_DAY", "SCHEDULED"]
+# carrier codes from Amazon's list (carrier_codes.json) and a service, per delivery country
 CARRIERS = [("UPS", "UPS Ground"), ("USPS", "Priority Mail"), ("FedEx", "FedEx Home Delivery"),
             ("Canada Post", "Expedited Parcel")]
+LOCAL_CARRIERS = {
+    "MX": [("Estafeta", "Dia Siguiente"), ("DHL", "Express")], "BR": [("Correios", "SEDEX"), ("Total Express", "")],
+    "GB": [("Royal Mail", "Tracked 48"), ("DPD", "Next Day")], "DE": [("DHL", "Paket"), ("Hermes", "Standard")],
+    "FR": [("Colissimo", "Domicile"), ("Chronopost", "13")], "IT": [("BRT", "Express"), ("Poste Italiane", "")],
+    "ES": [("Correos", "Paq 24"), ("Seur", "24")], "TR": [("Aras Kargo", ""), ("MNG Kargo", "")],
+    "IN": [("India Post", "Speed Post"), ("Delhivery", "Surface")], "AE": [("Emirates Post", ""), ("Aramex", "")],
+    "JP": [("YAMATO", "宅急便"), ("Japan Post", "ゆうパック")], "AU": [("Australia Post", "Parcel Post")],
+}
+# Sales tax added on top in the US and Canada; elsewhere prices include VAT/GST (no TAX breakdown).
 TAX_RATES = {"US": [Decimal("0"), Decimal("0.0625"), Decimal("0.08875"), Decimal("0.0725")],
              "CA": [Decimal("0.05"), Decimal("0.13"), Decimal("0.14975")]}
-CURRENCY_FACTOR = {"USD": Decimal("1"), "CAD": Decimal("1.36"), "MXN": Decimal("17.1"),
-                   "GBP": Decimal("0.79"), "EUR": Decimal("0.92"), "JPY": Decimal("150")}
+INCLUDED_TAX = [Decimal("0")]
+# Catalog prices are USD; each marketplace sells at a rounded local equivalent.
+CURRENCY_FACTOR = {"USD": Decimal("1"), "CAD": Decimal("1.36"), "MXN": Decimal("17.1"), "BRL": Decimal("5.05"),
+                   "GBP": Decimal("0.79"), "EUR": Decimal("0.92"), "SEK": Decimal("10.6"), "PLN": Decimal("4.0"),
+                   "TRY": Decimal("32.5"), "EGP": Decimal("48.2"), "SAR": Decimal("3.75"), "AED": Decimal("3.67"),
+                   "INR": Decimal("83.3"), "ZAR": Decimal("18.6"), "SGD": Decimal("1.35"), "AUD": Decimal("1.52"),
+                   "JPY": Decimal("150")}
 
 STATUS_WEIGHTS = [("UNSHIPPED", 70), ("PENDING", 10), ("SHIPPED", 12), ("CANCELLED", 8)]
 
@@ -76,9 +86,9 @@ def order_id(rng: random.Random, marketplace_id: str) -> str:
 
 def _item_breakdowns(unit: Decimal, qty: int, shipping: Decimal, discount: Decimal, rate: Decimal,
                      currency: str) -> list[dict[str, Any]]:
-    item_total = money(unit * qty)
-    item_tax = money((item_total - discount) * rate)
-    ship_tax = money(shipping * rate)
+    item_total = money(unit * qty, currency)
+    item_tax = money((item_total - discount) * rate, currency)
+    ship_tax = money(shipping * rate, currency)
     breakdowns: list[dict[str, Any]] = [{"type": "ITEM", "subtotal": money_obj(item_total, currency)}]
     if shipping:
         breakdowns.append({"type": "SHIPPING", "subtotal": money_obj(shipping, currency)})
@@ -120,9 +130,10 @@ def recompute_proceeds(order: dict[str, Any]) -> None:
 
 
 def _address(rng: random.Random, country: str, name: str, *, fba: bool) -> dict[str, Any]:
-    line1, line2, city, state, postal = rng.choice(US_ADDRESSES if country == "US" else CA_ADDRESSES)
-    address: dict[str, Any] = {"city": city, "stateOrRegion": state, "postalCode": postal,
-                               "countryCode": country}
+    line1, line2, city, state, postal = rng.choice(ADDRESSES[country])
+    address: dict[str, Any] = {k: v for k, v in (("city", city), ("stateOrRegion", state), ("postalCode", postal))
+                               if v}
+    address["countryCode"] = country
     roll = rng.random()
     if fba and roll < 0.5:
         return address  # FBA orders often carry no name or street lines
@@ -135,18 +146,20 @@ def _address(rng: random.Random, country: str, name: str, *, fba: bool) -> dict[
     address["addressLine1"] = line1
     if line2:
         address["addressLine2"] = line2
-    address["phone"] = f"+1 555 {rng.randrange(1000000):07d}"
+    address["phone"] = shapes.phone(rng, country)
     return address
 
 
 def generate_order(rng: random.Random, now: float, *, marketplace_ids: list[str] | tuple[str, ...] =
                    DEFAULT_MARKETPLACES, status: str | None = None, fulfilled_by: str | None = None,
-                   created_time: float | None = None) -> dict[str, Any]:
-    """One realistic order (``status`` and ``fulfilled_by`` may be forced)."""
+                   created_time: float | None = None, realism: Realism | str | dict[str, float] | None = None,
+                   earlier_ids: list[str] | None = None) -> dict[str, Any]:
+    """One order in one of ``marketplace_ids`` (``status`` and ``fulfilled_by`` may be forced), with the
+    shapes of ``realism`` (``shapes.Realism``, a preset name or rates; default ``compat``);
+    ``earlier_ids`` are orders a replacement may point to."""
     marketplace_id = rng.choice(list(marketplace_ids))
-    market_name, country, currency = MARKETPLACES[marketplace_id]
-    if country not in ("US", "CA"):
-        country = "US"
+    market = MARKETPLACES[marketplace_id]
+    market_name, country, currency = market.name, market.country_code, market.currency
     status = status or rng.choices([s for s, _ in STATUS_WEIGHTS], [w for _, w in STATUS_WEIGHTS])[0]
     fulfilled_by = fulfilled_by or ("AMAZON" if rng.random() < 0.2 else "MERCHANT")
     created = created_time if created_time is not None else now - rng.uniform(600, 3 * 86400)
@@ -158,7 +171,7 @@ def generate_order(rng: random.Random, now: float, *, marketplace_ids: list[str]
     business = rng.random() < 0.1
     if business:
         programs.append("AMAZON_BUSINESS")
-    rate = rng.choice(TAX_RATES[country])
+    rate = rng.choice(TAX_RATES.get(country, INCLUDED_TAX))
     factor = CURRENCY_FACTOR[currency]
     promotion_id = f"PROMO-{rng.randrange(10**6):06d}" if rng.random() < 0.25 else None
     order: dict[str, Any] = {
@@ -180,7 +193,7 @@ def generate_order(rng: random.Random, now: float, *, marketplace_ids: list[str]
     name = rng.choice(NAMES)
     # buyer data exists from the start; it is hidden on output while the order is PENDING
     buyer: dict[str, Any] = {"buyerName": name,
-                             "buyerEmail": f"{rng.randrange(16**12):012x}@marketplace.amazon.com"}
+                             "buyerEmail": f"{rng.randrange(16**12):012x}@marketplace.{market.domain}"}
     if business:
         buyer["buyerCompanyName"] = rng.choice(COMPANIES)
         buyer["buyerPurchaseOrderNumber"] = f"PO-{rng.randrange(10**5):05d}"
@@ -190,9 +203,9 @@ def generate_order(rng: random.Random, now: float, *, marketplace_ids: list[str]
     free_shipping = "PRIME" in programs or fulfilled_by == "AMAZON"
     for product in skus:
         qty = rng.choice([1, 1, 1, 2, 3])
-        unit = money(product["price"] * factor)
-        shipping = Decimal("0") if free_shipping else money(Decimal("4.99") * factor)
-        discount = money(unit * qty * Decimal("0.10")) if promotion_id else Decimal("0")
+        unit = money(product["price"] * factor, currency)
+        shipping = Decimal("0") if free_shipping else money(Decimal("4.99") * factor, currency)
+        discount = money(unit * qty * Decimal("0.10"), currency) if promotion_id else Decimal("0")
         item: dict[str, Any] = {
             "orderItemId": f"{rng.randrange(10**13, 10**14)}",
             "quantityOrdered": qty,
@@ -213,7 +226,7 @@ def generate_order(rng: random.Random, now: float, *, marketplace_ids: list[str]
         order["orderItems"].append(item)
     recompute_proceeds(order)
     if status == "SHIPPED":
-        carrier, service = rng.choice(CARRIERS)
+        carrier, service = rng.choice(LOCAL_CARRIERS.get(country, CARRIERS))
         for item in order["orderItems"]:
             item["fulfillment"] = {"quantityFulfilled": item["quantityOrdered"], "quantityUnfulfilled": 0}
         order["packages"] = [{
@@ -222,7 +235,7 @@ def generate_order(rng: random.Random, now: float, *, marketplace_ids: list[str]
             "packageStatus": {"status": "SHIPPED"},
             "carrier": carrier,
             "shipTime": iso(updated),
-            "shippingService": service,
+            **({"shippingService": service} if service else {}),
             "trackingNumber": f"1Z{rng.randrange(16**14):014X}",
             "packageItems": [{"orderItemId": i["orderItemId"], "quantity": i["quantityOrdered"]}
                              for i in order["orderItems"]],
@@ -232,14 +245,18 @@ def generate_order(rng: random.Random, now: float, *, marketplace_ids: list[str]
         by = "BUYER" if reason == "BuyerCanceled" else rng.choice(["MERCHANT", "AMAZON"])
         for item in order["orderItems"]:
             item["cancellation"] = {"cancellationExecution": {"cancelledBy": by, "cancelReason": reason}}
+    if shapes.apply(order, Realism.resolve(realism), shapes.shape_rng(order["orderId"]), market, business=business,
+                    gift_wrap_price=money(Decimal("3.99") * factor, currency), earlier_ids=earlier_ids):
+        recompute_proceeds(order)
     return order
 
 
 def generate_orders(seed: int, count: int, now: float, **kwargs: Any) -> list[dict[str, Any]]:
-    """``count`` orders from ``seed`` (ids unique within the batch)."""
+    """``count`` orders from ``seed`` (ids unique within the batch; a replacement points to an earlier
+    order of the batch). ``kwargs``: those of :func:`generate_order` except ``earlier_ids``."""
     rng = random.Random(seed)
     orders: dict[str, dict[str, Any]] = {}
     while len(orders) < count:
-        order = generate_order(rng, now, **kwargs)
+        order = generate_order(rng, now, earlier_ids=list(orders), **kwargs)
         orders.setdefault(order["orderId"], order)
     return list(orders.values())

@@ -1,6 +1,9 @@
 """Live mode: every interval (divided by speed) new orders arrive and Amazon-side events
 happen to existing ones (payment authorised, buyer cancellation request, Amazon
-cancellation, FBA shipment, Amazon-issued refund).  Deterministic from the seed."""
+cancellation, FBA shipment, a shipment the seller confirms in Seller Central, Amazon-issued
+refund).  New orders and shipments take the shapes of ``config.realism`` (default: what Amazon
+sends, ``shapes.REALISTIC``): FBA shipments without package data, Seller Central shipments with
+or without it, replacements of earlier orders, ...  Deterministic from the seed."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import random
 from sandboxes.amazon import domain
 from sandboxes.amazon.admin import apply_event
 from sandboxes.amazon.generator import generate_order
+from sandboxes.amazon.shapes import Realism
 from sandboxes.amazon.store import SandboxState
 from sandboxes.amazon.util import now
 
@@ -20,13 +24,16 @@ log = logging.getLogger(__name__)
 def live_step(state: SandboxState, rng: random.Random) -> list[str]:
     """One tick; returns a short description of what happened (ids and event types only)."""
     config = state.config
+    realism = Realism.resolve(config.realism)
     happened: list[str] = []
     with state.lock:
         for _ in range(config.live_new_orders):
             seller = rng.choice(config.sellers)
             t = now()
+            earlier = sorted(oid for oid, r in state.orders.items() if r["sellerId"] == seller.seller_id)
             order = generate_order(rng, t, marketplace_ids=seller.marketplace_ids, created_time=t,
-                                   status=rng.choice(["PENDING", "PENDING", "UNSHIPPED"]))
+                                   status=rng.choice(["PENDING", "PENDING", "UNSHIPPED"]), realism=realism,
+                                   earlier_ids=earlier[-50:])
             if order["orderId"] in state.orders:
                 continue
             order["lastUpdatedTime"] = order["createdTime"]
@@ -45,10 +52,12 @@ def live_step(state: SandboxState, rng: random.Random) -> list[str]:
                 if rng.random() < 0.15:
                     event = {"type": "cancel", "by": "AMAZON", "reason": "RiskAssessmentInformationNotValid"}
             elif status == "UNSHIPPED" and by == "AMAZON":
-                event = {"type": "ship"}
+                event = {"type": "ship", "packageData": rng.random() < realism.fba_packages}
             elif status == "UNSHIPPED":
                 roll = rng.random()
-                if roll < 0.5:
+                if roll < realism.live_seller_central:  # the seller confirms it in Seller Central
+                    event = {"type": "ship", "packageData": rng.random() >= realism.seller_central_no_package}
+                elif roll < 0.5:
                     event = {"type": "request_cancellation", "reason": "BuyerCanceled"}
                 elif roll < 0.6:
                     event = {"type": "cancel", "by": "AMAZON", "reason": "GeneralAdjustment"}

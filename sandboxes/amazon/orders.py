@@ -14,6 +14,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from sandboxes.amazon import domain
+from sandboxes.amazon.carriers import carrier_problem, shown_carrier
+from sandboxes.amazon.regions import check_marketplaces, order_in_region, request_region, seller_marketplaces_in
 from sandboxes.amazon.store import SandboxState
 from sandboxes.amazon.util import SpApiError, invalid_input, iso, not_found, now, parse_iso
 from sandboxes.swagger import validate
@@ -77,7 +79,7 @@ def _decode_token(state: SandboxState, token: str) -> dict[str, Any]:
                             "issued by this service.") from exc
 
 
-def _search_query(request: Request, seller_marketplaces: list[str]) -> dict[str, Any]:
+def _search_query(request: Request, region: str, seller_marketplaces: list[str]) -> dict[str, Any]:
     q = request.query_params
     query: dict[str, Any] = {k: q.get(k) for k in ("createdAfter", "createdBefore", "lastUpdatedAfter",
                                                    "lastUpdatedBefore") if q.get(k)}
@@ -93,9 +95,7 @@ def _search_query(request: Request, seller_marketplaces: list[str]) -> dict[str,
     if marketplaces is not None:
         if len(marketplaces) > 50:
             raise invalid_input("marketplaceIds accepts at most 50 values.")
-        bad = [m for m in marketplaces if m not in seller_marketplaces]
-        if bad:
-            raise invalid_input(f"Invalid marketplaceIds: {', '.join(bad)} (not a marketplace of this seller).")
+        check_marketplaces(region, seller_marketplaces, marketplaces)
     query.update({"fulfillmentStatuses": sorted(statuses) if statuses else None,
                   "fulfilledBy": sorted(fulfilled_by) if fulfilled_by else None,
                   "marketplaceIds": sorted(marketplaces) if marketplaces else None})
@@ -137,8 +137,10 @@ def search_orders(request: Request) -> JSONResponse:
     state: SandboxState = request.app.state.sandbox
     seller_id = seller_of(request)
     seller = state.config.seller(seller_id)
+    region = request_region(request)
+    served = seller_marketplaces_in(region, seller.marketplace_ids if seller else [])
     t = now()
-    query = _search_query(request, seller.marketplace_ids if seller else [])
+    query = _search_query(request, region, served)
     included = included_data(request)
     page_size = _max_results(request)
     token = request.query_params.get("paginationToken")
@@ -158,7 +160,7 @@ def search_orders(request: Request) -> JSONResponse:
     key_field = "createdTime" if prefix == "created" else "lastUpdatedTime"
     statuses = set(query.get("fulfillmentStatuses") or [])
     fulfilled_by = set(query.get("fulfilledBy") or [])
-    marketplaces = set(query.get("marketplaceIds") or (seller.marketplace_ids if seller else []))
+    marketplaces = set(query.get("marketplaceIds") or served)
     matches: list[tuple[float, str, dict[str, Any]]] = []
     with state.lock:
         for record in state.orders.values():
@@ -192,9 +194,10 @@ def search_orders(request: Request) -> JSONResponse:
     return JSONResponse(body)
 
 
-def _owned_record(state: SandboxState, order_id: str, seller_id: str) -> dict[str, Any]:
-    record = state.order_record(order_id, seller_id)
-    if record is None:
+def _owned_record(state: SandboxState, order_id: str, request: Request) -> dict[str, Any]:
+    """The seller's order if this region's endpoint serves its marketplace; 404 otherwise."""
+    record = state.order_record(order_id, seller_of(request))
+    if record is None or not order_in_region(record["order"], request_region(request)):
         raise not_found(f"Order {order_id} not found.")
     return record
 
@@ -204,7 +207,7 @@ def get_order(order_id: str, request: Request) -> JSONResponse:
     state: SandboxState = request.app.state.sandbox
     included = included_data(request)
     with state.lock:
-        record = _owned_record(state, order_id, seller_of(request))
+        record = _owned_record(state, order_id, request)
         return JSONResponse({"order": domain.render(record["order"], included)})
 
 
@@ -221,15 +224,18 @@ async def confirm_shipment(order_id: str, request: Request) -> Response:
         raise invalid_input("Invalid confirmShipment request.", str(exc.message)) from exc
     detail = body["packageDetail"]
     ship_time = iso(parse_iso(detail["shipDate"], "shipDate"))
+    problem = carrier_problem(detail["carrierCode"], detail.get("carrierName"))
+    if problem:
+        raise invalid_input("Invalid carrierCode.", problem)
+    seller = state.config.seller(seller_of(request))
+    check_marketplaces(request_region(request), seller.marketplace_ids if seller else [], [body["marketplaceId"]])
     with state.lock:
-        record = _owned_record(state, order_id, seller_of(request))
+        record = _owned_record(state, order_id, request)
         order = record["order"]
         if body["marketplaceId"] != order["salesChannel"].get("marketplaceId"):
             raise invalid_input(f"marketplaceId {body['marketplaceId']} does not match the order's marketplace.")
-        carrier = detail["carrierCode"]
-        if carrier.lower() == "other" and detail.get("carrierName"):
-            carrier = detail["carrierName"]
-        package = {"packageReferenceId": detail["packageReferenceId"], "carrier": carrier,
+        package = {"packageReferenceId": detail["packageReferenceId"],
+                   "carrier": shown_carrier(detail["carrierCode"], detail.get("carrierName")),
                    "shippingService": detail.get("shippingMethod"), "trackingNumber": detail["trackingNumber"],
                    "shipTime": ship_time, "items": detail["orderItems"]}
         try:

@@ -1,4 +1,4 @@
-"""Token buckets per (seller, operation) with Amazon's default usage plans."""
+"""Token buckets per (seller, region, operation) with Amazon's default usage plans."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ RATE_LIMITS: dict[str, tuple[float, int]] = {
     "getFeedDocument": (0.0222, 10),
     "listFinancialEvents": (0.5, 30),
     "listFinancialEventsByOrderId": (0.5, 30),
+    "listTransactions": (0.5, 10),  # Finances 2024-06-19 model, usage plan of listTransactions
 }
 
 
@@ -31,9 +32,9 @@ class RateLimiter:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
+        self._buckets: dict[tuple[str, ...], tuple[float, float]] = {}
 
-    def acquire(self, key: tuple[str, str], rate: float, burst: int, t: float) -> bool:
+    def acquire(self, key: tuple[str, ...], rate: float, burst: int, t: float) -> bool:
         with self._lock:
             tokens, last = self._buckets.get(key, (float(burst), t))
             tokens = min(float(burst), tokens + max(0.0, t - last) * rate)

@@ -165,6 +165,11 @@ class SandboxState:
                 return entry["order"]
         return None
 
+    def order_marketplace(self, order_id: str) -> str | None:
+        """The marketplace id of a stored order (None when the order is unknown)."""
+        record = self.orders.get(order_id)
+        return record["order"]["salesChannel"].get("marketplaceId") if record else None
+
     def order_record(self, order_id: str, seller_id: str | None = None) -> dict[str, Any] | None:
         record = self.orders.get(order_id)
         if record is None or (seller_id is not None and record["sellerId"] != seller_id):

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-CENT = Decimal("0.01")
+from sandboxes.amazon.marketplaces import minor_units
 
 
 class SpApiError(Exception):
@@ -63,13 +63,17 @@ def parse_iso(value: str, name: str = "date") -> float:
     return parsed.timestamp()
 
 
-def money(value: Decimal | str | int) -> Decimal:
-    return Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_UP)
+def money(value: Decimal | str | int, currency: str | None = None) -> Decimal:
+    """``value`` rounded half-up to the minor units of ``currency`` (2 decimals without one; JPY has 0)."""
+    places = 2 if currency is None else minor_units(currency)
+    return Decimal(str(value)).quantize(Decimal(1).scaleb(-places) if places else Decimal(1),
+                                        rounding=ROUND_HALF_UP)
 
 
 def money_obj(amount: Decimal | str, currency: str) -> dict[str, str]:
-    """An Orders 2026-01-01 ``Money``: amount as a 2-dp decimal string."""
-    return {"amount": str(money(amount)), "currencyCode": currency}
+    """An Orders 2026-01-01 ``Money``: the amount as a decimal string in the currency's minor units
+    (``"19.99"`` USD, ``"19940"`` JPY, as in Amazon's examples)."""
+    return {"amount": str(money(amount, currency)), "currencyCode": currency}
 
 
 _DEC_MARK = re.compile(r'"__decimal__(-?[0-9]+(?:\.[0-9]+)?)__"')

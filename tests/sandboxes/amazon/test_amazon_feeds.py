@@ -193,3 +193,31 @@ def test_unsupported_feed_type(amz):
     r = amz.post("/feeds/2021-06-30/feeds", json={"feedType": "POST_PRODUCT_DATA", "marketplaceIds": [US],
                                                    "inputFeedDocumentId": doc["feedDocumentId"]})
     assert r.status_code == 400
+
+
+def test_fulfillment_feed_carrier_rules(amz):
+    """CarrierCode from Amazon's list is required; Other needs CarrierName (Amazon's 2021/2022 rule)."""
+    orders = [make_order(f"113-0000001-000000{n}") for n in range(1, 5)]
+    amz.load(*orders)
+
+    def message(order, data):
+        return (f"<OrderFulfillment><AmazonOrderID>{order['orderId']}</AmazonOrderID>"
+                f"<FulfillmentDate>2026-01-02T10:00:00Z</FulfillmentDate><FulfillmentData>{data}</FulfillmentData>"
+                "</OrderFulfillment>")
+
+    feed, results = finish(amz, submit(amz, "POST_ORDER_FULFILLMENT_DATA", envelope(
+        "OrderFulfillment",
+        message(orders[0], "<CarrierCode>Fedex</CarrierCode><ShipperTrackingNumber>1</ShipperTrackingNumber>"),
+        message(orders[1], "<CarrierName>Some Courier</CarrierName>"),
+        message(orders[2], "<CarrierCode>Other</CarrierCode>"),
+        message(orders[3], "<CarrierCode>Other</CarrierCode><CarrierName>Some Courier</CarrierName>"
+                           "<ShipperTrackingNumber>SC-1</ShipperTrackingNumber>"))))
+    errors = {r["MessageID"]: r["ResultDescription"] for r in results}
+    assert set(errors) == {"1", "2", "3"}
+    assert "not one of Amazon's carrier codes" in errors["1"]
+    assert errors["2"] == "CarrierCode is required."
+    assert errors["3"] == "CarrierName is required when CarrierCode is Other."
+    shipped = amz.admin("GET", f"/orders/{orders[3]['orderId']}").json()["order"]
+    assert shipped["packages"][0]["carrier"] == "Some Courier"
+    assert amz.admin("GET", f"/orders/{orders[0]['orderId']}").json()["order"]["fulfillment"][
+        "fulfillmentStatus"] == "UNSHIPPED"

@@ -13,6 +13,7 @@ def confirm(amz, ref, items, order_id=OID, **extra):
     body = {"marketplaceId": US, "packageDetail": {
         "packageReferenceId": ref, "carrierCode": "UPS", "shippingMethod": "UPS Ground",
         "trackingNumber": f"1Z{ref}", "shipDate": "2026-01-02T10:00:00Z", "orderItems": items, **extra}}
+    body["packageDetail"] = {k: v for k, v in body["packageDetail"].items() if v is not None}
     return amz.post(f"/orders/v0/orders/{order_id}/shipmentConfirmation", json=body)
 
 
@@ -78,3 +79,72 @@ def test_confirm_shipment_errors(amz):
     order = amz.admin("GET", f"/orders/{OID}").json()["order"]
     assert [p["packageReferenceId"] for p in order["packages"]] == ["P1"]
     assert order["orderItems"][0]["fulfillment"]["quantityFulfilled"] == 0
+
+
+def _detail(r) -> str:
+    error = r.json()["errors"][0]
+    return f"{error['message']} {error.get('details', '')}"
+
+
+def test_carrier_code_must_be_on_amazons_list(amz):
+    amz.load(two_item_order())
+    wrong_case = confirm(amz, "P1", [{"orderItemId": "B2", "quantity": 1}], carrierCode="Fedex")
+    assert "not one of Amazon's carrier codes" in _detail(wrong_case) and wrong_case.status_code == 400
+    validate(ORDERS_V0, "ConfirmShipmentErrorResponse", wrong_case.json())
+    other_without_name = confirm(amz, "P1", [{"orderItemId": "B2", "quantity": 1}], carrierCode="Other")
+    assert other_without_name.status_code == 400 and "carrierName is required" in _detail(other_without_name)
+    assert amz.admin("GET", f"/orders/{OID}").json()["order"].get("packages") is None  # nothing applied
+    unlisted = confirm(amz, "P1", [{"orderItemId": "B2", "quantity": 1}], carrierCode="Other",
+                       carrierName="Paquetería Ejemplo")
+    assert unlisted.status_code == 204
+    listed = confirm(amz, "P2", [{"orderItemId": "A1", "quantity": 1}], carrierCode="Amazon Shipping",
+                     carrierName="Amazon Shipping")  # a name beside a listed code is allowed (Amazon's example)
+    assert listed.status_code == 204
+    packages = amz.admin("GET", f"/orders/{OID}").json()["order"]["packages"]
+    assert [p["carrier"] for p in packages] == ["Paquetería Ejemplo", "Amazon Shipping"]
+
+
+def test_carrier_list_is_amazons_data_file():
+    import json
+
+    from sandboxes.amazon.carriers import CARRIER_CODES, DATA_FILE
+
+    data = json.loads(DATA_FILE.read_text(encoding="utf-8"))
+    assert data["retrieved"] and data["sources"] and len(data["carrierCodes"]) == len(set(data["carrierCodes"]))
+    assert {"UPS", "USPS", "FedEx", "DHL", "Canada Post", "Royal Mail", "Amazon Shipping", "OnTrac", "Correios",
+            "Japan Post", "India Post", "Aras Kargo", "Emirates Post", "Other"} <= CARRIER_CODES
+    assert not {"Fedex", "UPS Ground", "other", "AMZN_US"} & CARRIER_CODES
+
+
+def test_confirmed_in_seller_central_then_confirm_shipment_is_refused(amz):
+    """Issue 13 §4: the seller confirmed the order in Seller Central with UPS 1Z999AA10123456784; a
+    confirmShipment with the same carrier and tracking then finds nothing left to ship."""
+    order = make_order(OID)
+    amz.load(order)
+    items = [{"orderItemId": i["orderItemId"], "quantity": i["quantityOrdered"]} for i in order["orderItems"]]
+    r = amz.admin("POST", f"/orders/{OID}/events", json={"type": "ship", "packages": [
+        {"carrier": "UPS", "trackingNumber": "1Z999AA10123456784"}]})  # items default to everything left
+    assert r.status_code == 200, r.text
+    shipped = amz.get(f"/orders/2026-01-01/orders/{OID}", params={"includedData": "FULFILLMENT,PACKAGES"}).json()
+    validate(ORDERS_MODEL, "GetOrderResponse", shipped)
+    assert shipped["order"]["fulfillment"]["fulfillmentStatus"] == "SHIPPED"
+    assert [(p["carrier"], p["trackingNumber"]) for p in shipped["order"]["packages"]] == [
+        ("UPS", "1Z999AA10123456784")]
+    again = amz.post(f"/orders/v0/orders/{OID}/shipmentConfirmation", json={"marketplaceId": US, "packageDetail": {
+        "packageReferenceId": "7", "carrierCode": "UPS", "trackingNumber": "1Z999AA10123456784",
+        "shipDate": "2026-01-02T10:00:00Z", "orderItems": items}})
+    assert "exceeds the unshipped quantity 0" in _error(again, 400)
+
+
+def test_seller_central_shipment_without_package_data(amz):
+    amz.load(make_order(OID))
+    assert amz.admin("POST", f"/orders/{OID}/events", json={"type": "ship", "packageData": "no"}).status_code == 400
+    r = amz.admin("POST", f"/orders/{OID}/events", json={"type": "ship", "packageData": False})
+    assert r.status_code == 200, r.text
+    order = amz.get(f"/orders/2026-01-01/orders/{OID}", params={"includedData": "FULFILLMENT,PACKAGES"}).json()
+    validate(ORDERS_MODEL, "GetOrderResponse", order)
+    assert order["order"]["fulfillment"]["fulfillmentStatus"] == "SHIPPED" and "packages" not in order["order"]
+    assert all(i["fulfillment"]["quantityUnfulfilled"] == 0 for i in order["order"]["orderItems"])
+    item = order["order"]["orderItems"][0]
+    assert "exceeds the unshipped quantity 0" in _error(confirm(amz, "1", [
+        {"orderItemId": item["orderItemId"], "quantity": 1}]), 400)
