@@ -71,10 +71,14 @@ class Resources:
 def open_resources(actor: str, *, settings: Settings | None = None, db_url: str | None = None) -> Resources:
     """Load and validate the settings, open and migrate the state store.
 
+    The state store's location is resolved by ``store.db.default_url`` (the ``sales_channel_db`` connection,
+    else ``SALES_CHANNEL_DB_URL``, else the single-machine SQLite default) unless ``db_url`` is given.
+
     :raises SettingsError: the settings are invalid (the message names the field and the fix).
+    :raises StateStoreConfigError: ``sales_channel_db`` exists but cannot be read or used.
     """
     settings = settings or load_settings()
-    engine = get_engine(db_url or os.environ.get("SALES_CHANNEL_DB_URL") or None)
+    engine = get_engine(db_url)
     migrate(engine)
     return Resources(settings=settings, store=StateStore(engine, actor=actor), actor=actor)
 
