@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from amazon_commerce_sync.settings import AccountSettings, Settings, load_settings
 from amazon_commerce_sync.store import StateStore
-from amazon_commerce_sync.store.db import get_engine, migrate
+from amazon_commerce_sync.store.db import default_url, get_engine, migrate
 
 if TYPE_CHECKING:
     from amazon_commerce_sync.hooks.amazon import AmazonSpApiHook
@@ -78,7 +78,7 @@ def open_resources(actor: str, *, settings: Settings | None = None, db_url: str 
     :raises StateStoreConfigError: ``sales_channel_db`` exists but cannot be read or used.
     """
     settings = settings or load_settings()
-    engine = get_engine(db_url)
+    engine = get_engine(db_url or default_url())  # resolved per task: the engine cache is keyed by URL
     migrate(engine)
     return Resources(settings=settings, store=StateStore(engine, actor=actor), actor=actor)
 

@@ -195,7 +195,11 @@ def make_engine(url: str | None = None) -> Engine:
 
 @functools.cache
 def get_engine(url: str | None = None) -> Engine:
-    """One engine per URL and process."""
+    """One engine per URL and process.
+
+    Cached by its argument: pass the resolved URL (``default_url()``), not ``None``, wherever the location may
+    change within a process (each task resolves it again).
+    """
     return make_engine(url)
 
 
