@@ -48,9 +48,9 @@ from amazon_commerce_sync.errors import (
     IntegrationError,
     RateLimitedError,
     RetriableError,
-    classify,
-    install_log_redaction,
 )
+from amazon_commerce_sync.hooks.classify import classify
+from amazon_commerce_sync.hooks.rest import install_log_redaction
 from amazon_commerce_sync.ratelimit import Limiter, LocalLimiter
 from amazon_commerce_sync.retry import DEFAULT_POLICY, NO_RETRY, RetryPolicy, call_with_retry
 

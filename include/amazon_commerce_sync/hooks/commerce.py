@@ -56,9 +56,9 @@ from amazon_commerce_sync.errors import (
     ConnectionFailedError,
     IntegrationError,
     RetriableError,
-    classify,
-    install_log_redaction,
 )
+from amazon_commerce_sync.hooks.classify import classify
+from amazon_commerce_sync.hooks.rest import install_log_redaction
 from amazon_commerce_sync.retry import DEFAULT_POLICY, NO_RETRY, RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
