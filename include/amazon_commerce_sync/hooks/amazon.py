@@ -31,7 +31,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -50,6 +50,7 @@ from amazon_commerce_sync.errors import (
     RetriableError,
 )
 from amazon_commerce_sync.hooks.classify import classify
+from amazon_commerce_sync.hooks.pagination import NextTokenPaginator
 from amazon_commerce_sync.hooks.rest import install_log_redaction
 from amazon_commerce_sync.ratelimit import Limiter, LocalLimiter
 from amazon_commerce_sync.retry import DEFAULT_POLICY, NO_RETRY, RetryPolicy, call_with_retry
@@ -420,10 +421,14 @@ class AmazonSpApiHook(HttpHook):
         included_data: Sequence[str] = DEFAULT_INCLUDED_DATA,
         max_results_per_page: int = 100,
     ) -> Iterator[OrdersPage]:
-        """Pages of searchOrders (Orders API 2026-01-01), following ``paginationToken``.
+        """Pages of searchOrders (Orders API 2026-01-01), following ``pagination.nextToken``.
 
-        Exactly one of ``last_updated_after`` / ``created_after`` is required. Stops when a
-        page has no next token, or when a token repeats (a server bug must not loop forever).
+        Exactly one of ``last_updated_after`` / ``created_after`` is required. Ends with the
+        page that has no next token.
+
+        :raises RepeatedPageError: when Amazon hands out a token it had already given: the
+            pages yielded so far are not the whole window (a server bug must neither loop
+            forever nor pass for the end of the listing).
         """
         if (last_updated_after is None) == (created_after is None):
             raise ValueError("pass exactly one of last_updated_after and created_after")
@@ -446,23 +451,19 @@ class AmazonSpApiHook(HttpHook):
             params["fulfilledBy"] = _csv(fulfilled_by)
         if included_data:
             params["includedData"] = _csv(included_data)
-        seen: set[str] = set()
-        while True:
-            body = self._call("GET", "/orders/2026-01-01/orders", operation="searchOrders", params=params) or {}
-            token = (body.get("pagination") or {}).get("nextToken") or None
+        for body in self._token_pages(
+            "/orders/2026-01-01/orders",
+            "searchOrders",
+            params,
+            next_param="paginationToken",
+            next_token=lambda body: (body.get("pagination") or {}).get("nextToken"),
+        ):
             yield OrdersPage(
                 orders=body.get("orders") or [],
-                next_token=token,
+                next_token=(body.get("pagination") or {}).get("nextToken") or None,
                 last_updated_before=body.get("lastUpdatedBefore"),
                 created_before=body.get("createdBefore"),
             )
-            if not token:
-                return
-            if token in seen:
-                log.warning("searchOrders: pagination token repeated; stopping")
-                return
-            seen.add(token)
-            params = {**params, "paginationToken": token}
 
     def get_order(self, order_id: str, included_data: Sequence[str] = DEFAULT_INCLUDED_DATA) -> dict[str, Any]:
         """One order (Orders API 2026-01-01); ``NotFoundError`` when Amazon has no such order."""
@@ -575,7 +576,10 @@ class AmazonSpApiHook(HttpHook):
     def list_financial_events(
         self, *, posted_after: datetime, posted_before: datetime | None = None, max_results_per_page: int = 100
     ) -> Iterator[dict[str, Any]]:
-        """Pages of ``FinancialEvents`` (Finances v0) posted in the window, following NextToken."""
+        """Pages of ``FinancialEvents`` (Finances v0) posted in the window, following NextToken.
+
+        :raises RepeatedPageError: when Amazon hands out a ``NextToken`` it had already given.
+        """
         params: dict[str, Any] = {"PostedAfter": iso_utc(posted_after), "MaxResultsPerPage": max_results_per_page}
         if posted_before is not None:
             params["PostedBefore"] = iso_utc(posted_before)
@@ -597,19 +601,31 @@ class AmazonSpApiHook(HttpHook):
         return merged
 
     def _finance_pages(self, path: str, operation: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        seen: set[str] = set()
-        while True:
-            body = self._call("GET", path, operation=operation, params=params) or {}
-            payload = body.get("payload") or {}
-            yield payload.get("FinancialEvents") or {}
-            token = payload.get("NextToken") or None
-            if not token:
-                return
-            if token in seen:
-                log.warning("%s: NextToken repeated; stopping", operation)
-                return
-            seen.add(token)
-            params = {**params, "NextToken": token}
+        for body in self._token_pages(
+            path,
+            operation,
+            params,
+            next_param="NextToken",
+            next_token=lambda body: (body.get("payload") or {}).get("NextToken"),
+        ):
+            yield (body.get("payload") or {}).get("FinancialEvents") or {}
+
+    def _token_pages(
+        self,
+        path: str,
+        operation: str,
+        params: dict[str, Any],
+        *,
+        next_param: str,
+        next_token: Callable[[dict[str, Any]], str | None],
+    ) -> NextTokenPaginator[dict[str, Any]]:
+        """The pages of a GET listing: each next one asked for with ``next_param`` = the previous page's token."""
+
+        def fetch(token: str | None) -> dict[str, Any]:
+            page_params = params if token is None else {**params, next_param: token}
+            return self._call("GET", path, operation=operation, params=page_params) or {}
+
+        return NextTokenPaginator(fetch, next_token, operation=operation)
 
     # ------------------------------------------------------------------ health
 

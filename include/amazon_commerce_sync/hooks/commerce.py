@@ -58,6 +58,7 @@ from amazon_commerce_sync.errors import (
     RetriableError,
 )
 from amazon_commerce_sync.hooks.classify import classify
+from amazon_commerce_sync.hooks.pagination import CurrentPagePaginator
 from amazon_commerce_sync.hooks.rest import install_log_redaction
 from amazon_commerce_sync.retry import DEFAULT_POLICY, NO_RETRY, RetryPolicy, call_with_retry
 
@@ -434,6 +435,27 @@ class CommerceHook(HttpHook):
         params = search_criteria(filter_groups, sort=sort, page_size=page_size, current_page=current_page)
         return self._call("GET", f"/V1/{resource}", params=params, operation=f"GET /V1/{resource}") or {}
 
+    def search_pages(
+        self,
+        resource: str,
+        filter_groups: Sequence[Sequence[Filter]],
+        *,
+        page_size: int = 100,
+        sort: Sequence[tuple[str, str]] | None = (("entity_id", "ASC"),),
+    ) -> CurrentPagePaginator:
+        """The pages (whole bodies: ``items``, ``total_count``) of a search, following ``currentPage``.
+
+        Ends by ``total_count`` or with a short page: Magento answers a page beyond the end with
+        the last page again, so an empty page never comes. Iterating raises ``RepeatedPageError``
+        when a page brings exactly the items of one already read (the result shrank while it was
+        paged, so some items were skipped).
+        """
+        return CurrentPagePaginator(
+            lambda page: self.search_page(resource, filter_groups, page_size=page_size, current_page=page, sort=sort),
+            page_size=page_size,
+            operation=f"GET /V1/{resource}",
+        )
+
     def search(
         self,
         resource: str,
@@ -441,23 +463,14 @@ class CommerceHook(HttpHook):
         page_size: int = 100,
         sort: Sequence[tuple[str, str]] | None = (("entity_id", "ASC"),),
     ) -> Iterator[list[dict[str, Any]]]:
-        """Pages of a search, following ``currentPage``; stops by ``total_count``.
+        """The non-empty pages of items of a search (see ``search_pages``).
 
-        (Magento answers a page beyond the end with the last page again, so an empty page
-        never comes: the count is the only reliable end.)
+        :raises RepeatedPageError: when Magento answers a page already read.
         """
-        page = 1
-        fetched = 0
-        while True:
-            body = self.search_page(resource, filter_groups, page_size=page_size, current_page=page, sort=sort)
+        for body in self.search_pages(resource, filter_groups, page_size=page_size, sort=sort):
             items = body.get("items") or []
-            total = int(body.get("total_count") or 0)
             if items:
                 yield items
-            fetched += len(items)
-            if not items or fetched >= total or page * page_size >= total:
-                return
-            page += 1
 
     # ------------------------------------------------------------------ orders
 
@@ -606,27 +619,20 @@ class CommerceHook(HttpHook):
         cursor = magento_datetime(since)
         sort = (("updated_at", "ASC"), ("entity_id", "ASC"))
         last: tuple[str, int] | None = None
-        page = 1
         while True:
-            body = self.search_page(
-                resource,
-                [[Filter("updated_at", cursor, "gteq")]],
-                page_size=page_size,
-                current_page=page,
-                sort=sort,
-            )
-            items = body.get("items") or []
-            total = int(body.get("total_count") or 0)
-            new = [i for i in items if last is None or (str(i.get("updated_at")), int(i["entity_id"])) > last]
-            yield from new
-            if len(items) < page_size or page * page_size >= total:
-                return
-            if new:
-                last = (str(new[-1].get("updated_at")), int(new[-1]["entity_id"]))
-            if last is not None and last[0] != cursor:
-                cursor, page = last[0], 1
+            since_cursor = [[Filter("updated_at", cursor, "gteq")]]
+            pages = self.search_pages(resource, since_cursor, page_size=page_size, sort=sort)
+            for body in pages:
+                items = body.get("items") or []
+                new = [i for i in items if last is None or (str(i.get("updated_at")), int(i["entity_id"])) > last]
+                yield from new
+                if new:
+                    last = (str(new[-1].get("updated_at")), int(new[-1]["entity_id"]))
+                if not pages.finished and last is not None and last[0] != cursor:
+                    cursor = last[0]
+                    break  # start again from page 1 of the new cursor
             else:
-                page += 1
+                return
 
     # ------------------------------------------------------------------ catalog & stock
 
