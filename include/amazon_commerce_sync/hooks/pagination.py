@@ -40,7 +40,29 @@ Page = TypeVar("Page")
 IDENTITY_FIELDS = ("entity_id", "id", "sku", "source_code")
 
 
-class NextTokenPaginator(Generic[Page]):
+class _Paginator:
+    """What both paginators keep: the operation, the pages read, and what they have already seen."""
+
+    def __init__(self, operation: str) -> None:
+        self.operation = operation
+        self.pages_read = 0
+        #: True while the page just yielded is the last one (a caller may then skip its own restart).
+        self.finished = False
+        self._seen: set[Hashable] = set()
+
+    def _start(self) -> None:
+        self.pages_read, self.finished, self._seen = 0, False, set()
+
+    def _remember(self, key: Hashable, repeated: str) -> None:
+        """Note ``key`` (a token, a page's items); ``RepeatedPageError`` saying ``repeated`` if it came before."""
+        if key in self._seen:
+            raise RepeatedPageError(
+                f"{repeated}; the listing cannot be read to its end", operation=self.operation, pages=self.pages_read
+            )
+        self._seen.add(key)
+
+
+class NextTokenPaginator(_Paginator, Generic[Page]):
     """Pages of a listing that hands out a next-page token (Amazon SP-API).
 
     :param fetch: ``fetch(token)`` requests one page (``token`` None for the first) and returns
@@ -54,15 +76,12 @@ class NextTokenPaginator(Generic[Page]):
     def __init__(
         self, fetch: Callable[[str | None], Page], next_token: Callable[[Page], str | None], *, operation: str
     ) -> None:
+        super().__init__(operation)
         self.fetch = fetch
         self.next_token = next_token
-        self.operation = operation
-        self.pages_read = 0
-        #: True while the page just yielded is the last one.
-        self.finished = False
 
     def __iter__(self) -> Iterator[Page]:
-        seen: set[str] = set()
+        self._start()
         token: str | None = None
         while True:
             body = self.fetch(token)
@@ -72,14 +91,7 @@ class NextTokenPaginator(Generic[Page]):
             yield body
             if token is None:
                 return
-            if token in seen:
-                raise RepeatedPageError(
-                    f"page {self.pages_read} carried the next-page token of an earlier page; the listing "
-                    "cannot be read to its end, so nothing after this page was read",
-                    operation=self.operation,
-                    pages=self.pages_read,
-                )
-            seen.add(token)
+            self._remember(token, f"page {self.pages_read} carried the next-page token of an earlier page")
 
 
 def magento_item_identity(item: Mapping[str, Any]) -> Hashable:
@@ -93,7 +105,7 @@ def magento_item_identity(item: Mapping[str, Any]) -> Hashable:
     return json.dumps(item, sort_keys=True, default=str)
 
 
-class CurrentPagePaginator:
+class CurrentPagePaginator(_Paginator):
     """Pages of a Magento search (``{items, total_count, search_criteria}`` bodies).
 
     :param fetch: ``fetch(current_page)`` requests page ``current_page`` (1-based) with
@@ -117,31 +129,23 @@ class CurrentPagePaginator:
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
+        super().__init__(operation)
         self.fetch = fetch
         self.page_size = page_size
-        self.operation = operation
         self.identity = identity
-        self.pages_read = 0
-        #: True while the page just yielded is the last one (a caller may then skip its own restart).
-        self.finished = False
 
     def __iter__(self) -> Iterator[Mapping[str, Any]]:
-        seen: set[tuple[Hashable, ...]] = set()
+        self._start()
         page = 1
         while True:
             body = self.fetch(page)
             self.pages_read += 1
             items = body.get("items") or []
             if items:
-                fingerprint = tuple(self.identity(item) for item in items)
-                if fingerprint in seen:
-                    raise RepeatedPageError(
-                        f"currentPage {page} answered the items of an earlier page again (the result changed "
-                        "while it was paged); the search cannot be read to its end",
-                        operation=self.operation,
-                        pages=self.pages_read,
-                    )
-                seen.add(fingerprint)
+                self._remember(
+                    tuple(self.identity(item) for item in items),
+                    f"currentPage {page} answered the items of an earlier page again (the result changed while paged)",
+                )
             total = int(body.get("total_count") or 0)
             self.finished = len(items) < self.page_size or page * self.page_size >= total
             yield body
