@@ -17,7 +17,7 @@
 Renewable credentials implement ``hooks.rest.RefreshableAuth.refused``; ``RestHook`` replays a
 refused request once. A token endpoint that fails retriably makes the call fail with
 ``request_sent=False``; one that refuses the credentials raises ``AuthenticationError`` naming
-the connection and what to check. Nothing here logs or ``repr``\\ s a secret or a token.
+the connection and what to check. No secret or token is logged or shown in a ``repr``.
 """
 
 from __future__ import annotations

@@ -284,6 +284,7 @@ class RestHook(HttpHook):
         """A request to a URL outside the API (a pre-signed document URL): no credentials, no session.
 
         With the connection's timeout and the retry policy; the URL (it holds a signature) is never logged.
+
         :raises IntegrationError: the classified failure once the policy gives up.
         """
         return call_with_retry(
