@@ -18,7 +18,8 @@ from amazon_commerce_sync.constants import OWNER
 
 #: "Fatal means fail now" (Airflow 3.3 ``ExceptionRetryPolicy``; rules are checked in order, the first match
 #: decides). A ``FatalError`` (Amazon or Commerce refused the request: HTTP 400/401/403/404/409, a Login with
-#: Amazon refusal, a connection missing its credentials) and a ``SettingsError`` fail the task on the try
+#: Amazon refusal, a connection missing its credentials), a ``SettingsError`` and a ``StateStoreConfigError``
+#: (``sales_channel_db`` defined but unusable) fail the task on the try
 #: they happen, whatever its ``retries``. Anything else (``RetriableError`` once the hooks' own retries are
 #: spent, a state-store outage, a timeout) follows the task's ``retries`` and ``retry_delay``.
 #: ``AirflowFailException`` (an invalid run parameter or guard) never retries in Airflow itself.
@@ -33,6 +34,11 @@ RETRY_POLICY = ExceptionRetryPolicy(
             exception="amazon_commerce_sync.settings.SettingsError",
             action=RetryAction.FAIL,
             reason="the Sales Channel settings are invalid: retrying cannot help",
+        ),
+        RetryRule(
+            exception="amazon_commerce_sync.errors.StateStoreConfigError",
+            action=RetryAction.FAIL,
+            reason="the state store's connection is unusable: retrying cannot help",
         ),
     ],
 )

@@ -1,6 +1,7 @@
 """How Airflow runs the Sales Channel tasks, end to end with ``dag.test()`` against the sandboxes.
 
-- Fatal means fail now: a ``FatalError`` (here an authentication error) or a ``SettingsError`` fails the
+- Fatal means fail now: a ``FatalError`` (here an authentication error), a ``SettingsError`` or a
+  ``StateStoreConfigError`` fails the
   task on its first try although it has retries (the retry policy of ``dag_defaults``); anything else is
   retried. ``dag.test()`` logs task failures instead of raising them: the tests read each task instance's
   state and try number.
@@ -103,6 +104,12 @@ def test_invalid_settings_fail_on_the_first_try_and_a_state_store_outage_is_retr
     _, outcome = run(dag_id)
     [(state, tries)] = outcome.values()
     assert (state, tries) == ("failed", RETRIES + 1)
+
+    # a sales_channel_db connection that exists but is not a database connection: fail now, never fall back
+    monkeypatch.setenv("AIRFLOW_CONN_SALES_CHANNEL_DB", json.dumps({"conn_type": "http", "host": "db.example"}))
+    _, outcome = run(dag_id)
+    [(state, tries)] = outcome.values()
+    assert (state, tries) == ("failed", 1)
 
 
 # -- windows from run_after ----------------------------------------------------------------------------------

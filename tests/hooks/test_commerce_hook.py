@@ -329,3 +329,18 @@ def test_logs_carry_no_token_secret_or_email(shop, monkeypatch, caplog):
     assert "customers/search" in client_logs  # urllib3's request lines are there, redacted
     for secret in [email, email.replace("@", "%40"), ADMIN_PASSWORD, *tokens, *OAUTH.values()]:
         assert secret not in client_logs
+
+
+def test_keyset_paging_yields_each_shipment_once_and_stops_on_the_last_page(shop):
+    base_url, _ = shop
+    hook = CommerceHook()
+    ids = []
+    for n in range(7):
+        order = hook.create_order(order_entity(f"111-{n:07d}-0000010"))
+        ids.append(hook.ship_order(order["entity_id"], [{"order_item_id": order["items"][0]["item_id"], "qty": 1}], []))
+    since = datetime.now(UTC) - timedelta(hours=1)
+    for page_size in (1, 2, 3):  # restarts from the last updated_at seen, skipping what was yielded
+        assert [s["entity_id"] for s in hook.iter_shipments(since, page_size=page_size)] == ids
+    before = calls(base_url, "GET /V1/shipments")
+    assert [s["entity_id"] for s in hook.iter_shipments(since, page_size=7)] == ids
+    assert calls(base_url, "GET /V1/shipments") - before == 1  # the last page ends it: no restart after it

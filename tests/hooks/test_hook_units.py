@@ -9,15 +9,10 @@ from decimal import Decimal
 import pytest
 
 from amazon_commerce_sync.errors import AuthenticationError
-from amazon_commerce_sync.hooks.amazon import RATE_SAFETY, AmazonSpApiHook, iso_utc, parse_timeout
-from amazon_commerce_sync.hooks.commerce import (
-    CommerceHook,
-    Filter,
-    dumps,
-    loads,
-    magento_datetime,
-    search_criteria,
-)
+from amazon_commerce_sync.hooks.amazon import RATE_SAFETY, AmazonSpApiHook, iso_utc
+from amazon_commerce_sync.hooks.commerce import CommerceHook
+from amazon_commerce_sync.hooks.rest import dumps, loads, parse_timeout
+from amazon_commerce_sync.hooks.search_criteria import Filter, magento_datetime, search_criteria
 
 
 def test_search_criteria_php_style_params():

@@ -12,13 +12,11 @@ Connection (``amazon_sp_api``, type ``http``):
 - extra ``timeout``: seconds, a number (read) or ``[connect, read]``; default 10 / 60.
 
 Every call acquires a token from a client-side bucket per seller and operation
-(``ratelimit.py``), goes through the one retry policy (``retry.py``) and sorts failures
-with ``errors.classify``. The LWA access token is cached until 60 s before it expires,
-and fetched again once if a call answers 401/403 ``Unauthorized``.
-
-Requests are sent with the hook's own ``requests.Session`` rather than ``HttpHook.run``:
-``HttpHook`` would send the connection's login/password as HTTP Basic auth and every
-extra (the refresh token included) as an HTTP header, and logs response bodies on errors.
+(``ratelimit.py``), then goes through the REST base (``hooks/rest.py``: session, timeouts,
+the one retry policy, ``hooks.classify``). Authentication is ``hooks.auth.LwaAuth``: the LWA
+access token is cached until 60 s before it expires, and fetched again once if a call answers
+401/403 about the token. Listings follow Amazon's next-page tokens with
+``hooks.pagination.NextTokenPaginator`` and raise ``RepeatedPageError`` if one comes back.
 Nothing here logs a token, a secret, a pre-signed URL or buyer data.
 """
 
@@ -29,36 +27,24 @@ import gzip
 import hashlib
 import json
 import logging
-import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any, TypedDict
 
 import requests
-from airflow.providers.http.hooks.http import HttpHook
-from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 
 from amazon_commerce_sync.constants import AMAZON_CONN_ID
-from amazon_commerce_sync.errors import (
-    AuthenticationError,
-    ConnectionFailedError,
-    IntegrationError,
-    RateLimitedError,
-    RetriableError,
-    classify,
-    install_log_redaction,
-)
+from amazon_commerce_sync.errors import AuthenticationError, RateLimitedError
+from amazon_commerce_sync.hooks.auth import DEFAULT_LWA_ENDPOINT, LwaAuth
+from amazon_commerce_sync.hooks.pagination import NextTokenPaginator
+from amazon_commerce_sync.hooks.rest import DEFAULT_TIMEOUT, RestHook, connection_base_url, parse_timeout
 from amazon_commerce_sync.ratelimit import Limiter, LocalLimiter
-from amazon_commerce_sync.retry import DEFAULT_POLICY, NO_RETRY, RetryPolicy, call_with_retry
+from amazon_commerce_sync.retry import DEFAULT_POLICY, RetryPolicy
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LWA_ENDPOINT = "https://api.amazon.com/auth/o2/token"
-DEFAULT_TIMEOUT = (10.0, 60.0)
-TOKEN_REFRESH_MARGIN = 60.0
 #: Our buckets run slightly slower than Amazon's, so clock skew and network jitter do not
 #: turn into 429s when we call at full speed.
 RATE_SAFETY = 0.97
@@ -143,15 +129,6 @@ class SpApiSettings:
         return f"{self.base_url}|{digest}"
 
 
-def parse_timeout(value: Any, default: tuple[float, float] = DEFAULT_TIMEOUT) -> tuple[float, float]:
-    """A connection's ``timeout`` extra: a number (read timeout) or ``[connect, read]``."""
-    if value is None or value == "":
-        return default
-    if isinstance(value, list | tuple) and len(value) == 2:
-        return float(value[0]), float(value[1])
-    return default[0], float(value)
-
-
 def iso_utc(value: datetime) -> str:
     """An aware datetime as ISO 8601 UTC with ``Z`` (milliseconds kept when present)."""
     if value.tzinfo is None or value.utcoffset() is None:
@@ -162,15 +139,21 @@ def iso_utc(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _loads(text: str) -> Any:
-    return json.loads(text, parse_float=Decimal) if text else None
-
-
 def _csv(values: Iterable[str]) -> str:
     return ",".join(values)
 
 
-class AmazonSpApiHook(HttpHook):
+def _orders_next_token(body: dict[str, Any]) -> str | None:
+    """Orders 2026-01-01: ``pagination.nextToken``, sent back as ``paginationToken``."""
+    return (body.get("pagination") or {}).get("nextToken") or None
+
+
+def _finances_next_token(body: dict[str, Any]) -> str | None:
+    """Finances v0: ``payload.NextToken``, sent back as ``NextToken``."""
+    return (body.get("payload") or {}).get("NextToken") or None
+
+
+class AmazonSpApiHook(RestHook):
     """Speak the Selling Partner API in domain terms.
 
     :param amazon_conn_id: the Airflow connection (see the module docstring).
@@ -181,7 +164,6 @@ class AmazonSpApiHook(HttpHook):
 
     conn_name_attr = "amazon_conn_id"
     default_conn_name = AMAZON_CONN_ID
-    conn_type = "http"
     hook_name = "Amazon Selling Partner API"
 
     def __init__(
@@ -192,15 +174,10 @@ class AmazonSpApiHook(HttpHook):
         retry_policy: RetryPolicy = DEFAULT_POLICY,
         max_rate_wait: float | None = 600.0,
     ) -> None:
-        super().__init__(method="GET", http_conn_id=amazon_conn_id)
-        install_log_redaction()
+        super().__init__(amazon_conn_id, retry_policy=retry_policy)
         self.amazon_conn_id = amazon_conn_id
         self.limiter: Limiter = limiter or _PROCESS_LIMITER
-        self.retry_policy = retry_policy
         self.max_rate_wait = max_rate_wait
-        self._token_lock = threading.Lock()
-        self._access_token: str | None = None
-        self._token_expires_at = 0.0
         self._last_rate_limit: dict[str, float] = {}
 
     # ------------------------------------------------------------------ connection
@@ -222,9 +199,6 @@ class AmazonSpApiHook(HttpHook):
             missing.append("extra.refresh_token (the seller's LWA refresh token)")
         if missing:
             raise AuthenticationError(f"{where} is missing: {'; '.join(missing)}", operation="connection")
-        host = conn.host if "://" in conn.host else f"{conn.schema or 'https'}://{conn.host}"
-        if conn.port:
-            host = f"{host}:{conn.port}"
         try:
             rate_scale = float(extra.get("rate_scale", 1) or 1)
             timeout = parse_timeout(extra.get("timeout"))
@@ -236,7 +210,7 @@ class AmazonSpApiHook(HttpHook):
             raise AuthenticationError(f"{where}: extra.rate_scale must be positive", operation="connection")
         return SpApiSettings(
             conn_id=self.amazon_conn_id,
-            base_url=host.rstrip("/"),
+            base_url=connection_base_url(conn),
             client_id=conn.login,
             client_secret=conn.password,
             refresh_token=extra["refresh_token"],
@@ -245,78 +219,28 @@ class AmazonSpApiHook(HttpHook):
             timeout=timeout,
         )
 
-    def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: Any = None) -> requests.Session:
-        """A session without Basic auth and without the connection extras as headers."""
-        session = requests.Session()
-        adapter = TCPKeepAliveAdapter(idle=120, count=20, interval=30)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        session.headers.update({"Accept": "application/json", "User-Agent": "amazon-commerce-sync/0.1"})
-        if headers:
-            session.headers.update(headers)
-        self.base_url = self.settings.base_url
-        self._base_url_initialized = True
-        return session
-
     @functools.cached_property
-    def session(self) -> requests.Session:
-        return self.get_conn()
-
-    # ------------------------------------------------------------------ LWA
-
-    def _fetch_token(self) -> tuple[str, float]:
+    def auth(self) -> LwaAuth:
+        """Login with Amazon: ``x-amz-access-token`` on every request."""
         s = self.settings
-        operation = "lwaToken"
-        try:
-            response = requests.post(
-                s.lwa_endpoint,
-                data={
-                    "grant_type": "refresh_token",
-                    "refresh_token": s.refresh_token,
-                    "client_id": s.client_id,
-                    "client_secret": s.client_secret,
-                },
-                headers={"Accept": "application/json"},
-                timeout=s.timeout,
-            )
-        except requests.RequestException as exc:
-            raise classify(exc, operation) from None
-        if response.status_code >= 400:
-            error = classify(response, operation)
-            if isinstance(error, RetriableError):
-                raise error
-            raise AuthenticationError(
-                f"LWA rejected the credentials: {error.message}. Check Airflow connection "
-                f"'{s.conn_id}': login (LWA client id), password (LWA client secret) and "
-                "extra.refresh_token (re-authorise the application if it was revoked).",
-                operation=operation,
-                status=error.status,
-                code=error.code,
-            )
-        body = _loads(response.text) or {}
-        token = body.get("access_token")
-        if not token:
-            raise AuthenticationError("LWA answered without an access_token", operation=operation)
-        expires_in = float(body.get("expires_in") or 3600)
-        return token, time.monotonic() + expires_in
+        return LwaAuth(
+            endpoint=s.lwa_endpoint,
+            client_id=s.client_id,
+            client_secret=s.client_secret,
+            refresh_token=s.refresh_token,
+            timeout=s.timeout,
+            conn_id=s.conn_id,
+            retry_policy=self.retry_policy,
+        )
 
     def access_token(self, *, force: bool = False, retry: bool = True) -> str:
-        """The LWA access token, cached until 60 s before it expires.
+        """The LWA access token, cached until 60 s before it expires (see ``LwaAuth.access_token``)."""
+        return self.auth.access_token(force=force, retry=retry)
 
-        :param force: fetch a new one even if the cached one looks valid.
-        :param retry: retry LWA's retriable failures here (False inside a call that is
-            itself retried, so attempts do not multiply).
-        """
-        with self._token_lock:
-            now = time.monotonic()
-            if force or self._access_token is None or now >= self._token_expires_at - TOKEN_REFRESH_MARGIN:
-                policy = self.retry_policy if retry else NO_RETRY
-                token, expires_at = call_with_retry(policy, self._fetch_token, operation="lwaToken")
-                self._access_token, self._token_expires_at = token, expires_at
-                log.info("Obtained an LWA access token for connection %s", self.amazon_conn_id)
-            return self._access_token
+    def encode_body(self, body: Any) -> str:
+        return json.dumps(body, default=str)
 
-    # ------------------------------------------------------------------ transport
+    # ------------------------------------------------------------------ rate limits
 
     def _bucket(self, operation: str) -> tuple[str, float, int]:
         rate, burst = RATE_LIMITS.get(operation, (0.5, 10))
@@ -326,84 +250,26 @@ class AmazonSpApiHook(HttpHook):
             max(1, burst - BURST_HEADROOM),
         )
 
-    def _attempt(
-        self, method: str, path: str, operation: str, params: dict[str, Any] | None, body: Any
-    ) -> requests.Response:
+    def _attempt(self, method: str, path: str, operation: str, params: Any, body: Any) -> requests.Response:
+        """One attempt, after a token from the operation's bucket; a 429 drains the bucket for everyone."""
         key, rate, burst = self._bucket(operation)
         waited = self.limiter.acquire(key, rate, burst, timeout=self.max_rate_wait)
         if waited > 1:
             log.info("%s: waited %.1f s for the client-side rate limit", operation, waited)
-        url = self.settings.base_url + path
-        data = json.dumps(body, default=str) if body is not None else None
-        refreshed = False
-        while True:
-            headers = {"x-amz-access-token": self._token_before_sending(operation, force=False)}
-            if data is not None:
-                headers["Content-Type"] = "application/json"
-            try:
-                response = self.session.request(
-                    method, url, params=params, data=data, headers=headers, timeout=self.settings.timeout
-                )
-            except requests.RequestException as exc:
-                raise classify(exc, operation) from None
-            limit = response.headers.get("x-amzn-RateLimit-Limit")
-            if limit:
-                try:
-                    self._last_rate_limit[operation] = float(limit)
-                except ValueError:
-                    pass
-            if response.status_code < 400:
-                return response
-            error = classify(response, operation)
-            if response.status_code in (401, 403) and not refreshed and self._token_problem(error):
-                log.info("%s: access token refused (%s); fetching a new one", operation, error.code)
-                self._token_before_sending(operation, force=True)
-                refreshed = True
-                continue
-            if isinstance(error, RateLimitedError):
-                self.limiter.penalize(key)
-            raise error
-
-    def _token_before_sending(self, operation: str, *, force: bool) -> str:
-        """The access token; a retriable LWA failure means this request was never sent."""
         try:
-            return self.access_token(force=force, retry=False)
-        except RetriableError as exc:
-            raise ConnectionFailedError(
-                f"could not obtain an LWA token before sending ({exc})", operation=operation, request_sent=False
-            ) from exc
+            return super()._attempt(method, path, operation, params, body)
+        except RateLimitedError:
+            self.limiter.penalize(key)
+            raise
 
-    @staticmethod
-    def _token_problem(error: IntegrationError) -> bool:
-        text = f"{error.code} {error.message}".lower()
-        return error.code in ("Unauthorized", "InvalidAccessToken") or "token" in text or "expired" in text
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        operation: str,
-        params: dict[str, Any] | None = None,
-        body: Any = None,
-        idempotent: bool = True,
-    ) -> Any:
-        """One SP-API call with limiter, retries and classification; returns the parsed JSON.
-
-        Non-idempotent calls are retried only when the request certainly had no effect.
-        """
-        response = call_with_retry(
-            self.retry_policy,
-            self._attempt,
-            method,
-            path,
-            operation,
-            params,
-            body,
-            operation=operation,
-            retry_if=None if idempotent else (lambda exc: exc.safe_to_replay),
-        )
-        return _loads(response.text)
+    def _observe(self, operation: str, response: requests.Response) -> None:
+        """Remember the rate Amazon applied (``x-amzn-RateLimit-Limit``), for ``rate_limit_headroom``."""
+        limit = response.headers.get("x-amzn-RateLimit-Limit")
+        if limit:
+            try:
+                self._last_rate_limit[operation] = float(limit)
+            except ValueError:
+                pass
 
     # ------------------------------------------------------------------ orders
 
@@ -420,10 +286,14 @@ class AmazonSpApiHook(HttpHook):
         included_data: Sequence[str] = DEFAULT_INCLUDED_DATA,
         max_results_per_page: int = 100,
     ) -> Iterator[OrdersPage]:
-        """Pages of searchOrders (Orders API 2026-01-01), following ``paginationToken``.
+        """Pages of searchOrders (Orders API 2026-01-01), following ``pagination.nextToken``.
 
-        Exactly one of ``last_updated_after`` / ``created_after`` is required. Stops when a
-        page has no next token, or when a token repeats (a server bug must not loop forever).
+        Exactly one of ``last_updated_after`` / ``created_after`` is required. Ends with the
+        page that has no next token.
+
+        :raises RepeatedPageError: when Amazon hands out a token it had already given: the
+            pages yielded so far are not the whole window (a server bug must neither loop
+            forever nor pass for the end of the listing).
         """
         if (last_updated_after is None) == (created_after is None):
             raise ValueError("pass exactly one of last_updated_after and created_after")
@@ -446,23 +316,14 @@ class AmazonSpApiHook(HttpHook):
             params["fulfilledBy"] = _csv(fulfilled_by)
         if included_data:
             params["includedData"] = _csv(included_data)
-        seen: set[str] = set()
-        while True:
-            body = self._call("GET", "/orders/2026-01-01/orders", operation="searchOrders", params=params) or {}
-            token = (body.get("pagination") or {}).get("nextToken") or None
+        path = "/orders/2026-01-01/orders"
+        for body in self._token_pages(path, "searchOrders", params, "paginationToken", _orders_next_token):
             yield OrdersPage(
                 orders=body.get("orders") or [],
-                next_token=token,
+                next_token=_orders_next_token(body),
                 last_updated_before=body.get("lastUpdatedBefore"),
                 created_before=body.get("createdBefore"),
             )
-            if not token:
-                return
-            if token in seen:
-                log.warning("searchOrders: pagination token repeated; stopping")
-                return
-            seen.add(token)
-            params = {**params, "paginationToken": token}
 
     def get_order(self, order_id: str, included_data: Sequence[str] = DEFAULT_INCLUDED_DATA) -> dict[str, Any]:
         """One order (Orders API 2026-01-01); ``NotFoundError`` when Amazon has no such order."""
@@ -498,18 +359,8 @@ class AmazonSpApiHook(HttpHook):
 
     def upload_feed_document(self, url: str, content: bytes, content_type: str) -> None:
         """PUT the content to the pre-signed URL (no SP-API headers; the URL is never logged)."""
-
-        def put() -> None:
-            try:
-                response = requests.put(
-                    url, data=content, headers={"Content-Type": content_type}, timeout=self.settings.timeout
-                )
-            except requests.RequestException as exc:
-                raise classify(exc, "uploadFeedDocument") from None
-            if response.status_code >= 400:
-                raise classify(response, "uploadFeedDocument")
-
-        call_with_retry(self.retry_policy, put, operation="uploadFeedDocument")
+        headers = {"Content-Type": content_type}
+        self._request_url("PUT", url, operation="uploadFeedDocument", data=content, headers=headers)
 
     def create_feed(self, feed_type: str, marketplace_ids: Sequence[str], document_id: str) -> str:
         """Submit an uploaded document for processing; returns the feedId. Not idempotent."""
@@ -555,17 +406,7 @@ class AmazonSpApiHook(HttpHook):
     def download_feed_document(self, document_id: str) -> bytes:
         """The document's content, gunzipped when ``compressionAlgorithm`` is GZIP."""
         document = self.get_feed_document(document_id)
-
-        def get() -> bytes:
-            try:
-                response = requests.get(document["url"], timeout=self.settings.timeout)
-            except requests.RequestException as exc:
-                raise classify(exc, "downloadFeedDocument") from None
-            if response.status_code >= 400:
-                raise classify(response, "downloadFeedDocument")
-            return response.content
-
-        content = call_with_retry(self.retry_policy, get, operation="downloadFeedDocument")
+        content = self._request_url("GET", document["url"], operation="downloadFeedDocument").content
         if (document.get("compressionAlgorithm") or "").upper() == "GZIP":
             content = gzip.decompress(content)
         return content
@@ -575,7 +416,10 @@ class AmazonSpApiHook(HttpHook):
     def list_financial_events(
         self, *, posted_after: datetime, posted_before: datetime | None = None, max_results_per_page: int = 100
     ) -> Iterator[dict[str, Any]]:
-        """Pages of ``FinancialEvents`` (Finances v0) posted in the window, following NextToken."""
+        """Pages of ``FinancialEvents`` (Finances v0) posted in the window, following NextToken.
+
+        :raises RepeatedPageError: when Amazon hands out a ``NextToken`` it had already given.
+        """
         params: dict[str, Any] = {"PostedAfter": iso_utc(posted_after), "MaxResultsPerPage": max_results_per_page}
         if posted_before is not None:
             params["PostedBefore"] = iso_utc(posted_before)
@@ -597,19 +441,24 @@ class AmazonSpApiHook(HttpHook):
         return merged
 
     def _finance_pages(self, path: str, operation: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        seen: set[str] = set()
-        while True:
-            body = self._call("GET", path, operation=operation, params=params) or {}
-            payload = body.get("payload") or {}
-            yield payload.get("FinancialEvents") or {}
-            token = payload.get("NextToken") or None
-            if not token:
-                return
-            if token in seen:
-                log.warning("%s: NextToken repeated; stopping", operation)
-                return
-            seen.add(token)
-            params = {**params, "NextToken": token}
+        for body in self._token_pages(path, operation, params, "NextToken", _finances_next_token):
+            yield (body.get("payload") or {}).get("FinancialEvents") or {}
+
+    def _token_pages(
+        self,
+        path: str,
+        operation: str,
+        params: dict[str, Any],
+        next_param: str,
+        next_token: Callable[[dict[str, Any]], str | None],
+    ) -> NextTokenPaginator[dict[str, Any]]:
+        """The pages of a GET listing: each next one asked for with ``next_param`` = the previous page's token."""
+
+        def fetch(token: str | None) -> dict[str, Any]:
+            page_params = params if token is None else {**params, next_param: token}
+            return self._call("GET", path, operation=operation, params=page_params) or {}
+
+        return NextTokenPaginator(fetch, next_token, operation=operation)
 
     # ------------------------------------------------------------------ health
 
@@ -646,10 +495,3 @@ class AmazonSpApiHook(HttpHook):
             "call_ms": round((time.monotonic() - started) * 1000),
             "rate_limits": self.rate_limit_headroom(),
         }
-
-    def test_connection(self) -> tuple[bool, str]:
-        try:
-            self.check_health()
-        except IntegrationError as exc:
-            return False, str(exc)
-        return True, "Connection successfully tested"

@@ -16,7 +16,9 @@ Connection (``commerce``, type ``http``):
 - extra ``timeout``: seconds, a number (read) or ``[connect, read]``; default 10 / 60.
 
 JSON numbers are parsed as ``Decimal``, and ``Decimal`` values are written as exact JSON
-numbers. Every call goes through ``retry.py`` and ``errors.classify``.
+numbers. Every call goes through the REST base (``hooks/rest.py``: session, timeouts, the one
+retry policy, ``hooks.classify``) with the auth object of ``hooks/auth.py`` the connection
+names; searches follow ``currentPage`` with ``hooks.pagination.CurrentPagePaginator``.
 
 Writes that are not idempotent (``create_order``, ``invoice_order``, ``ship_order``,
 ``refund_order``, ``create_customer``, ``add_order_comment``) are retried only when the
@@ -25,143 +27,35 @@ ambiguous failure (timeout, dropped connection, 5xx) they raise, and the caller 
 up the natural key (``find_orders_by_ext_order_ids``, the order's invoices...) before
 trying again: Magento has no idempotency key, a blind retry can duplicate an order.
 
-Requests are sent with the hook's own session rather than ``HttpHook.run``, which logs
-response bodies on errors and would send every connection extra as an HTTP header. URLs
-are never logged (a customer search carries an e-mail in its query string).
+URLs are never logged (a customer search carries an e-mail in its query string).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import logging
-import re
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-import requests
-from airflow.providers.http.hooks.http import HttpHook
-from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
+from requests.auth import AuthBase
 
 from amazon_commerce_sync.constants import COMMERCE_CONN_ID
-from amazon_commerce_sync.errors import (
-    AuthenticationError,
-    BadRequestError,
-    ConnectionFailedError,
-    IntegrationError,
-    RetriableError,
-    classify,
-    install_log_redaction,
-)
-from amazon_commerce_sync.retry import DEFAULT_POLICY, NO_RETRY, RetryPolicy, call_with_retry
+from amazon_commerce_sync.errors import AuthenticationError, BadRequestError
+from amazon_commerce_sync.hooks.auth import BearerAuth, MagentoAdminTokenAuth, magento_oauth1
+from amazon_commerce_sync.hooks.pagination import CurrentPagePaginator
+from amazon_commerce_sync.hooks.rest import DEFAULT_TIMEOUT, RestHook, connection_base_url, parse_timeout
+from amazon_commerce_sync.hooks.search_criteria import Filter, magento_datetime, search_criteria
+from amazon_commerce_sync.retry import DEFAULT_POLICY, RetryPolicy
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = (10.0, 60.0)
-ADMIN_TOKEN_TTL = 4 * 3600.0
-ADMIN_TOKEN_MARGIN = 300.0
 BATCH = 100
 
 AuthMode = Literal["admin", "bearer", "oauth1"]
-_ID_IN_PATH = re.compile(r"/\d+")
-
-
-# ---------------------------------------------------------------------- JSON with Decimal
-
-
-def loads(text: str) -> Any:
-    """Parse JSON with floats as ``Decimal``."""
-    return json.loads(text, parse_float=Decimal) if text else None
-
-
-_MARK = "\x00decimal:"
-_MARKED = re.compile(r'"\\u0000decimal:([^"]*)"')
-
-
-def _mark(obj: Any) -> Any:
-    if isinstance(obj, Decimal):
-        if not obj.is_finite():
-            raise ValueError(f"cannot send {obj} as a JSON number")
-        return _MARK + str(obj)
-    if isinstance(obj, dict):
-        return {k: _mark(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_mark(v) for v in obj]
-    return obj
-
-
-def dumps(obj: Any) -> str:
-    """Serialise to JSON, writing ``Decimal`` as an exact number (``Decimal("12.50")`` -> ``12.50``)."""
-    return _MARKED.sub(lambda m: m.group(1), json.dumps(_mark(obj), default=str))
-
-
-# Admin tokens by (base URL, store code, user, password digest), shared by every hook of the process.
-_SHARED_TOKENS: dict[tuple[str, str, str, str], tuple[str, float]] = {}
-_SHARED_TOKEN_LOCK = threading.Lock()
-
-
-# ---------------------------------------------------------------------- searchCriteria
-
-
-@dataclass(frozen=True)
-class Filter:
-    """One searchCriteria filter. ``value`` may be a list for ``in`` / ``nin`` (comma-joined)."""
-
-    field: str
-    value: Any
-    condition_type: str = "eq"
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, list | tuple | set | frozenset):
-        return ",".join(str(v) for v in value)
-    if isinstance(value, datetime):
-        return magento_datetime(value)
-    return str(value)
-
-
-def search_criteria(
-    filter_groups: Sequence[Sequence[Filter]],
-    *,
-    sort: Sequence[tuple[str, str]] | None = None,
-    page_size: int | None = None,
-    current_page: int | None = None,
-) -> list[tuple[str, str]]:
-    """Magento's PHP-style searchCriteria query parameters.
-
-    Filters inside a group are OR-ed; groups are AND-ed. ``sort`` is ``[(field, "ASC"|"DESC")]``.
-    """
-    params: list[tuple[str, str]] = []
-    for g, group in enumerate(filter_groups):
-        for f, flt in enumerate(group):
-            prefix = f"searchCriteria[filter_groups][{g}][filters][{f}]"
-            params.append((f"{prefix}[field]", flt.field))
-            params.append((f"{prefix}[value]", _value(flt.value)))
-            params.append((f"{prefix}[condition_type]", flt.condition_type))
-    for s, (sort_field, direction) in enumerate(sort or ()):
-        direction = direction.upper()
-        if direction not in ("ASC", "DESC"):
-            raise ValueError(f"sort direction must be ASC or DESC, not {direction!r}")
-        params.append((f"searchCriteria[sortOrders][{s}][field]", sort_field))
-        params.append((f"searchCriteria[sortOrders][{s}][direction]", direction))
-    if page_size is not None:
-        params.append(("searchCriteria[pageSize]", str(page_size)))
-    if current_page is not None:
-        params.append(("searchCriteria[currentPage]", str(current_page)))
-    return params
-
-
-def magento_datetime(value: datetime) -> str:
-    """An aware datetime as Magento stores it: ``YYYY-MM-DD HH:MM:SS`` in UTC."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("timestamps must be timezone-aware datetimes")
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _chunks(values: Iterable[str], size: int = BATCH) -> Iterator[list[str]]:
@@ -193,15 +87,7 @@ class CommerceSettings:
     timeout: tuple[float, float] = DEFAULT_TIMEOUT
 
 
-def _parse_timeout(value: Any) -> tuple[float, float]:
-    if value is None or value == "":
-        return DEFAULT_TIMEOUT
-    if isinstance(value, list | tuple) and len(value) == 2:
-        return float(value[0]), float(value[1])
-    return DEFAULT_TIMEOUT[0], float(value)
-
-
-class CommerceHook(HttpHook):
+class CommerceHook(RestHook):
     """Speak Adobe Commerce's REST API in domain terms.
 
     :param commerce_conn_id: the Airflow connection (see the module docstring).
@@ -210,17 +96,11 @@ class CommerceHook(HttpHook):
 
     conn_name_attr = "commerce_conn_id"
     default_conn_name = COMMERCE_CONN_ID
-    conn_type = "http"
     hook_name = "Adobe Commerce"
 
     def __init__(self, commerce_conn_id: str = default_conn_name, *, retry_policy: RetryPolicy = DEFAULT_POLICY):
-        super().__init__(method="GET", http_conn_id=commerce_conn_id)
-        install_log_redaction()
+        super().__init__(commerce_conn_id, retry_policy=retry_policy)
         self.commerce_conn_id = commerce_conn_id
-        self.retry_policy = retry_policy
-        self._token_lock = threading.Lock()
-        self._admin_token: str | None = None
-        self._admin_token_expires_at = 0.0
 
     # ------------------------------------------------------------------ connection
 
@@ -255,16 +135,13 @@ class CommerceHook(HttpHook):
             )
         if missing:
             raise AuthenticationError(f"{where} (auth={auth}) is missing: {'; '.join(missing)}", operation="connection")
-        host = conn.host if "://" in conn.host else f"{conn.schema or 'https'}://{conn.host}"
-        if conn.port:
-            host = f"{host}:{conn.port}"
         try:
-            timeout = _parse_timeout(extra.get("timeout"))
+            timeout = parse_timeout(extra.get("timeout"))
         except (TypeError, ValueError) as exc:
             raise AuthenticationError(f"{where}: extra.timeout must be a number", operation="connection") from exc
         return CommerceSettings(
             conn_id=self.commerce_conn_id,
-            base_url=host.rstrip("/"),
+            base_url=connection_base_url(conn),
             store_code=str(extra.get("store_code") or "default"),
             auth=auth,  # type: ignore[arg-type]
             username=conn.login,
@@ -274,150 +151,28 @@ class CommerceHook(HttpHook):
             timeout=timeout,
         )
 
-    def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: Any = None) -> requests.Session:
-        """A session without Basic auth and without the connection extras as headers."""
-        s = self.settings
-        session = requests.Session()
-        adapter = TCPKeepAliveAdapter(idle=120, count=20, interval=30)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        session.headers.update({"Accept": "application/json", "User-Agent": "amazon-commerce-sync/0.1"})
-        if s.auth == "oauth1" and s.oauth:
-            from oauthlib.oauth1 import SIGNATURE_HMAC_SHA256
-            from requests_oauthlib import OAuth1
-
-            session.auth = OAuth1(
-                s.oauth["consumer_key"],
-                client_secret=s.oauth["consumer_secret"],
-                resource_owner_key=s.oauth["access_token"],
-                resource_owner_secret=s.oauth["access_token_secret"],
-                signature_method=SIGNATURE_HMAC_SHA256,
-            )
-        if headers:
-            session.headers.update(headers)
-        self.base_url = s.base_url
-        self._base_url_initialized = True
-        return session
-
     @functools.cached_property
-    def session(self) -> requests.Session:
-        return self.get_conn()
+    def auth(self) -> AuthBase:
+        """The auth object the connection's ``auth`` extra names (see the module docstring)."""
+        s = self.settings
+        if s.auth == "oauth1" and s.oauth:
+            return magento_oauth1(**s.oauth)
+        if s.auth == "bearer":
+            return BearerAuth(s.token or "")
+        return MagentoAdminTokenAuth(
+            token_url=self.rest_url("/V1/integration/admin/token"),
+            username=s.username or "",
+            password=s.password or "",
+            timeout=s.timeout,
+            conn_id=s.conn_id,
+        )
 
     def rest_url(self, path: str) -> str:
         """``<host>/rest/<store_code>/V1/...`` for ``path`` = ``/V1/...``."""
         return f"{self.settings.base_url}/rest/{self.settings.store_code}{path}"
 
-    # ------------------------------------------------------------------ auth
-
-    def _fetch_admin_token(self) -> str:
-        s = self.settings
-        operation = "POST /V1/integration/admin/token"
-        try:
-            response = self.session.post(
-                self.rest_url("/V1/integration/admin/token"),
-                data=dumps({"username": s.username, "password": s.password}),
-                headers={"Content-Type": "application/json"},
-                timeout=s.timeout,
-            )
-        except requests.RequestException as exc:
-            raise classify(exc, operation) from None
-        if response.status_code >= 400:
-            error = classify(response, operation)
-            if error.retriable:
-                raise error
-            raise AuthenticationError(
-                f"Commerce refused the admin credentials: {error.message}. Check login and password "
-                f"of Airflow connection '{s.conn_id}' (and that the user may use the REST API).",
-                operation=operation,
-                status=error.status,
-            )
-        token = loads(response.text)
-        if not isinstance(token, str) or not token:
-            raise AuthenticationError("the admin token endpoint answered without a token", operation=operation)
-        return token
-
-    def _auth_headers(self, *, force: bool = False) -> dict[str, str]:
-        s = self.settings
-        if s.auth == "bearer":
-            return {"Authorization": f"Bearer {s.token}"}
-        if s.auth == "oauth1":
-            return {}  # the session's OAuth1 signs each request
-        # One admin token per store and user for the whole process: hooks in parallel threads share it.
-        key = (s.base_url, s.store_code, s.username or "", hashlib.sha256((s.password or "").encode()).hexdigest()[:16])
-        with _SHARED_TOKEN_LOCK:
-            now = time.monotonic()
-            token, expires_at = _SHARED_TOKENS.get(key, (None, 0.0))
-            if force and token == self._admin_token:
-                token = None  # the one we used was refused: get another (unless a thread already did)
-            if token is None or now >= expires_at:
-                token = call_with_retry(NO_RETRY, self._fetch_admin_token, operation="adminToken")
-                _SHARED_TOKENS[key] = (token, now + ADMIN_TOKEN_TTL - ADMIN_TOKEN_MARGIN)
-                log.info("Obtained a Commerce admin token for connection %s", self.commerce_conn_id)
-            self._admin_token = token
-            return {"Authorization": f"Bearer {token}"}
-
-    def _auth_headers_before_sending(self, operation: str, *, force: bool) -> dict[str, str]:
-        """Auth headers; a retriable token failure means this request was never sent."""
-        try:
-            return self._auth_headers(force=force)
-        except RetriableError as exc:
-            raise ConnectionFailedError(
-                f"could not authenticate before sending ({exc})", operation=operation, request_sent=False
-            ) from exc
-
-    # ------------------------------------------------------------------ transport
-
-    def _attempt(self, method: str, path: str, operation: str, params: Any, body: Any) -> requests.Response:
-        url = self.rest_url(path)
-        data = dumps(body) if body is not None else None
-        reauthenticated = False
-        while True:
-            headers = self._auth_headers_before_sending(operation, force=False)
-            if data is not None:
-                headers["Content-Type"] = "application/json"
-            try:
-                response = self.session.request(
-                    method, url, params=params, data=data, headers=headers, timeout=self.settings.timeout
-                )
-            except requests.RequestException as exc:
-                # ``from None``: the transport exception's text holds the URL and its query.
-                raise classify(exc, operation) from None
-            if response.status_code < 400:
-                return response
-            if response.status_code == 401 and self.settings.auth == "admin" and not reauthenticated:
-                log.info("%s: admin token refused; fetching a new one", operation)
-                self._auth_headers_before_sending(operation, force=True)
-                reauthenticated = True
-                continue
-            raise classify(response, operation)
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Any = None,
-        body: Any = None,
-        idempotent: bool = True,
-        operation: str | None = None,
-    ) -> Any:
-        """One REST call with retries and classification; returns the parsed JSON.
-
-        Non-idempotent calls are retried only when the server certainly did not act.
-        """
-        operation = operation or f"{method} {_ID_IN_PATH.sub('/{id}', path)}"
-        response = call_with_retry(
-            self.retry_policy,
-            self._attempt,
-            method,
-            path,
-            operation,
-            params,
-            body,
-            operation=operation,
-            retry_if=None if idempotent else (lambda exc: exc.safe_to_replay),
-        )
-        return loads(response.text)
+    def url_for(self, path: str) -> str:
+        return self.rest_url(path)
 
     # ------------------------------------------------------------------ search
 
@@ -434,6 +189,27 @@ class CommerceHook(HttpHook):
         params = search_criteria(filter_groups, sort=sort, page_size=page_size, current_page=current_page)
         return self._call("GET", f"/V1/{resource}", params=params, operation=f"GET /V1/{resource}") or {}
 
+    def search_pages(
+        self,
+        resource: str,
+        filter_groups: Sequence[Sequence[Filter]],
+        *,
+        page_size: int = 100,
+        sort: Sequence[tuple[str, str]] | None = (("entity_id", "ASC"),),
+    ) -> CurrentPagePaginator:
+        """The pages (whole bodies: ``items``, ``total_count``) of a search, following ``currentPage``.
+
+        Ends by ``total_count`` or with a short page: Magento answers a page beyond the end with
+        the last page again, so an empty page never comes. Iterating raises ``RepeatedPageError``
+        when a page brings exactly the items of one already read (the result shrank while it was
+        paged, so some items were skipped).
+        """
+        return CurrentPagePaginator(
+            lambda page: self.search_page(resource, filter_groups, page_size=page_size, current_page=page, sort=sort),
+            page_size=page_size,
+            operation=f"GET /V1/{resource}",
+        )
+
     def search(
         self,
         resource: str,
@@ -441,23 +217,14 @@ class CommerceHook(HttpHook):
         page_size: int = 100,
         sort: Sequence[tuple[str, str]] | None = (("entity_id", "ASC"),),
     ) -> Iterator[list[dict[str, Any]]]:
-        """Pages of a search, following ``currentPage``; stops by ``total_count``.
+        """The non-empty pages of items of a search (see ``search_pages``).
 
-        (Magento answers a page beyond the end with the last page again, so an empty page
-        never comes: the count is the only reliable end.)
+        :raises RepeatedPageError: when Magento answers a page already read.
         """
-        page = 1
-        fetched = 0
-        while True:
-            body = self.search_page(resource, filter_groups, page_size=page_size, current_page=page, sort=sort)
+        for body in self.search_pages(resource, filter_groups, page_size=page_size, sort=sort):
             items = body.get("items") or []
-            total = int(body.get("total_count") or 0)
             if items:
                 yield items
-            fetched += len(items)
-            if not items or fetched >= total or page * page_size >= total:
-                return
-            page += 1
 
     # ------------------------------------------------------------------ orders
 
@@ -606,27 +373,20 @@ class CommerceHook(HttpHook):
         cursor = magento_datetime(since)
         sort = (("updated_at", "ASC"), ("entity_id", "ASC"))
         last: tuple[str, int] | None = None
-        page = 1
         while True:
-            body = self.search_page(
-                resource,
-                [[Filter("updated_at", cursor, "gteq")]],
-                page_size=page_size,
-                current_page=page,
-                sort=sort,
-            )
-            items = body.get("items") or []
-            total = int(body.get("total_count") or 0)
-            new = [i for i in items if last is None or (str(i.get("updated_at")), int(i["entity_id"])) > last]
-            yield from new
-            if len(items) < page_size or page * page_size >= total:
-                return
-            if new:
-                last = (str(new[-1].get("updated_at")), int(new[-1]["entity_id"]))
-            if last is not None and last[0] != cursor:
-                cursor, page = last[0], 1
+            since_cursor = [[Filter("updated_at", cursor, "gteq")]]
+            pages = self.search_pages(resource, since_cursor, page_size=page_size, sort=sort)
+            for body in pages:
+                items = body.get("items") or []
+                new = [i for i in items if last is None or (str(i.get("updated_at")), int(i["entity_id"])) > last]
+                yield from new
+                if new:
+                    last = (str(new[-1].get("updated_at")), int(new[-1]["entity_id"]))
+                if not pages.finished and last is not None and last[0] != cursor:
+                    cursor = last[0]
+                    break  # start again from page 1 of the new cursor
             else:
-                page += 1
+                return
 
     # ------------------------------------------------------------------ catalog & stock
 
@@ -701,10 +461,3 @@ class CommerceHook(HttpHook):
             "call": "GET /V1/directory/currency",
             "call_ms": round((time.monotonic() - started) * 1000),
         }
-
-    def test_connection(self) -> tuple[bool, str]:
-        try:
-            self.check_health()
-        except IntegrationError as exc:
-            return False, str(exc)
-        return True, "Connection successfully tested"

@@ -28,6 +28,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, create_engine
 
 from amazon_commerce_sync.constants import STATE_DB_CONN_ID
+from amazon_commerce_sync.errors import StateStoreConfigError
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +39,6 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SINGLE_MACHINE_EXECUTORS = frozenset({"LocalExecutor"})
 # Airflow connection types the state store accepts for ``sales_channel_db`` (Airflow's URI scheme ``postgres``).
 POSTGRES_CONN_TYPES = frozenset({"postgres", "postgresql"})
-
-
-class StateStoreConfigError(RuntimeError):
-    """The state store's location is configured but unusable; retrying cannot help.
-
-    Raised by ``default_url`` when the ``sales_channel_db`` connection exists but cannot be read (malformed
-    ``AIRFLOW_CONN_SALES_CHANNEL_DB``, a secrets backend that fails) or turned into a URL (not a Postgres
-    connection, no host, extra that is not a JSON object of libpq parameters), and when the SQLite default would
-    be used under a distributed executor. The message names the connection or variable and the fix; it never
-    carries a password or the connection's value.
-    """
 
 
 def default_url() -> str:
