@@ -20,12 +20,21 @@ def test_errors_module_imports_nothing_heavy():
 
 
 def test_every_error_is_retriable_or_fatal():
-    classes = [getattr(errors, name) for name in errors.__all__ if name != "redact"]
+    # StateStoreConfigError is the one exception outside the HTTP tree: a configuration error (tested below)
+    classes = [getattr(errors, name) for name in errors.__all__ if name not in ("redact", "StateStoreConfigError")]
     for cls in classes:
         assert issubclass(cls, errors.IntegrationError)
         if cls not in (errors.IntegrationError, errors.RetriableError, errors.FatalError):
             assert issubclass(cls, errors.RetriableError) != issubclass(cls, errors.FatalError), cls
     assert errors.RetriableError.retriable and not errors.FatalError.retriable
+
+
+def test_state_store_config_error_is_outside_the_http_tree_and_failed_at_once_by_the_retry_policy():
+    from amazon_commerce_sync.dag_defaults import RETRY_POLICY
+
+    assert not issubclass(errors.StateStoreConfigError, errors.IntegrationError)
+    decision = RETRY_POLICY.evaluate(errors.StateStoreConfigError("sales_channel_db: bad"), try_number=1, max_tries=4)
+    assert decision.action.value == "fail"
 
 
 def test_repeated_page_error_is_retriable_and_never_safe_to_replay():

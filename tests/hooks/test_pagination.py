@@ -137,7 +137,7 @@ def test_commerce_search_raises_when_the_result_shrinks_under_its_pages(commerce
 
 
 def test_extraction_keeps_its_cursor_when_amazon_repeats_a_token(amazon_sandbox, monkeypatch, tmp_path):
-    from amazon_commerce_sync.pipelines.context import build_context
+    from amazon_commerce_sync.resources import open_resources
     from amazon_commerce_sync.pipelines.order_import import extract_orders
     from amazon_commerce_sync.settings import parse_settings
 
@@ -147,19 +147,19 @@ def test_extraction_keeps_its_cursor_when_amazon_repeats_a_token(amazon_sandbox,
     settings = parse_settings(
         {"accounts": [{"account_id": "us", "marketplace_ids": [US], "import_orders_after": after, "page_size": 10}]}
     )
-    ctx = build_context("tests", settings=settings, db_url=f"sqlite:///{tmp_path / 'state.db'}")
+    ctx = open_resources("tests", settings=settings, db_url=f"sqlite:///{tmp_path / 'state.db'}")
     account = ctx.settings.accounts[0]
     stream = account.cursor_stream(US)
     with token_replay_proxy(base_url, SEARCH_ORDERS, "nextToken") as proxy:
         set_conn(monkeypatch, base_url, host=proxy.url)
         with pytest.raises(RepeatedPageError):
             extract_orders(ctx, account, now=datetime.now(UTC))
-        assert ctx.store.get_cursor(stream) is None  # pages 1-2 staged, page 3 unread: the cursor stays
-        assert len(ctx.store.get_orders(set(ids))) == 20
+        assert ctx.store.ops.get_cursor(stream) is None  # pages 1-2 staged, page 3 unread: the cursor stays
+        assert len(ctx.store.orders.get_many(set(ids))) == 20
         proxy.enabled = False  # Amazon behaves again: the next run reads the whole window and moves on
         now = datetime.now(UTC)
         summary = extract_orders(ctx, account, now=now)
     assert summary["fetched"] == 25 and summary["new"] == 5
-    assert ctx.store.get_cursor(stream) == now - timedelta(minutes=2)
-    assert set(ctx.store.get_orders(set(ids))) == set(ids)
+    assert ctx.store.ops.get_cursor(stream) == now - timedelta(minutes=2)
+    assert set(ctx.store.orders.get_many(set(ids))) == set(ids)
     ctx.store.engine.dispose()
