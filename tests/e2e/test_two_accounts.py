@@ -55,7 +55,9 @@ def two_accounts(channel, monkeypatch):
 
     amazon = json.loads(BaseHook.get_connection("amazon_sp_api").as_json())
     # Amazon.de is served by the EU endpoint (the sandbox: the /eu path), a connection of its own
-    amazon_de = {**amazon, "host": amazon["host"] + "/eu", "extra": {**amazon["extra"], "refresh_token": DE_REFRESH_TOKEN}}
+    amazon_de = {
+        **amazon, "host": amazon["host"] + "/eu", "extra": {**amazon["extra"], "refresh_token": DE_REFRESH_TOKEN}
+    }
     commerce = json.loads(BaseHook.get_connection("commerce").as_json())
     commerce_de = {**commerce, "extra": {**commerce["extra"], "store_code": "de"}}
     monkeypatch.setenv("AIRFLOW_CONN_AMAZON_SP_API_DE", json.dumps(amazon_de))
