@@ -41,8 +41,7 @@ soak: venv postgres redis
 	$(BIN)/python -m ops.soak --minutes $(MINUTES)
 
 ## make lint: ruff's lint rules; with FORMAT_CHECK=1 also `ruff format --check` and no `# fmt: skip` marker.
-## The tree is formatted once, after the architecture branches are merged (make format); then this becomes 1.
-FORMAT_CHECK ?= 0
+FORMAT_CHECK ?= 1
 lint: venv
 	$(BIN)/ruff check .
 ifeq ($(FORMAT_CHECK),1)

@@ -58,14 +58,36 @@ class Sandboxes:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "sandboxes.amazon", "--port", str(self.amazon_port), "--speed", str(speed),
-                 "--log-level", "warning"], cwd=ROOT, env=env,
+                [
+                    sys.executable,
+                    "-m",
+                    "sandboxes.amazon",
+                    "--port",
+                    str(self.amazon_port),
+                    "--speed",
+                    str(speed),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ROOT,
+                env=env,
             ),
             subprocess.Popen(
-                [sys.executable, "-m", "sandboxes.commerce", "--port", str(self.commerce_port),
-                 "--latency-ms", str(latency_ms), "--log-level", "warning"], cwd=ROOT, env=env,
+                [
+                    sys.executable,
+                    "-m",
+                    "sandboxes.commerce",
+                    "--port",
+                    str(self.commerce_port),
+                    "--latency-ms",
+                    str(latency_ms),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ROOT,
+                env=env,
             ),
-        ]  # fmt: skip
+        ]
         self.amazon = f"http://127.0.0.1:{self.amazon_port}"
         self.commerce = f"http://127.0.0.1:{self.commerce_port}"
         for url in (f"{self.amazon}/_sandbox/health", f"{self.commerce}/_sandbox/stats"):
@@ -94,25 +116,41 @@ class Sandboxes:
             requests.post(f"{self.amazon}/_sandbox/orders", json={"orders": orders[start : start + 2000]}, timeout=300)
         requests.post(
             f"{self.commerce}/_sandbox/products",
-            json={"products": [{"sku": p["sku"], "name": p["name"], "price": str(p["price"]), "status": 1,
-                                "qty": 10**7} for p in CATALOG]},
+            json={
+                "products": [
+                    {"sku": p["sku"], "name": p["name"], "price": str(p["price"]), "status": 1, "qty": 10**7}
+                    for p in CATALOG
+                ]
+            },
             timeout=60,
-        )  # fmt: skip
+        )
         return len(orders)
 
     def connections(self, rate_scale: float) -> dict[str, str]:
         return {
-            "AIRFLOW_CONN_AMAZON_SP_API": json.dumps({
-                "conn_type": "http", "host": self.amazon, "login": "sandbox-client-id",
-                "password": "sandbox-client-secret",
-                "extra": {"refresh_token": "sandbox-refresh-token", "lwa_endpoint": f"{self.amazon}/auth/o2/token",
-                          "rate_scale": rate_scale},
-            }),
-            "AIRFLOW_CONN_COMMERCE": json.dumps({
-                "conn_type": "http", "host": self.commerce, "login": "admin", "password": "sandbox-admin-password",
-                "extra": {"store_code": "default", "auth": "admin"},
-            }),
-        }  # fmt: skip
+            "AIRFLOW_CONN_AMAZON_SP_API": json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": self.amazon,
+                    "login": "sandbox-client-id",
+                    "password": "sandbox-client-secret",
+                    "extra": {
+                        "refresh_token": "sandbox-refresh-token",
+                        "lwa_endpoint": f"{self.amazon}/auth/o2/token",
+                        "rate_scale": rate_scale,
+                    },
+                }
+            ),
+            "AIRFLOW_CONN_COMMERCE": json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": self.commerce,
+                    "login": "admin",
+                    "password": "sandbox-admin-password",
+                    "extra": {"store_code": "default", "auth": "admin"},
+                }
+            ),
+        }
 
     def amazon_stats(self) -> dict:
         return requests.get(f"{self.amazon}/_sandbox/stats", timeout=10).json()["operations"]
@@ -126,9 +164,17 @@ def context(db_url: str, concurrency: int = 8):
     from amazon_commerce_sync.settings import parse_settings
 
     settings = parse_settings(
-        {"accounts": [{"account_id": "bench", "marketplace_ids": MARKETPLACES, "concurrency": concurrency,
-                       "import_orders_after": "2026-01-01T00:00:00Z"}]}
-    )  # fmt: skip
+        {
+            "accounts": [
+                {
+                    "account_id": "bench",
+                    "marketplace_ids": MARKETPLACES,
+                    "concurrency": concurrency,
+                    "import_orders_after": "2026-01-01T00:00:00Z",
+                }
+            ]
+        }
+    )
     return open_resources("bench", settings=settings, db_url=db_url)
 
 
@@ -159,10 +205,15 @@ def bench_extract() -> dict:
     pages = pages_for(ids)
     minimum = min_search_seconds(pages, SPEED)
     return {
-        "orders": N_EXTRACT, "pages": pages, "fetched": summary["fetched"], "wall_s": round(wall, 2),
-        "min_s": round(minimum, 2), "ratio": round(wall / minimum, 3) if minimum else None,
-        "http_429": stats.get("throttled", 0), "search_calls": stats.get("requests"),
-    }  # fmt: skip
+        "orders": N_EXTRACT,
+        "pages": pages,
+        "fetched": summary["fetched"],
+        "wall_s": round(wall, 2),
+        "min_s": round(minimum, 2),
+        "ratio": round(wall / minimum, 3) if minimum else None,
+        "http_429": stats.get("throttled", 0),
+        "search_calls": stats.get("requests"),
+    }
 
 
 def bench_extract_naive() -> dict:
@@ -171,20 +222,32 @@ def bench_extract_naive() -> dict:
         boxes.load_orders(N_EXTRACT, seed=101)
         token = requests.post(
             f"{boxes.amazon}/auth/o2/token",
-            data={"grant_type": "refresh_token", "refresh_token": "sandbox-refresh-token",
-                  "client_id": "sandbox-client-id", "client_secret": "sandbox-client-secret"},
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": "sandbox-refresh-token",
+                "client_id": "sandbox-client-id",
+                "client_secret": "sandbox-client-secret",
+            },
             timeout=10,
-        ).json()["access_token"]  # fmt: skip
+        ).json()["access_token"]
         before = (datetime.now(UTC) - timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
         fetched, throttled, calls = 0, 0, 0
         started = time.monotonic()
         for marketplace in MARKETPLACES:
-            params = {"marketplaceIds": marketplace, "lastUpdatedAfter": "2026-01-01T00:00:00Z",
-                      "lastUpdatedBefore": before, "maxResultsPerPage": 100}  # fmt: skip
+            params = {
+                "marketplaceIds": marketplace,
+                "lastUpdatedAfter": "2026-01-01T00:00:00Z",
+                "lastUpdatedBefore": before,
+                "maxResultsPerPage": 100,
+            }
             while True:
                 calls += 1
-                response = requests.get(f"{boxes.amazon}/orders/2026-01-01/orders", params=params,
-                                        headers={"x-amz-access-token": token}, timeout=60)  # fmt: skip
+                response = requests.get(
+                    f"{boxes.amazon}/orders/2026-01-01/orders",
+                    params=params,
+                    headers={"x-amz-access-token": token},
+                    timeout=60,
+                )
                 if response.status_code == 429:
                     throttled += 1
                     time.sleep(60 / SPEED)
@@ -224,13 +287,17 @@ def bench_load() -> dict:
     writes = sum(v for k, v in calls.items() if not k.startswith(READS) and "integration/admin/token" not in k)
     required_writes = 3  # create, invoice, stock (one stock write per page, shared by the page's orders)
     return {
-        "orders": N_LOAD, "created": created, "wall_s": round(wall, 2), "latency_ms": LATENCY_MS,
-        "concurrency": account.concurrency, "calls_per_order": per_order,
+        "orders": N_LOAD,
+        "created": created,
+        "wall_s": round(wall, 2),
+        "latency_ms": LATENCY_MS,
+        "concurrency": account.concurrency,
+        "calls_per_order": per_order,
         "reads_per_order": round(reads / created, 3) if created else None,
         "writes_per_order": round(writes / created, 3) if created else None,
         "physical_min_s": round(created * (2 + 1 / 100) * LATENCY_MS / 1000 / account.concurrency, 2),
         "required_writes_per_order_max": required_writes,
-    }  # fmt: skip
+    }
 
 
 # -- 3. memory -----------------------------------------------------------------------------------
@@ -252,8 +319,16 @@ def _child_extract(n: int) -> None:
         baseline = peak_rss_kb()
         summary = extract_orders(ctx, ctx.settings.accounts[0], now=datetime.now(UTC))
         peak = peak_rss_kb()
-    print(json.dumps({"orders": n, "fetched": summary["fetched"], "peak_rss_mb": round(peak / 1024, 1),
-                      "growth_mb": round((peak - baseline) / 1024, 1)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "orders": n,
+                "fetched": summary["fetched"],
+                "peak_rss_mb": round(peak / 1024, 1),
+                "growth_mb": round((peak - baseline) / 1024, 1),
+            }
+        )
+    )
 
 
 def bench_memory() -> list[dict]:
@@ -261,12 +336,19 @@ def bench_memory() -> list[dict]:
     for n in MEMORY_SIZES:
         with Sandboxes(MEMORY_SPEED, 0) as boxes:
             boxes.load_orders(n, seed=303)
-            env = {**os.environ, **boxes.connections(rate_scale=MEMORY_SPEED),
-                   "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'include'}"}  # this checkout, not an installed copy
+            env = {
+                **os.environ,
+                **boxes.connections(rate_scale=MEMORY_SPEED),
+                "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'include'}",
+            }  # this checkout, not an installed copy
             result = subprocess.run(
                 [sys.executable, "-m", "benchmarks.import_orders", "--memory-child", str(n)],
-                cwd=ROOT, capture_output=True, text=True, check=True, env=env,
-            )  # fmt: skip
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+                env=env,
+            )
         out.append(json.loads(result.stdout.strip().splitlines()[-1]))
     return out
 
@@ -336,7 +418,7 @@ def report(r: dict) -> str:
         "",
         f"Peak ratio 50,000 / 1,000: {r['memory_ratio']} (target ≤ 1.3).",
         "",
-    ]  # fmt: skip
+    ]
     return "\n".join(lines)
 
 

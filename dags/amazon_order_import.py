@@ -61,7 +61,7 @@ COMMERCE_ORDERS = Asset(ASSET_COMMERCE_ORDERS)
             maxItems=500,
             description='Re-drive quarantined orders after a fix: Amazon order ids, or ["all"].',
         ),
-    },  # fmt: skip
+    },
 )
 def amazon_order_import():
     @task

@@ -75,8 +75,10 @@ class ClusterConfig:
 
     def __post_init__(self) -> None:
         # Two clusters at once (a soak and the distributed test) must not share a broker queue.
-        self.redis_url = self.redis_url or os.environ.get("CLUSTER_REDIS_URL") or (
-            f"redis://127.0.0.1:6379/{11 + zlib.crc32(self.name.encode()) % 5}"
+        self.redis_url = (
+            self.redis_url
+            or os.environ.get("CLUSTER_REDIS_URL")
+            or (f"redis://127.0.0.1:6379/{11 + zlib.crc32(self.name.encode()) % 5}")
         )
 
 
@@ -129,10 +131,13 @@ class Cluster:
         self.run_once("airflow-db-migrate", [str(BIN / "airflow"), "db", "migrate"], timeout=600)
         self.run_once(
             "state-store-migrate",
-            [str(BIN / "python"), "-c", "from amazon_commerce_sync.store.db import get_engine, migrate; "
-             "print(migrate(get_engine()))"],
+            [
+                str(BIN / "python"),
+                "-c",
+                "from amazon_commerce_sync.store.db import get_engine, migrate; print(migrate(get_engine()))",
+            ],
             timeout=120,
-        )  # fmt: skip
+        )
         self.spawn("api-server", [str(BIN / "airflow"), "api-server", "--port", str(self.ports["api"])])
         self.spawn("scheduler", [str(BIN / "airflow"), "scheduler"])
         self.spawn("dag-processor", [str(BIN / "airflow"), "dag-processor"])
@@ -173,17 +178,23 @@ class Cluster:
     def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         logfile = open(self.work / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child from here on
         proc = subprocess.Popen(
-            cmd, cwd=ROOT, env={**self.env(), **(env or {})}, stdout=logfile, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            cmd,
+            cwd=ROOT,
+            env={**self.env(), **(env or {})},
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         logfile.close()
         self.procs[name] = proc
         return proc
 
     def run_once(self, name: str, cmd: list[str], timeout: float) -> None:
         with open(self.work / f"{name}.log", "wb") as logfile:
-            result = subprocess.run(cmd, cwd=ROOT, env=self.env(), stdout=logfile, stderr=subprocess.STDOUT,
-                                    timeout=timeout, check=False)  # fmt: skip
+            result = subprocess.run(
+                cmd, cwd=ROOT, env=self.env(), stdout=logfile, stderr=subprocess.STDOUT, timeout=timeout, check=False
+            )
         if result.returncode:
             raise RuntimeError(f"{name} failed (exit {result.returncode}); see {self.work / (name + '.log')}")
 
@@ -191,10 +202,19 @@ class Cluster:
         name = f"worker{n}"
         self.spawn(
             name,
-            [str(BIN / "airflow"), "celery", "worker", "--celery-hostname", f"{name}@%h",
-             "--concurrency", str(self.config.worker_concurrency), "--without-gossip", "--without-mingle"],
+            [
+                str(BIN / "airflow"),
+                "celery",
+                "worker",
+                "--celery-hostname",
+                f"{name}@%h",
+                "--concurrency",
+                str(self.config.worker_concurrency),
+                "--without-gossip",
+                "--without-mingle",
+            ],
             env={"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.ports[f"{name}_logs"])},
-        )  # fmt: skip
+        )
 
     def kill(self, name: str) -> None:
         """SIGKILL a component and every process below it, as a crash of its machine would. Airflow runs each task
@@ -270,19 +290,34 @@ class Cluster:
     def env(self) -> dict[str, str]:
         c, s = self.config, self.secrets
         amazon_conn = {
-            "conn_type": "http", "host": self.amazon_url, "login": s["lwa_client_id"],
+            "conn_type": "http",
+            "host": self.amazon_url,
+            "login": s["lwa_client_id"],
             "password": s["lwa_client_secret"],
-            "extra": {"refresh_token": s["lwa_refresh_token"], "lwa_endpoint": f"{self.amazon_url}/auth/o2/token",
-                      "rate_scale": c.amazon_speed},
-        }  # fmt: skip
+            "extra": {
+                "refresh_token": s["lwa_refresh_token"],
+                "lwa_endpoint": f"{self.amazon_url}/auth/o2/token",
+                "rate_scale": c.amazon_speed,
+            },
+        }
         commerce_conn = {
-            "conn_type": "http", "host": self.commerce_url, "login": "admin", "password": s["commerce_password"],
+            "conn_type": "http",
+            "host": self.commerce_url,
+            "login": "admin",
+            "password": s["commerce_password"],
             "extra": {"store_code": "default", "auth": "admin"},
-        }  # fmt: skip
-        settings = {"accounts": [{
-            "account_id": ACCOUNT_ID, "merchant_id": MERCHANT_ID, "marketplace_ids": MARKETPLACES,
-            "import_orders_after": c.import_orders_after.strftime("%Y-%m-%dT%H:%M:%SZ"), "concurrency": 4,
-        }]}  # fmt: skip
+        }
+        settings = {
+            "accounts": [
+                {
+                    "account_id": ACCOUNT_ID,
+                    "merchant_id": MERCHANT_ID,
+                    "marketplace_ids": MARKETPLACES,
+                    "import_orders_after": c.import_orders_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "concurrency": 4,
+                }
+            ]
+        }
         metadata = self.pg_url(self.databases["airflow"])
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "SALES_CHANNEL_", "ACS_"))},
@@ -350,28 +385,61 @@ class Cluster:
 
     def _start_sandboxes(self) -> None:
         c, s = self.config, self.secrets
-        amazon = [str(BIN / "python"), "-m", "sandboxes.amazon", "--port", str(self.ports["amazon"]),
-                  "--speed", str(c.amazon_speed), "--seed", str(c.amazon_seed), "--log-level", "warning",
-                  "--state-file", str(self.work / "amazon-sandbox.json")]  # fmt: skip
+        amazon = [
+            str(BIN / "python"),
+            "-m",
+            "sandboxes.amazon",
+            "--port",
+            str(self.ports["amazon"]),
+            "--speed",
+            str(c.amazon_speed),
+            "--seed",
+            str(c.amazon_seed),
+            "--log-level",
+            "warning",
+            "--state-file",
+            str(self.work / "amazon-sandbox.json"),
+        ]
         if c.amazon_live:
             amazon += ["--live", "--live-interval", str(c.amazon_live_interval)]
-        self.spawn("amazon-sandbox", amazon, env={
-            "AMAZON_SANDBOX_CLIENT_ID": s["lwa_client_id"], "AMAZON_SANDBOX_CLIENT_SECRET": s["lwa_client_secret"],
-            "AMAZON_SANDBOX_REFRESH_TOKEN": s["lwa_refresh_token"],
-        })  # fmt: skip
+        self.spawn(
+            "amazon-sandbox",
+            amazon,
+            env={
+                "AMAZON_SANDBOX_CLIENT_ID": s["lwa_client_id"],
+                "AMAZON_SANDBOX_CLIENT_SECRET": s["lwa_client_secret"],
+                "AMAZON_SANDBOX_REFRESH_TOKEN": s["lwa_refresh_token"],
+            },
+        )
         self.spawn(
             "commerce-sandbox",
-            [str(BIN / "python"), "-m", "sandboxes.commerce", "--port", str(self.ports["commerce"]),
-             "--log-level", "warning", "--state-file", str(self.work / "commerce-sandbox.json")],
+            [
+                str(BIN / "python"),
+                "-m",
+                "sandboxes.commerce",
+                "--port",
+                str(self.ports["commerce"]),
+                "--log-level",
+                "warning",
+                "--state-file",
+                str(self.work / "commerce-sandbox.json"),
+            ],
             env={"COMMERCE_SANDBOX_ADMIN_PASSWORD": s["commerce_password"]},
-        )  # fmt: skip
+        )
         self._wait_url(f"{self.amazon_url}/_sandbox/health", "amazon-sandbox")
         self._wait_url(f"{self.commerce_url}/_sandbox/stats", "commerce-sandbox")
         from sandboxes.amazon.generator import CATALOG
 
-        self.commerce("POST", "/_sandbox/products", json={"products": [
-            {"sku": p["sku"], "name": p["name"], "price": str(p["price"]), "status": 1, "qty": 100_000}
-            for p in CATALOG]})  # fmt: skip
+        self.commerce(
+            "POST",
+            "/_sandbox/products",
+            json={
+                "products": [
+                    {"sku": p["sku"], "name": p["name"], "price": str(p["price"]), "status": 1, "qty": 100_000}
+                    for p in CATALOG
+                ]
+            },
+        )
 
     def _wait_url(self, url: str, name: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -396,8 +464,10 @@ class Cluster:
                 raise RuntimeError(f"exited during start-up: {dead}; see the logs in {self.work}")
             try:
                 body = requests.get(f"{self.api_url}/api/v2/monitor/health", timeout=5).json()
-                if all((body.get(k) or {}).get("status") == "healthy"
-                       for k in ("metadatabase", "scheduler", "triggerer", "dag_processor")):  # fmt: skip
+                if all(
+                    (body.get(k) or {}).get("status") == "healthy"
+                    for k in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+                ):
                     return
             except (requests.RequestException, ValueError):
                 pass
@@ -421,9 +491,10 @@ class Cluster:
     def token(self) -> str:
         if self._token is None:
             response = requests.post(
-                f"{self.api_url}/auth/token", json={"username": "admin", "password": self.secrets["ui_password"]},
+                f"{self.api_url}/auth/token",
+                json={"username": "admin", "password": self.secrets["ui_password"]},
                 timeout=30,
-            )  # fmt: skip
+            )
             response.raise_for_status()
             self._token = response.json()["access_token"]
         return self._token
@@ -431,8 +502,9 @@ class Cluster:
     def api(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201), **kw) -> Any:
         for attempt in range(5):
             try:
-                response = requests.request(method, self.api_url + path, timeout=60,
-                                            headers={"Authorization": f"Bearer {self.token()}"}, **kw)  # fmt: skip
+                response = requests.request(
+                    method, self.api_url + path, timeout=60, headers={"Authorization": f"Bearer {self.token()}"}, **kw
+                )
             except requests.ConnectionError:
                 if attempt == 4:
                     raise
@@ -495,10 +567,15 @@ class Cluster:
         is not the integration under test)."""
         base = f"{self.commerce_url}/rest/default"
         exempt = {"X-Sandbox-No-Faults": "1"}
-        token = requests.post(f"{base}/V1/integration/admin/token", timeout=30, headers=exempt,
-                              json={"username": "admin", "password": self.secrets["commerce_password"]}).json()
-        response = requests.request(method, base + path, headers={"Authorization": f"Bearer {token}", **exempt},
-                                    timeout=60, **kw)  # fmt: skip
+        token = requests.post(
+            f"{base}/V1/integration/admin/token",
+            timeout=30,
+            headers=exempt,
+            json={"username": "admin", "password": self.secrets["commerce_password"]},
+        ).json()
+        response = requests.request(
+            method, base + path, headers={"Authorization": f"Bearer {token}", **exempt}, timeout=60, **kw
+        )
         response.raise_for_status()
         return response.json() if response.content else None
 
@@ -508,8 +585,9 @@ class Cluster:
         for n in range(1, self.config.workers + 1):
             path = self.work / f"worker{n}.log"
             text = path.read_text(errors="replace") if path.exists() else ""
-            counts[f"worker{n}"] = sum(1 for line in text.splitlines() if "execute_workload" in line
-                                       and " received" in line)  # fmt: skip
+            counts[f"worker{n}"] = sum(
+                1 for line in text.splitlines() if "execute_workload" in line and " received" in line
+            )
         return counts
 
 

@@ -20,8 +20,11 @@ def remaining(order: dict[str, Any], done_field: str) -> list[dict[str, int]]:
     """``[{order_item_id, qty}]`` of the order's items not yet shipped / refunded (whole units)."""
     lines = []
     for item in order["items"]:
-        qty = int(Decimal(str(item["qty_ordered"])) - Decimal(str(item.get(done_field) or 0))
-                  - Decimal(str(item.get("qty_canceled") or 0)))  # fmt: skip
+        qty = int(
+            Decimal(str(item["qty_ordered"]))
+            - Decimal(str(item.get(done_field) or 0))
+            - Decimal(str(item.get("qty_canceled") or 0))
+        )
         if qty > 0:
             lines.append({"order_item_id": int(item["item_id"]), "qty": qty})
     return lines
@@ -33,18 +36,22 @@ def ship_in_commerce(cluster, order: dict[str, Any], rng: random.Random) -> int 
     if not lines or order["state"] not in ("processing", "new"):
         return None
     code, title = rng.choice(CARRIERS)
-    body = {"items": lines, "tracks": [{"track_number": f"1Z{rng.randrange(10**12):012d}", "carrier_code": code,
-                                         "title": title}]}  # fmt: skip
+    body = {
+        "items": lines,
+        "tracks": [{"track_number": f"1Z{rng.randrange(10**12):012d}", "carrier_code": code, "title": title}],
+    }
     return int(cluster.commerce_rest("POST", f"/V1/order/{int(order['entity_id'])}/ship", json=body))
 
 
 def credit_memo_in_commerce(cluster, order: dict[str, Any]) -> int | None:
     """The merchant refunds every shipped, not yet refunded unit (offline credit memo); the memo id."""
     lines = [
-        {"order_item_id": int(i["item_id"]),
-         "qty": int(Decimal(str(i.get("qty_shipped") or 0)) - Decimal(str(i.get("qty_refunded") or 0)))}
+        {
+            "order_item_id": int(i["item_id"]),
+            "qty": int(Decimal(str(i.get("qty_shipped") or 0)) - Decimal(str(i.get("qty_refunded") or 0))),
+        }
         for i in order["items"]
-    ]  # fmt: skip
+    ]
     lines = [line for line in lines if line["qty"] > 0]
     if not lines:
         return None

@@ -63,8 +63,13 @@ class Tally:
     rejected: list[str] = field(default_factory=list)  # refused or in conflict, and reported for a person
 
     def as_dict(self) -> dict[str, Any]:
-        out = {"processed": self.processed, "duplicates": len(self.duplicates), "missing": len(self.missing),
-               "wrong": len(self.wrong), "examples": (self.duplicates + self.missing + self.wrong)[:10]}  # fmt: skip
+        out = {
+            "processed": self.processed,
+            "duplicates": len(self.duplicates),
+            "missing": len(self.missing),
+            "wrong": len(self.wrong),
+            "examples": (self.duplicates + self.missing + self.wrong)[:10],
+        }
         if self.rejected:
             out["rejected"] = self.rejected
         if self.missing:
@@ -194,8 +199,12 @@ def _shipments(snap, commerce_by_id, amazon_by_id, commerce_by_ext, merchant_shi
         amazon = amazon_by_id.get(order.get("ext_order_id")) if order else None
         packages = [p for p in (amazon or {}).get("packages", []) if str(p["packageReferenceId"]) == str(shipment_id)]
         if not packages:
-            judge.miss(tally, (order or {}).get("ext_order_id"), f"Commerce shipment {shipment_id}: not on Amazon",
-                       key=f"shipment:{shipment_id}")
+            judge.miss(
+                tally,
+                (order or {}).get("ext_order_id"),
+                f"Commerce shipment {shipment_id}: not on Amazon",
+                key=f"shipment:{shipment_id}",
+            )
         elif len(packages) > 1:
             tally.duplicates.append(f"Commerce shipment {shipment_id}: {len(packages)} packages on Amazon")
     ours = {str(s) for s in merchant_shipments}
@@ -209,11 +218,16 @@ def _shipments(snap, commerce_by_id, amazon_by_id, commerce_by_ext, merchant_shi
             tally.processed += 1
             count = commerce_tracks.get((int(found[0]["entity_id"]), str(package["trackingNumber"])), 0)
             if count == 0 and found[0]["state"] in CANCELLED_IN_COMMERCE:
-                tally.rejected.append(f"{amazon['orderId']}: Amazon package {package['packageReferenceId']}: the "
-                                      f"Commerce order is {found[0]['state']} (Magento cannot ship it)")  # fmt: skip
+                tally.rejected.append(
+                    f"{amazon['orderId']}: Amazon package {package['packageReferenceId']}: the "
+                    f"Commerce order is {found[0]['state']} (Magento cannot ship it)"
+                )
             elif count == 0:
-                judge.miss(tally, amazon["orderId"], f"{amazon['orderId']}: Amazon package "
-                           f"{package['packageReferenceId']} has no Commerce shipment")  # fmt: skip
+                judge.miss(
+                    tally,
+                    amazon["orderId"],
+                    f"{amazon['orderId']}: Amazon package {package['packageReferenceId']} has no Commerce shipment",
+                )
             elif count > 1:
                 tally.duplicates.append(f"{amazon['orderId']}: Amazon package in {count} Commerce shipments")
     return tally
@@ -233,8 +247,12 @@ def _refunds(snap, commerce_by_id, amazon_by_id, commerce_by_ext, merchant_memos
         if sent[memo_id] == 0:
             memo = next((m for m in snap.commerce_memos if int(m["entity_id"]) == memo_id), None)
             order = commerce_by_id.get(int(memo["order_id"])) if memo else None
-            judge.miss(tally, (order or {}).get("ext_order_id"), f"credit memo {memo_id}: not sent to Amazon",
-                       key=f"refund:{memo_id}")
+            judge.miss(
+                tally,
+                (order or {}).get("ext_order_id"),
+                f"credit memo {memo_id}: not sent to Amazon",
+                key=f"refund:{memo_id}",
+            )
         elif sent[memo_id] > 1:
             tally.duplicates.append(f"credit memo {memo_id}: sent {sent[memo_id]} times")
     # Refunds Amazon issued itself: one credit memo each, besides the merchant's and the cancellations'.

@@ -59,16 +59,25 @@ class Soak:
         self.drain_minutes = drain_minutes
         self.rng = random.Random(seed)
         self.import_after = datetime.now(UTC) - timedelta(minutes=1)
-        self.cluster = Cluster(ClusterConfig(
-            name="soak", workers=2, worker_concurrency=2, amazon_speed=SPEED, amazon_live=True,
-            amazon_live_interval=LIVE_TICK_SECONDS * SPEED, amazon_seed=seed, schedules=dict(SCHEDULES),
-            feed_poke_seconds=5, import_orders_after=self.import_after,
-            extra_env={
-                # a killed worker's tasks are noticed within a minute and retried, not after the default 5
-                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
-                "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "180",
-            },
-        ))  # fmt: skip
+        self.cluster = Cluster(
+            ClusterConfig(
+                name="soak",
+                workers=2,
+                worker_concurrency=2,
+                amazon_speed=SPEED,
+                amazon_live=True,
+                amazon_live_interval=LIVE_TICK_SECONDS * SPEED,
+                amazon_seed=seed,
+                schedules=dict(SCHEDULES),
+                feed_poke_seconds=5,
+                import_orders_after=self.import_after,
+                extra_env={
+                    # a killed worker's tasks are noticed within a minute and retried, not after the default 5
+                    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+                    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "180",
+                },
+            )
+        )
         self.merchant_shipments: set[int] = set()
         self.merchant_memos: set[int] = set()
         self.cancel_requests: set[str] = set()
@@ -85,12 +94,16 @@ class Soak:
         amazon = {o["orderId"]: o for o in self.cluster.amazon("GET", "/_sandbox/orders")["orders"]}
         commerce = merchant.commerce_orders_by_amazon_id(self.cluster)
         unshipped = [
-            c for oid, c in commerce.items()
-            if c["state"] == "processing" and oid in amazon and oid not in self.cancel_requests
+            c
+            for oid, c in commerce.items()
+            if c["state"] == "processing"
+            and oid in amazon
+            and oid not in self.cancel_requests
             and amazon[oid]["fulfillment"].get("fulfilledBy") == "MERCHANT"
             and amazon[oid]["fulfillment"]["fulfillmentStatus"] == "UNSHIPPED"
-            and not amazon[oid].get("buyerRequestedCancel") and merchant.remaining(c, "qty_shipped")
-        ]  # fmt: skip
+            and not amazon[oid].get("buyerRequestedCancel")
+            and merchant.remaining(c, "qty_shipped")
+        ]
         to_ship = self.rng.sample(unshipped, min(3, len(unshipped)))
         for order in to_ship:
             shipment_id = merchant.ship_in_commerce(self.cluster, order, self.rng)
@@ -98,10 +111,13 @@ class Soak:
                 self.merchant_shipments.add(shipment_id)
         refunded_on_amazon = {r["orderId"] for r in self.cluster.amazon("GET", "/_sandbox/refunds")["refunds"]}
         shipped = [
-            c for oid, c in commerce.items()
-            if oid in amazon and amazon[oid]["fulfillment"]["fulfillmentStatus"] == "SHIPPED"
-            and oid not in refunded_on_amazon and not any(_positive(i.get("qty_refunded")) for i in c["items"])
-        ]  # fmt: skip
+            c
+            for oid, c in commerce.items()
+            if oid in amazon
+            and amazon[oid]["fulfillment"]["fulfillmentStatus"] == "SHIPPED"
+            and oid not in refunded_on_amazon
+            and not any(_positive(i.get("qty_refunded")) for i in c["items"])
+        ]
         if shipped and self.rng.random() < 0.6:
             memo_id = merchant.credit_memo_in_commerce(self.cluster, self.rng.choice(shipped))
             if memo_id:
@@ -109,8 +125,9 @@ class Soak:
         cancellable = [o for o in unshipped if o not in to_ship]
         if cancellable and self.rng.random() < 0.25:
             oid = self.rng.choice(cancellable)["ext_order_id"]
-            run_id = self.cluster.trigger("amazon_order_cancel", {"amazon_order_ids": [oid], "reason": "NoInventory",
-                                                                  "note": "soak"})  # fmt: skip
+            run_id = self.cluster.trigger(
+                "amazon_order_cancel", {"amazon_order_ids": [oid], "reason": "NoInventory", "note": "soak"}
+            )
             self.cancel_requests.add(oid)
             self.cancel_runs.append(("amazon_order_cancel", run_id))
 
@@ -176,8 +193,11 @@ class Soak:
             soaked = datetime.now(UTC)
             report = self.drain()
             drained = round((datetime.now(UTC) - soaked).total_seconds() / 60, 1)
-            report["timing"] = {"started": f"{started:%Y-%m-%d %H:%M} UTC", "soak_minutes": self.minutes,
-                                "drain_minutes": drained}  # fmt: skip
+            report["timing"] = {
+                "started": f"{started:%Y-%m-%d %H:%M} UTC",
+                "soak_minutes": self.minutes,
+                "drain_minutes": drained,
+            }
             return report
         finally:
             self._stop.set()
@@ -199,10 +219,14 @@ class Soak:
         cluster = self.cluster
         outbox, stuck_orders, reported = self.state_store()
         result = reconcile(
-            Snapshot.take(cluster), import_orders_after=self.import_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            merchant_shipments=self.merchant_shipments, merchant_memos=self.merchant_memos,
-            cancel_requests=self.cancel_requests, outbox=outbox, reported=reported,
-        )  # fmt: skip
+            Snapshot.take(cluster),
+            import_orders_after=self.import_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            merchant_shipments=self.merchant_shipments,
+            merchant_memos=self.merchant_memos,
+            cancel_requests=self.cancel_requests,
+            outbox=outbox,
+            reported=reported,
+        )
         runs = {dag_id: cluster.dag_runs(dag_id) for dag_id in DAG_IDS}
         tries = Counter()
         for dag_id, dag_runs in runs.items():
@@ -231,8 +255,11 @@ class Soak:
             "worker_kills": list(self.kills),
             "peak_memory_mb": {k: round(v) for k, v in sorted(self.peak_mb.items())},
             "driver_errors": dict(self.errors),
-            "merchant": {"shipments": len(self.merchant_shipments), "credit_memos": len(self.merchant_memos),
-                         "cancellations_requested": len(self.cancel_requests)},  # fmt: skip
+            "merchant": {
+                "shipments": len(self.merchant_shipments),
+                "credit_memos": len(self.merchant_memos),
+                "cancellations_requested": len(self.cancel_requests),
+            },
         }
 
     def state_store(self) -> tuple[dict[str, tuple[str, str | None]], list[tuple[str, str]], dict[str, str]]:
@@ -252,19 +279,35 @@ class Soak:
                 stuck = [
                     (oid, status)
                     for oid, status in conn.execute(
-                        sa.text("SELECT amazon_order_id, sync_status FROM amazon_orders WHERE sync_status IN :s")
-                        .bindparams(sa.bindparam("s", expanding=True)),
+                        sa.text(
+                            "SELECT amazon_order_id, sync_status FROM amazon_orders WHERE sync_status IN :s"
+                        ).bindparams(sa.bindparam("s", expanding=True)),
                         {"s": list(STUCK_SYNC)},
                     )
                 ]
-                reported = dict(conn.execute(sa.text(
-                    "SELECT amazon_order_id, kind || ': ' || detail FROM mismatches WHERE resolved_at IS NULL")).all())
-                reported.update(conn.execute(sa.text(
-                    "SELECT amazon_order_id, kind || ' refused: ' || COALESCE(amazon_message, '') FROM outbox"
-                    " WHERE status = 'rejected'")).all())
-                reported.update(conn.execute(sa.text(
-                    "SELECT entity_id, 'quarantined: ' || reason FROM quarantine"
-                    " WHERE resolved_at IS NULL AND entity_type = 'amazon_order'")).all())
+                reported = dict(
+                    conn.execute(
+                        sa.text(
+                            "SELECT amazon_order_id, kind || ': ' || detail FROM mismatches WHERE resolved_at IS NULL"
+                        )
+                    ).all()
+                )
+                reported.update(
+                    conn.execute(
+                        sa.text(
+                            "SELECT amazon_order_id, kind || ' refused: ' || COALESCE(amazon_message, '') FROM outbox"
+                            " WHERE status = 'rejected'"
+                        )
+                    ).all()
+                )
+                reported.update(
+                    conn.execute(
+                        sa.text(
+                            "SELECT entity_id, 'quarantined: ' || reason FROM quarantine"
+                            " WHERE resolved_at IS NULL AND entity_type = 'amazon_order'"
+                        )
+                    ).all()
+                )
         finally:
             engine.dispose()
         return outbox, stuck, reported
@@ -293,11 +336,12 @@ def write(report: dict[str, Any], base: Path) -> None:
 def markdown(r: dict[str, Any]) -> str:
     def row(kind: str) -> str:
         t = r[kind]
-        return (f"| {kind} | {t['processed']} | {t['duplicates']} | {t['missing']} | {t['wrong']} | "
-                f"{len(t.get('rejected', []))} |")  # fmt: skip
+        return (
+            f"| {kind} | {t['processed']} | {t['duplicates']} | {t['missing']} | {t['wrong']} | "
+            f"{len(t.get('rejected', []))} |"
+        )
 
-    rejected = [f"- {kind}: {e}" for kind in KINDS
-                for e in r[kind].get("rejected", [])]  # fmt: skip
+    rejected = [f"- {kind}: {e}" for kind in KINDS for e in r[kind].get("rejected", [])]
     lines = [
         "# Soak report",
         "",
@@ -329,17 +373,24 @@ def markdown(r: dict[str, Any]) -> str:
         "|---|---:|",
         *(f"| {name} | {mb} |" for name, mb in r["peak_memory_mb"].items()),
         "",
-        "DAG runs by state: " + "; ".join(
+        "DAG runs by state: "
+        + "; ".join(
             f"`{dag}` {', '.join(f'{s} {n}' for s, n in sorted(states.items())) or 'none'}"
             for dag, states in sorted(r["airflow"]["runs"].items())
-        ) + ".",
+        )
+        + ".",
         "",
         f"Merchant activity: {r['merchant']['shipments']} shipments and {r['merchant']['credit_memos']} credit memos "
         f"made in Commerce, {r['merchant']['cancellations_requested']} cancellations triggered through the REST API.",
-    ]  # fmt: skip
+    ]
     if rejected:
-        lines += ["", "Refused by Amazon for a business reason (recorded as rejected, visible on the Sales Channel "
-                  "page; not lost):", "", *rejected]  # fmt: skip
+        lines += [
+            "",
+            "Refused by Amazon for a business reason (recorded as rejected, visible on the Sales Channel "
+            "page; not lost):",
+            "",
+            *rejected,
+        ]
     if r["lost_or_stuck"]:
         lines += ["", "Lost or stuck:", "", *(f"- {e}" for e in r["lost_or_stuck"])]
     return "\n".join(lines) + "\n"

@@ -370,25 +370,33 @@ def check_import_lag(store, accounts: Iterable, now: datetime) -> list[Alert]:
                 "the extract task's log. Once the import runs again it catches up from its cursor by itself."
             )
             if cursor is None:
-                alerts.append(Alert(
-                    kind="import_lag", key=key, account_id=account.account_id,
-                    subject=f"no Amazon order import has completed for marketplace {marketplace}",
-                    what=f"there is no extraction cursor for {account.account_id} / {marketplace}: "
-                         "no order of this marketplace has reached Commerce.",
-                    action=action,
-                ))  # fmt: skip
+                alerts.append(
+                    Alert(
+                        kind="import_lag",
+                        key=key,
+                        account_id=account.account_id,
+                        subject=f"no Amazon order import has completed for marketplace {marketplace}",
+                        what=f"there is no extraction cursor for {account.account_id} / {marketplace}: "
+                        "no order of this marketplace has reached Commerce.",
+                        action=action,
+                    )
+                )
                 continue
             lag = now - cursor
             if lag > threshold:
-                alerts.append(Alert(
-                    kind="import_lag", key=key, account_id=account.account_id,
-                    subject=f"Amazon order import is {_age(lag)} behind for marketplace {marketplace}",
-                    what=f"the last extracted window of {account.account_id} / {marketplace} ends at "
-                         f"{cursor.isoformat(timespec='seconds')} ({_age(lag)} ago; the threshold is "
-                         f"{account.alert_import_lag_minutes} min): Amazon orders placed or changed since then "
-                         "have not reached Commerce.",
-                    action=action,
-                ))  # fmt: skip
+                alerts.append(
+                    Alert(
+                        kind="import_lag",
+                        key=key,
+                        account_id=account.account_id,
+                        subject=f"Amazon order import is {_age(lag)} behind for marketplace {marketplace}",
+                        what=f"the last extracted window of {account.account_id} / {marketplace} ends at "
+                        f"{cursor.isoformat(timespec='seconds')} ({_age(lag)} ago; the threshold is "
+                        f"{account.alert_import_lag_minutes} min): Amazon orders placed or changed since then "
+                        "have not reached Commerce.",
+                        action=action,
+                    )
+                )
     return alerts
 
 
@@ -439,12 +447,16 @@ def check_stuck_orders(store, accounts: Iterable, now: datetime) -> list[Alert]:
         state, why, action = STUCK[kind]
         for account_id, stuck in sorted(by_account.items()):
             limit = hours.get(account_id, shortest)
-            alerts.append(Alert(
-                kind=kind, key=f"{kind}:{account_id}", account_id=account_id,
-                subject=f"{len(stuck)} Amazon order(s) {state} for more than {limit} h",
-                what=f"{why}: {_listing(stuck, now)}.",
-                action=action,
-            ))  # fmt: skip
+            alerts.append(
+                Alert(
+                    kind=kind,
+                    key=f"{kind}:{account_id}",
+                    account_id=account_id,
+                    subject=f"{len(stuck)} Amazon order(s) {state} for more than {limit} h",
+                    what=f"{why}: {_listing(stuck, now)}.",
+                    action=action,
+                )
+            )
     return alerts
 
 

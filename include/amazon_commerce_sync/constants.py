@@ -46,9 +46,16 @@ ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 # -- amazon_order_cancel ----------------------------------------------------------------------------------
 #: Amazon's ``CancelReason`` values of the OrderAcknowledgement feed (``POST_ORDER_ACKNOWLEDGEMENT_DATA``).
 CANCEL_REASONS = (
-    "NoInventory", "ShippingAddressUndeliverable", "CustomerExchange", "BuyerCanceled", "GeneralAdjustment",
-    "CarrierCreditDecision", "RiskAssessmentInformationNotValid", "CarrierCoverageFailure", "CustomerReturn",
+    "NoInventory",
+    "ShippingAddressUndeliverable",
+    "CustomerExchange",
+    "BuyerCanceled",
+    "GeneralAdjustment",
+    "CarrierCreditDecision",
+    "RiskAssessmentInformationNotValid",
+    "CarrierCoverageFailure",
+    "CustomerReturn",
     "MerchandiseNotReceived",
-)  # fmt: skip
+)
 CANCEL_MAX_ORDERS = 50  # orders per cancellation run
 CANCEL_MAX_NOTE = 500  # characters of the note added to the Commerce order comment

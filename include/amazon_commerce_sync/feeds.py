@@ -214,11 +214,15 @@ def submit_outbox(
     batch = keys.feed_batch()
     claimed = sum(
         store.outbox.transition(
-            entry["id"], SUBMITTING, expect=OutboxStatus.PENDING, feed_id=batch.natural_key, message_id=number,
+            entry["id"],
+            SUBMITTING,
+            expect=OutboxStatus.PENDING,
+            feed_id=batch.natural_key,
+            message_id=number,
             count_attempt=True,
         )
         for number, entry in enumerate(pending, start=1)
-    )  # fmt: skip
+    )
     entries = store.outbox.entries(kind=kind, feed_id=batch.natural_key)
     if claimed != len(pending):
         log.info("%s: %d of %d entries were claimed by another run", kind, len(pending) - claimed, len(pending))
@@ -233,9 +237,12 @@ def submit_outbox(
 
     try:
         result = write_once(
-            store.writes, batch, send=send, look=lambda earlier: _feed_of(store, amazon, feed_type, earlier),
+            store.writes,
+            batch,
+            send=send,
+            look=lambda earlier: _feed_of(store, amazon, feed_type, earlier),
             detail={"feed_type": feed_type, "started": now().isoformat()},
-        )  # fmt: skip
+        )
     except FatalError:
         _move(store, entries, OutboxStatus.PENDING, expect=SUBMITTING, feed_id="")
         raise
@@ -255,10 +262,12 @@ def _feed_of(store: StateStore, amazon, feed_type: str, intent: WriteRow | None)
     since = parse_time(started) - CLOCK_SLACK if started else None
     known = {f["feed_id"] for f in store.outbox.open_feeds(feed_type)}
     candidates = [
-        f for f in amazon.list_feeds([feed_type])
-        if f.get("feedId") not in known and store.outbox.get_feed(f.get("feedId")) is None
+        f
+        for f in amazon.list_feeds([feed_type])
+        if f.get("feedId") not in known
+        and store.outbox.get_feed(f.get("feedId")) is None
         and (since is None or parse_time(f["createdTime"]) >= since)
-    ]  # fmt: skip
+    ]
     if not candidates:
         return None
     return Done(sorted(candidates, key=lambda f: f["createdTime"])[0]["feedId"])
@@ -330,8 +339,12 @@ def conclude_feed(store: StateStore, amazon, feed_id: str) -> dict[str, Any]:
     else:
         # CANCELLED / FATAL: nothing was applied; the entries go back to be sent again.
         _move(
-            store, entries, OutboxStatus.PENDING, expect=OutboxStatus.SUBMITTED,
-            amazon_message=f"feed {feed_id} ended {status}", feed_id="",
+            store,
+            entries,
+            OutboxStatus.PENDING,
+            expect=OutboxStatus.SUBMITTED,
+            amazon_message=f"feed {feed_id} ended {status}",
+            feed_id="",
         )
         summary = {"processed": 0}
     store.outbox.finish_feed(feed_id, status, summary)

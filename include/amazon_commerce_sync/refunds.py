@@ -169,10 +169,11 @@ def plan_adjustment(
     if positive > 0:
         # An extra amount refunded (adjustment refund): Goodwill, on the memo's items first, within what is left.
         left_total = {
-            c: sum(paid[c].values(), ZERO) - sum(refunded.get(c, {}).values(), ZERO)
+            c: sum(paid[c].values(), ZERO)
+            - sum(refunded.get(c, {}).values(), ZERO)
             - sum(planned.get(c, {}).values(), ZERO)
             for c in order
-        }  # fmt: skip
+        }
         _allocate(planned, "Goodwill", positive, order, left_total)
     if negative > 0:
         # A fee kept back from the refund: Amazon takes only positive amounts, so it is netted out of Principal.
@@ -225,12 +226,17 @@ def adjustment_payload(amazon_order_id: str, memo: Mapping[str, Any], items: Seq
         "commerce_order_id": int(memo["order_id"]),
         "total": str(sum((v for i in items for v in i.components.values()), ZERO)),
         "items": [
-            {"code": i.amazon_order_item_code, "madj": i.merchant_adjustment_item_id, "reason": i.reason,
-             "currency": i.currency, "quantity": i.quantity,
-             "components": {k: str(v) for k, v in i.components.items()}}
+            {
+                "code": i.amazon_order_item_code,
+                "madj": i.merchant_adjustment_item_id,
+                "reason": i.reason,
+                "currency": i.currency,
+                "quantity": i.quantity,
+                "components": {k: str(v) for k, v in i.components.items()},
+            }
             for i in items
         ],
-    }  # fmt: skip
+    }
 
 
 def build_adjustment_message(message_id: int, payload: Mapping[str, Any]):
@@ -295,11 +301,15 @@ def refund_lines(event: Mapping[str, Any]) -> list[RefundLine]:
 def event_key(event: Mapping[str, Any]) -> str:
     """A refund event's natural key: order id + posted date + a digest of its items and amounts."""
     body = sorted(
-        (str(e.get("OrderAdjustmentItemId")),
-         sorted((str(c.get("ChargeType")), str(dec((c.get("ChargeAmount") or {}).get("CurrencyAmount"))))
-                for c in e.get("ItemChargeAdjustmentList") or []))
+        (
+            str(e.get("OrderAdjustmentItemId")),
+            sorted(
+                (str(c.get("ChargeType")), str(dec((c.get("ChargeAmount") or {}).get("CurrencyAmount"))))
+                for c in e.get("ItemChargeAdjustmentList") or []
+            ),
+        )
         for e in event.get("ShipmentItemAdjustmentList") or []
-    )  # fmt: skip
+    )
     digest = hashlib.sha256(json.dumps(body).encode()).hexdigest()[:16]
     return f"amzrefund:{event.get('AmazonOrderId')}:{event.get('PostedDate')}:{digest}"
 

@@ -24,11 +24,25 @@ MARKETPLACE_ID = re.compile(r"^[A-Z0-9]{10,14}$")
 CUSTOMER_CREATION = ("guest", "create_account")
 ORDER_NUMBER_SOURCE = ("commerce", "amazon")
 ADJUSTMENT_REASONS = (
-    "NoInventory", "CustomerReturn", "GeneralAdjustment", "CouldNotShip", "DifferentItem", "Abandoned",
-    "CustomerCancel", "PriceError", "ProductOutofStock", "CustomerAddressIncorrect", "Exchange", "Other",
-    "CarrierCreditDecision", "RiskAssessmentInformationNotValid", "CarrierCoverageFailure", "TransactionRecord",
-    "Undeliverable", "RefusedDelivery",
-)  # fmt: skip
+    "NoInventory",
+    "CustomerReturn",
+    "GeneralAdjustment",
+    "CouldNotShip",
+    "DifferentItem",
+    "Abandoned",
+    "CustomerCancel",
+    "PriceError",
+    "ProductOutofStock",
+    "CustomerAddressIncorrect",
+    "Exchange",
+    "Other",
+    "CarrierCreditDecision",
+    "RiskAssessmentInformationNotValid",
+    "CarrierCoverageFailure",
+    "TransactionRecord",
+    "Undeliverable",
+    "RefusedDelivery",
+)
 
 DEFAULT_SHIPPING_METHODS = {
     "Standard": "amazon_standard",
@@ -123,8 +137,12 @@ class Settings:
 # keywords are annotations in 2020-12): the text after "<field>: " when the value under it is invalid, with
 # ``{value!r}`` standing for the value. The account's fields are those of :class:`AccountSettings` (tested).
 def _whole(low: int, high: int) -> dict[str, Any]:
-    return {"type": "integer", "minimum": low, "maximum": high,
-            "message": f"{{value!r}} must be a whole number from {low} to {high}"}  # fmt: skip
+    return {
+        "type": "integer",
+        "minimum": low,
+        "maximum": high,
+        "message": f"{{value!r}} must be a whole number from {low} to {high}",
+    }
 
 
 def _choice(values: tuple[str, ...]) -> dict[str, Any]:
@@ -134,23 +152,46 @@ def _choice(values: tuple[str, ...]) -> dict[str, Any]:
 _NOT_ISO_8601 = "{value!r} is not an ISO 8601 date-time; write e.g. '2026-01-01T00:00:00Z'"
 _TEXT = {"type": "string", "pattern": r"\S", "message": "must be a non-empty string"}
 _FLAG = {"type": "boolean", "message": "{value!r} must be true or false"}
-_MAP = {"type": "object", "additionalProperties": {"type": "string", "minLength": 1},
-        "message": "must be an object mapping strings to non-empty strings"}  # fmt: skip
+_MAP = {
+    "type": "object",
+    "additionalProperties": {"type": "string", "minLength": 1},
+    "message": "must be an object mapping strings to non-empty strings",
+}
 
 ACCOUNT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["account_id", "marketplace_ids", "import_orders_after"],
     "additionalProperties": False,
     "properties": {
-        "account_id": {"type": "string", "pattern": ACCOUNT_ID_PATTERN,
-                       "message": "use 1-64 letters, digits, '.', '_' or '-'"},
-        "marketplace_ids": {"type": "array", "minItems": 1, "message": 'give a non-empty list, e.g. ["ATVPDKIKX0DER"]',
-                            "items": {"type": "string", "pattern": MARKETPLACE_ID.pattern,
-                                      "message": "{value!r} is not an Amazon marketplace id"}},
+        "account_id": {
+            "type": "string",
+            "pattern": ACCOUNT_ID_PATTERN,
+            "message": "use 1-64 letters, digits, '.', '_' or '-'",
+        },
+        "marketplace_ids": {
+            "type": "array",
+            "minItems": 1,
+            "message": 'give a non-empty list, e.g. ["ATVPDKIKX0DER"]',
+            "items": {
+                "type": "string",
+                "pattern": MARKETPLACE_ID.pattern,
+                "message": "{value!r} is not an Amazon marketplace id",
+            },
+        },
         # ISO 8601 with a time zone: checked when parsed (the messages tell the two mistakes apart).
         "import_orders_after": {"type": "string", "message": _NOT_ISO_8601},
-        **dict.fromkeys(("merchant_id", "amazon_conn_id", "commerce_conn_id", "new_order_status", "payment_method",
-                         "default_shipping_method", "source_code"), _TEXT),
+        **dict.fromkeys(
+            (
+                "merchant_id",
+                "amazon_conn_id",
+                "commerce_conn_id",
+                "new_order_status",
+                "payment_method",
+                "default_shipping_method",
+                "source_code",
+            ),
+            _TEXT,
+        ),
         **dict.fromkeys(("import_enabled", "invoice_on_import", "manage_stock", "anonymise_commerce_orders"), _FLAG),
         "customer_creation": _choice(CUSTOMER_CREATION),
         "order_number_source": _choice(ORDER_NUMBER_SOURCE),
@@ -166,7 +207,7 @@ ACCOUNT_SCHEMA: dict[str, Any] = {
         "alert_repeat_minutes": _whole(0, 7 * 24 * 60),
         **dict.fromkeys(("shipping_method_map", "sku_map", "carrier_map"), _MAP),
     },
-}  # fmt: skip
+}
 
 SETTINGS_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -202,8 +243,11 @@ def _messages(error: Any) -> list[str]:
     where = _where(path[:2])
     if len(path) == 2:  # an account as a whole
         if error.validator == "required":
-            return [f"{where}.{name}: required; see README 'Settings'"
-                    for name in error.validator_value if name not in error.instance]  # fmt: skip
+            return [
+                f"{where}.{name}: required; see README 'Settings'"
+                for name in error.validator_value
+                if name not in error.instance
+            ]
         if error.validator == "additionalProperties":
             known = sorted(ACCOUNT_SCHEMA["properties"])
             unknown = sorted(set(error.instance) - set(known))

@@ -188,8 +188,9 @@ def decide(
     order_id = order["amazon_order_id"]
     shipment_id = int(shipment["entity_id"])
     if not known.imported:
-        return Decision(OutboxStatus.WAITING, f"the Amazon order is not imported yet ({order['sync_status']})",
-                        None, order_id)  # fmt: skip
+        return Decision(
+            OutboxStatus.WAITING, f"the Amazon order is not imported yet ({order['sync_status']})", None, order_id
+        )
     if int(order["commerce_order_id"]) != int(shipment.get("order_id") or 0):
         detail = (
             f"Commerce shipment {shipment_id} is on Commerce order {shipment.get('order_id')}, "
@@ -207,8 +208,9 @@ def decide(
     if tracking & amazon_tracking:
         return Decision(None, "from_amazon")  # carries the tracking of a package Amazon already has
     if any(w["status"] == WriteStatus.INTENT for w in known.mirrored):
-        return Decision(OutboxStatus.WAITING, "an Amazon-side shipment of this order is being copied to Commerce",
-                        None, order_id)  # fmt: skip
+        return Decision(
+            OutboxStatus.WAITING, "an Amazon-side shipment of this order is being copied to Commerce", None, order_id
+        )
     if order["fulfilled_by"] == "AMAZON":
         return Decision(None, "skipped_amazon_fulfilled")  # Amazon ships FBA orders; nothing to confirm
     try:

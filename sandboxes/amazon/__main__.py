@@ -37,17 +37,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--client-secret", default=_env("CLIENT_SECRET", "sandbox-client-secret"))
     p.add_argument("--refresh-token", default=_env("REFRESH_TOKEN", "sandbox-refresh-token"))
     p.add_argument("--visibility-delay", type=float, default=float(_env("VISIBILITY_DELAY", "0")))
-    p.add_argument("--no-rate-limits", action="store_true",
-                   default=(_env("NO_RATE_LIMITS", "") or "").lower() in truthy)
-    p.add_argument("--marketplaces", default=_env("MARKETPLACES", ",".join(DEFAULT_MARKETPLACES)),
-                   help="the seller's marketplace ids, comma separated (any of Amazon's, any region)")
-    p.add_argument("--region", default=_env("REGION", "NA"), choices=sorted(REGIONS),
-                   type=str.upper, help="the region served without a /na, /eu or /fe path prefix")
-    p.add_argument("--finances-v0-removed", action="store_true",
-                   default=(_env("FINANCES_V0_REMOVED", "") or "").lower() in truthy,
-                   help="answer Finances v0 as a removed API (404 ResourceNotFound)")
-    p.add_argument("--realism", default=_env("REALISM", "realistic"), choices=sorted(PRESETS),
-                   help="shapes of the orders generated at start and in live mode")
+    p.add_argument(
+        "--no-rate-limits", action="store_true", default=(_env("NO_RATE_LIMITS", "") or "").lower() in truthy
+    )
+    p.add_argument(
+        "--marketplaces",
+        default=_env("MARKETPLACES", ",".join(DEFAULT_MARKETPLACES)),
+        help="the seller's marketplace ids, comma separated (any of Amazon's, any region)",
+    )
+    p.add_argument(
+        "--region",
+        default=_env("REGION", "NA"),
+        choices=sorted(REGIONS),
+        type=str.upper,
+        help="the region served without a /na, /eu or /fe path prefix",
+    )
+    p.add_argument(
+        "--finances-v0-removed",
+        action="store_true",
+        default=(_env("FINANCES_V0_REMOVED", "") or "").lower() in truthy,
+        help="answer Finances v0 as a removed API (404 ResourceNotFound)",
+    )
+    p.add_argument(
+        "--realism",
+        default=_env("REALISM", "realistic"),
+        choices=sorted(PRESETS),
+        help="shapes of the orders generated at start and in live mode",
+    )
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
     return p.parse_args(argv)
 
@@ -56,13 +72,24 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     config = AmazonSandboxConfig(
-        speed=args.speed, seed=args.seed, initial_orders=args.orders, state_file=args.state_file,
-        live=args.live, live_interval_seconds=args.live_interval, client_id=args.client_id,
-        client_secret=args.client_secret, visibility_delay_seconds=args.visibility_delay,
-        rate_limits_enabled=not args.no_rate_limits, region=args.region,
-        finances_v0_removed=args.finances_v0_removed, realism=args.realism,
-        sellers=[Seller(DEFAULT_SELLER_ID, args.refresh_token,
-                        [m.strip() for m in args.marketplaces.split(",") if m.strip()])],
+        speed=args.speed,
+        seed=args.seed,
+        initial_orders=args.orders,
+        state_file=args.state_file,
+        live=args.live,
+        live_interval_seconds=args.live_interval,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        visibility_delay_seconds=args.visibility_delay,
+        rate_limits_enabled=not args.no_rate_limits,
+        region=args.region,
+        finances_v0_removed=args.finances_v0_removed,
+        realism=args.realism,
+        sellers=[
+            Seller(
+                DEFAULT_SELLER_ID, args.refresh_token, [m.strip() for m in args.marketplaces.split(",") if m.strip()]
+            )
+        ],
     )
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level.lower())
 

@@ -71,15 +71,18 @@ def load_examples(request: Request, body: dict[str, Any] = Body(default={})) -> 
     orders = example_orders()
     missing = sorted({o["salesChannel"]["marketplaceId"] for o in orders} - set(seller.marketplace_ids))
     if missing and body.get("addMarketplaces") is not True:
-        raise invalid_input(f"Seller {seller_id} does not sell in {missing}.",
-                            'Send "addMarketplaces": true, or set the seller up with POST /_sandbox/sellers.')
+        raise invalid_input(
+            f"Seller {seller_id} does not sell in {missing}.",
+            'Send "addMarketplaces": true, or set the seller up with POST /_sandbox/sellers.',
+        )
     seller.marketplace_ids = [*seller.marketplace_ids, *missing]
     with state.lock:
         for order in orders:
             state.put_order(seller_id, order)
         state.save()
-    return JSONResponse({"loaded": len(orders), "orderIds": [o["orderId"] for o in orders],
-                         "examples": [describe(o) for o in orders]})
+    return JSONResponse(
+        {"loaded": len(orders), "orderIds": [o["orderId"] for o in orders], "examples": [describe(o) for o in orders]}
+    )
 
 
 @router.post("/orders/generate")
@@ -89,8 +92,9 @@ def generate(request: Request, body: dict[str, Any] = Body(default={})) -> JSONR
     count = body.get("count", 1)
     if not isinstance(count, int) or not 1 <= count <= 10000:
         raise invalid_input("count must be an integer between 1 and 10000.")
-    kwargs: dict[str, Any] = {"marketplace_ids": body.get("marketplaceIds")
-                              or state.config.seller(seller_id).marketplace_ids}
+    kwargs: dict[str, Any] = {
+        "marketplace_ids": body.get("marketplaceIds") or state.config.seller(seller_id).marketplace_ids
+    }
     if body.get("status"):
         kwargs["status"] = body["status"]
     if body.get("fulfilledBy"):
@@ -130,16 +134,25 @@ def get_order(order_id: str, request: Request) -> JSONResponse:
 
 def unshipped_items(order: dict[str, Any]) -> list[dict[str, Any]]:
     """``[{orderItemId, quantity}]`` of everything not yet shipped."""
-    return [{"orderItemId": i["orderItemId"], "quantity": int(i["quantityOrdered"]) - domain.shipped_qty(i)}
-            for i in order["orderItems"] if int(i["quantityOrdered"]) > domain.shipped_qty(i)]
+    return [
+        {"orderItemId": i["orderItemId"], "quantity": int(i["quantityOrdered"]) - domain.shipped_qty(i)}
+        for i in order["orderItems"]
+        if int(i["quantityOrdered"]) > domain.shipped_qty(i)
+    ]
 
 
 def default_packages(order: dict[str, Any], rng: random.Random | None = None) -> list[dict[str, Any]]:
     """One package with everything not yet shipped."""
     rng = rng or random.Random(order["orderId"])
     carrier = "AMZN_US" if order["fulfillment"].get("fulfilledBy") == "AMAZON" else "UPS"
-    return [{"packageReferenceId": str(len(order.get("packages", [])) + 1), "carrier": carrier,
-             "trackingNumber": f"TBA{rng.randrange(10**12):012d}", "items": unshipped_items(order)}]
+    return [
+        {
+            "packageReferenceId": str(len(order.get("packages", [])) + 1),
+            "carrier": carrier,
+            "trackingNumber": f"TBA{rng.randrange(10**12):012d}",
+            "items": unshipped_items(order),
+        }
+    ]
 
 
 def apply_event(state: SandboxState, record: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
@@ -156,8 +169,9 @@ def apply_event(state: SandboxState, record: dict[str, Any], event: dict[str, An
     elif kind == "request_cancellation":
         domain.request_cancellation(state, record, event.get("reason") or "BuyerCanceled")
     elif kind == "cancel":
-        changed = domain.cancel(state, record, by=event.get("by") or "AMAZON",
-                                reason=event.get("reason") or "GeneralAdjustment")
+        changed = domain.cancel(
+            state, record, by=event.get("by") or "AMAZON", reason=event.get("reason") or "GeneralAdjustment"
+        )
         result["changed"] = changed
     elif kind == "ship":
         # Shipped by Amazon (FBA) or by the seller in Seller Central; "packageData": false ships without
@@ -208,9 +222,16 @@ def list_feeds(request: Request) -> JSONResponse:
     with state.lock:
         out = []
         for feed in state.feeds.values():
-            out.append({**feeds.feed_view(feed, t), "sellerId": feed["sellerId"],
-                        "status": feeds.feed_status(feed, t), "messages": feed.get("messages", []),
-                        "results": feed.get("results", []), "report": feed.get("report")})
+            out.append(
+                {
+                    **feeds.feed_view(feed, t),
+                    "sellerId": feed["sellerId"],
+                    "status": feeds.feed_status(feed, t),
+                    "messages": feed.get("messages", []),
+                    "results": feed.get("results", []),
+                    "report": feed.get("report"),
+                }
+            )
         return JSONResponse({"feeds": out})
 
 
@@ -220,8 +241,9 @@ def complete_feed(feed_id: str, request: Request) -> JSONResponse:
     feed = feeds.complete_now(state, feed_id)
     if feed is None:
         raise not_found(f"Feed {feed_id} not found.")
-    return JSONResponse({**feeds.feed_view(feed, now()), "results": feed.get("results", []),
-                         "report": feed.get("report")})
+    return JSONResponse(
+        {**feeds.feed_view(feed, now()), "results": feed.get("results", []), "report": feed.get("report")}
+    )
 
 
 @router.get("/shipment-confirmations")
@@ -289,10 +311,19 @@ def reset(request: Request) -> JSONResponse:
     return JSONResponse({"reset": True})
 
 
-SETTINGS = {"speed": float, "rate_limits_enabled": bool, "visibility_delay_seconds": float,
-            "feed_stage_seconds": float, "token_ttl_seconds": int, "compress_reports": bool,
-            "live_interval_seconds": float, "finances_v0_removed": bool, "deferral_rate": float,
-            "deferral_seconds": float, "finances_page_size": int}
+SETTINGS = {
+    "speed": float,
+    "rate_limits_enabled": bool,
+    "visibility_delay_seconds": float,
+    "feed_stage_seconds": float,
+    "token_ttl_seconds": int,
+    "compress_reports": bool,
+    "live_interval_seconds": float,
+    "finances_v0_removed": bool,
+    "deferral_rate": float,
+    "deferral_seconds": float,
+    "finances_page_size": int,
+}
 
 
 @router.get("/settings")
@@ -309,8 +340,12 @@ def set_settings(request: Request, body: dict[str, Any] = Body(...)) -> JSONResp
     for key, kind in SETTINGS.items():
         if key in body:
             value = body[key]
-            if kind is bool and not isinstance(value, bool) or kind is not bool and (
-                    isinstance(value, bool) or not isinstance(value, int | float)):
+            if (
+                kind is bool
+                and not isinstance(value, bool)
+                or kind is not bool
+                and (isinstance(value, bool) or not isinstance(value, int | float))
+            ):
                 raise invalid_input(f"{key} must be a {kind.__name__}.")
             if key == "speed" and value <= 0:
                 raise invalid_input("speed must be > 0.")

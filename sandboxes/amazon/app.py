@@ -29,8 +29,9 @@ def create_app(config: AmazonSandboxConfig | None = None) -> FastAPI:
     state = SandboxState(config)
     if not state.load() and config.initial_orders:
         seller = config.sellers[0]
-        for order in generate_orders(config.seed, config.initial_orders, now(),
-                                     marketplace_ids=seller.marketplace_ids, realism=config.realism):
+        for order in generate_orders(
+            config.seed, config.initial_orders, now(), marketplace_ids=seller.marketplace_ids, realism=config.realism
+        ):
             state.put_order(seller.seller_id, order)
         state.save()
 
@@ -45,8 +46,13 @@ def create_app(config: AmazonSandboxConfig | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    app = FastAPI(title="Amazon SP-API sandbox", lifespan=lifespan, docs_url="/_sandbox/docs",
-                  openapi_url="/_sandbox/openapi.json", redoc_url=None)
+    app = FastAPI(
+        title="Amazon SP-API sandbox",
+        lifespan=lifespan,
+        docs_url="/_sandbox/docs",
+        openapi_url="/_sandbox/openapi.json",
+        redoc_url=None,
+    )
     app.state.sandbox = state
     for module in (auth, orders, feeds, finances, transactions, admin):
         app.include_router(module.router)
@@ -60,8 +66,10 @@ def create_app(config: AmazonSandboxConfig | None = None) -> FastAPI:
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return JSONResponse(SpApiError(400, "InvalidInput", "Invalid input.",
-                                       f"{where}: {first.get('msg', '')}").body(), status_code=400)
+        return JSONResponse(
+            SpApiError(400, "InvalidInput", "Invalid input.", f"{where}: {first.get('msg', '')}").body(),
+            status_code=400,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -28,20 +28,30 @@ async def lwa_token(request: Request) -> JSONResponse:
     if not grant_type:
         return _oauth_error(400, "invalid_request", "The request is missing a required parameter : grant_type")
     if grant_type != "refresh_token":
-        return _oauth_error(400, "unsupported_grant_type", f"The grant type {grant_type} is not supported by "
-                            "this sandbox (only refresh_token).")
+        return _oauth_error(
+            400,
+            "unsupported_grant_type",
+            f"The grant type {grant_type} is not supported by this sandbox (only refresh_token).",
+        )
     for name in ("refresh_token", "client_id", "client_secret"):
         if not form.get(name):
             return _oauth_error(400, "invalid_request", f"The request is missing a required parameter : {name}")
     config = state.config
-    if not (secrets.compare_digest(form["client_id"], config.client_id)
-            and secrets.compare_digest(form["client_secret"], config.client_secret)):
+    if not (
+        secrets.compare_digest(form["client_id"], config.client_id)
+        and secrets.compare_digest(form["client_secret"], config.client_secret)
+    ):
         return _oauth_error(401, "invalid_client", "Client authentication failed")
-    seller = next((s for s in config.sellers if secrets.compare_digest(s.refresh_token, form["refresh_token"])),
-                  None)
+    seller = next((s for s in config.sellers if secrets.compare_digest(s.refresh_token, form["refresh_token"])), None)
     if seller is None:
         return _oauth_error(400, "invalid_grant", "The request has an invalid grant parameter : refresh_token")
     token = state.issue_token(seller.seller_id)
     log.info("issued an access token for seller %s", seller.seller_id)
-    return JSONResponse({"access_token": token, "token_type": "bearer", "expires_in": config.token_ttl_seconds,
-                         "refresh_token": form["refresh_token"]})
+    return JSONResponse(
+        {
+            "access_token": token,
+            "token_type": "bearer",
+            "expires_in": config.token_ttl_seconds,
+            "refresh_token": form["refresh_token"],
+        }
+    )

@@ -18,8 +18,13 @@ CARRIER_CODES: frozenset[str] = frozenset(json.loads(DATA_FILE.read_text(encodin
 OTHER = "Other"
 
 
-def carrier_problem(carrier_code: str | None, carrier_name: str | None, *, code_field: str = "carrierCode",
-                    name_field: str = "carrierName") -> str | None:
+def carrier_problem(
+    carrier_code: str | None,
+    carrier_name: str | None,
+    *,
+    code_field: str = "carrierCode",
+    name_field: str = "carrierName",
+) -> str | None:
     """Why Amazon refuses this carrier (a sentence naming the fields), or None when it is acceptable.
 
     ``carrier_code`` must be one of :data:`CARRIER_CODES`; with ``Other``, ``carrier_name`` must be given.
@@ -27,8 +32,10 @@ def carrier_problem(carrier_code: str | None, carrier_name: str | None, *, code_
     if not carrier_code:
         return f"{code_field} is required."
     if carrier_code not in CARRIER_CODES:
-        return (f"{code_field} {carrier_code!r} is not one of Amazon's carrier codes: use the exact listed value, or "
-                f"{OTHER} with {name_field} for a carrier that is not listed.")
+        return (
+            f"{code_field} {carrier_code!r} is not one of Amazon's carrier codes: use the exact listed value, or "
+            f"{OTHER} with {name_field} for a carrier that is not listed."
+        )
     if carrier_code == OTHER and not (carrier_name or "").strip():
         return f"{name_field} is required when {code_field} is {OTHER}."
     return None

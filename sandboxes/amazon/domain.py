@@ -17,15 +17,36 @@ from sandboxes.amazon.util import iso, money, now
 
 PENDING_STATUSES = ("PENDING", "PENDING_AVAILABILITY")
 SECTIONS = {  # includedData value -> Order/OrderItem keys it controls
-    "BUYER": ("buyer",), "RECIPIENT": ("recipient",), "PROCEEDS": ("proceeds",), "EXPENSE": ("expense",),
-    "PROMOTION": ("promotion",), "CANCELLATION": ("cancellation",), "FULFILLMENT": ("fulfillment",),
-    "PACKAGES": ("packages",), "TAX": ("tax",), "PAYMENT": ("payment",), "FULFILLMENT_ORDERS": ("fulfillmentOrders",),
+    "BUYER": ("buyer",),
+    "RECIPIENT": ("recipient",),
+    "PROCEEDS": ("proceeds",),
+    "EXPENSE": ("expense",),
+    "PROMOTION": ("promotion",),
+    "CANCELLATION": ("cancellation",),
+    "FULFILLMENT": ("fulfillment",),
+    "PACKAGES": ("packages",),
+    "TAX": ("tax",),
+    "PAYMENT": ("payment",),
+    "FULFILLMENT_ORDERS": ("fulfillmentOrders",),
 }
 ORDER_LEVEL = {"buyer", "recipient", "proceeds", "packages", "payment", "tax", "fulfillment", "fulfillmentOrders"}
 ITEM_LEVEL = {"proceeds", "expense", "promotion", "cancellation", "fulfillment", "tax"}
 REFUND_COMPONENTS = (
-    "Principal", "Shipping", "Tax", "ShippingTax", "RestockingFee", "RestockingFeeTax", "GiftWrap",
-    "GiftWrapTax", "Surcharge", "ReturnShipping", "Goodwill", "ExportCharge", "COD", "CODTax", "Other",
+    "Principal",
+    "Shipping",
+    "Tax",
+    "ShippingTax",
+    "RestockingFee",
+    "RestockingFeeTax",
+    "GiftWrap",
+    "GiftWrapTax",
+    "Surcharge",
+    "ReturnShipping",
+    "Goodwill",
+    "ExportCharge",
+    "COD",
+    "CODTax",
+    "Other",
     "FreeReplacementReturnShipping",
 )
 
@@ -142,8 +163,15 @@ def _recompute_status(order: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------ transitions
-def ship(state: SandboxState, record: dict[str, Any], packages: list[dict[str, Any]], *,
-         source: str, at: float | None = None, package_data: bool = True) -> None:
+def ship(
+    state: SandboxState,
+    record: dict[str, Any],
+    packages: list[dict[str, Any]],
+    *,
+    source: str,
+    at: float | None = None,
+    package_data: bool = True,
+) -> None:
     """Ship items: add packages (``packageReferenceId, carrier, shippingService?, trackingNumber?, shipTime,
     items[{orderItemId, quantity}]``) to the order; validates all before applying any.
 
@@ -164,7 +192,9 @@ def ship(state: SandboxState, record: dict[str, Any], packages: list[dict[str, A
         if ref in used and package_data:
             raise RuleError(
                 f"Package {ref} has already been confirmed for order {oid}: "
-                "packageReferenceId must be unique per order.", "18033")
+                "packageReferenceId must be unique per order.",
+                "18033",
+            )
         used.add(ref)
         if not package["items"]:
             raise RuleError("A package must contain at least one order item.", "18029")
@@ -174,15 +204,13 @@ def ship(state: SandboxState, record: dict[str, Any], packages: list[dict[str, A
                 raise RuleError(f"Order item {entry['orderItemId']} is not part of order {oid}.", "18029")
             qty = entry["quantity"]
             if not isinstance(qty, int) or isinstance(qty, bool) or qty < 1:
-                raise RuleError(f"Quantity for order item {item['orderItemId']} must be a positive integer.",
-                                "18030")
+                raise RuleError(f"Quantity for order item {item['orderItemId']} must be a positive integer.", "18030")
             wanted[item["orderItemId"]] += qty
     for item_id, qty in wanted.items():
         item = find_item(order, item_id)
         left = int(item["quantityOrdered"]) - shipped_qty(item)
         if qty > left:
-            raise RuleError(
-                f"Quantity {qty} for order item {item_id} exceeds the unshipped quantity {left}.", "18030")
+            raise RuleError(f"Quantity {qty} for order item {item_id} exceeds the unshipped quantity {left}.", "18030")
     previous = copy.deepcopy(order)
     t = now() if at is None else at
     for package in packages:
@@ -192,8 +220,9 @@ def ship(state: SandboxState, record: dict[str, Any], packages: list[dict[str, A
             "packageStatus": {"status": "SHIPPED"},
             "carrier": package.get("carrier") or "Other",
             "shipTime": package.get("shipTime") or iso(t),
-            "packageItems": [{"orderItemId": str(i["orderItemId"]), "quantity": i["quantity"]}
-                             for i in package["items"]],
+            "packageItems": [
+                {"orderItemId": str(i["orderItemId"]), "quantity": i["quantity"]} for i in package["items"]
+            ],
         }
         if package.get("shippingService"):
             entry["shippingService"] = package["shippingService"]
@@ -212,36 +241,56 @@ def ship(state: SandboxState, record: dict[str, Any], packages: list[dict[str, A
     state.touch(record, previous, t)
 
 
-def _add_shipment_event(state: SandboxState, record: dict[str, Any], items: list[dict[str, Any]],
-                        t: float) -> None:
+def _add_shipment_event(state: SandboxState, record: dict[str, Any], items: list[dict[str, Any]], t: float) -> None:
     order = record["order"]
     currency = currency_of(order)
     lines = []
     for entry in items:
         item = find_item(order, str(entry["orderItemId"]))
         ratio = Decimal(entry["quantity"]) / Decimal(int(item["quantityOrdered"]))
-        charges = [{"ChargeType": k,
-                    "ChargeAmount": {"CurrencyCode": currency, "CurrencyAmount": str(money(v * ratio, currency))}}
-                   for k, v in item_components(item).items() if k != "Discount" and v]
-        line: dict[str, Any] = {"SellerSKU": item["product"].get("sellerSku", ""), "OrderItemId": item["orderItemId"],
-                                "QuantityShipped": entry["quantity"], "ItemChargeList": charges}
+        charges = [
+            {
+                "ChargeType": k,
+                "ChargeAmount": {"CurrencyCode": currency, "CurrencyAmount": str(money(v * ratio, currency))},
+            }
+            for k, v in item_components(item).items()
+            if k != "Discount" and v
+        ]
+        line: dict[str, Any] = {
+            "SellerSKU": item["product"].get("sellerSku", ""),
+            "OrderItemId": item["orderItemId"],
+            "QuantityShipped": entry["quantity"],
+            "ItemChargeList": charges,
+        }
         discount = item_components(item).get("Discount")
         if discount:
             promo = (item.get("promotion", {}).get("breakdowns") or [{}])[0].get("promotionId", "")
-            line["PromotionList"] = [{"PromotionType": "PromotionMetaDataDefinitionValue", "PromotionId": promo,
-                                      "PromotionAmount": {"CurrencyCode": currency,
-                                                          "CurrencyAmount": str(money(discount * ratio,
-                                                                                      currency))}}]
+            line["PromotionList"] = [
+                {
+                    "PromotionType": "PromotionMetaDataDefinitionValue",
+                    "PromotionId": promo,
+                    "PromotionAmount": {
+                        "CurrencyCode": currency,
+                        "CurrencyAmount": str(money(discount * ratio, currency)),
+                    },
+                }
+            ]
         lines.append(line)
-    state.shipment_events.append({
-        "sellerId": record["sellerId"], "orderId": order["orderId"], "postedAt": t,
-        "event": {"AmazonOrderId": order["orderId"], "MarketplaceName": marketplace_name(order),
-                  "ShipmentItemList": lines},
-    })
+    state.shipment_events.append(
+        {
+            "sellerId": record["sellerId"],
+            "orderId": order["orderId"],
+            "postedAt": t,
+            "event": {
+                "AmazonOrderId": order["orderId"],
+                "MarketplaceName": marketplace_name(order),
+                "ShipmentItemList": lines,
+            },
+        }
+    )
 
 
-def cancel(state: SandboxState, record: dict[str, Any], *, by: str, reason: str,
-           at: float | None = None) -> bool:
+def cancel(state: SandboxState, record: dict[str, Any], *, by: str, reason: str, at: float | None = None) -> bool:
     """Cancel an unshipped order. Returns False when it was already cancelled."""
     order = record["order"]
     status = status_of(order)
@@ -249,7 +298,8 @@ def cancel(state: SandboxState, record: dict[str, Any], *, by: str, reason: str,
         return False
     if status not in ("UNSHIPPED", *PENDING_STATUSES) or any(shipped_qty(i) for i in order["orderItems"]):
         raise RuleError(
-            f"Order {order['orderId']} is {status}: an order with shipped items cannot be cancelled.", "18099")
+            f"Order {order['orderId']} is {status}: an order with shipped items cannot be cancelled.", "18099"
+        )
     previous = copy.deepcopy(order)
     for item in order["orderItems"]:
         cancellation = item.setdefault("cancellation", {})
@@ -264,8 +314,9 @@ def cancel(state: SandboxState, record: dict[str, Any], *, by: str, reason: str,
 def request_cancellation(state: SandboxState, record: dict[str, Any], reason: str) -> None:
     order = record["order"]
     if status_of(order) not in ("UNSHIPPED", *PENDING_STATUSES):
-        raise RuleError(f"Order {order['orderId']} is {status_of(order)}: buyers can only ask to cancel "
-                        "unshipped orders.")
+        raise RuleError(
+            f"Order {order['orderId']} is {status_of(order)}: buyers can only ask to cancel unshipped orders."
+        )
     previous = copy.deepcopy(order)
     for item in order["orderItems"]:
         item.setdefault("cancellation", {})["cancellationRequest"] = {"requester": "BUYER", "cancelReason": reason}
@@ -291,9 +342,16 @@ def set_seller_order_id(state: SandboxState, record: dict[str, Any], merchant_or
         state.touch(record, previous)
 
 
-def refund(state: SandboxState, record: dict[str, Any], items: list[dict[str, Any]], *, source: str,
-           currency: str | None = None, extra: dict[str, Any] | None = None,
-           at: float | None = None) -> dict[str, Any]:
+def refund(
+    state: SandboxState,
+    record: dict[str, Any],
+    items: list[dict[str, Any]],
+    *,
+    source: str,
+    currency: str | None = None,
+    extra: dict[str, Any] | None = None,
+    at: float | None = None,
+) -> dict[str, Any]:
     """Record a refund. ``items``: ``[{orderItemId, components: [{type, amount}], merchantAdjustmentItemId?,
     adjustmentReason?}]`` with positive amounts.  Validates against what is still refundable."""
     order = record["order"]
@@ -302,8 +360,11 @@ def refund(state: SandboxState, record: dict[str, Any], items: list[dict[str, An
     if currency and currency != order_currency:
         raise RuleError(f"Currency {currency} does not match the order currency {order_currency}.", "18140")
     if status_of(order) not in ("SHIPPED", "PARTIALLY_SHIPPED"):
-        raise RuleError(f"Order {oid} is {status_of(order)}: only shipped orders can be refunded "
-                        "(cancel unshipped orders instead).", "18145")
+        raise RuleError(
+            f"Order {oid} is {status_of(order)}: only shipped orders can be refunded "
+            "(cancel unshipped orders instead).",
+            "18145",
+        )
     if not items:
         raise RuleError("A refund needs at least one adjusted item.", "18029")
     clean = []
@@ -327,23 +388,45 @@ def refund(state: SandboxState, record: dict[str, Any], items: list[dict[str, An
             components.append({"type": c["type"], "amount": str(amount)})
         asked = money(sum((Decimal(c["amount"]) for c in components), Decimal("0")), order_currency)
         left = item_paid_total(item) - refunded_total(state, oid, item["orderItemId"])
-        left -= sum((Decimal(c["amount"]) for prior in clean if prior["orderItemId"] == item["orderItemId"]
-                     for c in prior["components"]), Decimal("0"))
+        left -= sum(
+            (
+                Decimal(c["amount"])
+                for prior in clean
+                if prior["orderItemId"] == item["orderItemId"]
+                for c in prior["components"]
+            ),
+            Decimal("0"),
+        )
         if asked > left:
             raise RuleError(
                 f"Refund of {asked} {order_currency} for order item {item['orderItemId']} exceeds the "
-                f"refundable amount {money(left, order_currency)} {order_currency}.", "18147")
-        out = {"orderItemId": item["orderItemId"], "sellerSku": item["product"].get("sellerSku", ""),
-               "quantity": int(item["quantityOrdered"]), "components": components}
+                f"refundable amount {money(left, order_currency)} {order_currency}.",
+                "18147",
+            )
+        out = {
+            "orderItemId": item["orderItemId"],
+            "sellerSku": item["product"].get("sellerSku", ""),
+            "quantity": int(item["quantityOrdered"]),
+            "components": components,
+        }
         for key in ("merchantAdjustmentItemId", "adjustmentReason"):
             if entry.get(key):
                 out[key] = entry[key]
         clean.append(out)
     t = now() if at is None else at
-    record_ = {"refundId": f"RF-{state.next_id():08d}", "sellerId": record["sellerId"], "orderId": oid,
-               "marketplaceId": order["salesChannel"].get("marketplaceId"),
-               "marketplaceName": marketplace_name(order), "currency": order_currency, "postedAt": t,
-               "postedDate": iso(t), "source": source, "items": clean, **(extra or {})}
+    record_ = {
+        "refundId": f"RF-{state.next_id():08d}",
+        "sellerId": record["sellerId"],
+        "orderId": oid,
+        "marketplaceId": order["salesChannel"].get("marketplaceId"),
+        "marketplaceName": marketplace_name(order),
+        "currency": order_currency,
+        "postedAt": t,
+        "postedDate": iso(t),
+        "source": source,
+        "items": clean,
+        **(extra or {}),
+    }
     state.refunds.append(record_)
     state.touch(record, copy.deepcopy(order), t)
     return record_
@@ -362,8 +445,11 @@ def full_refund_items(state: SandboxState, order: dict[str, Any]) -> list[dict[s
         total = sum(parts.values(), Decimal("0"))
         scale = left / total if total else Decimal("0")
         currency = currency_of(order)
-        comps = [{"type": k, "amount": str(money(v * scale, currency))} for k, v in parts.items()
-                 if money(v * scale, currency) > 0]
+        comps = [
+            {"type": k, "amount": str(money(v * scale, currency))}
+            for k, v in parts.items()
+            if money(v * scale, currency) > 0
+        ]
         diff = left - sum((Decimal(c["amount"]) for c in comps), Decimal("0"))
         if comps and diff:
             comps[0]["amount"] = str(money(Decimal(comps[0]["amount"]) + diff, currency))

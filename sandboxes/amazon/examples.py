@@ -22,8 +22,12 @@ EXAMPLE_KEYS = ("x-amzn-api-sandbox", "examples")
 
 
 def _is_order(node: Any) -> bool:
-    return isinstance(node, dict) and isinstance(node.get("orderId"), str) and "orderItems" in node \
+    return (
+        isinstance(node, dict)
+        and isinstance(node.get("orderId"), str)
+        and "orderItems" in node
         and "salesChannel" in node
+    )
 
 
 def _orders_in(node: Any) -> Iterator[dict[str, Any]]:

@@ -26,13 +26,38 @@ from sandboxes.swagger import validate
 log = logging.getLogger(__name__)
 router = APIRouter()
 MODEL = "sp-api/models/feeds_2021-06-30.json"
-CANCEL_REASONS = {"NoInventory", "ShippingAddressUndeliverable", "CustomerExchange", "BuyerCanceled",
-                  "GeneralAdjustment", "CarrierCreditDecision", "RiskAssessmentInformationNotValid",
-                  "CarrierCoverageFailure", "CustomerReturn", "MerchandiseNotReceived"}
-ADJUSTMENT_REASONS = {"NoInventory", "CustomerReturn", "GeneralAdjustment", "CouldNotShip", "DifferentItem",
-                      "Abandoned", "CustomerCancel", "PriceError", "ProductOutofStock", "CustomerAddressIncorrect",
-                      "Exchange", "Other", "CarrierCreditDecision", "RiskAssessmentInformationNotValid",
-                      "CarrierCoverageFailure", "TransactionRecord", "Undeliverable", "RefusedDelivery"}
+CANCEL_REASONS = {
+    "NoInventory",
+    "ShippingAddressUndeliverable",
+    "CustomerExchange",
+    "BuyerCanceled",
+    "GeneralAdjustment",
+    "CarrierCreditDecision",
+    "RiskAssessmentInformationNotValid",
+    "CarrierCoverageFailure",
+    "CustomerReturn",
+    "MerchandiseNotReceived",
+}
+ADJUSTMENT_REASONS = {
+    "NoInventory",
+    "CustomerReturn",
+    "GeneralAdjustment",
+    "CouldNotShip",
+    "DifferentItem",
+    "Abandoned",
+    "CustomerCancel",
+    "PriceError",
+    "ProductOutofStock",
+    "CustomerAddressIncorrect",
+    "Exchange",
+    "Other",
+    "CarrierCreditDecision",
+    "RiskAssessmentInformationNotValid",
+    "CarrierCoverageFailure",
+    "TransactionRecord",
+    "Undeliverable",
+    "RefusedDelivery",
+}
 
 
 def _body(raw: bytes, definition: str) -> dict[str, Any]:
@@ -59,13 +84,19 @@ async def create_feed_document(request: Request) -> JSONResponse:
     doc_id = f"amzn1.tortuga.4.na.{uuid.uuid4()}"
     t = now()
     with state.lock:
-        state.documents[doc_id] = {"sellerId": request.scope["state"]["seller_id"], "kind": "input",
-                                   "contentType": body["contentType"], "createdAt": t,
-                                   "uploadExpiresAt": t + state.config.upload_url_ttl_seconds,
-                                   "content": None, "compressed": False}
+        state.documents[doc_id] = {
+            "sellerId": request.scope["state"]["seller_id"],
+            "kind": "input",
+            "contentType": body["contentType"],
+            "createdAt": t,
+            "uploadExpiresAt": t + state.config.upload_url_ttl_seconds,
+            "content": None,
+            "compressed": False,
+        }
         state.save()
-    return JSONResponse({"feedDocumentId": doc_id, "url": f"{_base(request)}/_sandbox/uploads/{doc_id}"},
-                        status_code=201)
+    return JSONResponse(
+        {"feedDocumentId": doc_id, "url": f"{_base(request)}/_sandbox/uploads/{doc_id}"}, status_code=201
+    )
 
 
 @router.get("/feeds/2021-06-30/documents/{doc_id}")
@@ -86,14 +117,22 @@ def put_upload(state: SandboxState, doc_id: str, content: bytes, content_type: s
     with state.lock:
         doc = state.documents.get(doc_id)
         if doc is None or doc["kind"] != "input":
-            return Response(_s3_error("NoSuchKey", "The specified key does not exist."), 404,
-                            media_type="application/xml")
+            return Response(
+                _s3_error("NoSuchKey", "The specified key does not exist."), 404, media_type="application/xml"
+            )
         if now() > doc["uploadExpiresAt"]:
             return Response(_s3_error("AccessDenied", "Request has expired"), 403, media_type="application/xml")
-        if content_type and content_type.split(";")[0].strip().lower() != \
-                doc["contentType"].split(";")[0].strip().lower():
-            return Response(_s3_error("SignatureDoesNotMatch", "The Content-Type does not match the one given "
-                                      "to createFeedDocument."), 403, media_type="application/xml")
+        if (
+            content_type
+            and content_type.split(";")[0].strip().lower() != doc["contentType"].split(";")[0].strip().lower()
+        ):
+            return Response(
+                _s3_error(
+                    "SignatureDoesNotMatch", "The Content-Type does not match the one given to createFeedDocument."
+                ),
+                403,
+                media_type="application/xml",
+            )
         doc["content"] = base64.b64encode(content).decode()
         doc["uploadedAt"] = now()
         state.save()
@@ -104,8 +143,9 @@ def get_download(state: SandboxState, doc_id: str) -> Response:
     with state.lock:
         doc = state.documents.get(doc_id)
         if doc is None or doc.get("content") is None:
-            return Response(_s3_error("NoSuchKey", "The specified key does not exist."), 404,
-                            media_type="application/xml")
+            return Response(
+                _s3_error("NoSuchKey", "The specified key does not exist."), 404, media_type="application/xml"
+            )
         return Response(base64.b64decode(doc["content"]), media_type=doc["contentType"])
 
 
@@ -120,8 +160,9 @@ async def create_feed(request: Request) -> JSONResponse:
     seller_id = request.scope["state"]["seller_id"]
     body = _body(await request.body(), "CreateFeedSpecification")
     if body["feedType"] not in MESSAGE_TYPES:
-        raise invalid_input(f"Unsupported feedType {body['feedType']}.",
-                            f"This sandbox processes {', '.join(MESSAGE_TYPES)}.")
+        raise invalid_input(
+            f"Unsupported feedType {body['feedType']}.", f"This sandbox processes {', '.join(MESSAGE_TYPES)}."
+        )
     seller = state.config.seller(seller_id)
     region = request_region(request)
     check_marketplaces(region, seller.marketplace_ids if seller else [], body["marketplaceIds"])
@@ -132,14 +173,25 @@ async def create_feed(request: Request) -> JSONResponse:
         if doc is None or doc["sellerId"] != seller_id or doc["kind"] != "input":
             raise invalid_input(f"inputFeedDocumentId {body['inputFeedDocumentId']} does not exist.")
         if doc.get("content") is None:
-            raise invalid_input(f"inputFeedDocumentId {body['inputFeedDocumentId']} has no content: upload the "
-                                "document to its url before creating the feed.")
+            raise invalid_input(
+                f"inputFeedDocumentId {body['inputFeedDocumentId']} has no content: upload the "
+                "document to its url before creating the feed."
+            )
         feed_id = str(50000000000 + state.next_id())
         state.feeds[feed_id] = {
-            "feedId": feed_id, "sellerId": seller_id, "region": region, "feedType": body["feedType"],
-            "marketplaceIds": body["marketplaceIds"], "inputFeedDocumentId": body["inputFeedDocumentId"],
-            "createdAt": t, "inProgressAt": t + stage, "doneAt": t + 2 * stage, "finalStatus": None,
-            "messages": [], "results": [], "resultFeedDocumentId": None,
+            "feedId": feed_id,
+            "sellerId": seller_id,
+            "region": region,
+            "feedType": body["feedType"],
+            "marketplaceIds": body["marketplaceIds"],
+            "inputFeedDocumentId": body["inputFeedDocumentId"],
+            "createdAt": t,
+            "inProgressAt": t + stage,
+            "doneAt": t + 2 * stage,
+            "finalStatus": None,
+            "messages": [],
+            "results": [],
+            "resultFeedDocumentId": None,
         }
         state.save()
     log.info("feed %s (%s) created", feed_id, body["feedType"])
@@ -154,8 +206,13 @@ def feed_status(feed: dict[str, Any], t: float) -> str:
 
 def feed_view(feed: dict[str, Any], t: float) -> dict[str, Any]:
     status = feed_status(feed, t)
-    out = {"feedId": feed["feedId"], "feedType": feed["feedType"], "marketplaceIds": feed["marketplaceIds"],
-           "createdTime": iso(feed["createdAt"]), "processingStatus": status}
+    out = {
+        "feedId": feed["feedId"],
+        "feedType": feed["feedType"],
+        "marketplaceIds": feed["marketplaceIds"],
+        "createdTime": iso(feed["createdAt"]),
+        "processingStatus": status,
+    }
     if status in ("IN_PROGRESS", "DONE", "FATAL"):
         out["processingStartTime"] = iso(min(feed["inProgressAt"], feed.get("processedAt", t)))
     if status in ("DONE", "FATAL", "CANCELLED") and feed.get("processedAt"):
@@ -171,8 +228,11 @@ def _feed_region(feed: dict[str, Any]) -> str:
 
 def _owned_feed(state: SandboxState, feed_id: str, request: Request) -> dict[str, Any]:
     feed = state.feeds.get(feed_id)
-    if feed is None or feed["sellerId"] != request.scope["state"]["seller_id"] \
-            or _feed_region(feed) != request_region(request):
+    if (
+        feed is None
+        or feed["sellerId"] != request.scope["state"]["seller_id"]
+        or _feed_region(feed) != request_region(request)
+    ):
         raise not_found(f"Feed {feed_id} not found.")
     return feed
 
@@ -214,10 +274,16 @@ def get_feeds(request: Request) -> JSONResponse:
     t = now()
     with state.lock:
         region = request_region(request)
-        feeds = [feed_view(f, t) for f in state.feeds.values()
-                 if f["sellerId"] == request.scope["state"]["seller_id"] and _feed_region(f) == region]
-    feeds = [f for f in feeds if (not types or f["feedType"] in types)
-             and (not statuses or f["processingStatus"] in statuses)]
+        feeds = [
+            feed_view(f, t)
+            for f in state.feeds.values()
+            if f["sellerId"] == request.scope["state"]["seller_id"] and _feed_region(f) == region
+        ]
+    feeds = [
+        f
+        for f in feeds
+        if (not types or f["feedType"] in types) and (not statuses or f["processingStatus"] in statuses)
+    ]
     feeds.sort(key=lambda f: f["createdTime"], reverse=True)
     return JSONResponse({"feeds": feeds[:page_size]})
 
@@ -227,8 +293,10 @@ def process_due_feeds(state: SandboxState, t: float | None = None) -> int:
     """Finish every feed whose time has come; returns how many were finished."""
     t = now() if t is None else t
     with state.lock:
-        due = sorted((f for f in state.feeds.values() if not f.get("finalStatus") and f["doneAt"] <= t),
-                     key=lambda f: (f["doneAt"], f["feedId"]))
+        due = sorted(
+            (f for f in state.feeds.values() if not f.get("finalStatus") and f["doneAt"] <= t),
+            key=lambda f: (f["doneAt"], f["feedId"]),
+        )
         for feed in due:
             _process(state, feed, t)
         if due:
@@ -264,8 +332,14 @@ def _process(state: SandboxState, feed: dict[str, Any], t: float) -> None:
         log.info("feed %s is FATAL: %s", feed["feedId"], exc)
     else:
         if declared and declared != merchant:
-            results.append({"messageId": "0", "resultCode": "Warning", "resultMessageCode": "5002",
-                            "description": f"MerchantIdentifier {declared} is not the submitting seller."})
+            results.append(
+                {
+                    "messageId": "0",
+                    "resultCode": "Warning",
+                    "resultMessageCode": "5002",
+                    "description": f"MerchantIdentifier {declared} is not the submitting seller.",
+                }
+            )
         for message in messages:
             outcome = _apply_message(state, feed, message, t)
             message["result"] = outcome or {"resultCode": "Success"}
@@ -280,24 +354,28 @@ def _process(state: SandboxState, feed: dict[str, Any], t: float) -> None:
     report_id = f"amzn1.tortuga.4.na.{uuid.uuid4()}"
     compressed = state.config.compress_reports
     state.documents[report_id] = {
-        "sellerId": feed["sellerId"], "kind": "result", "contentType": "text/xml; charset=UTF-8", "createdAt": t,
-        "uploadExpiresAt": t, "compressed": compressed,
+        "sellerId": feed["sellerId"],
+        "kind": "result",
+        "contentType": "text/xml; charset=UTF-8",
+        "createdAt": t,
+        "uploadExpiresAt": t,
+        "compressed": compressed,
         "content": base64.b64encode(gzip.compress(report) if compressed else report).decode(),
     }
     feed["resultFeedDocumentId"] = report_id
     feed["report"] = report.decode("utf-8")
 
 
-def _error(description: str, code: str = "18000", order_id: str | None = None,
-           kind: str = "Error") -> dict[str, Any]:
+def _error(description: str, code: str = "18000", order_id: str | None = None, kind: str = "Error") -> dict[str, Any]:
     out = {"resultCode": kind, "resultMessageCode": code, "description": description}
     if order_id:
         out["amazonOrderId"] = order_id
     return out
 
 
-def _apply_message(state: SandboxState, feed: dict[str, Any], message: dict[str, Any],
-                   t: float) -> dict[str, Any] | None:
+def _apply_message(
+    state: SandboxState, feed: dict[str, Any], message: dict[str, Any], t: float
+) -> dict[str, Any] | None:
     body = message["body"]
     if not isinstance(body, dict):
         return _error(f"Message {message['messageId']} has no {message['type']} element.", "5000")
@@ -307,16 +385,23 @@ def _apply_message(state: SandboxState, feed: dict[str, Any], message: dict[str,
     record = state.order_record(order_id, feed["sellerId"])
     if record is None or not order_in_region(record["order"], _feed_region(feed)):
         return _error(f"The order id {order_id} was not found for this seller.", "18028", order_id)
-    handler = {"OrderAcknowledgement": _acknowledge, "OrderAdjustment": _adjust,
-               "OrderFulfillment": _fulfil}[message["type"]]
+    handler = {"OrderAcknowledgement": _acknowledge, "OrderAdjustment": _adjust, "OrderFulfillment": _fulfil}[
+        message["type"]
+    ]
     try:
         return handler(state, feed, message, record, body, t)
     except domain.RuleError as exc:
         return _error(exc.message, exc.code, order_id)
 
 
-def _acknowledge(state: SandboxState, feed: dict[str, Any], message: dict[str, Any], record: dict[str, Any],
-                 body: dict[str, Any], t: float) -> dict[str, Any] | None:
+def _acknowledge(
+    state: SandboxState,
+    feed: dict[str, Any],
+    message: dict[str, Any],
+    record: dict[str, Any],
+    body: dict[str, Any],
+    t: float,
+) -> dict[str, Any] | None:
     order = record["order"]
     oid = order["orderId"]
     status_code = text_of(body.get("StatusCode"))
@@ -338,19 +423,27 @@ def _acknowledge(state: SandboxState, feed: dict[str, Any], message: dict[str, A
         if merchant_order_id:
             domain.set_seller_order_id(state, record, merchant_order_id)
         return None
-    if not domain.cancel(state, record, by="MERCHANT", reason=reasons[0] if reasons else "GeneralAdjustment",
-                         at=t):
+    if not domain.cancel(state, record, by="MERCHANT", reason=reasons[0] if reasons else "GeneralAdjustment", at=t):
         return _error(f"Order {oid} is already cancelled.", "18032", oid, kind="Warning")
     return None
 
 
-def _adjust(state: SandboxState, feed: dict[str, Any], message: dict[str, Any], record: dict[str, Any],
-            body: dict[str, Any], t: float) -> dict[str, Any] | None:
+def _adjust(
+    state: SandboxState,
+    feed: dict[str, Any],
+    message: dict[str, Any],
+    record: dict[str, Any],
+    body: dict[str, Any],
+    t: float,
+) -> dict[str, Any] | None:
     oid = record["order"]["orderId"]
     action = text_of(body.get("ActionType"))
     if action != "Refund":
-        return _error(f"ActionType {action!r} is not supported: use Refund (cancel orders with an "
-                      "OrderAcknowledgement).", "5000", oid)
+        return _error(
+            f"ActionType {action!r} is not supported: use Refund (cancel orders with an OrderAcknowledgement).",
+            "5000",
+            oid,
+        )
     items, currencies = [], set()
     for adjusted in as_list(body.get("AdjustedItem")):
         if not isinstance(adjusted, dict):
@@ -374,19 +467,40 @@ def _adjust(state: SandboxState, feed: dict[str, Any], message: dict[str, Any], 
             components.append({"type": text_of(comp.get("Type")), "amount": amount})
         if not components:
             return _error("AdjustedItem needs ItemPriceAdjustments with at least one Component.", "5000", oid)
-        items.append({"orderItemId": text_of(adjusted.get("AmazonOrderItemCode")) or "", "components": components,
-                      "merchantAdjustmentItemId": text_of(adjusted.get("MerchantAdjustmentItemID")),
-                      "adjustmentReason": reason})
+        items.append(
+            {
+                "orderItemId": text_of(adjusted.get("AmazonOrderItemCode")) or "",
+                "components": components,
+                "merchantAdjustmentItemId": text_of(adjusted.get("MerchantAdjustmentItemID")),
+                "adjustmentReason": reason,
+            }
+        )
     if len(currencies) > 1:
         return _error(f"Mixed currencies in one adjustment: {sorted(currencies)}.", "18140", oid)
-    domain.refund(state, record, items, source="feed", currency=next(iter(currencies), None), at=t,
-                  extra={"feedId": feed["feedId"], "messageId": message["messageId"],
-                         "merchantOrderId": text_of(body.get("MerchantOrderID"))})
+    domain.refund(
+        state,
+        record,
+        items,
+        source="feed",
+        currency=next(iter(currencies), None),
+        at=t,
+        extra={
+            "feedId": feed["feedId"],
+            "messageId": message["messageId"],
+            "merchantOrderId": text_of(body.get("MerchantOrderID")),
+        },
+    )
     return None
 
 
-def _fulfil(state: SandboxState, feed: dict[str, Any], message: dict[str, Any], record: dict[str, Any],
-            body: dict[str, Any], t: float) -> dict[str, Any] | None:
+def _fulfil(
+    state: SandboxState,
+    feed: dict[str, Any],
+    message: dict[str, Any],
+    record: dict[str, Any],
+    body: dict[str, Any],
+    t: float,
+) -> dict[str, Any] | None:
     order = record["order"]
     oid = order["orderId"]
     data = body.get("FulfillmentData") if isinstance(body.get("FulfillmentData"), dict) else {}
@@ -416,13 +530,28 @@ def _fulfil(state: SandboxState, feed: dict[str, Any], message: dict[str, Any], 
             return _error(f"Invalid Quantity {qty_text!r}.", "5000", oid)
         wanted.append({"orderItemId": code, "quantity": qty})
     if not wanted:
-        wanted = [{"orderItemId": i["orderItemId"], "quantity": int(i["quantityOrdered"]) - domain.shipped_qty(i)}
-                  for i in order["orderItems"] if int(i["quantityOrdered"]) > domain.shipped_qty(i)]
+        wanted = [
+            {"orderItemId": i["orderItemId"], "quantity": int(i["quantityOrdered"]) - domain.shipped_qty(i)}
+            for i in order["orderItems"]
+            if int(i["quantityOrdered"]) > domain.shipped_qty(i)
+        ]
         if not wanted:
             raise domain.RuleError(f"Order {oid} has nothing left to ship.", "18030")
     reference = text_of(body.get("MerchantFulfillmentID")) or f"{feed['feedId']}-{message['messageId']}"
-    domain.ship(state, record, [{"packageReferenceId": reference, "carrier": carrier,
-                                 "shippingService": text_of(data.get("ShippingMethod")),
-                                 "trackingNumber": text_of(data.get("ShipperTrackingNumber")),
-                                 "shipTime": ship_time, "items": wanted}], source="feed", at=t)
+    domain.ship(
+        state,
+        record,
+        [
+            {
+                "packageReferenceId": reference,
+                "carrier": carrier,
+                "shippingService": text_of(data.get("ShippingMethod")),
+                "trackingNumber": text_of(data.get("ShipperTrackingNumber")),
+                "shipTime": ship_time,
+                "items": wanted,
+            }
+        ],
+        source="feed",
+        at=t,
+    )
     return None

@@ -68,17 +68,18 @@ def parse_feed(content: bytes, feed_type: str) -> tuple[str | None, list[dict[st
         raise FeedFatal(f"The root element must be AmazonEnvelope, not {_local(root.tag)}.")
     message_type = _text(root, "MessageType")
     if message_type != expected:
-        raise FeedFatal(f"MessageType {message_type!r} does not match feed type {feed_type} "
-                        f"(expected {expected}).")
+        raise FeedFatal(f"MessageType {message_type!r} does not match feed type {feed_type} (expected {expected}).")
     merchant = _text(_child(root, "Header"), "MerchantIdentifier") if _child(root, "Header") is not None else None
     messages = []
     for index, message in enumerate(_children(root, "Message"), start=1):
         body = _child(message, expected)
-        messages.append({
-            "messageId": _text(message, "MessageID") or str(index),
-            "type": expected,
-            "body": _to_dict(body) if body is not None else None,
-        })
+        messages.append(
+            {
+                "messageId": _text(message, "MessageID") or str(index),
+                "type": expected,
+                "body": _to_dict(body) if body is not None else None,
+            }
+        )
     if not messages:
         raise FeedFatal("The feed contains no Message elements.")
     return merchant, messages
@@ -101,8 +102,13 @@ def text_of(value: Any) -> str | None:
 
 def processing_report(feed_id: str, merchant: str, results: list[dict[str, Any]], processed: int) -> bytes:
     """The ProcessingReport envelope; ``results`` holds only Error/Warning entries."""
-    root = ET.Element("AmazonEnvelope", {"xmlns:xsi": "http://www.w3.org/2001/XMLSchema-instance",
-                                         "xsi:noNamespaceSchemaLocation": "amzn-envelope.xsd"})
+    root = ET.Element(
+        "AmazonEnvelope",
+        {
+            "xmlns:xsi": "http://www.w3.org/2001/XMLSchema-instance",
+            "xsi:noNamespaceSchemaLocation": "amzn-envelope.xsd",
+        },
+    )
     header = ET.SubElement(root, "Header")
     ET.SubElement(header, "DocumentVersion").text = "1.02"
     ET.SubElement(header, "MerchantIdentifier").text = merchant

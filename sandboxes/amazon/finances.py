@@ -33,16 +33,22 @@ def refund_event(refund: dict[str, Any]) -> dict[str, Any]:
             "OrderAdjustmentItemId": item["orderItemId"],
             "QuantityShipped": item.get("quantity", 1),
             "ItemChargeAdjustmentList": [
-                {"ChargeType": c["type"],
-                 "ChargeAmount": {"CurrencyCode": refund["currency"], "CurrencyAmount": -Decimal(c["amount"])}}
+                {
+                    "ChargeType": c["type"],
+                    "ChargeAmount": {"CurrencyCode": refund["currency"], "CurrencyAmount": -Decimal(c["amount"])},
+                }
                 for c in item["components"]
             ],
         }
         if item.get("merchantAdjustmentItemId"):
             line["MerchantAdjustmentItemId"] = item["merchantAdjustmentItemId"]
         lines.append(line)
-    return {"AmazonOrderId": refund["orderId"], "PostedDate": iso(refund["postedAt"]),
-            "MarketplaceName": refund["marketplaceName"], "ShipmentItemAdjustmentList": lines}
+    return {
+        "AmazonOrderId": refund["orderId"],
+        "PostedDate": iso(refund["postedAt"]),
+        "MarketplaceName": refund["marketplaceName"],
+        "ShipmentItemAdjustmentList": lines,
+    }
 
 
 def shipment_event(entry: dict[str, Any]) -> dict[str, Any]:
@@ -62,8 +68,11 @@ def _events(state: SandboxState, request: Request, keep) -> list[tuple[float, st
     region = request_region(request)
 
     def mine(entry: dict[str, Any]) -> bool:
-        return entry["sellerId"] == seller_id and region_of(state.order_marketplace(entry["orderId"]) or "") == region \
+        return (
+            entry["sellerId"] == seller_id
+            and region_of(state.order_marketplace(entry["orderId"]) or "") == region
             and keep(entry)
+        )
 
     out = []
     with state.lock:
@@ -77,9 +86,10 @@ def _events(state: SandboxState, request: Request, keep) -> list[tuple[float, st
     return out
 
 
-def _page(events: list[tuple[float, str, str, dict[str, Any]]], size: int, start: int,
-          token_data: dict[str, Any]) -> Response:
-    page = events[start:start + size]
+def _page(
+    events: list[tuple[float, str, str, dict[str, Any]]], size: int, start: int, token_data: dict[str, Any]
+) -> Response:
+    page = events[start : start + size]
     financial: dict[str, list[dict[str, Any]]] = {"ShipmentEventList": [], "RefundEventList": []}
     for _, _, kind, event in page:
         financial[kind].append(event)

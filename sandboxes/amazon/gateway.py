@@ -27,7 +27,8 @@ from sandboxes.amazon.util import SpApiError, now
 log = logging.getLogger(__name__)
 
 OPERATIONS: list[tuple[str, re.Pattern[str], str]] = [
-    (m, re.compile(p), name) for m, p, name in [
+    (m, re.compile(p), name)
+    for m, p, name in [
         ("POST", r"^/auth/o2/token$", "lwaToken"),
         ("GET", r"^/orders/2026-01-01/orders$", "searchOrders"),
         ("GET", r"^/orders/2026-01-01/orders/[^/]+$", "getOrder"),
@@ -47,8 +48,10 @@ FINANCES_V0 = re.compile(r"^/finances/v0(/|$)")
 # Amazon's gateway answer for a URI it does not serve (amzn/selling-partner-api-docs issue #2320).
 RESOURCE_NOT_FOUND = ("ResourceNotFound", "Cannot find resource by the given URI")
 
-UNAUTHORIZED = ("Access to requested resource is denied.", "The access token you provided is revoked, "
-                "malformed, expired or invalid.")
+UNAUTHORIZED = (
+    "Access to requested resource is denied.",
+    "The access token you provided is revoked, malformed, expired or invalid.",
+)
 
 
 def operation_for(method: str, path: str) -> str | None:
@@ -108,8 +111,11 @@ class Gateway:
             status = faults.roll_error()
             if status:
                 state.count(operation, "faults")
-                code, message = ("InternalFailure", "We encountered an internal error. Please try again.") \
-                    if status == 500 else ("ServiceUnavailable", "Service is temporarily unavailable.")
+                code, message = (
+                    ("InternalFailure", "We encountered an internal error. Please try again.")
+                    if status == 500
+                    else ("ServiceUnavailable", "Service is temporarily unavailable.")
+                )
                 await _send_json(send, status, SpApiError(status, code, message).body(), extra_headers)
                 return
 
@@ -151,7 +157,15 @@ class Gateway:
 
 async def _send_json(send: Any, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
     payload = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(payload)).encode()), *headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})

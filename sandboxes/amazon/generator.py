@@ -46,46 +46,89 @@ CATALOG: list[dict[str, Any]] = [
 _ASINS = {item["sku"]: f"B0{i:02d}SANDBX" for i, item in enumerate(CATALOG)}
 
 NAMES = [
-    "José Müller", "Zoë Ørsted", "山田 太郎", "Γιώργος Παπαδόπουλος", "Cher", "Madonna",
-    "François L'Écuyer", "Siobhán O'Brien", "Łukasz Żółć", "Ana María García-López",
-    "John Smith", "Mary Johnson", "Nguyễn Văn An", "Ævar Þórsson", "Chloé Dubois",
-    "Priya Raghunathan", "Олег Иванов", "Søren Kierkegård",
+    "José Müller",
+    "Zoë Ørsted",
+    "山田 太郎",
+    "Γιώργος Παπαδόπουλος",
+    "Cher",
+    "Madonna",
+    "François L'Écuyer",
+    "Siobhán O'Brien",
+    "Łukasz Żółć",
+    "Ana María García-López",
+    "John Smith",
+    "Mary Johnson",
+    "Nguyễn Văn An",
+    "Ævar Þórsson",
+    "Chloé Dubois",
+    "Priya Raghunathan",
+    "Олег Иванов",
+    "Søren Kierkegård",
 ]
 COMPANIES = ["Acme Tools LLC", "Société Générale de Café", "Müller & Söhne GmbH", "北海道商事株式会社"]
 SERVICE_LEVELS = ["STANDARD", "STANDARD", "STANDARD", "EXPEDITED", "NEXT_DAY", "SECOND_DAY", "SCHEDULED"]
 # carrier codes from Amazon's list (carrier_codes.json) and a service, per delivery country
-CARRIERS = [("UPS", "UPS Ground"), ("USPS", "Priority Mail"), ("FedEx", "FedEx Home Delivery"),
-            ("Canada Post", "Expedited Parcel")]
+CARRIERS = [
+    ("UPS", "UPS Ground"),
+    ("USPS", "Priority Mail"),
+    ("FedEx", "FedEx Home Delivery"),
+    ("Canada Post", "Expedited Parcel"),
+]
 LOCAL_CARRIERS = {
-    "MX": [("Estafeta", "Dia Siguiente"), ("DHL", "Express")], "BR": [("Correios", "SEDEX"), ("Total Express", "")],
-    "GB": [("Royal Mail", "Tracked 48"), ("DPD", "Next Day")], "DE": [("DHL", "Paket"), ("Hermes", "Standard")],
-    "FR": [("Colissimo", "Domicile"), ("Chronopost", "13")], "IT": [("BRT", "Express"), ("Poste Italiane", "")],
-    "ES": [("Correos", "Paq 24"), ("Seur", "24")], "TR": [("Aras Kargo", ""), ("MNG Kargo", "")],
-    "IN": [("India Post", "Speed Post"), ("Delhivery", "Surface")], "AE": [("Emirates Post", ""), ("Aramex", "")],
-    "JP": [("YAMATO", "宅急便"), ("Japan Post", "ゆうパック")], "AU": [("Australia Post", "Parcel Post")],
+    "MX": [("Estafeta", "Dia Siguiente"), ("DHL", "Express")],
+    "BR": [("Correios", "SEDEX"), ("Total Express", "")],
+    "GB": [("Royal Mail", "Tracked 48"), ("DPD", "Next Day")],
+    "DE": [("DHL", "Paket"), ("Hermes", "Standard")],
+    "FR": [("Colissimo", "Domicile"), ("Chronopost", "13")],
+    "IT": [("BRT", "Express"), ("Poste Italiane", "")],
+    "ES": [("Correos", "Paq 24"), ("Seur", "24")],
+    "TR": [("Aras Kargo", ""), ("MNG Kargo", "")],
+    "IN": [("India Post", "Speed Post"), ("Delhivery", "Surface")],
+    "AE": [("Emirates Post", ""), ("Aramex", "")],
+    "JP": [("YAMATO", "宅急便"), ("Japan Post", "ゆうパック")],
+    "AU": [("Australia Post", "Parcel Post")],
 }
 # Sales tax added on top in the US and Canada; elsewhere prices include VAT/GST (no TAX breakdown).
-TAX_RATES = {"US": [Decimal("0"), Decimal("0.0625"), Decimal("0.08875"), Decimal("0.0725")],
-             "CA": [Decimal("0.05"), Decimal("0.13"), Decimal("0.14975")]}
+TAX_RATES = {
+    "US": [Decimal("0"), Decimal("0.0625"), Decimal("0.08875"), Decimal("0.0725")],
+    "CA": [Decimal("0.05"), Decimal("0.13"), Decimal("0.14975")],
+}
 INCLUDED_TAX = [Decimal("0")]
 # Catalog prices are USD; each marketplace sells at a rounded local equivalent.
-CURRENCY_FACTOR = {"USD": Decimal("1"), "CAD": Decimal("1.36"), "MXN": Decimal("17.1"), "BRL": Decimal("5.05"),
-                   "GBP": Decimal("0.79"), "EUR": Decimal("0.92"), "SEK": Decimal("10.6"), "PLN": Decimal("4.0"),
-                   "TRY": Decimal("32.5"), "EGP": Decimal("48.2"), "SAR": Decimal("3.75"), "AED": Decimal("3.67"),
-                   "INR": Decimal("83.3"), "ZAR": Decimal("18.6"), "SGD": Decimal("1.35"), "AUD": Decimal("1.52"),
-                   "JPY": Decimal("150")}
+CURRENCY_FACTOR = {
+    "USD": Decimal("1"),
+    "CAD": Decimal("1.36"),
+    "MXN": Decimal("17.1"),
+    "BRL": Decimal("5.05"),
+    "GBP": Decimal("0.79"),
+    "EUR": Decimal("0.92"),
+    "SEK": Decimal("10.6"),
+    "PLN": Decimal("4.0"),
+    "TRY": Decimal("32.5"),
+    "EGP": Decimal("48.2"),
+    "SAR": Decimal("3.75"),
+    "AED": Decimal("3.67"),
+    "INR": Decimal("83.3"),
+    "ZAR": Decimal("18.6"),
+    "SGD": Decimal("1.35"),
+    "AUD": Decimal("1.52"),
+    "JPY": Decimal("150"),
+}
 
 STATUS_WEIGHTS = [("UNSHIPPED", 70), ("PENDING", 10), ("SHIPPED", 12), ("CANCELLED", 8)]
 
 
 def order_id(rng: random.Random, marketplace_id: str) -> str:
-    prefix = {"ATVPDKIKX0DER": rng.choice(["111", "112", "113", "114"]),
-              "A2EUQ1WTGCTBG2": rng.choice(["701", "702"])}.get(marketplace_id, "250")
+    prefix = {
+        "ATVPDKIKX0DER": rng.choice(["111", "112", "113", "114"]),
+        "A2EUQ1WTGCTBG2": rng.choice(["701", "702"]),
+    }.get(marketplace_id, "250")
     return f"{prefix}-{rng.randrange(10**7):07d}-{rng.randrange(10**7):07d}"
 
 
-def _item_breakdowns(unit: Decimal, qty: int, shipping: Decimal, discount: Decimal, rate: Decimal,
-                     currency: str) -> list[dict[str, Any]]:
+def _item_breakdowns(
+    unit: Decimal, qty: int, shipping: Decimal, discount: Decimal, rate: Decimal, currency: str
+) -> list[dict[str, Any]]:
     item_total = money(unit * qty, currency)
     item_tax = money((item_total - discount) * rate, currency)
     ship_tax = money(shipping * rate, currency)
@@ -96,11 +139,17 @@ def _item_breakdowns(unit: Decimal, qty: int, shipping: Decimal, discount: Decim
         details = [{"subtype": "ITEM", "value": money_obj(item_tax, currency)}]
         if shipping:
             details.append({"subtype": "SHIPPING", "value": money_obj(ship_tax, currency)})
-        breakdowns.append({"type": "TAX", "subtotal": money_obj(item_tax + ship_tax, currency),
-                           "detailedBreakdowns": details})
+        breakdowns.append(
+            {"type": "TAX", "subtotal": money_obj(item_tax + ship_tax, currency), "detailedBreakdowns": details}
+        )
     if discount:
-        breakdowns.append({"type": "DISCOUNT", "subtotal": money_obj(-discount, currency),
-                           "detailedBreakdowns": [{"subtype": "ITEM", "value": money_obj(-discount, currency)}]})
+        breakdowns.append(
+            {
+                "type": "DISCOUNT",
+                "subtotal": money_obj(-discount, currency),
+                "detailedBreakdowns": [{"subtype": "ITEM", "value": money_obj(-discount, currency)}],
+            }
+        )
     return breakdowns
 
 
@@ -131,8 +180,7 @@ def recompute_proceeds(order: dict[str, Any]) -> None:
 
 def _address(rng: random.Random, country: str, name: str, *, fba: bool) -> dict[str, Any]:
     line1, line2, city, state, postal = rng.choice(ADDRESSES[country])
-    address: dict[str, Any] = {k: v for k, v in (("city", city), ("stateOrRegion", state), ("postalCode", postal))
-                               if v}
+    address: dict[str, Any] = {k: v for k, v in (("city", city), ("stateOrRegion", state), ("postalCode", postal)) if v}
     address["countryCode"] = country
     roll = rng.random()
     if fba and roll < 0.5:
@@ -150,10 +198,17 @@ def _address(rng: random.Random, country: str, name: str, *, fba: bool) -> dict[
     return address
 
 
-def generate_order(rng: random.Random, now: float, *, marketplace_ids: list[str] | tuple[str, ...] =
-                   DEFAULT_MARKETPLACES, status: str | None = None, fulfilled_by: str | None = None,
-                   created_time: float | None = None, realism: Realism | str | dict[str, float] | None = None,
-                   earlier_ids: list[str] | None = None) -> dict[str, Any]:
+def generate_order(
+    rng: random.Random,
+    now: float,
+    *,
+    marketplace_ids: list[str] | tuple[str, ...] = DEFAULT_MARKETPLACES,
+    status: str | None = None,
+    fulfilled_by: str | None = None,
+    created_time: float | None = None,
+    realism: Realism | str | dict[str, float] | None = None,
+    earlier_ids: list[str] | None = None,
+) -> dict[str, Any]:
     """One order in one of ``marketplace_ids`` (``status`` and ``fulfilled_by`` may be forced), with the
     shapes of ``realism`` (``shapes.Realism``, a preset name or rates; default ``compat``);
     ``earlier_ids`` are orders a replacement may point to."""
@@ -163,8 +218,9 @@ def generate_order(rng: random.Random, now: float, *, marketplace_ids: list[str]
     status = status or rng.choices([s for s, _ in STATUS_WEIGHTS], [w for _, w in STATUS_WEIGHTS])[0]
     fulfilled_by = fulfilled_by or ("AMAZON" if rng.random() < 0.2 else "MERCHANT")
     created = created_time if created_time is not None else now - rng.uniform(600, 3 * 86400)
-    updated = min(now, created + (rng.uniform(60, 86400) if status in ("SHIPPED", "CANCELLED")
-                                  else rng.uniform(0, 300)))
+    updated = min(
+        now, created + (rng.uniform(60, 86400) if status in ("SHIPPED", "CANCELLED") else rng.uniform(0, 300))
+    )
     programs = []
     if rng.random() < 0.3:
         programs.append("PRIME")
@@ -185,15 +241,19 @@ def generate_order(rng: random.Random, now: float, *, marketplace_ids: list[str]
             "fulfilledBy": fulfilled_by,
             "fulfillmentServiceLevel": rng.choice(SERVICE_LEVELS),
             "shipByWindow": {"earliestDateTime": iso(created), "latestDateTime": iso(created + 2 * 86400)},
-            "deliverByWindow": {"earliestDateTime": iso(created + 3 * 86400),
-                                "latestDateTime": iso(created + 7 * 86400)},
+            "deliverByWindow": {
+                "earliestDateTime": iso(created + 3 * 86400),
+                "latestDateTime": iso(created + 7 * 86400),
+            },
         },
         "orderItems": [],
     }
     name = rng.choice(NAMES)
     # buyer data exists from the start; it is hidden on output while the order is PENDING
-    buyer: dict[str, Any] = {"buyerName": name,
-                             "buyerEmail": f"{rng.randrange(16**12):012x}@marketplace.{market.domain}"}
+    buyer: dict[str, Any] = {
+        "buyerName": name,
+        "buyerEmail": f"{rng.randrange(16**12):012x}@marketplace.{market.domain}",
+    }
     if business:
         buyer["buyerCompanyName"] = rng.choice(COMPANIES)
         buyer["buyerPurchaseOrderNumber"] = f"PO-{rng.randrange(10**5):05d}"
@@ -229,24 +289,34 @@ def generate_order(rng: random.Random, now: float, *, marketplace_ids: list[str]
         carrier, service = rng.choice(LOCAL_CARRIERS.get(country, CARRIERS))
         for item in order["orderItems"]:
             item["fulfillment"] = {"quantityFulfilled": item["quantityOrdered"], "quantityUnfulfilled": 0}
-        order["packages"] = [{
-            "packageReferenceId": "1",
-            "createdTime": iso(updated),
-            "packageStatus": {"status": "SHIPPED"},
-            "carrier": carrier,
-            "shipTime": iso(updated),
-            **({"shippingService": service} if service else {}),
-            "trackingNumber": f"1Z{rng.randrange(16**14):014X}",
-            "packageItems": [{"orderItemId": i["orderItemId"], "quantity": i["quantityOrdered"]}
-                             for i in order["orderItems"]],
-        }]
+        order["packages"] = [
+            {
+                "packageReferenceId": "1",
+                "createdTime": iso(updated),
+                "packageStatus": {"status": "SHIPPED"},
+                "carrier": carrier,
+                "shipTime": iso(updated),
+                **({"shippingService": service} if service else {}),
+                "trackingNumber": f"1Z{rng.randrange(16**14):014X}",
+                "packageItems": [
+                    {"orderItemId": i["orderItemId"], "quantity": i["quantityOrdered"]} for i in order["orderItems"]
+                ],
+            }
+        ]
     elif status == "CANCELLED":
         reason = rng.choice(["BuyerCanceled", "NoInventory", "CustomerExchange"])
         by = "BUYER" if reason == "BuyerCanceled" else rng.choice(["MERCHANT", "AMAZON"])
         for item in order["orderItems"]:
             item["cancellation"] = {"cancellationExecution": {"cancelledBy": by, "cancelReason": reason}}
-    if shapes.apply(order, Realism.resolve(realism), shapes.shape_rng(order["orderId"]), market, business=business,
-                    gift_wrap_price=money(Decimal("3.99") * factor, currency), earlier_ids=earlier_ids):
+    if shapes.apply(
+        order,
+        Realism.resolve(realism),
+        shapes.shape_rng(order["orderId"]),
+        market,
+        business=business,
+        gift_wrap_price=money(Decimal("3.99") * factor, currency),
+        earlier_ids=earlier_ids,
+    ):
         recompute_proceeds(order)
     return order
 

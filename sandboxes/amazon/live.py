@@ -31,9 +31,15 @@ def live_step(state: SandboxState, rng: random.Random) -> list[str]:
             seller = rng.choice(config.sellers)
             t = now()
             earlier = sorted(oid for oid, r in state.orders.items() if r["sellerId"] == seller.seller_id)
-            order = generate_order(rng, t, marketplace_ids=seller.marketplace_ids, created_time=t,
-                                   status=rng.choice(["PENDING", "PENDING", "UNSHIPPED"]), realism=realism,
-                                   earlier_ids=earlier[-50:])
+            order = generate_order(
+                rng,
+                t,
+                marketplace_ids=seller.marketplace_ids,
+                created_time=t,
+                status=rng.choice(["PENDING", "PENDING", "UNSHIPPED"]),
+                realism=realism,
+                earlier_ids=earlier[-50:],
+            )
             if order["orderId"] in state.orders:
                 continue
             order["lastUpdatedTime"] = order["createdTime"]

@@ -24,8 +24,15 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 MODEL = "sp-api/models/orders_2026-01-01.json"
-STATUSES = ("PENDING_AVAILABILITY", "PENDING", "UNSHIPPED", "PARTIALLY_SHIPPED", "SHIPPED", "CANCELLED",
-            "UNFULFILLABLE")
+STATUSES = (
+    "PENDING_AVAILABILITY",
+    "PENDING",
+    "UNSHIPPED",
+    "PARTIALLY_SHIPPED",
+    "SHIPPED",
+    "CANCELLED",
+    "UNFULFILLABLE",
+)
 FULFILLED_BY = ("MERCHANT", "AMAZON")
 TOKEN_TTL = 24 * 3600
 MIN_AGE = 120  # *Before must be at least two minutes before the request
@@ -75,14 +82,16 @@ def _decode_token(state: SandboxState, token: str) -> dict[str, Any]:
             raise ValueError("bad signature")
         return json.loads(payload)
     except (ValueError, TypeError) as exc:
-        raise invalid_input("Invalid paginationToken.", "The pagination token is malformed or was not "
-                            "issued by this service.") from exc
+        raise invalid_input(
+            "Invalid paginationToken.", "The pagination token is malformed or was not issued by this service."
+        ) from exc
 
 
 def _search_query(request: Request, region: str, seller_marketplaces: list[str]) -> dict[str, Any]:
     q = request.query_params
-    query: dict[str, Any] = {k: q.get(k) for k in ("createdAfter", "createdBefore", "lastUpdatedAfter",
-                                                   "lastUpdatedBefore") if q.get(k)}
+    query: dict[str, Any] = {
+        k: q.get(k) for k in ("createdAfter", "createdBefore", "lastUpdatedAfter", "lastUpdatedBefore") if q.get(k)
+    }
     if ("createdAfter" in query) == ("lastUpdatedAfter" in query):
         raise invalid_input("Exactly one of createdAfter and lastUpdatedAfter must be provided.")
     if "createdBefore" in query and "createdAfter" not in query:
@@ -96,9 +105,13 @@ def _search_query(request: Request, region: str, seller_marketplaces: list[str])
         if len(marketplaces) > 50:
             raise invalid_input("marketplaceIds accepts at most 50 values.")
         check_marketplaces(region, seller_marketplaces, marketplaces)
-    query.update({"fulfillmentStatuses": sorted(statuses) if statuses else None,
-                  "fulfilledBy": sorted(fulfilled_by) if fulfilled_by else None,
-                  "marketplaceIds": sorted(marketplaces) if marketplaces else None})
+    query.update(
+        {
+            "fulfillmentStatuses": sorted(statuses) if statuses else None,
+            "fulfilledBy": sorted(fulfilled_by) if fulfilled_by else None,
+            "marketplaceIds": sorted(marketplaces) if marketplaces else None,
+        }
+    )
     return {k: v for k, v in query.items() if v is not None}
 
 
@@ -148,8 +161,10 @@ def search_orders(request: Request) -> JSONResponse:
     if token:
         data = _decode_token(state, token)
         if data.get("q") != query or data.get("s") != seller_id:
-            raise invalid_input("Invalid paginationToken: it must be used with the same query parameters "
-                                "as the request that returned it.")
+            raise invalid_input(
+                "Invalid paginationToken: it must be used with the same query parameters "
+                "as the request that returned it."
+            )
         if t - data["iat"] > TOKEN_TTL:
             raise invalid_input("Invalid paginationToken: the token has expired.")
         prefix = "created" if "createdAfter" in query else "lastUpdated"
@@ -188,8 +203,11 @@ def search_orders(request: Request) -> JSONResponse:
     body: dict[str, Any] = {"orders": rendered}
     if len(matches) > page_size:
         last = page[-1]
-        body["pagination"] = {"nextToken": _encode_token(state, {"q": query, "s": seller_id, "b": bound,
-                                                                 "c": [last[0], last[1]], "iat": t})}
+        body["pagination"] = {
+            "nextToken": _encode_token(
+                state, {"q": query, "s": seller_id, "b": bound, "c": [last[0], last[1]], "iat": t}
+            )
+        }
     body[f"{prefix}Before"] = iso(bound)
     return JSONResponse(body)
 
@@ -234,16 +252,21 @@ async def confirm_shipment(order_id: str, request: Request) -> Response:
         order = record["order"]
         if body["marketplaceId"] != order["salesChannel"].get("marketplaceId"):
             raise invalid_input(f"marketplaceId {body['marketplaceId']} does not match the order's marketplace.")
-        package = {"packageReferenceId": detail["packageReferenceId"],
-                   "carrier": shown_carrier(detail["carrierCode"], detail.get("carrierName")),
-                   "shippingService": detail.get("shippingMethod"), "trackingNumber": detail["trackingNumber"],
-                   "shipTime": ship_time, "items": detail["orderItems"]}
+        package = {
+            "packageReferenceId": detail["packageReferenceId"],
+            "carrier": shown_carrier(detail["carrierCode"], detail.get("carrierName")),
+            "shippingService": detail.get("shippingMethod"),
+            "trackingNumber": detail["trackingNumber"],
+            "shipTime": ship_time,
+            "items": detail["orderItems"],
+        }
         try:
             domain.ship(state, record, [package], source="confirmShipment")
         except domain.RuleError as exc:
             raise SpApiError(400, "InvalidInput", exc.message) from exc
-        state.confirmations.append({"orderId": order_id, "sellerId": record["sellerId"], "receivedAt": iso(now()),
-                                    "body": body})
+        state.confirmations.append(
+            {"orderId": order_id, "sellerId": record["sellerId"], "receivedAt": iso(now()), "body": body}
+        )
         state.save()
     log.info("confirmShipment accepted for order %s package %s", order_id, detail["packageReferenceId"])
     return Response(status_code=204)

@@ -53,8 +53,9 @@ def check_marketplaces(region: str, seller_marketplaces: Iterable[str], marketpl
     ids = list(marketplace_ids)
     unknown = [m for m in ids if m not in MARKETPLACES]
     if unknown:
-        raise invalid_input(f"Invalid marketplaceIds: {', '.join(unknown)}.",
-                            "Refer to Marketplace IDs for the marketplaceId values.")
+        raise invalid_input(
+            f"Invalid marketplaceIds: {', '.join(unknown)}.", "Refer to Marketplace IDs for the marketplaceId values."
+        )
     if any(region_of(m) != region for m in ids):
         raise SpApiError(403, "Unauthorized", ACCESS_DENIED, NOT_VALID_FOR_REGION)
     owned = set(seller_marketplaces)

@@ -44,34 +44,52 @@ from sandboxes.amazon.util import money_obj
 TAX_ON_TOP = {"US", "CA"}
 EU_UK = {"IE", "ES", "GB", "FR", "BE", "NL", "DE", "IT", "SE", "PL"}
 IBA_BUYER_NAME = "Amazon Business EU SARL"
-GIFT_MESSAGES = ["Happy birthday! 🎂", "Alles Gute zum Geburtstag!", "Joyeux Noël", "お誕生日おめでとう",
-                 "Parabéns!", "For you — with love"]
+GIFT_MESSAGES = [
+    "Happy birthday! 🎂",
+    "Alles Gute zum Geburtstag!",
+    "Joyeux Noël",
+    "お誕生日おめでとう",
+    "Parabéns!",
+    "For you — with love",
+]
 RESPONSIBLE_PARTY = {"US": "Amazon Services LLC", "CA": "Amazon.com.ca ULC"}
 EU_RESPONSIBLE_PARTY = "Amazon Services Europe S.a.r.L."
 
 # country -> [(addressLine1, addressLine2, city, stateOrRegion, postalCode)]; None = Amazon sends no value
 ADDRESSES: dict[str, list[tuple[str, str | None, str | None, str | None, str | None]]] = {
-    "US": [("1600 Pennsylvania Ave NW", None, "Washington", "DC", "20500"),
-           ("350 Fifth Avenue", "Floor 34", "New York", "NY", "10118"),
-           ("1 Infinite Loop", None, "Cupertino", "CA", "95014"),
-           ("742 Evergreen Terrace", "Apt. 2B", "Springfield", "OR", "97477"),
-           ("12 Calle de la Señora", None, "San José", "CA", "95113")],
-    "CA": [("100 Queen St W", None, "Toronto", "ON", "M5H 2N2"),
-           ("1000 Rue De La Gauchetière O", "Bureau 2500", "Montréal", "QC", "H3B 4W5"),
-           ("800 Burrard St", None, "Vancouver", "BC", "V6Z 2V8")],
-    "MX": [("Av. Paseo de la Reforma 222", "Piso 5", "Ciudad de México", "CDMX", "06600"),
-           ("Calle Morelos 45", None, "Guadalajara", "Jalisco", "44100")],
-    "BR": [("Avenida Paulista, 1578", "Conjunto 42", "São Paulo", "SP", "01310-200"),
-           ("Rua Visconde de Pirajá, 330", None, "Rio de Janeiro", "RJ", "22410-002")],
+    "US": [
+        ("1600 Pennsylvania Ave NW", None, "Washington", "DC", "20500"),
+        ("350 Fifth Avenue", "Floor 34", "New York", "NY", "10118"),
+        ("1 Infinite Loop", None, "Cupertino", "CA", "95014"),
+        ("742 Evergreen Terrace", "Apt. 2B", "Springfield", "OR", "97477"),
+        ("12 Calle de la Señora", None, "San José", "CA", "95113"),
+    ],
+    "CA": [
+        ("100 Queen St W", None, "Toronto", "ON", "M5H 2N2"),
+        ("1000 Rue De La Gauchetière O", "Bureau 2500", "Montréal", "QC", "H3B 4W5"),
+        ("800 Burrard St", None, "Vancouver", "BC", "V6Z 2V8"),
+    ],
+    "MX": [
+        ("Av. Paseo de la Reforma 222", "Piso 5", "Ciudad de México", "CDMX", "06600"),
+        ("Calle Morelos 45", None, "Guadalajara", "Jalisco", "44100"),
+    ],
+    "BR": [
+        ("Avenida Paulista, 1578", "Conjunto 42", "São Paulo", "SP", "01310-200"),
+        ("Rua Visconde de Pirajá, 330", None, "Rio de Janeiro", "RJ", "22410-002"),
+    ],
     "IE": [("12 Grafton Street", None, "Dublin", "Co. Dublin", "D02 YX88")],
     "ES": [("Calle de Alcalá 48", "3º izq.", "Madrid", "Madrid", "28014")],
-    "GB": [("221B Baker Street", None, "London", "England", "NW1 6XE"),
-           ("1 Princes Street", "Flat 3", "Edinburgh", "Scotland", "EH2 2EQ")],
+    "GB": [
+        ("221B Baker Street", None, "London", "England", "NW1 6XE"),
+        ("1 Princes Street", "Flat 3", "Edinburgh", "Scotland", "EH2 2EQ"),
+    ],
     "FR": [("8 Rue de Rivoli", None, "Paris", "Île-de-France", "75004")],
     "BE": [("Rue de la Loi 16", None, "Bruxelles", "Bruxelles-Capitale", "1000")],
     "NL": [("Damrak 70", None, "Amsterdam", "Noord-Holland", "1012 LM")],
-    "DE": [("Königsallee 60", None, "Düsseldorf", "Nordrhein-Westfalen", "40212"),
-           ("Unter den Linden 77", "3. OG", "Berlin", "Berlin", "10117")],
+    "DE": [
+        ("Königsallee 60", None, "Düsseldorf", "Nordrhein-Westfalen", "40212"),
+        ("Unter den Linden 77", "3. OG", "Berlin", "Berlin", "10117"),
+    ],
     "IT": [("Via del Corso 300", "Interno 4", "Roma", "RM", "00186")],
     "SE": [("Drottninggatan 53", None, "Stockholm", "Stockholms län", "111 21")],
     "ZA": [("15 Long Street", None, "Cape Town", "Western Cape", "8001")],
@@ -83,15 +101,31 @@ ADDRESSES: dict[str, list[tuple[str, str | None, str | None, str | None, str | N
     "IN": [("14 MG Road", "Near Metro Station", "Bengaluru", "KARNATAKA", "560001")],
     "SG": [("1 Raffles Place", "#20-01", "Singapore", None, "048616")],
     "AU": [("1 Martin Place", None, "Sydney", "NSW", "2000")],
-    "JP": [("渋谷区神南1-2-3", "渋谷マンション101", None, "東京都", "150-0041"),
-           ("大阪市北区梅田3-1-1", None, None, "大阪府", "530-0001")],
+    "JP": [
+        ("渋谷区神南1-2-3", "渋谷マンション101", None, "東京都", "150-0041"),
+        ("大阪市北区梅田3-1-1", None, None, "大阪府", "530-0001"),
+    ],
 }
-PHONE_PREFIX = {"US": "+1 555", "CA": "+1 555", "MX": "+52 55", "BR": "+55 11", "GB": "+44 20", "DE": "+49 211",
-                "FR": "+33 1", "JP": "+81 3", "IN": "+91 80", "TR": "+90 212", "AE": "+971 4", "AU": "+61 2"}
-US_QUIRKS = [("1 Microsoft Way", None, "Redmond", "WA", "98052"),
-             ("151 Calle de San Francisco", None, "San Juan", "PR", "00901"),  # Puerto Rico
-             ("1 Infinite Loop", None, "Cupertino", "californiA", "95014"),
-             ("350 Fifth Avenue", None, "New York", "New york", "10118")]
+PHONE_PREFIX = {
+    "US": "+1 555",
+    "CA": "+1 555",
+    "MX": "+52 55",
+    "BR": "+55 11",
+    "GB": "+44 20",
+    "DE": "+49 211",
+    "FR": "+33 1",
+    "JP": "+81 3",
+    "IN": "+91 80",
+    "TR": "+90 212",
+    "AE": "+971 4",
+    "AU": "+61 2",
+}
+US_QUIRKS = [
+    ("1 Microsoft Way", None, "Redmond", "WA", "98052"),
+    ("151 Calle de San Francisco", None, "San Juan", "PR", "00901"),  # Puerto Rico
+    ("1 Infinite Loop", None, "Cupertino", "californiA", "95014"),
+    ("350 Fifth Avenue", None, "New York", "New york", "10118"),
+]
 CA_QUIRKS = [("1000 Rue De La Gauchetière O", "Bureau 2500", "Montréal", "Québec", "H3B 4W5")]
 
 
@@ -99,23 +133,23 @@ CA_QUIRKS = [("1000 Rue De La Gauchetière O", "Bureau 2500", "Montréal", "Qué
 class Realism:
     """Rates (0–1) of the shapes real orders come in; see the module docstring for their sources."""
 
-    fba_packages: float = 0.0          # shipped FBA orders that show packages (Amazon: none)
-    fba_buyer: float = 0.5             # FBA orders with a ``buyer`` section
-    fba_buyer_email: float = 0.0       # ... of which with ``buyerEmail`` (Amazon: FBM only)
-    fba_phone: float = 0.0             # FBA addresses with a phone (Amazon suppresses it)
-    fba_partial_address: float = 0.7   # FBA addresses with only state, postcode and country
+    fba_packages: float = 0.0  # shipped FBA orders that show packages (Amazon: none)
+    fba_buyer: float = 0.5  # FBA orders with a ``buyer`` section
+    fba_buyer_email: float = 0.0  # ... of which with ``buyerEmail`` (Amazon: FBM only)
+    fba_phone: float = 0.0  # FBA addresses with a phone (Amazon suppresses it)
+    fba_partial_address: float = 0.7  # FBA addresses with only state, postcode and country
     seller_central_no_package: float = 0.15  # shipped FBM orders without package data
     premium: float = 0.03
     preorder: float = 0.02
-    invoice_by_amazon: float = 0.6     # EU/UK business orders invoiced by Amazon
-    replacement: float = 0.02          # zero-priced replacements of an earlier order
+    invoice_by_amazon: float = 0.6  # EU/UK business orders invoiced by Amazon
+    replacement: float = 0.02  # zero-priced replacements of an earlier order
     marketplace_facilitator: float = 1.0  # taxed US/CA items with a MARKETPLACE_FACILITATOR collection
     empty_responsible_party: float = 0.1
-    eu_reporting_scheme: float = 0.3   # EU/UK/TR items with a UOSS/IOSS reporting scheme
+    eu_reporting_scheme: float = 0.3  # EU/UK/TR items with a UOSS/IOSS reporting scheme
     gift: float = 0.04
-    gift_wrap_charge: float = 0.5      # gift options with a paid wrap
-    tax_registration: float = 1.0      # BR CPF/CNPJ, EU/UK business VAT, TR invoice preference
-    address_quirks: float = 0.15       # US odd states / Puerto Rico, Québec
+    gift_wrap_charge: float = 0.5  # gift options with a paid wrap
+    tax_registration: float = 1.0  # BR CPF/CNPJ, EU/UK business VAT, TR invoice preference
+    address_quirks: float = 0.15  # US odd states / Puerto Rico, Québec
     live_seller_central: float = 0.05  # live mode: unshipped FBM orders the seller ships in Seller Central
 
     def __post_init__(self) -> None:
@@ -187,8 +221,16 @@ def _brazil_extended(line1: str, line2: str | None) -> dict[str, str]:
     return extended
 
 
-def apply(order: dict[str, Any], realism: Realism, rng: random.Random, market: Marketplace, *,
-          business: bool, gift_wrap_price: Decimal, earlier_ids: list[str] | None = None) -> bool:
+def apply(
+    order: dict[str, Any],
+    realism: Realism,
+    rng: random.Random,
+    market: Marketplace,
+    *,
+    business: bool,
+    gift_wrap_price: Decimal,
+    earlier_ids: list[str] | None = None,
+) -> bool:
     """Give a base order (from ``generator.generate_order``) the shapes ``realism`` asks for, in place.
 
     Returns True when item prices changed (gift wrap, replacement): the caller recomputes proceeds."""
@@ -228,8 +270,9 @@ def apply(order: dict[str, Any], realism: Realism, rng: random.Random, market: M
             option = {"giftMessage": rng.choice(GIFT_MESSAGES), "giftWrapLevel": rng.choice(["STANDARD", "PREMIUM"])}
             item.setdefault("fulfillment", {})["packing"] = {"giftOption": option}
             if rng.random() < realism.gift_wrap_charge:
-                item["proceeds"]["breakdowns"].append({"type": "GIFT_WRAP",
-                                                       "subtotal": money_obj(gift_wrap_price, market.currency)})
+                item["proceeds"]["breakdowns"].append(
+                    {"type": "GIFT_WRAP", "subtotal": money_obj(gift_wrap_price, market.currency)}
+                )
                 repriced = True
 
     if earlier_ids and rng.random() < realism.replacement:
@@ -265,27 +308,50 @@ def _fba(order: dict[str, Any], rng: random.Random, realism: Realism) -> None:
                 del delivery[key]
 
 
-def _tax_registrations(order: dict[str, Any], rng: random.Random, country: str, business: bool,
-                       buyer: dict[str, Any]) -> None:
+def _tax_registrations(
+    order: dict[str, Any], rng: random.Random, country: str, business: bool, buyer: dict[str, Any]
+) -> None:
     registrations: list[dict[str, Any]] = []
     company = buyer.get("buyerCompanyName")
     if country == "BR":
         kind, digits = ("CNPJ", 14) if business else ("CPF", 11)
-        registrations.append({"entityType": "BUYER", "taxRegistrationType": kind,
-                              "taxRegistrationNumber": f"{rng.randrange(10**digits):0{digits}d}"})
-        order["tax"] = {"taxRegistrations": registrations,
-                        "taxInvoicing": {"invoiceStatus": rng.choice(["NOT_FOUND", "PROCESSING", "ACCEPTED"])}}
+        registrations.append(
+            {
+                "entityType": "BUYER",
+                "taxRegistrationType": kind,
+                "taxRegistrationNumber": f"{rng.randrange(10**digits):0{digits}d}",
+            }
+        )
+        order["tax"] = {
+            "taxRegistrations": registrations,
+            "taxInvoicing": {"invoiceStatus": rng.choice(["NOT_FOUND", "PROCESSING", "ACCEPTED"])},
+        }
     elif country == "TR":
         invoicing = {"buyerInvoicePreference": "BUSINESS" if business else "INDIVIDUAL"}
         if business:
-            registrations.append({"entityType": "BUYER", "taxRegistrationType": "BUSINESS", "legalName": company or "",
-                                  "taxRegistrationNumber": f"{rng.randrange(10**10):010d}",
-                                  "taxRegistrationAttributes": [{"key": "TAX_OFFICE", "value": "Beyoğlu"}]})
-        order["tax"] = {"taxRegistrations": registrations, "taxInvoicing": invoicing} if registrations \
+            registrations.append(
+                {
+                    "entityType": "BUYER",
+                    "taxRegistrationType": "BUSINESS",
+                    "legalName": company or "",
+                    "taxRegistrationNumber": f"{rng.randrange(10**10):010d}",
+                    "taxRegistrationAttributes": [{"key": "TAX_OFFICE", "value": "Beyoğlu"}],
+                }
+            )
+        order["tax"] = (
+            {"taxRegistrations": registrations, "taxInvoicing": invoicing}
+            if registrations
             else {"taxInvoicing": invoicing}
+        )
     elif country in EU_UK and business:
-        registrations.append({"entityType": "BUYER", "taxRegistrationType": "VAT", "legalName": company or "",
-                              "taxRegistrationNumber": f"{country}{rng.randrange(10**9):09d}"})
+        registrations.append(
+            {
+                "entityType": "BUYER",
+                "taxRegistrationType": "VAT",
+                "legalName": company or "",
+                "taxRegistrationNumber": f"{country}{rng.randrange(10**9):09d}",
+            }
+        )
         order["tax"] = {"taxRegistrations": registrations}
 
 

@@ -68,9 +68,12 @@ FBA_FEE_USD = Decimal("3.22")
 GROUP_PERIOD = 14 * 86400  # settlement periods are two weeks
 # refund component / v0 charge type -> (group, leaf)
 COMPONENT_GROUPS = {
-    "Principal": ("ProductCharges", "Principal"), "Tax": ("ProductCharges", "Tax"),
-    "Shipping": ("Shipping", "ShippingCharge"), "ShippingTax": ("Shipping", "ShippingTax"),
-    "GiftWrap": ("GiftWrap", "GiftWrapCharge"), "GiftWrapTax": ("GiftWrap", "GiftWrapTax"),
+    "Principal": ("ProductCharges", "Principal"),
+    "Tax": ("ProductCharges", "Tax"),
+    "Shipping": ("Shipping", "ShippingCharge"),
+    "ShippingTax": ("Shipping", "ShippingTax"),
+    "GiftWrap": ("GiftWrap", "GiftWrapCharge"),
+    "GiftWrapTax": ("GiftWrap", "GiftWrapTax"),
 }
 
 
@@ -96,8 +99,9 @@ def _amount(value: Decimal, currency: str) -> dict[str, Any]:
     return {"currencyCode": currency, "currencyAmount": money(value, currency)}
 
 
-def _breakdown(kind: str, value: Decimal, currency: str, children: list[dict[str, Any]] | None = None
-               ) -> dict[str, Any]:
+def _breakdown(
+    kind: str, value: Decimal, currency: str, children: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     return {"breakdownType": kind, "breakdownAmount": _amount(value, currency), "breakdowns": children or []}
 
 
@@ -107,8 +111,15 @@ def _grouped(parts: dict[str, Decimal], currency: str, sign: Decimal) -> list[di
     for component, value in parts.items():
         group, leaf = COMPONENT_GROUPS.get(component, ("OtherCharges", component))
         groups[group].append((leaf, sign * value))
-    return [_breakdown(group, sum((v for _, v in leaves), Decimal("0")), currency,
-                       [_breakdown(leaf, v, currency) for leaf, v in leaves]) for group, leaves in groups.items()]
+    return [
+        _breakdown(
+            group,
+            sum((v for _, v in leaves), Decimal("0")),
+            currency,
+            [_breakdown(leaf, v, currency) for leaf, v in leaves],
+        )
+        for group, leaves in groups.items()
+    ]
 
 
 def _fees(fees: dict[str, Decimal], currency: str, name: str) -> list[dict[str, Any]]:
@@ -125,8 +136,11 @@ def _usd(value: str, currency: str) -> Decimal:
 
 
 def _group_id(seller_id: str, currency: str, posted_at: float) -> str:
-    return base64.urlsafe_b64encode(_hash("group", seller_id, currency, int(posted_at // GROUP_PERIOD))
-                                    ).decode().rstrip("=")
+    return (
+        base64.urlsafe_b64encode(_hash("group", seller_id, currency, int(posted_at // GROUP_PERIOD)))
+        .decode()
+        .rstrip("=")
+    )
 
 
 def _deferred_until(state: SandboxState, key: str, posted_at: float) -> float | None:
@@ -156,17 +170,31 @@ class _Builder:
         record = self.state.orders.get(order_id)
         return record["order"] if record else None
 
-    def _base(self, kind: str, description: str, key: str, order: dict[str, Any], posted_at: float,
-              currency: str, total: Decimal, deferred_until: float | None, extra_ids: list[dict[str, str]]
-              ) -> dict[str, Any]:
+    def _base(
+        self,
+        kind: str,
+        description: str,
+        key: str,
+        order: dict[str, Any],
+        posted_at: float,
+        currency: str,
+        total: Decimal,
+        deferred_until: float | None,
+        extra_ids: list[dict[str, str]],
+    ) -> dict[str, Any]:
         marketplace_id = order["salesChannel"].get("marketplaceId", "")
         transaction: dict[str, Any] = {
-            "sellingPartnerMetadata": {"sellingPartnerId": self.seller_id, "accountType": "PAYABLE",
-                                       "marketplaceId": marketplace_id},
+            "sellingPartnerMetadata": {
+                "sellingPartnerId": self.seller_id,
+                "accountType": "PAYABLE",
+                "marketplaceId": marketplace_id,
+            },
             "relatedIdentifiers": [
                 {"relatedIdentifierName": "ORDER_ID", "relatedIdentifierValue": order["orderId"]},
-                {"relatedIdentifierName": "FINANCIAL_EVENT_GROUP_ID",
-                 "relatedIdentifierValue": _group_id(self.seller_id, currency, posted_at)},
+                {
+                    "relatedIdentifierName": "FINANCIAL_EVENT_GROUP_ID",
+                    "relatedIdentifierValue": _group_id(self.seller_id, currency, posted_at),
+                },
                 *extra_ids,
             ],
             "transactionType": kind,
@@ -179,16 +207,25 @@ class _Builder:
         }
         if deferred_until is not None:
             business = {"AMAZON_BUSINESS", "INVOICE_BY_AMAZON"} <= set(order.get("programs") or [])
-            transaction["contexts"] = [{"contextType": "DeferredContext", "deferralReason": "B2B" if business
-                                        else "DD7", "maturityDate": iso(deferred_until)}]
+            transaction["contexts"] = [
+                {
+                    "contextType": "DeferredContext",
+                    "deferralReason": "B2B" if business else "DD7",
+                    "maturityDate": iso(deferred_until),
+                }
+            ]
         return transaction
 
     @staticmethod
     def _product(order: dict[str, Any], order_item_id: str, quantity: int) -> dict[str, Any]:
         item = domain.find_item(order, order_item_id) or {"product": {}}
         network = "AFN" if order.get("fulfillment", {}).get("fulfilledBy") == "AMAZON" else "MFN"
-        context = {"contextType": "ProductContext", "sku": item["product"].get("sellerSku", ""),
-                   "quantityShipped": quantity, "fulfillmentNetwork": network}
+        context = {
+            "contextType": "ProductContext",
+            "sku": item["product"].get("sellerSku", ""),
+            "quantityShipped": quantity,
+            "fulfillmentNetwork": network,
+        }
         if item["product"].get("asin"):
             context["asin"] = item["product"]["asin"]
         return context
@@ -203,10 +240,14 @@ class _Builder:
         promos = fees_commission = fees_fba = Decimal("0")
         items = []
         for line in entry["event"]["ShipmentItemList"]:
-            charges = {c["ChargeType"]: Decimal(str(c["ChargeAmount"]["CurrencyAmount"]))
-                       for c in line.get("ItemChargeList", [])}
-            promo = sum((Decimal(str(p["PromotionAmount"]["CurrencyAmount"])) for p in line.get("PromotionList", [])),
-                        Decimal("0"))
+            charges = {
+                c["ChargeType"]: Decimal(str(c["ChargeAmount"]["CurrencyAmount"]))
+                for c in line.get("ItemChargeList", [])
+            }
+            promo = sum(
+                (Decimal(str(p["PromotionAmount"]["CurrencyAmount"])) for p in line.get("PromotionList", [])),
+                Decimal("0"),
+            )
             commission = -money((charges.get("Principal", Decimal("0")) + promo) * COMMISSION, currency)
             fba = -_usd(str(FBA_FEE_USD * line["QuantityShipped"]), currency) if afn else Decimal("0")
             breakdowns = _grouped(charges, currency, Decimal("1"))
@@ -214,11 +255,14 @@ class _Builder:
                 breakdowns.append(_breakdown("PromoRebates", promo, currency))
             breakdowns += _fees({"Commission": commission, "FBAPerUnitFulfillmentFee": fba}, currency, "")
             item = domain.find_item(order, line["OrderItemId"]) or {"product": {}}
-            items.append({"description": item["product"].get("title", ""),
-                          "totalAmount": _amount(sum(charges.values(), Decimal("0")) + promo + commission + fba,
-                                                 currency),
-                          "breakdowns": breakdowns,
-                          "contexts": [self._product(order, line["OrderItemId"], line["QuantityShipped"])]})
+            items.append(
+                {
+                    "description": item["product"].get("title", ""),
+                    "totalAmount": _amount(sum(charges.values(), Decimal("0")) + promo + commission + fba, currency),
+                    "breakdowns": breakdowns,
+                    "contexts": [self._product(order, line["OrderItemId"], line["QuantityShipped"])],
+                }
+            )
             for k, v in charges.items():
                 sales[k] += v
             promos += promo
@@ -232,10 +276,18 @@ class _Builder:
         breakdowns = [_breakdown("Sales", gross, currency, _grouped(sales, currency, Decimal("1")))]
         if promos:
             breakdowns.append(_breakdown("PromoRebates", promos, currency))
-        breakdowns += _fees({"Commission": fees_commission, "FBAPerUnitFulfillmentFee": fees_fba}, currency,
-                            "Expenses")
-        transaction = self._base("Shipment", "Order Payment", key, order, entry["postedAt"], currency,
-                                 gross + promos + fees_commission + fees_fba, deferred_until, [])
+        breakdowns += _fees({"Commission": fees_commission, "FBAPerUnitFulfillmentFee": fees_fba}, currency, "Expenses")
+        transaction = self._base(
+            "Shipment",
+            "Order Payment",
+            key,
+            order,
+            entry["postedAt"],
+            currency,
+            gross + promos + fees_commission + fees_fba,
+            deferred_until,
+            [],
+        )
         transaction["items"] = items
         transaction["breakdowns"] = breakdowns
         return transaction
@@ -255,15 +307,22 @@ class _Builder:
             refund_commission = -min(money(commission * REFUND_COMMISSION, currency), cap)
             item_fees = {"Commission": commission, "RefundCommission": refund_commission}
             item = domain.find_item(order, entry["orderItemId"]) or {"product": {}}
-            items.append({
-                "description": item["product"].get("title", ""),
-                "totalAmount": _amount(-sum(parts.values(), Decimal("0")) + commission + refund_commission,
-                                       currency),
-                "relatedIdentifiers": [{"itemRelatedIdentifierName": "ORDER_ADJUSTMENT_ITEM_ID",
-                                        "itemRelatedIdentifierValue": _digits(14, refund["refundId"], n)}],
-                "breakdowns": _grouped(parts, currency, Decimal("-1")) + _fees(item_fees, currency, ""),
-                "contexts": [self._product(order, entry["orderItemId"], int(entry.get("quantity", 1)))],
-            })
+            items.append(
+                {
+                    "description": item["product"].get("title", ""),
+                    "totalAmount": _amount(
+                        -sum(parts.values(), Decimal("0")) + commission + refund_commission, currency
+                    ),
+                    "relatedIdentifiers": [
+                        {
+                            "itemRelatedIdentifierName": "ORDER_ADJUSTMENT_ITEM_ID",
+                            "itemRelatedIdentifierValue": _digits(14, refund["refundId"], n),
+                        }
+                    ],
+                    "breakdowns": _grouped(parts, currency, Decimal("-1")) + _fees(item_fees, currency, ""),
+                    "contexts": [self._product(order, entry["orderItemId"], int(entry.get("quantity", 1)))],
+                }
+            )
             for k, v in parts.items():
                 sales[k] += v
             for k, v in item_fees.items():
@@ -272,14 +331,26 @@ class _Builder:
         deferred_until = max(pending) if pending else None
         gross = sum(sales.values(), Decimal("0"))
         transaction = self._base(
-            "Refund", "Refund Order", f"R{index}", order, refund["postedAt"], currency,
-            -gross + sum(fees.values(), Decimal("0")), deferred_until,
-            [{"relatedIdentifierName": "REFUND_ID",
-              "relatedIdentifierValue": f"amzn1:crow:{_digits(20, 'refund', refund['refundId'])}"}])
+            "Refund",
+            "Refund Order",
+            f"R{index}",
+            order,
+            refund["postedAt"],
+            currency,
+            -gross + sum(fees.values(), Decimal("0")),
+            deferred_until,
+            [
+                {
+                    "relatedIdentifierName": "REFUND_ID",
+                    "relatedIdentifierValue": f"amzn1:crow:{_digits(20, 'refund', refund['refundId'])}",
+                }
+            ],
+        )
         transaction["items"] = items
-        transaction["breakdowns"] = [_breakdown("Refunded Sales", -gross, currency,
-                                                _grouped(sales, currency, Decimal("-1"))),
-                                     *_fees(dict(fees), currency, "Refunded Expenses")]
+        transaction["breakdowns"] = [
+            _breakdown("Refunded Sales", -gross, currency, _grouped(sales, currency, Decimal("-1"))),
+            *_fees(dict(fees), currency, "Refunded Expenses"),
+        ]
         return transaction
 
     def all(self) -> list[tuple[float, dict[str, Any]]]:
@@ -302,8 +373,9 @@ def _query(request: Request, region: str, seller_marketplaces: list[str], t: flo
     if bool(name) != bool(value):
         raise invalid_input("relatedIdentifierName and relatedIdentifierValue must be given together.")
     if name and name not in FILTERABLE:
-        raise invalid_input(f"Invalid relatedIdentifierName {name}.",
-                            f"Only {' and '.join(FILTERABLE)} can be used for filtering.")
+        raise invalid_input(
+            f"Invalid relatedIdentifierName {name}.", f"Only {' and '.join(FILTERABLE)} can be used for filtering."
+        )
     if not q.get("postedAfter") and not name:
         raise invalid_input("Start date cannot be null", "Start date cannot be null")
     query: dict[str, Any] = {"name": name, "value": value}
@@ -336,8 +408,10 @@ def _keep(query: dict[str, Any], region: str, posted_at: float, tx: dict[str, An
         return False
     if "after" in query and not query["after"] <= posted_at < query["before"]:
         return False
-    if query["name"] and not any(r["relatedIdentifierName"] == query["name"]
-                                 and r["relatedIdentifierValue"] == query["value"] for r in tx["relatedIdentifiers"]):
+    if query["name"] and not any(
+        r["relatedIdentifierName"] == query["name"] and r["relatedIdentifierValue"] == query["value"]
+        for r in tx["relatedIdentifiers"]
+    ):
         return False
     if query.get("marketplaceId"):
         if marketplace_id != query["marketplaceId"]:
@@ -380,10 +454,11 @@ def list_transactions(request: Request) -> Response:
                     found.append((posted_at, tx["transactionId"], tx))
     found.sort(key=lambda f: (f[0], f[1]))
     size = state.config.finances_page_size
-    payload: dict[str, Any] = {"transactions": [f[2] for f in found[offset:offset + size]]}
+    payload: dict[str, Any] = {"transactions": [f[2] for f in found[offset : offset + size]]}
     if offset + size < len(found):
-        payload["nextToken"] = _encode({"q": query, "o": offset + size, "s": seller_id, "r": region,
-                                        "p": _params(request)})
+        payload["nextToken"] = _encode(
+            {"q": query, "o": offset + size, "s": seller_id, "r": region, "p": _params(request)}
+        )
     return Response(dumps_with_decimal_numbers({"payload": payload}), media_type="application/json")
 
 

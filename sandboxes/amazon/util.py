@@ -66,8 +66,7 @@ def parse_iso(value: str, name: str = "date") -> float:
 def money(value: Decimal | str | int, currency: str | None = None) -> Decimal:
     """``value`` rounded half-up to the minor units of ``currency`` (2 decimals without one; JPY has 0)."""
     places = 2 if currency is None else minor_units(currency)
-    return Decimal(str(value)).quantize(Decimal(1).scaleb(-places) if places else Decimal(1),
-                                        rounding=ROUND_HALF_UP)
+    return Decimal(str(value)).quantize(Decimal(1).scaleb(-places) if places else Decimal(1), rounding=ROUND_HALF_UP)
 
 
 def money_obj(amount: Decimal | str, currency: str) -> dict[str, str]:

@@ -26,8 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--admin-password", default=cfg.admin_password)
     parser.add_argument("--admin-token-ttl-seconds", type=int, default=cfg.admin_token_ttl_seconds)
     parser.add_argument("--latency-ms", type=float, default=cfg.latency_ms)
-    parser.add_argument("--allow-oauth-tokens-as-bearer", action="store_true",
-                        default=cfg.allow_oauth_tokens_as_bearer)
+    parser.add_argument("--allow-oauth-tokens-as-bearer", action="store_true", default=cfg.allow_oauth_tokens_as_bearer)
     parser.add_argument("--fault-seed", type=int, default=cfg.fault_seed)
     for key in ("consumer_key", "consumer_secret", "access_token", "access_token_secret"):
         parser.add_argument(f"--oauth-{key.replace('_', '-')}", dest=f"oauth_{key}", default=cfg.integration[key])

@@ -32,8 +32,14 @@ ADDRESS_TYPES = ("billing", "shipping")
 
 # Validator::$required, in its order; telephone, company and fax follow when the store makes them required.
 ORDER_ADDRESS_REQUIRED = {
-    "parent_id": "Parent Order Id", "postcode": "Zip code", "lastname": "Last name", "street": "Street",
-    "city": "City", "email": "Email", "country_id": "Country", "firstname": "First Name",
+    "parent_id": "Parent Order Id",
+    "postcode": "Zip code",
+    "lastname": "Last name",
+    "street": "Street",
+    "city": "City",
+    "email": "Email",
+    "country_id": "Country",
+    "firstname": "First Name",
     "address_type": "Address Type",
 }
 OPTIONAL_REQUIRED = (("telephone", "Phone Number"), ("company", "Company"), ("fax", "Fax"))
@@ -101,8 +107,7 @@ def order_address_warnings(address: Mapping[str, Any], config: CommerceSandboxCo
     ``address`` is the address as it is saved (``parent_id`` and ``address_type`` already set by the order).
     """
     required = dict(ORDER_ADDRESS_REQUIRED)
-    switches = {"telephone": config.telephone_required, "company": config.company_required,
-                "fax": config.fax_required}
+    switches = {"telephone": config.telephone_required, "company": config.company_required, "fax": config.fax_required}
     required.update((code, label) for code, label in OPTIONAL_REQUIRED if switches[code])
     warnings = [f"{label} is a required field" for code, label in required.items() if code not in address]
     if not is_valid_email(address.get("email")):
@@ -168,16 +173,26 @@ def resolve_region_id(address: Mapping[str, Any], config: CommerceSandboxConfig)
     return found.id if found else None
 
 
-def customer_address_errors(address: Mapping[str, Any], config: CommerceSandboxConfig,
-                            store: Mapping[str, Any]) -> list[AddressError]:
+def customer_address_errors(
+    address: Mapping[str, Any], config: CommerceSandboxConfig, store: Mapping[str, Any]
+) -> list[AddressError]:
     """``General`` then ``Country`` validator errors for a customer address (empty: valid)."""
     street = address.get("street")
-    errors = [_required(field) for field, value in (
-        ("firstname", address.get("firstname")), ("lastname", address.get("lastname")),
-        ("street", street[0] if isinstance(street, list) and street else street), ("city", address.get("city")),
-    ) if _empty(value)]
-    switches = (("telephone", config.telephone_required), ("fax", config.fax_required),
-                ("company", config.company_required))
+    errors = [
+        _required(field)
+        for field, value in (
+            ("firstname", address.get("firstname")),
+            ("lastname", address.get("lastname")),
+            ("street", street[0] if isinstance(street, list) and street else street),
+            ("city", address.get("city")),
+        )
+        if _empty(value)
+    ]
+    switches = (
+        ("telephone", config.telephone_required),
+        ("fax", config.fax_required),
+        ("company", config.company_required),
+    )
     errors += [_required(field) for field, on in switches if on and _empty(address.get(field))]
     country_id = address.get("country_id")
     if country_id not in directory.optional_zip_countries(config) and _empty(address.get("postcode")):
@@ -208,5 +223,6 @@ def input_exception(errors: list[AddressError]) -> MagentoError:
     """``InputException`` as the REST layer answers it: one error is the message; more are listed."""
     if len(errors) == 1:
         return MagentoError(400, errors[0].message, errors[0].parameters)
-    return MagentoError(400, MSG_INPUT_EXCEPTIONS,
-                        errors=[{"message": e.message, "parameters": e.parameters} for e in errors])
+    return MagentoError(
+        400, MSG_INPUT_EXCEPTIONS, errors=[{"message": e.message, "parameters": e.parameters} for e in errors]
+    )

@@ -89,9 +89,17 @@ async def reset(request: Request) -> Response:
 
 # Settings that can change while the sandbox runs: name -> type (lists are country codes or None).
 RUNTIME_SETTINGS: dict[str, type] = {
-    "latency_ms": float, "allow_oauth_tokens_as_bearer": bool, "admin_token_ttl_seconds": int,
-    "state_required": list, "display_all_states": bool, "allowed_countries": list, "optional_zip_countries": list,
-    "telephone_required": bool, "company_required": bool, "fax_required": bool, "region_code_updates": bool,
+    "latency_ms": float,
+    "allow_oauth_tokens_as_bearer": bool,
+    "admin_token_ttl_seconds": int,
+    "state_required": list,
+    "display_all_states": bool,
+    "allowed_countries": list,
+    "optional_zip_countries": list,
+    "telephone_required": bool,
+    "company_required": bool,
+    "fax_required": bool,
+    "region_code_updates": bool,
 }
 
 

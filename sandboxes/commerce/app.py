@@ -51,15 +51,26 @@ async def _invalid_request(_request: Request, exc: Exception) -> Response:
 def create_app(config: CommerceSandboxConfig | None = None) -> FastAPI:
     """Build a sandbox; with ``config.state_file`` set, state is loaded from and saved to it."""
     config = config or CommerceSandboxConfig()
-    app = FastAPI(title="Adobe Commerce sandbox", version="2.4.9-sandbox", docs_url="/_sandbox/docs",
-                  redoc_url=None, openapi_url="/_sandbox/openapi.json",
-                  default_response_class=MagentoJSONResponse)
+    app = FastAPI(
+        title="Adobe Commerce sandbox",
+        version="2.4.9-sandbox",
+        docs_url="/_sandbox/docs",
+        redoc_url=None,
+        openapi_url="/_sandbox/openapi.json",
+        default_response_class=MagentoJSONResponse,
+    )
     state = SandboxState(config)
     state.faults = FaultSettings()
     state.fault_rng = random.Random(config.fault_seed)  # type: ignore[attr-defined]
     app.state.sandbox = state
-    for module_router in (token_router, catalog.router, directory.router, customers.router, orders.router,
-                          documents.router):
+    for module_router in (
+        token_router,
+        catalog.router,
+        directory.router,
+        customers.router,
+        orders.router,
+        documents.router,
+    ):
         app.include_router(module_router, prefix="/rest/{store_code}")
     app.include_router(admin.router)
     app.add_exception_handler(MagentoError, magento_error_handler)

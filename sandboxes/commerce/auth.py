@@ -111,7 +111,7 @@ def _verify_oauth1(state: SandboxState, request: Request, body: bytes) -> None:
     method = oauth.get("oauth_signature_method", "")
     sign = SIGNATURE_METHODS.get(method)
     if sign is None:
-        raise MagentoError(401, 'Signature method %1 is not supported', [method])
+        raise MagentoError(401, "Signature method %1 is not supported", [method])
     if oauth.get("oauth_consumer_key") != creds["consumer_key"]:
         raise MagentoError(401, "A consumer having the specified key does not exist")
     if oauth.get("oauth_token") != creds["access_token"]:

@@ -24,8 +24,20 @@ router = APIRouter()
 
 SOURCE_CODE = "default"
 DEFAULT_STOCK_ID = 1
-PRODUCT_SEARCH_FIELDS = {"sku", "name", "price", "status", "type_id", "visibility", "entity_id", "id",
-                         "created_at", "updated_at", "attribute_set_id", "weight"}
+PRODUCT_SEARCH_FIELDS = {
+    "sku",
+    "name",
+    "price",
+    "status",
+    "type_id",
+    "visibility",
+    "entity_id",
+    "id",
+    "created_at",
+    "updated_at",
+    "attribute_set_id",
+    "weight",
+}
 
 
 # --- logic ------------------------------------------------------------------------------------
@@ -41,9 +53,16 @@ def upsert_product(state: SandboxState, data: dict[str, Any]) -> dict[str, Any]:
         product = state.products.get(sku)
         if product is None:
             product = {
-                "id": state.next_id("product"), "sku": sku, "name": sku, "attribute_set_id": 4,
-                "price": Decimal("0.00"), "status": 1, "visibility": 4, "type_id": "simple",
-                "created_at": now, "weight": Decimal("1.00"),
+                "id": state.next_id("product"),
+                "sku": sku,
+                "name": sku,
+                "attribute_set_id": 4,
+                "price": Decimal("0.00"),
+                "status": 1,
+                "visibility": 4,
+                "type_id": "simple",
+                "created_at": now,
+                "weight": Decimal("1.00"),
             }
             state.products[sku] = product
         for key in ("name", "type_id"):
@@ -56,8 +75,12 @@ def upsert_product(state: SandboxState, data: dict[str, Any]) -> dict[str, Any]:
         product["updated_at"] = now
         if data.get("qty") is not None or sku not in state.source_items:
             qty = D(data.get("qty"))
-            state.source_items[sku] = {"sku": sku, "source_code": SOURCE_CODE, "quantity": qty,
-                                       "status": 1 if qty > 0 else 0}
+            state.source_items[sku] = {
+                "sku": sku,
+                "source_code": SOURCE_CODE,
+                "quantity": qty,
+                "status": 1 if qty > 0 else 0,
+            }
     return product
 
 
@@ -71,15 +94,31 @@ def get_product(state: SandboxState, sku: str) -> dict[str, Any]:
 def render_stock_item(state: SandboxState, product: dict[str, Any]) -> dict[str, Any]:
     source = state.source_items.get(product["sku"], {"quantity": Decimal("0"), "status": 0})
     return {
-        "item_id": product["id"], "product_id": product["id"], "stock_id": DEFAULT_STOCK_ID,
-        "qty": source["quantity"], "is_in_stock": bool(source["status"]), "is_qty_decimal": False,
-        "show_default_notification_message": False, "use_config_min_qty": True, "min_qty": Decimal("0"),
-        "use_config_min_sale_qty": 1, "min_sale_qty": Decimal("1"), "use_config_max_sale_qty": True,
-        "max_sale_qty": Decimal("10000"), "use_config_backorders": True, "backorders": 0,
-        "use_config_notify_stock_qty": True, "notify_stock_qty": Decimal("1"),
-        "use_config_qty_increments": True, "qty_increments": Decimal("0"),
-        "use_config_enable_qty_inc": True, "enable_qty_increments": False,
-        "use_config_manage_stock": True, "manage_stock": True, "low_stock_date": "", "is_decimal_divided": False,
+        "item_id": product["id"],
+        "product_id": product["id"],
+        "stock_id": DEFAULT_STOCK_ID,
+        "qty": source["quantity"],
+        "is_in_stock": bool(source["status"]),
+        "is_qty_decimal": False,
+        "show_default_notification_message": False,
+        "use_config_min_qty": True,
+        "min_qty": Decimal("0"),
+        "use_config_min_sale_qty": 1,
+        "min_sale_qty": Decimal("1"),
+        "use_config_max_sale_qty": True,
+        "max_sale_qty": Decimal("10000"),
+        "use_config_backorders": True,
+        "backorders": 0,
+        "use_config_notify_stock_qty": True,
+        "notify_stock_qty": Decimal("1"),
+        "use_config_qty_increments": True,
+        "qty_increments": Decimal("0"),
+        "use_config_enable_qty_inc": True,
+        "enable_qty_increments": False,
+        "use_config_manage_stock": True,
+        "manage_stock": True,
+        "low_stock_date": "",
+        "is_decimal_divided": False,
         "stock_status_changed_auto": 0,
     }
 
@@ -128,7 +167,6 @@ def _criteria(ctx: Ctx, request_items: list[tuple[str, str]]) -> search.SearchCr
 # --- routes -----------------------------------------------------------------------------------
 
 
-
 @router.get("/V1/products")
 async def search_products(request: Request, ctx: Ctx = Depends(rest_context)) -> Response:
     criteria = _criteria(ctx, request.query_params.multi_items())
@@ -156,8 +194,9 @@ async def read_salable_qty(sku: str, stock_id: str, ctx: Ctx = Depends(rest_cont
 @router.get("/V1/inventory/source-items")
 async def search_source_items(request: Request, ctx: Ctx = Depends(rest_context)) -> Response:
     criteria = _criteria(ctx, request.query_params.multi_items())
-    page, total = search.apply(list(ctx.state.source_items.values()), criteria,
-                               ("sku", "source_code", "quantity", "status"))
+    page, total = search.apply(
+        list(ctx.state.source_items.values()), criteria, ("sku", "source_code", "quantity", "status")
+    )
     return ok(_search_result([dict(s) for s in page], criteria, total))
 
 
@@ -175,14 +214,16 @@ async def save_source_items(ctx: Ctx = Depends(rest_context)) -> Response:
             raise MagentoError(400, "Could not save Source Item")
         unknown = set(raw) - set(properties("inventory-api-data-source-item-interface"))
         if unknown:
-            raise MagentoError(400, 'Property "%1" does not have accessor method "%2" in class "%3".',
-                               [sorted(unknown)[0], "get", "Magento\\InventoryApi\\Api\\Data\\SourceItemInterface"])
+            raise MagentoError(
+                400,
+                'Property "%1" does not have accessor method "%2" in class "%3".',
+                [sorted(unknown)[0], "get", "Magento\\InventoryApi\\Api\\Data\\SourceItemInterface"],
+            )
         sku = str(raw.get("sku") or "")
         if sku not in ctx.state.products:
             raise MagentoError(400, "Could not save Source Item")
         if raw.get("source_code", SOURCE_CODE) != SOURCE_CODE:
-            raise MagentoError(400, 'Source with code "%value" does not exist.',
-                               {"value": str(raw.get("source_code"))})
+            raise MagentoError(400, 'Source with code "%value" does not exist.', {"value": str(raw.get("source_code"))})
         if raw.get("quantity") is None:
             raise required("quantity")
         status = raw.get("status")
@@ -220,12 +261,16 @@ async def update_stock_item(sku: str, item_id: str, ctx: Ctx = Depends(rest_cont
 async def read_store_views(ctx: Ctx = Depends(rest_context)) -> Response:
     views = [{"id": 0, "code": "admin", "name": "Admin", "website_id": 0, "store_group_id": 0, "is_active": 1}]
     for code, store in ctx.state.config.stores.items():
-        views.append({
-            "id": int(store["store_id"]), "code": code, "name": store.get("name", code),
-            "website_id": int(store["website_id"]), "store_group_id": int(store.get("store_group_id",
-                                                                                  store["website_id"])),
-            "is_active": 1,
-        })
+        views.append(
+            {
+                "id": int(store["store_id"]),
+                "code": code,
+                "name": store.get("name", code),
+                "website_id": int(store["website_id"]),
+                "store_group_id": int(store.get("store_group_id", store["website_id"])),
+                "is_active": 1,
+            }
+        )
     return ok(views)
 
 
@@ -234,13 +279,24 @@ async def read_store_configs(ctx: Ctx = Depends(rest_context)) -> Response:
     out = []
     for code, store in ctx.state.config.stores.items():
         base_url = f"http://localhost/{code}/"
-        out.append({
-            "id": int(store["store_id"]), "code": code, "website_id": int(store["website_id"]),
-            "locale": store.get("locale", "en_US"), "base_currency_code": store["base_currency"],
-            "default_display_currency_code": store.get("display_currency", store["base_currency"]),
-            "timezone": store.get("timezone", "UTC"), "weight_unit": store.get("weight_unit", "lbs"),
-            "base_url": base_url, "base_link_url": base_url, "base_static_url": base_url + "static/",
-            "base_media_url": base_url + "media/", "secure_base_url": base_url, "secure_base_link_url": base_url,
-            "secure_base_static_url": base_url + "static/", "secure_base_media_url": base_url + "media/",
-        })
+        out.append(
+            {
+                "id": int(store["store_id"]),
+                "code": code,
+                "website_id": int(store["website_id"]),
+                "locale": store.get("locale", "en_US"),
+                "base_currency_code": store["base_currency"],
+                "default_display_currency_code": store.get("display_currency", store["base_currency"]),
+                "timezone": store.get("timezone", "UTC"),
+                "weight_unit": store.get("weight_unit", "lbs"),
+                "base_url": base_url,
+                "base_link_url": base_url,
+                "base_static_url": base_url + "static/",
+                "base_media_url": base_url + "media/",
+                "secure_base_url": base_url,
+                "secure_base_link_url": base_url,
+                "secure_base_static_url": base_url + "static/",
+                "secure_base_media_url": base_url + "media/",
+            }
+        )
     return ok(out)

@@ -119,8 +119,14 @@ def config_from_env(environ: dict[str, str] | None = None) -> CommerceSandboxCon
             setattr(cfg, f.name, int(raw))
         elif isinstance(current, float):
             setattr(cfg, f.name, float(raw))
-        elif f.name in ("integration", "stores", "currency_rates", "state_required", "allowed_countries",
-                        "optional_zip_countries"):
+        elif f.name in (
+            "integration",
+            "stores",
+            "currency_rates",
+            "state_required",
+            "allowed_countries",
+            "optional_zip_countries",
+        ):
             import json
 
             setattr(cfg, f.name, json.loads(raw))

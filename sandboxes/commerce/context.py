@@ -21,7 +21,7 @@ def route_key(request: Request) -> str:
     route = request.scope.get("route")
     path = getattr(route, "path", request.url.path)
     if path.startswith(REST_PREFIX):
-        path = path[len(REST_PREFIX):]
+        path = path[len(REST_PREFIX) :]
     return f"{request.method} {path}"
 
 

@@ -25,8 +25,11 @@ from sandboxes.commerce.state import SandboxState
 from sandboxes.commerce.wire import ok
 
 router = APIRouter()
-CUSTOMER_FIELDS = {k for k, v in properties("customer-data-customer-interface").items()
-                   if v.get("type") in ("string", "integer", "number")} | {"entity_id"}
+CUSTOMER_FIELDS = {
+    k
+    for k, v in properties("customer-data-customer-interface").items()
+    if v.get("type") in ("string", "integer", "number")
+} | {"entity_id"}
 MSG_DUPLICATE_EMAIL = "A customer with the same email address already exists in an associated website."
 MSG_NO_SUCH_ENTITY = "No such entity with %fieldName = %fieldValue"
 
@@ -54,8 +57,9 @@ def _address_record(state: SandboxState, raw: dict[str, Any], customer_id: int) 
     return address
 
 
-def _validated_addresses(state: SandboxState, store: dict[str, Any], raw_addresses: list[dict[str, Any]],
-                         *, skip_disallowed: bool) -> list[dict[str, Any]]:
+def _validated_addresses(
+    state: SandboxState, store: dict[str, Any], raw_addresses: list[dict[str, Any]], *, skip_disallowed: bool
+) -> list[dict[str, Any]]:
     """The addresses to save, in order; raise the first refused address's ``InputException``."""
     allowed = set(directory.allowed_countries(state.config, store))
     kept = []
@@ -81,8 +85,10 @@ def _attach_addresses(state: SandboxState, customer: dict[str, Any], raw_address
 
 
 def _email_taken(state: SandboxState, email: str, website_id: int, except_id: int | None = None) -> bool:
-    return any(c["email"].casefold() == email.casefold() and int(c["website_id"]) == website_id
-               and c["id"] != except_id for c in state.customers.values())
+    return any(
+        c["email"].casefold() == email.casefold() and int(c["website_id"]) == website_id and c["id"] != except_id
+        for c in state.customers.values()
+    )
 
 
 def _customer_input(raw: Any) -> dict[str, Any]:
@@ -107,8 +113,9 @@ def create_customer(state: SandboxState, store: dict[str, Any], raw: Any) -> dic
             raise MagentoError(400, MSG_DUPLICATE_EMAIL)
         now = state.now()
         customer = dict(data)
-        customer.update(id=state.next_id("customer"), email=email, website_id=website_id, created_at=now,
-                        updated_at=now)
+        customer.update(
+            id=state.next_id("customer"), email=email, website_id=website_id, created_at=now, updated_at=now
+        )
         customer.setdefault("group_id", 1)
         customer.setdefault("store_id", int(store["store_id"]))
         customer.setdefault("created_in", store.get("name", "Default Store View"))
@@ -155,8 +162,9 @@ def update_customer(state: SandboxState, store: dict[str, Any], customer_id: str
 
 @router.get("/V1/customers/search")
 async def search_customers(request: Request, ctx: Ctx = Depends(rest_context)) -> Response:
-    criteria = search.parse_search_criteria(request.query_params.multi_items(),
-                                            max_page_size=ctx.state.config.max_page_size)
+    criteria = search.parse_search_criteria(
+        request.query_params.multi_items(), max_page_size=ctx.state.config.max_page_size
+    )
 
     def getter(customer: dict[str, Any], name: str) -> Any:
         return customer["id"] if name == "entity_id" else customer.get(name)

@@ -148,7 +148,9 @@ def country_information(config: CommerceSandboxConfig, store: dict[str, Any], co
     directory = directory_of(config)
     iso3, english = directory.countries[country_id]
     info: dict[str, Any] = {
-        "id": country_id, "two_letter_abbreviation": country_id, "three_letter_abbreviation": iso3,
+        "id": country_id,
+        "two_letter_abbreviation": country_id,
+        "three_letter_abbreviation": iso3,
         "full_name_locale": _locale_name(country_id, english, store.get("locale", "en_US")),
         "full_name_english": english,
     }

@@ -53,14 +53,21 @@ class DeltaRounder:
 
 # The amounts a document line takes from its order item, in the order Magento's collectors compute them:
 # (line field, order item amount, order item counter of what earlier documents took).
-INVOICE_AMOUNTS = (("row_total", "row_total", "row_invoiced"), ("discount_amount", "discount_amount",
-                   "discount_invoiced"), ("tax_amount", "tax_amount", "tax_invoiced"))
-CREDITMEMO_AMOUNTS = (("row_total", "row_invoiced", "amount_refunded"), ("discount_amount", "discount_invoiced",
-                      "discount_refunded"), ("tax_amount", "tax_invoiced", "tax_refunded"))
+INVOICE_AMOUNTS = (
+    ("row_total", "row_total", "row_invoiced"),
+    ("discount_amount", "discount_amount", "discount_invoiced"),
+    ("tax_amount", "tax_amount", "tax_invoiced"),
+)
+CREDITMEMO_AMOUNTS = (
+    ("row_total", "row_invoiced", "amount_refunded"),
+    ("discount_amount", "discount_invoiced", "discount_refunded"),
+    ("tax_amount", "tax_invoiced", "tax_refunded"),
+)
 
 
-def _line_amounts(order: dict[str, Any], wanted: dict[int, Decimal], amounts: tuple[tuple[str, str, str], ...],
-                  qty_left: Any) -> dict[int, dict[str, Decimal]]:
+def _line_amounts(
+    order: dict[str, Any], wanted: dict[int, Decimal], amounts: tuple[tuple[str, str, str], ...], qty_left: Any
+) -> dict[int, dict[str, Decimal]]:
     """{order item id: {"row_total", "base_row_total", "discount_amount", ...}} of a new document.
 
     ``qty_left(item)`` is the quantity the document may still take (to invoice, or to refund); a line taking all of
@@ -102,19 +109,32 @@ def _item(order: dict[str, Any], item_id: int) -> dict[str, Any]:
     return next(i for i in order["items"] if int(i["item_id"]) == item_id)
 
 
-def _doc_line(state: SandboxState, kind: str, parent_id: int, item: dict[str, Any], qty: Decimal,
-              amounts: dict[str, Decimal]) -> dict[str, Any]:
+def _doc_line(
+    state: SandboxState, kind: str, parent_id: int, item: dict[str, Any], qty: Decimal, amounts: dict[str, Decimal]
+) -> dict[str, Any]:
     """A document item: the order item's identity and prices, and the amounts the document takes."""
-    line: dict[str, Any] = {"entity_id": state.next_id(kind), "parent_id": parent_id,
-                            "order_item_id": int(item["item_id"]), "sku": item["sku"], "name": item.get("name"),
-                            "qty": qty}
+    line: dict[str, Any] = {
+        "entity_id": state.next_id(kind),
+        "parent_id": parent_id,
+        "order_item_id": int(item["item_id"]),
+        "sku": item["sku"],
+        "name": item.get("name"),
+        "qty": qty,
+    }
     if item.get("product_id") is not None:
         line["product_id"] = item["product_id"]
     for p in PREFIXES:
         row, tax = amounts[f"{p}row_total"], amounts[f"{p}tax_amount"]
-        line.update({f"{p}price": D(item.get(f"{p}price")), f"{p}row_total": row, f"{p}tax_amount": tax,
-                     f"{p}discount_amount": amounts[f"{p}discount_amount"],
-                     f"{p}price_incl_tax": D(item.get(f"{p}price_incl_tax")), f"{p}row_total_incl_tax": row + tax})
+        line.update(
+            {
+                f"{p}price": D(item.get(f"{p}price")),
+                f"{p}row_total": row,
+                f"{p}tax_amount": tax,
+                f"{p}discount_amount": amounts[f"{p}discount_amount"],
+                f"{p}price_incl_tax": D(item.get(f"{p}price_incl_tax")),
+                f"{p}row_total_incl_tax": row + tax,
+            }
+        )
     return line
 
 
@@ -135,24 +155,46 @@ def _coerce_items(body: dict[str, Any], definition: str) -> list[dict[str, Any]]
 def _doc_common(state: SandboxState, order: dict[str, Any], kind: str) -> dict[str, Any]:
     now = state.now()
     return {
-        "entity_id": state.next_id(kind), "increment_id": state.next_increment_id(kind, int(order["store_id"])),
-        "order_id": order["entity_id"], "store_id": order["store_id"], "created_at": now, "updated_at": now,
+        "entity_id": state.next_id(kind),
+        "increment_id": state.next_increment_id(kind, int(order["store_id"])),
+        "order_id": order["entity_id"],
+        "store_id": order["store_id"],
+        "created_at": now,
+        "updated_at": now,
         **({"billing_address_id": order["billing_address_id"]} if order.get("billing_address_id") else {}),
     }
 
 
 def _money_doc_fields(order: dict[str, Any]) -> dict[str, Any]:
-    return {name: order[name] for name in ("base_currency_code", "global_currency_code", "order_currency_code",
-                                           "store_currency_code", "base_to_global_rate", "base_to_order_rate",
-                                           "store_to_base_rate", "store_to_order_rate") if name in order}
+    return {
+        name: order[name]
+        for name in (
+            "base_currency_code",
+            "global_currency_code",
+            "order_currency_code",
+            "store_currency_code",
+            "base_to_global_rate",
+            "base_to_order_rate",
+            "store_to_base_rate",
+            "store_to_order_rate",
+        )
+        if name in order
+    }
 
 
 def _comment(state: SandboxState, parent_id: int, raw: Any, notify: bool) -> list[dict[str, Any]]:
     if not isinstance(raw, dict) or not raw.get("comment"):
         return []
-    return [{"entity_id": state.next_id("document_comment"), "parent_id": parent_id, "comment": str(raw["comment"]),
-             "is_customer_notified": int(notify), "is_visible_on_front": int(bool(raw.get("is_visible_on_front"))),
-             "created_at": state.now()}]
+    return [
+        {
+            "entity_id": state.next_id("document_comment"),
+            "parent_id": parent_id,
+            "comment": str(raw["comment"]),
+            "is_customer_notified": int(notify),
+            "is_visible_on_front": int(bool(raw.get("is_visible_on_front"))),
+            "created_at": state.now(),
+        }
+    ]
 
 
 # --- invoice ----------------------------------------------------------------------------------
@@ -166,8 +208,9 @@ def invoice_order(state: SandboxState, order: dict[str, Any], body: dict[str, An
             raise MagentoError(400, INVOICE_ERR + msg)
         wanted = _requested(items, order, machine.qty_to_invoice, INVOICE_ERR, msg)
         if not wanted:
-            raise MagentoError(400, INVOICE_ERR + "The invoice can't be created without products. "
-                                                  "Add products and try again.")
+            raise MagentoError(
+                400, INVOICE_ERR + "The invoice can't be created without products. Add products and try again."
+            )
         invoice = _doc_common(state, order, "invoice")
         invoice.update(_money_doc_fields(order))
         invoice.update(state=2, can_void_flag=0, email_sent=int(bool(body.get("notify"))), is_used_for_refund=0)
@@ -198,12 +241,18 @@ def invoice_order(state: SandboxState, order: dict[str, Any], body: dict[str, An
             tax = totals[f"{p}tax_amount"] + shipping_tax
             discount = totals[f"{p}discount_amount"]
             grand = totals[f"{p}subtotal"] + tax + shipping - discount
-            invoice.update({
-                f"{p}subtotal": totals[f"{p}subtotal"], f"{p}subtotal_incl_tax": totals[f"{p}subtotal"]
-                + totals[f"{p}tax_amount"], f"{p}tax_amount": tax, f"{p}shipping_amount": shipping,
-                f"{p}shipping_tax_amount": shipping_tax, f"{p}shipping_incl_tax": shipping + shipping_tax,
-                f"{p}discount_amount": -discount, f"{p}grand_total": grand,
-            })
+            invoice.update(
+                {
+                    f"{p}subtotal": totals[f"{p}subtotal"],
+                    f"{p}subtotal_incl_tax": totals[f"{p}subtotal"] + totals[f"{p}tax_amount"],
+                    f"{p}tax_amount": tax,
+                    f"{p}shipping_amount": shipping,
+                    f"{p}shipping_tax_amount": shipping_tax,
+                    f"{p}shipping_incl_tax": shipping + shipping_tax,
+                    f"{p}discount_amount": -discount,
+                    f"{p}grand_total": grand,
+                }
+            )
             order[f"{p}subtotal_invoiced"] = D(order.get(f"{p}subtotal_invoiced")) + totals[f"{p}subtotal"]
             order[f"{p}tax_invoiced"] = D(order.get(f"{p}tax_invoiced")) + tax
             order[f"{p}shipping_invoiced"] = D(order.get(f"{p}shipping_invoiced")) + shipping
@@ -213,8 +262,9 @@ def invoice_order(state: SandboxState, order: dict[str, Any], body: dict[str, An
             order[f"{p}total_due"] = D(order.get(f"{p}grand_total")) - order[f"{p}total_paid"]
             payment = order["payment"]
             payment[f"{p}amount_paid"] = D(payment.get(f"{p}amount_paid")) + grand
-            payment[f"{'base_' if p else ''}shipping_captured"] = D(
-                payment.get(f"{'base_' if p else ''}shipping_captured")) + shipping
+            payment[f"{'base_' if p else ''}shipping_captured"] = (
+                D(payment.get(f"{'base_' if p else ''}shipping_captured")) + shipping
+            )
         invoice["total_qty"] = sum(wanted.values(), ZERO)
         invoice["items"] = doc_items
         invoice["comments"] = _comment(state, invoice["entity_id"], body.get("comment"), bool(body.get("notify")))
@@ -243,8 +293,13 @@ def ship_order(state: SandboxState, order: dict[str, Any], body: dict[str, Any])
         if not wanted:
             raise MagentoError(400, SHIP_ERR + "You can't create a shipment without products.")
         shipment = _doc_common(state, order, "shipment")
-        shipment.update(customer_id=order.get("customer_id"), email_sent=int(bool(body.get("notify"))),
-                        shipment_status=None, packages=[], shipping_label=None)
+        shipment.update(
+            customer_id=order.get("customer_id"),
+            email_sent=int(bool(body.get("notify"))),
+            shipment_status=None,
+            packages=[],
+            shipping_label=None,
+        )
         shipment = {k: v for k, v in shipment.items() if v is not None}
         assignments = order.get("extension_attributes", {}).get("shipping_assignments") or []
         address = assignments[0].get("shipping", {}).get("address") if assignments else None
@@ -254,9 +309,17 @@ def ship_order(state: SandboxState, order: dict[str, Any], body: dict[str, Any])
         for item_id, qty in wanted.items():
             item = _item(order, item_id)
             weight = D(item.get("weight"))
-            line = {"entity_id": state.next_id("shipment_item"), "parent_id": shipment["entity_id"],
-                    "order_item_id": item_id, "sku": item["sku"], "name": item.get("name"), "qty": qty,
-                    "price": item["price"], "row_total": money(D(item["price"]) * qty), "weight": weight}
+            line = {
+                "entity_id": state.next_id("shipment_item"),
+                "parent_id": shipment["entity_id"],
+                "order_item_id": item_id,
+                "sku": item["sku"],
+                "name": item.get("name"),
+                "qty": qty,
+                "price": item["price"],
+                "row_total": money(D(item["price"]) * qty),
+                "weight": weight,
+            }
             if item.get("product_id") is not None:
                 line["product_id"] = item["product_id"]
             total_weight += weight * qty
@@ -266,10 +329,19 @@ def ship_order(state: SandboxState, order: dict[str, Any], body: dict[str, Any])
         total_qty = sum(wanted.values(), ZERO)
         shipment.update(total_qty=total_qty, total_weight=total_weight, items=doc_items)
         shipment["tracks"] = [
-            {"entity_id": state.next_id("shipment_track"), "parent_id": shipment["entity_id"],
-             "order_id": order["entity_id"], "track_number": t["track_number"], "title": t["title"],
-             "carrier_code": t["carrier_code"], "weight": total_weight, "qty": total_qty, "description": "",
-             "created_at": shipment["created_at"], "updated_at": shipment["updated_at"]}
+            {
+                "entity_id": state.next_id("shipment_track"),
+                "parent_id": shipment["entity_id"],
+                "order_id": order["entity_id"],
+                "track_number": t["track_number"],
+                "title": t["title"],
+                "carrier_code": t["carrier_code"],
+                "weight": total_weight,
+                "qty": total_qty,
+                "description": "",
+                "created_at": shipment["created_at"],
+                "updated_at": shipment["updated_at"],
+            }
             for t in tracks
         ]
         shipment["comments"] = _comment(state, shipment["entity_id"], body.get("comment"), bool(body.get("notify")))
@@ -285,8 +357,7 @@ def ship_order(state: SandboxState, order: dict[str, Any], body: dict[str, Any])
 
 def refund_order(state: SandboxState, order: dict[str, Any], body: dict[str, Any]) -> int:  # noqa: C901
     items = _coerce_items(body, "sales-data-creditmemo-item-creation-interface")
-    arguments = coerce("sales-data-creditmemo-creation-arguments-interface", body.get("arguments") or {},
-                       "arguments")
+    arguments = coerce("sales-data-creditmemo-creation-arguments-interface", body.get("arguments") or {}, "arguments")
     return_ids = {int(i) for i in (arguments.get("extension_attributes") or {}).get("return_to_stock_items") or []}
     with state.lock:
         if not machine.can_creditmemo(order):
@@ -294,8 +365,12 @@ def refund_order(state: SandboxState, order: dict[str, Any], body: dict[str, Any
         by_id = {int(i["item_id"]): i for i in order["items"]}
         for raw in items:
             if int(raw["order_item_id"]) not in by_id:
-                raise MagentoError(400, CREDITMEMO_ERR + "The creditmemo contains product item id %1 that is not "
-                                   "part of the original order.", [int(raw["order_item_id"])])
+                raise MagentoError(
+                    400,
+                    CREDITMEMO_ERR + "The creditmemo contains product item id %1 that is not "
+                    "part of the original order.",
+                    [int(raw["order_item_id"])],
+                )
         wanted: dict[int, Decimal] = {}
         if items:
             for raw in items:
@@ -304,12 +379,18 @@ def refund_order(state: SandboxState, order: dict[str, Any], body: dict[str, Any
             wanted = {k: machine.qty_to_refund(i) for k, i in by_id.items() if machine.qty_to_refund(i) > 0}
         for item_id, qty in wanted.items():
             if qty < 0 or qty > machine.qty_to_refund(by_id[item_id]):
-                raise MagentoError(400, CREDITMEMO_ERR + 'The quantity to creditmemo must not be greater than the '
-                                   f'unrefunded quantity for product SKU "{by_id[item_id]["sku"]}".')
+                raise MagentoError(
+                    400,
+                    CREDITMEMO_ERR + "The quantity to creditmemo must not be greater than the "
+                    f'unrefunded quantity for product SKU "{by_id[item_id]["sku"]}".',
+                )
         wanted = {k: v for k, v in wanted.items() if v > 0}
         if not return_ids <= set(wanted):
-            raise MagentoError(400, CREDITMEMO_ERR + "The return to stock argument contains product item that is "
-                               "not part of the original order.")
+            raise MagentoError(
+                400,
+                CREDITMEMO_ERR + "The return to stock argument contains product item that is "
+                "not part of the original order.",
+            )
         memo = _doc_common(state, order, "creditmemo")
         memo.update(_money_doc_fields(order))
         memo.update(state=2, creditmemo_status=2, email_sent=int(bool(body.get("notify"))))
@@ -335,11 +416,13 @@ def refund_order(state: SandboxState, order: dict[str, Any], body: dict[str, Any
             requested = arguments.get("shipping_amount")
             shipping = shipping_left if requested is None else D(requested)
             if shipping > shipping_left or shipping < 0:
-                raise MagentoError(400, "The most money available to refund is %1.",
-                                   [format_decimal(max(shipping_left, ZERO))])
+                raise MagentoError(
+                    400, "The most money available to refund is %1.", [format_decimal(max(shipping_left, ZERO))]
+                )
             full_shipping = D(order.get(f"{p}shipping_amount"))
-            shipping_tax = money(D(order.get(f"{p}shipping_tax_amount")) * shipping / full_shipping) \
-                if full_shipping > 0 else ZERO
+            shipping_tax = (
+                money(D(order.get(f"{p}shipping_tax_amount")) * shipping / full_shipping) if full_shipping > 0 else ZERO
+            )
             adj_pos = D(arguments.get("adjustment_positive"))
             adj_neg = D(arguments.get("adjustment_negative"))
             tax = totals[f"{p}tax_amount"] + shipping_tax
@@ -349,14 +432,21 @@ def refund_order(state: SandboxState, order: dict[str, Any], body: dict[str, Any
                 raise MagentoError(400, "The most money available to refund is %1.", [format_decimal(available)])
             if grand <= 0 and not p:
                 raise MagentoError(400, CREDITMEMO_ERR + "The credit memo's total must be positive.")
-            memo.update({
-                f"{p}subtotal": totals[f"{p}subtotal"],
-                f"{p}subtotal_incl_tax": totals[f"{p}subtotal"] + totals[f"{p}tax_amount"],
-                f"{p}tax_amount": tax, f"{p}shipping_amount": shipping, f"{p}shipping_tax_amount": shipping_tax,
-                f"{p}shipping_incl_tax": shipping + shipping_tax, f"{p}discount_amount": -totals[f"{p}discount_amount"],
-                f"{p}adjustment_positive": adj_pos, f"{p}adjustment_negative": adj_neg,
-                f"{p}adjustment": adj_pos - adj_neg, f"{p}grand_total": grand,
-            })
+            memo.update(
+                {
+                    f"{p}subtotal": totals[f"{p}subtotal"],
+                    f"{p}subtotal_incl_tax": totals[f"{p}subtotal"] + totals[f"{p}tax_amount"],
+                    f"{p}tax_amount": tax,
+                    f"{p}shipping_amount": shipping,
+                    f"{p}shipping_tax_amount": shipping_tax,
+                    f"{p}shipping_incl_tax": shipping + shipping_tax,
+                    f"{p}discount_amount": -totals[f"{p}discount_amount"],
+                    f"{p}adjustment_positive": adj_pos,
+                    f"{p}adjustment_negative": adj_neg,
+                    f"{p}adjustment": adj_pos - adj_neg,
+                    f"{p}grand_total": grand,
+                }
+            )
         # Validation passed: apply to the order.
         for item, qty, deltas in updates:
             item["qty_refunded"] = D(item["qty_refunded"]) + qty
@@ -366,17 +456,21 @@ def refund_order(state: SandboxState, order: dict[str, Any], body: dict[str, Any
             if int(item["item_id"]) in return_ids:
                 catalog.return_to_stock(state, item["sku"], qty)
         for p in PREFIXES:
-            for order_field, memo_field in (("subtotal_refunded", "subtotal"), ("tax_refunded", "tax_amount"),
-                                            ("shipping_refunded", "shipping_amount"),
-                                            ("shipping_tax_refunded", "shipping_tax_amount"),
-                                            ("total_refunded", "grand_total"),
-                                            ("total_offline_refunded", "grand_total"),
-                                            ("adjustment_positive", "adjustment_positive"),
-                                            ("adjustment_negative", "adjustment_negative")):
+            for order_field, memo_field in (
+                ("subtotal_refunded", "subtotal"),
+                ("tax_refunded", "tax_amount"),
+                ("shipping_refunded", "shipping_amount"),
+                ("shipping_tax_refunded", "shipping_tax_amount"),
+                ("total_refunded", "grand_total"),
+                ("total_offline_refunded", "grand_total"),
+                ("adjustment_positive", "adjustment_positive"),
+                ("adjustment_negative", "adjustment_negative"),
+            ):
                 order[f"{p}{order_field}"] = D(order.get(f"{p}{order_field}")) + memo[f"{p}{memo_field}"]
             order[f"{p}discount_refunded"] = D(order.get(f"{p}discount_refunded")) + memo[f"{p}discount_amount"]
-            order["payment"][f"{p}amount_refunded"] = D(order["payment"].get(f"{p}amount_refunded")) + memo[
-                f"{p}grand_total"]
+            order["payment"][f"{p}amount_refunded"] = (
+                D(order["payment"].get(f"{p}amount_refunded")) + memo[f"{p}grand_total"]
+            )
         memo["items"] = doc_items
         memo["comments"] = _comment(state, memo["entity_id"], body.get("comment"), bool(body.get("notify")))
         machine.check_state(order)
@@ -416,8 +510,9 @@ TABLES = {
 
 
 def _search(table: str, request: Request, ctx: Ctx) -> Response:
-    criteria = search.parse_search_criteria(request.query_params.multi_items(),
-                                            max_page_size=ctx.state.config.max_page_size)
+    criteria = search.parse_search_criteria(
+        request.query_params.multi_items(), max_page_size=ctx.state.config.max_page_size
+    )
     rows = list(getattr(ctx.state, table).values())
     page, total = search.apply(rows, criteria, _fields(TABLES[table]))
     return ok({"items": copy.deepcopy(page), "search_criteria": criteria.echo(), "total_count": total})

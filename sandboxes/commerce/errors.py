@@ -13,8 +13,7 @@ MSG_ENTITY_NOT_FOUND = "The entity that was requested doesn't exist. Verify the 
 MSG_PRODUCT_NOT_FOUND = "The product that was requested doesn't exist. Verify the product and try again."
 MSG_NOT_AUTHORIZED = "The consumer isn't authorized to access %resources."
 MSG_BAD_SIGN_IN = (
-    "The account sign-in was incorrect or your account is disabled temporarily. "
-    "Please wait and try again later."
+    "The account sign-in was incorrect or your account is disabled temporarily. Please wait and try again later."
 )
 MSG_INVALID_FIELD_VALUE = 'Invalid value of "%value" provided for the %fieldName field.'
 MSG_STORE_NOT_FOUND = "The store that was requested wasn't found. Verify the store and try again."

@@ -86,8 +86,15 @@ class FaultSettings:
                 raise MagentoError(400, "Invalid fail_next entry: %1", [str(raw)])
             if raw.get("mode") is not None and raw["mode"] not in MODES:
                 raise MagentoError(400, "Invalid fail_next entry: %1", [str(raw)])
-            out.fail_next.append(FailNext(route=str(raw["route"]), kind=raw["kind"], count=int(raw.get("count", 1)),
-                                          status=int(raw.get("status", 500)), mode=raw.get("mode")))
+            out.fail_next.append(
+                FailNext(
+                    route=str(raw["route"]),
+                    kind=raw["kind"],
+                    count=int(raw.get("count", 1)),
+                    status=int(raw.get("status", 500)),
+                    mode=raw.get("mode"),
+                )
+            )
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -121,7 +128,7 @@ def _template_key(scope: Scope) -> str:
             partial = route
     if partial is not None:
         path = partial.path
-        return f"{method} {path[len(REST_PREFIX):] if path.startswith(REST_PREFIX) else path}"
+        return f"{method} {path[len(REST_PREFIX) :] if path.startswith(REST_PREFIX) else path}"
     return f"{method} {_actual_path(scope)}"
 
 
@@ -192,8 +199,9 @@ class SandboxMiddleware:
             return "commit_then_fail", status, faults.commit_then_fail_mode
         return None, 0, ""
 
-    async def _commit_then_fail(self, scope: Scope, receive: Receive, send: Send, faults: FaultSettings,
-                                status: int, mode: str) -> None:
+    async def _commit_then_fail(
+        self, scope: Scope, receive: Receive, send: Send, faults: FaultSettings, status: int, mode: str
+    ) -> None:
         async def swallow(_message: Any) -> None:
             return None
 
@@ -210,10 +218,19 @@ async def _send_error(send: Send, status: int) -> None:
     if status == 503:
         body: dict[str, Any] = {"message": "Service Unavailable"}
     else:
-        body = {"message": "Internal Error. Details are available in Magento log file. Report ID: %1",
-                "parameters": [f"webapi-{secrets.token_hex(6)}"]}
+        body = {
+            "message": "Internal Error. Details are available in Magento log file. Report ID: %1",
+            "parameters": [f"webapi-{secrets.token_hex(6)}"],
+        }
     payload = dumps(body).encode("utf-8")
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json; charset=utf-8"),
-                            (b"content-length", str(len(payload)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json; charset=utf-8"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})

@@ -12,8 +12,13 @@ from typing import Any
 from sandboxes.commerce.wire import D
 
 DEFAULT_STATUS = {
-    "new": "pending", "pending_payment": "pending_payment", "processing": "processing",
-    "complete": "complete", "closed": "closed", "canceled": "canceled", "holded": "holded",
+    "new": "pending",
+    "pending_payment": "pending_payment",
+    "processing": "processing",
+    "complete": "complete",
+    "closed": "closed",
+    "canceled": "canceled",
+    "holded": "holded",
     "payment_review": "payment_review",
 }
 EPSILON = Decimal("0.0001")
@@ -78,8 +83,12 @@ def check_state(order: dict[str, Any], in_process: bool = False) -> None:
     """Move the order after a document was registered, as Magento's State handler does."""
     state = order["state"]
     if state != "canceled" and state != "holded" and not can_invoice(order):
-        if state in ("processing", "complete") and not can_creditmemo(order) and not can_ship(order) \
-                and D(order.get("total_refunded")) > 0:
+        if (
+            state in ("processing", "complete")
+            and not can_creditmemo(order)
+            and not can_ship(order)
+            and D(order.get("total_refunded")) > 0
+        ):
             set_state(order, "closed")
         elif state in ("processing", "new") and not can_ship(order) and (in_process or state == "processing"):
             set_state(order, "complete")

@@ -24,20 +24,52 @@ from sandboxes.commerce.wire import FOUR, D, money, ok
 router = APIRouter()
 ZERO = Decimal("0")
 ORDER_ZERO_FIELDS = (
-    "subtotal_invoiced", "tax_invoiced", "shipping_invoiced", "discount_invoiced", "total_invoiced",
-    "total_paid", "subtotal_refunded", "tax_refunded", "shipping_refunded", "shipping_tax_refunded",
-    "discount_refunded", "total_refunded", "total_offline_refunded", "total_online_refunded",
-    "subtotal_canceled", "tax_canceled", "shipping_canceled", "discount_canceled", "total_canceled",
-    "adjustment_positive", "adjustment_negative",
+    "subtotal_invoiced",
+    "tax_invoiced",
+    "shipping_invoiced",
+    "discount_invoiced",
+    "total_invoiced",
+    "total_paid",
+    "subtotal_refunded",
+    "tax_refunded",
+    "shipping_refunded",
+    "shipping_tax_refunded",
+    "discount_refunded",
+    "total_refunded",
+    "total_offline_refunded",
+    "total_online_refunded",
+    "subtotal_canceled",
+    "tax_canceled",
+    "shipping_canceled",
+    "discount_canceled",
+    "total_canceled",
+    "adjustment_positive",
+    "adjustment_negative",
 )
 ITEM_ZERO_FIELDS = (
-    "qty_invoiced", "qty_shipped", "qty_refunded", "qty_canceled", "qty_backordered", "qty_returned",
-    "amount_refunded", "tax_invoiced", "tax_refunded", "tax_canceled", "discount_invoiced", "discount_refunded",
+    "qty_invoiced",
+    "qty_shipped",
+    "qty_refunded",
+    "qty_canceled",
+    "qty_backordered",
+    "qty_returned",
+    "amount_refunded",
+    "tax_invoiced",
+    "tax_refunded",
+    "tax_canceled",
+    "discount_invoiced",
+    "discount_refunded",
     "row_invoiced",
 )
 # Counters of what later documents did, kept in both currencies (NULL in a new Magento order: 0 here).
-ITEM_BASE_COUNTERS = ("amount_refunded", "tax_invoiced", "tax_refunded", "discount_invoiced", "discount_refunded",
-                      "row_invoiced")
+ITEM_BASE_COUNTERS = (
+    "amount_refunded",
+    "tax_invoiced",
+    "tax_refunded",
+    "discount_invoiced",
+    "discount_refunded",
+    "row_invoiced",
+)
 MSG_ADDRESS_NOT_SAVED = "The order address couldn't be saved."
 # sales_order's rate columns are decimal(20,4): Magento keeps 4 places of the rates it is given.
 ORDER_RATES = ("base_to_global_rate", "base_to_order_rate", "store_to_base_rate", "store_to_order_rate")
@@ -106,8 +138,13 @@ def create_order(state: SandboxState, store: dict[str, Any], raw_entity: Any) ->
             raise MagentoError(400, "Unique constraint violation found")
         order_id = state.next_id("order")
         order: dict[str, Any] = dict(entity)
-        order.update(entity_id=order_id, increment_id=str(increment_id), store_id=store_id,
-                     created_at=entity.get("created_at") or now, updated_at=now)
+        order.update(
+            entity_id=order_id,
+            increment_id=str(increment_id),
+            store_id=store_id,
+            created_at=entity.get("created_at") or now,
+            updated_at=now,
+        )
         order.setdefault("state", "new")
         order.setdefault("status", machine.DEFAULT_STATUS.get(order["state"], order["state"]))
         order.setdefault("protect_code", secrets.token_hex(3))
@@ -124,8 +161,15 @@ def create_order(state: SandboxState, store: dict[str, Any], raw_entity: Any) ->
             qty = D(item["qty_ordered"])
             price = D(item.get("price"))
             product = state.products.get(item["sku"])
-            item.update(item_id=state.next_id("order_item"), order_id=order_id, store_id=store_id,
-                        created_at=now, updated_at=now, qty_ordered=qty, price=price)
+            item.update(
+                item_id=state.next_id("order_item"),
+                order_id=order_id,
+                store_id=store_id,
+                created_at=now,
+                updated_at=now,
+                qty_ordered=qty,
+                price=price,
+            )
             if product is not None:
                 item.setdefault("product_id", product["id"])
             item.setdefault("name", product["name"] if product else item["sku"])
@@ -249,15 +293,18 @@ def cancel_order(state: SandboxState, order: dict[str, Any]) -> bool:
             item["updated_at"] = state.now()
         for prefix in ("", "base_"):
             order[f"{prefix}subtotal_canceled"] = D(order.get(f"{prefix}subtotal")) - D(
-                order.get(f"{prefix}subtotal_invoiced"))
-            order[f"{prefix}tax_canceled"] = D(order.get(f"{prefix}tax_amount")) - D(
-                order.get(f"{prefix}tax_invoiced"))
+                order.get(f"{prefix}subtotal_invoiced")
+            )
+            order[f"{prefix}tax_canceled"] = D(order.get(f"{prefix}tax_amount")) - D(order.get(f"{prefix}tax_invoiced"))
             order[f"{prefix}shipping_canceled"] = D(order.get(f"{prefix}shipping_amount")) - D(
-                order.get(f"{prefix}shipping_invoiced"))
+                order.get(f"{prefix}shipping_invoiced")
+            )
             order[f"{prefix}discount_canceled"] = abs(D(order.get(f"{prefix}discount_amount"))) - abs(
-                D(order.get(f"{prefix}discount_invoiced")))
+                D(order.get(f"{prefix}discount_invoiced"))
+            )
             order[f"{prefix}total_canceled"] = D(order.get(f"{prefix}grand_total")) - D(
-                order.get(f"{prefix}total_paid"))
+                order.get(f"{prefix}total_paid")
+            )
         machine.set_state(order, new_state)
         touch(state, order)
         state.save()
@@ -279,8 +326,7 @@ def unhold_order(state: SandboxState, order: dict[str, Any]) -> None:
     with state.lock:
         if order["state"] != "holded":
             raise MagentoError(400, "You cannot remove the hold.")
-        machine.set_state(order, order.pop("hold_before_state", "new") or "new",
-                          order.pop("hold_before_status", None))
+        machine.set_state(order, order.pop("hold_before_state", "new") or "new", order.pop("hold_before_status", None))
         touch(state, order)
         state.save()
 
@@ -336,8 +382,11 @@ def save_address(state: SandboxState, parent_id: str, raw: Any) -> dict[str, Any
         return copy.deepcopy(target)
 
 
-ORDER_FIELDS = {k for k, v in properties("sales-data-order-interface").items()
-                if v.get("type") in ("string", "number", "integer", "boolean")}
+ORDER_FIELDS = {
+    k
+    for k, v in properties("sales-data-order-interface").items()
+    if v.get("type") in ("string", "number", "integer", "boolean")
+}
 
 
 # --- routes -----------------------------------------------------------------------------------
@@ -353,8 +402,9 @@ async def post_order(ctx: Ctx = Depends(rest_context)) -> Response:
 
 @router.get("/V1/orders")
 async def search_orders(request: Request, ctx: Ctx = Depends(rest_context)) -> Response:
-    criteria = search.parse_search_criteria(request.query_params.multi_items(),
-                                            max_page_size=ctx.state.config.max_page_size)
+    criteria = search.parse_search_criteria(
+        request.query_params.multi_items(), max_page_size=ctx.state.config.max_page_size
+    )
     page, total = search.apply(list(ctx.state.orders.values()), criteria, ORDER_FIELDS)
     return ok({"items": [render_order(o) for o in page], "search_criteria": criteria.echo(), "total_count": total})
 
@@ -397,9 +447,14 @@ async def post_comment(order_id: str, ctx: Ctx = Depends(rest_context)) -> Respo
 async def read_comments(order_id: str, ctx: Ctx = Depends(rest_context)) -> Response:
     order = get_order(ctx.state, order_id)
     items = copy.deepcopy(order.get("status_histories", []))
-    return ok({
-        "items": items,
-        "search_criteria": {"filter_groups": [{"filters": [
-            {"field": "parent_id", "value": str(order["entity_id"]), "condition_type": "eq"}]}]},
-        "total_count": len(items),
-    })
+    return ok(
+        {
+            "items": items,
+            "search_criteria": {
+                "filter_groups": [
+                    {"filters": [{"field": "parent_id", "value": str(order["entity_id"]), "condition_type": "eq"}]}
+                ]
+            },
+            "total_count": len(items),
+        }
+    )

@@ -17,8 +17,25 @@ from typing import Any
 from sandboxes.commerce.errors import MSG_INVALID_FIELD_VALUE, MagentoError, required
 
 CONDITIONS = frozenset(
-    {"eq", "neq", "gt", "gteq", "lt", "lteq", "moreq", "like", "nlike", "in", "nin", "null", "notnull",
-     "from", "to", "finset", "nfinset"}
+    {
+        "eq",
+        "neq",
+        "gt",
+        "gteq",
+        "lt",
+        "lteq",
+        "moreq",
+        "like",
+        "nlike",
+        "in",
+        "nin",
+        "null",
+        "notnull",
+        "from",
+        "to",
+        "finset",
+        "nfinset",
+    }
 )
 _ALIASES = {
     "filterGroups": "filter_groups",
@@ -50,8 +67,7 @@ class SearchCriteria:
         """The ``search_criteria`` block of a search result."""
         out: dict[str, Any] = {
             "filter_groups": [
-                {"filters": [{"field": f.field, "value": f.value, "condition_type": f.condition_type}
-                             for f in group]}
+                {"filters": [{"field": f.field, "value": f.value, "condition_type": f.condition_type} for f in group]}
                 for group in self.filter_groups
             ]
         }
@@ -71,7 +87,7 @@ def _nested(items: Iterable[tuple[str, str]], root: str) -> tuple[bool, dict[str
     for key, value in items:
         if not key.startswith(root):
             continue
-        rest = key[len(root):]
+        rest = key[len(root) :]
         present = True
         parts = [_ALIASES.get(p, p) for p in _KEY_RE.findall(rest)]
         if not parts:
@@ -91,8 +107,10 @@ def _nested(items: Iterable[tuple[str, str]], root: str) -> tuple[bool, dict[str
 def _ordered(node: Any) -> list[Any]:
     if not isinstance(node, dict):
         return []
+
     def sort_key(k: str) -> tuple[int, str]:
         return (int(k), "") if k.isdigit() else (1 << 30, k)
+
     return [node[k] for k in sorted(node, key=sort_key)]
 
 
@@ -250,8 +268,7 @@ def apply(
         if name not in allowed:
             raise MagentoError(400, MSG_INVALID_FIELD_VALUE, {"value": name, "fieldName": "sortOrders"})
     selected = [
-        r for r in records
-        if all(any(matches(get(r, f.field), f) for f in group) for group in criteria.filter_groups)
+        r for r in records if all(any(matches(get(r, f.field), f) for f in group) for group in criteria.filter_groups)
     ]
     for name, direction in reversed(criteria.sort_orders):
         selected.sort(key=lambda r, n=name: _sort_key(get(r, n)), reverse=direction == "DESC")
@@ -260,5 +277,5 @@ def apply(
     if size and size > 0:
         last_page = max(1, -(-total // size))
         page = min(max(criteria.current_page or 1, 1), last_page)
-        selected = selected[(page - 1) * size: page * size]
+        selected = selected[(page - 1) * size : page * size]
     return selected, total

@@ -29,8 +29,10 @@ RATE_PLACES = Decimal("0.000000000001")  # directory_currency_rate.rate is decim
 
 def configured_rates(config: CommerceSandboxConfig) -> dict[str, dict[str, Decimal]]:
     """The configured Stores > Currency Rates ``{from: {to: rate}}`` as exact decimals of 12 places."""
-    return {base.upper(): {to.upper(): Decimal(str(rate)).quantize(RATE_PLACES) for to, rate in rates.items()}
-            for base, rates in config.currency_rates.items()}
+    return {
+        base.upper(): {to.upper(): Decimal(str(rate)).quantize(RATE_PLACES) for to, rate in rates.items()}
+        for base, rates in config.currency_rates.items()
+    }
 
 
 def format_ts(epoch: float) -> str:

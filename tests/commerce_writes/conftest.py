@@ -71,8 +71,13 @@ def shop(commerce_sandbox, monkeypatch) -> Shop:
     from sandboxes.amazon.generator import CATALOG
 
     base_url, app = commerce_sandbox
-    conn = {"conn_type": "http", "host": base_url, "login": "admin", "password": "sandbox-admin-password",
-            "extra": {"store_code": "default", "auth": "admin"}}  # fmt: skip
+    conn = {
+        "conn_type": "http",
+        "host": base_url,
+        "login": "admin",
+        "password": "sandbox-admin-password",
+        "extra": {"store_code": "default", "auth": "admin"},
+    }
     monkeypatch.setenv("AIRFLOW_CONN_COMMERCE", json.dumps(conn))
     products = [
         {"sku": p["sku"], "name": p["name"], "price": str(p["price"]), "status": 1, "qty": 100} for p in CATALOG

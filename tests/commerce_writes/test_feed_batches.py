@@ -36,9 +36,17 @@ class AnswerLost(AmazonSpApiHook):
 @pytest.fixture
 def amazon(amazon_sandbox, monkeypatch):
     base_url, _ = amazon_sandbox
-    conn = {"conn_type": "http", "host": base_url, "login": "sandbox-client-id", "password": "sandbox-client-secret",
-            "extra": {"refresh_token": "sandbox-refresh-token", "lwa_endpoint": f"{base_url}/auth/o2/token",
-                      "rate_scale": 100}}  # fmt: skip
+    conn = {
+        "conn_type": "http",
+        "host": base_url,
+        "login": "sandbox-client-id",
+        "password": "sandbox-client-secret",
+        "extra": {
+            "refresh_token": "sandbox-refresh-token",
+            "lwa_endpoint": f"{base_url}/auth/o2/token",
+            "rate_scale": 100,
+        },
+    }
     monkeypatch.setenv("AIRFLOW_CONN_AMAZON_SP_API", json.dumps(conn))
     return base_url
 
@@ -57,10 +65,16 @@ def cancellations(store, *order_ids: str) -> None:
 
 def submit(store, hook) -> str | None:
     return feeds.submit_outbox(
-        store, hook, account_id="us-main", kind=KIND, feed_type=feeds.ORDER_ACKNOWLEDGEMENT,
-        message_type="OrderAcknowledgement", merchant_id="A2EXAMPLESELLER", marketplace_ids=[US],
+        store,
+        hook,
+        account_id="us-main",
+        kind=KIND,
+        feed_type=feeds.ORDER_ACKNOWLEDGEMENT,
+        message_type="OrderAcknowledgement",
+        merchant_id="A2EXAMPLESELLER",
+        marketplace_ids=[US],
         build_message=lambda n, p: feeds.cancellation_message(n, p["amazon_order_id"], p["item_codes"], p["reason"]),
-    )  # fmt: skip
+    )
 
 
 def statuses(store) -> dict[str, tuple[str, str | None]]:

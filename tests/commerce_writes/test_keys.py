@@ -24,8 +24,11 @@ ORDER = "111-0000001-0000001"
         (keys.stock_out(ORDER), f"stock_out:{ORDER}", "stock_out"),
         (keys.stock_in(ORDER), f"stock_in:{ORDER}", "stock_in"),
         (keys.refund_mirror(f"amzrefund:{ORDER}:T:d", ORDER), f"mirror:amzrefund:{ORDER}:T:d", "refund_mirror"),
-        (keys.refund_mirror_comment(f"amzrefund:{ORDER}:T:d", ORDER), f"mirror:amzrefund:{ORDER}:T:d:comment",
-         "comment"),
+        (
+            keys.refund_mirror_comment(f"amzrefund:{ORDER}:T:d", ORDER),
+            f"mirror:amzrefund:{ORDER}:T:d:comment",
+            "comment",
+        ),
         (keys.own_refund_item("cm7-1", ORDER), "refund_own:cm7-1", "refund_own"),
         (keys.anonymise(ORDER), f"anonymise:{ORDER}", "anonymise"),
     ],

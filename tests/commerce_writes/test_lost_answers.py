@@ -140,9 +140,12 @@ def test_offline_refund_once_after_a_lost_answer(shop, state_store):
     key = keys.refund_mirror("amzrefund:test-event", order_id)
     item = shop.state.orders[commerce_id]["items"][0]
     refund = OfflineRefund(
-        items=[{"order_item_id": int(item["item_id"]), "qty": 0}], shipping_amount=Decimal(0),
-        adjustment_positive=Decimal("5.00"), adjustment_negative=Decimal(0), total=Decimal("5.00"),
-    )  # fmt: skip
+        items=[{"order_item_id": int(item["item_id"]), "qty": 0}],
+        shipping_amount=Decimal(0),
+        adjustment_positive=Decimal("5.00"),
+        adjustment_negative=Decimal(0),
+        total=Decimal("5.00"),
+    )
     shop.fail_next("POST /V1/order/*/refund", ("commit_then_fail", 1))
 
     def refund_once():

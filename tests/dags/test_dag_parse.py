@@ -22,11 +22,23 @@ DAG_FILES = sorted(p for p in (ROOT / "dags").glob("*.py") if not p.name.startsw
 PACKAGE = ROOT / "include" / "amazon_commerce_sync"
 
 #: What a DAG file may import at module level (its task bodies import the pipelines when they run).
-DAG_FILE_IMPORTS = {"__future__", "datetime", "os", "pendulum", "airflow.sdk",
-                    "amazon_commerce_sync.constants", "amazon_commerce_sync.dag_defaults"}  # fmt: skip
+DAG_FILE_IMPORTS = {
+    "__future__",
+    "datetime",
+    "os",
+    "pendulum",
+    "airflow.sdk",
+    "amazon_commerce_sync.constants",
+    "amazon_commerce_sync.dag_defaults",
+}
 #: The package modules loaded by parsing: the two above, and the two whose exceptions the retry policy names.
-LIGHT_MODULES = {"amazon_commerce_sync", "amazon_commerce_sync.constants", "amazon_commerce_sync.dag_defaults",
-                 "amazon_commerce_sync.errors", "amazon_commerce_sync.settings"}  # fmt: skip
+LIGHT_MODULES = {
+    "amazon_commerce_sync",
+    "amazon_commerce_sync.constants",
+    "amazon_commerce_sync.dag_defaults",
+    "amazon_commerce_sync.errors",
+    "amazon_commerce_sync.settings",
+}
 #: Never loaded by parsing a DAG file (Airflow itself loads none of them before parsing).
 NEVER = ("alembic", "requests", "requests_oauthlib", "oauthlib", "defusedxml", "psycopg2")
 #: Not loaded by the DAG file beyond what ``import airflow.sdk`` loaded already. SQLAlchemy is not listed:
@@ -73,8 +85,9 @@ print(json.dumps({
 
 def _parse_cold(path: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "include")])}
-    done = subprocess.run([sys.executable, "-c", PROBE, str(path)], env=env, capture_output=True, text=True,
-                          timeout=180, cwd=ROOT)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(path)], env=env, capture_output=True, text=True, timeout=180, cwd=ROOT
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

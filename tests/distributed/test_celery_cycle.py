@@ -48,10 +48,13 @@ def run(cluster: Cluster, *triggers: tuple[str, dict | None], timeout: float = 6
     failed = {run: state for run, state in states.items() if state != "success"}
     if failed:
         details = {
-            f"{dag_id}/{run_id}": [(ti["task_id"], ti["map_index"], ti["state"]) for ti in
-                                   cluster.task_instances(dag_id, run_id) if ti["state"] != "success"]
+            f"{dag_id}/{run_id}": [
+                (ti["task_id"], ti["map_index"], ti["state"])
+                for ti in cluster.task_instances(dag_id, run_id)
+                if ti["state"] != "success"
+            ]
             for dag_id, run_id in failed
-        }  # fmt: skip
+        }
         pytest.fail(f"DAG runs did not succeed: {details}; logs in {cluster.home / 'logs'}")
 
 
@@ -89,8 +92,10 @@ def test_full_cycle_on_two_celery_workers(cluster):
 
     # 4. a cancellation, triggered through the REST API with its parameters
     cancelled = [o["orderId"] for o in mfn[20:22]]
-    run(cluster, ("amazon_order_cancel", {"amazon_order_ids": cancelled, "reason": "BuyerCanceled",
-                                          "note": "distributed test"}))  # fmt: skip
+    run(
+        cluster,
+        ("amazon_order_cancel", {"amazon_order_ids": cancelled, "reason": "BuyerCanceled", "note": "distributed test"}),
+    )
 
     # 5. the sandboxes against each other
     report = reconcile(
@@ -102,9 +107,7 @@ def test_full_cycle_on_two_celery_workers(cluster):
     )
     assert report["orders"] == {"processed": 30, "duplicates": 0, "missing": 0, "wrong": 0, "examples": []}, report
     # 8 confirmed to Amazon + 4 shipped on Amazon's side + 6 FBA packages mirrored into Commerce
-    assert report["shipments"] == {"processed": 18, "duplicates": 0, "missing": 0, "wrong": 0, "examples": []}, (
-        report
-    )
+    assert report["shipments"] == {"processed": 18, "duplicates": 0, "missing": 0, "wrong": 0, "examples": []}, report
     # 6 merchant credit memos sent as adjustments + 1 Amazon-side refund mirrored
     assert report["refunds"] == {"processed": 7, "duplicates": 0, "missing": 0, "wrong": 0, "examples": []}, report
     assert report["cancellations"] == {"processed": 2, "duplicates": 0, "missing": 0, "wrong": 0, "examples": []}, (

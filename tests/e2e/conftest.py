@@ -136,9 +136,12 @@ def channel(airflow_db, amazon_sandbox, commerce_sandbox, tmp_path, monkeypatch,
         "host": amazon_url,
         "login": "sandbox-client-id",
         "password": "sandbox-client-secret",
-        "extra": {"refresh_token": "sandbox-refresh-token", "lwa_endpoint": f"{amazon_url}/auth/o2/token",
-                  "rate_scale": 100},
-    }  # fmt: skip
+        "extra": {
+            "refresh_token": "sandbox-refresh-token",
+            "lwa_endpoint": f"{amazon_url}/auth/o2/token",
+            "rate_scale": 100,
+        },
+    }
     commerce_conn = {
         "conn_type": "http",
         "host": commerce_url,

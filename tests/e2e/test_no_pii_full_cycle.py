@@ -79,9 +79,12 @@ def marker_secrets(channel, monkeypatch):
         "host": channel.amazon_url,
         "login": "sandbox-client-id",
         "password": CLIENT_SECRET,
-        "extra": {"refresh_token": REFRESH_TOKEN, "lwa_endpoint": f"{channel.amazon_url}/auth/o2/token",
-                  "rate_scale": 100},
-    }  # fmt: skip
+        "extra": {
+            "refresh_token": REFRESH_TOKEN,
+            "lwa_endpoint": f"{channel.amazon_url}/auth/o2/token",
+            "rate_scale": 100,
+        },
+    }
     commerce_conn = {
         "conn_type": "http",
         "host": channel.commerce_url,

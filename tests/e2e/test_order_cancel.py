@@ -100,10 +100,12 @@ def _finish_feeds_after_a_reschedule(channel):
 
     started = datetime.now(UTC)
     query = (
-        select(func.count()).select_from(TaskReschedule).join(TaskInstance, TaskInstance.id == TaskReschedule.ti_id)
+        select(func.count())
+        .select_from(TaskReschedule)
+        .join(TaskInstance, TaskInstance.id == TaskReschedule.ti_id)
         .where(TaskInstance.dag_id == DAG, TaskInstance.task_id == "wait_for_feeds")
         .where(TaskReschedule.start_date >= started)
-    )  # fmt: skip
+    )
     channel.amazon("POST", "/_sandbox/settings", json={"feed_stage_seconds": 100000})  # only /complete finishes it
 
     def rescheduled() -> bool:
@@ -145,8 +147,9 @@ def reschedules(channel, task_id) -> int:
 
 def test_several_unshipped_orders_go_in_one_feed_and_stock_comes_back(channel):
     channel.configure(invoice_on_import=False, marketplace_ids=["ATVPDKIKX0DER"])
-    orders = channel.generated_orders(3, seed=111, status="UNSHIPPED", fulfilled_by="MERCHANT",
-                                      marketplace_ids=["ATVPDKIKX0DER"])  # fmt: skip
+    orders = channel.generated_orders(
+        3, seed=111, status="UNSHIPPED", fulfilled_by="MERCHANT", marketplace_ids=["ATVPDKIKX0DER"]
+    )
     channel.load_amazon_orders(orders)
     assert set(channel.run_dag("amazon_order_import").values()) <= {"success", "skipped"}
     ids = [o["orderId"] for o in orders]
@@ -200,8 +203,9 @@ def test_mixed_orders_each_get_their_outcome_and_the_run_fails_naming_them(chann
 
 
 def test_orders_of_another_account_or_commerce_numbers(channel):
-    us_order = channel.generated_orders(1, seed=131, status="UNSHIPPED", fulfilled_by="MERCHANT",
-                                        marketplace_ids=["ATVPDKIKX0DER"])  # fmt: skip
+    us_order = channel.generated_orders(
+        1, seed=131, status="UNSHIPPED", fulfilled_by="MERCHANT", marketplace_ids=["ATVPDKIKX0DER"]
+    )
     [ca_id] = imported_orders(channel, 1, seed=132, also=us_order, marketplace_ids=["A2EUQ1WTGCTBG2"])
     us = us_order[0]["orderId"]
     channel.configure(marketplace_ids=["ATVPDKIKX0DER"])  # the account no longer sells in Canada
@@ -327,10 +331,12 @@ def test_amazon_5xx_and_commerce_commit_then_fail_still_cancel_once(channel):
     channel.configure(concurrency=1)
     ids = imported_orders(channel, 3, seed=171)
     channel.amazon_faults(error_rate=0.35, seed=5)
-    channel.commerce_faults(fail_next=[
-        {"route": "POST /V1/order/*/refund", "kind": "commit_then_fail", "count": 2},
-        {"route": "POST /V1/orders/*/comments", "kind": "commit_then_fail", "count": 2},
-    ])  # fmt: skip
+    channel.commerce_faults(
+        fail_next=[
+            {"route": "POST /V1/order/*/refund", "kind": "commit_then_fail", "count": 2},
+            {"route": "POST /V1/orders/*/comments", "kind": "commit_then_fail", "count": 2},
+        ]
+    )
     states = cancel(channel, ids)
     if set(states.values()) != {"success"}:
         _until_success(channel, ids)
@@ -352,14 +358,22 @@ def test_commerce_cancel_commit_then_fail_and_amazon_throttling(channel):
     channel.commerce_faults(fail_next=[{"route": "POST /V1/orders/*/cancel", "kind": "commit_then_fail", "count": 2}])
     # Amazon's getOrder bucket is empty: the first run's reads are throttled (429) past the retry budget
     channel.amazon("POST", "/_sandbox/settings", json={"speed": 0.01})
-    token = channel.amazon("POST", "/auth/o2/token", data={
-        "grant_type": "refresh_token", "refresh_token": "sandbox-refresh-token",
-        "client_id": "sandbox-client-id", "client_secret": "sandbox-client-secret"})["access_token"]  # fmt: skip
+    token = channel.amazon(
+        "POST",
+        "/auth/o2/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": "sandbox-refresh-token",
+            "client_id": "sandbox-client-id",
+            "client_secret": "sandbox-client-secret",
+        },
+    )["access_token"]
     import requests
 
     for _ in range(40):
-        requests.get(f"{channel.amazon_url}/orders/2026-01-01/orders/{ids[0]}",
-                     headers={"x-amz-access-token": token}, timeout=10)  # fmt: skip
+        requests.get(
+            f"{channel.amazon_url}/orders/2026-01-01/orders/{ids[0]}", headers={"x-amz-access-token": token}, timeout=10
+        )
     states = cancel(channel, ids)
     assert states["summary"] == "failed"
     for outcome, detail in outcomes(channel).values():
@@ -378,8 +392,13 @@ def test_invalid_parameters_are_rejected_and_nothing_is_sent(channel, capfd):
 
     [order_id] = imported_orders(channel, 1, seed=191)
     # what the form's schema catches never becomes a run
-    for bad in ({"amazon_order_ids": ["123-45"]}, {"amazon_order_ids": []}, {"reason": "Bored"},
-                {"amazon_order_ids": [order_id] * 2}, {"note": "x" * 501}):  # fmt: skip
+    for bad in (
+        {"amazon_order_ids": ["123-45"]},
+        {"amazon_order_ids": []},
+        {"reason": "Bored"},
+        {"amazon_order_ids": [order_id] * 2},
+        {"note": "x" * 501},
+    ):
         with pytest.raises(ParamValidationError):
             channel.run_dag(DAG, conf={"amazon_order_ids": [order_id], "reason": "BuyerCanceled", **bad})
     # what it cannot express, the task rejects with a message; the summary fails too

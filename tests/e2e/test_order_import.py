@@ -66,10 +66,13 @@ def test_pending_fba_and_missing_products(channel):
     assert len(channel.commerce_orders_by_amazon_id()[unknown_sku[0]["orderId"]]) == 1
 
 
-@pytest.mark.parametrize(("first", "then", "fulfilled_by", "state"), [
-    ("UNSHIPPED", "ship", "AMAZON", "complete"),  # FBA: not eligible until Amazon ships it
-    ("PENDING", "authorize_payment", "MERCHANT", "processing"),  # pending until paid
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("first", "then", "fulfilled_by", "state"),
+    [
+        ("UNSHIPPED", "ship", "AMAZON", "complete"),  # FBA: not eligible until Amazon ships it
+        ("PENDING", "authorize_payment", "MERCHANT", "processing"),  # pending until paid
+    ],
+)
 def test_follow_ups_failing_after_the_create_are_finished_next_run(channel, first, then, fulfilled_by, state):
     """The order is created, then Commerce fails the invoice: the next run finishes the invoice (and the FBA
     shipment) instead of taking the order as imported (found by the soak: the order's earlier status was put back
@@ -79,8 +82,9 @@ def test_follow_ups_failing_after_the_create_are_finished_next_run(channel, firs
     assert_success(channel.run_dag("amazon_order_import"))
     assert order["orderId"] not in channel.commerce_orders_by_amazon_id()
     channel.amazon_event(order["orderId"], {"type": then})
-    channel.commerce_faults(fail_next=[{"route": "POST /V1/order/*/invoice", "kind": "error", "status": 503,
-                                        "count": 50}])  # fmt: skip
+    channel.commerce_faults(
+        fail_next=[{"route": "POST /V1/order/*/invoice", "kind": "error", "status": 503, "count": 50}]
+    )
     channel.run_dag("amazon_order_import")
     [created] = channel.commerce_orders_by_amazon_id()[order["orderId"]]
     assert created["state"] == "new"  # created, not invoiced
@@ -221,10 +225,14 @@ def drain_search_bucket(channel):
 
     token = requests.post(
         f"{channel.amazon_url}/auth/o2/token",
-        data={"grant_type": "refresh_token", "refresh_token": "sandbox-refresh-token",
-              "client_id": "sandbox-client-id", "client_secret": "sandbox-client-secret"},
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": "sandbox-refresh-token",
+            "client_id": "sandbox-client-id",
+            "client_secret": "sandbox-client-secret",
+        },
         timeout=10,
-    ).json()["access_token"]  # fmt: skip
+    ).json()["access_token"]
     for _ in range(25):
         requests.get(
             f"{channel.amazon_url}/orders/2026-01-01/orders",
@@ -266,14 +274,18 @@ def test_worker_killed_mid_batch_converges(channel):
     channel.load_amazon_orders(orders)
     channel.commerce("POST", "/_sandbox/settings", json={"latency_ms": 150})
     child = subprocess.Popen(
-        [sys.executable, "-c",
-         "from datetime import UTC, datetime\n"
-         "from amazon_commerce_sync.pipelines import tasks\n"
-         "tasks.extract_orders('us-main', 'killed', {}, run_after=datetime.now(UTC))\n"
-         "tasks.load_orders('us-main', 'killed')\n"],
+        [
+            sys.executable,
+            "-c",
+            "from datetime import UTC, datetime\n"
+            "from amazon_commerce_sync.pipelines import tasks\n"
+            "tasks.extract_orders('us-main', 'killed', {}, run_after=datetime.now(UTC))\n"
+            "tasks.load_orders('us-main', 'killed')\n",
+        ],
         env={**os.environ, "PYTHONPATH": os.pathsep.join(["include", "."])},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while len(channel.commerce_orders()) < 3 and time.monotonic() < deadline and child.poll() is None:
         time.sleep(0.05)

@@ -183,9 +183,18 @@ def test_full_and_partial_refunds_with_shipping_and_tax_one_feed(channel):
 def test_amazon_side_refund_is_mirrored_once_and_not_sent_back(channel):
     [order] = imported_orders(channel, 1, seed=111)
     item = order["orderItems"][0]
-    channel.amazon_event(order["orderId"], {"type": "refund", "items": [
-        {"orderItemId": item["orderItemId"], "components": [{"type": "Principal", "amount": "5.00"},
-                                                            {"type": "Tax", "amount": "0.50"}]}]})  # fmt: skip
+    channel.amazon_event(
+        order["orderId"],
+        {
+            "type": "refund",
+            "items": [
+                {
+                    "orderItemId": item["orderItemId"],
+                    "components": [{"type": "Principal", "amount": "5.00"}, {"type": "Tax", "amount": "0.50"}],
+                }
+            ],
+        },
+    )
     channel.amazon_event(order["orderId"], {"type": "refund"})  # then everything that is left
     age_amazon_refunds(channel)
 
@@ -216,11 +225,17 @@ def test_over_refund_caught_before_sending_and_feed_rejecting_one_message(channe
     # c: Amazon refunds all but 1.00 of an item's price; it is mirrored to Commerce as an amount (no quantity)
     c_item = c["orderItems"][0]["orderItemId"]
     principal = sum(
-        Decimal(b_["subtotal"]["amount"]) for b_ in c["orderItems"][0]["proceeds"]["breakdowns"]
+        Decimal(b_["subtotal"]["amount"])
+        for b_ in c["orderItems"][0]["proceeds"]["breakdowns"]
         if b_["type"] in ("ITEM", "DISCOUNT")
-    )  # fmt: skip
-    channel.amazon_event(c["orderId"], {"type": "refund", "items": [
-        {"orderItemId": c_item, "components": [{"type": "Principal", "amount": str(principal - 1)}]}]})  # fmt: skip
+    )
+    channel.amazon_event(
+        c["orderId"],
+        {
+            "type": "refund",
+            "items": [{"orderItemId": c_item, "components": [{"type": "Principal", "amount": str(principal - 1)}]}],
+        },
+    )
     age_amazon_refunds(channel)
     assert_success(channel.run_dag(DAG))
     assert summary_of(channel)["mirrored"] == 1

@@ -52,15 +52,18 @@ def scenario(channel):
         "delivered_old": shape(one(1, "SHIPPED"), updated_days=40, package="DELIVERED", ship_days=43),
         "delivered_recent": shape(one(2, "SHIPPED"), updated_days=10, package="DELIVERED", ship_days=12),
         "fba_promised_old": shape(one(3, "SHIPPED", "AMAZON"), updated_days=36, promised_days=33, fba=True),
-        "in_transit_old": shape(one(4, "SHIPPED"), updated_days=49, package="IN_TRANSIT", ship_days=50,
-                                promised_days=40),
-        "in_transit_recent": shape(one(5, "SHIPPED"), updated_days=24, package="SHIPPED", ship_days=25,
-                                   promised_days=20),
-        "promised_in_future": shape(one(6, "SHIPPED"), updated_days=1, package="SHIPPED", ship_days=1,
-                                    promised_days=-3),
+        "in_transit_old": shape(
+            one(4, "SHIPPED"), updated_days=49, package="IN_TRANSIT", ship_days=50, promised_days=40
+        ),
+        "in_transit_recent": shape(
+            one(5, "SHIPPED"), updated_days=24, package="SHIPPED", ship_days=25, promised_days=20
+        ),
+        "promised_in_future": shape(
+            one(6, "SHIPPED"), updated_days=1, package="SHIPPED", ship_days=1, promised_days=-3
+        ),
         "cancelled_old": shape(one(7, "CANCELLED"), updated_days=31),
         "open_old": shape(one(8, "UNSHIPPED"), updated_days=45),
-    }  # fmt: skip
+    }
     for name, order in orders.items():
         marker = f"Qzx{name.replace('_', '')}"
         order["buyer"] = {"buyerName": f"{marker} Buyer", "buyerEmail": f"{marker.lower()}@example.test"}
@@ -208,18 +211,39 @@ def test_commerce_orders_are_anonymised_only_when_enabled(channel, caplog, capfd
 @pytest.mark.parametrize(
     ("payload", "status", "expected"),
     [
-        ({"packages": [{"packageStatus": {"status": "DELIVERED"}, "shipTime": "2026-10-01T00:00:00Z"},
-                       {"packageStatus": {"status": "CANCELLED"}}]}, "SHIPPED", ("2026-10-10", "delivered")),
-        ({"packages": [{"packageStatus": {"status": "DELIVERED"}}, {"packageStatus": {"status": "SHIPPED"},
-          "shipTime": "2026-10-02T00:00:00Z"}]}, "SHIPPED", ("2026-10-02", "last_ship_time")),
-        ({"fulfillment": {"deliverByWindow": {"latestDateTime": "2026-10-05T00:00:00Z"}},
-          "packages": [{"packageStatus": {"status": "SHIPPED"}, "shipTime": "2026-10-07T00:00:00Z"}]},
-         "SHIPPED", ("2026-10-07", "promised_delivery")),  # shipped late: never before the ship time
+        (
+            {
+                "packages": [
+                    {"packageStatus": {"status": "DELIVERED"}, "shipTime": "2026-10-01T00:00:00Z"},
+                    {"packageStatus": {"status": "CANCELLED"}},
+                ]
+            },
+            "SHIPPED",
+            ("2026-10-10", "delivered"),
+        ),
+        (
+            {
+                "packages": [
+                    {"packageStatus": {"status": "DELIVERED"}},
+                    {"packageStatus": {"status": "SHIPPED"}, "shipTime": "2026-10-02T00:00:00Z"},
+                ]
+            },
+            "SHIPPED",
+            ("2026-10-02", "last_ship_time"),
+        ),
+        (
+            {
+                "fulfillment": {"deliverByWindow": {"latestDateTime": "2026-10-05T00:00:00Z"}},
+                "packages": [{"packageStatus": {"status": "SHIPPED"}, "shipTime": "2026-10-07T00:00:00Z"}],
+            },
+            "SHIPPED",
+            ("2026-10-07", "promised_delivery"),
+        ),  # shipped late: never before the ship time
         ({}, "SHIPPED", ("2026-10-10", "last_update")),
         ({}, "CANCELLED", ("2026-10-10", "cancelled")),
         ({"packages": [{"packageStatus": {"status": "DELIVERED"}}]}, "PARTIALLY_SHIPPED", (None, "open")),
     ],
-)  # fmt: skip
+)
 def test_delivery_time_rules(payload, status, expected):
     when, rule = delivery_time(payload, status, datetime(2026, 10, 10, tzinfo=UTC))
     assert (when.date().isoformat() if when else None, rule) == expected

@@ -168,9 +168,17 @@ def test_fba_and_seller_central_shipments_reach_commerce_and_are_not_confirmed_b
     first = seller_central["orderItems"][0]
     channel.amazon_event(
         seller_central["orderId"],
-        {"type": "ship", "packages": [{"carrier": "USPS", "trackingNumber": "9400SC0001",
-                                       "items": [{"orderItemId": first["orderItemId"], "quantity": 1}]}]},
-    )  # fmt: skip
+        {
+            "type": "ship",
+            "packages": [
+                {
+                    "carrier": "USPS",
+                    "trackingNumber": "9400SC0001",
+                    "items": [{"orderItemId": first["orderItemId"], "quantity": 1}],
+                }
+            ],
+        },
+    )
     assert_success(channel.run_dag("amazon_order_import"))  # stages the change
     assert_success(channel.run_dag(DAG, VERIFY_NOW))
     [mirrored] = merchant.shipments(sc_c["entity_id"])
@@ -207,11 +215,18 @@ def test_rejections_ignored_and_held_shipments(channel):
 
     # A Commerce order that is not an Amazon order: its shipment is ignored.
     other = merchant.call(
-        "POST", "/V1/orders",
-        json={"entity": {"customer_email": "shop@example.com", "grand_total": 10, "base_grand_total": 10,
-                         "payment": {"method": "checkmo"},
-                         "items": [{"sku": good_c["items"][0]["sku"], "qty_ordered": 1, "price": 10}]}},
-    )  # fmt: skip
+        "POST",
+        "/V1/orders",
+        json={
+            "entity": {
+                "customer_email": "shop@example.com",
+                "grand_total": 10,
+                "base_grand_total": 10,
+                "payment": {"method": "checkmo"},
+                "items": [{"sku": good_c["items"][0]["sku"], "qty_ordered": 1, "price": 10}],
+            }
+        },
+    )
     merchant.ship(other["entity_id"], [(int(other["items"][0]["item_id"]), 1)], "1ZOTHER001")
 
     # An order the import has not finished (waiting): its shipment is held until it has.
@@ -258,8 +273,7 @@ def test_unshipped_after_confirmation_is_a_mismatch(channel):
 def test_5xx_and_lost_answers_never_confirm_twice(channel):
     merchant = Merchant(channel)
     pairs = import_merchant_orders(channel, 3, seed=91)
-    ships = {o["orderId"]: merchant.ship(c["entity_id"], all_items(c), f"1ZF{n:07d}") for n, (o, c) in
-             enumerate(pairs)}  # fmt: skip
+    ships = {o["orderId"]: merchant.ship(c["entity_id"], all_items(c), f"1ZF{n:07d}") for n, (o, c) in enumerate(pairs)}
 
     channel.amazon_faults(error_rate=1.0, operations=["confirmShipment"])
     assert_success(channel.run_dag(DAG, VERIFY_NOW))
@@ -272,11 +286,21 @@ def test_5xx_and_lost_answers_never_confirm_twice(channel):
     landed, commerce = pairs[0]
     channel.amazon_event(
         landed["orderId"],
-        {"type": "ship", "packages": [{"packageReferenceId": str(ships[landed["orderId"]]), "carrier": "UPS",
-                                       "trackingNumber": "1ZF0000000",
-                                       "items": [{"orderItemId": i["orderItemId"], "quantity": i["quantityOrdered"]}
-                                                 for i in landed["orderItems"]]}]},
-    )  # fmt: skip
+        {
+            "type": "ship",
+            "packages": [
+                {
+                    "packageReferenceId": str(ships[landed["orderId"]]),
+                    "carrier": "UPS",
+                    "trackingNumber": "1ZF0000000",
+                    "items": [
+                        {"orderItemId": i["orderItemId"], "quantity": i["quantityOrdered"]}
+                        for i in landed["orderItems"]
+                    ],
+                }
+            ],
+        },
+    )
     assert_success(channel.run_dag(DAG, VERIFY_NOW))
     assert confirmed_refs(channel) == sorted((o["orderId"], str(ships[o["orderId"]])) for o, _ in pairs[1:])
     assert {e["status"] for e in outbox(channel).values()} == {"accepted"}
@@ -324,8 +348,9 @@ def test_commit_then_fail_in_commerce_mirrors_once(channel, tracking):
     channel.commerce_faults()
     assert_success(channel.run_dag(DAG, VERIFY_NOW))
     [shipment] = merchant.shipments(commerce["entity_id"])
-    assert [c["comment"] for c in shipment["comments"]] == [f"Shipped on Amazon's side: package 1 "
-                                                           f"[ship:{order['orderId']}:1]"]  # fmt: skip
+    assert [c["comment"] for c in shipment["comments"]] == [
+        f"Shipped on Amazon's side: package 1 [ship:{order['orderId']}:1]"
+    ]
     assert confirmations(channel) == []
     assert outbox(channel) == {}
 
@@ -336,8 +361,11 @@ def test_amazon_package_of_an_order_closed_in_commerce_is_recorded_not_quarantin
     merchant = Merchant(channel)
     [(order, commerce)] = import_merchant_orders(channel, 1, seed=117)
     lines = [{"order_item_id": i, "qty": q} for i, q in all_items(commerce)]
-    merchant.call("POST", f"/V1/order/{commerce['entity_id']}/refund", json={"items": lines, "arguments": {
-        "shipping_amount": str(commerce["shipping_invoiced"])}})  # fmt: skip
+    merchant.call(
+        "POST",
+        f"/V1/order/{commerce['entity_id']}/refund",
+        json={"items": lines, "arguments": {"shipping_amount": str(commerce["shipping_invoiced"])}},
+    )
     channel.amazon_event(order["orderId"], {"type": "ship"})  # shipped in Seller Central all the same
     assert_success(channel.run_dag("amazon_order_import"))
     assert_success(channel.run_dag(DAG, VERIFY_NOW))

@@ -17,8 +17,13 @@ pytestmark = pytest.mark.e2e
 
 US, DE = "ATVPDKIKX0DER", "A1PA6795UKMFR9"
 DE_SELLER, DE_REFRESH_TOKEN = "A1DESANDBOXSELLER", "sandbox-refresh-token-de"
-DE_STORE = {"store_id": 3, "website_id": 3, "name": "Germany Store View", "base_currency": "EUR",
-            "allowed_currencies": ["EUR"]}  # fmt: skip
+DE_STORE = {
+    "store_id": 3,
+    "website_id": 3,
+    "name": "Germany Store View",
+    "base_currency": "EUR",
+    "allowed_currencies": ["EUR"],
+}
 
 
 @pytest.fixture
@@ -56,7 +61,9 @@ def two_accounts(channel, monkeypatch):
     amazon = json.loads(BaseHook.get_connection("amazon_sp_api").as_json())
     # Amazon.de is served by the EU endpoint (the sandbox: the /eu path), a connection of its own
     amazon_de = {
-        **amazon, "host": amazon["host"] + "/eu", "extra": {**amazon["extra"], "refresh_token": DE_REFRESH_TOKEN}
+        **amazon,
+        "host": amazon["host"] + "/eu",
+        "extra": {**amazon["extra"], "refresh_token": DE_REFRESH_TOKEN},
     }
     commerce = json.loads(BaseHook.get_connection("commerce").as_json())
     commerce_de = {**commerce, "extra": {**commerce["extra"], "store_code": "de"}}
@@ -65,9 +72,16 @@ def two_accounts(channel, monkeypatch):
     base = {"import_orders_after": "2026-01-01T00:00:00Z", "concurrency": 2}
     accounts = [
         {**base, "account_id": "us-main", "marketplace_ids": [US]},
-        {**base, "account_id": "de-main", "merchant_id": DE_SELLER, "marketplace_ids": [DE], "store_id": 3,
-         "amazon_conn_id": "amazon_sp_api_de", "commerce_conn_id": "commerce_de"},
-    ]  # fmt: skip
+        {
+            **base,
+            "account_id": "de-main",
+            "merchant_id": DE_SELLER,
+            "marketplace_ids": [DE],
+            "store_id": 3,
+            "amazon_conn_id": "amazon_sp_api_de",
+            "commerce_conn_id": "commerce_de",
+        },
+    ]
     channel.settings_path.write_text(json.dumps({"accounts": accounts}))
     return channel
 

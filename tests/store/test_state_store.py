@@ -41,8 +41,20 @@ def test_migrations_reach_head_and_are_idempotent(state_db_url):
     assert is_migrated(engine)
     migrate(engine)  # a second run changes nothing
     tables = set(inspect(engine).get_table_names())
-    assert {"cursors", "amazon_orders", "order_pii", "order_items", "commerce_writes", "outbox", "feeds",
-            "quarantine", "mismatches", "audit_log", "rate_limit_buckets", "leases"} <= tables
+    assert {
+        "cursors",
+        "amazon_orders",
+        "order_pii",
+        "order_items",
+        "commerce_writes",
+        "outbox",
+        "feeds",
+        "quarantine",
+        "mismatches",
+        "audit_log",
+        "rate_limit_buckets",
+        "leases",
+    } <= tables
     engine.dispose()
 
 
@@ -91,7 +103,10 @@ def test_orders_to_process_follows_changes(state_store):
         "111-0000001-0000002"
     ]
     state_store.orders.set_sync(
-        "111-0000001-0000001", OrderSync.IMPORTED, synced_amazon_updated_at=T0, commerce_order_id=7,
+        "111-0000001-0000001",
+        OrderSync.IMPORTED,
+        synced_amazon_updated_at=T0,
+        commerce_order_id=7,
         commerce_increment_id="000000007",
     )
     assert [o["amazon_order_id"] for o in state_store.orders.to_process("acct")] == ["111-0000001-0000002"]
@@ -103,8 +118,9 @@ def test_orders_to_process_follows_changes(state_store):
     assert state_store.orders.by_commerce_id(7)["amazon_order_id"] == "111-0000001-0000001"
     assert state_store.orders.by_increment_id("000000007")["amazon_order_id"] == "111-0000001-0000001"
     # orders waiting for a product are retried on every run even without a change
-    state_store.orders.set_sync("111-0000001-0000002", OrderSync.WAITING_PRODUCT, reason="SKU-1 unknown",
-                               synced_amazon_updated_at=T0)
+    state_store.orders.set_sync(
+        "111-0000001-0000002", OrderSync.WAITING_PRODUCT, reason="SKU-1 unknown", synced_amazon_updated_at=T0
+    )
     assert "111-0000001-0000002" in [o["amazon_order_id"] for o in state_store.orders.to_process("acct")]
     # quarantined orders are not, until re-driven
     state_store.orders.set_sync("111-0000001-0000002", OrderSync.QUARANTINED, reason="bad", synced_amazon_updated_at=T0)
@@ -157,7 +173,15 @@ def test_outbox_transitions_are_compare_and_set_on_known_statuses(state_store):
     state_store.outbox.add("cancel:1", "cancel:ATVPDKIKX0DER", "acct", "111-0000001-0000001", {"reason": "NoInventory"})
     # the persisted strings are the ones users' stores hold
     assert [s.value for s in OutboxStatus] == [
-        "waiting", "pending", "submitting", "submitted", "sending", "confirmed", "accepted", "rejected", "skipped"
+        "waiting",
+        "pending",
+        "submitting",
+        "submitted",
+        "sending",
+        "confirmed",
+        "accepted",
+        "rejected",
+        "skipped",
     ]
     assert {s for s in OutboxStatus if s.is_terminal} == {"accepted", "rejected", "skipped"}
     assert not state_store.outbox.transition("cancel:1", OutboxStatus.ACCEPTED, expect=OutboxStatus.SUBMITTED)
@@ -166,7 +190,10 @@ def test_outbox_transitions_are_compare_and_set_on_known_statuses(state_store):
     )
     # a rejected cancellation is sent again only when asked explicitly, with a new payload
     assert state_store.outbox.transition(
-        "cancel:1", OutboxStatus.PENDING, expect=OutboxStatus.REJECTED, payload={"reason": "BuyerCanceled"},
+        "cancel:1",
+        OutboxStatus.PENDING,
+        expect=OutboxStatus.REJECTED,
+        payload={"reason": "BuyerCanceled"},
         amazon_message=None,
     )
     entry = state_store.outbox.get("cancel:1")

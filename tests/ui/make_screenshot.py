@@ -36,9 +36,16 @@ COOKIE_NAME = "_token"  # airflow.api_fastapi.auth.managers.base_auth_manager.CO
 # Headings the page always renders: their presence tells the real page from a login page or an error.
 HEADINGS = ("Import lag", "DAG runs", "Orders created in Commerce per hour", "Waiting for a product")
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic", "--hide-scrollbars",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--hide-scrollbars",
+]
 TIMEOUT = 30
 
 log = logging.getLogger(__name__)
@@ -202,8 +209,9 @@ def main(out: Path = ROOT / "docs" / "sales-channel-page.png", width: int = 1400
                 driver.navigate(f"{base_url}/api/v2/monitor/health")
                 # As the UI's login sets it: HTTP-only, SameSite=Lax, path "/" (no [api] base_url); no expiry,
                 # so it lives only in the browser's memory.
-                driver.add_cookie({"name": COOKIE_NAME, "value": token, "path": "/", "httpOnly": True,
-                                   "sameSite": "Lax"})  # fmt: skip
+                driver.add_cookie(
+                    {"name": COOKIE_NAME, "value": token, "path": "/", "httpOnly": True, "sameSite": "Lax"}
+                )
                 driver.navigate(f"{base_url}{PAGE_PATH}")
                 wait_for_page(driver)
                 # The whole page in one shot: a viewport `width` wide and as tall as the document.

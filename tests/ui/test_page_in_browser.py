@@ -12,9 +12,16 @@ import pytest
 from tests.ui.conftest import PII_MARKERS, seed
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic", "--hide-scrollbars",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--hide-scrollbars",
+]
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +51,25 @@ def test_page_renders_in_headless_chromium(chromium, tmp_path):
         profile = [f"--user-data-dir={tmp_path / 'profile'}"]
         dom = subprocess.run(
             [chromium, *CHROMIUM_FLAGS, *profile, "--dump-dom", f"{base_url}/"],
-            check=True, capture_output=True, text=True, timeout=120,
-        ).stdout  # fmt: skip
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
         subprocess.run(
             [chromium, *CHROMIUM_FLAGS, *profile, f"--screenshot={shot}", "--window-size=1400,2000", f"{base_url}/"],
-            check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
-    for heading in ("Import lag", "Orders created in Commerce per hour", "Waiting for a product", "Quarantined",
-                    "Pushes to Amazon", "Open mismatches"):  # fmt: skip
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    for heading in (
+        "Import lag",
+        "Orders created in Commerce per hour",
+        "Waiting for a product",
+        "Quarantined",
+        "Pushes to Amazon",
+        "Open mismatches",
+    ):
         assert heading in dom, heading
     assert "<svg" in dom  # the chart rendered
     for marker in ("PIIMARKER", PII_MARKERS["buyer_email"]):

@@ -35,12 +35,20 @@ def accounts(**overrides):
 
 def staged(order_id: str, updated: datetime) -> StagedOrder:
     return StagedOrder(
-        amazon_order_id=order_id, account_id="us-main", marketplace_id=US, fulfilled_by="MERCHANT",
-        amazon_status="UNSHIPPED", amazon_created_at=updated - timedelta(hours=1), amazon_updated_at=updated,
-        currency="USD", order_total=Decimal("10.00"), buyer_cancel_requested=False, payload={"orderId": order_id},
+        amazon_order_id=order_id,
+        account_id="us-main",
+        marketplace_id=US,
+        fulfilled_by="MERCHANT",
+        amazon_status="UNSHIPPED",
+        amazon_created_at=updated - timedelta(hours=1),
+        amazon_updated_at=updated,
+        currency="USD",
+        order_total=Decimal("10.00"),
+        buyer_cancel_requested=False,
+        payload={"orderId": order_id},
         items=[{"amazon_order_item_id": f"{order_id}-1", "seller_sku": "SKU-1", "quantity_ordered": 1}],
         pii={"buyer_name": "Qzxmarker Buyer", "buyer_email": "qzxmarker@example.test"},
-    )  # fmt: skip
+    )
 
 
 # -- import lag ------------------------------------------------------------------------------------
@@ -81,8 +89,13 @@ def test_lag_alert_when_a_marketplace_was_never_imported_unless_import_is_off(st
 def _stuck_fixture(store) -> datetime:
     """Two waiting orders (one since now, one changed by Amazon 2 h from now) and one quarantined."""
     now = datetime.now(UTC)
-    store.orders.stage([staged(WAITING_ID, now - timedelta(days=1)), staged(FRESH_ID, now + timedelta(hours=2)),
-                        staged(QUARANTINED_ID, now - timedelta(days=1))])  # fmt: skip
+    store.orders.stage(
+        [
+            staged(WAITING_ID, now - timedelta(days=1)),
+            staged(FRESH_ID, now + timedelta(hours=2)),
+            staged(QUARANTINED_ID, now - timedelta(days=1)),
+        ]
+    )
     for order_id in (WAITING_ID, FRESH_ID):
         store.orders.set_sync(order_id, OrderSync.WAITING_PRODUCT, reason="SKU-1: not in Commerce")
     store.orders.set_sync(QUARANTINED_ID, OrderSync.QUARANTINED, reason="the amounts do not add up")
@@ -161,8 +174,9 @@ LOG_URL = "http://airflow.local/dags/x/runs/y/tasks/sync/mapped/0"
 
 
 def failure_context(exc: BaseException, *, dag_id="amazon_shipment_sync", account_id="us-main", tries=4):
-    ti = SimpleNamespace(dag_id=dag_id, task_id="sync", map_index=0, run_id="scheduled__2026-11-26",
-                         try_number=tries, log_url=LOG_URL)  # fmt: skip
+    ti = SimpleNamespace(
+        dag_id=dag_id, task_id="sync", map_index=0, run_id="scheduled__2026-11-26", try_number=tries, log_url=LOG_URL
+    )
     task = SimpleNamespace(op_kwargs={"account_id": account_id})
     return {"ti": ti, "task": task, "params": {}, "exception": exc}
 
@@ -331,10 +345,17 @@ def test_smtp_notifier_sends_the_alert_with_the_earlier_connection_extras(monkey
 
 def test_smtp_notifier_reads_the_smtp_providers_connection_extras(monkeypatch, smtp_server):
     _smtp_connection(
-        monkeypatch, smtp_server, login="alerts", password="s3cret",
-        extra={"from_email": "sales-channel@example.test", "to": "ops@example.test; oncall@example.test",
-               "disable_tls": True, "disable_ssl": True},
-    )  # fmt: skip
+        monkeypatch,
+        smtp_server,
+        login="alerts",
+        password="s3cret",
+        extra={
+            "from_email": "sales-channel@example.test",
+            "to": "ops@example.test; oncall@example.test",
+            "disable_tls": True,
+            "disable_ssl": True,
+        },
+    )
     alerts.send_alert(LAG)
     [sent] = smtp_server.messages
     assert sent["from"] == "sales-channel@example.test"

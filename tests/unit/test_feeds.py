@@ -27,8 +27,9 @@ def test_cancellation_feed_round_trips():
 
 
 def test_adjustment_feed_amounts_are_exact():
-    item = feeds.AdjustedItem("111", "cm-7-1", "CustomerReturn", {"Principal": Decimal("10.1"), "Tax": Decimal("0.8")},
-                              "USD", 1)  # fmt: skip
+    item = feeds.AdjustedItem(
+        "111", "cm-7-1", "CustomerReturn", {"Principal": Decimal("10.1"), "Tax": Decimal("0.8")}, "USD", 1
+    )
     content = feeds.envelope("OrderAdjustment", "M", [feeds.adjustment_message(3, "113-1234567-1234567", [item])])
     _, [message] = parse_feed(content, feeds.PAYMENT_ADJUSTMENT)
     text = content.decode()
@@ -41,10 +42,17 @@ def test_processing_report_errors_per_message():
     report = processing_report(
         "F1",
         "M",
-        [{"messageId": 2, "resultCode": "Error", "resultMessageCode": "18000", "description": "Order is shipped",
-          "amazonOrderId": "113-1234567-1234567"}],
+        [
+            {
+                "messageId": 2,
+                "resultCode": "Error",
+                "resultMessageCode": "18000",
+                "description": "Order is shipped",
+                "amazonOrderId": "113-1234567-1234567",
+            }
+        ],
         processed=3,
-    )  # fmt: skip
+    )
     parsed = feeds.parse_processing_report(report)
     assert parsed.processed == 3
     assert list(parsed.errors_by_message()) == [2]

@@ -26,19 +26,28 @@ INVALID = [
     ("letters in id", {"amazon_order_ids": ["ABC-1234567-1234567"]}, ["amazon_order_ids", "not valid"]),
     ("id not a string", {"amazon_order_ids": [1231234567]}, ["amazon_order_ids", "not valid"]),
     ("empty list", {"amazon_order_ids": []}, ["amazon_order_ids", "empty"]),
-    ("too many ids", {"amazon_order_ids": [f"123-1234567-{n:07d}" for n in range(MAX_ORDERS + 1)]},
-     ["amazon_order_ids", f"at most {MAX_ORDERS}"]),
-    ("bad commerce number", {"amazon_order_ids": None, "commerce_order_numbers": ["00 1"]},
-     ["commerce_order_numbers", "not valid"]),
-    ("empty commerce list", {"amazon_order_ids": None, "commerce_order_numbers": []},
-     ["commerce_order_numbers", "empty"]),
+    (
+        "too many ids",
+        {"amazon_order_ids": [f"123-1234567-{n:07d}" for n in range(MAX_ORDERS + 1)]},
+        ["amazon_order_ids", f"at most {MAX_ORDERS}"],
+    ),
+    (
+        "bad commerce number",
+        {"amazon_order_ids": None, "commerce_order_numbers": ["00 1"]},
+        ["commerce_order_numbers", "not valid"],
+    ),
+    (
+        "empty commerce list",
+        {"amazon_order_ids": None, "commerce_order_numbers": []},
+        ["commerce_order_numbers", "empty"],
+    ),
     ("unknown reason", {"reason": "Bored"}, ["reason", "'Bored'", "NoInventory"]),
     ("reason of the wrong feed", {"reason": "CustomerCancel"}, ["reason", "CancelReason"]),
     ("note too long", {"note": "x" * 501}, ["note", "at most 500"]),
     ("note not text", {"note": 42}, ["note", "text"]),
     ("dry_run not boolean", {"dry_run": "yes"}, ["dry_run", "true or false"]),
     ("bad account id", {"account_id": "us main!"}, ["account_id"]),
-]  # fmt: skip
+]
 
 
 @pytest.fixture(scope="module")
@@ -107,13 +116,20 @@ def test_the_task_rejects_what_the_form_cannot_express():
 
 def test_the_task_accepts_and_normalises():
     request = parse_request(
-        {"amazon_order_ids": [GOOD_ID, f" {GOOD_ID} "], "commerce_order_numbers": None, "reason": "NoInventory",
-         "note": "  ", "dry_run": False, "account_id": None}
-    )  # fmt: skip
+        {
+            "amazon_order_ids": [GOOD_ID, f" {GOOD_ID} "],
+            "commerce_order_numbers": None,
+            "reason": "NoInventory",
+            "note": "  ",
+            "dry_run": False,
+            "account_id": None,
+        }
+    )
     assert request == CancelRequest((GOOD_ID,), (), "NoInventory", None, False, None)
     # the CLI may pass a comma-separated string
-    assert parse_request({"amazon_order_ids": f"{GOOD_ID},111-2222222-3333333", "reason": "NoInventory"})\
-        .amazon_order_ids == (GOOD_ID, "111-2222222-3333333")  # fmt: skip
+    assert parse_request(
+        {"amazon_order_ids": f"{GOOD_ID},111-2222222-3333333", "reason": "NoInventory"}
+    ).amazon_order_ids == (GOOD_ID, "111-2222222-3333333")
 
 
 def test_cancel_comment_is_deterministic():

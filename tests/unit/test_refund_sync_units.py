@@ -31,15 +31,29 @@ CODES = {11: "A1", 12: "A2"}
 
 def memo(items, *, shipping="0", shipping_tax="0", positive="0", negative="0", currency="USD", memo_id=7):
     lines = [
-        {"order_item_id": oid, "sku": f"SKU{oid}", "qty": qty, "row_total": row, "tax_amount": tax,
-         "discount_amount": disc}
+        {
+            "order_item_id": oid,
+            "sku": f"SKU{oid}",
+            "qty": qty,
+            "row_total": row,
+            "tax_amount": tax,
+            "discount_amount": disc,
+        }
         for oid, qty, row, tax, disc in items
-    ]  # fmt: skip
+    ]
     grand = sum(D(r) - D(d) + D(t) for _, _, r, t, d in items) + D(shipping) + D(shipping_tax)
     grand += D(positive) - D(negative)
-    return {"entity_id": memo_id, "order_id": 3, "order_currency_code": currency, "items": lines,
-            "shipping_amount": shipping, "shipping_tax_amount": shipping_tax, "adjustment_positive": positive,
-            "adjustment_negative": negative, "grand_total": str(grand)}  # fmt: skip
+    return {
+        "entity_id": memo_id,
+        "order_id": 3,
+        "order_currency_code": currency,
+        "items": lines,
+        "shipping_amount": shipping,
+        "shipping_tax_amount": shipping_tax,
+        "adjustment_positive": positive,
+        "adjustment_negative": negative,
+        "grand_total": str(grand),
+    }
 
 
 def plan(m, refunded=None, currency="USD"):
@@ -51,8 +65,9 @@ def total(items):
 
 
 def test_full_refund_with_shipping_adds_up_to_the_memo():
-    m = memo([(11, 1, "87.04", "11.73", "8.70"), (12, 1, "27.19", "3.66", "2.72")], shipping="13.58",
-             shipping_tax="2.04")  # fmt: skip
+    m = memo(
+        [(11, 1, "87.04", "11.73", "8.70"), (12, 1, "27.19", "3.66", "2.72")], shipping="13.58", shipping_tax="2.04"
+    )
     items = plan(m)
     assert total(items) == D(m["grand_total"])
     a1, a2 = items
@@ -113,8 +128,9 @@ def test_message_xml_and_payload_round_trip():
     assert adjustment.findtext("ActionType") == "Refund"
     [item] = adjustment.findall("AdjustedItem")
     assert item.findtext("AmazonOrderItemCode") == "A1" and item.findtext("MerchantAdjustmentItemID") == "cm7-1"
-    amounts = {c.findtext("Type"): (c.find("Amount").text, c.find("Amount").get("currency"))
-               for c in item.iter("Component")}  # fmt: skip
+    amounts = {
+        c.findtext("Type"): (c.find("Amount").text, c.find("Amount").get("currency")) for c in item.iter("Component")
+    }
     assert amounts == {"Principal": ("78.34", "USD"), "Tax": ("11.73", "USD")}
 
 
@@ -124,21 +140,29 @@ def test_refunded_by_item_counts_live_adjustments_and_amazon_refunds():
         {"status": "rejected", "payload": {"items": [{"code": "A1", "components": {"Principal": "50.00"}}]}},
         {"status": "pending", "payload": {"items": [{"code": "A2", "components": {"Tax": "1.00"}}]}},
     ]
-    writes = [{"kind": "refund_event", "detail": {"foreign": {"A1": {"Shipping": "2.00"}}}},
-              {"kind": "comment", "detail": None}]  # fmt: skip
-    assert refunded_by_item(entries, writes) == {"A1": {"Principal": D("10.00"), "Shipping": D("2.00")},
-                                                 "A2": {"Tax": D("1.00")}}  # fmt: skip
+    writes = [
+        {"kind": "refund_event", "detail": {"foreign": {"A1": {"Shipping": "2.00"}}}},
+        {"kind": "comment", "detail": None},
+    ]
+    assert refunded_by_item(entries, writes) == {
+        "A1": {"Principal": D("10.00"), "Shipping": D("2.00")},
+        "A2": {"Tax": D("1.00")},
+    }
 
 
 EVENT = {
     "AmazonOrderId": "111-0000000-0000001",
     "PostedDate": "2026-03-01T10:00:00Z",
     "ShipmentItemAdjustmentList": [
-        {"OrderAdjustmentItemId": "A1", "ItemChargeAdjustmentList": [
-            {"ChargeType": "Principal", "ChargeAmount": {"CurrencyCode": "USD", "CurrencyAmount": D("-78.34")}},
-            {"ChargeType": "Tax", "ChargeAmount": {"CurrencyCode": "USD", "CurrencyAmount": D("-11.73")}}]},
+        {
+            "OrderAdjustmentItemId": "A1",
+            "ItemChargeAdjustmentList": [
+                {"ChargeType": "Principal", "ChargeAmount": {"CurrencyCode": "USD", "CurrencyAmount": D("-78.34")}},
+                {"ChargeType": "Tax", "ChargeAmount": {"CurrencyCode": "USD", "CurrencyAmount": D("-11.73")}},
+            ],
+        },
     ],
-}  # fmt: skip
+}
 
 
 def test_refund_lines_and_event_key():
@@ -157,23 +181,50 @@ def test_own_refunds_match_on_item_and_amounts_not_on_the_sandbox_field():
     own, foreign = match_own(lines, [{**ours[0], "components": {"Principal": "78.34"}}])
     assert not own and foreign == lines
     two = [RefundLine("A1", {"Principal": D("5")}, "USD"), RefundLine("A1", {"Principal": D("5")}, "USD", "cm9-1")]
-    candidates = [{"code": "A1", "madj": "cm8-1", "components": {"Principal": "5"}},
-                  {"code": "A1", "madj": "cm9-1", "components": {"Principal": "5"}}]  # fmt: skip
+    candidates = [
+        {"code": "A1", "madj": "cm8-1", "components": {"Principal": "5"}},
+        {"code": "A1", "madj": "cm9-1", "components": {"Principal": "5"}},
+    ]
     own, foreign = match_own(two, candidates)
     assert sorted(m for _, m in own) == ["cm8-1", "cm9-1"] and not foreign  # each of ours matched once
 
 
 COMMERCE_ORDER = {
-    "shipping_amount": "13.58", "shipping_tax_amount": "2.04", "shipping_invoiced": "13.58", "shipping_refunded": "0",
+    "shipping_amount": "13.58",
+    "shipping_tax_amount": "2.04",
+    "shipping_invoiced": "13.58",
+    "shipping_refunded": "0",
     "items": [
-        {"item_id": 11, "qty_ordered": 2, "qty_invoiced": 2, "qty_refunded": 0, "row_total": "100.00",
-         "discount_amount": "10.00", "row_invoiced": "100.00", "amount_refunded": "0", "tax_invoiced": "9.00",
-         "tax_refunded": "0", "discount_invoiced": "10.00", "discount_refunded": "0"},
-        {"item_id": 12, "qty_ordered": 1, "qty_invoiced": 1, "qty_refunded": 0, "row_total": "20.00",
-         "discount_amount": "0", "row_invoiced": "20.00", "amount_refunded": "0", "tax_invoiced": "2.00",
-         "tax_refunded": "0", "discount_invoiced": "0", "discount_refunded": "0"},
+        {
+            "item_id": 11,
+            "qty_ordered": 2,
+            "qty_invoiced": 2,
+            "qty_refunded": 0,
+            "row_total": "100.00",
+            "discount_amount": "10.00",
+            "row_invoiced": "100.00",
+            "amount_refunded": "0",
+            "tax_invoiced": "9.00",
+            "tax_refunded": "0",
+            "discount_invoiced": "10.00",
+            "discount_refunded": "0",
+        },
+        {
+            "item_id": 12,
+            "qty_ordered": 1,
+            "qty_invoiced": 1,
+            "qty_refunded": 0,
+            "row_total": "20.00",
+            "discount_amount": "0",
+            "row_invoiced": "20.00",
+            "amount_refunded": "0",
+            "tax_invoiced": "2.00",
+            "tax_refunded": "0",
+            "discount_invoiced": "0",
+            "discount_refunded": "0",
+        },
     ],
-}  # fmt: skip
+}
 
 
 def test_mirror_plan_whole_units_and_remainder():

@@ -90,8 +90,9 @@ def test_the_schema_is_valid_2020_12_and_covers_exactly_the_account_fields():
 
 
 def test_maps_extend_the_defaults():
-    account = parse_settings({"accounts": [{**VALID, "carrier_map": {"Speedy": "Other"},
-                                            "shipping_method_map": {"NextDay": "express"}}]}).accounts[0]  # fmt: skip
+    account = parse_settings(
+        {"accounts": [{**VALID, "carrier_map": {"Speedy": "Other"}, "shipping_method_map": {"NextDay": "express"}}]}
+    ).accounts[0]
     assert account.carrier_map["speedy"] == "Other" and account.carrier_map["ups"] == "UPS"
     assert account.shipping_method("NextDay") == "express" and account.shipping_method("Standard") == "amazon_standard"
 

@@ -21,8 +21,17 @@ def m(amount: str, currency: str = "USD") -> dict:
     return {"amount": amount, "currencyCode": currency}
 
 
-def item(item_id="1001", sku="SKU-A", qty=2, unit="10.00", shipping=None, item_tax=None, ship_tax=None,
-         discount=None, currency="USD"):  # fmt: skip
+def item(
+    item_id="1001",
+    sku="SKU-A",
+    qty=2,
+    unit="10.00",
+    shipping=None,
+    item_tax=None,
+    ship_tax=None,
+    discount=None,
+    currency="USD",
+):
     breakdowns = [{"type": "ITEM", "subtotal": m(str(Decimal(unit) * qty), currency)}]
     if shipping:
         breakdowns.append({"type": "SHIPPING", "subtotal": m(shipping, currency)})
@@ -56,16 +65,30 @@ def order(*items, total=None, status="UNSHIPPED", fulfilled_by="MERCHANT", buyer
         "createdTime": "2026-11-01T10:00:00Z",
         "lastUpdatedTime": "2026-11-01T10:05:00Z",
         "salesChannel": {"channelName": "AMAZON", "marketplaceId": "ATVPDKIKX0DER"},
-        "fulfillment": {"fulfillmentStatus": status, "fulfilledBy": fulfilled_by,
-                        "fulfillmentServiceLevel": "Expedited"},
+        "fulfillment": {
+            "fulfillmentStatus": status,
+            "fulfilledBy": fulfilled_by,
+            "fulfillmentServiceLevel": "Expedited",
+        },
         "proceeds": {"grandTotal": m(total, currency)},
-        "buyer": buyer if buyer is not None else {"buyerName": "José Müller",
-                                                  "buyerEmail": "abc@marketplace.amazon.com"},
-        "recipient": {"deliveryAddress": address if address is not None else {
-            "name": "José Müller", "addressLine1": "Hauptstraße 5", "city": "Köln", "postalCode": "50667",
-            "countryCode": "US", "stateOrRegion": "NY", "phone": "+1 555 0100"}},
+        "buyer": buyer
+        if buyer is not None
+        else {"buyerName": "José Müller", "buyerEmail": "abc@marketplace.amazon.com"},
+        "recipient": {
+            "deliveryAddress": address
+            if address is not None
+            else {
+                "name": "José Müller",
+                "addressLine1": "Hauptstraße 5",
+                "city": "Köln",
+                "postalCode": "50667",
+                "countryCode": "US",
+                "stateOrRegion": "NY",
+                "phone": "+1 555 0100",
+            }
+        },
         "orderItems": items,
-    }  # fmt: skip
+    }
 
 
 def build(o, account=ACCOUNT, customer=None):
@@ -79,8 +102,13 @@ def build(o, account=ACCOUNT, customer=None):
         ([item()], {"subtotal": "20.00", "shipping_amount": "0", "tax_amount": "0", "grand_total": "20.00"}),
         (
             [item(shipping="4.99", item_tax="1.60", ship_tax="0.40")],
-            {"subtotal": "20.00", "shipping_amount": "4.99", "tax_amount": "2.00", "grand_total": "26.99",
-             "shipping_tax_amount": "0.40"},
+            {
+                "subtotal": "20.00",
+                "shipping_amount": "4.99",
+                "tax_amount": "2.00",
+                "grand_total": "26.99",
+                "shipping_tax_amount": "0.40",
+            },
         ),
         (
             [item(discount="5.00", item_tax="1.20"), item("1002", "SKU-B", 1, "3.33", shipping="1.00")],
@@ -89,7 +117,7 @@ def build(o, account=ACCOUNT, customer=None):
         # many cents: exact, no float drift
         ([item(qty=3, unit="0.10"), item("1002", "SKU-B", 7, "0.20")], {"subtotal": "1.70", "grand_total": "1.70"}),
     ],
-)  # fmt: skip
+)
 def test_amounts_match_amazon_to_the_cent(items, expected):
     amounts, entity = build(order(*items))
     for field, value in expected.items():
@@ -132,7 +160,7 @@ def test_sku_mapping_and_customer_account():
         ({}, {"city": "Seattle", "countryCode": "US"}, "Amazon", "Customer", None),  # FBA: no name, no street
         ({"buyerName": "山田 太郎"}, {"name": "山田 太郎"}, "山田", "太郎", None),
     ],
-)  # fmt: skip
+)
 def test_names_and_addresses_are_handled_not_quarantined(buyer, address, first, last, company):
     _, entity = build(order(buyer=buyer, address=address))
     billing = entity["billing_address"]
@@ -158,7 +186,7 @@ def test_names_and_addresses_are_handled_not_quarantined(buyer, address, first, 
         (lambda o: o["recipient"]["deliveryAddress"].update(name="x" * 300), "characters long"),
         (lambda o: o["proceeds"]["grandTotal"].update(currencyCode="usd"), "currency"),
     ],
-)  # fmt: skip
+)
 def test_malformed_orders_get_a_clear_reason(mutate, reason):
     o = order()
     mutate(o)
@@ -180,11 +208,19 @@ def test_pii_split_and_cancel_request():
 def test_packages_map_to_commerce_items():
     o = order(item("A1"), item("A2", "SKU-B", 1, "5.00"))
     o["packages"] = [
-        {"packageReferenceId": "1", "carrier": "UPS", "trackingNumber": "1Z1",
-         "packageStatus": {"status": "SHIPPED"}, "packageItems": [{"orderItemId": "A1", "quantity": 2}]},
-        {"packageReferenceId": "2", "packageStatus": {"status": "CANCELLED"},
-         "packageItems": [{"orderItemId": "A2", "quantity": 1}]},
-    ]  # fmt: skip
+        {
+            "packageReferenceId": "1",
+            "carrier": "UPS",
+            "trackingNumber": "1Z1",
+            "packageStatus": {"status": "SHIPPED"},
+            "packageItems": [{"orderItemId": "A1", "quantity": 2}],
+        },
+        {
+            "packageReferenceId": "2",
+            "packageStatus": {"status": "CANCELLED"},
+            "packageItems": [{"orderItemId": "A2", "quantity": 1}],
+        },
+    ]
     [(package, items)] = shipments.ship_items_from_packages(shipments.amazon_packages(o), {"A1": 11, "A2": 12})
     assert (package.carrier, package.tracking_number, items) == ("UPS", "1Z1", [{"order_item_id": 11, "qty": 2}])
 

@@ -53,10 +53,11 @@ def create_order(
         ordered = sorted(found, key=lambda o: int(o["entity_id"]))
         if len(ordered) > 1:
             store.ops.report_mismatch(
-                "duplicate_commerce_orders", amazon_order_id,
+                "duplicate_commerce_orders",
+                amazon_order_id,
                 f"{len(ordered)} Commerce orders carry this Amazon order id: "
                 + ", ".join(str(o["entity_id"]) for o in ordered),
-            )  # fmt: skip
+            )
         return Done(ordered[0]["entity_id"], dict(ordered[0]), {"adopted": True})
 
     def look(earlier) -> Done[dict[str, Any]] | None:
@@ -248,9 +249,18 @@ def cancel_in_commerce(
 # -- anonymise ---------------------------------------------------------------------------------------
 ERASED = "Erased"
 ERASED_FIELDS = {
-    "firstname": ERASED, "lastname": ERASED, "middlename": "", "prefix": "", "suffix": "", "company": "",
-    "street": [ERASED], "telephone": "0000000000", "fax": "", "email": "erased@example.invalid", "vat_id": "",
-}  # fmt: skip
+    "firstname": ERASED,
+    "lastname": ERASED,
+    "middlename": "",
+    "prefix": "",
+    "suffix": "",
+    "company": "",
+    "street": [ERASED],
+    "telephone": "0000000000",
+    "fax": "",
+    "email": "erased@example.invalid",
+    "vat_id": "",
+}
 
 
 def anonymised_address(address: Mapping[str, Any]) -> dict[str, Any]:

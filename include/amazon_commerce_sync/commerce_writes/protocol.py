@@ -147,6 +147,9 @@ def _complete(writes: WriteLog, key: WriteKey, done: Done) -> None:
 
 def _record_done(writes: WriteLog, key: WriteKey, done: Done) -> None:
     writes.record(
-        key.natural_key, key.kind, key.amazon_order_id, done.entity_id,
+        key.natural_key,
+        key.kind,
+        key.amazon_order_id,
+        done.entity_id,
         detail=None if done.detail is None else dict(done.detail),
-    )  # fmt: skip
+    )

@@ -78,9 +78,12 @@ def refund_offline(
     def send() -> Done:
         refund = planned[-1]
         memo_id = commerce.refund_order(
-            commerce_id, list(refund.items), shipping_amount=refund.shipping_amount,
-            adjustment_positive=refund.adjustment_positive, adjustment_negative=refund.adjustment_negative,
-        )  # fmt: skip
+            commerce_id,
+            list(refund.items),
+            shipping_amount=refund.shipping_amount,
+            adjustment_positive=refund.adjustment_positive,
+            adjustment_negative=refund.adjustment_negative,
+        )
         return Done(memo_id)
 
     return write_once(store.writes, key, send=send, look=look, detail=intent)

@@ -81,17 +81,24 @@ def ship_amazon_packages(
             if state not in UNSHIPPABLE:
                 raise
             store.writes.record(
-                key.natural_key, key.kind, amazon_order_id, None,
+                key.natural_key,
+                key.kind,
+                amazon_order_id,
+                None,
                 detail={"not_mirrored": f"the Commerce order is {state}"},
-            )  # fmt: skip
+            )
             store.ops.audit(
-                "amazon_shipment_not_mirrored", "amazon_order", amazon_order_id,
+                "amazon_shipment_not_mirrored",
+                "amazon_order",
+                amazon_order_id,
                 {"package": package.reference, "commerce_state": state},
-            )  # fmt: skip
+            )
             log.warning(
                 "%s: Amazon package %s not mirrored: Magento cannot ship a %s order",
-                amazon_order_id, package.reference, state,
-            )  # fmt: skip
+                amazon_order_id,
+                package.reference,
+                state,
+            )
             continue
         if result.effected_now:
             created += 1

@@ -111,18 +111,21 @@ def _id_list(name: str, value: Any, pattern: re.Pattern[str], example: str, prob
 def parse_request(params: Mapping[str, Any]) -> CancelRequest:
     """Check the run's parameters again (the form may be bypassed by the API or CLI); all problems at once."""
     problems: list[str] = []
-    amazon_ids = _id_list("amazon_order_ids", params.get("amazon_order_ids"), AMAZON_ORDER_ID,
-                          "'123-1234567-1234567'", problems)  # fmt: skip
-    numbers = _id_list("commerce_order_numbers", params.get("commerce_order_numbers"), COMMERCE_ORDER_NUMBER,
-                       "'000000042'", problems)  # fmt: skip
+    amazon_ids = _id_list(
+        "amazon_order_ids", params.get("amazon_order_ids"), AMAZON_ORDER_ID, "'123-1234567-1234567'", problems
+    )
+    numbers = _id_list(
+        "commerce_order_numbers", params.get("commerce_order_numbers"), COMMERCE_ORDER_NUMBER, "'000000042'", problems
+    )
     if not problems and not amazon_ids and not numbers:
         problems.append("give the orders to cancel: amazon_order_ids or commerce_order_numbers")
     if len(amazon_ids) + len(numbers) > MAX_ORDERS and not any("at most" in p for p in problems):
         problems.append(f"{len(amazon_ids) + len(numbers)} orders given; at most {MAX_ORDERS} per run")
     reason = params.get("reason")
     if reason not in feeds.CANCEL_REASONS:
-        problems.append(f"reason: {reason!r} is not one of Amazon's CancelReason values: "
-                        + ", ".join(feeds.CANCEL_REASONS))  # fmt: skip
+        problems.append(
+            f"reason: {reason!r} is not one of Amazon's CancelReason values: " + ", ".join(feeds.CANCEL_REASONS)
+        )
     note = params.get("note")
     if note is not None and not isinstance(note, str):
         problems.append("note: must be text")
@@ -169,9 +172,15 @@ def cancel_comment(reason: str, note: str | None, feed_id: str | None) -> str:
 
 
 def _record(requested: str, amazon_order_id: str | None, outcome: Outcome, detail: str, **kw: Any) -> dict[str, Any]:
-    return {"requested": requested, "amazon_order_id": amazon_order_id, "outcome": str(outcome), "detail": detail,
-            "amazon_status": kw.get("amazon_status"), "marketplace_id": kw.get("marketplace_id"),
-            "feed_id": kw.get("feed_id")}  # fmt: skip
+    return {
+        "requested": requested,
+        "amazon_order_id": amazon_order_id,
+        "outcome": str(outcome),
+        "detail": detail,
+        "amazon_status": kw.get("amazon_status"),
+        "marketplace_id": kw.get("marketplace_id"),
+        "feed_id": kw.get("feed_id"),
+    }
 
 
 # -- step 1: classify, record, submit ------------------------------------------------------------
@@ -183,8 +192,9 @@ def request_cancellations(ctx: Resources, account: AccountSettings, request: Can
     for number in request.commerce_order_numbers:
         row = ctx.store.orders.by_increment_id(number)
         if row is None:
-            records.append(_record(number, None, Outcome.NOT_FOUND,
-                                   f"no Amazon order is mapped to Commerce order number {number}"))  # fmt: skip
+            records.append(
+                _record(number, None, Outcome.NOT_FOUND, f"no Amazon order is mapped to Commerce order number {number}")
+            )
             continue
         wanted.append((number, row["amazon_order_id"]))
     for requested, order_id in wanted:
@@ -200,10 +210,16 @@ def request_cancellations(ctx: Resources, account: AccountSettings, request: Can
     if to_send and not request.dry_run:
         for marketplace in sorted({r["marketplace_id"] for r in to_send}):
             feed_id = feeds.submit_outbox(
-                ctx.store, ctx.amazon(account), account_id=account.account_id, kind=outbox_kind(marketplace),
-                feed_type=feeds.ORDER_ACKNOWLEDGEMENT, message_type="OrderAcknowledgement",
-                merchant_id=account.merchant_identifier, marketplace_ids=[marketplace], build_message=_message,
-            )  # fmt: skip
+                ctx.store,
+                ctx.amazon(account),
+                account_id=account.account_id,
+                kind=outbox_kind(marketplace),
+                feed_type=feeds.ORDER_ACKNOWLEDGEMENT,
+                message_type="OrderAcknowledgement",
+                merchant_id=account.merchant_identifier,
+                marketplace_ids=[marketplace],
+                build_message=_message,
+            )
             if feed_id:
                 log.info("%s: cancellations submitted in feed %s", marketplace, feed_id)
         for record in to_send:
@@ -221,8 +237,13 @@ def request_cancellations(ctx: Resources, account: AccountSettings, request: Can
     counts: dict[str, int] = {}
     for r in records:
         counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
-    log.info("%s: %d orders classified %s; feeds to wait for: %s", account.account_id, len(records), counts,
-             feed_ids or "none")  # fmt: skip
+    log.info(
+        "%s: %d orders classified %s; feeds to wait for: %s",
+        account.account_id,
+        len(records),
+        counts,
+        feed_ids or "none",
+    )
     return summary
 
 
@@ -235,32 +256,58 @@ def _classify(
 ) -> dict[str, Any]:
     row = ctx.store.orders.get(order_id)
     if row is not None and row["account_id"] != account.account_id:
-        return _record(requested, order_id, Outcome.OTHER_ACCOUNT,
-                       f"belongs to account {row['account_id']}, not {account.account_id}; "
-                       "trigger again with that account_id")  # fmt: skip
+        return _record(
+            requested,
+            order_id,
+            Outcome.OTHER_ACCOUNT,
+            f"belongs to account {row['account_id']}, not {account.account_id}; trigger again with that account_id",
+        )
     try:
         order = ctx.amazon(account).get_order(order_id, included_data=GET_ORDER_DATA)
     except NotFoundError:
-        return _record(requested, order_id, Outcome.NOT_FOUND,
-                       f"Amazon does not know this order for account {account.account_id} (404)")  # fmt: skip
+        return _record(
+            requested,
+            order_id,
+            Outcome.NOT_FOUND,
+            f"Amazon does not know this order for account {account.account_id} (404)",
+        )
     status = transform.fulfillment_status(order)
     marketplace = (order.get("salesChannel") or {}).get("marketplaceId") or (row or {}).get("marketplace_id") or ""
     base = {"amazon_status": status, "marketplace_id": marketplace}
     if marketplace not in account.marketplace_ids:
-        return _record(requested, order_id, Outcome.OTHER_ACCOUNT,
-                       f"placed in marketplace {marketplace or '?'}, which account {account.account_id} "
-                       "does not sell in", **base)  # fmt: skip
+        return _record(
+            requested,
+            order_id,
+            Outcome.OTHER_ACCOUNT,
+            f"placed in marketplace {marketplace or '?'}, which account {account.account_id} does not sell in",
+            **base,
+        )
     if status == "CANCELLED":
         return _record(requested, order_id, Outcome.ALREADY_CANCELLED, "already cancelled on Amazon", **base)
     if status in ("SHIPPED", "PARTIALLY_SHIPPED"):
-        return _record(requested, order_id, Outcome.SHIPPED,
-                       f"{status} on Amazon: cannot be cancelled; issue a refund instead", **base)  # fmt: skip
+        return _record(
+            requested,
+            order_id,
+            Outcome.SHIPPED,
+            f"{status} on Amazon: cannot be cancelled; issue a refund instead",
+            **base,
+        )
     if status != "UNSHIPPED":
-        return _record(requested, order_id, Outcome.NOT_CANCELLABLE,
-                       f"{status} on Amazon: only UNSHIPPED orders can be cancelled", **base)  # fmt: skip
+        return _record(
+            requested,
+            order_id,
+            Outcome.NOT_CANCELLABLE,
+            f"{status} on Amazon: only UNSHIPPED orders can be cancelled",
+            **base,
+        )
     if transform.fulfilled_by(order) == "AMAZON":
-        return _record(requested, order_id, Outcome.NOT_CANCELLABLE,
-                       "fulfilled by Amazon (FBA): cancel it in Seller Central", **base)  # fmt: skip
+        return _record(
+            requested,
+            order_id,
+            Outcome.NOT_CANCELLABLE,
+            "fulfilled by Amazon (FBA): cancel it in Seller Central",
+            **base,
+        )
     item_codes = [str(i["orderItemId"]) for i in order.get("orderItems") or [] if i.get("orderItemId")]
     if not item_codes:
         return _record(requested, order_id, Outcome.ERROR, "Amazon returned the order without items", **base)
@@ -271,24 +318,43 @@ def _classify(
         if entry and entry["status"] in (OutboxStatus.PENDING, OutboxStatus.SUBMITTING, OutboxStatus.SUBMITTED):
             detail += f"; a cancellation is already in flight (feed {entry.get('feed_id') or 'not yet sent'})"
         return _record(requested, order_id, Outcome.WOULD_CANCEL, detail, **base)
-    payload = {"amazon_order_id": order_id, "item_codes": item_codes, "reason": request.reason,
-               "note": request.note, "marketplace_id": marketplace}  # fmt: skip
+    payload = {
+        "amazon_order_id": order_id,
+        "item_codes": item_codes,
+        "reason": request.reason,
+        "note": request.note,
+        "marketplace_id": marketplace,
+    }
     if entry is None:
         if ctx.store.outbox.add(key, outbox_kind(marketplace), account.account_id, order_id, payload):
-            ctx.store.ops.audit("cancellation_requested", "amazon_order", order_id,
-                            {"reason": request.reason, "marketplace_id": marketplace})  # fmt: skip
+            ctx.store.ops.audit(
+                "cancellation_requested",
+                "amazon_order",
+                order_id,
+                {"reason": request.reason, "marketplace_id": marketplace},
+            )
             return _record(requested, order_id, Outcome.REQUESTED, "cancellation recorded", **base)
         entry = ctx.store.outbox.get(key) or {}
     if entry.get("status") == OutboxStatus.REJECTED and ctx.store.outbox.transition(
-        key, OutboxStatus.PENDING, expect=OutboxStatus.REJECTED,
-        payload=payload, feed_id=None, message_id=None, amazon_message=None,
-    ):  # fmt: skip
+        key,
+        OutboxStatus.PENDING,
+        expect=OutboxStatus.REJECTED,
+        payload=payload,
+        feed_id=None,
+        message_id=None,
+        amazon_message=None,
+    ):
         log.info("order %s: Amazon rejected an earlier cancellation; it is UNSHIPPED, so sending again", order_id)
         return _record(requested, order_id, Outcome.REQUESTED, "recorded again after an earlier rejection", **base)
     feed_id = entry.get("feed_id") if entry.get("status") != OutboxStatus.SUBMITTING else None
-    return _record(requested, order_id, Outcome.REQUESTED,
-                   f"a cancellation is already in flight ({entry.get('status')}); following it", feed_id=feed_id,
-                   **base)  # fmt: skip
+    return _record(
+        requested,
+        order_id,
+        Outcome.REQUESTED,
+        f"a cancellation is already in flight ({entry.get('status')}); following it",
+        feed_id=feed_id,
+        **base,
+    )
 
 
 # -- step 2: wait ------------------------------------------------------------------------------
@@ -361,9 +427,11 @@ def _confirm_one(ctx: Resources, account: AccountSettings, record: dict[str, Any
         else:
             state = (entry or {}).get("status", "missing")
             record["outcome"] = str(Outcome.NOT_CONFIRMED)
-            record["detail"] = (f"the cancellation is not processed yet (outbox {state}"
-                                + (f", feed {entry.get('feed_id')}" if entry and entry.get("feed_id") else "")
-                                + "); trigger again later to finish")  # fmt: skip
+            record["detail"] = (
+                f"the cancellation is not processed yet (outbox {state}"
+                + (f", feed {entry.get('feed_id')}" if entry and entry.get("feed_id") else "")
+                + "); trigger again later to finish"
+            )
         return
     # An entry still submitted (Amazon shows the order cancelled before its report was read) is fine:
     # the run that reads the report concludes it.
@@ -400,9 +468,13 @@ def _cancel_commerce(ctx: Resources, account: AccountSettings, order_id: str, co
             try:
                 stock = StockMoves(commerce, ctx.store, account.source_code)
                 done = cancel_in_commerce(
-                    commerce, ctx.store, order_id, int(commerce_id), comment,
+                    commerce,
+                    ctx.store,
+                    order_id,
+                    int(commerce_id),
+                    comment,
                     put_back_stock=stock.put_back if account.manage_stock else None,
-                )  # fmt: skip
+                )
                 break
             except RetriableError as exc:
                 # Every write in cancel_in_commerce is looked up before it is sent again.
@@ -424,8 +496,11 @@ def summarize(result: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     counts: dict[str, int] = {}
     for record in result.get("orders") or []:
         if record["outcome"] == Outcome.REQUESTED:  # the confirmation step never ran
-            record = {**record, "outcome": str(Outcome.NOT_CONFIRMED),
-                      "detail": record["detail"] + "; not confirmed: the wait or confirmation step failed"}  # fmt: skip
+            record = {
+                **record,
+                "outcome": str(Outcome.NOT_CONFIRMED),
+                "detail": record["detail"] + "; not confirmed: the wait or confirmation step failed",
+            }
         orders.append(record)
         counts[record["outcome"]] = counts.get(record["outcome"], 0) + 1
         name = record["requested"]

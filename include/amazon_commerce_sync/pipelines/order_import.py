@@ -127,12 +127,16 @@ def extract_orders(
             summary["changed"] += counts["changed"]
             log.info(
                 "%s %s: page %d staged: %d orders (%d new, %d changed)",
-                account.account_id, marketplace, number, len(page.orders), counts["new"], counts["changed"],
-            )  # fmt: skip
+                account.account_id,
+                marketplace,
+                number,
+                len(page.orders),
+                counts["new"],
+                counts["changed"],
+            )
         # Only now that the whole window is staged may the cursor move.
         ctx.store.ops.set_cursor(stream, end)
     return summary
-
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -217,12 +221,15 @@ class Loader:
         source = self.account.source_code
         self._available = {
             sku: sum(
-                (Decimal(str(s.get("quantity", 0))) for s in items
-                 if int(s.get("status", 1)) == 1 and s.get("source_code", source) == source),
+                (
+                    Decimal(str(s.get("quantity", 0)))
+                    for s in items
+                    if int(s.get("status", 1)) == 1 and s.get("source_code", source) == source
+                ),
                 Decimal(0),
             )
             for sku, items in stock.items()
-        }  # fmt: skip
+        }
         self._stock_out = PageStockOut(self.store, self.stock)
 
         def work(row: OrderRow) -> None:
@@ -262,9 +269,12 @@ class Loader:
             reason = f"Commerce rejected the order: {exc}"
             self.store.ops.quarantine("amazon_order", order_id, reason)
             self.store.orders.set_sync(
-                order_id, OrderSync.QUARANTINED, reason=reason, count_attempt=True,
+                order_id,
+                OrderSync.QUARANTINED,
+                reason=reason,
+                count_attempt=True,
                 synced_amazon_updated_at=row["amazon_updated_at"],
-            )  # fmt: skip
+            )
             self.count("quarantined", note=f"{order_id}: {reason}")
         except RetriableError as exc:
             # The status as it is now, not as it was read: a create that went through set it to WAITING, so that
@@ -328,15 +338,21 @@ class Loader:
             self.count("adopted_existing")
         elif created.source is Source.RECOVERED:
             self.count("recovered_after_lost_answer")
-        commerce_order = created.value if created.value is not None else self.commerce.get_order(
-            int(created.row["commerce_entity_id"])  # recorded by a run that died before noting it on the order
+        commerce_order = (
+            created.value
+            if created.value is not None
+            else self.commerce.get_order(
+                int(created.row["commerce_entity_id"])  # recorded by a run that died before noting it on the order
+            )
         )
         commerce_id = int(commerce_order["entity_id"])
         self._map_items(commerce_order)
         self.store.orders.set_sync(
-            order_id, OrderSync.WAITING, commerce_order_id=commerce_id,
+            order_id,
+            OrderSync.WAITING,
+            commerce_order_id=commerce_id,
             commerce_increment_id=str(commerce_order.get("increment_id") or ""),
-        )  # fmt: skip
+        )
         if fulfilled == "MERCHANT" and self.account.manage_stock:
             self._stock_out.add(order_id, [(i["sku"], int(i["qty_ordered"])) for i in entity["items"]])
         if self.account.invoice_on_import or fulfilled == "AMAZON":
@@ -347,9 +363,11 @@ class Loader:
         self.store.ops.resolve_quarantine("amazon_order", order_id)
         self._mark(row, OrderSync.IMPORTED, None, "created")
         self.store.ops.audit(
-            "order_created", "amazon_order", order_id,
+            "order_created",
+            "amazon_order",
+            order_id,
             {"commerce_order_id": commerce_id, "grand_total": str(amounts.grand_total)},
-        )  # fmt: skip
+        )
         if row["buyer_cancel_requested"] and status == "UNSHIPPED":
             self._hold_for_buyer_cancellation(order_id, commerce_id)
 
@@ -420,9 +438,13 @@ class Loader:
     def _ship_amazon_packages(self, order_id: str, order: Mapping[str, Any], commerce_id: int) -> None:
         """Shipments Amazon already knows of (FBA or Seller Central) become Commerce shipments with tracking."""
         ship_amazon_packages(
-            self.commerce, self.store, order_id, shipments.amazon_packages(order), commerce_id,
+            self.commerce,
+            self.store,
+            order_id,
+            shipments.amazon_packages(order),
+            commerce_id,
             self.store.orders.item_ids(order_id),
-        )  # fmt: skip
+        )
 
     # -- changes after import ----------------------------------------------------------------------
     def _update(self, row: OrderRow) -> None:
@@ -438,9 +460,7 @@ class Loader:
             orders.cancel_in_commerce(
                 self.commerce, self.store, order_id, commerce_id, "Cancelled on Amazon.", put_back_stock=put_back
             )
-            self.store.orders.set_sync(
-                order_id, OrderSync.CANCELLED, synced_amazon_updated_at=row["amazon_updated_at"]
-            )
+            self.store.orders.set_sync(order_id, OrderSync.CANCELLED, synced_amazon_updated_at=row["amazon_updated_at"])
             self.count("cancelled")
             return
         if row["buyer_cancel_requested"] and status == "UNSHIPPED" and row["sync_status"] != OrderSync.ON_HOLD:

@@ -134,15 +134,21 @@ class RefundSync:
                     continue
                 if entry["status"] == OutboxStatus.REJECTED:
                     self.store.ops.quarantine(
-                        "creditmemo", str(payload.get("creditmemo_id")),
+                        "creditmemo",
+                        str(payload.get("creditmemo_id")),
                         f"Amazon rejected the refund: {entry.get('amazon_message')}",
                         {"amazon_order_id": entry["amazon_order_id"], "feed_id": feed["feed_id"]},
-                    )  # fmt: skip
+                    )
                 self.store.ops.audit(
-                    f"refund_{entry['status']}", "creditmemo", str(payload.get("creditmemo_id")),
-                    {"amazon_order_id": entry["amazon_order_id"], "feed_id": feed["feed_id"],
-                     "total": payload["total"]},
-                )  # fmt: skip
+                    f"refund_{entry['status']}",
+                    "creditmemo",
+                    str(payload.get("creditmemo_id")),
+                    {
+                        "amazon_order_id": entry["amazon_order_id"],
+                        "feed_id": feed["feed_id"],
+                        "total": payload["total"],
+                    },
+                )
             log.info("%s: feed %s %s", self.account.account_id, feed["feed_id"], result)
         return self.summary()
 
@@ -152,10 +158,16 @@ class RefundSync:
             kind=KIND, statuses=[OutboxStatus.PENDING], account_id=self.account.account_id
         )
         feed_id = submit_outbox(
-            self.store, self.amazon, account_id=self.account.account_id, kind=KIND, feed_type=PAYMENT_ADJUSTMENT,
-            message_type="OrderAdjustment", merchant_id=self.account.merchant_identifier,
-            marketplace_ids=self.account.marketplace_ids, build_message=build_adjustment_message,
-        )  # fmt: skip
+            self.store,
+            self.amazon,
+            account_id=self.account.account_id,
+            kind=KIND,
+            feed_type=PAYMENT_ADJUSTMENT,
+            message_type="OrderAdjustment",
+            merchant_id=self.account.merchant_identifier,
+            marketplace_ids=self.account.marketplace_ids,
+            build_message=build_adjustment_message,
+        )
         self.counts["sent"] = len(self.store.outbox.entries(feed_id=feed_id)) if feed_id else 0
         if feed_id and not pending:
             self.counts["recovered_feed"] += 1
@@ -205,9 +217,13 @@ class RefundSync:
 
         def plan(counted_writes: list[Mapping[str, Any]]) -> list[AdjustedItem]:
             return plan_adjustment(
-                memo, currency=row["currency"] or "", item_codes=item_codes, paid=paid,
-                refunded=refunded_by_item(entries, counted_writes), reason=self.account.refund_reason,
-            )  # fmt: skip
+                memo,
+                currency=row["currency"] or "",
+                item_codes=item_codes,
+                paid=paid,
+                refunded=refunded_by_item(entries, counted_writes),
+                reason=self.account.refund_reason,
+            )
 
         try:
             items = plan(writes)
@@ -225,13 +241,23 @@ class RefundSync:
                     self._refunded_by_amazon(self.store.outbox.get(key), event)
                     return "settled_by_amazon"  # the summary counter users know
             reason = str(exc)
-            payload = {"amazon_order_id": order_id, "creditmemo_id": memo_id,
-                       "commerce_order_id": row["commerce_order_id"], "total": str(dec(memo.get("grand_total"))),
-                       "items": [], "problem": reason}  # fmt: skip
+            payload = {
+                "amazon_order_id": order_id,
+                "creditmemo_id": memo_id,
+                "commerce_order_id": row["commerce_order_id"],
+                "total": str(dec(memo.get("grand_total"))),
+                "items": [],
+                "problem": reason,
+            }
             self.store.outbox.add(
-                key, KIND, self.account.account_id, order_id, payload, OutboxStatus.REJECTED,
+                key,
+                KIND,
+                self.account.account_id,
+                order_id,
+                payload,
+                OutboxStatus.REJECTED,
                 f"not sent: {reason}"[:2000],
-            )  # fmt: skip
+            )
             self.store.ops.quarantine("creditmemo", str(memo_id), reason, {"amazon_order_id": order_id})
             self.store.ops.audit(
                 "refund_not_sent", "creditmemo", str(memo_id), {"amazon_order_id": order_id, "reason": reason}
@@ -319,9 +345,11 @@ class RefundSync:
             return self._reject_event(key, order_id, f"Commerce refused the credit memo: {exc}")
         self.store.writes.complete(key, memo_id, detail=detail)
         self.store.ops.audit(
-            "amazon_refund_mirrored", "amazon_order", order_id,
+            "amazon_refund_mirrored",
+            "amazon_order",
+            order_id,
             {"creditmemo_id": memo_id, "event": key, "total": str(sum((ln.total for ln in foreign), ZERO))},
-        )  # fmt: skip
+        )
         return "mirrored"
 
     def _adopt_rejected(
@@ -352,11 +380,20 @@ class RefundSync:
         self.store.outbox.transition(entry["id"], OutboxStatus.ACCEPTED, expect=entry["status"], amazon_message=message)
         self.store.ops.resolve_quarantine("creditmemo", memo_id)
         # The audit action and the counter keep their first names: users' audit trails and dashboards have them.
-        self.store.ops.audit("refund_settled_by_amazon", "amazon_order", entry["amazon_order_id"],
-                         {"creditmemo_id": memo_id, "event": key})  # fmt: skip
+        self.store.ops.audit(
+            "refund_settled_by_amazon",
+            "amazon_order",
+            entry["amazon_order_id"],
+            {"creditmemo_id": memo_id, "event": key},
+        )
         self.counts["settled_by_amazon"] += 1
-        log.info("%s: credit memo %s of order %s was refunded by Amazon itself (%s)",
-                 self.account.account_id, memo_id, entry["amazon_order_id"], key)  # fmt: skip
+        log.info(
+            "%s: credit memo %s of order %s was refunded by Amazon itself (%s)",
+            self.account.account_id,
+            memo_id,
+            entry["amazon_order_id"],
+            key,
+        )
 
     def _unmirrored_amazon_refund(self, entry: Mapping[str, Any]) -> str | None:
         """An Amazon refund on the order that could not be mirrored (Commerce had nothing left to refund: this

@@ -96,8 +96,7 @@ def delivery_time(
 def start_clocks(ctx: Resources, *, now: datetime, account_ids: set[str] | None = None) -> dict[str, int]:
     """Set ``delivered_at`` on shipped and cancelled orders that have none yet; returns counts by rule."""
     counts: dict[str, int] = {}
-    for rows in batches(lambda after: ctx.store.retention.without_clock(CLOCK_STATUSES, after_id=after,
-                                                                            limit=BATCH)):  # fmt: skip
+    for rows in batches(lambda after: ctx.store.retention.without_clock(CLOCK_STATUSES, after_id=after, limit=BATCH)):
         for row in rows:
             if account_ids is not None and row["account_id"] not in account_ids:
                 continue
@@ -122,8 +121,9 @@ def erase_account(ctx: Resources, account: AccountSettings, *, now: datetime, dr
     """Erase the personal data of the account's orders delivered more than ``pii_retention_days`` ago."""
     cutoff = now - timedelta(days=account.pii_retention_days)
     summary = {"account": account.account_id, "retention_days": account.pii_retention_days, "due": 0, "erased": 0}
-    for due in batches(lambda after: ctx.store.retention.due_for_erasure(account.account_id, cutoff, after_id=after,
-                                                                   limit=BATCH)):  # fmt: skip
+    for due in batches(
+        lambda after: ctx.store.retention.due_for_erasure(account.account_id, cutoff, after_id=after, limit=BATCH)
+    ):
         summary["due"] += len(due)
         if dry_run:
             continue
@@ -138,8 +138,12 @@ def erase_account(ctx: Resources, account: AccountSettings, *, now: datetime, dr
                 summary["erased"] += 1
     log.info(
         "%s: %d order(s) delivered before %s due for erasure, %d erased%s",
-        account.account_id, summary["due"], cutoff.isoformat(), summary["erased"], " (dry run)" if dry_run else "",
-    )  # fmt: skip
+        account.account_id,
+        summary["due"],
+        cutoff.isoformat(),
+        summary["erased"],
+        " (dry run)" if dry_run else "",
+    )
     return summary
 
 
@@ -164,8 +168,13 @@ def anonymise_account(ctx: Resources, account: AccountSettings, *, now: datetime
                 result = orders.anonymise(hook, ctx.store, oid, commerce_id, run_id=run_id)
             except IntegrationError as exc:
                 summary["failed"] += 1
-                log.warning("%s: Commerce order %s (Amazon order %s) not anonymised yet: %s",
-                            account.account_id, commerce_id, oid, type(exc).__name__)  # fmt: skip
+                log.warning(
+                    "%s: Commerce order %s (Amazon order %s) not anonymised yet: %s",
+                    account.account_id,
+                    commerce_id,
+                    oid,
+                    type(exc).__name__,
+                )
                 continue
             if result.detail.get("outcome") == "order_gone":
                 summary["gone"] += 1
@@ -173,9 +182,15 @@ def anonymise_account(ctx: Resources, account: AccountSettings, *, now: datetime
             detail = {"commerce_order_id": commerce_id, "addresses": result.detail.get("addresses"), "run_id": run_id}
             ctx.store.ops.audit("commerce_order_anonymised", "amazon_order", oid, detail)
             summary["anonymised"] += 1
-    log.info("%s: %d Commerce order(s) due for anonymisation, %d anonymised, %d gone, %d failed%s",
-             account.account_id, summary["due"], summary["anonymised"], summary["gone"], summary["failed"],
-             " (dry run)" if dry_run else "")  # fmt: skip
+    log.info(
+        "%s: %d Commerce order(s) due for anonymisation, %d anonymised, %d gone, %d failed%s",
+        account.account_id,
+        summary["due"],
+        summary["anonymised"],
+        summary["gone"],
+        summary["failed"],
+        " (dry run)" if dry_run else "",
+    )
     return summary
 
 

@@ -167,16 +167,22 @@ class ShipmentSync:
             return False
         try:
             created = ship_amazon_packages(
-                self.commerce, self.store, order_id, todo, int(row["commerce_order_id"]),
+                self.commerce,
+                self.store,
+                order_id,
+                todo,
+                int(row["commerce_order_id"]),
                 self.store.orders.item_ids(order_id),
-            )  # fmt: skip
+            )
             self.note("mirrored", n=created)
             if created:
                 self.store.ops.resolve_mismatch(MISMATCH_NOT_MIRRORED, order_id)
                 self.store.ops.audit(
-                    "amazon_shipments_mirrored", "amazon_order", order_id,
+                    "amazon_shipments_mirrored",
+                    "amazon_order",
+                    order_id,
                     {"commerce_order_id": int(row["commerce_order_id"]), "packages": [p.reference for p in todo]},
-                )  # fmt: skip
+                )
             return True
         except FatalError as exc:
             self.store.ops.report_mismatch(
@@ -258,9 +264,14 @@ class ShipmentSync:
                 "commerce_order_id": int(shipment.get("order_id") or 0),
             }
             added = self.store.outbox.add(
-                key, KIND, self.account.account_id, decision.amazon_order_id or "", payload,
-                decision.status, decision.reason,
-            )  # fmt: skip
+                key,
+                KIND,
+                self.account.account_id,
+                decision.amazon_order_id or "",
+                payload,
+                decision.status,
+                decision.reason,
+            )
             if added:
                 self._count_decision(decision, shipment_id)
 
@@ -270,9 +281,11 @@ class ShipmentSync:
         elif decision.status == OutboxStatus.REJECTED:
             self.note("rejected", f"shipment {shipment_id} ({decision.amazon_order_id}) not sent: {decision.reason}")
             self.store.ops.audit(
-                "shipment_confirmation_rejected", "amazon_order", decision.amazon_order_id or "",
+                "shipment_confirmation_rejected",
+                "amazon_order",
+                decision.amazon_order_id or "",
                 {"commerce_shipment_id": shipment_id, "reason": decision.reason},
-            )  # fmt: skip
+            )
         else:
             self.note("queued")
 
@@ -283,14 +296,17 @@ class ShipmentSync:
         order_id = row["amazon_order_id"]
         known = KnownShipments(
             imported=row["sync_status"] in READY_SYNC and row["commerce_order_id"] is not None,
-            mirrored=[w for w in self.store.writes.for_order(order_id)
-                      if w["natural_key"].startswith(keys.ship_prefix(order_id))],
+            mirrored=[
+                w
+                for w in self.store.writes.for_order(order_id)
+                if w["natural_key"].startswith(keys.ship_prefix(order_id))
+            ],
             confirmed_refs={
                 str((e["payload"].get("package") or {}).get("packageReferenceId"))
                 for e in self.store.outbox.for_order(order_id, KIND)
             },
             amazon_items={commerce: amazon for amazon, commerce in self.store.orders.item_ids(order_id).items()},
-        )  # fmt: skip
+        )
         decision = decide(shipment, row, known, self.account.carrier_map)
         if decision.mismatch:
             self.store.ops.report_mismatch(MISMATCH_OTHER_ORDER, order_id, decision.mismatch)
@@ -311,9 +327,11 @@ class ShipmentSync:
                 shipment = shipments.get(int(entry["payload"]["commerce_shipment_id"]))
                 if shipment is None:
                     self.store.outbox.transition(
-                        entry["id"], OutboxStatus.SKIPPED, amazon_message="the Commerce shipment no longer exists",
+                        entry["id"],
+                        OutboxStatus.SKIPPED,
+                        amazon_message="the Commerce shipment no longer exists",
                         expect=[OutboxStatus.WAITING],
-                    )  # fmt: skip
+                    )
                     continue
                 decision = self.decide(shipment, orders.get(int(shipment.get("order_id") or 0)))
                 if decision.status == OutboxStatus.WAITING:
@@ -322,14 +340,19 @@ class ShipmentSync:
                     )
                 elif decision.status is None:
                     self.store.outbox.transition(
-                        entry["id"], OutboxStatus.SKIPPED, amazon_message=f"not confirmed: {decision.reason}",
+                        entry["id"],
+                        OutboxStatus.SKIPPED,
+                        amazon_message=f"not confirmed: {decision.reason}",
                         expect=[OutboxStatus.WAITING],
-                    )  # fmt: skip
+                    )
                     self.note(decision.reason or "skipped")
                 elif self.store.outbox.transition(
-                    entry["id"], decision.status, payload=decision.payload or entry["payload"],
-                    amazon_message=decision.reason, expect=[OutboxStatus.WAITING],
-                ):  # fmt: skip
+                    entry["id"],
+                    decision.status,
+                    payload=decision.payload or entry["payload"],
+                    amazon_message=decision.reason,
+                    expect=[OutboxStatus.WAITING],
+                ):
                     self._count_decision(decision, int(shipment["entity_id"]))
                     self.note("released")
 
@@ -367,16 +390,18 @@ class ShipmentSync:
                 if ref in amazon_packages:
                     if amazon_packages[ref] == package["trackingNumber"]:
                         self.store.outbox.transition(
-                            entry["id"], OutboxStatus.CONFIRMED,
+                            entry["id"],
+                            OutboxStatus.CONFIRMED,
                             amazon_message="found on Amazon after an unanswered attempt",
                             expect=[OutboxStatus.SENDING],
-                        )  # fmt: skip
+                        )
                         self._confirmed(order_id, entry, recovered=True)
                     else:
                         self._rejected(
-                            order_id, entry,
+                            order_id,
+                            entry,
                             f"Amazon already has a different package with packageReferenceId {ref} on this order",
-                        )  # fmt: skip
+                        )
                     continue
             if not self.store.outbox.transition(
                 entry["id"], OutboxStatus.SENDING, amazon_message=None, expect=[entry["status"]], count_attempt=True
@@ -396,15 +421,18 @@ class ShipmentSync:
             except RetriableError as exc:
                 if exc.safe_to_replay:
                     self.store.outbox.transition(
-                        entry["id"], OutboxStatus.PENDING, amazon_message=f"will retry: {exc}",
+                        entry["id"],
+                        OutboxStatus.PENDING,
+                        amazon_message=f"will retry: {exc}",
                         expect=[OutboxStatus.SENDING],
                     )
                 else:
                     self.store.outbox.transition(
-                        entry["id"], OutboxStatus.SENDING,
+                        entry["id"],
+                        OutboxStatus.SENDING,
                         amazon_message=f"outcome unknown, checked before a retry: {exc}",
                         expect=[OutboxStatus.SENDING],
-                    )  # fmt: skip
+                    )
                     amazon_packages = None  # something may have changed on Amazon's side
                 self.note("retry_later", f"{order_id}: shipment {entry['payload']['commerce_shipment_id']}: {exc}")
             else:
@@ -419,11 +447,17 @@ class ShipmentSync:
             self.note("recovered_after_lost_answer")
         package = entry["payload"]["package"]
         self.store.ops.audit(
-            "shipment_confirmed", "amazon_order", order_id,
-            {"commerce_shipment_id": entry["payload"]["commerce_shipment_id"],
-             "package_reference_id": package["packageReferenceId"], "carrier_code": package["carrierCode"],
-             "items": len(package["orderItems"]), "recovered": recovered},
-        )  # fmt: skip
+            "shipment_confirmed",
+            "amazon_order",
+            order_id,
+            {
+                "commerce_shipment_id": entry["payload"]["commerce_shipment_id"],
+                "package_reference_id": package["packageReferenceId"],
+                "carrier_code": package["carrierCode"],
+                "items": len(package["orderItems"]),
+                "recovered": recovered,
+            },
+        )
 
     def _rejected(self, order_id: str, entry: OutboxRow, message: str) -> None:
         self.store.outbox.transition(
@@ -433,9 +467,11 @@ class ShipmentSync:
             "rejected", f"{order_id}: Amazon rejected shipment {entry['payload']['commerce_shipment_id']}: {message}"
         )
         self.store.ops.audit(
-            "shipment_confirmation_rejected", "amazon_order", order_id,
+            "shipment_confirmation_rejected",
+            "amazon_order",
+            order_id,
             {"commerce_shipment_id": entry["payload"]["commerce_shipment_id"], "reason": message[:500]},
-        )  # fmt: skip
+        )
 
     # -- verify ---------------------------------------------------------------------------------
     def verify_confirmed(self) -> None:
@@ -453,9 +489,11 @@ class ShipmentSync:
             if status in SHIPPED_STATUSES:
                 for entry in order_entries:
                     self.store.outbox.transition(
-                        entry["id"], OutboxStatus.ACCEPTED, amazon_message=f"verified: Amazon shows the order {status}",
+                        entry["id"],
+                        OutboxStatus.ACCEPTED,
+                        amazon_message=f"verified: Amazon shows the order {status}",
                         expect=[OutboxStatus.CONFIRMED],
-                    )  # fmt: skip
+                    )
                 self.store.ops.resolve_mismatch(MISMATCH_NOT_REFLECTED, order_id)
                 self.store.ops.audit("shipment_verified", "amazon_order", order_id, {"amazon_status": status})
                 self.note("verified", n=len(order_entries))

@@ -300,9 +300,12 @@ def sync_shipments(account_id: str, run_id: str, params: dict[str, Any], *, run_
     account = ctx.settings.account(account_id)
     with _naming("amazon_shipment_sync", account):
         return shipment_sync.sync_shipments(
-            ctx, account, owner=owner_id(run_id), now=run_time(run_after),
+            ctx,
+            account,
+            owner=owner_id(run_id),
+            now=run_time(run_after),
             mismatch_grace=timedelta(minutes=grace),
-        )  # fmt: skip
+        )
 
 
 # -- amazon_pii_retention and sales_channel_monitor --------------------------------------------------

@@ -120,6 +120,7 @@ class PiiRow(Pii):
 
 class StageCounts(TypedDict):
     """How many orders of a staged page were new, changed on Amazon, or unchanged."""
+
     new: int
     changed: int
     unchanged: int
@@ -136,15 +137,24 @@ class StuckOrder(TypedDict):
 
 
 _TIMES = (
-    "amazon_created_at", "amazon_updated_at", "synced_amazon_updated_at", "delivered_at", "first_seen_at",
+    "amazon_created_at",
+    "amazon_updated_at",
+    "synced_amazon_updated_at",
+    "delivered_at",
+    "first_seen_at",
     "updated_at",
-)  # fmt: skip
+)
 _PII_FIELDS = ("buyer_name", "buyer_email", "buyer_company", "shipping_address")
 # Statuses whose orders the import looks at (quarantined ones only once Amazon changed them).
 TO_PROCESS = (
-    OrderSync.WAITING, OrderSync.WAITING_PRODUCT, OrderSync.PENDING_PAYMENT, OrderSync.NOT_ELIGIBLE,
-    OrderSync.IMPORTED, OrderSync.ON_HOLD, OrderSync.QUARANTINED,
-)  # fmt: skip
+    OrderSync.WAITING,
+    OrderSync.WAITING_PRODUCT,
+    OrderSync.PENDING_PAYMENT,
+    OrderSync.NOT_ELIGIBLE,
+    OrderSync.IMPORTED,
+    OrderSync.ON_HOLD,
+    OrderSync.QUARANTINED,
+)
 
 
 def order_row(row: Row) -> OrderRow:
@@ -329,9 +339,13 @@ class OrderStore(Aggregate):
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(
-                    o.amazon_order_id, o.account_id, o.marketplace_id, o.sync_reason,
-                    o.first_seen_at, o.amazon_updated_at,
-                )  # fmt: skip
+                    o.amazon_order_id,
+                    o.account_id,
+                    o.marketplace_id,
+                    o.sync_reason,
+                    o.first_seen_at,
+                    o.amazon_updated_at,
+                )
                 .where(o.sync_status == status, o.first_seen_at < before, o.amazon_updated_at < before)
                 .order_by(o.first_seen_at)
                 .limit(limit)

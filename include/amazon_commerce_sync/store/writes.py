@@ -105,9 +105,13 @@ class WriteLog(Aggregate):
         """Record an outcome directly (a decision, or an effect found without sending), in one transaction."""
         with self.engine.begin() as conn:
             stmt = insert(conn, commerce_writes).values(
-                natural_key=natural_key, kind=kind, amazon_order_id=amazon_order_id, status=WriteStatus.INTENT,
-                detail=detail, created_at=utcnow(),
-            )  # fmt: skip
+                natural_key=natural_key,
+                kind=kind,
+                amazon_order_id=amazon_order_id,
+                status=WriteStatus.INTENT,
+                detail=detail,
+                created_at=utcnow(),
+            )
             conn.execute(stmt.on_conflict_do_nothing(index_elements=["natural_key"]))
             _complete(conn, natural_key, entity_id, status, detail)
 

@@ -197,7 +197,7 @@ def _orders_in_status(conn: Connection, status: str, now: datetime, accounts: It
             o.commerce_increment_id,
             o.first_seen_at,
             o.attempts,
-        )  # fmt: skip
+        )
         .where(where)
         .order_by(o.first_seen_at)
         .limit(LIST_LIMIT)
@@ -222,7 +222,7 @@ def _quarantined(conn: Connection, now: datetime) -> Listing:
             o.marketplace_id,
             o.commerce_order_id,
             o.commerce_increment_id,
-        )  # fmt: skip
+        )
         .select_from(
             quarantine.outerjoin(amazon_orders, and_(q.entity_type == "amazon_order", o.amazon_order_id == q.entity_id))
         )
@@ -255,7 +255,7 @@ def _outbox(conn: Connection, now: datetime) -> tuple[Listing, dict[tuple[str, s
             b.amazon_message,
             b.created_at,
             b.updated_at,
-        )  # fmt: skip
+        )
         .where(b.status.in_(statuses))
         # rejected first (a person must look), then the oldest
         .order_by((b.status == str(OutboxStatus.REJECTED)).desc(), b.created_at)

@@ -40,11 +40,19 @@ class Amz:
     def state(self) -> Any:
         return self.app.state.sandbox
 
-    def login(self, refresh_token: str = REFRESH_TOKEN, client_id: str = CLIENT_ID,
-              client_secret: str = CLIENT_SECRET) -> str:
-        r = self.http.post(f"{self.base}/auth/o2/token", data={
-            "grant_type": "refresh_token", "refresh_token": refresh_token,
-            "client_id": client_id, "client_secret": client_secret}, timeout=10)
+    def login(
+        self, refresh_token: str = REFRESH_TOKEN, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET
+    ) -> str:
+        r = self.http.post(
+            f"{self.base}/auth/o2/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": refresh_token,
+                "client_id": client_id,
+                "client_secret": client_secret,
+            },
+            timeout=10,
+        )
         assert r.status_code == 200, r.text
         return r.json()["access_token"]
 
@@ -76,13 +84,19 @@ class Amz:
         return self.get("/orders/2026-01-01/orders", params=params)
 
 
-def make_order(order_id: str = "113-0000001-0000001", *, status: str = "UNSHIPPED", seed: int = 1,
-               updated: float | None = None, created: float | None = None, marketplace: str = US,
-               fulfilled_by: str = "MERCHANT") -> dict[str, Any]:
+def make_order(
+    order_id: str = "113-0000001-0000001",
+    *,
+    status: str = "UNSHIPPED",
+    seed: int = 1,
+    updated: float | None = None,
+    created: float | None = None,
+    marketplace: str = US,
+    fulfilled_by: str = "MERCHANT",
+) -> dict[str, Any]:
     """A valid generated order with a fixed id and times (default: created/updated 1 h ago)."""
     t = time.time()
-    order = generate_orders(seed, 1, t, status=status, fulfilled_by=fulfilled_by,
-                            marketplace_ids=[marketplace])[0]
+    order = generate_orders(seed, 1, t, status=status, fulfilled_by=fulfilled_by, marketplace_ids=[marketplace])[0]
     order["orderId"] = order_id
     order["createdTime"] = iso(created if created is not None else t - 3600)
     order["lastUpdatedTime"] = iso(updated if updated is not None else t - 3600)

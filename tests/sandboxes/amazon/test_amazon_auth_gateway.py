@@ -14,8 +14,12 @@ from sandboxes.swagger import validate
 
 def test_lwa_token_and_errors(amz):
     url = f"{amz.base}/auth/o2/token"
-    good = {"grant_type": "refresh_token", "refresh_token": "sandbox-refresh-token",
-            "client_id": "sandbox-client-id", "client_secret": "sandbox-client-secret"}
+    good = {
+        "grant_type": "refresh_token",
+        "refresh_token": "sandbox-refresh-token",
+        "client_id": "sandbox-client-id",
+        "client_secret": "sandbox-client-secret",
+    }
     body = requests.post(url, data=good, timeout=5).json()
     assert body["token_type"] == "bearer" and body["expires_in"] == 3600
     assert body["refresh_token"] == "sandbox-refresh-token" and body["access_token"]
@@ -31,12 +35,16 @@ def test_lwa_token_and_errors(amz):
 @pytest.mark.parametrize("token", [None, "", "Atza|forged"])
 def test_missing_or_invalid_token_is_403(amz, token):
     headers = {} if token is None else {"x-amz-access-token": token}
-    r = requests.get(f"{amz.base}/orders/2026-01-01/orders", params={"lastUpdatedAfter": LONG_AGO},
-                     headers=headers, timeout=5)
+    r = requests.get(
+        f"{amz.base}/orders/2026-01-01/orders", params={"lastUpdatedAfter": LONG_AGO}, headers=headers, timeout=5
+    )
     assert r.status_code == 403
     validate(ORDERS_MODEL, "ErrorList", r.json())
-    assert r.json()["errors"][0] == {"code": "Unauthorized", "message": "Access to requested resource is denied.",
-                                     "details": r.json()["errors"][0]["details"]}
+    assert r.json()["errors"][0] == {
+        "code": "Unauthorized",
+        "message": "Access to requested resource is denied.",
+        "details": r.json()["errors"][0]["details"],
+    }
 
 
 def test_expired_token_is_403(amz):
@@ -49,19 +57,27 @@ def test_expired_token_is_403(amz):
 
 
 def test_sellers_see_only_their_orders():
-    config = AmazonSandboxConfig(speed=100, sellers=[
-        {"seller_id": "A2SANDBOXSELLER1", "refresh_token": "sandbox-refresh-token",
-         "marketplace_ids": ["ATVPDKIKX0DER", "A2EUQ1WTGCTBG2"]},
-        {"seller_id": "A3OTHERSELLER", "refresh_token": "other-refresh-token", "marketplace_ids": ["ATVPDKIKX0DER"]},
-    ])
+    config = AmazonSandboxConfig(
+        speed=100,
+        sellers=[
+            {
+                "seller_id": "A2SANDBOXSELLER1",
+                "refresh_token": "sandbox-refresh-token",
+                "marketplace_ids": ["ATVPDKIKX0DER", "A2EUQ1WTGCTBG2"],
+            },
+            {
+                "seller_id": "A3OTHERSELLER",
+                "refresh_token": "other-refresh-token",
+                "marketplace_ids": ["ATVPDKIKX0DER"],
+            },
+        ],
+    )
     with serve(config) as (base, app):
         one, two = Amz(base, app), Amz(base, app, "other-refresh-token")
         one.load(make_order("113-0000001-0000001"))
         two.load(make_order("113-0000002-0000002"), seller_id="A3OTHERSELLER")
-        assert [o["orderId"] for o in one.search(lastUpdatedAfter=LONG_AGO).json()["orders"]] == [
-            "113-0000001-0000001"]
-        assert [o["orderId"] for o in two.search(lastUpdatedAfter=LONG_AGO).json()["orders"]] == [
-            "113-0000002-0000002"]
+        assert [o["orderId"] for o in one.search(lastUpdatedAfter=LONG_AGO).json()["orders"]] == ["113-0000001-0000001"]
+        assert [o["orderId"] for o in two.search(lastUpdatedAfter=LONG_AGO).json()["orders"]] == ["113-0000002-0000002"]
         assert two.get("/orders/2026-01-01/orders/113-0000001-0000001").status_code == 404
         # a marketplace of the region the seller does not sell in: Amazon's 403 (issue #2712)
         denied = two.search(lastUpdatedAfter=LONG_AGO, marketplaceIds="A2EUQ1WTGCTBG2")
@@ -76,8 +92,10 @@ def test_rate_limit_burst_then_429_with_header(amz):
         limits.add(r.headers.get("x-amzn-RateLimit-Limit"))
         if r.status_code == 429:
             validate(ORDERS_MODEL, "ErrorList", r.json())
-            assert r.json()["errors"][0] == {"code": "QuotaExceeded",
-                                             "message": "You exceeded your quota for the requested resource."}
+            assert r.json()["errors"][0] == {
+                "code": "QuotaExceeded",
+                "message": "You exceeded your quota for the requested resource.",
+            }
     assert codes[:20] == [200] * 20 and 429 in codes[20:]
     assert limits == {"0.56"}  # 0.0056 x speed 100
     time.sleep(1 / 0.56 + 0.1)  # one token refilled
@@ -116,8 +134,12 @@ def test_latency_fault(amz):
 def test_dropped_connection(amz):
     amz.admin("POST", "/faults", json={"drop_rate": 1.0, "operations": ["searchOrders"]})
     with pytest.raises(requests.ConnectionError):
-        requests.get(f"{amz.base}/orders/2026-01-01/orders", params={"lastUpdatedAfter": LONG_AGO},
-                     headers={"x-amz-access-token": amz.token}, timeout=5)
+        requests.get(
+            f"{amz.base}/orders/2026-01-01/orders",
+            params={"lastUpdatedAfter": LONG_AGO},
+            headers={"x-amz-access-token": amz.token},
+            timeout=5,
+        )
     amz.admin("POST", "/faults", json={})
     assert amz.search(lastUpdatedAfter=LONG_AGO).status_code == 200
 

@@ -16,9 +16,11 @@ OID = "113-0000001-0000001"
 
 def envelope(message_type: str, *messages: str) -> bytes:
     body = "".join(f"<Message><MessageID>{i}</MessageID>{m}</Message>" for i, m in enumerate(messages, 1))
-    return (f'<?xml version="1.0" encoding="UTF-8"?><AmazonEnvelope><Header><DocumentVersion>1.01</DocumentVersion>'
-            f"<MerchantIdentifier>A2SANDBOXSELLER1</MerchantIdentifier></Header>"
-            f"<MessageType>{message_type}</MessageType>{body}</AmazonEnvelope>").encode()
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><AmazonEnvelope><Header><DocumentVersion>1.01</DocumentVersion>'
+        f"<MerchantIdentifier>A2SANDBOXSELLER1</MerchantIdentifier></Header>"
+        f"<MessageType>{message_type}</MessageType>{body}</AmazonEnvelope>"
+    ).encode()
 
 
 def submit(amz, feed_type: str, content: bytes, content_type: str = "text/xml; charset=UTF-8") -> str:
@@ -27,8 +29,10 @@ def submit(amz, feed_type: str, content: bytes, content_type: str = "text/xml; c
     validate(FEEDS_MODEL, "CreateFeedDocumentResponse", r.json())
     doc = r.json()
     assert requests.put(doc["url"], data=content, headers={"Content-Type": content_type}, timeout=5).status_code == 200
-    r = amz.post("/feeds/2021-06-30/feeds", json={"feedType": feed_type, "marketplaceIds": [US],
-                                                   "inputFeedDocumentId": doc["feedDocumentId"]})
+    r = amz.post(
+        "/feeds/2021-06-30/feeds",
+        json={"feedType": feed_type, "marketplaceIds": [US], "inputFeedDocumentId": doc["feedDocumentId"]},
+    )
     assert r.status_code == 202, r.text
     validate(FEEDS_MODEL, "CreateFeedResponse", r.json())
     return r.json()["feedId"]
@@ -49,18 +53,26 @@ def finish(amz, feed_id: str) -> tuple[dict, list[dict]]:
     report = root.find("Message/ProcessingReport")
     assert report.findtext("DocumentTransactionID") == feed_id
     assert report.findtext("StatusCode") == "Complete"
-    results = [{c.tag: (c.text if c.tag != "AdditionalInfo" else c.findtext("AmazonOrderID")) for c in r}
-               for r in report.findall("Result")]
+    results = [
+        {c.tag: (c.text if c.tag != "AdditionalInfo" else c.findtext("AmazonOrderID")) for c in r}
+        for r in report.findall("Result")
+    ]
     feed["summary"] = {c.tag: c.text for c in report.find("ProcessingSummary")}
     return feed, results
 
 
 def ack(order_id: str, status: str, item: str | None = None, reason: str | None = None) -> str:
-    items = f"<Item><AmazonOrderItemCode>{item}</AmazonOrderItemCode>" \
-            f"{f'<CancelReason>{reason}</CancelReason>' if reason else ''}</Item>" if item else ""
-    return (f"<OrderAcknowledgement><AmazonOrderID>{order_id}</AmazonOrderID>"
-            f"<MerchantOrderID>100000{order_id[-1]}</MerchantOrderID><StatusCode>{status}</StatusCode>{items}"
-            "</OrderAcknowledgement>")
+    items = (
+        f"<Item><AmazonOrderItemCode>{item}</AmazonOrderItemCode>"
+        f"{f'<CancelReason>{reason}</CancelReason>' if reason else ''}</Item>"
+        if item
+        else ""
+    )
+    return (
+        f"<OrderAcknowledgement><AmazonOrderID>{order_id}</AmazonOrderID>"
+        f"<MerchantOrderID>100000{order_id[-1]}</MerchantOrderID><StatusCode>{status}</StatusCode>{items}"
+        "</OrderAcknowledgement>"
+    )
 
 
 def test_feed_progresses_with_time(amz):
@@ -86,32 +98,50 @@ def test_feed_progresses_with_time(amz):
 def test_feed_document_errors(amz):
     assert amz.post("/feeds/2021-06-30/documents", json={}).status_code == 400
     doc = amz.post("/feeds/2021-06-30/documents", json={"contentType": "text/xml"}).json()
-    not_uploaded = amz.post("/feeds/2021-06-30/feeds", json={
-        "feedType": "POST_ORDER_ACKNOWLEDGEMENT_DATA", "marketplaceIds": [US],
-        "inputFeedDocumentId": doc["feedDocumentId"]})
+    not_uploaded = amz.post(
+        "/feeds/2021-06-30/feeds",
+        json={
+            "feedType": "POST_ORDER_ACKNOWLEDGEMENT_DATA",
+            "marketplaceIds": [US],
+            "inputFeedDocumentId": doc["feedDocumentId"],
+        },
+    )
     assert not_uploaded.status_code == 400
     validate(FEEDS_MODEL, "ErrorList", not_uploaded.json())
-    assert requests.put(doc["url"], data=b"x", headers={"Content-Type": "application/json"}, timeout=5
-                        ).status_code == 403
+    assert (
+        requests.put(doc["url"], data=b"x", headers={"Content-Type": "application/json"}, timeout=5).status_code == 403
+    )
     assert amz.get("/feeds/2021-06-30/feeds/123").status_code == 404
     assert amz.get("/feeds/2021-06-30/documents/nope").status_code == 404
 
 
 def test_acknowledgement_cancels_and_reports_errors(amz):
-    amz.load(make_order(OID), make_order("113-0000001-0000002", status="SHIPPED"),
-             make_order("113-0000001-0000003", status="CANCELLED"))
+    amz.load(
+        make_order(OID),
+        make_order("113-0000001-0000002", status="SHIPPED"),
+        make_order("113-0000001-0000003", status="CANCELLED"),
+    )
     item = amz.admin("GET", f"/orders/{OID}").json()["order"]["orderItems"][0]["orderItemId"]
     shipped_item = amz.admin("GET", "/orders/113-0000001-0000002").json()["order"]["orderItems"][0]["orderItemId"]
-    feed_id = submit(amz, "POST_ORDER_ACKNOWLEDGEMENT_DATA", envelope(
-        "OrderAcknowledgement",
-        ack(OID, "Failure", item, "NoInventory"),
-        ack("113-0000001-0000002", "Failure", shipped_item, "NoInventory"),
-        ack("113-0000001-0000003", "Failure"),
-        ack("999-0000000-0000000", "Success")))
+    feed_id = submit(
+        amz,
+        "POST_ORDER_ACKNOWLEDGEMENT_DATA",
+        envelope(
+            "OrderAcknowledgement",
+            ack(OID, "Failure", item, "NoInventory"),
+            ack("113-0000001-0000002", "Failure", shipped_item, "NoInventory"),
+            ack("113-0000001-0000003", "Failure"),
+            ack("999-0000000-0000000", "Success"),
+        ),
+    )
     feed, results = finish(amz, feed_id)
     assert feed["processingStatus"] == "DONE"
-    assert feed["summary"] == {"MessagesProcessed": "4", "MessagesSuccessful": "2", "MessagesWithError": "2",
-                               "MessagesWithWarning": "1"}
+    assert feed["summary"] == {
+        "MessagesProcessed": "4",
+        "MessagesSuccessful": "2",
+        "MessagesWithError": "2",
+        "MessagesWithWarning": "1",
+    }
     by_id = {r["MessageID"]: r for r in results}
     assert by_id["2"]["ResultCode"] == "Error" and "shipped" in by_id["2"]["ResultDescription"]
     assert by_id["2"]["AdditionalInfo"] == "113-0000001-0000002"
@@ -120,9 +150,12 @@ def test_acknowledgement_cancels_and_reports_errors(amz):
     cancelled = amz.admin("GET", f"/orders/{OID}").json()["order"]
     assert cancelled["fulfillment"]["fulfillmentStatus"] == "CANCELLED"
     assert cancelled["orderItems"][0]["cancellation"]["cancellationExecution"] == {
-        "cancelledBy": "MERCHANT", "cancelReason": "NoInventory"}
-    assert amz.admin("GET", "/orders/113-0000001-0000002").json()["order"]["fulfillment"][
-        "fulfillmentStatus"] == "SHIPPED"
+        "cancelledBy": "MERCHANT",
+        "cancelReason": "NoInventory",
+    }
+    assert (
+        amz.admin("GET", "/orders/113-0000001-0000002").json()["order"]["fulfillment"]["fulfillmentStatus"] == "SHIPPED"
+    )
     admin_feed = amz.admin("GET", "/feeds").json()["feeds"][0]
     assert admin_feed["status"] == "DONE" and len(admin_feed["messages"]) == 4 and admin_feed["report"]
 
@@ -131,14 +164,15 @@ def test_fulfillment_feed_ships(amz):
     amz.load(make_order(OID))
     order = amz.admin("GET", f"/orders/{OID}").json()["order"]
     item = order["orderItems"][0]
-    message = (f"<OrderFulfillment><AmazonOrderID>{OID}</AmazonOrderID><MerchantFulfillmentID>SHIP-1"
-               "</MerchantFulfillmentID><FulfillmentDate>2026-01-02T10:00:00Z</FulfillmentDate><FulfillmentData>"
-               "<CarrierCode>USPS</CarrierCode><ShipperTrackingNumber>9400</ShipperTrackingNumber></FulfillmentData>"
-               f"<Item><AmazonOrderItemCode>{item['orderItemId']}</AmazonOrderItemCode>"
-               f"<Quantity>{item['quantityOrdered']}</Quantity></Item></OrderFulfillment>")
+    message = (
+        f"<OrderFulfillment><AmazonOrderID>{OID}</AmazonOrderID><MerchantFulfillmentID>SHIP-1"
+        "</MerchantFulfillmentID><FulfillmentDate>2026-01-02T10:00:00Z</FulfillmentDate><FulfillmentData>"
+        "<CarrierCode>USPS</CarrierCode><ShipperTrackingNumber>9400</ShipperTrackingNumber></FulfillmentData>"
+        f"<Item><AmazonOrderItemCode>{item['orderItemId']}</AmazonOrderItemCode>"
+        f"<Quantity>{item['quantityOrdered']}</Quantity></Item></OrderFulfillment>"
+    )
     over = message.replace("SHIP-1", "SHIP-2")
-    feed, results = finish(amz, submit(amz, "POST_ORDER_FULFILLMENT_DATA",
-                                       envelope("OrderFulfillment", message, over)))
+    feed, results = finish(amz, submit(amz, "POST_ORDER_FULFILLMENT_DATA", envelope("OrderFulfillment", message, over)))
     assert [r["MessageID"] for r in results] == ["2"] and "exceeds" in results[0]["ResultDescription"]
     shipped = amz.admin("GET", f"/orders/{OID}").json()["order"]
     assert shipped["packages"][0]["packageReferenceId"] == "SHIP-1"
@@ -147,25 +181,35 @@ def test_fulfillment_feed_ships(amz):
 
 
 def adjustment(order_id: str, item: str, amount: str, currency: str = "USD", merchant_id: str = "CM-1") -> str:
-    return (f"<OrderAdjustment><AmazonOrderID>{order_id}</AmazonOrderID><ActionType>Refund</ActionType>"
-            f"<AdjustedItem><AmazonOrderItemCode>{item}</AmazonOrderItemCode>"
-            f"<MerchantAdjustmentItemID>{merchant_id}</MerchantAdjustmentItemID>"
-            "<AdjustmentReason>CustomerReturn</AdjustmentReason><ItemPriceAdjustments>"
-            f'<Component><Type>Principal</Type><Amount currency="{currency}">{amount}</Amount></Component>'
-            "</ItemPriceAdjustments></AdjustedItem></OrderAdjustment>")
+    return (
+        f"<OrderAdjustment><AmazonOrderID>{order_id}</AmazonOrderID><ActionType>Refund</ActionType>"
+        f"<AdjustedItem><AmazonOrderItemCode>{item}</AmazonOrderItemCode>"
+        f"<MerchantAdjustmentItemID>{merchant_id}</MerchantAdjustmentItemID>"
+        "<AdjustmentReason>CustomerReturn</AdjustmentReason><ItemPriceAdjustments>"
+        f'<Component><Type>Principal</Type><Amount currency="{currency}">{amount}</Amount></Component>'
+        "</ItemPriceAdjustments></AdjustedItem></OrderAdjustment>"
+    )
 
 
 def test_payment_adjustment_refunds_and_limits(amz):
     amz.load(make_order(OID, status="SHIPPED"), make_order("113-0000001-0000002", status="UNSHIPPED"))
     item = amz.admin("GET", f"/orders/{OID}").json()["order"]["orderItems"][0]
     other = amz.admin("GET", "/orders/113-0000001-0000002").json()["order"]["orderItems"][0]["orderItemId"]
-    feed, results = finish(amz, submit(amz, "POST_PAYMENT_ADJUSTMENT_DATA", envelope(
-        "OrderAdjustment",
-        adjustment(OID, item["orderItemId"], "5.00"),
-        adjustment(OID, item["orderItemId"], "99999.00", merchant_id="CM-2"),
-        adjustment(OID, item["orderItemId"], "1.00", currency="CAD", merchant_id="CM-3"),
-        adjustment(OID, "000", "1.00", merchant_id="CM-4"),
-        adjustment("113-0000001-0000002", other, "1.00", merchant_id="CM-5"))))
+    feed, results = finish(
+        amz,
+        submit(
+            amz,
+            "POST_PAYMENT_ADJUSTMENT_DATA",
+            envelope(
+                "OrderAdjustment",
+                adjustment(OID, item["orderItemId"], "5.00"),
+                adjustment(OID, item["orderItemId"], "99999.00", merchant_id="CM-2"),
+                adjustment(OID, item["orderItemId"], "1.00", currency="CAD", merchant_id="CM-3"),
+                adjustment(OID, "000", "1.00", merchant_id="CM-4"),
+                adjustment("113-0000001-0000002", other, "1.00", merchant_id="CM-5"),
+            ),
+        ),
+    )
     assert feed["processingStatus"] == "DONE"
     errors = {r["MessageID"]: r["ResultDescription"] for r in results}
     assert set(errors) == {"2", "3", "4", "5"}
@@ -190,8 +234,10 @@ def test_malformed_xml_is_fatal_and_compressed_report(amz):
 
 def test_unsupported_feed_type(amz):
     doc = amz.post("/feeds/2021-06-30/documents", json={"contentType": "text/xml"}).json()
-    r = amz.post("/feeds/2021-06-30/feeds", json={"feedType": "POST_PRODUCT_DATA", "marketplaceIds": [US],
-                                                   "inputFeedDocumentId": doc["feedDocumentId"]})
+    r = amz.post(
+        "/feeds/2021-06-30/feeds",
+        json={"feedType": "POST_PRODUCT_DATA", "marketplaceIds": [US], "inputFeedDocumentId": doc["feedDocumentId"]},
+    )
     assert r.status_code == 400
 
 
@@ -201,17 +247,30 @@ def test_fulfillment_feed_carrier_rules(amz):
     amz.load(*orders)
 
     def message(order, data):
-        return (f"<OrderFulfillment><AmazonOrderID>{order['orderId']}</AmazonOrderID>"
-                f"<FulfillmentDate>2026-01-02T10:00:00Z</FulfillmentDate><FulfillmentData>{data}</FulfillmentData>"
-                "</OrderFulfillment>")
+        return (
+            f"<OrderFulfillment><AmazonOrderID>{order['orderId']}</AmazonOrderID>"
+            f"<FulfillmentDate>2026-01-02T10:00:00Z</FulfillmentDate><FulfillmentData>{data}</FulfillmentData>"
+            "</OrderFulfillment>"
+        )
 
-    feed, results = finish(amz, submit(amz, "POST_ORDER_FULFILLMENT_DATA", envelope(
-        "OrderFulfillment",
-        message(orders[0], "<CarrierCode>Fedex</CarrierCode><ShipperTrackingNumber>1</ShipperTrackingNumber>"),
-        message(orders[1], "<CarrierName>Some Courier</CarrierName>"),
-        message(orders[2], "<CarrierCode>Other</CarrierCode>"),
-        message(orders[3], "<CarrierCode>Other</CarrierCode><CarrierName>Some Courier</CarrierName>"
-                           "<ShipperTrackingNumber>SC-1</ShipperTrackingNumber>"))))
+    feed, results = finish(
+        amz,
+        submit(
+            amz,
+            "POST_ORDER_FULFILLMENT_DATA",
+            envelope(
+                "OrderFulfillment",
+                message(orders[0], "<CarrierCode>Fedex</CarrierCode><ShipperTrackingNumber>1</ShipperTrackingNumber>"),
+                message(orders[1], "<CarrierName>Some Courier</CarrierName>"),
+                message(orders[2], "<CarrierCode>Other</CarrierCode>"),
+                message(
+                    orders[3],
+                    "<CarrierCode>Other</CarrierCode><CarrierName>Some Courier</CarrierName>"
+                    "<ShipperTrackingNumber>SC-1</ShipperTrackingNumber>",
+                ),
+            ),
+        ),
+    )
     errors = {r["MessageID"]: r["ResultDescription"] for r in results}
     assert set(errors) == {"1", "2", "3"}
     assert "not one of Amazon's carrier codes" in errors["1"]
@@ -219,5 +278,7 @@ def test_fulfillment_feed_carrier_rules(amz):
     assert errors["3"] == "CarrierName is required when CarrierCode is Other."
     shipped = amz.admin("GET", f"/orders/{orders[3]['orderId']}").json()["order"]
     assert shipped["packages"][0]["carrier"] == "Some Courier"
-    assert amz.admin("GET", f"/orders/{orders[0]['orderId']}").json()["order"]["fulfillment"][
-        "fulfillmentStatus"] == "UNSHIPPED"
+    assert (
+        amz.admin("GET", f"/orders/{orders[0]['orderId']}").json()["order"]["fulfillment"]["fulfillmentStatus"]
+        == "UNSHIPPED"
+    )

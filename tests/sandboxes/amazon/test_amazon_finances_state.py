@@ -32,11 +32,26 @@ def test_refunds_and_shipments_in_financial_events(amz):
     amz.load(make_order(OID))
     amz.admin("POST", f"/orders/{OID}/events", json={"type": "ship"})
     item = amz.admin("GET", f"/orders/{OID}").json()["order"]["orderItems"][0]["orderItemId"]
-    r = amz.admin("POST", f"/orders/{OID}/events", json={
-        "type": "refund", "items": [{"orderItemId": item, "components": [{"type": "Principal", "amount": "5.00"}]}]})
+    r = amz.admin(
+        "POST",
+        f"/orders/{OID}/events",
+        json={
+            "type": "refund",
+            "items": [{"orderItemId": item, "components": [{"type": "Principal", "amount": "5.00"}]}],
+        },
+    )
     assert r.status_code == 200
-    assert amz.admin("POST", f"/orders/{OID}/events", json={"type": "refund", "items": [
-        {"orderItemId": item, "components": [{"type": "Principal", "amount": "100000.00"}]}]}).status_code == 400
+    assert (
+        amz.admin(
+            "POST",
+            f"/orders/{OID}/events",
+            json={
+                "type": "refund",
+                "items": [{"orderItemId": item, "components": [{"type": "Principal", "amount": "100000.00"}]}],
+            },
+        ).status_code
+        == 400
+    )
     _, exact = _events(amz)
     events = exact["payload"]["FinancialEvents"]
     assert len(events["ShipmentEventList"]) == 1
@@ -45,14 +60,19 @@ def test_refunds_and_shipments_in_financial_events(amz):
     line = refund["ShipmentItemAdjustmentList"][0]
     assert line["OrderAdjustmentItemId"] == item
     assert line["ItemChargeAdjustmentList"] == [
-        {"ChargeType": "Principal", "ChargeAmount": {"CurrencyCode": "USD", "CurrencyAmount": Decimal("-5.00")}}]
+        {"ChargeType": "Principal", "ChargeAmount": {"CurrencyCode": "USD", "CurrencyAmount": Decimal("-5.00")}}
+    ]
     # full refund of the rest, then nothing is left
     assert amz.admin("POST", f"/orders/{OID}/events", json={"type": "refund"}).status_code == 200
     assert amz.admin("POST", f"/orders/{OID}/events", json={"type": "refund"}).status_code == 400
     events, _ = _events(amz)
     order = amz.admin("GET", f"/orders/{OID}").json()["order"]
-    refunded = -sum(Decimal(str(c["ChargeAmount"]["CurrencyAmount"])) for e in events["RefundEventList"]
-                    for line in e["ShipmentItemAdjustmentList"] for c in line["ItemChargeAdjustmentList"])
+    refunded = -sum(
+        Decimal(str(c["ChargeAmount"]["CurrencyAmount"]))
+        for e in events["RefundEventList"]
+        for line in e["ShipmentItemAdjustmentList"]
+        for c in line["ItemChargeAdjustmentList"]
+    )
     assert refunded == Decimal(order["proceeds"]["grandTotal"]["amount"])
 
 
@@ -82,18 +102,25 @@ def test_list_financial_events_time_rules_and_paging(amz):
     token = body["payload"]["NextToken"]
     rest = amz.get("/finances/v0/financialEvents", params={"NextToken": token, "MaxResultsPerPage": 2}).json()
     assert len(rest["payload"]["FinancialEvents"]["RefundEventList"]) == 1 and "NextToken" not in rest["payload"]
-    for params in ({"PostedAfter": iso(now - 30)}, {"PostedBefore": iso(now - 3600)},
-                   {"PostedAfter": iso(now - 7200), "PostedBefore": iso(now - 60)},
-                   {"PostedAfter": iso(now - 3600), "PostedBefore": iso(now - 7200)},
-                   {"PostedAfter": iso(now - 7200), "MaxResultsPerPage": 101}):
+    for params in (
+        {"PostedAfter": iso(now - 30)},
+        {"PostedBefore": iso(now - 3600)},
+        {"PostedAfter": iso(now - 7200), "PostedBefore": iso(now - 60)},
+        {"PostedAfter": iso(now - 3600), "PostedBefore": iso(now - 7200)},
+        {"PostedAfter": iso(now - 7200), "MaxResultsPerPage": 101},
+    ):
         bad = amz.get("/finances/v0/financialEvents", params=params)
         assert bad.status_code == 400, params
         validate(FINANCES_MODEL, "ListFinancialEventsResponse", bad.json())
     # events younger than two minutes are not listed by default
     amz.admin("POST", "/orders", json={"orders": [make_order("113-0000002-0000001", status="SHIPPED")]})
     amz.admin("POST", "/orders/113-0000002-0000001/events", json={"type": "refund"})
-    ids = [e["AmazonOrderId"] for e in amz.get("/finances/v0/financialEvents", params={
-        "PostedAfter": iso(now - 7200)}).json()["payload"]["FinancialEvents"]["RefundEventList"]]
+    ids = [
+        e["AmazonOrderId"]
+        for e in amz.get("/finances/v0/financialEvents", params={"PostedAfter": iso(now - 7200)}).json()["payload"][
+            "FinancialEvents"
+        ]["RefundEventList"]
+    ]
     assert "113-0000002-0000001" not in ids and len(ids) == 3
 
 
@@ -117,8 +144,14 @@ def test_state_file_survives_restart_and_feed_applied_once(tmp_path):
         amz = Amz(base, app)
         amz.admin("POST", f"/feeds/{feed_id}/complete")
         assert len(amz.admin("GET", "/refunds").json()["refunds"]) == 1
-        assert len(amz.get(f"/finances/v0/orders/{OID}/financialEvents").json()["payload"]["FinancialEvents"][
-            "RefundEventList"]) == 1
+        assert (
+            len(
+                amz.get(f"/finances/v0/orders/{OID}/financialEvents").json()["payload"]["FinancialEvents"][
+                    "RefundEventList"
+                ]
+            )
+            == 1
+        )
 
 
 def test_reset_clears_everything(amz):

@@ -35,8 +35,9 @@ def test_every_marketplace_valid_and_adding_up(realism):
         seen.add(market.marketplace_id)
         grand = order["proceeds"]["grandTotal"]
         assert grand["currencyCode"] == market.currency
-        assert Decimal(grand["amount"]) == sum(Decimal(i["proceeds"]["proceedsTotal"]["amount"])
-                                              for i in order["orderItems"])
+        assert Decimal(grand["amount"]) == sum(
+            Decimal(i["proceeds"]["proceedsTotal"]["amount"]) for i in order["orderItems"]
+        )
         for item in order["orderItems"]:
             for b in item["proceeds"]["breakdowns"]:
                 assert -Decimal(b["subtotal"]["amount"]).as_tuple().exponent == minor_units(market.currency)
@@ -51,7 +52,8 @@ def test_every_marketplace_valid_and_adding_up(realism):
 def test_shapes_do_not_change_the_base_orders_of_a_seed():
     compat, realistic = sample("compat", seeds=range(10)), sample("realistic", seeds=range(10))
     assert [(o["orderId"], o["createdTime"], o["fulfillment"]["fulfilledBy"]) for o in compat] == [
-        (o["orderId"], o["createdTime"], o["fulfillment"]["fulfilledBy"]) for o in realistic]
+        (o["orderId"], o["createdTime"], o["fulfillment"]["fulfilledBy"]) for o in realistic
+    ]
 
 
 def test_realistic_shapes_at_their_rates():
@@ -62,11 +64,15 @@ def test_realistic_shapes_at_their_rates():
     assert not any("buyerEmail" in o.get("buyer", {}) for o in fba)
     assert 0.3 < sum("buyer" not in o for o in fba) / len(fba) < 0.7
     assert not any("phone" in o["recipient"]["deliveryAddress"] for o in fba)
-    partial = [o for o in fba if set(o["recipient"]["deliveryAddress"]) <= {"stateOrRegion", "postalCode",
-                                                                              "countryCode"}]
+    partial = [
+        o for o in fba if set(o["recipient"]["deliveryAddress"]) <= {"stateOrRegion", "postalCode", "countryCode"}
+    ]
     assert len(partial) / len(fba) > 0.5
-    shipped_fbm = [o for o in orders if o["fulfillment"]["fulfilledBy"] == "MERCHANT"
-                   and o["fulfillment"]["fulfillmentStatus"] == "SHIPPED"]
+    shipped_fbm = [
+        o
+        for o in orders
+        if o["fulfillment"]["fulfilledBy"] == "MERCHANT" and o["fulfillment"]["fulfillmentStatus"] == "SHIPPED"
+    ]
     assert 0 < sum("packages" not in o for o in shipped_fbm) < len(shipped_fbm)  # Seller Central, no packages
     programs = Counter(p for o in orders for p in o.get("programs", []))
     assert {"PRIME", "AMAZON_BUSINESS", "INVOICE_BY_AMAZON", "PREMIUM", "PREORDER"} <= set(programs)
@@ -81,26 +87,34 @@ def test_realistic_shapes_at_their_rates():
             assert order["buyer"]["buyerPurchaseOrderNumber"]
     replacements = [o for o in orders if o.get("associatedOrders")]
     ids = {o["orderId"] for o in orders}
-    assert replacements and all(o["associatedOrders"][0]["associationType"] == "REPLACEMENT_ORIGINAL_ID"
-                                and o["associatedOrders"][0]["orderId"] in ids
-                                and Decimal(o["proceeds"]["grandTotal"]["amount"]) == 0 for o in replacements)
+    assert replacements and all(
+        o["associatedOrders"][0]["associationType"] == "REPLACEMENT_ORIGINAL_ID"
+        and o["associatedOrders"][0]["orderId"] in ids
+        and Decimal(o["proceeds"]["grandTotal"]["amount"]) == 0
+        for o in replacements
+    )
     items = [(o, i) for o in orders for i in o["orderItems"]]
     collections = [c for _, i in items for c in i.get("tax", {}).get("taxCollections", [])]
     assert {c["model"] for c in collections} == {"MARKETPLACE_FACILITATOR"}
     assert "" in {c["responsibleParty"] for c in collections}
-    assert {"UOSS", "IOSS"} <= {b["reportingScheme"] for _, i in items
-                                for b in i.get("tax", {}).get("taxCalculationBreakdowns", [])}
+    assert {"UOSS", "IOSS"} <= {
+        b["reportingScheme"] for _, i in items for b in i.get("tax", {}).get("taxCalculationBreakdowns", [])
+    }
     gifts = [i for _, i in items if i.get("fulfillment", {}).get("packing", {}).get("giftOption")]
     assert gifts and any("GIFT_WRAP" in {b["type"] for b in i["proceeds"]["breakdowns"]} for i in gifts)
-    registrations = Counter((MARKETPLACES[o["salesChannel"]["marketplaceId"]].country_code, r["taxRegistrationType"])
-                            for o in orders for r in o.get("tax", {}).get("taxRegistrations", []))
+    registrations = Counter(
+        (MARKETPLACES[o["salesChannel"]["marketplaceId"]].country_code, r["taxRegistrationType"])
+        for o in orders
+        for r in o.get("tax", {}).get("taxRegistrations", [])
+    )
     assert registrations[("BR", "CPF")] and registrations[("BR", "CNPJ")]
     assert any(kind == "VAT" and country in ("DE", "GB", "FR", "IT", "ES") for country, kind in registrations)
     assert any(o.get("tax", {}).get("taxInvoicing", {}).get("buyerInvoicePreference") for o in orders)
     addresses = [o["recipient"]["deliveryAddress"] for o in orders if o.get("recipient")]
     north_america = sample("realistic", seeds=range(30), marketplace_ids=["ATVPDKIKX0DER", "A2EUQ1WTGCTBG2"])
     states = {a.get("stateOrRegion") for a in addresses} | {
-        o["recipient"]["deliveryAddress"].get("stateOrRegion") for o in north_america}
+        o["recipient"]["deliveryAddress"].get("stateOrRegion") for o in north_america
+    }
     assert {"WA", "PR", "californiA", "Québec", "Nordrhein-Westfalen", "東京都"} <= states
     assert all("city" not in a for a in addresses if a["countryCode"] == "JP")
     assert all("postalCode" not in a for a in addresses if a["countryCode"] == "AE")
@@ -112,12 +126,14 @@ def test_rates_are_configurable():
     with_packages = Realism.resolve({"preset": "realistic", "fba_packages": 1.0})
     shipped_fba = sample(with_packages, seeds=range(20), status="SHIPPED", fulfilled_by="AMAZON")
     assert all("packages" in o for o in shipped_fba)
-    assert not any(i.get("fulfillment", {}).get("packing") for o in sample({"gift": 0.0}, seeds=range(20))
-                   for i in o["orderItems"])
+    assert not any(
+        i.get("fulfillment", {}).get("packing") for o in sample({"gift": 0.0}, seeds=range(20)) for i in o["orderItems"]
+    )
     compat = sample("compat", seeds=range(20), status="SHIPPED", fulfilled_by="AMAZON")
     assert all("packages" in o for o in compat)  # compat: the two shapes the integration does not handle yet
-    assert not any(b["type"] == "GIFT_WRAP" for o in compat for i in o["orderItems"]
-                   for b in i["proceeds"]["breakdowns"])
+    assert not any(
+        b["type"] == "GIFT_WRAP" for o in compat for i in o["orderItems"] for b in i["proceeds"]["breakdowns"]
+    )
     assert not any("buyerEmail" in o.get("buyer", {}) for o in compat)  # the other FBA shapes are Amazon's
     for bad in ({"gift": 2.0}, {"nonsense": 0.1}, "fancy", {"preset": "fancy"}):
         with pytest.raises(ValueError):
@@ -126,8 +142,11 @@ def test_rates_are_configurable():
 
 
 def test_generate_route_takes_a_realism(amz):
-    r = amz.admin("POST", "/orders/generate", json={"count": 30, "seed": 5, "fulfilledBy": "AMAZON",
-                                                    "status": "SHIPPED", "realism": "realistic"})
+    r = amz.admin(
+        "POST",
+        "/orders/generate",
+        json={"count": 30, "seed": 5, "fulfilledBy": "AMAZON", "status": "SHIPPED", "realism": "realistic"},
+    )
     assert r.status_code == 200, r.text
     orders = amz.admin("GET", "/orders").json()["orders"]
     assert len(orders) == 30 and not any("packages" in o for o in orders)
@@ -142,8 +161,12 @@ def test_live_mode_is_realistic(amz):
     rng = random.Random(9)
     for _ in range(5):
         live_step(state, rng)
-    fba = [r["order"] for r in state.orders.values() if r["order"]["fulfillment"]["fulfilledBy"] == "AMAZON"
-           and r["order"]["fulfillment"]["fulfillmentStatus"] == "SHIPPED"]
+    fba = [
+        r["order"]
+        for r in state.orders.values()
+        if r["order"]["fulfillment"]["fulfilledBy"] == "AMAZON"
+        and r["order"]["fulfillment"]["fulfillmentStatus"] == "SHIPPED"
+    ]
     assert fba and not any(o.get("packages") for o in fba)
     for record in state.orders.values():
         validate(ORDERS_MODEL, "Order", record["order"])

@@ -81,14 +81,22 @@ def test_filters_and_time_window(amz):
     amz.load(
         make_order("113-0000001-0000001", status="UNSHIPPED", updated=now - 7200, created=now - 7200),
         make_order("113-0000001-0000002", status="SHIPPED", updated=now - 3600, created=now - 9000),
-        make_order("701-0000001-0000003", status="UNSHIPPED", marketplace=CA, fulfilled_by="AMAZON",
-                   updated=now - 600, created=now - 600),
+        make_order(
+            "701-0000001-0000003",
+            status="UNSHIPPED",
+            marketplace=CA,
+            fulfilled_by="AMAZON",
+            updated=now - 600,
+            created=now - 600,
+        ),
     )
     ids = lambda r: [o["orderId"] for o in r.json()["orders"]]  # noqa: E731
     assert ids(amz.search(lastUpdatedAfter=iso(now - 4000))) == ["113-0000001-0000002", "701-0000001-0000003"]
     assert ids(amz.search(createdAfter=iso(now - 4000))) == ["701-0000001-0000003"]
     assert ids(amz.search(lastUpdatedAfter=LONG_AGO, lastUpdatedBefore=iso(now - 3000))) == [
-        "113-0000001-0000001", "113-0000001-0000002"]
+        "113-0000001-0000001",
+        "113-0000001-0000002",
+    ]
     assert ids(amz.search(lastUpdatedAfter=LONG_AGO, fulfillmentStatuses="SHIPPED")) == ["113-0000001-0000002"]
     assert ids(amz.search(lastUpdatedAfter=LONG_AGO, marketplaceIds=CA)) == ["701-0000001-0000003"]
     assert ids(amz.search(lastUpdatedAfter=LONG_AGO, fulfilledBy="AMAZON")) == ["701-0000001-0000003"]
@@ -138,8 +146,9 @@ def test_pending_order_gets_buyer_after_payment_authorisation(amz):
     amz.load(make_order("113-0000001-0000001", status="PENDING"))
     r = amz.admin("POST", "/orders/113-0000001-0000001/events", json={"type": "authorize_payment"})
     assert r.status_code == 200
-    order = amz.get("/orders/2026-01-01/orders/113-0000001-0000001",
-                    params={"includedData": "BUYER,RECIPIENT,FULFILLMENT"}).json()["order"]
+    order = amz.get(
+        "/orders/2026-01-01/orders/113-0000001-0000001", params={"includedData": "BUYER,RECIPIENT,FULFILLMENT"}
+    ).json()["order"]
     assert order["fulfillment"]["fulfillmentStatus"] == "UNSHIPPED"
     assert order["buyer"]["buyerName"]
     assert order["lastUpdatedTime"] > order["createdTime"]

@@ -12,12 +12,25 @@ from sandboxes.amazon.config import AmazonSandboxConfig
 from sandboxes.amazon.marketplaces import MARKETPLACES, in_region, minor_units, region_of
 from sandboxes.swagger import validate
 
-US, BR, DE, TR, IN, AE, JP = ("ATVPDKIKX0DER", "A2Q3Y263D00KWC", "A1PA6795UKMFR9", "A33AVAJ2PDY3EV",
-                              "A21TJRUUN4KGV", "A2VIGQ35RCS4UG", "A1VC38T7YXB528")
+US, BR, DE, TR, IN, AE, JP = (
+    "ATVPDKIKX0DER",
+    "A2Q3Y263D00KWC",
+    "A1PA6795UKMFR9",
+    "A33AVAJ2PDY3EV",
+    "A21TJRUUN4KGV",
+    "A2VIGQ35RCS4UG",
+    "A1VC38T7YXB528",
+)
 WORLD = [US, BR, DE, TR, IN, AE, JP]
-ORDERS = {US: "113-0000001-0000001", BR: "701-0000001-0000002", DE: "302-0000001-0000003",
-          TR: "402-0000001-0000004", IN: "404-0000001-0000005", AE: "406-0000001-0000006",
-          JP: "503-0000001-0000007"}
+ORDERS = {
+    US: "113-0000001-0000001",
+    BR: "701-0000001-0000002",
+    DE: "302-0000001-0000003",
+    TR: "402-0000001-0000004",
+    IN: "404-0000001-0000005",
+    AE: "406-0000001-0000006",
+    JP: "503-0000001-0000007",
+}
 
 
 def test_amazon_marketplace_table():
@@ -42,8 +55,10 @@ def test_config_refuses_unknown_region_and_marketplace():
 @pytest.fixture
 def world():
     """A seller in seven marketplaces of the three regions, one order in each."""
-    config = AmazonSandboxConfig(speed=100, sellers=[
-        {"seller_id": "A2SANDBOXSELLER1", "refresh_token": "sandbox-refresh-token", "marketplace_ids": WORLD}])
+    config = AmazonSandboxConfig(
+        speed=100,
+        sellers=[{"seller_id": "A2SANDBOXSELLER1", "refresh_token": "sandbox-refresh-token", "marketplace_ids": WORLD}],
+    )
     with serve(config) as (base, app):
         amz = Amz(base, app)
         amz.load(*[make_order(oid, marketplace=m) for m, oid in ORDERS.items()])
@@ -60,10 +75,13 @@ def test_each_region_serves_its_own_marketplaces(world):
     amz = world
     assert _ids(amz.search(lastUpdatedAfter=LONG_AGO)) == {ORDERS[US], ORDERS[BR]}  # root = NA by default
     assert _ids(amz.get("/na/orders/2026-01-01/orders", params={"lastUpdatedAfter": LONG_AGO})) == {
-        ORDERS[US], ORDERS[BR]}
+        ORDERS[US],
+        ORDERS[BR],
+    }
     # one searchOrders call for all of a region's marketplaces (marketplaceIds takes a list)
-    eu = amz.get("/eu/orders/2026-01-01/orders", params={"lastUpdatedAfter": LONG_AGO,
-                                                          "marketplaceIds": f"{DE},{TR},{IN},{AE}"})
+    eu = amz.get(
+        "/eu/orders/2026-01-01/orders", params={"lastUpdatedAfter": LONG_AGO, "marketplaceIds": f"{DE},{TR},{IN},{AE}"}
+    )
     assert _ids(eu) == {ORDERS[m] for m in (DE, TR, IN, AE)}
     assert _ids(amz.get("/fe/orders/2026-01-01/orders", params={"lastUpdatedAfter": LONG_AGO})) == {ORDERS[JP]}
     assert amz.get(f"/eu/orders/2026-01-01/orders/{ORDERS[DE]}").status_code == 200
@@ -76,23 +94,38 @@ def test_marketplace_of_another_region_is_refused_as_amazon_does(world):
     r = amz.search(lastUpdatedAfter=LONG_AGO, marketplaceIds=f"{US},{DE}")
     assert r.status_code == 403
     validate(ORDERS_MODEL, "ErrorList", r.json())
-    assert r.json()["errors"][0] == {"code": "Unauthorized", "message": "Access to requested resource is denied.",
-                                     "details": "The marketplaces you provided are not valid for region."}
+    assert r.json()["errors"][0] == {
+        "code": "Unauthorized",
+        "message": "Access to requested resource is denied.",
+        "details": "The marketplaces you provided are not valid for region.",
+    }
     unknown = amz.search(lastUpdatedAfter=LONG_AGO, marketplaceIds="NOTAMARKETPLACE")
     assert unknown.status_code == 400 and unknown.json()["errors"][0]["code"] == "InvalidInput"
     # confirmShipment naming a European marketplace on the NA endpoint
     item = amz.admin("GET", f"/orders/{ORDERS[US]}").json()["order"]["orderItems"][0]["orderItemId"]
-    body = {"marketplaceId": DE, "packageDetail": {
-        "packageReferenceId": "1", "carrierCode": "UPS", "trackingNumber": "1Z1", "shipDate": "2026-01-02T10:00:00Z",
-        "orderItems": [{"orderItemId": item, "quantity": 1}]}}
+    body = {
+        "marketplaceId": DE,
+        "packageDetail": {
+            "packageReferenceId": "1",
+            "carrierCode": "UPS",
+            "trackingNumber": "1Z1",
+            "shipDate": "2026-01-02T10:00:00Z",
+            "orderItems": [{"orderItemId": item, "quantity": 1}],
+        },
+    }
     refused = amz.post(f"/orders/v0/orders/{ORDERS[US]}/shipmentConfirmation", json=body)
     assert refused.status_code == 403
     validate(ORDERS_V0, "ConfirmShipmentErrorResponse", refused.json())
     # createFeed naming a marketplace of another region
     doc = amz.post("/feeds/2021-06-30/documents", json={"contentType": "text/xml"}).json()
-    feed = amz.post("/feeds/2021-06-30/feeds", json={"feedType": "POST_ORDER_ACKNOWLEDGEMENT_DATA",
-                                                     "marketplaceIds": [JP],
-                                                     "inputFeedDocumentId": doc["feedDocumentId"]})
+    feed = amz.post(
+        "/feeds/2021-06-30/feeds",
+        json={
+            "feedType": "POST_ORDER_ACKNOWLEDGEMENT_DATA",
+            "marketplaceIds": [JP],
+            "inputFeedDocumentId": doc["feedDocumentId"],
+        },
+    )
     assert feed.status_code == 403
     validate(FEEDS_MODEL, "ErrorList", feed.json())
 
@@ -102,9 +135,14 @@ def test_feeds_belong_to_the_region_they_were_created_in(world):
     content = envelope("OrderAcknowledgement", ack(ORDERS[DE], "Success"), ack(ORDERS[US], "Success"))
     doc = amz.post("/eu/feeds/2021-06-30/documents", json={"contentType": "text/xml"}).json()
     assert requests.put(doc["url"], data=content, headers={"Content-Type": "text/xml"}, timeout=5).ok
-    created = amz.post("/eu/feeds/2021-06-30/feeds", json={
-        "feedType": "POST_ORDER_ACKNOWLEDGEMENT_DATA", "marketplaceIds": [DE],
-        "inputFeedDocumentId": doc["feedDocumentId"]})
+    created = amz.post(
+        "/eu/feeds/2021-06-30/feeds",
+        json={
+            "feedType": "POST_ORDER_ACKNOWLEDGEMENT_DATA",
+            "marketplaceIds": [DE],
+            "inputFeedDocumentId": doc["feedDocumentId"],
+        },
+    )
     assert created.status_code == 202, created.text
     feed_id = created.json()["feedId"]
     assert amz.get(f"/feeds/2021-06-30/feeds/{feed_id}").status_code == 404  # not an NA feed
@@ -143,8 +181,10 @@ def test_sellers_route_adds_marketplaces_of_any_region(amz):
     assert r.status_code == 200, r.text
     amz.load(make_order(ORDERS[TR], marketplace=TR))
     assert _ids(amz.get("/eu/orders/2026-01-01/orders", params={"lastUpdatedAfter": LONG_AGO})) == {ORDERS[TR]}
-    assert amz.admin("POST", "/sellers", json={"sellerId": "A2SANDBOXSELLER1", "marketplaceIds": ["XX"]}
-                     ).status_code == 400
+    assert (
+        amz.admin("POST", "/sellers", json={"sellerId": "A2SANDBOXSELLER1", "marketplaceIds": ["XX"]}).status_code
+        == 400
+    )
     assert amz.admin("POST", "/sellers", json={"sellerId": "NEW", "marketplaceIds": [US]}).status_code == 400
 
 

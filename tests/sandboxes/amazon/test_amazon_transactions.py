@@ -83,8 +83,14 @@ def test_shipment_and_feed_refund_as_amazon_shows_them(amz):
     # the shipment: what the buyer paid, Amazon's commission taken off
     paid = sum(Decimal(b["subtotal"]["amount"]) for i in order["orderItems"] for b in i["proceeds"]["breakdowns"])
     sales = next(b for b in shipment["breakdowns"] if b["breakdownType"] == "Sales")
-    promos = sum((b["breakdownAmount"]["currencyAmount"] for b in shipment["breakdowns"]
-                  if b["breakdownType"] == "PromoRebates"), Decimal("0"))
+    promos = sum(
+        (
+            b["breakdownAmount"]["currencyAmount"]
+            for b in shipment["breakdowns"]
+            if b["breakdownType"] == "PromoRebates"
+        ),
+        Decimal("0"),
+    )
     assert sales["breakdownAmount"]["currencyAmount"] + promos == paid
     assert shipment["totalAmount"]["currencyAmount"] < paid
 
@@ -96,8 +102,12 @@ def test_amazon_side_refund_and_order_filter(amz):
     _, by_order = transactions(amz, relatedIdentifierName="ORDER_ID", relatedIdentifierValue=OID)
     assert [t["transactionType"] for t in by_order] == ["Shipment", "Refund", "Refund"]
     group = ids(by_order[0])["FINANCIAL_EVENT_GROUP_ID"]
-    _, by_group = transactions(amz, relatedIdentifierName="FINANCIAL_EVENT_GROUP_ID", relatedIdentifierValue=group,
-                               postedAfter=iso(time.time() - 7200))
+    _, by_group = transactions(
+        amz,
+        relatedIdentifierName="FINANCIAL_EVENT_GROUP_ID",
+        relatedIdentifierValue=group,
+        postedAfter=iso(time.time() - 7200),
+    )
     assert {t["transactionId"] for t in by_group} <= {t["transactionId"] for t in by_order} and by_group
     assert transactions(amz, relatedIdentifierName="ORDER_ID", relatedIdentifierValue="999-0000000-0000000")[1] == []
 
@@ -213,14 +223,18 @@ def test_yen_transactions_have_no_decimals(amz):
 @pytest.mark.parametrize("removed", [False, True])
 def test_finances_v0_removed_switch(amz, removed):
     amz.settings(finances_v0_removed=removed)
-    paths = ["/finances/v0/financialEvents", f"/finances/v0/orders/{OID}/financialEvents",
-             "/finances/v0/financialEventGroups"]
+    paths = [
+        "/finances/v0/financialEvents",
+        f"/finances/v0/orders/{OID}/financialEvents",
+        "/finances/v0/financialEventGroups",
+    ]
     answers = [amz.get(p, params={"PostedAfter": iso(time.time() - 3600)}) for p in paths]
     if removed:
         for r in answers:
             assert r.status_code == 404
-            assert r.json() == {"errors": [{"code": "ResourceNotFound",
-                                            "message": "Cannot find resource by the given URI"}]}
+            assert r.json() == {
+                "errors": [{"code": "ResourceNotFound", "message": "Cannot find resource by the given URI"}]
+            }
         stats = amz.admin("GET", "/stats").json()["operations"]
         assert stats["listFinancialEvents"]["removed"] == 1 and stats["listFinancialEventsByOrderId"]["removed"] == 1
     else:

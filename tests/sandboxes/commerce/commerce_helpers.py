@@ -13,16 +13,28 @@ from sandboxes.swagger import validate as _validate
 MODEL = "commerce/adobe-commerce-admin-openapi-2.4.9.json"
 _counter = itertools.count(1)
 # A complete US address (no region): the base of the address validation tests.
-ADDRESS = {"firstname": "Ana", "lastname": "Buyer", "street": ["1 Main St"], "city": "Seattle", "postcode": "98101",
-           "country_id": "US", "telephone": "555-0100", "email": "ana@example.com"}
+ADDRESS = {
+    "firstname": "Ana",
+    "lastname": "Buyer",
+    "street": ["1 Main St"],
+    "city": "Seattle",
+    "postcode": "98101",
+    "country_id": "US",
+    "telephone": "555-0100",
+    "email": "ana@example.com",
+}
 
 
 def validate(definition: str, instance: Any) -> None:
     _validate(MODEL, definition, instance)
 
 
-def sc(*groups: list[tuple[str, Any, str]], page_size: int | None = None, current_page: int | None = None,
-       sort: list[tuple[str, str]] | None = None) -> dict[str, str]:
+def sc(
+    *groups: list[tuple[str, Any, str]],
+    page_size: int | None = None,
+    current_page: int | None = None,
+    sort: list[tuple[str, str]] | None = None,
+) -> dict[str, str]:
     """Build PHP-style searchCriteria query params from filter groups of (field, value, condition)."""
     params: dict[str, str] = {}
     for g, group in enumerate(groups):
@@ -46,9 +58,18 @@ def sc(*groups: list[tuple[str, Any, str]], page_size: int | None = None, curren
 def order_entity(**overrides: Any) -> dict[str, Any]:
     """A valid ``sales-data-order-interface`` create body: 2 × SKU-1 at 10.00 + 1 × SKU-2 at 5.25."""
     n = next(_counter)
-    address = {"firstname": "Test", "lastname": "Buyer", "street": ["1 Main St"], "city": "Seattle",
-               "postcode": "98101", "country_id": "US", "telephone": "555-0100", "email": "buyer@example.com",
-               "region": "Washington", "region_code": "WA"}
+    address = {
+        "firstname": "Test",
+        "lastname": "Buyer",
+        "street": ["1 Main St"],
+        "city": "Seattle",
+        "postcode": "98101",
+        "country_id": "US",
+        "telephone": "555-0100",
+        "email": "buyer@example.com",
+        "region": "Washington",
+        "region_code": "WA",
+    }
     entity: dict[str, Any] = {
         "ext_order_id": f"111-0000000-{n:07d}",
         "customer_email": "buyer@example.com",
@@ -57,29 +78,56 @@ def order_entity(**overrides: Any) -> dict[str, Any]:
         "customer_is_guest": 1,
         "base_currency_code": "USD",
         "order_currency_code": "USD",
-        "subtotal": Decimal("25.25"), "base_subtotal": Decimal("25.25"),
-        "tax_amount": Decimal("2.02"), "base_tax_amount": Decimal("2.02"),
-        "shipping_amount": Decimal("4.99"), "base_shipping_amount": Decimal("4.99"),
-        "grand_total": Decimal("32.26"), "base_grand_total": Decimal("32.26"),
+        "subtotal": Decimal("25.25"),
+        "base_subtotal": Decimal("25.25"),
+        "tax_amount": Decimal("2.02"),
+        "base_tax_amount": Decimal("2.02"),
+        "shipping_amount": Decimal("4.99"),
+        "base_shipping_amount": Decimal("4.99"),
+        "grand_total": Decimal("32.26"),
+        "base_grand_total": Decimal("32.26"),
         "shipping_description": "Amazon - Standard",
         "items": [
-            {"sku": "SKU-1", "name": "Widget", "qty_ordered": 2, "price": Decimal("10.00"),
-             "base_price": Decimal("10.00"), "row_total": Decimal("20.00"), "base_row_total": Decimal("20.00"),
-             "tax_amount": Decimal("1.60"), "base_tax_amount": Decimal("1.60"), "product_type": "simple",
-             "ext_order_item_id": f"AMZ-ITEM-{n}-1"},
-            {"sku": "SKU-2", "name": "Gadget", "qty_ordered": 1, "price": Decimal("5.25"),
-             "base_price": Decimal("5.25"), "row_total": Decimal("5.25"), "base_row_total": Decimal("5.25"),
-             "tax_amount": Decimal("0.42"), "base_tax_amount": Decimal("0.42"), "product_type": "simple",
-             "ext_order_item_id": f"AMZ-ITEM-{n}-2"},
+            {
+                "sku": "SKU-1",
+                "name": "Widget",
+                "qty_ordered": 2,
+                "price": Decimal("10.00"),
+                "base_price": Decimal("10.00"),
+                "row_total": Decimal("20.00"),
+                "base_row_total": Decimal("20.00"),
+                "tax_amount": Decimal("1.60"),
+                "base_tax_amount": Decimal("1.60"),
+                "product_type": "simple",
+                "ext_order_item_id": f"AMZ-ITEM-{n}-1",
+            },
+            {
+                "sku": "SKU-2",
+                "name": "Gadget",
+                "qty_ordered": 1,
+                "price": Decimal("5.25"),
+                "base_price": Decimal("5.25"),
+                "row_total": Decimal("5.25"),
+                "base_row_total": Decimal("5.25"),
+                "tax_amount": Decimal("0.42"),
+                "base_tax_amount": Decimal("0.42"),
+                "product_type": "simple",
+                "ext_order_item_id": f"AMZ-ITEM-{n}-2",
+            },
         ],
         "billing_address": {**address, "address_type": "billing"},
         "payment": {"method": "checkmo", "account_status": "", "cc_last4": "", "additional_information": ["Amazon"]},
-        "extension_attributes": {"shipping_assignments": [
-            {"shipping": {"address": {**address, "address_type": "shipping"}, "method": "flatrate_flatrate"},
-             "items": []}
-        ]},
-        "status_histories": [{"comment": "Imported from Amazon", "is_customer_notified": 0,
-                              "is_visible_on_front": 0, "parent_id": 0}],
+        "extension_attributes": {
+            "shipping_assignments": [
+                {
+                    "shipping": {"address": {**address, "address_type": "shipping"}, "method": "flatrate_flatrate"},
+                    "items": [],
+                }
+            ]
+        },
+        "status_histories": [
+            {"comment": "Imported from Amazon", "is_customer_notified": 0, "is_visible_on_front": 0, "parent_id": 0}
+        ],
     }
     entity.update(overrides)
     return entity
@@ -104,8 +152,11 @@ class Client:
         self.app = app
         self.store = store
         self.session = requests.Session()
-        token = self.session.post(f"{base}/rest/default/V1/integration/admin/token",
-                                  json={"username": "admin", "password": "sandbox-admin-password"}, timeout=5)
+        token = self.session.post(
+            f"{base}/rest/default/V1/integration/admin/token",
+            json={"username": "admin", "password": "sandbox-admin-password"},
+            timeout=5,
+        )
         assert token.status_code == 200, token.text
         self.session.headers["Authorization"] = f"Bearer {token.json()}"
 

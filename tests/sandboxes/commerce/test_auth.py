@@ -14,8 +14,13 @@ NOT_AUTHORIZED = "The consumer isn't authorized to access %resources."
 
 
 def oauth(method=SIGNATURE_HMAC_SHA256, consumer_secret=None, token_secret=None) -> OAuth1:
-    return OAuth1(CREDS["consumer_key"], consumer_secret or CREDS["consumer_secret"], CREDS["access_token"],
-                  token_secret or CREDS["access_token_secret"], signature_method=method)
+    return OAuth1(
+        CREDS["consumer_key"],
+        consumer_secret or CREDS["consumer_secret"],
+        CREDS["access_token"],
+        token_secret or CREDS["access_token_secret"],
+        signature_method=method,
+    )
 
 
 def test_admin_token_good_bad_and_expired(commerce_sandbox):
@@ -30,8 +35,10 @@ def test_admin_token_good_bad_and_expired(commerce_sandbox):
 
     bad = requests.post(url, json={**body, "password": "wrong"}, timeout=5)
     assert bad.status_code == 401
-    assert bad.json() == {"message": "The account sign-in was incorrect or your account is disabled temporarily. "
-                                     "Please wait and try again later."}
+    assert bad.json() == {
+        "message": "The account sign-in was incorrect or your account is disabled temporarily. "
+        "Please wait and try again later."
+    }
     validate("error-response", bad.json())
 
     orders = f"{base}/rest/default/V1/orders"
@@ -53,16 +60,21 @@ def test_no_or_garbage_credentials_are_rejected(client):
 
 
 def test_oauth1_hmac_sha256_and_sha1_signed_requests_are_accepted(client):
-    params = {"searchCriteria[filter_groups][0][filters][0][field]": "sku",
-              "searchCriteria[filter_groups][0][filters][0][value]": "SKU-1,SKU-2",
-              "searchCriteria[filter_groups][0][filters][0][condition_type]": "in"}
+    params = {
+        "searchCriteria[filter_groups][0][filters][0][field]": "sku",
+        "searchCriteria[filter_groups][0][filters][0][value]": "SKU-1,SKU-2",
+        "searchCriteria[filter_groups][0][filters][0][condition_type]": "in",
+    }
     for method in (SIGNATURE_HMAC_SHA256, SIGNATURE_HMAC_SHA1):
         resp = requests.get(client.url("/V1/products"), params=params, auth=oauth(method), timeout=5)
         assert resp.status_code == 200, resp.text
         assert resp.json()["total_count"] == 2
-    created = requests.post(client.url("/V1/customers"), auth=oauth(),
-                            json={"customer": {"email": "o@example.com", "firstname": "O", "lastname": "Auth"}},
-                            timeout=5)
+    created = requests.post(
+        client.url("/V1/customers"),
+        auth=oauth(),
+        json={"customer": {"email": "o@example.com", "firstname": "O", "lastname": "Auth"}},
+        timeout=5,
+    )
     assert created.status_code == 200, created.text
 
 

@@ -11,15 +11,27 @@ def _full_cycle(client):
     order = client.create_order()
     oid, ids = order["entity_id"], [i["item_id"] for i in order["items"]]
     invoice_body = {"capture": True, "items": [{"order_item_id": ids[0], "qty": 2}], "notify": False}
-    ship_body = {"items": [{"order_item_id": ids[0], "qty": 1}], "notify": False,
-                 "tracks": [{"track_number": "1Z999", "title": "UPS", "carrier_code": "ups"}],
-                 "comment": {"comment": "Shipped", "is_visible_on_front": 0}}
-    refund_body = {"items": [{"order_item_id": ids[0], "qty": 1}], "notify": False,
-                   "arguments": {"shipping_amount": 0, "adjustment_positive": 0, "adjustment_negative": 0,
-                                 "extension_attributes": {"return_to_stock_items": [ids[0]]}}}
-    for body, item_def in ((invoice_body, "sales-data-invoice-item-creation-interface"),
-                           (ship_body, "sales-data-shipment-item-creation-interface"),
-                           (refund_body, "sales-data-creditmemo-item-creation-interface")):
+    ship_body = {
+        "items": [{"order_item_id": ids[0], "qty": 1}],
+        "notify": False,
+        "tracks": [{"track_number": "1Z999", "title": "UPS", "carrier_code": "ups"}],
+        "comment": {"comment": "Shipped", "is_visible_on_front": 0},
+    }
+    refund_body = {
+        "items": [{"order_item_id": ids[0], "qty": 1}],
+        "notify": False,
+        "arguments": {
+            "shipping_amount": 0,
+            "adjustment_positive": 0,
+            "adjustment_negative": 0,
+            "extension_attributes": {"return_to_stock_items": [ids[0]]},
+        },
+    }
+    for body, item_def in (
+        (invoice_body, "sales-data-invoice-item-creation-interface"),
+        (ship_body, "sales-data-shipment-item-creation-interface"),
+        (refund_body, "sales-data-creditmemo-item-creation-interface"),
+    ):
         for item in body["items"]:
             validate(item_def, item)
     for track in ship_body["tracks"]:
@@ -36,23 +48,39 @@ def test_order_create_body_and_responses(client):
     validate("sales-data-order-interface", entity)  # what the tests send is a valid entity
     oid = _full_cycle(client)
     validate("sales-data-order-interface", client.get(f"/V1/orders/{oid}").json())
-    result = client.get("/V1/orders", params=sc([("entity_id", oid, "eq")], page_size=10, current_page=1,
-                                                 sort=[("created_at", "DESC")])).json()
+    result = client.get(
+        "/V1/orders", params=sc([("entity_id", oid, "eq")], page_size=10, current_page=1, sort=[("created_at", "DESC")])
+    ).json()
     validate("sales-data-order-search-result-interface", result)
     comment = {"comment": "hello", "is_customer_notified": 0, "is_visible_on_front": 0, "parent_id": oid}
     validate("sales-data-order-status-history-interface", comment)
     client.post(f"/V1/orders/{oid}/comments", {"statusHistory": comment})
-    validate("sales-data-order-status-history-search-result-interface",
-             client.get(f"/V1/orders/{oid}/comments").json())
+    validate("sales-data-order-status-history-search-result-interface", client.get(f"/V1/orders/{oid}/comments").json())
 
 
-@pytest.mark.parametrize("path,one_path,item_def,result_def", [
-    ("/V1/invoices", "/V1/invoice/{}", "sales-data-invoice-interface", "sales-data-invoice-search-result-interface"),
-    ("/V1/shipments", "/V1/shipment/{}", "sales-data-shipment-interface",
-     "sales-data-shipment-search-result-interface"),
-    ("/V1/creditmemos", "/V1/creditmemo/{}", "sales-data-creditmemo-interface",
-     "sales-data-creditmemo-search-result-interface"),
-])
+@pytest.mark.parametrize(
+    "path,one_path,item_def,result_def",
+    [
+        (
+            "/V1/invoices",
+            "/V1/invoice/{}",
+            "sales-data-invoice-interface",
+            "sales-data-invoice-search-result-interface",
+        ),
+        (
+            "/V1/shipments",
+            "/V1/shipment/{}",
+            "sales-data-shipment-interface",
+            "sales-data-shipment-search-result-interface",
+        ),
+        (
+            "/V1/creditmemos",
+            "/V1/creditmemo/{}",
+            "sales-data-creditmemo-interface",
+            "sales-data-creditmemo-search-result-interface",
+        ),
+    ],
+)
 def test_documents(client, path, one_path, item_def, result_def):
     oid = _full_cycle(client)
     result = client.get(path, params=sc([("order_id", oid, "eq")])).json()
@@ -65,19 +93,22 @@ def test_documents(client, path, one_path, item_def, result_def):
 
 def test_catalog_customer_inventory_store(client):
     validate("catalog-data-product-interface", client.get("/V1/products/SKU-1").json())
-    validate("catalog-data-product-search-results-interface",
-             client.get("/V1/products", params=sc([("sku", "SKU-1,SKU-2", "in")])).json())
+    validate(
+        "catalog-data-product-search-results-interface",
+        client.get("/V1/products", params=sc([("sku", "SKU-1,SKU-2", "in")])).json(),
+    )
     source_body = {"sku": "SKU-1", "source_code": "default", "quantity": 4, "status": 1}
     validate("inventory-api-data-source-item-interface", source_body)
     client.post("/V1/inventory/source-items", {"sourceItems": [source_body]})
-    validate("inventory-api-data-source-item-search-results-interface",
-             client.get("/V1/inventory/source-items", params=sc()).json())
+    validate(
+        "inventory-api-data-source-item-search-results-interface",
+        client.get("/V1/inventory/source-items", params=sc()).json(),
+    )
     validate("catalog-inventory-data-stock-item-interface", client.get("/V1/stockItems/SKU-1").json())
     customer = {"email": "c@example.com", "firstname": "C", "lastname": "D"}
     validate("customer-data-customer-interface", customer)
     validate("customer-data-customer-interface", client.post("/V1/customers", {"customer": customer}).json())
-    validate("customer-data-customer-search-results-interface", client.get("/V1/customers/search",
-                                                                           params=sc()).json())
+    validate("customer-data-customer-search-results-interface", client.get("/V1/customers/search", params=sc()).json())
     validate("directory-data-currency-information-interface", client.get("/V1/directory/currency").json())
     for view in client.get("/V1/store/storeViews").json():
         validate("store-data-store-interface", view)
@@ -86,9 +117,12 @@ def test_catalog_customer_inventory_store(client):
 
 
 def test_error_bodies(client):
-    for resp in (client.get("/V1/orders/12345"), client.get("/V1/products/NOPE"),
-                 client.post("/V1/orders", {"entity": order_entity(items=[])}),
-                 client.post("/V1/orders/1/hold")):
+    for resp in (
+        client.get("/V1/orders/12345"),
+        client.get("/V1/products/NOPE"),
+        client.post("/V1/orders", {"entity": order_entity(items=[])}),
+        client.post("/V1/orders/1/hold"),
+    ):
         assert resp.status_code in (400, 404)
         body = resp.json()
         assert isinstance(body["message"], str)
@@ -113,9 +147,17 @@ def test_directory_customer_address_and_new_error_bodies(client):
     for store in ("default", "ca_en", "multi"):
         body = client.session.get(client.url("/V1/directory/currency", store=store), timeout=5).json()
         validate("directory-data-currency-information-interface", body)
-    address = {"firstname": "A", "lastname": "B", "street": ["1 Main St"], "city": "Seattle", "postcode": "98101",
-               "country_id": "US", "telephone": "555-0100", "region_id": 62,
-               "region": {"region_code": "WA", "region": "Washington", "region_id": 62}}
+    address = {
+        "firstname": "A",
+        "lastname": "B",
+        "street": ["1 Main St"],
+        "city": "Seattle",
+        "postcode": "98101",
+        "country_id": "US",
+        "telephone": "555-0100",
+        "region_id": 62,
+        "region": {"region_code": "WA", "region": "Washington", "region_id": 62},
+    }
     customer = {"email": "conf@example.com", "firstname": "A", "lastname": "B", "addresses": [address]}
     validate("customer-data-customer-interface", customer)
     created = client.post("/V1/customers", {"customer": customer}).json()
@@ -123,10 +165,14 @@ def test_directory_customer_address_and_new_error_bodies(client):
     validate("customer-data-customer-interface", client.get(f"/V1/customers/{created['id']}").json())
     updated = client.put(f"/V1/customers/{created['id']}", {"customer": {**customer, "addresses": []}}).json()
     validate("customer-data-customer-interface", updated)
-    refused = client.post("/V1/customers", {"customer": {**customer, "email": "x@example.com",
-                                                        "addresses": [{**address, "region_id": 76}]}})
-    several = client.post("/V1/customers", {"customer": {**customer, "email": "y@example.com",
-                                                        "addresses": [{**address, "city": "", "postcode": ""}]}})
+    refused = client.post(
+        "/V1/customers",
+        {"customer": {**customer, "email": "x@example.com", "addresses": [{**address, "region_id": 76}]}},
+    )
+    several = client.post(
+        "/V1/customers",
+        {"customer": {**customer, "email": "y@example.com", "addresses": [{**address, "city": "", "postcode": ""}]}},
+    )
     for resp in (client.get("/V1/directory/countries/PR"), client.get("/V1/customers/999"), refused, several):
         assert resp.status_code in (400, 404)
         body = resp.json()

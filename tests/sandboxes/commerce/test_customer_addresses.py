@@ -25,8 +25,10 @@ def _customers_named(client, email: str) -> int:
 def test_customer_address_needs_a_region_id_where_the_country_requires_a_state(client):
     refused = _customer(client, _customer_address())
     assert refused.status_code == 400
-    assert refused.json() == {"message": '"%fieldName" is required. Enter and try again.',
-                              "parameters": {"fieldName": "regionId"}}
+    assert refused.json() == {
+        "message": '"%fieldName" is required. Enter and try again.',
+        "parameters": {"fieldName": "regionId"},
+    }
     assert _customers_named(client, "c@example.com") == 0  # createAccount deletes the customer again
     created = _customer(client, _customer_address(region_id=62))
     assert created.status_code == 200, created.text
@@ -40,17 +42,26 @@ def test_region_found_by_code_but_not_by_name(client):
     by_code = _customer(client, _customer_address(region={"region_code": "wa", "region": "", "region_id": 0}))
     assert by_code.status_code == 200 and by_code.json()["addresses"][0]["region_id"] == 62
     # AbstractAddress::getRegionCode() returns the region text when there is no id, so the code is not used
-    by_name = _customer(client, _customer_address(region={"region_code": "WA", "region": "Washington",
-                                                          "region_id": 0}), email="e@example.com")
+    by_name = _customer(
+        client,
+        _customer_address(region={"region_code": "WA", "region": "Washington", "region_id": 0}),
+        email="e@example.com",
+    )
     assert by_name.status_code == 400 and by_name.json()["parameters"] == {"fieldName": "regionId"}
 
 
 def test_region_of_another_country_and_countries_without_required_state(client):
     quebec_in_us = _customer(client, _customer_address(region_id=76))
-    assert quebec_in_us.json() == {"message": 'Invalid value of "%value" provided for the %fieldName field.',
-                                   "parameters": {"fieldName": "regionId", "value": "76"}}
-    japan = _customer(client, _customer_address(country_id="JP", region={"region_code": "", "region": "Tokyo",
-                                                                         "region_id": 0}, postcode="100-0001"))
+    assert quebec_in_us.json() == {
+        "message": 'Invalid value of "%value" provided for the %fieldName field.',
+        "parameters": {"fieldName": "regionId", "value": "76"},
+    }
+    japan = _customer(
+        client,
+        _customer_address(
+            country_id="JP", region={"region_code": "", "region": "Tokyo", "region_id": 0}, postcode="100-0001"
+        ),
+    )
     assert japan.status_code == 200 and japan.json()["addresses"][0]["region"]["region"] == "Tokyo"
     germany = _customer(client, _customer_address(country_id="DE", postcode="50667"), email="de@example.com")
     assert germany.status_code == 200  # DE is one of Magento's countriesWithNotRequiredStates
@@ -62,10 +73,14 @@ def test_several_errors_and_configured_state_required(custom_sandbox):
     shop = custom_sandbox(state_required=["DE"])
     several = _customer(shop, _customer_address(country_id="DE", city=" ", postcode=""))
     assert several.status_code == 400
-    assert several.json() == {"message": "One or more input exceptions have occurred.", "errors": [
-        {"message": '"%fieldName" is required. Enter and try again.', "parameters": {"fieldName": "city"}},
-        {"message": '"%fieldName" is required. Enter and try again.', "parameters": {"fieldName": "postcode"}},
-        {"message": '"%fieldName" is required. Enter and try again.', "parameters": {"fieldName": "regionId"}}]}
+    assert several.json() == {
+        "message": "One or more input exceptions have occurred.",
+        "errors": [
+            {"message": '"%fieldName" is required. Enter and try again.', "parameters": {"fieldName": "city"}},
+            {"message": '"%fieldName" is required. Enter and try again.', "parameters": {"fieldName": "postcode"}},
+            {"message": '"%fieldName" is required. Enter and try again.', "parameters": {"fieldName": "regionId"}},
+        ],
+    }
     assert _customer(shop, _customer_address()).status_code == 200  # US no longer requires a state here
 
 
@@ -76,21 +91,25 @@ def test_update_customer_validates_its_addresses(client):
     refused = client.put(path, {"customer": {**customer, "addresses": [_customer_address(region_id=500)]}})
     assert refused.status_code == 400 and refused.json()["parameters"]["fieldName"] == "regionId"
     assert client.get(path).json()["addresses"] == []
-    saved = client.put(path, {"customer": {**customer, "addresses": [_customer_address(region_id=12,
-                                                                                       default_billing=True)]}})
+    saved = client.put(
+        path, {"customer": {**customer, "addresses": [_customer_address(region_id=12, default_billing=True)]}}
+    )
     assert saved.status_code == 200, saved.text
     validate("customer-data-customer-interface", saved.json())
     again = client.get(path).json()
     assert again["addresses"][0]["region"]["region_code"] == "CA"
     assert again["default_billing"] == str(again["addresses"][0]["id"])
     missing = client.get("/V1/customers/999")
-    assert missing.status_code == 404 and missing.json()["parameters"] == {"fieldName": "customerId",
-                                                                           "fieldValue": "999"}
+    assert missing.status_code == 404 and missing.json()["parameters"] == {
+        "fieldName": "customerId",
+        "fieldValue": "999",
+    }
 
 
 def test_store_config_changed_at_run_time(client):
     assert client.admin("/settings", {"state_required": ["us"], "telephone_required": False}).json()[
-        "state_required"] == ["US"]
+        "state_required"
+    ] == ["US"]
     no_phone = {k: v for k, v in _customer_address().items() if k != "telephone"}
     assert _customer(client, {**no_phone, "country_id": "CA", "postcode": "H2X 1Y4"}).status_code == 200
     assert _customer(client, no_phone, email="us@example.com").json()["parameters"] == {"fieldName": "regionId"}

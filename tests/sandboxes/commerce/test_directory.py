@@ -29,7 +29,10 @@ def test_countries_follow_the_allowed_list_and_the_schema(client):
     assert "PR" not in ids and "FX" not in ids
     us = next(c for c in countries if c["id"] == "US")
     assert (us["three_letter_abbreviation"], us["full_name_english"], us["full_name_locale"]) == (
-        "USA", "United States", "United States")
+        "USA",
+        "United States",
+        "United States",
+    )
 
 
 def test_known_region_ids_of_every_magento_store(client):
@@ -80,7 +83,9 @@ def test_country_names_in_the_store_locale_and_allowed_countries(custom_sandbox)
     german = custom_sandbox(stores=stores, allowed_countries=["DE", "US", "FX"])
     countries = german.get("/V1/directory/countries").json()
     assert [(c["id"], c["full_name_locale"], c["full_name_english"]) for c in countries] == [
-        ("DE", "Deutschland", "Germany"), ("US", "Vereinigte Staaten", "United States")]
+        ("DE", "Deutschland", "Germany"),
+        ("US", "Vereinigte Staaten", "United States"),
+    ]
     assert german.get("/V1/directory/countries/CA").status_code == 404
 
 
@@ -106,13 +111,15 @@ def test_missing_rate_is_zero_until_set_and_rates_persist(tmp_path, custom_sandb
 
     # CurrencyInformationAcquirer lists every allowed currency; no USD->JPY row: getRate() is false, cast to 0
     assert rates() == {"USD": 1, "EUR": 0.92, "GBP": 0.79, "JPY": 0}
-    saved = requests.post(f"{shop.base}/_sandbox/currency-rates", json={"rates": {"USD": {"JPY": "151.2345"}}},
-                          timeout=5)
+    saved = requests.post(
+        f"{shop.base}/_sandbox/currency-rates", json={"rates": {"USD": {"JPY": "151.2345"}}}, timeout=5
+    )
     assert saved.status_code == 200 and saved.json()["rates"]["USD"]["JPY"] == 151.2345
     assert rates()["JPY"] == 151.2345
     for bad in ("0", "-1", "abc"):
-        refused = requests.post(f"{shop.base}/_sandbox/currency-rates", json={"rates": {"USD": {"JPY": bad}}},
-                                timeout=5)
+        refused = requests.post(
+            f"{shop.base}/_sandbox/currency-rates", json={"rates": {"USD": {"JPY": bad}}}, timeout=5
+        )
         assert refused.status_code == 400 and refused.json()["parameters"] == ["USD", "JPY"]
     restarted = custom_sandbox(state_file=str(state_file))
     body = restarted.session.get(restarted.url("/V1/directory/currency", store="multi"), timeout=5).json()

@@ -18,8 +18,9 @@ def _orders(client):
 
 
 def test_fail_next_error_does_not_write(client):
-    assert client.admin("/faults", {"fail_next": [{"route": "POST /V1/orders", "kind": "error",
-                                                   "count": 1, "status": 503}]}).ok
+    assert client.admin(
+        "/faults", {"fail_next": [{"route": "POST /V1/orders", "kind": "error", "count": 1, "status": 503}]}
+    ).ok
     resp = client.post("/V1/orders", {"entity": order_entity()})
     assert resp.status_code == 503
     assert _orders(client) == 0
@@ -49,12 +50,17 @@ def test_commit_then_fail_error_mode_writes_but_answers_500(client):
 
 
 def test_commit_then_fail_timeout_mode(client):
-    client.admin("/faults", {"timeout_seconds": 0.6, "commit_then_fail_mode": "timeout",
-                             "fail_next": [{"route": "POST /V1/order/*/invoice", "kind": "commit_then_fail"}]})
+    client.admin(
+        "/faults",
+        {
+            "timeout_seconds": 0.6,
+            "commit_then_fail_mode": "timeout",
+            "fail_next": [{"route": "POST /V1/order/*/invoice", "kind": "commit_then_fail"}],
+        },
+    )
     oid = client.create_order()["entity_id"]
     with pytest.raises((requests.exceptions.Timeout, requests.exceptions.ConnectionError)):
-        requests.post(client.url(f"/V1/order/{oid}/invoice"), json={}, headers=client.session.headers,
-                      timeout=0.2)
+        requests.post(client.url(f"/V1/order/{oid}/invoice"), json={}, headers=client.session.headers, timeout=0.2)
     assert client.get(f"/V1/orders/{oid}").json()["state"] == "processing"
     assert client.get("/V1/invoices", params=sc([("order_id", oid, "eq")])).json()["total_count"] == 1
 
@@ -76,8 +82,9 @@ def test_exempt_header_is_never_faulted(client):
     """A test's own back-office calls carry x-sandbox-no-faults and pass; the integration's calls do not."""
     client.admin("/faults", {"error_rate": 1.0, "error_statuses": [503]})
     assert client.get("/V1/products/SKU-1").status_code == 503
-    exempt = requests.get(client.url("/V1/products/SKU-1"), timeout=5,
-                          headers={**client.session.headers, "X-Sandbox-No-Faults": "1"})
+    exempt = requests.get(
+        client.url("/V1/products/SKU-1"), timeout=5, headers={**client.session.headers, "X-Sandbox-No-Faults": "1"}
+    )
     assert exempt.status_code == 200
     assert client.get("/V1/products/SKU-1").status_code == 503
 
@@ -107,6 +114,7 @@ def test_reset_keeps_or_clears_catalog(client):
 
 def test_latency_setting(client):
     import time
+
     client.admin("/settings", {"latency_ms": 150})
     start = time.monotonic()
     client.get("/V1/products/SKU-1")
@@ -119,8 +127,10 @@ def test_persistence_across_restart(tmp_path):
     config = CommerceSandboxConfig(state_file=str(state_file))
     with serve_in_thread(create_app(config)) as base:
         c = Client(base, None)
-        c.admin("/products", {"products": [{"sku": "SKU-1", "price": "10.00", "qty": 5},
-                                           {"sku": "SKU-2", "price": "5.25", "qty": 2}]})
+        c.admin(
+            "/products",
+            {"products": [{"sku": "SKU-1", "price": "10.00", "qty": 5}, {"sku": "SKU-2", "price": "5.25", "qty": 2}]},
+        )
         order = c.create_order(ext_order_id="111-PERSIST")
         c.post(f"/V1/order/{order['entity_id']}/invoice", {})
         token = c.session.headers["Authorization"]
@@ -130,8 +140,13 @@ def test_persistence_across_restart(tmp_path):
         got = requests.get(f"{base}/rest/default/V1/orders/{order['entity_id']}", headers=headers, timeout=5)
         assert got.status_code == 200, got.text
         assert got.json()["state"] == "processing" and '"grand_total":32.26' in got.text
-        second = requests.post(f"{base}/rest/default/V1/orders", headers=headers, timeout=5,
-                               json={"entity": to_wire(order_entity())})
+        second = requests.post(
+            f"{base}/rest/default/V1/orders", headers=headers, timeout=5, json={"entity": to_wire(order_entity())}
+        )
         assert second.json()["increment_id"] == "000000002" and second.json()["entity_id"] == 2
-        assert requests.get(f"{base}/rest/default/V1/inventory/get-product-salable-quantity/SKU-1/1",
-                            headers=headers, timeout=5).json() == 5
+        assert (
+            requests.get(
+                f"{base}/rest/default/V1/inventory/get-product-salable-quantity/SKU-1/1", headers=headers, timeout=5
+            ).json()
+            == 5
+        )

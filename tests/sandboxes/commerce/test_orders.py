@@ -39,7 +39,8 @@ def test_money_survives_as_exact_decimals(client):
     response = client.session.post(
         client.url("/V1/orders"),
         data=dumps({"entity": body}),
-        headers={"Content-Type": "application/json"}, timeout=5,
+        headers={"Content-Type": "application/json"},
+        timeout=5,
     )
     assert response.status_code == 200, response.text
     assert '"grand_total":1234567.89' in response.text
@@ -61,8 +62,9 @@ def test_increment_id_store_pair_is_unique_but_ext_order_id_is_not(client):
 
 
 def test_second_store_view_uses_its_own_sequence(client):
-    order = client.session.post(client.url("/V1/orders", store="ca_en"), json={"entity": to_wire(order_entity())},
-                                timeout=5).json()
+    order = client.session.post(
+        client.url("/V1/orders", store="ca_en"), json={"entity": to_wire(order_entity())}, timeout=5
+    ).json()
     assert order["store_id"] == 2 and order["increment_id"] == "2000000001"
     assert order["base_currency_code"] == "USD"  # given in the body, kept
 
@@ -77,8 +79,10 @@ def test_required_fields_and_unknown_properties(client):
     for field, entity in cases.items():
         resp = client.post("/V1/orders", {"entity": entity})
         assert resp.status_code == 400, field
-        assert resp.json() == {"message": '"%fieldName" is required. Enter and try again.',
-                               "parameters": {"fieldName": field}}
+        assert resp.json() == {
+            "message": '"%fieldName" is required. Enter and try again.',
+            "parameters": {"fieldName": field},
+        }
     resp = client.post("/V1/orders", {"entity": order_entity(amazon_order_id="x")})
     assert resp.status_code == 400 and resp.json()["parameters"][0] == "amazon_order_id"
     resp = client.post("/V1/orders", {"entity": order_entity(grand_total="ten")})
@@ -108,15 +112,20 @@ def test_invoice_then_ship_completes_then_refund_closes(client):
     again = client.post(f"/V1/order/{oid}/invoice", {"items": [{"order_item_id": ids["SKU-1"], "qty": 1}]})
     assert again.status_code == 400 and "does not allow an invoice" in again.json()["message"]
 
-    ship1 = client.post(f"/V1/order/{oid}/ship", {"items": [{"order_item_id": ids["SKU-1"], "qty": 2}],
-                                                   "tracks": [{"track_number": "1Z1", "title": "UPS",
-                                                               "carrier_code": "ups"}]})
+    ship1 = client.post(
+        f"/V1/order/{oid}/ship",
+        {
+            "items": [{"order_item_id": ids["SKU-1"], "qty": 2}],
+            "tracks": [{"track_number": "1Z1", "title": "UPS", "carrier_code": "ups"}],
+        },
+    )
     assert ship1.status_code == 200
     assert client.get(f"/V1/orders/{oid}").json()["state"] == "processing"
     over = client.post(f"/V1/order/{oid}/ship", {"items": [{"order_item_id": ids["SKU-2"], "qty": 2}]})
     assert over.status_code == 400
-    assert over.json()["message"] == ("Shipment Document Validation Error(s):\n"
-                                      "The order does not allow a shipment to be created.")
+    assert over.json()["message"] == (
+        "Shipment Document Validation Error(s):\nThe order does not allow a shipment to be created."
+    )
     assert client.post(f"/V1/order/{oid}/ship", {"items": [{"order_item_id": ids["SKU-2"], "qty": 1}]}).ok
     order = client.get(f"/V1/orders/{oid}").json()
     assert (order["state"], order["status"]) == ("complete", "complete")
@@ -127,14 +136,18 @@ def test_invoice_then_ship_completes_then_refund_closes(client):
     assert client.post(f"/V1/orders/{oid}/cancel").json() is False
 
     # Partial refund: 1 × SKU-1, no shipping → 10.00 + 0.80 tax.
-    memo_id = client.post(f"/V1/order/{oid}/refund", {
-        "items": [{"order_item_id": ids["SKU-1"], "qty": 1}], "arguments": {"shipping_amount": 0}}).json()
+    memo_id = client.post(
+        f"/V1/order/{oid}/refund",
+        {"items": [{"order_item_id": ids["SKU-1"], "qty": 1}], "arguments": {"shipping_amount": 0}},
+    ).json()
     memo = client.get(f"/V1/creditmemo/{memo_id}").json()
     assert memo["subtotal"] == 10.00 and memo["tax_amount"] == 0.80 and memo["grand_total"] == 10.80
     assert client.get(f"/V1/orders/{oid}").json()["state"] == "complete"
     # Too much shipping.
-    too_much = client.post(f"/V1/order/{oid}/refund", {
-        "items": [{"order_item_id": ids["SKU-2"], "qty": 1}], "arguments": {"shipping_amount": 10}})
+    too_much = client.post(
+        f"/V1/order/{oid}/refund",
+        {"items": [{"order_item_id": ids["SKU-2"], "qty": 1}], "arguments": {"shipping_amount": 10}},
+    )
     assert too_much.status_code == 400
     assert too_much.json() == {"message": "The most money available to refund is %1.", "parameters": ["4.99"]}
     # Over-refund of qty.
@@ -162,9 +175,13 @@ def test_refund_only_what_was_invoiced_and_return_to_stock(client):
     assert order["state"] == "processing" and order["total_invoiced"] == Decimal("15.79")
     over = client.post(f"/V1/order/{oid}/refund", {"items": [{"order_item_id": ids["SKU-1"], "qty": 2}]})
     assert over.status_code == 400
-    resp = client.post(f"/V1/order/{oid}/refund", {
-        "items": [{"order_item_id": ids["SKU-1"], "qty": 1}],
-        "arguments": {"shipping_amount": 0, "extension_attributes": {"return_to_stock_items": [ids["SKU-1"]]}}})
+    resp = client.post(
+        f"/V1/order/{oid}/refund",
+        {
+            "items": [{"order_item_id": ids["SKU-1"], "qty": 1}],
+            "arguments": {"shipping_amount": 0, "extension_attributes": {"return_to_stock_items": [ids["SKU-1"]]}},
+        },
+    )
     assert resp.status_code == 200, resp.text
     assert client.get("/V1/inventory/get-product-salable-quantity/SKU-1/1").json() == 51
 
@@ -221,14 +238,35 @@ def test_hold_and_unhold(client):
 
 def test_comments(client):
     oid = client.create_order()["entity_id"]
-    resp = client.post(f"/V1/orders/{oid}/comments", {"statusHistory": {
-        "comment": "Shipped via Amazon", "is_customer_notified": 0, "is_visible_on_front": 0, "parent_id": oid}})
+    resp = client.post(
+        f"/V1/orders/{oid}/comments",
+        {
+            "statusHistory": {
+                "comment": "Shipped via Amazon",
+                "is_customer_notified": 0,
+                "is_visible_on_front": 0,
+                "parent_id": oid,
+            }
+        },
+    )
     assert resp.json() is True
     comments = client.get(f"/V1/orders/{oid}/comments").json()
     assert comments["total_count"] == 2 and comments["items"][0]["comment"] == "Shipped via Amazon"
-    assert client.post(f"/V1/orders/{oid}/comments", {"statusHistory": {
-        "comment": "x", "is_customer_notified": 0, "is_visible_on_front": 0, "parent_id": oid,
-        "status": "fraud"}}).json() is True
+    assert (
+        client.post(
+            f"/V1/orders/{oid}/comments",
+            {
+                "statusHistory": {
+                    "comment": "x",
+                    "is_customer_notified": 0,
+                    "is_visible_on_front": 0,
+                    "parent_id": oid,
+                    "status": "fraud",
+                }
+            },
+        ).json()
+        is True
+    )
     assert client.get(f"/V1/orders/{oid}").json()["status"] == "fraud"
 
 

@@ -6,13 +6,20 @@ from commerce_helpers import order_entity, sc
 
 
 def _seed(client):
-    data = [("A-1", "2024-01-01 10:00:00", "10.00", "alpha@example.com"),
-            ("A-2", "2024-01-02 10:00:00", "20.00", "beta@example.com"),
-            ("B-3", "2024-01-03 10:00:00", "30.00", "gamma@example.com"),
-            ("B-4", "2024-01-04 10:00:00", "40.00", None)]
+    data = [
+        ("A-1", "2024-01-01 10:00:00", "10.00", "alpha@example.com"),
+        ("A-2", "2024-01-02 10:00:00", "20.00", "beta@example.com"),
+        ("B-3", "2024-01-03 10:00:00", "30.00", "gamma@example.com"),
+        ("B-4", "2024-01-04 10:00:00", "40.00", None),
+    ]
     for ext, created, total, note in data:
-        client.create_order(ext_order_id=ext, created_at=created, grand_total=total, base_grand_total=total,
-                            **({"customer_note": note} if note else {}))
+        client.create_order(
+            ext_order_id=ext,
+            created_at=created,
+            grand_total=total,
+            base_grand_total=total,
+            **({"customer_note": note} if note else {}),
+        )
     client.post(f"/V1/orders/{4}/hold")
 
 
@@ -68,8 +75,10 @@ def test_sort_and_paging_with_last_page_clamp(client):
 
 
 def test_search_errors(client):
-    assert client.get("/V1/orders").json() == {"message": '"%fieldName" is required. Enter and try again.',
-                                               "parameters": {"fieldName": "searchCriteria"}}
+    assert client.get("/V1/orders").json() == {
+        "message": '"%fieldName" is required. Enter and try again.',
+        "parameters": {"fieldName": "searchCriteria"},
+    }
     unknown = client.get("/V1/orders", params=sc([("no_such_field", "1", "eq")]))
     assert unknown.status_code == 400
     assert unknown.json()["parameters"] == {"value": "no_such_field", "fieldName": "field"}
@@ -79,9 +88,11 @@ def test_search_errors(client):
 
 def test_camel_case_keys_and_other_collections(client):
     client.create_order(ext_order_id="X-1")
-    params = {"searchCriteria[filterGroups][0][filters][0][field]": "ext_order_id",
-              "searchCriteria[filterGroups][0][filters][0][value]": "X-1",
-              "searchCriteria[filterGroups][0][filters][0][conditionType]": "eq"}
+    params = {
+        "searchCriteria[filterGroups][0][filters][0][field]": "ext_order_id",
+        "searchCriteria[filterGroups][0][filters][0][value]": "X-1",
+        "searchCriteria[filterGroups][0][filters][0][conditionType]": "eq",
+    }
     assert client.get("/V1/orders", params=params).json()["total_count"] == 1
     products = client.get("/V1/products", params=sc([("sku", "SKU-1,SKU-3", "in")])).json()
     assert sorted(p["sku"] for p in products["items"]) == ["SKU-1", "SKU-3"]
