@@ -190,7 +190,7 @@ def min_search_seconds(pages: int, speed: float) -> float:
 
 # -- 1. extraction -------------------------------------------------------------------------------
 def bench_extract() -> dict:
-    from amazon_commerce_sync.pipelines.order_import import extract_orders
+    from amazon_commerce_sync.pipelines.order_extract import extract_orders
 
     with Sandboxes(SPEED, 0) as boxes, tempfile.TemporaryDirectory() as tmp:
         boxes.load_orders(N_EXTRACT, seed=101)
@@ -267,7 +267,8 @@ READS = ("GET",)
 
 
 def bench_load() -> dict:
-    from amazon_commerce_sync.pipelines.order_import import extract_orders, load_orders
+    from amazon_commerce_sync.pipelines.order_extract import extract_orders
+    from amazon_commerce_sync.pipelines.order_import import load_orders
 
     with Sandboxes(SPEED, LATENCY_MS) as boxes, tempfile.TemporaryDirectory() as tmp:
         boxes.load_orders(N_LOAD, seed=202)
@@ -312,7 +313,7 @@ def peak_rss_kb() -> int:
 
 def _child_extract(n: int) -> None:
     """Runs in its own process, so its peak RSS is the integration's alone (orders were loaded by the parent)."""
-    from amazon_commerce_sync.pipelines.order_import import extract_orders
+    from amazon_commerce_sync.pipelines.order_extract import extract_orders
 
     with tempfile.TemporaryDirectory() as tmp:
         ctx = context(f"sqlite:///{tmp}/state.db")

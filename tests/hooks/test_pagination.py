@@ -137,7 +137,7 @@ def test_commerce_search_raises_when_the_result_shrinks_under_its_pages(commerce
 
 
 def test_extraction_keeps_its_cursor_when_amazon_repeats_a_token(amazon_sandbox, monkeypatch, tmp_path):
-    from amazon_commerce_sync.pipelines.order_import import extract_orders
+    from amazon_commerce_sync.pipelines.order_extract import extract_orders
     from amazon_commerce_sync.resources import open_resources
     from amazon_commerce_sync.settings import parse_settings
 

@@ -103,7 +103,7 @@ def extract_orders(account_id: str, run_id: str, params: dict[str, Any], *, run_
 
     :raises AirflowFailException: invalid ``backfill_from`` / ``backfill_to``.
     """
-    from amazon_commerce_sync.pipelines import order_import
+    from amazon_commerce_sync.pipelines import order_extract
 
     ctx = _context(f"amazon_order_import/{run_id}/extract")
     account = ctx.settings.account(account_id)
@@ -114,7 +114,7 @@ def extract_orders(account_id: str, run_id: str, params: dict[str, Any], *, run_
     if start and end and end <= start:
         raise AirflowFailException("param backfill_to must be after backfill_from")
     with _naming("amazon_order_import extract", account):
-        return order_import.extract_orders(ctx, account, now=run_time(run_after), backfill_from=start, backfill_to=end)
+        return order_extract.extract_orders(ctx, account, now=run_time(run_after), backfill_from=start, backfill_to=end)
 
 
 def load_orders(account_id: str, run_id: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
