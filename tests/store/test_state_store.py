@@ -128,6 +128,17 @@ def test_orders_to_process_follows_changes(state_store):
     assert state_store.orders.to_process("other-account") == []
 
 
+def test_redrive_is_per_account(state_store):
+    ours, theirs = "111-0000001-0000003", "111-0000001-0000004"
+    state_store.orders.stage([staged(ours), staged(theirs, account_id="other-account")])
+    for order_id in (ours, theirs):
+        state_store.orders.set_sync(order_id, OrderSync.QUARANTINED, reason="bad", synced_amazon_updated_at=T0)
+    assert state_store.orders.redrive(account_id="acct") == [ours]
+    assert state_store.orders.get(theirs)["sync_status"] == OrderSync.QUARANTINED
+    assert state_store.orders.redrive([theirs], account_id="acct") == []
+    assert state_store.orders.redrive([theirs]) == [theirs]
+
+
 def test_pii_is_kept_apart_and_never_restored_after_erasure(state_store):
     pii = {"buyer_name": "Zoë Ørsted", "buyer_email": "zoe@example.test", "shipping_address": {"city": "Århus"}}
     state_store.orders.stage([staged(pii=pii)])

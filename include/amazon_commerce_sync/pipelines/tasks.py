@@ -128,7 +128,7 @@ def load_orders(account_id: str, run_id: str, params: dict[str, Any] | None = No
     redriven: list[str] = []
     if redrive:
         ids = None if redrive == ["all"] else redrive
-        redriven = ctx.store.orders.redrive(ids)
+        redriven = ctx.store.orders.redrive(ids, account_id=account.account_id)
         for order_id in redriven:
             ctx.store.ops.audit("order_redriven", "amazon_order", order_id, {"run_id": run_id})
         log.info("re-driving %d quarantined order(s)", len(redriven))

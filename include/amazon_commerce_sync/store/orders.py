@@ -398,13 +398,16 @@ class OrderStore(Aggregate):
                     .values(commerce_sku=sku, commerce_order_item_id=commerce_item_id)
                 )
 
-    def redrive(self, amazon_order_ids: Iterable[str] | None = None) -> list[str]:
-        """Put quarantined orders (all, or these) back in the queue after a fix; returns their ids.
+    def redrive(self, amazon_order_ids: Iterable[str] | None = None, *, account_id: str | None = None) -> list[str]:
+        """Put quarantined orders (all, or these; of one account, or of all) back in the queue; returns their ids.
 
-        Their quarantine entries are resolved in the same transaction.
+        Each account's load re-drives its own orders only (one task per account). Their quarantine entries
+        are resolved in the same transaction.
         """
         o = amazon_orders.c
         stmt = select(o.amazon_order_id).where(o.sync_status == OrderSync.QUARANTINED)
+        if account_id is not None:
+            stmt = stmt.where(o.account_id == account_id)
         ids = list(amazon_order_ids) if amazon_order_ids is not None else None
         if ids is not None:
             stmt = stmt.where(o.amazon_order_id.in_(ids))
