@@ -21,8 +21,10 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.exc import DBAPIError
 
 from amazon_commerce_sync.constants import (
+    DAG_MONITOR,
     DAG_ORDER_CANCEL,
     DAG_ORDER_IMPORT,
+    DAG_PII_RETENTION,
     DAG_REFUND_SYNC,
     DAG_SHIPMENT_SYNC,
 )
@@ -37,8 +39,8 @@ PAGE_DAGS = (
     DAG_SHIPMENT_SYNC,
     DAG_REFUND_SYNC,
     DAG_ORDER_CANCEL,
-    "amazon_pii_retention",
-    "sales_channel_monitor",
+    DAG_PII_RETENTION,
+    DAG_MONITOR,
 )
 
 UNAVAILABLE = (
