@@ -23,6 +23,7 @@ from amazon_commerce_sync.constants import ACCOUNT_ID_PATTERN, AMAZON_CONN_ID, C
 MARKETPLACE_ID = re.compile(r"^[A-Z0-9]{10,14}$")
 CUSTOMER_CREATION = ("guest", "create_account")
 ORDER_NUMBER_SOURCE = ("commerce", "amazon")
+MARKETPLACE_FACILITATOR_TAX = ("include", "exclude")
 ADJUSTMENT_REASONS = (
     "NoInventory",
     "CustomerReturn",
@@ -96,6 +97,9 @@ class AccountSettings:
     sku_map: Mapping[str, str] = dataclasses.field(default_factory=dict)
     carrier_map: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_CARRIER_MAP))
     refund_reason: str = "CustomerReturn"
+    # Amazon programs (README "How the import behaves"): tax Amazon collects, replacement and exchange orders.
+    marketplace_facilitator_tax: str = "include"
+    import_replacement_orders: bool = True
     overlap_minutes: int = 10
     max_window_days: int = 30
     page_size: int = 100
@@ -192,9 +196,19 @@ ACCOUNT_SCHEMA: dict[str, Any] = {
             ),
             _TEXT,
         ),
-        **dict.fromkeys(("import_enabled", "invoice_on_import", "manage_stock", "anonymise_commerce_orders"), _FLAG),
+        **dict.fromkeys(
+            (
+                "import_enabled",
+                "invoice_on_import",
+                "manage_stock",
+                "anonymise_commerce_orders",
+                "import_replacement_orders",
+            ),
+            _FLAG,
+        ),
         "customer_creation": _choice(CUSTOMER_CREATION),
         "order_number_source": _choice(ORDER_NUMBER_SOURCE),
+        "marketplace_facilitator_tax": _choice(MARKETPLACE_FACILITATOR_TAX),
         "refund_reason": _choice(ADJUSTMENT_REASONS),
         "store_id": _whole(0, 10**6),
         "overlap_minutes": _whole(2, 24 * 60),

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from amazon_commerce_sync import order_programs
 from amazon_commerce_sync.settings import AccountSettings
 
 CENT = Decimal("0.01")
@@ -127,8 +128,15 @@ def order_currency(order: Mapping[str, Any]) -> str | None:
 
 
 def strip_pii(order: Mapping[str, Any]) -> dict[str, Any]:
-    """The order without buyer and recipient data (what the state store keeps outside ``order_pii``)."""
-    return {k: v for k, v in order.items() if k not in PII_SECTIONS}
+    """The order without buyer and recipient data (what the state store keeps outside ``order_pii``).
+
+    The buyer's purchase order number (a business document's number, not personal data) stays.
+    """
+    out = {k: v for k, v in order.items() if k not in PII_SECTIONS}
+    purchase_order = (order.get("buyer") or {}).get("buyerPurchaseOrderNumber")
+    if purchase_order:
+        out["buyer"] = {"buyerPurchaseOrderNumber": purchase_order}
+    return out
 
 
 def extract_pii(order: Mapping[str, Any]) -> dict[str, Any]:
@@ -325,12 +333,18 @@ def build_order(
     *,
     products: Mapping[str, Mapping[str, Any]],
     customer: Mapping[str, Any] | None = None,
+    original_commerce_order: str | None = None,
 ) -> dict[str, Any]:
     """The ``entity`` of ``POST /V1/orders`` for an Amazon order.
 
     ``products`` maps Commerce SKU → product (id, name); ``customer`` is the
-    Commerce customer when accounts are created, ``None`` for a guest order.
+    Commerce customer when accounts are created, ``None`` for a guest order;
+    ``original_commerce_order`` the Commerce increment id of a replacement's
+    original. Programs (business, facilitator tax, Prime, gifts) follow
+    ``order_programs``.
     """
+    programs = order_programs.read_programs(order, amounts.currency)
+    amazon_amounts, amounts = amounts, order_programs.commerce_amounts(amounts, programs, account)
     order_id = order["orderId"]
     email = customer["email"] if customer else buyer_email(order, account)
     shipping_address = commerce_address(order, "shipping", email)
@@ -455,4 +469,6 @@ def build_order(
         entity["increment_id"] = order_id
     if customer:
         entity["customer_id"] = customer["id"]
-    return entity
+    return order_programs.apply(
+        entity, programs, amazon_amounts, account, original_commerce_order=original_commerce_order
+    )

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
-from amazon_commerce_sync import shipments, transform
+from amazon_commerce_sync import order_programs, shipments, transform
 from amazon_commerce_sync.commerce_writes import keys, orders
 from amazon_commerce_sync.commerce_writes.protocol import Source
 from amazon_commerce_sync.commerce_writes.shipments import ship_amazon_packages
@@ -203,6 +203,12 @@ class Loader:
         if fulfilled == "AMAZON" and status != "SHIPPED":
             self._mark(row, OrderSync.NOT_ELIGIBLE, "Amazon-fulfilled: imported once shipped", "not_eligible")
             return
+        associated = order_programs.association(row["payload"])
+        if associated and not self.account.import_replacement_orders:
+            kind = order_programs.ASSOCIATIONS[associated[0]]
+            reason = f"{kind} of Amazon order {associated[1]}: not imported (import_replacement_orders is false)"
+            self._mark(row, OrderSync.NOT_ELIGIBLE, reason, f"skipped_{kind}")
+            return
         order = self._full_order(row)
         try:
             amounts = transform.order_amounts(order)
@@ -215,7 +221,15 @@ class Loader:
             if missing:
                 raise OrderWaiting("; ".join(missing))
             customer = self._customer(order) if self.account.customer_creation == "create_account" else None
-            entity = transform.build_order(order, amounts, self.account, products=products, customer=customer)
+            original = self.store.orders.get(associated[1]) if associated else None
+            entity = transform.build_order(
+                order,
+                amounts,
+                self.account,
+                products=products,
+                customer=customer,
+                original_commerce_order=(original or {}).get("commerce_increment_id") or None,
+            )
         except transform.MalformedOrder as exc:
             reason = str(exc)
             self.store.ops.quarantine("amazon_order", order_id, reason)
@@ -261,7 +275,13 @@ class Loader:
             "order_created",
             "amazon_order",
             order_id,
-            {"commerce_order_id": commerce_id, "grand_total": str(amounts.grand_total)},
+            {
+                "commerce_order_id": commerce_id,
+                "grand_total": str(entity["grand_total"]),
+                **order_programs.audit_detail(
+                    order_programs.read_programs(order, amounts.currency), amounts, self.account
+                ),
+            },
         )
         if row["buyer_cancel_requested"] and status == "UNSHIPPED":
             self._hold_for_buyer_cancellation(order_id, commerce_id)
@@ -282,7 +302,7 @@ class Loader:
             "buyerEmail": pii.get("buyer_email"),
             "buyerCompanyName": pii.get("buyer_company"),
         }
-        order["buyer"] = {k: v for k, v in buyer.items() if v}
+        order["buyer"] = {**(order.get("buyer") or {}), **{k: v for k, v in buyer.items() if v}}
         if pii.get("shipping_address"):
             order["recipient"] = {"deliveryAddress": pii["shipping_address"]}
         return order
@@ -315,8 +335,8 @@ class Loader:
     def _customer(self, order: Mapping[str, Any]) -> dict[str, Any] | None:
         """The buyer's Commerce customer (``customer_creation: create_account``); None for a guest order."""
         email = transform.buyer_email(order, self.account)
-        if email.endswith(".invalid"):
-            return None  # no real email: a guest order
+        if email.endswith(".invalid") or order_programs.placeholder_buyer(order):
+            return None  # no real email, or Amazon's stand-in shared by many business buyers: a guest order
         address = transform.commerce_address(order, "billing", email)
         return orders.customer(
             self.commerce, email, address["firstname"], address["lastname"], store_id=self.account.store_id
