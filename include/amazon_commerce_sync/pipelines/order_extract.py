@@ -22,7 +22,7 @@ from amazon_commerce_sync.times import parse_time
 
 log = logging.getLogger(__name__)
 
-INCLUDED_DATA = ("BUYER", "RECIPIENT", "PROCEEDS", "PROMOTION", "CANCELLATION", "FULFILLMENT", "PACKAGES")
+INCLUDED_DATA = ("BUYER", "RECIPIENT", "PROCEEDS", "PROMOTION", "CANCELLATION", "FULFILLMENT", "PACKAGES", "TAX")
 AMAZON_PUBLICATION_DELAY = timedelta(minutes=2)
 
 
