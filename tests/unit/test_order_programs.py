@@ -363,3 +363,18 @@ def test_comments_are_created_with_the_order_not_notified():
     for history in entity["status_histories"]:
         assert history["is_customer_notified"] == 0 and history["is_visible_on_front"] == 0
         assert history["status"] == entity["status"]
+
+
+def test_buyer_tax_registrations_are_personal_data():
+    """A CPF is a person's number: the buyer's registrations go to ``order_pii``; the others stay staged."""
+    marketplace = {"entityType": "MARKETPLACE", "taxRegistrationNumber": "LU20260743"}
+    cpf = {"entityType": "BUYER", "taxRegistrationType": "CPF", "taxRegistrationNumber": "12345678901"}
+    o = order(tax={"taxRegistrations": [marketplace, cpf], "taxInvoicing": {"invoiceStatus": "ACCEPTED"}})
+    assert transform.strip_pii(o)["tax"] == {
+        "taxRegistrations": [marketplace],
+        "taxInvoicing": {"invoiceStatus": "ACCEPTED"},
+    }
+    assert transform.extract_pii(o)["buyer_tax_registrations"] == [cpf]
+    only_buyer = order(tax={"taxRegistrations": [cpf]})
+    assert transform.strip_pii(only_buyer)["tax"] == {}
+    assert transform.extract_pii(order())["buyer_tax_registrations"] is None

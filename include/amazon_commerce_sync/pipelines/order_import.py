@@ -305,6 +305,10 @@ class Loader:
         order["buyer"] = {**(order.get("buyer") or {}), **{k: v for k, v in buyer.items() if v}}
         if pii.get("shipping_address"):
             order["recipient"] = {"deliveryAddress": pii["shipping_address"]}
+        if pii.get("buyer_tax_registrations"):
+            tax = dict(order.get("tax") or {})
+            tax["taxRegistrations"] = [*(tax.get("taxRegistrations") or []), *pii["buyer_tax_registrations"]]
+            order["tax"] = tax
         return order
 
     def _product_problems(self, amounts, products, fulfilled: str) -> list[str]:

@@ -131,7 +131,7 @@ def erase_account(ctx: Resources, account: AccountSettings, *, now: datetime, dr
             detail = {
                 "delivered_at": row["delivered_at"].isoformat(),
                 "retention_days": account.pii_retention_days,
-                "fields": ["buyer_name", "buyer_email", "buyer_company", "shipping_address"],
+                "fields": ["buyer_name", "buyer_email", "buyer_company", "shipping_address", "buyer_tax_registrations"],
                 "run_id": run_id,
             }
             if ctx.store.retention.erase(row["amazon_order_id"], detail):

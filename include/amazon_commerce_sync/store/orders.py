@@ -53,6 +53,7 @@ class Pii(TypedDict, total=False):
     buyer_email: str | None
     buyer_company: str | None
     shipping_address: dict[str, Any] | None
+    buyer_tax_registrations: list[dict[str, Any]] | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,7 +145,7 @@ _TIMES = (
     "first_seen_at",
     "updated_at",
 )
-_PII_FIELDS = ("buyer_name", "buyer_email", "buyer_company", "shipping_address")
+_PII_FIELDS = ("buyer_name", "buyer_email", "buyer_company", "shipping_address", "buyer_tax_registrations")
 # Statuses whose orders the import looks at (quarantined ones only once Amazon changed them).
 TO_PROCESS = (
     OrderSync.WAITING,

@@ -118,7 +118,10 @@ class Retention(Aggregate):
         """
         now = utcnow()
         # SQL NULL (a plain None would be stored as the JSON value 'null' in the JSON column)
-        empty = {k: null() for k in ("buyer_name", "buyer_email", "buyer_company", "shipping_address")}
+        empty = {
+            k: null()
+            for k in ("buyer_name", "buyer_email", "buyer_company", "shipping_address", "buyer_tax_registrations")
+        }
         with self.engine.begin() as conn:
             current = conn.execute(
                 select(order_pii.c.erased_at).where(order_pii.c.amazon_order_id == amazon_order_id).with_for_update()

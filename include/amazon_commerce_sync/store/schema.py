@@ -119,6 +119,7 @@ order_pii = Table(
     Column("buyer_company", Text),
     Column("shipping_address", JSON),
     _ts("erased_at"),
+    Column("buyer_tax_registrations", JSON),  # Orders API tax.taxRegistrations of entityType BUYER
 )
 
 order_items = Table(
