@@ -50,6 +50,9 @@ PLACEHOLDER_EMAIL_PREFIX = "no-reply-amazon-iba-buyer@"
 BUYER_TAX_TYPES = ("VAT", "CNPJ", "CPF", "BUSINESS", "CST")
 MAX_TEXT = 255
 MAX_MESSAGE = 1000
+# sales_order.customer_taxvat and sales_order_payment.po_number are varchar(32) in Magento's db_schema.xml: a
+# longer value is not sent there (MySQL would refuse or cut it); it stays whole in the comment and payment info.
+MAX_COLUMN = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -319,17 +322,20 @@ def apply(
 ) -> dict[str, Any]:
     """Put the programs on the ``POST /V1/orders`` entity built from :func:`commerce_amounts`; returns it.
 
-    Sets ``payment.po_number``, ``customer_taxvat`` and the billing ``vat_id``, payment
+    Sets ``payment.po_number`` and ``customer_taxvat`` (when they fit Magento's 32 characters), the billing
+    ``vat_id``, payment
     ``additional_information`` lines (Prime, deadlines, PO, program flags), the shipping description when
     it includes gift wrap, and the comments (``status_histories``, not notified, not visible on the storefront).
     """
     payment = entity["payment"]
     info = payment.setdefault("additional_information", [])
     if programs.purchase_order:
-        payment["po_number"] = programs.purchase_order
+        if len(programs.purchase_order) <= MAX_COLUMN:
+            payment["po_number"] = programs.purchase_order
         info.append(f"Purchase order {programs.purchase_order}")
     if programs.tax_registration:
-        entity["customer_taxvat"] = programs.tax_registration[1]
+        if len(programs.tax_registration[1]) <= MAX_COLUMN:
+            entity["customer_taxvat"] = programs.tax_registration[1]
         entity["billing_address"]["vat_id"] = programs.tax_registration[1]
     flags = [p for p in programs.programs if p in ("AMAZON_BUSINESS", "INVOICE_BY_AMAZON", "PRIME", "PREMIUM")]
     if flags:

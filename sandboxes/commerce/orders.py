@@ -102,6 +102,22 @@ def _check_addresses(config: CommerceSandboxConfig, entity: dict[str, Any]) -> N
             check_order_address({**raw, "parent_id": 0, "address_type": kind}, config)
 
 
+# varchar columns of sales_order / sales_order_payment (Magento_Sales db_schema.xml) a REST client can overflow.
+ORDER_COLUMN_LENGTHS = {"customer_taxvat": 32, "ext_order_id": 32, "customer_email": 128, "increment_id": 50}
+PAYMENT_COLUMN_LENGTHS = {"po_number": 32}
+MSG_INTERNAL = "Internal Error. Details are available in Magento log file. Report ID: webapi-%1"
+
+
+def _check_lengths(entity: dict[str, Any], payment: dict[str, Any]) -> None:
+    """MySQL in strict mode refuses a value longer than its varchar column (SQLSTATE 22001); Magento's web API
+    answers that as an internal error (500), the order not saved."""
+    for record, lengths in ((entity, ORDER_COLUMN_LENGTHS), (payment, PAYMENT_COLUMN_LENGTHS)):
+        for name, limit in lengths.items():
+            value = record.get(name)
+            if isinstance(value, str) and len(value) > limit:
+                raise MagentoError(500, MSG_INTERNAL, [secrets.token_hex(6)])
+
+
 def create_order(state: SandboxState, store: dict[str, Any], raw_entity: Any) -> dict[str, Any]:
     """Validate and save an order like ``OrderRepository::save`` (no price, currency or stock recalculation).
 
@@ -125,6 +141,7 @@ def create_order(state: SandboxState, store: dict[str, Any], raw_entity: Any) ->
             raise required("sku")
         if D(item.get("qty_ordered")) <= 0:
             raise required("qty_ordered")
+    _check_lengths(entity, payment)
     store_id = int(entity.get("store_id") or store["store_id"])
     found = state.config.store_by_id(store_id)
     if found is None:

@@ -141,6 +141,21 @@ def test_business_purchase_order_and_tax_registration(extra, po, taxvat):
         assert taxvat in notes
 
 
+def test_values_longer_than_magentos_columns_stay_in_the_comment_only():
+    """customer_taxvat and po_number are varchar(32) in Magento: a longer value is not sent there."""
+    o = order(
+        programs=["AMAZON_BUSINESS"],
+        tax={"taxRegistrations": [{**VAT, "taxRegistrationNumber": "X" * 33}]},
+    )
+    o["buyer"]["buyerPurchaseOrderNumber"] = "P" * 33
+    _, entity = build(o)
+    assert "po_number" not in entity["payment"] and "customer_taxvat" not in entity
+    assert entity["billing_address"]["vat_id"] == "X" * 33  # a text column
+    notes = " ".join(comments(entity))
+    assert "P" * 33 in notes and "X" * 33 in notes
+    assert f"Purchase order {'P' * 33}" in entity["payment"]["additional_information"]
+
+
 @pytest.mark.parametrize(
     ("programs", "email", "placeholder"),
     [

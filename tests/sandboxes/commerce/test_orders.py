@@ -61,6 +61,21 @@ def test_increment_id_store_pair_is_unique_but_ext_order_id_is_not(client):
     assert found["total_count"] == 2
 
 
+def test_values_longer_than_their_column_are_refused_and_nothing_is_saved(client):
+    """sales_order.customer_taxvat and sales_order_payment.po_number are varchar(32): strict MySQL refuses more."""
+    fits = order_entity(customer_taxvat="D" * 32)
+    fits["payment"]["po_number"] = "P" * 32
+    assert client.post("/V1/orders", {"entity": fits}).status_code == 200
+    before = len(client.app.state.sandbox.orders)
+    long_vat = order_entity(customer_taxvat="D" * 33)
+    long_po = order_entity()
+    long_po["payment"]["po_number"] = "P" * 33
+    for body in (long_vat, long_po):
+        response = client.post("/V1/orders", {"entity": body})
+        assert response.status_code == 500 and response.json()["message"].startswith("Internal Error.")
+    assert len(client.app.state.sandbox.orders) == before
+
+
 def test_second_store_view_uses_its_own_sequence(client):
     order = client.session.post(
         client.url("/V1/orders", store="ca_en"), json={"entity": to_wire(order_entity())}, timeout=5
