@@ -75,6 +75,7 @@ class Programs:
     purchase_order: str | None
     tax_registration: tuple[str, str] | None  # (taxRegistrationType, taxRegistrationNumber) of the buyer
     placeholder_buyer: bool
+    placeholder_name: str | None  # Amazon's stand-in buyer name, never a customer's name
     ship_by: str | None
     deliver_by: tuple[str | None, str | None]
     association: tuple[str, str] | None  # (associationType, original Amazon order id)
@@ -191,6 +192,7 @@ def read_programs(order: Mapping[str, Any], currency: str) -> Programs:
         purchase_order=_text((order.get("buyer") or {}).get("buyerPurchaseOrderNumber"), "the purchase order number"),
         tax_registration=_buyer_tax_registration(order),
         placeholder_buyer=placeholder_buyer(order),
+        placeholder_name=(order.get("buyer") or {}).get("buyerName") if placeholder_buyer(order) else None,
         ship_by=(fulfillment.get("shipByWindow") or {}).get("latestDateTime"),
         deliver_by=(deliver.get("earliestDateTime"), deliver.get("latestDateTime")),
         association=association(order),
@@ -327,6 +329,8 @@ def apply(
     ``additional_information`` lines (Prime, deadlines, PO, program flags), the shipping description when
     it includes gift wrap, and the comments (``status_histories``, not notified, not visible on the storefront).
     """
+    if programs.placeholder_name:
+        _not_in_amazons_name(entity, programs.placeholder_name)
     payment = entity["payment"]
     info = payment.setdefault("additional_information", [])
     if programs.purchase_order:
@@ -352,6 +356,21 @@ def apply(
             for note in notes
         ]
     return entity
+
+
+def _not_in_amazons_name(entity: dict[str, Any], placeholder: str) -> None:
+    """An address without a recipient name took the buyer's name: Amazon's stand-in. Use the company instead
+    (``transform.split_name``: 'Amazon' 'Customer' without one)."""
+    stand_in = transform.split_name(placeholder, None)
+    addresses = [entity["billing_address"]] + [
+        a["shipping"]["address"] for a in entity["extension_attributes"]["shipping_assignments"]
+    ]
+    for address in addresses:
+        if (address.get("firstname"), address.get("lastname")) == stand_in:
+            address["firstname"], address["lastname"] = transform.split_name(None, address.get("company"))
+    if (entity.get("customer_firstname"), entity.get("customer_lastname")) == stand_in:
+        entity["customer_firstname"] = entity["billing_address"]["firstname"]
+        entity["customer_lastname"] = entity["billing_address"]["lastname"]
 
 
 def audit_detail(programs: Programs, amounts: transform.OrderAmounts, account: AccountSettings) -> dict[str, str]:

@@ -172,6 +172,33 @@ def test_placeholder_business_buyer(programs, email, placeholder):
     assert order_programs.placeholder_buyer(o) is placeholder
 
 
+@pytest.mark.parametrize(
+    ("address", "names"),
+    [
+        # the recipient's name: kept
+        ({"name": "Erika Muster", "companyName": "Muster GmbH"}, ("Erika", "Muster")),
+        # no recipient name: the company, never Amazon's stand-in name
+        ({"companyName": "Muster GmbH"}, ("Muster", "GmbH")),
+        ({}, ("Amazon", "Customer")),
+    ],
+)
+def test_invoice_by_amazon_orders_never_carry_amazons_stand_in_name(address, names):
+    o = order(programs=["AMAZON_BUSINESS", "INVOICE_BY_AMAZON"])
+    o["buyer"] = {
+        "buyerName": "Amazon Business EU SARL",
+        "buyerEmail": "no-reply-amazon-iba-buyer@marketplace.amazon.de",
+    }
+    o["recipient"]["deliveryAddress"] = {"addressLine1": "Hauptstraße 1", "countryCode": "DE", **address}
+    _, entity = build(o)
+    shipping = entity["extension_attributes"]["shipping_assignments"][0]["shipping"]["address"]
+    for first, last in (
+        (entity["customer_firstname"], entity["customer_lastname"]),
+        (entity["billing_address"]["firstname"], entity["billing_address"]["lastname"]),
+        (shipping["firstname"], shipping["lastname"]),
+    ):
+        assert (first, last) == names
+
+
 def test_strip_pii_keeps_only_the_purchase_order_number():
     o = order(programs=["AMAZON_BUSINESS"])
     o["buyer"]["buyerPurchaseOrderNumber"] = "PO-1"
