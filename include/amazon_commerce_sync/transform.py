@@ -130,13 +130,10 @@ def order_currency(order: Mapping[str, Any]) -> str | None:
 def strip_pii(order: Mapping[str, Any]) -> dict[str, Any]:
     """The order without buyer and recipient data (what the state store keeps outside ``order_pii``).
 
-    The buyer's purchase order number (a business document's number, not personal data) stays; the buyer's
-    tax registrations (``tax.taxRegistrations`` of entityType BUYER: a CPF is a person's) go with the buyer.
+    The buyer's tax registrations (``tax.taxRegistrations`` of entityType BUYER: a CPF is a person's) go
+    with the buyer.
     """
     out = {k: v for k, v in order.items() if k not in PII_SECTIONS}
-    purchase_order = (order.get("buyer") or {}).get("buyerPurchaseOrderNumber")
-    if purchase_order:
-        out["buyer"] = {"buyerPurchaseOrderNumber": purchase_order}
     tax = order.get("tax")
     if isinstance(tax, Mapping) and tax.get("taxRegistrations"):
         others = [r for r in tax["taxRegistrations"] if (r or {}).get("entityType") != "BUYER"]
@@ -154,6 +151,7 @@ def extract_pii(order: Mapping[str, Any]) -> dict[str, Any]:
         "buyer_email": buyer.get("buyerEmail"),
         "buyer_company": buyer.get("buyerCompanyName"),
         "shipping_address": address,
+        "buyer_purchase_order": buyer.get("buyerPurchaseOrderNumber"),
         "buyer_tax_registrations": [
             r for r in (order.get("tax") or {}).get("taxRegistrations") or [] if (r or {}).get("entityType") == "BUYER"
         ]

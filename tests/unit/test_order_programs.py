@@ -199,11 +199,12 @@ def test_invoice_by_amazon_orders_never_carry_amazons_stand_in_name(address, nam
         assert (first, last) == names
 
 
-def test_strip_pii_keeps_only_the_purchase_order_number():
+def test_the_purchase_order_number_is_kept_with_the_buyer_data():
     o = order(programs=["AMAZON_BUSINESS"])
     o["buyer"]["buyerPurchaseOrderNumber"] = "PO-1"
-    assert transform.strip_pii(o)["buyer"] == {"buyerPurchaseOrderNumber": "PO-1"}
-    assert "buyer" not in transform.strip_pii(order())
+    assert "buyer" not in transform.strip_pii(o)
+    assert transform.extract_pii(o)["buyer_purchase_order"] == "PO-1"
+    assert transform.extract_pii(order())["buyer_purchase_order"] is None
 
 
 # -- marketplace facilitator tax ------------------------------------------------------------------

@@ -301,8 +301,9 @@ class Loader:
             "buyerName": pii.get("buyer_name"),
             "buyerEmail": pii.get("buyer_email"),
             "buyerCompanyName": pii.get("buyer_company"),
+            "buyerPurchaseOrderNumber": pii.get("buyer_purchase_order"),
         }
-        order["buyer"] = {**(order.get("buyer") or {}), **{k: v for k, v in buyer.items() if v}}
+        order["buyer"] = {k: v for k, v in buyer.items() if v}
         if pii.get("shipping_address"):
             order["recipient"] = {"deliveryAddress": pii["shipping_address"]}
         if pii.get("buyer_tax_registrations"):

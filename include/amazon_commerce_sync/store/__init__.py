@@ -29,6 +29,7 @@ from amazon_commerce_sync.store.orders import (
 )
 from amazon_commerce_sync.store.outbox import TERMINAL, FeedRow, Outbox, OutboxRow, OutboxStatus
 from amazon_commerce_sync.store.retention import Retention
+from amazon_commerce_sync.store.schema import PII_FIELDS
 from amazon_commerce_sync.store.writes import WriteLog, WriteRow, WriteStatus
 
 
@@ -46,6 +47,7 @@ class StateStore:
 
 
 __all__ = [
+    "PII_FIELDS",
     "TERMINAL",
     "FeedRow",
     "ItemRow",

@@ -17,8 +17,9 @@ from typing import Any, NotRequired, TypedDict
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
+from amazon_commerce_sync.store import pii_crypto
 from amazon_commerce_sync.store.base import Aggregate, aware, insert
-from amazon_commerce_sync.store.schema import amazon_orders, order_items, order_pii, quarantine
+from amazon_commerce_sync.store.schema import PII_FIELDS, amazon_orders, order_items, order_pii, quarantine
 from amazon_commerce_sync.times import utcnow
 
 
@@ -53,6 +54,7 @@ class Pii(TypedDict, total=False):
     buyer_email: str | None
     buyer_company: str | None
     shipping_address: dict[str, Any] | None
+    buyer_purchase_order: str | None
     buyer_tax_registrations: list[dict[str, Any]] | None
 
 
@@ -145,7 +147,6 @@ _TIMES = (
     "first_seen_at",
     "updated_at",
 )
-_PII_FIELDS = ("buyer_name", "buyer_email", "buyer_company", "shipping_address", "buyer_tax_registrations")
 # Statuses whose orders the import looks at (quarantined ones only once Amazon changed them).
 TO_PROCESS = (
     OrderSync.WAITING,
@@ -267,6 +268,7 @@ class OrderStore(Aggregate):
 
     def pii(self, amazon_order_id: str) -> PiiRow | None:
         """The order's personal data (the import puts it back into the Commerce payload, in memory only)."""
+        pii_crypto.cipher()  # no key: PiiKeyError here, not wrapped in a database error
         return self._first(select(order_pii).where(order_pii.c.amazon_order_id == amazon_order_id))
 
     def items(self, amazon_order_id: str) -> list[ItemRow]:
@@ -454,8 +456,9 @@ def _upsert_pii(conn: Connection, amazon_order_id: str, pii: Pii) -> None:
     erased = conn.scalar(select(order_pii.c.erased_at).where(order_pii.c.amazon_order_id == amazon_order_id))
     if erased is not None:
         return  # erased for retention: never stored again
-    values = {k: pii.get(k) for k in _PII_FIELDS}
+    values = {k: pii.get(k) for k in PII_FIELDS}
     if not any(values.values()):
         return  # PENDING orders carry none: keep what we have
+    pii_crypto.cipher()  # no key: PiiKeyError here (the task fails at once), never a clear-text row
     stmt = insert(conn, order_pii).values(amazon_order_id=amazon_order_id, **values)
     conn.execute(stmt.on_conflict_do_update(index_elements=["amazon_order_id"], set_=values))
