@@ -127,6 +127,21 @@ def association(order: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+def split_tax_registrations(order: Mapping[str, Any]) -> tuple[Any, list[dict[str, Any]] | None]:
+    """``(the order's tax section without the buyer's registrations, the buyer's registrations or None)``.
+
+    The buyer's (``entityType`` BUYER) are personal data (a CPF is a person's number): the state store keeps them
+    in ``order_pii`` with the rest of the buyer's data; the marketplace's and merchant's stay with the order.
+    """
+    tax = order.get("tax")
+    if not isinstance(tax, Mapping) or not tax.get("taxRegistrations"):
+        return tax, None
+    buyer = [r for r in tax["taxRegistrations"] if (r or {}).get("entityType") == "BUYER"]
+    others = [r for r in tax["taxRegistrations"] if (r or {}).get("entityType") != "BUYER"]
+    rest = {k: v for k, v in tax.items() if k != "taxRegistrations"}
+    return ({**rest, "taxRegistrations": others} if others else rest), (buyer or None)
+
+
 def _buyer_tax_registration(order: Mapping[str, Any]) -> tuple[str, str] | None:
     for index, entry in enumerate((order.get("tax") or {}).get("taxRegistrations") or []):
         if (entry or {}).get("entityType") != "BUYER":

@@ -134,12 +134,8 @@ def strip_pii(order: Mapping[str, Any]) -> dict[str, Any]:
     with the buyer.
     """
     out = {k: v for k, v in order.items() if k not in PII_SECTIONS}
-    tax = order.get("tax")
-    if isinstance(tax, Mapping) and tax.get("taxRegistrations"):
-        others = [r for r in tax["taxRegistrations"] if (r or {}).get("entityType") != "BUYER"]
-        out["tax"] = (
-            {**tax, "taxRegistrations": others} if others else {k: v for k, v in tax.items() if k != "taxRegistrations"}
-        )
+    if "tax" in order:
+        out["tax"] = order_programs.split_tax_registrations(order)[0]
     return out
 
 
@@ -152,10 +148,7 @@ def extract_pii(order: Mapping[str, Any]) -> dict[str, Any]:
         "buyer_company": buyer.get("buyerCompanyName"),
         "shipping_address": address,
         "buyer_purchase_order": buyer.get("buyerPurchaseOrderNumber"),
-        "buyer_tax_registrations": [
-            r for r in (order.get("tax") or {}).get("taxRegistrations") or [] if (r or {}).get("entityType") == "BUYER"
-        ]
-        or None,
+        "buyer_tax_registrations": order_programs.split_tax_registrations(order)[1],
     }
 
 
