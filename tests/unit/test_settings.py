@@ -24,6 +24,7 @@ def test_defaults_follow_the_sales_channel():
     assert account.customer_creation == "guest"
     assert account.order_number_source == "commerce"
     assert account.import_enabled and account.invoice_on_import and account.manage_stock
+    assert account.marketplace_facilitator_tax == "include" and account.import_replacement_orders
     assert account.shipping_method("NextDay") == "amazon_nextday"
     assert account.shipping_method("Unknown") == account.default_shipping_method
     assert account.commerce_sku("X") == "X"
@@ -41,6 +42,8 @@ def test_defaults_follow_the_sales_channel():
         ({"import_orders_after": "2026-01-01T00:00:00"}, "no time zone"),
         ({"customer_creation": "always"}, "customer_creation.*guest, create_account"),
         ({"order_number_source": "x"}, "order_number_source"),
+        ({"marketplace_facilitator_tax": "drop"}, "marketplace_facilitator_tax: 'drop' is not one of include, exclude"),
+        ({"import_replacement_orders": "no"}, "import_replacement_orders: 'no' must be true or false"),
         ({"page_size": 500}, r"accounts\[0\]\.page_size: 500 must be a whole number from 1 to 100"),
         ({"page_size": 50.0}, "page_size: 50.0 must be a whole number"),  # a count is written as one
         ({"concurrency": True}, "concurrency: True must be a whole number from 1 to 32"),
