@@ -203,3 +203,21 @@ def commerce_address(
     if company:
         result["company"] = company
     return result
+
+
+def customer_address(order_address: Mapping[str, Any]) -> dict[str, Any]:
+    """A customer address (``customer-data-address-interface``) from an order address of ``commerce_address``,
+    the customer's default billing and shipping address.
+
+    Magento's customer-address validator (``Address\\Validator\\Country``) needs the ``region_id`` where the
+    country requires a state: the resolved region goes as ``region_id`` and the ``region`` object.
+    """
+    keys = ("firstname", "lastname", "company", "street", "city", "postcode", "country_id", "telephone")
+    result: dict[str, Any] = {k: order_address[k] for k in keys if order_address.get(k) is not None}
+    region = {k: order_address[k] for k in ("region", "region_code", "region_id") if order_address.get(k) is not None}
+    if region:
+        result["region"] = region
+    if "region_id" in region:
+        result["region_id"] = region["region_id"]
+    result.update(default_billing=True, default_shipping=True)
+    return result

@@ -361,7 +361,12 @@ class Loader:
             return None  # no real email: a guest order
         address = transform.commerce_address(order, "billing", email, directory)
         return orders.customer(
-            self.commerce, email, address["firstname"], address["lastname"], store_id=self.account.store_id
+            self.commerce,
+            email,
+            address["firstname"],
+            address["lastname"],
+            store_id=self.account.store_id,
+            address=addresses.customer_address(address),
         )
 
     def _map_items(self, commerce_order: Mapping[str, Any]) -> None:
