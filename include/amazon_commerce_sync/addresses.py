@@ -26,13 +26,17 @@ from __future__ import annotations
 
 import dataclasses
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 MAX_TEXT = 255
 # Country\Collection::$countriesWithNotRequiredStates (Magento/Directory/etc/di.xml).
 COUNTRIES_WITH_NOT_REQUIRED_STATES = frozenset({"FR", "DE", "AT", "FI", "BE"})
 FALLBACK_COUNTRY = "US"
+# Official abbreviations buyers write that are neither a code nor a name in Magento's directory (folded text →
+# Magento's code): Mexico City is "CDMX" (its government's abbreviation; "DF" before 2016), CMX in Magento
+# (AddDataForMexico, ISO 3166-2:MX).
+REGION_ALIASES: dict[str, dict[str, str]] = {"MX": {"cdmx": "cmx", "df": "cmx", "d.f.": "cmx"}}
 
 
 class MalformedAddress(ValueError):
@@ -72,14 +76,25 @@ class CountryRegions:
         return cls(country_id, regions, bool(regions) and country_id not in COUNTRIES_WITH_NOT_REQUIRED_STATES)
 
     def find(self, text: str) -> Region | None:
-        """The region whose code, else whose name, equals ``text`` ignoring case, accents and spacing
-        (lowest id first, as ``Region::loadByCode`` takes the first row)."""
+        """The region ``text`` names, ignoring case, accents and spacing, lowest id first (as
+        ``Region::loadByCode`` takes the first row). Tried in turn: the code; the name; the code without its
+        ISO 3166-2 country prefix (``ES-MD`` for ``MD``); the name before an ISO-style qualifier (``Madrid,
+        Comunidad de`` for ``Madrid``, the names of Magento's ``UpdateRegionCodesForSpainV1``); then
+        ``REGION_ALIASES``."""
         wanted = fold(text)
-        for attribute in ("code", "name"):
-            found = next((r for r in self.regions if fold(getattr(r, attribute)) == wanted), None)
+        prefix = f"{self.country_id.casefold()}-"
+        keys: tuple[Callable[[Region], str], ...] = (
+            lambda r: fold(r.code),
+            lambda r: fold(r.name),
+            lambda r: fold(r.code).removeprefix(prefix),
+            lambda r: fold(r.name.split(",")[0]),
+        )
+        for key in keys:
+            found = next((r for r in self.regions if key(r) == wanted), None)
             if found is not None:
                 return found
-        return None
+        alias = REGION_ALIASES.get(self.country_id, {}).get(wanted)
+        return next((r for r in self.regions if fold(r.code) == alias), None) if alias else None
 
 
 def fold(text: str) -> str:

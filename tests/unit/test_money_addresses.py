@@ -151,6 +151,10 @@ def region_id(country_id: str, name: str) -> int:
         ("ES", "barcelona", ("ES",), ("ES", "Barcelona", "ES-B")),  # UpdateRegionCodesForSpainV1
         ("MX", "Baja California Sur", ("MX",), ("MX", "Baja California Sur", "BCS")),
         ("IN", "Maharashtra", ("IN",), ("IN", "Maharashtra", "MH")),
+        ("ES", "Madrid", ("ES",), ("ES", "Madrid, Comunidad de", "ES-MD")),  # ISO name since the 2.4.8 patch
+        ("ES", "md", ("ES",), ("ES", "Madrid, Comunidad de", "ES-MD")),  # code without the country prefix
+        ("MX", "CDMX", ("MX",), ("MX", "Ciudad de México", "CMX")),  # alias
+        ("MX", "ciudad de mexico", ("MX",), ("MX", "Ciudad de México", "CMX")),
     ],
 )
 def test_region_text_resolves_to_magento_region(country, text, directory, expected):
