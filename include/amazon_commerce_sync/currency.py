@@ -58,6 +58,20 @@ class StoreCurrency:
     available: frozenset[str]
     store_code: str = "default"
 
+    @classmethod
+    def from_rest(cls, config: Mapping[str, Any], info: Mapping[str, Any]) -> StoreCurrency:
+        """From the store view's ``storeConfig`` (``GET /V1/store/storeConfigs``: ``id``, ``code``,
+        ``base_currency_code``) and its ``GET /V1/directory/currency`` answer (``available_currency_codes``,
+        ``exchange_rates`` of ``{currency_to, rate}``; a rate of 0 means none is configured)."""
+        base = str(config.get("base_currency_code") or info.get("base_currency_code"))
+        rates = {
+            str(r["currency_to"]): Decimal(str(r["rate"]))
+            for r in info.get("exchange_rates") or []
+            if r.get("currency_to") and Decimal(str(r.get("rate") or 0)) > 0
+        }
+        available = frozenset({*(info.get("available_currency_codes") or []), base})
+        return cls(int(config["id"]), base, rates, available, store_code=str(config["code"]))
+
     def rate_to(self, order_currency: str) -> Decimal:
         """``base_to_order_rate`` for an order in ``order_currency`` (1 for the base currency).
 

@@ -443,23 +443,14 @@ class Loader:
 
 
 def read_store_currency(commerce, store_id: int) -> currency.StoreCurrency:
-    """The store view's ``currency.StoreCurrency`` from Commerce: its ``storeConfig`` (code, base currency) and
-    ``GET /V1/directory/currency`` of that store view (accepted currencies, ``exchange_rates`` from the base).
+    """The account's store view's currencies: its ``storeConfig`` and ``GET /V1/directory/currency`` of it.
 
     :raises FatalError: Commerce has no store view with the account's ``store_id``.
     """
     config = commerce.get_store_config(store_id)
     if config is None:
         raise FatalError(f"Commerce has no store view with id {store_id} (the account's store_id)")
-    info = commerce.get_currency_information(str(config["code"]))
-    base = str(config.get("base_currency_code") or info.get("base_currency_code"))
-    rates = {
-        str(r["currency_to"]): Decimal(str(r["rate"]))
-        for r in info.get("exchange_rates") or []
-        if r.get("currency_to") and Decimal(str(r.get("rate") or 0)) > 0
-    }
-    available = frozenset({*(info.get("available_currency_codes") or []), base})
-    return currency.StoreCurrency(store_id, base, rates, available, store_code=str(config["code"]))
+    return currency.StoreCurrency.from_rest(config, commerce.get_currency_information(str(config["code"])))
 
 
 def load_orders(ctx: Resources, account: AccountSettings, *, owner: str) -> dict[str, Any]:
