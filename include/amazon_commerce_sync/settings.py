@@ -106,6 +106,8 @@ class AccountSettings:
     alert_import_lag_minutes: int = 60
     alert_stuck_hours: int = 24
     alert_repeat_minutes: int = 60
+    # The healthcheck warns this many days before Amazon removes an operation the hooks call (hooks/operations.py).
+    deprecation_warning_days: int = 90
 
     def commerce_sku(self, seller_sku: str) -> str:
         return self.sku_map.get(seller_sku, seller_sku)
@@ -205,6 +207,7 @@ ACCOUNT_SCHEMA: dict[str, Any] = {
         "alert_import_lag_minutes": _whole(5, 7 * 24 * 60),
         "alert_stuck_hours": _whole(1, 24 * 90),
         "alert_repeat_minutes": _whole(0, 7 * 24 * 60),
+        "deprecation_warning_days": _whole(0, 3650),
         **dict.fromkeys(("shipping_method_map", "sku_map", "carrier_map"), _MAP),
     },
 }
