@@ -53,13 +53,13 @@ DEFAULT_SHIPPING_METHODS = {
     "FreeEconomy": "amazon_standard",
 }
 
-# Commerce carrier code (or title, lower-case) -> Amazon carrierCode.
+# Commerce carrier code (or title, lower-case) -> Amazon carrierCode, before Amazon's list (carriers.py), which
+# matches the rest by code and title ("DHL Express" is on Amazon's list in its own right).
 DEFAULT_CARRIER_MAP = {
     "ups": "UPS",
     "usps": "USPS",
     "fedex": "FedEx",
     "dhl": "DHL",
-    "dhl express": "DHL",
     "canada post": "Canada Post",
     "canadapost": "Canada Post",
     "royal mail": "Royal Mail",
@@ -281,7 +281,16 @@ def _account(raw: Mapping[str, Any], index: int) -> AccountSettings:
     if "shipping_method_map" in raw:
         kw["shipping_method_map"] = {**DEFAULT_SHIPPING_METHODS, **raw["shipping_method_map"]}
     if "carrier_map" in raw:
-        kw["carrier_map"] = {**DEFAULT_CARRIER_MAP, **{k.lower(): v for k, v in raw["carrier_map"].items()}}
+        from amazon_commerce_sync.carriers import normalise, unknown_codes
+
+        unknown = unknown_codes(raw["carrier_map"])
+        if unknown:
+            raise SettingsError(
+                f"accounts[{index}].carrier_map: {[raw['carrier_map'][k] for k in unknown]} not on Amazon's carrier "
+                "list; use the exact listed carrierCode (README 'Shipments'), or 'Other' to send the track's title "
+                "as carrierName"
+            )
+        kw["carrier_map"] = {**DEFAULT_CARRIER_MAP, **{normalise(k): v for k, v in raw["carrier_map"].items()}}
     return AccountSettings(**kw)
 
 

@@ -14,24 +14,24 @@ from amazon_commerce_sync.times import parse_time
 @pytest.mark.parametrize(
     ("track", "expected"),
     [
-        ({"carrier_code": "ups", "title": "United Parcel Service"}, ("UPS", None)),
-        ({"carrier_code": "fedex", "title": "Federal Express"}, ("FedEx", None)),
-        ({"carrier_code": "custom", "title": "Royal Mail"}, ("Royal Mail", None)),  # by title
-        ({"carrier_code": "custom", "title": "DHL Express"}, ("DHL", None)),
-        ({"carrier_code": "custom", "title": "Speedy Couriers"}, ("Other", "Speedy Couriers")),
-        ({"carrier_code": "tablerate", "title": ""}, ("Other", "tablerate")),
-        ({"carrier_code": "custom", "title": "custom"}, ("Other", "custom")),
+        ({"carrier_code": "ups", "title": "United Parcel Service"}, ("UPS", None, None)),
+        ({"carrier_code": "fedex", "title": "Federal Express"}, ("FedEx", None, None)),
+        ({"carrier_code": "custom", "title": "Royal Mail"}, ("Royal Mail", None, None)),  # by title
+        ({"carrier_code": "custom", "title": "Royal Mail Tracked 24"}, ("Royal Mail", None, "Tracked 24")),
+        ({"carrier_code": "custom", "title": "DHL Express"}, ("DHL Express", None, None)),  # on Amazon's list
+        ({"carrier_code": "custom", "title": "Speedy Couriers"}, ("Other", "Speedy Couriers", None)),
+        ({"carrier_code": "tablerate", "title": ""}, ("Other", "tablerate", None)),
+        ({"carrier_code": "custom", "title": "custom"}, ("Other", "custom", None)),
     ],
 )
 def test_amazon_carrier(track, expected):
-    assert amazon_carrier(track, DEFAULT_CARRIER_MAP) == expected
+    match = amazon_carrier(track, DEFAULT_CARRIER_MAP)
+    assert (match.carrier_code, match.carrier_name, match.shipping_method) == expected
 
 
 def test_account_carrier_map_wins():
-    assert amazon_carrier({"carrier_code": "custom", "title": "Speedy"}, {"speedy": "Speedy Express"}) == (
-        "Speedy Express",
-        None,
-    )
+    match = amazon_carrier({"carrier_code": "custom", "title": "Speedy"}, {"speedy": "Yodel"})
+    assert (match.carrier_code, match.carrier_name) == ("Yodel", None)
 
 
 SHIPMENT = {
@@ -56,6 +56,16 @@ def test_package_detail_maps_items_and_tracking():
         "shipDate": "2026-03-01T10:20:30Z",
         "orderItems": [{"orderItemId": "111", "quantity": 2}, {"orderItemId": "222", "quantity": 1}],
     }
+
+
+def test_package_detail_sends_the_service_as_shipping_method():
+    shipment = {
+        **SHIPMENT,
+        "tracks": [{"track_number": "TT012345678GB", "carrier_code": "custom", "title": "Royal Mail Tracked 24"}],
+    }
+    detail = package_detail(shipment, ITEMS, DEFAULT_CARRIER_MAP)
+    assert (detail["carrierCode"], detail["shippingMethod"]) == ("Royal Mail", "Tracked 24")
+    assert "carrierName" not in detail
 
 
 def test_package_detail_holds_without_tracking_and_refuses_foreign_items():

@@ -35,7 +35,7 @@ from amazon_commerce_sync.hooks.amazon import AmazonSpApiHook
 from amazon_commerce_sync.hooks.commerce import CommerceHook, Filter
 from amazon_commerce_sync.resources import Resources
 from amazon_commerce_sync.settings import AccountSettings
-from amazon_commerce_sync.shipments import Decision, KnownShipments, amazon_package_refs, decide
+from amazon_commerce_sync.shipments import Decision, KnownShipments, amazon_package_refs, decide, shipped_on_amazon
 from amazon_commerce_sync.store import OrderRow, OrderSync, OutboxRow, OutboxStatus, StateStore
 from amazon_commerce_sync.times import as_utc, parse_time
 
@@ -49,6 +49,7 @@ READY_SYNC = (OrderSync.IMPORTED, OrderSync.ON_HOLD, OrderSync.CANCELLED)
 VERIFY_DATA = ("FULFILLMENT", "PACKAGES")
 MISMATCH_NOT_REFLECTED = "shipment_not_reflected"
 MISMATCH_OTHER_ORDER = "shipment_on_other_commerce_order"
+MISMATCH_TRACKING = "shipment_tracking_differs"
 LEASE_SECONDS = 300
 BATCH = 100
 
@@ -272,14 +273,27 @@ class ConfirmSteps:
                 self.store.ops.release_lease(lease, self.owner)
 
     def _send_order(self, order_id: str, entries: Iterable[OutboxRow]) -> None:
-        amazon_packages: dict[str, str] | None = None
+        entries = list(entries)
+        # Amazon's order as it is now, read at most once per order: when an earlier attempt's outcome is
+        # unknown, or when the staged copy is older than a Commerce shipment (it may have been shipped on
+        # Amazon's side meanwhile, e.g. in Seller Central). The hook's client-side bucket keeps getOrder
+        # within Amazon's rate.
+        current: dict[str, Any] | None = None
+        staged = self.store.orders.get(order_id)
+        stale = _predates(staged, entries)
+        ours = {
+            str((e["payload"].get("package") or {}).get("packageReferenceId"))
+            for e in self.store.outbox.for_order(order_id, KIND)
+        }
         for entry in entries:
             package = entry["payload"]["package"]
             ref = str(package["packageReferenceId"])
+            if entry["status"] == OutboxStatus.SENDING or stale:
+                if current is None:
+                    current = self.amazon.get_order(order_id, included_data=VERIFY_DATA)
+                amazon_packages = amazon_package_refs(current)
             if entry["status"] == OutboxStatus.SENDING:
                 # An earlier attempt's outcome is unknown: look before sending again.
-                if amazon_packages is None:
-                    amazon_packages = amazon_package_refs(self.amazon.get_order(order_id, included_data=VERIFY_DATA))
                 if ref in amazon_packages:
                     if amazon_packages[ref] == package["trackingNumber"]:
                         self.store.outbox.transition(
@@ -296,6 +310,9 @@ class ConfirmSteps:
                             f"Amazon already has a different package with packageReferenceId {ref} on this order",
                         )
                     continue
+            known = current if current is not None else (staged or {}).get("payload") or {}
+            if self._held_by_amazon(order_id, entry, known, ours):
+                continue
             if not self.store.outbox.transition(
                 entry["id"], OutboxStatus.SENDING, amazon_message=None, expect=[entry["status"]], count_attempt=True
             ):
@@ -326,13 +343,55 @@ class ConfirmSteps:
                         amazon_message=f"outcome unknown, checked before a retry: {exc}",
                         expect=[OutboxStatus.SENDING],
                     )
-                    amazon_packages = None  # something may have changed on Amazon's side
+                    current = None  # something may have changed on Amazon's side
                 self.note("retry_later", f"{order_id}: shipment {entry['payload']['commerce_shipment_id']}: {exc}")
             else:
                 self.store.outbox.transition(
                     entry["id"], OutboxStatus.CONFIRMED, expect=OutboxStatus.SENDING, amazon_message=None
                 )
                 self._confirmed(order_id, entry, recovered=False)
+
+    def _held_by_amazon(self, order_id: str, entry: OutboxRow, current: Mapping[str, Any], ours: set[str]) -> bool:
+        """Settle an entry whose units Amazon already shows shipped by someone else; True when nothing is to be sent.
+
+        Same tracking number: ``accepted`` (already confirmed). Another tracking number for the same units: one
+        ``shipment_tracking_differs`` mismatch naming both numbers, the entry ``skipped``. Either way the entry
+        records Amazon's packages (``amazon_packages``), so the Amazon → Commerce half never copies them into a
+        second Commerce shipment for the same units.
+        """
+        package = entry["payload"]["package"]
+        found = shipped_on_amazon(package, current, ours)
+        if found is None:
+            return False
+        shipment_id = entry["payload"]["commerce_shipment_id"]
+        payload = {**entry["payload"], "amazon_packages": list(found.references)}
+        if found.same_tracking:
+            message = (
+                f"already shipped on Amazon with the same tracking number (Amazon package "
+                f"{', '.join(found.references)}): nothing sent"
+            )
+            if self.store.outbox.transition(
+                entry["id"], OutboxStatus.ACCEPTED, expect=[entry["status"]], payload=payload, amazon_message=message
+            ):
+                self.note("already_on_amazon")
+                self.store.ops.audit(
+                    "shipment_already_on_amazon",
+                    "amazon_order",
+                    order_id,
+                    {"commerce_shipment_id": shipment_id, "amazon_packages": list(found.references)},
+                )
+            return True
+        detail = (
+            f"Commerce shipment {shipment_id} has tracking number {package['trackingNumber']}, but Amazon already "
+            f"shows its units shipped with tracking number {', '.join(found.tracking_numbers)} (Amazon package "
+            f"{', '.join(found.references)}); not confirmed again. Correct the tracking number where it is wrong"
+        )
+        self.store.ops.report_mismatch(MISMATCH_TRACKING, order_id, detail)
+        if self.store.outbox.transition(
+            entry["id"], OutboxStatus.SKIPPED, expect=[entry["status"]], payload=payload, amazon_message=detail[:2000]
+        ):
+            self.note("mismatches", f"{order_id}: {detail}")
+        return True
 
     def _confirmed(self, order_id: str, entry: OutboxRow, *, recovered: bool) -> None:
         self.note("confirmed")
@@ -402,6 +461,20 @@ class ConfirmSteps:
                 self.note("mismatches", f"{order_id}: {detail}")
             else:
                 self.note("verifying")
+
+
+def _predates(staged: OrderRow | None, entries: Sequence[OutboxRow]) -> bool:
+    """True when the staged Amazon order was last written before one of the pending Commerce shipments was made
+    (or is not staged at all): Amazon's copy must be read before sending."""
+    if staged is None:
+        return True
+    written = as_utc(staged["updated_at"])
+    # shipDate is the Commerce shipment's created_at, to the second.
+    return any(
+        parse_time(e["payload"]["package"]["shipDate"]) + timedelta(seconds=1) > written
+        for e in entries
+        if e["status"] == OutboxStatus.PENDING
+    )
 
 
 def _by_order(entries: Iterable[OutboxRow]) -> dict[str, list[OutboxRow]]:

@@ -117,11 +117,11 @@ class ShipmentSync(ConfirmSteps):
     def _mirror_order(self, row: OrderRow) -> bool:
         """Mirror the order's Amazon packages that Commerce lacks; False when it must be tried again."""
         order_id = row["amazon_order_id"]
-        ours = {
-            str((e["payload"].get("package") or {}).get("packageReferenceId"))
-            for e in self.store.outbox.for_order(order_id, KIND)
-            if e["payload"].get("package")
-        }
+        ours = set()  # packages this sync confirmed, and Amazon's packages a Commerce shipment already stands for
+        for e in self.store.outbox.for_order(order_id, KIND):
+            if e["payload"].get("package"):
+                ours.add(str(e["payload"]["package"].get("packageReferenceId")))
+            ours.update(str(ref) for ref in e["payload"].get("amazon_packages") or [])
         todo = []
         for package in amazon_packages(row["payload"]):
             if package.reference in ours:
