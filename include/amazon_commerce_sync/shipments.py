@@ -259,8 +259,8 @@ def shipped_on_amazon(package: Mapping[str, Any], order: Mapping[str, Any], ours
     """Whether Amazon's current order (``getOrder`` with FULFILLMENT and PACKAGES) already has ``package``'s units.
 
     :param package: the ``confirmShipment`` ``packageDetail`` about to be sent.
-    :param ours: ``packageReferenceId`` of the packages this integration confirmed (never counted as someone
-        else's).
+    :param ours: ``packageReferenceId`` of the packages this integration may have confirmed (sent at least once);
+        any other package is someone else's, even under the reference ``package`` would have.
     :returns: None when Amazon can take the units (send it), else what holds them: a package with the same
         tracking number (``same_tracking``: already confirmed, nothing to send) or, when the units are no longer
         unshipped on Amazon, the packages holding them under other tracking numbers (a mismatch: sending would be
@@ -271,7 +271,7 @@ def shipped_on_amazon(package: Mapping[str, Any], order: Mapping[str, Any], ours
     theirs = [
         p
         for p in live
-        if str(p.get("packageReferenceId")) not in ours | {str(package.get("packageReferenceId"))}
+        if str(p.get("packageReferenceId")) not in ours
         and any(str(i.get("orderItemId")) in wanted for i in p.get("packageItems") or [])
     ]
     tracking = str(package.get("trackingNumber") or "").strip()

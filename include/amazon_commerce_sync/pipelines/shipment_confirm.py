@@ -281,9 +281,12 @@ class ConfirmSteps:
         current: dict[str, Any] | None = None
         staged = self.store.orders.get(order_id)
         stale = _predates(staged, entries)
+        # Packages this integration may have put on Amazon: entries sent at least once. A package on Amazon with
+        # the reference of an entry never sent is someone else's (Seller Central numbers its packages too).
         ours = {
             str((e["payload"].get("package") or {}).get("packageReferenceId"))
             for e in self.store.outbox.for_order(order_id, KIND)
+            if e["attempts"] > 0 and e["payload"].get("package")
         }
         for entry in entries:
             package = entry["payload"]["package"]
