@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 import pytest
 
 from amazon_commerce_sync.settings import DEFAULT_CARRIER_MAP
-from amazon_commerce_sync.shipments import Hold, Refuse, amazon_carrier, amazon_package_refs, package_detail
+from amazon_commerce_sync.shipments import (
+    Hold,
+    Refuse,
+    amazon_carrier,
+    amazon_package_refs,
+    package_detail,
+    shipped_on_amazon,
+)
 from amazon_commerce_sync.times import parse_time
 
 
@@ -95,3 +102,63 @@ def test_amazon_package_refs_skips_cancelled_packages():
         ]
     }
     assert amazon_package_refs(order) == {"1": "T1", "3": ""}
+
+
+def amazon_order(*packages, unfulfilled=None):
+    """An Orders 2026-01-01 order of item A (2 units) and B (1 unit) with ``packages``."""
+    items = [{"orderItemId": "A", "quantityOrdered": 2}, {"orderItemId": "B", "quantityOrdered": 1}]
+    if unfulfilled is not None:
+        for item in items:
+            item["fulfillment"] = {"quantityUnfulfilled": unfulfilled[item["orderItemId"]]}
+    return {"orderItems": items, "packages": list(packages)}
+
+
+def amazon_pkg(ref, tracking, *items, status="SHIPPED"):
+    return {
+        "packageReferenceId": ref,
+        "trackingNumber": tracking,
+        "packageStatus": {"status": status},
+        "packageItems": [{"orderItemId": i, "quantity": q} for i, q in items],
+    }
+
+
+OURS = {
+    "packageReferenceId": "42",
+    "trackingNumber": "1Z999AA10123456784",
+    "orderItems": [{"orderItemId": "A", "quantity": 2}],
+}
+
+
+@pytest.mark.parametrize(
+    ("order", "ours", "expected"),
+    [
+        # Nothing on Amazon yet: send.
+        (amazon_order(), set(), None),
+        # Seller Central shipped A with the same tracking: already confirmed.
+        (
+            amazon_order(amazon_pkg("1", "1Z999AA10123456784", ("A", 2))),
+            set(),
+            (True, ("1",), ("1Z999AA10123456784",)),
+        ),
+        # ... under the very reference our package would have (Seller Central numbers its packages too).
+        (
+            amazon_order(amazon_pkg("42", "1Z999AA10123456784", ("A", 2))),
+            set(),
+            (True, ("42",), ("1Z999AA10123456784",)),
+        ),
+        # ... but a package we sent ourselves is ours, not someone else's.
+        (amazon_order(amazon_pkg("42", "1Z999AA10123456784", ("A", 2))), {"42"}, None),
+        # Another tracking number for A's units: they are no longer unshipped.
+        (amazon_order(amazon_pkg("1", "1ZOTHER", ("A", 2))), set(), (False, ("1",), ("1ZOTHER",))),
+        # Another tracking number for one unit of A: the other unit and ours do not fit.
+        (amazon_order(amazon_pkg("1", "1ZOTHER", ("A", 1))), set(), (False, ("1",), ("1ZOTHER",))),
+        # FULFILLMENT data says both units of A are still unfulfilled (e.g. a package being prepared): send.
+        (amazon_order(amazon_pkg("1", "1ZOTHER", ("A", 1)), unfulfilled={"A": 2, "B": 1}), set(), None),
+        # Only B shipped elsewhere, or a cancelled package: A can still be confirmed.
+        (amazon_order(amazon_pkg("1", "1ZOTHER", ("B", 1))), set(), None),
+        (amazon_order(amazon_pkg("1", "1ZOTHER", ("A", 2), status="CANCELLED")), set(), None),
+    ],
+)
+def test_shipped_on_amazon(order, ours, expected):
+    found = shipped_on_amazon(OURS, order, ours)
+    assert (found and (found.same_tracking, found.references, found.tracking_numbers)) == expected
