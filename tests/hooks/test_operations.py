@@ -41,6 +41,18 @@ def test_the_scan_finds_the_hooks_calls():
     assert "uploadFeedDocument" not in found  # a pre-signed URL, not an SP-API operation
 
 
+def test_the_scan_reads_keyword_and_positional_operations():
+    source = """
+def f(self):
+    self._call("GET", "/orders/v0/orders/1/orderItems", operation="getOrderItems", params={})
+    self._finance_pages("/finances/v0/financialEventGroups", "listFinancialEventGroups", {})
+    self._request_url("GET", url, operation="downloadFeedDocument")
+    self._token_pages(path, operation, params, "nextToken", next_token)
+    other.call(operation="notTheHook")
+"""
+    assert operations.operations_in_source(source) == {"getOrderItems", "listFinancialEventGroups"}
+
+
 def test_every_called_operation_is_in_the_table():
     missing = sorted(called_operations() - set(OPERATIONS))
     assert not missing, f"add these to hooks/operations.py OPERATIONS: {missing}"

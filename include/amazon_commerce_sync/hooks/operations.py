@@ -186,22 +186,31 @@ def deprecation_warnings(names: Iterable[str], today: date, days: int = DEFAULT_
 @functools.cache
 def called_operations() -> frozenset[str]:
     """The operation names the Amazon hook's source passes to its calls (``_call(..., operation="x")`` and the
-    listing helpers' ``operation`` argument), read from ``hooks/amazon.py`` with :mod:`ast`.
+    listing helpers' ``operation`` argument), read from ``hooks/amazon.py`` (:func:`operations_in_source`).
 
     What the deprecation test and the healthcheck look at: an operation that is still in the table but no
     longer called does not warn.
     """
     from amazon_commerce_sync.hooks import amazon
 
-    source = Path(inspect.getfile(amazon)).read_text(encoding="utf-8")
-    hook = amazon.AmazonSpApiHook
+    return operations_in_source(Path(inspect.getfile(amazon)).read_text(encoding="utf-8"))
+
+
+def operations_in_source(source: str) -> frozenset[str]:
+    """String literals given as the ``operation`` parameter of ``AmazonSpApiHook`` methods in ``source``.
+
+    By keyword, or by position for a method whose signature has ``operation`` (``_finance_pages(path,
+    "listFinancialEvents", ...)``); ``_request_url`` (pre-signed document URLs, not SP-API operations) is left out.
+    """
+    from amazon_commerce_sync.hooks.amazon import AmazonSpApiHook
+
     found: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
             continue
-        method = getattr(hook, node.func.attr, None)
-        if node.func.attr in ("_request_url",) or method is None or not callable(method):
-            continue  # pre-signed document URLs are not SP-API operations
+        method = getattr(AmazonSpApiHook, node.func.attr, None)
+        if node.func.attr == "_request_url" or method is None or not callable(method):
+            continue
         try:
             params = list(inspect.signature(method).parameters)
         except (TypeError, ValueError):
