@@ -131,7 +131,8 @@ def plan_mirror(
     Without a track-less shipment yet, each package is a shipment and the units no package carries go in one
     track-less shipment (Adobe's Amazon Sales Channel completes such orders the same way). Once it exists,
     packages that appear later (a later extraction shows ``packages``) are matched, in Amazon's order, against
-    its units: the units it holds get the package's tracking on it, only units beyond it get a shipment.
+    the units it holds that Amazon now counts in a package too (packaged + held − shipped, per item): those get
+    the package's tracking on it; only the package's other units (shipped since) get a shipment.
 
     :param made: the track-less shipment already made for the order, or None.
     :param exclude: package references not to mirror (confirmed to Amazon from Commerce).
@@ -141,7 +142,19 @@ def plan_mirror(
         return MirrorPlan(unpackaged_units(order), tuple(packages), ())
     ships: list[Package] = []
     tracks: list[Package] = []
-    held = collections.Counter(made.items)
+    # Units the track-less shipment holds that packages now describe too: Amazon's shipped units counted twice
+    # (in the packages and in it). Package units beyond those are new units (shipped since).
+    shipped = shipped_quantities(order)
+    packaged: collections.Counter[str] = collections.Counter()
+    for package in amazon_packages(order):
+        for item_id, qty in package.items:
+            packaged[item_id] += qty
+    held = collections.Counter(
+        {
+            item_id: min(qty, max(0, packaged[item_id] + qty - shipped.get(item_id, 0)))
+            for item_id, qty in made.items.items()
+        }
+    )
     for package in packages:
         if package.reference in made.packages_before:
             ships.append(package)

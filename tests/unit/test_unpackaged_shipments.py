@@ -126,6 +126,18 @@ MADE = UnpackagedShipment(shipment_id=900, items={A: 2, B: 1}, packages_before=f
             MADE,
             MirrorPlan({}, (pkg("1", [(A, 1)], "1ZX"),), (pkg("1", [(A, 2)], "1ZX"),)),
         ),
+        # partly shipped without data, then the other unit shipped with a package: a new shipment, not a track
+        (
+            order("SHIPPED", [item(A, 2, 2)], [package("1", [(A, 1)], "1ZNEXT")]),
+            UnpackagedShipment(900, {A: 1}, frozenset()),
+            MirrorPlan({}, (pkg("1", [(A, 1)], "1ZNEXT"),), ()),
+        ),
+        # ... whereas package data for the unit already shipped goes on its shipment
+        (
+            order("PARTIALLY_SHIPPED", [item(A, 2, 1)], [package("1", [(A, 1)], "1ZFIRST")]),
+            UnpackagedShipment(900, {A: 1}, frozenset()),
+            MirrorPlan({}, (), (pkg("1", [(A, 1)], "1ZFIRST"),)),
+        ),
         # packages shown when the track-less shipment was made were shipped on their own
         (
             order(

@@ -238,7 +238,9 @@ def ship_unpackaged(
                 items.append({"order_item_id": commerce_item, "qty": take})
         if not items:
             return Done(None, detail={**detail, "not_mirrored": "Commerce has no unit of them left to ship"})
-        return Done(commerce.ship_order(commerce_id, items, [], comment=comment), detail=detail)
+        amazon_ids = {commerce_item: amazon_id for amazon_id, commerce_item in item_ids.items()}
+        shipped = {amazon_ids[i["order_item_id"]]: i["qty"] for i in items}  # what it holds, in Amazon's ids
+        return Done(commerce.ship_order(commerce_id, items, [], comment=comment), detail={**detail, "items": shipped})
 
     try:
         result = write_once(store.writes, key, send=send, look=look, look_first=True, detail=detail)

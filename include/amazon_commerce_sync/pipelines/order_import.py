@@ -386,7 +386,7 @@ class Loader:
         if self.account.invoice_on_import or row["fulfilled_by"] == "AMAZON":
             orders.invoice(self.commerce, self.store, order_id, commerce_id, fresh=False)
         if row["amazon_status"] in ("SHIPPED", "PARTIALLY_SHIPPED"):
-            self._ship_amazon_packages(order_id, self._full_order(row), commerce_id)
+            self._ship_amazon_packages(order_id, self._full_order(row), commerce_id, commerce_order)
         self._mark(row, OrderSync.IMPORTED, None, "created")
         if row["buyer_cancel_requested"] and row["amazon_status"] == "UNSHIPPED":
             self._hold_for_buyer_cancellation(order_id, commerce_id)
