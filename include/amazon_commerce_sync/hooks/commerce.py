@@ -21,7 +21,7 @@ retry policy, ``hooks.classify``) with the auth object of ``hooks/auth.py`` the 
 names; searches follow ``currentPage`` with ``hooks.pagination.CurrentPagePaginator``.
 
 Writes that are not idempotent (``create_order``, ``invoice_order``, ``ship_order``,
-``refund_order``, ``create_customer``, ``add_order_comment``) are retried only when the
+``add_shipment_track``, ``refund_order``, ``create_customer``, ``add_order_comment``) are retried only when the
 request certainly never reached the server (connection refused, HTTP 429). After an
 ambiguous failure (timeout, dropped connection, 5xx) they raise, and the caller must look
 up the natural key (``find_orders_by_ext_order_ids``, the order's invoices...) before
