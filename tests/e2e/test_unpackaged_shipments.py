@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import pytest
 
+from ops.reconcile import Snapshot, reconcile
 from tests.e2e.test_shipment_sync import Merchant, assert_success, confirmations, outbox
 
 pytestmark = pytest.mark.e2e
@@ -68,6 +69,19 @@ def test_fba_order_without_packages_ends_complete_and_is_never_shipped_twice(cha
     _, again = assert_complete_with_one_trackless_shipment(channel, merchant, order)
     assert again["entity_id"] == shipment["entity_id"]
     assert confirmations(channel) == [] and outbox(channel) == {}
+
+    # the sandboxes reconciled against each other (as after a soak): every unit shipped once, none twice
+    snap = Snapshot.take(channel)
+    assert reconcile(snap, import_orders_after="2000-01-01T00:00:00Z")["shipments"] == {
+        "processed": 1,
+        "duplicates": 0,
+        "missing": 0,
+        "wrong": 0,
+        "examples": [],
+    }
+    for item in snap.commerce_orders[0]["items"]:
+        item["qty_shipped"] = 0  # as before this fix: the order created, never shipped
+    assert reconcile(snap, import_orders_after="2000-01-01T00:00:00Z")["shipments"]["missing"] == 1
 
 
 @pytest.mark.parametrize("when", ["shipped_before_import", "shipped_after_import"])
