@@ -214,22 +214,8 @@ def ship(
     previous = copy.deepcopy(order)
     t = now() if at is None else at
     for package in packages:
-        entry = {
-            "packageReferenceId": str(package["packageReferenceId"]),
-            "createdTime": iso(t),
-            "packageStatus": {"status": "SHIPPED"},
-            "carrier": package.get("carrier") or "Other",
-            "shipTime": package.get("shipTime") or iso(t),
-            "packageItems": [
-                {"orderItemId": str(i["orderItemId"]), "quantity": i["quantity"]} for i in package["items"]
-            ],
-        }
-        if package.get("shippingService"):
-            entry["shippingService"] = package["shippingService"]
-        if package.get("trackingNumber"):
-            entry["trackingNumber"] = package["trackingNumber"]
         if package_data:
-            order.setdefault("packages", []).append(entry)
+            order.setdefault("packages", []).append(_package_entry(package, t))
         _add_shipment_event(state, record, package["items"], t)
     for item_id, qty in wanted.items():
         item = find_item(order, item_id)
@@ -262,21 +248,24 @@ def add_package_data(state: SandboxState, record: dict[str, Any], packages: list
                 )
             unpackaged[str(entry["orderItemId"])] = left - entry["quantity"]
     previous, t = copy.deepcopy(order), now()
-    for package in packages:
-        entry = {
-            "packageReferenceId": str(package["packageReferenceId"]),
-            "createdTime": iso(t),
-            "packageStatus": {"status": "SHIPPED"},
-            "carrier": package.get("carrier") or "Other",
-            "shipTime": package.get("shipTime") or iso(t),
-            "packageItems": [
-                {"orderItemId": str(i["orderItemId"]), "quantity": i["quantity"]} for i in package["items"]
-            ],
-        }
-        if package.get("trackingNumber"):
-            entry["trackingNumber"] = package["trackingNumber"]
-        order.setdefault("packages", []).append(entry)
+    order.setdefault("packages", []).extend(_package_entry(package, t) for package in packages)
     state.touch(record, previous, t)
+
+
+def _package_entry(package: dict[str, Any], t: float) -> dict[str, Any]:
+    """An order's ``packages`` entry (Orders API 2026-01-01 ``Package``) for a shipped package."""
+    entry = {
+        "packageReferenceId": str(package["packageReferenceId"]),
+        "createdTime": iso(t),
+        "packageStatus": {"status": "SHIPPED"},
+        "carrier": package.get("carrier") or "Other",
+        "shipTime": package.get("shipTime") or iso(t),
+        "packageItems": [{"orderItemId": str(i["orderItemId"]), "quantity": i["quantity"]} for i in package["items"]],
+    }
+    for name in ("shippingService", "trackingNumber"):
+        if package.get(name):
+            entry[name] = package[name]
+    return entry
 
 
 def unpackaged_items(order: dict[str, Any]) -> list[dict[str, Any]]:
