@@ -173,7 +173,7 @@ def mirror_amazon_shipments(
             item_ids,
             packages_before=before,
             fba=(order.get("fulfillment") or {}).get("fulfilledBy") == "AMAZON",
-            commerce_order=commerce_order,
+            commerce_order=None if plan.ships else commerce_order,  # read again after shipping packages
         )
     made = unpackaged_shipment(store, amazon_order_id) if plan.tracks else None
     if made is not None and made.shipment_id is not None:
