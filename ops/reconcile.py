@@ -9,7 +9,8 @@ and counts per kind of record what was processed, what exists twice, and what is
 - shipments: every shipment the merchant made in Commerce is exactly one package on the Amazon order
   (``packageReferenceId`` = the Commerce shipment id); every package Amazon shipped itself is exactly one
   Commerce shipment with its tracking number (unless the Commerce order was closed or cancelled first: Magento
-  ships neither, and the integration records that);
+  ships neither, and the integration records that); an order with units Amazon shipped without package data
+  (FBA, Seller Central) shows every shipped unit shipped in Commerce, none twice;
 - refunds: every credit memo the merchant made is exactly one adjustment on Amazon (its
   ``MerchantAdjustmentItemId`` names the memo); every refund Amazon issued itself is exactly one credit memo;
 - cancellations: every order cancelled on request, or by Amazon after import, is cancelled on both sides.
@@ -230,7 +231,44 @@ def _shipments(snap, commerce_by_id, amazon_by_id, commerce_by_ext, merchant_shi
                 )
             elif count > 1:
                 tally.duplicates.append(f"{amazon['orderId']}: Amazon package in {count} Commerce shipments")
+        _unpackaged(tally, amazon, found[0], judge)
     return tally
+
+
+def _unpackaged(tally: Tally, amazon: dict[str, Any], commerce: dict[str, Any], judge) -> None:
+    """Units Amazon shipped without package data (FBA, Seller Central): Commerce shows each shipped once."""
+    left = {
+        i["orderItemId"]: int((i.get("fulfillment") or {}).get("quantityFulfilled") or 0) for i in amazon["orderItems"]
+    }
+    for package in amazon.get("packages", []):
+        if (package.get("packageStatus") or {}).get("status") != "CANCELLED":
+            for entry in package.get("packageItems", []):
+                left[entry["orderItemId"]] = left.get(entry["orderItemId"], 0) - int(entry["quantity"])
+    if not any(qty > 0 for qty in left.values()):
+        return
+    tally.processed += 1
+    shipped = {
+        str(i.get("ext_order_item_id")): Decimal(str(i.get("qty_shipped") or 0)) for i in commerce.get("items") or []
+    }
+    fulfilled = {
+        i["orderItemId"]: int((i.get("fulfillment") or {}).get("quantityFulfilled") or 0) for i in amazon["orderItems"]
+    }
+    short = [item for item, qty in fulfilled.items() if shipped.get(item, Decimal(0)) < qty]
+    extra = [item for item, qty in fulfilled.items() if shipped.get(item, Decimal(0)) > qty]
+    if short and commerce["state"] in CANCELLED_IN_COMMERCE:
+        tally.rejected.append(
+            f"{amazon['orderId']}: units shipped without package data: the Commerce order is "
+            f"{commerce['state']} (Magento cannot ship it)"
+        )
+    elif short:
+        judge.miss(
+            tally,
+            amazon["orderId"],
+            f"{amazon['orderId']}: units Amazon shipped without package data are "
+            f"not shipped in Commerce (items {', '.join(short)})",
+        )
+    elif extra:
+        tally.duplicates.append(f"{amazon['orderId']}: Commerce shipped more than Amazon (items {', '.join(extra)})")
 
 
 def _refunds(snap, commerce_by_id, amazon_by_id, commerce_by_ext, merchant_memos, judge) -> Tally:

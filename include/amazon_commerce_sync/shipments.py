@@ -1,10 +1,12 @@
 """Pure shipment rules, both ways, tested without Airflow or HTTP.
 
 Amazon → Commerce: the shipped packages of an Amazon order (Orders API 2026-01-01 ``packages``) and
-the Commerce ``/ship`` items of each. Commerce → Amazon: the ``confirmShipment`` ``packageDetail``
-of a Commerce shipment (Orders API v0 ``confirmShipment``), with the carrier matched to Amazon's carrier list
-(``carriers.match_carrier``: ``carrier_map``, then the carrier code, then the title); a carrier not on the list
-goes as ``Other`` with ``carrierName``.
+the Commerce ``/ship`` items of each; units shipped without package data (FBA, Seller Central) in one
+track-less shipment, to which the tracking of packages that appear later is added (``plan_mirror``).
+Commerce → Amazon: the ``confirmShipment`` ``packageDetail`` of a Commerce shipment (Orders API 2026-01-01
+``ConfirmShipmentRequest``), with the carrier matched to Amazon's carrier list (``carriers.match_carrier``:
+``carrier_map``, then the carrier code, then the title); a carrier not on the list goes as ``Other`` with
+``carrierName``.
 """
 
 from __future__ import annotations
@@ -66,6 +68,112 @@ def ship_items_from_packages(
         if items:
             out.append((package, items))
     return out
+
+
+# -- units Amazon shipped without package data ----------------------------------------------------
+UNPACKAGED = "unpackaged"  # the package reference of the one track-less Commerce shipment of such units
+
+
+def shipped_quantities(order: Mapping[str, Any]) -> dict[str, int]:
+    """Amazon orderItemId -> units Amazon shows shipped (Orders API 2026-01-01 item
+    ``fulfillment.quantityFulfilled``; all ``quantityOrdered`` of a SHIPPED order whose items do not say)."""
+    status = (order.get("fulfillment") or {}).get("fulfillmentStatus")
+    out: dict[str, int] = {}
+    for item in order.get("orderItems") or []:
+        fulfilled = (item.get("fulfillment") or {}).get("quantityFulfilled")
+        if fulfilled is None:
+            fulfilled = item.get("quantityOrdered") if status == "SHIPPED" else 0
+        qty = int(fulfilled or 0)
+        if qty > 0:
+            out[str(item["orderItemId"])] = qty
+    return out
+
+
+def unpackaged_units(order: Mapping[str, Any]) -> dict[str, int]:
+    """Shipped units no shipped package carries: what Amazon shows for FBA orders (the 2026-01-01 model gives
+    ``packages`` for merchant-fulfilled orders only) and for orders confirmed in Seller Central without
+    package details. Amazon orderItemId -> units."""
+    left = collections.Counter(shipped_quantities(order))
+    for package in amazon_packages(order):
+        for item_id, qty in package.items:
+            left[item_id] -= qty
+    return {item_id: qty for item_id, qty in left.items() if qty > 0}
+
+
+@dataclasses.dataclass(frozen=True)
+class UnpackagedShipment:
+    """The Commerce shipment made for units Amazon shipped without package data (the ``ship:<id>:unpackaged``
+    write): its Commerce shipment id (None when Magento could not ship), the units (Amazon orderItemId ->
+    units) and the packages Amazon showed when it was made (shipped on their own)."""
+
+    shipment_id: int | None
+    items: Mapping[str, int]
+    packages_before: frozenset[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class MirrorPlan:
+    """What Commerce needs so that it shows every unit Amazon shipped, once.
+
+    :param unpackaged: units for the one track-less shipment (empty: none to make).
+    :param ships: packages (or the part of a package) with no Commerce shipment: one shipment each.
+    :param tracks: packages whose units the track-less shipment already holds: their tracking goes on it.
+    """
+
+    unpackaged: Mapping[str, int]
+    ships: tuple[Package, ...]
+    tracks: tuple[Package, ...]
+
+
+def plan_mirror(
+    order: Mapping[str, Any], made: UnpackagedShipment | None, *, exclude: frozenset[str] = frozenset()
+) -> MirrorPlan:
+    """Amazon's shipped units as Commerce shipments, never twice (issue: orders shipped without package data).
+
+    Without a track-less shipment yet, each package is a shipment and the units no package carries go in one
+    track-less shipment (Adobe's Amazon Sales Channel completes such orders the same way). Once it exists,
+    packages that appear later (a later extraction shows ``packages``) are matched, in Amazon's order, against
+    the units it holds that Amazon now counts in a package too (packaged + held − shipped, per item): those get
+    the package's tracking on it; only the package's other units (shipped since) get a shipment.
+
+    :param made: the track-less shipment already made for the order, or None.
+    :param exclude: package references not to mirror (confirmed to Amazon from Commerce).
+    """
+    packages = [p for p in amazon_packages(order) if p.reference not in exclude]
+    if made is None:
+        return MirrorPlan(unpackaged_units(order), tuple(packages), ())
+    ships: list[Package] = []
+    tracks: list[Package] = []
+    # Units the track-less shipment holds that packages now describe too: Amazon's shipped units counted twice
+    # (in the packages and in it). Package units beyond those are new units (shipped since).
+    shipped = shipped_quantities(order)
+    packaged: collections.Counter[str] = collections.Counter()
+    for package in amazon_packages(order):
+        for item_id, qty in package.items:
+            packaged[item_id] += qty
+    held = collections.Counter(
+        {
+            item_id: min(qty, max(0, packaged[item_id] + qty - shipped.get(item_id, 0)))
+            for item_id, qty in made.items.items()
+        }
+    )
+    for package in packages:
+        if package.reference in made.packages_before:
+            ships.append(package)
+            continue
+        covered, beyond = [], []
+        for item_id, qty in package.items:
+            take = min(qty, held[item_id])
+            held[item_id] -= take
+            if take:
+                covered.append((item_id, take))
+            if qty > take:
+                beyond.append((item_id, qty - take))
+        if covered and package.tracking_number and made.shipment_id is not None:
+            tracks.append(dataclasses.replace(package, items=tuple(covered)))
+        if beyond:
+            ships.append(dataclasses.replace(package, items=tuple(beyond)))
+    return MirrorPlan({}, tuple(ships), tuple(tracks))
 
 
 # -- Commerce shipments to Amazon ------------------------------------------------------------

@@ -190,13 +190,27 @@ def apply_event(state: SandboxState, record: dict[str, Any], event: dict[str, An
             if not packages[0]["items"]:
                 raise domain.RuleError(f"Order {order['orderId']} has nothing left to ship.")
         domain.ship(state, record, packages, source="amazon", at=at, package_data=package_data)
+    elif kind == "package_data":
+        # Package details for units already shipped without them (shipped in Seller Central, completed later).
+        packages = event.get("packages") or [{"carrier": "UPS", "trackingNumber": None}]
+        for n, p in enumerate(packages, start=len(order.get("packages", [])) + 1):
+            p.setdefault("packageReferenceId", str(n))
+            p["items"] = p.get("items") or domain.unpackaged_items(order)
+            if not p["items"]:
+                raise domain.RuleError(f"Order {order['orderId']} has no unit shipped without package data.")
+            p["trackingNumber"] = (
+                p.get("trackingNumber") or f"1Z{random.Random(order['orderId']).randrange(10**12):012d}"
+            )
+        domain.add_package_data(state, record, packages)
     elif kind == "refund":
         items = event.get("items") or domain.full_refund_items(state, order)
         if not items:
             raise domain.RuleError(f"Order {order['orderId']} has nothing left to refund.")
         result["refund"] = domain.refund(state, record, items, source="amazon", at=at)
     else:
-        raise invalid_input("type must be one of authorize_payment, request_cancellation, cancel, ship, refund.")
+        raise invalid_input(
+            "type must be one of authorize_payment, request_cancellation, cancel, ship, package_data, refund."
+        )
     return result
 
 

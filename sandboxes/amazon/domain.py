@@ -214,22 +214,8 @@ def ship(
     previous = copy.deepcopy(order)
     t = now() if at is None else at
     for package in packages:
-        entry = {
-            "packageReferenceId": str(package["packageReferenceId"]),
-            "createdTime": iso(t),
-            "packageStatus": {"status": "SHIPPED"},
-            "carrier": package.get("carrier") or "Other",
-            "shipTime": package.get("shipTime") or iso(t),
-            "packageItems": [
-                {"orderItemId": str(i["orderItemId"]), "quantity": i["quantity"]} for i in package["items"]
-            ],
-        }
-        if package.get("shippingService"):
-            entry["shippingService"] = package["shippingService"]
-        if package.get("trackingNumber"):
-            entry["trackingNumber"] = package["trackingNumber"]
         if package_data:
-            order.setdefault("packages", []).append(entry)
+            order.setdefault("packages", []).append(_package_entry(package, t))
         _add_shipment_event(state, record, package["items"], t)
     for item_id, qty in wanted.items():
         item = find_item(order, item_id)
@@ -239,6 +225,56 @@ def ship(
         item["fulfillment"]["quantityUnfulfilled"] = int(item["quantityOrdered"]) - done
     _recompute_status(order)
     state.touch(record, previous, t)
+
+
+def add_package_data(state: SandboxState, record: dict[str, Any], packages: list[dict[str, Any]]) -> None:
+    """Package details (``packageReferenceId, carrier, trackingNumber?, items``) arriving later for units already
+    shipped without them (a Seller Central confirmation completed afterwards): ``packages`` gains them; nothing is
+    shipped again, so quantities and status stay. Items beyond the units shipped without package data: 18030."""
+    order = record["order"]
+    unpackaged = {d["orderItemId"]: d["quantity"] for d in unpackaged_items(order)}
+    used = {p["packageReferenceId"] for p in order.get("packages", [])}
+    for package in packages:
+        if str(package["packageReferenceId"]) in used:
+            raise RuleError(f"Package {package['packageReferenceId']} already exists on {order['orderId']}.", "18033")
+        used.add(str(package["packageReferenceId"]))
+        for entry in package["items"]:
+            left = unpackaged.get(str(entry["orderItemId"]), 0)
+            if not isinstance(entry["quantity"], int) or not 0 < entry["quantity"] <= left:
+                raise RuleError(
+                    f"Quantity for order item {entry['orderItemId']} exceeds the {left} units shipped "
+                    "without package data.",
+                    "18030",
+                )
+            unpackaged[str(entry["orderItemId"])] = left - entry["quantity"]
+    previous, t = copy.deepcopy(order), now()
+    order.setdefault("packages", []).extend(_package_entry(package, t) for package in packages)
+    state.touch(record, previous, t)
+
+
+def _package_entry(package: dict[str, Any], t: float) -> dict[str, Any]:
+    """An order's ``packages`` entry (Orders API 2026-01-01 ``Package``) for a shipped package."""
+    entry = {
+        "packageReferenceId": str(package["packageReferenceId"]),
+        "createdTime": iso(t),
+        "packageStatus": {"status": "SHIPPED"},
+        "carrier": package.get("carrier") or "Other",
+        "shipTime": package.get("shipTime") or iso(t),
+        "packageItems": [{"orderItemId": str(i["orderItemId"]), "quantity": i["quantity"]} for i in package["items"]],
+    }
+    for name in ("shippingService", "trackingNumber"):
+        if package.get(name):
+            entry[name] = package[name]
+    return entry
+
+
+def unpackaged_items(order: dict[str, Any]) -> list[dict[str, Any]]:
+    """``[{orderItemId, quantity}]`` of the units shipped that no package carries."""
+    left = {i["orderItemId"]: shipped_qty(i) for i in order["orderItems"]}
+    for package in order.get("packages", []):
+        for entry in package.get("packageItems", []):
+            left[entry["orderItemId"]] = left.get(entry["orderItemId"], 0) - int(entry["quantity"])
+    return [{"orderItemId": k, "quantity": v} for k, v in left.items() if v > 0]
 
 
 def _add_shipment_event(state: SandboxState, record: dict[str, Any], items: list[dict[str, Any]], t: float) -> None:

@@ -39,6 +39,7 @@ ACL = {
     "GET /V1/invoices/{doc_id}": "Magento_Sales::sales_invoice",
     "GET /V1/shipments": "Magento_Sales::shipment",
     "GET /V1/shipment/{doc_id}": "Magento_Sales::shipment",
+    "POST /V1/shipment/track": "Magento_Sales::ship",
     "GET /V1/creditmemos": "Magento_Sales::sales_creditmemo",
     "GET /V1/creditmemo/{doc_id}": "Magento_Sales::sales_creditmemo",
     "GET /V1/customers/search": "Magento_Customer::customer",

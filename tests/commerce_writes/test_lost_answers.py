@@ -17,7 +17,12 @@ from amazon_commerce_sync import shipments
 from amazon_commerce_sync.commerce_writes import keys, orders
 from amazon_commerce_sync.commerce_writes.protocol import Source
 from amazon_commerce_sync.commerce_writes.refunds import OfflineRefund, refund_offline
-from amazon_commerce_sync.commerce_writes.shipments import ship_amazon_packages
+from amazon_commerce_sync.commerce_writes.shipments import (
+    add_package_track,
+    ship_amazon_packages,
+    ship_unpackaged,
+    unpackaged_shipment,
+)
 from amazon_commerce_sync.commerce_writes.stock import PageStockOut, StockMoves, plan_move
 from amazon_commerce_sync.errors import BadRequestError, RetriableError
 from amazon_commerce_sync.store import WriteStatus
@@ -132,6 +137,60 @@ def test_amazon_package_shipped_once_after_a_lost_answer(shop, state_store):
     assert row["commerce_entity_id"] == str(shipment["entity_id"])
     assert ship_amazon_packages(shop.hook, state_store, order_id, [package], commerce_id, commerce_items) == 0
     assert len(shop.documents_of("shipments", commerce_id)) == 1
+
+
+def test_unpackaged_shipment_once_and_its_later_tracking_once_after_lost_answers(shop, state_store):
+    """Units Amazon shipped without package data: one track-less shipment (found again by the key in its comment);
+    the package that appears later adds its tracking to that shipment (found again by the track number on it)."""
+    order_id, order, commerce_id = created(shop, state_store, 11)
+    commerce_items = {i["ext_order_item_id"]: int(i["item_id"]) for i in shop.state.orders[commerce_id]["items"]}
+    units = {i["orderItemId"]: int(i["quantityOrdered"]) for i in order["orderItems"]}
+    shop.fail_next("POST /V1/order/*/ship", ("commit_then_fail", 1))
+    assert (
+        ship_unpackaged(
+            shop.hook, state_store, order_id, units, commerce_id, commerce_items, packages_before=[], fba=True
+        )
+        == 1
+    )
+    [shipment] = shop.documents_of("shipments", commerce_id)
+    assert shipment["tracks"] == [] and Decimal(str(shipment["total_qty"])) == sum(units.values())
+    row = assert_recorded_once(state_store, keys.ship_unpackaged(order_id))
+    assert row["commerce_entity_id"] == str(shipment["entity_id"])
+    made = unpackaged_shipment(state_store, order_id)
+    assert made.shipment_id == shipment["entity_id"] and dict(made.items) == units
+    again = ship_unpackaged(
+        shop.hook, state_store, order_id, units, commerce_id, commerce_items, packages_before=[], fba=True
+    )
+    assert again == 0 and len(shop.documents_of("shipments", commerce_id)) == 1
+
+    package = shipments.Package("1", "UPS", "1ZLATE0001", tuple(units.items()))
+    shop.fail_next("POST /V1/shipment/track", ("commit_then_fail", 1))
+    assert add_package_track(shop.hook, state_store, order_id, package, commerce_id, made.shipment_id) == 1
+    [shipment] = shop.documents_of("shipments", commerce_id)
+    assert [t["track_number"] for t in shipment["tracks"]] == ["1ZLATE0001"]
+    track = assert_recorded_once(state_store, keys.track(order_id, "1"))
+    assert track["commerce_entity_id"] == str(shipment["tracks"][0]["entity_id"])
+    assert add_package_track(shop.hook, state_store, order_id, package, commerce_id, made.shipment_id) == 0
+    assert len(shop.documents_of("shipments", commerce_id)[0]["tracks"]) == 1
+
+
+def test_package_tracking_added_by_hand_is_adopted_and_a_refused_track_is_forgotten(shop, state_store):
+    order_id, order, commerce_id = created(shop, state_store, 12)
+    commerce_items = {i["ext_order_item_id"]: int(i["item_id"]) for i in shop.state.orders[commerce_id]["items"]}
+    units = {i["orderItemId"]: int(i["quantityOrdered"]) for i in order["orderItems"]}
+    ship_unpackaged(shop.hook, state_store, order_id, units, commerce_id, commerce_items, packages_before=[], fba=False)
+    shipment_id = unpackaged_shipment(state_store, order_id).shipment_id
+    shop.hook.add_shipment_track(commerce_id, shipment_id, "1ZHAND0001", "UPS")  # the merchant typed it in
+    package = shipments.Package("1", "UPS", "1ZHAND0001", tuple(units.items()))
+    assert add_package_track(shop.hook, state_store, order_id, package, commerce_id, shipment_id) == 0
+    assert_recorded_once(state_store, keys.track(order_id, "1"))
+    assert len(shop.documents_of("shipments", commerce_id)[0]["tracks"]) == 1
+
+    other_id, _, other_commerce = created(shop, state_store, 13)
+    wrong = shipments.Package("1", "UPS", "1ZWRONG001", ())
+    with pytest.raises(BadRequestError):  # Magento: the shipment is not the order's
+        add_package_track(shop.hook, state_store, other_id, wrong, other_commerce, shipment_id)
+    assert state_store.writes.get(keys.track(other_id, "1").natural_key) is None
 
 
 def test_offline_refund_once_after_a_lost_answer(shop, state_store):

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from tests.e2e.test_shipment_sync import Merchant
 from tests.store_queries import audit_entries, open_quarantine
 
 pytestmark = pytest.mark.e2e
@@ -56,6 +57,11 @@ def test_pending_fba_and_missing_products(channel):
     assert not any(o["orderId"] in by_id for o in pending + fba_unshipped + unknown_sku)
     [fba] = by_id[fba_shipped[0]["orderId"]]
     assert fba["state"] == "complete"
+    # Amazon shows FBA orders without packages: one shipment of every unit, without a track
+    assert "packages" not in channel.amazon_order(fba_shipped[0]["orderId"])
+    [shipment] = Merchant(channel).shipments(fba["entity_id"])
+    assert shipment["tracks"] == []
+    assert all(Decimal(str(i["qty_shipped"])) == Decimal(str(i["qty_ordered"])) for i in fba["items"])
     assert channel.store.orders.get(pending[0]["orderId"])["sync_status"] == "pending_payment"
     waiting = channel.store.orders.get(unknown_sku[0]["orderId"])
     assert waiting["sync_status"] == "waiting_product" and "NOT-IN-CATALOG" in waiting["sync_reason"]

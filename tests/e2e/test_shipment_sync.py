@@ -198,8 +198,14 @@ def test_fba_and_seller_central_shipments_reach_commerce_and_are_not_confirmed_b
     sc_now = next(o for o in commerce_order if o["entity_id"] == sc_c["entity_id"])
     assert all(Decimal(str(i["qty_shipped"])) == Decimal(str(i["qty_ordered"])) for i in sc_now["items"])
 
-    # The FBA order's shipment was made by the import from Amazon's package: exactly one, not confirmed back.
-    assert len(merchant.shipments(fba_c["entity_id"])) == 1
+    # The FBA order's shipment was made by the import although Amazon shows no package (FBA orders have none):
+    # exactly one, of every unit, without a track, the order complete; not confirmed back, not shipped again.
+    assert "packages" not in channel.amazon_order(fba[0]["orderId"])
+    [fba_shipment] = merchant.shipments(fba_c["entity_id"])
+    assert fba_shipment["tracks"] == [] and fba_c["state"] == "complete"
+    assert sum(Decimal(str(i["qty"])) for i in fba_shipment["items"]) == sum(
+        i["quantityOrdered"] for i in fba[0]["orderItems"]
+    )
     assert confirmations(channel) == []
     assert outbox(channel) == {}
 

@@ -110,6 +110,10 @@ def test_order_lifecycle(shop):
         comment="shipped by the integration",
     )
     assert isinstance(shipment_id, int)
+    track_id = hook.add_shipment_track(order_id, shipment_id, "TBA0000000001", "AMZN_US")
+    tracks = hook.get_shipment(shipment_id)["tracks"]
+    assert [(t["track_number"], t["carrier_code"]) for t in tracks] == [("1Z999", "ups"), ("TBA0000000001", "custom")]
+    assert tracks[1]["entity_id"] == track_id
     memo_id = hook.refund_order(order_id, [{"order_item_id": item_id, "qty": 1}], shipping_amount=Decimal("0"))
     assert isinstance(memo_id, int)
     hook.add_order_comment(order_id, "Amazon refund synced")

@@ -50,6 +50,17 @@ def ship_prefix(amazon_order_id: str) -> str:
     return f"ship:{amazon_order_id}:"
 
 
+def ship_unpackaged(amazon_order_id: str) -> WriteKey:
+    """The one track-less Commerce shipment of the units Amazon shipped without package data."""
+    return ship(amazon_order_id, "unpackaged")
+
+
+def track(amazon_order_id: str, package_reference: str) -> WriteKey:
+    """The tracking of an Amazon package added to the track-less shipment that already holds its units
+    (``POST /V1/shipment/track``)."""
+    return WriteKey(f"track:{amazon_order_id}:{package_reference}", "track", amazon_order_id)
+
+
 def hold(amazon_order_id: str) -> WriteKey:
     """The hold of an order whose buyer asked Amazon to cancel it (``POST /V1/orders/{id}/hold``)."""
     return WriteKey(f"hold:{amazon_order_id}", "hold", amazon_order_id)

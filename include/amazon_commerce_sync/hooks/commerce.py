@@ -21,7 +21,7 @@ retry policy, ``hooks.classify``) with the auth object of ``hooks/auth.py`` the 
 names; searches follow ``currentPage`` with ``hooks.pagination.CurrentPagePaginator``.
 
 Writes that are not idempotent (``create_order``, ``invoice_order``, ``ship_order``,
-``refund_order``, ``create_customer``, ``add_order_comment``) are retried only when the
+``add_shipment_track``, ``refund_order``, ``create_customer``, ``add_order_comment``) are retried only when the
 request certainly never reached the server (connection refused, HTTP 429). After an
 ambiguous failure (timeout, dropped connection, 5xx) they raise, and the caller must look
 up the natural key (``find_orders_by_ext_order_ids``, the order's invoices...) before
@@ -292,6 +292,26 @@ class CommerceHook(RestHook):
             body["comment"] = {"comment": comment, "is_visible_on_front": 0}
             body["appendComment"] = True
         return int(self._call("POST", f"/V1/order/{int(order_id)}/ship", body=body, idempotent=False))
+
+    def get_shipment(self, shipment_id: int) -> dict[str, Any]:
+        """``GET /V1/shipment/{id}`` with its items, tracks and comments; ``NotFoundError`` when missing."""
+        return self._call("GET", f"/V1/shipment/{int(shipment_id)}")
+
+    def add_shipment_track(
+        self, order_id: int, shipment_id: int, track_number: str, title: str, carrier_code: str = "custom"
+    ) -> int:
+        """``POST /V1/shipment/track`` (Magento's ``ShipmentTrackRepositoryInterface::save``): a track on an
+        existing shipment of the order; returns the track id. Magento answers 400 ("Could not save the shipment
+        tracking.") when the shipment is not the order's. Not idempotent: the same body twice makes two tracks."""
+        entity = {
+            "order_id": int(order_id),
+            "parent_id": int(shipment_id),
+            "track_number": track_number,
+            "title": title,
+            "carrier_code": carrier_code,
+        }
+        answer = self._call("POST", "/V1/shipment/track", body={"entity": entity}, idempotent=False)
+        return int(answer["entity_id"])
 
     def refund_order(
         self,

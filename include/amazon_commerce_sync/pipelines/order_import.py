@@ -20,10 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
-from amazon_commerce_sync import addresses, currency, order_programs, shipments, transform
+from amazon_commerce_sync import addresses, currency, order_programs, transform
 from amazon_commerce_sync.commerce_writes import keys, orders
 from amazon_commerce_sync.commerce_writes.protocol import Source
-from amazon_commerce_sync.commerce_writes.shipments import ship_amazon_packages
+from amazon_commerce_sync.commerce_writes.shipments import mirror_amazon_shipments, mirror_plan
 from amazon_commerce_sync.commerce_writes.stock import PageStockOut, StockMoves
 from amazon_commerce_sync.errors import FatalError, RetriableError
 from amazon_commerce_sync.resources import Resources
@@ -304,7 +304,7 @@ class Loader:
             # An order created by this very write cannot have an invoice yet: it is not read first.
             orders.invoice(self.commerce, self.store, order_id, commerce_id, fresh=created.effected_now)
         if status in ("SHIPPED", "PARTIALLY_SHIPPED"):
-            self._ship_amazon_packages(order_id, order, commerce_id)
+            self._ship_amazon_packages(order_id, order, commerce_id, commerce_order)
         self.store.ops.resolve_quarantine("amazon_order", order_id)
         self._mark(row, OrderSync.IMPORTED, None, "created")
         self.store.ops.audit(
@@ -396,15 +396,25 @@ class Loader:
         }
         self.store.orders.map_items(by_amazon)
 
-    def _ship_amazon_packages(self, order_id: str, order: Mapping[str, Any], commerce_id: int) -> None:
-        """Shipments Amazon already knows of (FBA or Seller Central) become Commerce shipments with tracking."""
-        ship_amazon_packages(
+    def _ship_amazon_packages(
+        self,
+        order_id: str,
+        order: Mapping[str, Any],
+        commerce_id: int,
+        commerce_order: Mapping[str, Any] | None = None,
+    ) -> None:
+        """What Amazon already shipped (FBA or Seller Central) becomes Commerce shipments: one per package with its
+        tracking, and one without a track for the units Amazon shows shipped without package data, so the order
+        completes (``commerce_writes.shipments.mirror_amazon_shipments``)."""
+        mirror_amazon_shipments(
             self.commerce,
             self.store,
             order_id,
-            shipments.amazon_packages(order),
+            mirror_plan(self.store, order_id, order),
             commerce_id,
             self.store.orders.item_ids(order_id),
+            order=order,
+            commerce_order=commerce_order,
         )
 
     # -- changes after import ----------------------------------------------------------------------
@@ -442,7 +452,7 @@ class Loader:
         if self.account.invoice_on_import or row["fulfilled_by"] == "AMAZON":
             orders.invoice(self.commerce, self.store, order_id, commerce_id, fresh=False)
         if row["amazon_status"] in ("SHIPPED", "PARTIALLY_SHIPPED"):
-            self._ship_amazon_packages(order_id, self._full_order(row), commerce_id)
+            self._ship_amazon_packages(order_id, self._full_order(row), commerce_id, commerce_order)
         self._mark(row, OrderSync.IMPORTED, None, "created")
         if row["buyer_cancel_requested"] and row["amazon_status"] == "UNSHIPPED":
             self._hold_for_buyer_cancellation(order_id, commerce_id)

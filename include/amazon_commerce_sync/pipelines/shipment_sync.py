@@ -21,12 +21,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from amazon_commerce_sync.commerce_writes import keys
-from amazon_commerce_sync.commerce_writes.shipments import ship_amazon_packages
+from amazon_commerce_sync.commerce_writes.shipments import mirror_amazon_shipments, mirror_plan
 from amazon_commerce_sync.errors import FatalError, RetriableError
 from amazon_commerce_sync.pipelines.shipment_confirm import KIND, ConfirmSteps
 from amazon_commerce_sync.resources import Resources
 from amazon_commerce_sync.settings import AccountSettings
-from amazon_commerce_sync.shipments import amazon_packages
 from amazon_commerce_sync.store import OrderRow, OrderSync, OutboxStatus
 from amazon_commerce_sync.times import utcnow
 
@@ -115,33 +114,30 @@ class ShipmentSync(ConfirmSteps):
         self.store.ops.set_cursor(stream, min([started, *retry_from]))
 
     def _mirror_order(self, row: OrderRow) -> bool:
-        """Mirror the order's Amazon packages that Commerce lacks; False when it must be tried again."""
+        """Mirror the order's Amazon shipments that Commerce lacks; False when it must be tried again."""
         order_id = row["amazon_order_id"]
         ours = set()  # packages this sync confirmed, and Amazon's packages a Commerce shipment already stands for
         for e in self.store.outbox.for_order(order_id, KIND):
             if e["payload"].get("package"):
                 ours.add(str(e["payload"]["package"].get("packageReferenceId")))
             ours.update(str(ref) for ref in e["payload"].get("amazon_packages") or [])
-        todo = []
-        for package in amazon_packages(row["payload"]):
-            if package.reference in ours:
-                continue  # confirmed from Commerce by this sync: Commerce has it
-            if not self.store.writes.is_done(keys.ship(order_id, package.reference).natural_key):
-                todo.append(package)
-        if not todo or row["commerce_order_id"] is None:
+        plan = mirror_plan(self.store, order_id, row["payload"], exclude=frozenset(ours))
+        todo = [*plan.ships, *plan.tracks]
+        if not (todo or plan.unpackaged) or row["commerce_order_id"] is None:
             return True
         lease = keys.order_lease(order_id)  # the import's lease: one writer per Commerce order
         if not self.store.ops.acquire_lease(lease, self.owner, LEASE_SECONDS):
             self.note("busy_elsewhere")
             return False
         try:
-            created = ship_amazon_packages(
+            created = mirror_amazon_shipments(
                 self.commerce,
                 self.store,
                 order_id,
-                todo,
+                plan,
                 int(row["commerce_order_id"]),
                 self.store.orders.item_ids(order_id),
+                order=row["payload"],
             )
             self.note("mirrored", n=created)
             if created:
@@ -150,7 +146,10 @@ class ShipmentSync(ConfirmSteps):
                     "amazon_shipments_mirrored",
                     "amazon_order",
                     order_id,
-                    {"commerce_order_id": int(row["commerce_order_id"]), "packages": [p.reference for p in todo]},
+                    {
+                        "commerce_order_id": int(row["commerce_order_id"]),
+                        "packages": [p.reference for p in todo] + (["unpackaged"] if plan.unpackaged else []),
+                    },
                 )
             return True
         except FatalError as exc:

@@ -197,3 +197,35 @@ def test_seller_central_shipment_without_package_data(amz):
     assert "exceeds the unshipped quantity 0" in _error(
         confirm(amz, "1", [{"orderItemId": item["orderItemId"], "quantity": 1}]), 400
     )
+
+
+def test_package_data_arrives_later_for_units_shipped_without_it(amz):
+    """A Seller Central confirmation completed later: ``packages`` gains the units already shipped without package
+    data; nothing ships again; units beyond those (or never shipped) are refused."""
+    amz.load(two_item_order())
+    assert amz.admin("POST", f"/orders/{OID}/events", json={"type": "package_data"}).status_code == 400  # unshipped
+    r = amz.admin("POST", f"/orders/{OID}/events", json={"type": "ship", "packageData": False})
+    assert r.status_code == 200, r.text
+    too_many = {
+        "type": "package_data",
+        "packages": [{"carrier": "UPS", "items": [{"orderItemId": "A1", "quantity": 3}]}],
+    }
+    assert amz.admin("POST", f"/orders/{OID}/events", json=too_many).status_code == 400
+    event = {
+        "type": "package_data",
+        "packages": [
+            {"carrier": "UPS", "trackingNumber": "1ZLATE0001", "items": [{"orderItemId": "A1", "quantity": 2}]}
+        ],
+    }
+    assert amz.admin("POST", f"/orders/{OID}/events", json=event).status_code == 200
+    order = amz.get(f"/orders/2026-01-01/orders/{OID}", params={"includedData": "FULFILLMENT,PACKAGES"}).json()
+    validate(ORDERS_MODEL, "GetOrderResponse", order)
+    [package] = order["order"]["packages"]
+    assert package["trackingNumber"] == "1ZLATE0001"
+    assert package["packageItems"] == [{"orderItemId": "A1", "quantity": 2}]
+    assert order["order"]["fulfillment"]["fulfillmentStatus"] == "SHIPPED"
+    assert [i["fulfillment"]["quantityFulfilled"] for i in order["order"]["orderItems"]] == [2, 1]
+    rest = amz.admin("POST", f"/orders/{OID}/events", json={"type": "package_data"})  # default: all that is left
+    assert rest.status_code == 200
+    assert rest.json()["order"]["packages"][1]["packageItems"] == [{"orderItemId": "B2", "quantity": 1}]
+    assert amz.admin("POST", f"/orders/{OID}/events", json={"type": "package_data"}).status_code == 400

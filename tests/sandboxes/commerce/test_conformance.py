@@ -237,3 +237,44 @@ def test_import_payloads_with_base_currency_and_regions_are_valid_entities():
     validate("sales-data-order-interface", to_wire(entity))
     customer_address = addresses.customer_address(entity["billing_address"])
     validate("customer-data-address-interface", to_wire(customer_address))
+
+
+def test_shipment_track_save_as_magento(client):
+    """``POST /V1/shipment/track`` (``ShipmentTrackRepositoryInterface::save``): the body and the answer are the
+    official track interface; the track shows on the shipment; a shipment of another order, a missing shipment or
+    a missing required field (``Track\\Validator``) is Magento's 400 "Could not save the shipment tracking."; the
+    same body twice makes two tracks (no idempotency)."""
+    order = client.create_order()
+    oid, item = order["entity_id"], order["items"][0]["item_id"]
+    client.post(f"/V1/order/{oid}/invoice", {"capture": True})
+    shipment_id = client.post(f"/V1/order/{oid}/ship", {"items": [{"order_item_id": item, "qty": 1}]}).json()
+    assert client.get(f"/V1/shipment/{shipment_id}").json()["tracks"] == []
+    entity = {
+        "order_id": oid,
+        "parent_id": shipment_id,
+        "track_number": "TBA000111222333",
+        "title": "AMZN_US",
+        "carrier_code": "custom",
+        "weight": 0,
+        "qty": 0,
+        "description": "",
+    }
+    validate("sales-data-shipment-track-interface", entity)
+    answer = client.post("/V1/shipment/track", {"entity": entity})
+    assert answer.ok, answer.text
+    saved = answer.json()
+    validate("sales-data-shipment-track-interface", saved)
+    assert saved["entity_id"] and saved["parent_id"] == shipment_id and saved["order_id"] == oid
+    shipment = client.get(f"/V1/shipment/{shipment_id}").json()
+    validate("sales-data-shipment-interface", shipment)
+    assert [t["track_number"] for t in shipment["tracks"]] == ["TBA000111222333"]
+
+    other = client.create_order()["entity_id"]
+    for wrong in ({"order_id": other}, {"parent_id": shipment_id + 999}, {"carrier_code": ""}, {"track_number": ""}):
+        refused = client.post("/V1/shipment/track", {"entity": {**entity, **wrong}})
+        assert refused.status_code == 400 and refused.json()["message"] == "Could not save the shipment tracking."
+    unknown = client.post("/V1/shipment/track", {"entity": {**entity, "tracking": "x"}})
+    assert unknown.status_code == 400 and "does not have accessor method" in unknown.json()["message"]
+
+    assert client.post("/V1/shipment/track", {"entity": entity}).ok
+    assert len(client.get(f"/V1/shipment/{shipment_id}").json()["tracks"]) == 2
