@@ -54,6 +54,20 @@ def _breakdowns(item: dict[str, Any], kind: str) -> Decimal:
     )
 
 
+def _shipping_tax(item: dict[str, Any]) -> Decimal:
+    """The part of the item's TAX that Amazon's detailed breakdowns put on shipping."""
+    return sum(
+        (
+            Decimal(d["value"]["amount"])
+            for b in (item.get("proceeds") or {}).get("breakdowns") or []
+            if b.get("type") == "TAX"
+            for d in b.get("detailedBreakdowns") or []
+            if d.get("subtype") == "SHIPPING"
+        ),
+        ZERO,
+    )
+
+
 def _items_add_up(order: dict[str, Any]) -> bool:
     """Whether the items' proceeds make Amazon's grand total (an order-level charge such as a delivery tip,
     carried only in the order's breakdowns, does not)."""
@@ -252,7 +266,7 @@ def test_each_example_gets_its_outcome_with_amazons_exact_amounts(imported, exam
     assert Decimal(str(commerce["grand_total"])) == Decimal(example["proceeds"]["grandTotal"]["amount"])
     items = {i["ext_order_item_id"]: i for i in commerce["items"] if i.get("ext_order_item_id")}
     assert set(items) == {i["orderItemId"] for i in example["orderItems"]}
-    tax = shipping = ZERO
+    tax = shipping = shipping_tax = ZERO
     for item in example["orderItems"]:
         line = items[item["orderItemId"]]
         unit = Decimal(item["product"]["price"]["unitPrice"]["amount"])
@@ -261,11 +275,13 @@ def test_each_example_gets_its_outcome_with_amazons_exact_amounts(imported, exam
         assert Decimal(str(line["price"])) == unit
         assert Decimal(str(line["row_total"])) == row
         item_tax = _breakdowns(item, "TAX")
-        assert Decimal(str(line["tax_amount"])) <= item_tax  # the item's share (shipping tax goes on shipping)
+        assert Decimal(str(line["tax_amount"])) == item_tax - _shipping_tax(item)  # shipping's tax: on shipping
         tax += item_tax
         shipping += _breakdowns(item, "SHIPPING")
+        shipping_tax += _shipping_tax(item)
     assert Decimal(str(commerce["tax_amount"])) == tax
     assert Decimal(str(commerce["shipping_amount"])) == shipping
+    assert Decimal(str(commerce["shipping_tax_amount"])) == shipping_tax
     # invoiced for the whole order, in the order's currency
     assert Decimal(str(commerce["total_invoiced"])) == Decimal(example["proceeds"]["grandTotal"]["amount"])
     if expected == "invoiced":
