@@ -347,6 +347,7 @@ class Cluster:
             "AIRFLOW_VAR_SALES_CHANNEL_SETTINGS": json.dumps(settings),
             "SALES_CHANNEL_DB_URL": self.pg_url(self.databases["state"]),
             "SALES_CHANNEL_FEED_POKE_SECONDS": str(c.feed_poke_seconds),
+            "SALES_CHANNEL_PII_KEYS": _fernet_key(self.work, ".pii.secret"),
         }
         env.update({SCHEDULE_SWITCHES[dag_id]: cron for dag_id, cron in c.schedules.items()})
         env.update(c.extra_env)
@@ -600,8 +601,8 @@ def _kept_secret(work: Path, name: str) -> str:
     return path.read_text()
 
 
-def _fernet_key(work: Path) -> str:
-    path = work / ".fernet.secret"
+def _fernet_key(work: Path, name: str = ".fernet.secret") -> str:
+    path = work / name
     if not path.exists():
         from cryptography.fernet import Fernet
 

@@ -28,6 +28,10 @@ print("LWA_CLIENT_ID=amzn1.application-oa2-client." + secrets.token_hex(8))
 print("IMPORT_ORDERS_AFTER=" + (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ"))
 PY
 fi
+# The key that encrypts buyer data in the state store (store/pii_crypto.py); added to older var/secrets.env too.
+if ! grep -q '^SALES_CHANNEL_PII_KEYS=' "$VAR/secrets.env"; then
+  (umask 077; "$PY" -c 'from cryptography.fernet import Fernet; print("SALES_CHANNEL_PII_KEYS=" + Fernet.generate_key().decode())' >> "$VAR/secrets.env")
+fi
 set -a; . "$VAR/secrets.env"; set +a
 
 export AIRFLOW_HOME=$VAR/airflow

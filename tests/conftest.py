@@ -11,6 +11,11 @@ import pytest
 os.environ.setdefault("ACS_RETRY_NO_WAIT", "1")
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="acs-airflow-home-")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+# Buyer data is encrypted at rest (store/pii_crypto.py): a key made for this test session.
+if not os.environ.get("SALES_CHANNEL_PII_KEYS"):
+    from cryptography.fernet import Fernet
+
+    os.environ["SALES_CHANNEL_PII_KEYS"] = Fernet.generate_key().decode()
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = os.path.join(os.path.dirname(os.path.dirname(__file__)), "dags")
 
 

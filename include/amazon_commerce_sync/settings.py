@@ -53,13 +53,13 @@ DEFAULT_SHIPPING_METHODS = {
     "FreeEconomy": "amazon_standard",
 }
 
-# Commerce carrier code (or title, lower-case) -> Amazon carrierCode.
+# Commerce carrier code (or title, lower-case) -> Amazon carrierCode, before Amazon's list (carriers.py), which
+# matches the rest by code and title ("DHL Express" is on Amazon's list in its own right).
 DEFAULT_CARRIER_MAP = {
     "ups": "UPS",
     "usps": "USPS",
     "fedex": "FedEx",
     "dhl": "DHL",
-    "dhl express": "DHL",
     "canada post": "Canada Post",
     "canadapost": "Canada Post",
     "royal mail": "Royal Mail",
@@ -106,6 +106,8 @@ class AccountSettings:
     alert_import_lag_minutes: int = 60
     alert_stuck_hours: int = 24
     alert_repeat_minutes: int = 60
+    # The healthcheck warns this many days before Amazon removes an operation the hooks call (hooks/operations.py).
+    deprecation_warning_days: int = 90
 
     def commerce_sku(self, seller_sku: str) -> str:
         return self.sku_map.get(seller_sku, seller_sku)
@@ -211,6 +213,7 @@ ACCOUNT_SCHEMA: dict[str, Any] = {
         "alert_import_lag_minutes": _whole(5, 7 * 24 * 60),
         "alert_stuck_hours": _whole(1, 24 * 90),
         "alert_repeat_minutes": _whole(0, 7 * 24 * 60),
+        "deprecation_warning_days": _whole(0, 3650),
         **dict.fromkeys(("shipping_method_map", "sku_map", "carrier_map"), _MAP),
     },
 }
@@ -284,7 +287,16 @@ def _account(raw: Mapping[str, Any], index: int) -> AccountSettings:
     if "shipping_method_map" in raw:
         kw["shipping_method_map"] = {**DEFAULT_SHIPPING_METHODS, **raw["shipping_method_map"]}
     if "carrier_map" in raw:
-        kw["carrier_map"] = {**DEFAULT_CARRIER_MAP, **{k.lower(): v for k, v in raw["carrier_map"].items()}}
+        from amazon_commerce_sync.carriers import normalise, unknown_codes
+
+        unknown = unknown_codes(raw["carrier_map"])
+        if unknown:
+            raise SettingsError(
+                f"accounts[{index}].carrier_map: {[raw['carrier_map'][k] for k in unknown]} not on Amazon's carrier "
+                "list; use the exact listed carrierCode (README 'Shipments'), or 'Other' to send the track's title "
+                "as carrierName"
+            )
+        kw["carrier_map"] = {**DEFAULT_CARRIER_MAP, **{normalise(k): v for k, v in raw["carrier_map"].items()}}
     return AccountSettings(**kw)
 
 

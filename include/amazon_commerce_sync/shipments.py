@@ -2,8 +2,9 @@
 
 Amazon → Commerce: the shipped packages of an Amazon order (Orders API 2026-01-01 ``packages``) and
 the Commerce ``/ship`` items of each. Commerce → Amazon: the ``confirmShipment`` ``packageDetail``
-of a Commerce shipment (Orders API 2026-01-01 ``ConfirmShipmentRequest``), with the carrier mapped
-through the account's ``carrier_map``; unknown carriers go as ``Other`` with ``carrierName``.
+of a Commerce shipment (Orders API v0 ``confirmShipment``), with the carrier matched to Amazon's carrier list
+(``carriers.match_carrier``: ``carrier_map``, then the carrier code, then the title); a carrier not on the list
+goes as ``Other`` with ``carrierName``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from amazon_commerce_sync.carriers import CarrierMatch, match_carrier
 from amazon_commerce_sync.store import OutboxStatus, WriteStatus
 from amazon_commerce_sync.times import parse_time
 
@@ -75,18 +77,10 @@ class Refuse(Exception):
     """The shipment can never be confirmed as it is; recorded as rejected with this reason."""
 
 
-def amazon_carrier(track: Mapping[str, Any], carrier_map: Mapping[str, str]) -> tuple[str, str | None]:
-    """Amazon ``(carrierCode, carrierName)`` for a Commerce track.
-
-    The Commerce carrier code is looked up first, then the title (both lower-case). An
-    unknown carrier goes as ``"Other"`` with its title (or code) as ``carrierName``.
-    """
-    code = str(track.get("carrier_code") or "").strip()
-    title = str(track.get("title") or "").strip()
-    for key in (code.lower(), title.lower()):
-        if key and key != "custom" and key in carrier_map:
-            return carrier_map[key], None
-    return "Other", (title or code or "Other")[:100]
+def amazon_carrier(track: Mapping[str, Any], carrier_map: Mapping[str, str]) -> CarrierMatch:
+    """Amazon's ``carrierCode`` (with ``carrierName`` for ``Other``, ``shippingMethod`` when the title names the
+    service) for a Commerce track: ``carriers.match_carrier`` on its ``carrier_code`` and ``title``."""
+    return match_carrier(track.get("carrier_code"), track.get("title"), carrier_map)
 
 
 def _qty(value: Any) -> int:
@@ -124,16 +118,18 @@ def package_detail(
     if not quantities:
         raise Refuse("the Commerce shipment ships no quantity")
     track = tracks[0]
-    carrier_code, carrier_name = amazon_carrier(track, carrier_map)
+    carrier = amazon_carrier(track, carrier_map)
     detail: dict[str, Any] = {
         "packageReferenceId": str(int(shipment["entity_id"])),
-        "carrierCode": carrier_code,
+        "carrierCode": carrier.carrier_code,
         "trackingNumber": str(track["track_number"]).strip(),
         "shipDate": parse_time(shipment.get("created_at")).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "orderItems": [{"orderItemId": item_id, "quantity": qty} for item_id, qty in sorted(quantities.items())],
     }
-    if carrier_name:
-        detail["carrierName"] = carrier_name
+    if carrier.carrier_name:
+        detail["carrierName"] = carrier.carrier_name
+    if carrier.shipping_method:
+        detail["shippingMethod"] = carrier.shipping_method
     return detail
 
 
@@ -226,3 +222,67 @@ def decide(
         "package": package,
     }
     return Decision(OutboxStatus.PENDING, None, payload, order_id)
+
+
+# -- before a confirmation is sent ------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class ShippedOnAmazon:
+    """Amazon already shows the units of a confirmation shipped, by someone else (Seller Central, another tool).
+
+    :param same_tracking: one of those packages has the confirmation's tracking number: it is already confirmed.
+    :param references: Amazon's ``packageReferenceId`` of the packages holding those units.
+    :param tracking_numbers: their tracking numbers.
+    """
+
+    same_tracking: bool
+    references: tuple[str, ...]
+    tracking_numbers: tuple[str, ...]
+
+
+def _unshipped(order: Mapping[str, Any], packages: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Amazon orderItemId -> units Amazon can still take: ``fulfillment.quantityUnfulfilled`` (FULFILLMENT data),
+    else ``quantityOrdered`` less the units in the order's packages."""
+    shipped: dict[str, int] = collections.Counter()
+    for package in packages:
+        for item in package.get("packageItems") or []:
+            shipped[str(item.get("orderItemId"))] += int(item.get("quantity") or 0)
+    out = {}
+    for item in order.get("orderItems") or []:
+        item_id = str(item.get("orderItemId"))
+        unfulfilled = (item.get("fulfillment") or {}).get("quantityUnfulfilled")
+        ordered = int(item.get("quantityOrdered") or 0)
+        out[item_id] = int(unfulfilled) if unfulfilled is not None else max(0, ordered - shipped[item_id])
+    return out
+
+
+def shipped_on_amazon(package: Mapping[str, Any], order: Mapping[str, Any], ours: set[str]) -> ShippedOnAmazon | None:
+    """Whether Amazon's current order (``getOrder`` with FULFILLMENT and PACKAGES) already has ``package``'s units.
+
+    :param package: the ``confirmShipment`` ``packageDetail`` about to be sent.
+    :param ours: ``packageReferenceId`` of the packages this integration may have confirmed (sent at least once);
+        any other package is someone else's, even under the reference ``package`` would have.
+    :returns: None when Amazon can take the units (send it), else what holds them: a package with the same
+        tracking number (``same_tracking``: already confirmed, nothing to send) or, when the units are no longer
+        unshipped on Amazon, the packages holding them under other tracking numbers (a mismatch: sending would be
+        refused, "quantity exceeds the unshipped quantity").
+    """
+    wanted = {str(i["orderItemId"]): int(i["quantity"]) for i in package.get("orderItems") or []}
+    live = [p for p in order.get("packages") or [] if (p.get("packageStatus") or {}).get("status") != "CANCELLED"]
+    theirs = [
+        p
+        for p in live
+        if str(p.get("packageReferenceId")) not in ours
+        and any(str(i.get("orderItemId")) in wanted for i in p.get("packageItems") or [])
+    ]
+    tracking = str(package.get("trackingNumber") or "").strip()
+    same = [p for p in theirs if tracking and str(p.get("trackingNumber") or "").strip() == tracking]
+    if same:
+        return ShippedOnAmazon(True, tuple(str(p.get("packageReferenceId")) for p in same), (tracking,))
+    unshipped = _unshipped(order, live)
+    if not theirs or all(qty <= unshipped.get(item_id, 0) for item_id, qty in wanted.items()):
+        return None
+    return ShippedOnAmazon(
+        False,
+        tuple(str(p.get("packageReferenceId")) for p in theirs),
+        tuple(str(p.get("trackingNumber") or "") for p in theirs),
+    )

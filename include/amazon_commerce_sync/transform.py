@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from amazon_commerce_sync import addresses
+from amazon_commerce_sync.currency import StoreCurrency, with_base_amounts
 from amazon_commerce_sync.settings import AccountSettings
 
 CENT = Decimal("0.01")
@@ -264,49 +266,27 @@ def _clean(value: Any, field: str, limit: int = MAX_TEXT) -> str | None:
 
 
 def split_name(name: str | None, company: str | None) -> tuple[str, str]:
-    """First and last name for Commerce, which requires both.
+    """First and last name for Commerce (``addresses.split_name``)."""
+    try:
+        return addresses.split_name(name, company)
+    except addresses.MalformedAddress as exc:
+        raise MalformedOrder(str(exc)) from None
 
-    A single-word name keeps the word as first name and '-' as last name; a
-    company-only address uses the company; no name at all (FBA) gives
-    'Amazon' 'Customer'.
+
+def commerce_address(
+    order: Mapping[str, Any],
+    address_type: str,
+    email: str,
+    directory: Mapping[str, addresses.CountryRegions | None] | None = None,
+) -> dict[str, Any]:
+    """A Commerce order address from Amazon's delivery address (``addresses.commerce_address``).
+
+    :raises MalformedOrder: a text is too long, or the country requires a region the text does not name.
     """
-    name = _clean(name, "the buyer's name") or _clean(company, "the company name")
-    if not name:
-        return "Amazon", "Customer"
-    first, _, last = name.partition(" ")
-    return first, (last or "-")
-
-
-def commerce_address(order: Mapping[str, Any], address_type: str, email: str) -> dict[str, Any]:
-    """A Commerce order address from Amazon's delivery address (missing lines filled, never rejected)."""
-    address = (order.get("recipient") or {}).get("deliveryAddress") or {}
-    buyer = order.get("buyer") or {}
-    company = _clean(address.get("companyName") or buyer.get("buyerCompanyName"), "the company name")
-    first, last = split_name(address.get("name") or buyer.get("buyerName"), company)
-    street = [
-        line
-        for line in (
-            _clean(address.get(key), f"address {key}") for key in ("addressLine1", "addressLine2", "addressLine3")
-        )
-        if line
-    ]
-    result = {
-        "address_type": address_type,
-        "firstname": first,
-        "lastname": last,
-        "street": street or ["-"],
-        "city": _clean(address.get("city") or address.get("municipality"), "the city") or "-",
-        "postcode": _clean(address.get("postalCode"), "the postal code", 32) or "-",
-        "country_id": (address.get("countryCode") or "").upper()[:2] or "US",
-        "telephone": _clean(address.get("phone"), "the phone number", 64) or "-",
-        "email": email,
-    }
-    region = _clean(address.get("stateOrRegion") or address.get("districtOrCounty"), "the region")
-    if region:
-        result["region"] = region
-    if company:
-        result["company"] = company
-    return result
+    try:
+        return addresses.commerce_address(order, address_type, email, directory)
+    except addresses.MalformedAddress as exc:
+        raise MalformedOrder(str(exc)) from None
 
 
 def buyer_email(order: Mapping[str, Any], account: AccountSettings) -> str:
@@ -325,15 +305,25 @@ def build_order(
     *,
     products: Mapping[str, Mapping[str, Any]],
     customer: Mapping[str, Any] | None = None,
+    store_currency: StoreCurrency | None = None,
+    directory: Mapping[str, addresses.CountryRegions | None] | None = None,
 ) -> dict[str, Any]:
     """The ``entity`` of ``POST /V1/orders`` for an Amazon order.
 
     ``products`` maps Commerce SKU → product (id, name); ``customer`` is the
-    Commerce customer when accounts are created, ``None`` for a guest order.
+    Commerce customer when accounts are created, ``None`` for a guest order;
+    ``store_currency`` the store's base currency and rates (None: the order
+    currency is the base currency); ``directory`` the store's directory entries
+    of the address's countries (``addresses.region_fields``). The amounts are
+    written in the order currency, then ``currency.with_base_amounts`` sets the
+    base currency, the rate and every ``base_*`` amount.
+
+    :raises MalformedOrder: the address cannot be resolved (see ``commerce_address``).
+    :raises currency.NoExchangeRate: Commerce has no rate for the order currency.
     """
     order_id = order["orderId"]
     email = customer["email"] if customer else buyer_email(order, account)
-    shipping_address = commerce_address(order, "shipping", email)
+    shipping_address = commerce_address(order, "shipping", email, directory)
     billing_address = dict(shipping_address, address_type="billing")
     currency = amounts.currency
     service_level = (order.get("fulfillment") or {}).get("fulfillmentServiceLevel")
@@ -455,4 +445,6 @@ def build_order(
         entity["increment_id"] = order_id
     if customer:
         entity["customer_id"] = customer["id"]
-    return entity
+    if store_currency is None:
+        return with_base_amounts(entity, currency, Decimal(1))
+    return with_base_amounts(entity, store_currency.base_currency_code, store_currency.rate_to(currency))

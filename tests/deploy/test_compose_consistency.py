@@ -45,7 +45,8 @@ CONNECTIONS = ("AIRFLOW_CONN_AMAZON_SP_API", "AIRFLOW_CONN_COMMERCE", "AIRFLOW_C
 SETTINGS_VARIABLE = "AIRFLOW_VAR_SALES_CHANNEL_SETTINGS"
 # Switches the compose deployment deliberately replaces: the state store is the sales_channel_db connection,
 # the settings are the Variable.
-SWITCHES_NOT_IN_COMPOSE = {"SALES_CHANNEL_DB_URL", "SALES_CHANNEL_SETTINGS_FILE"}
+SWITCHES_NOT_IN_COMPOSE = {"SALES_CHANNEL_DB_URL", "SALES_CHANNEL_SETTINGS_FILE", "SALES_CHANNEL_PII_KEYS"}
+PII_KEYS = "SALES_CHANNEL_PII_KEYS"  # a secret, only where tasks run (the page never reads buyer data)
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET|_KEY$|^AIRFLOW_CONN_")
 PLACEHOLDER = "CHANGE_ME"
 
@@ -342,7 +343,7 @@ def test_airflow_services_share_the_common_environment(services):
 def test_integration_connections_reach_the_task_runners_and_only_the_state_store_the_api_server(services, env_example):
     for name in (*TASK_RUNNERS, "airflow-init"):
         env = container_env(services[name], env_example)
-        for key in (*CONNECTIONS, SETTINGS_VARIABLE):
+        for key in (*CONNECTIONS, SETTINGS_VARIABLE, PII_KEYS):
             assert env.get(key), f"{name} lacks {key}"
         store = urlsplit(env["AIRFLOW_CONN_SALES_CHANNEL_DB"])
         assert (store.scheme, store.hostname, store.username, store.path) == (
@@ -360,6 +361,7 @@ def test_integration_connections_reach_the_task_runners_and_only_the_state_store
     ):
         env = container_env(services[name], env_example)
         assert {k for k in env if k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))} == allowed, name
+        assert PII_KEYS not in env, f"{name} must not hold the buyer-data key"
     worker_store = container_env(services["airflow-worker"], env_example)["AIRFLOW_CONN_SALES_CHANNEL_DB"]
     assert container_env(services["airflow-apiserver"], env_example)["AIRFLOW_CONN_SALES_CHANNEL_DB"] == worker_store
 

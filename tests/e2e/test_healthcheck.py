@@ -26,3 +26,29 @@ def test_healthcheck_fails_clearly_on_wrong_credentials(channel, monkeypatch, ca
     assert "Amazon SP-API check failed for account us-main (connection 'amazon_sp_api')" in output
     assert "invalid_client" in output
     assert "wrong-secret-value" not in output  # never the secret itself
+
+
+def test_healthcheck_warns_ahead_of_an_amazon_removal(channel, monkeypatch, caplog, capfd):
+    """An operation the hook calls, removed by Amazon within deprecation_warning_days (default 90): the check
+    stays green and its log names the operation, the date and the replacement."""
+    import dataclasses
+    from datetime import UTC, datetime, timedelta
+
+    from amazon_commerce_sync.hooks.operations import OPERATIONS
+
+    removal = datetime.now(UTC).date() + timedelta(days=60)
+    row = dataclasses.replace(
+        OPERATIONS["confirmShipment"],
+        deprecated=removal - timedelta(days=365),
+        removal=removal,
+        replacement="a later confirmShipment",
+        source="https://example.invalid/notice",
+    )
+    monkeypatch.setitem(OPERATIONS, "confirmShipment", row)
+    caplog.set_level(logging.WARNING)
+    assert channel.run_dag("sales_channel_healthcheck") == {"check": "success"}
+    output = caplog.text + "".join(capfd.readouterr())
+    assert (
+        f"confirmShipment (Orders v0) is removed by Amazon on {removal.isoformat()} (in 60 days): "
+        "move to a later confirmShipment" in output
+    )

@@ -288,6 +288,7 @@ def test_report_rejecting_one_order(channel):
 
 
 def test_second_trigger_for_an_order_in_flight_submits_nothing(channel):
+    from amazon_commerce_sync.cancel_request import parse_request
     from amazon_commerce_sync.pipelines import order_cancel
     from amazon_commerce_sync.resources import open_resources
 
@@ -298,7 +299,7 @@ def test_second_trigger_for_an_order_in_flight_submits_nothing(channel):
     def trigger_again(feed):
         # what the second run's first task does while the first run's feed is in flight
         ctx = open_resources("test/second-trigger")
-        request = order_cancel.parse_request({"amazon_order_ids": [order_id], "reason": "BuyerCanceled"})
+        request = parse_request({"amazon_order_ids": [order_id], "reason": "BuyerCanceled"})
         second.update(order_cancel.request_cancellations(ctx, ctx.settings.accounts[0], request))
 
     thread, errors = _on_first_feed(channel, trigger_again)

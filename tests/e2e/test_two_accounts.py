@@ -48,6 +48,7 @@ def commerce_sandbox():
 
     config = CommerceSandboxConfig()
     config.stores["default"]["allowed_currencies"] = ["USD"]
+    config.stores.pop("multi")  # store view ids are unique: the German store view takes id 3
     config.stores["de"] = DE_STORE
     app = create_app(config)
     with serve_in_thread(app) as base_url:
@@ -114,6 +115,8 @@ def test_each_account_is_mapped_once_and_its_orders_land_once_in_its_store(two_a
         for order in orders:
             [commerce] = landed()[order["orderId"]]
             assert (commerce["store_id"], commerce["order_currency_code"]) == (store_id, currency)
+            assert (commerce["base_currency_code"], commerce["base_to_order_rate"]) == (currency, 1)
+            assert commerce["base_grand_total"] == commerce["grand_total"]
             assert order["proceeds"]["grandTotal"]["currencyCode"] == currency
             assert Decimal(str(commerce["grand_total"])) == Decimal(order["proceeds"]["grandTotal"]["amount"])
     assert len(landed()) == len(us_orders) + len(de_orders)

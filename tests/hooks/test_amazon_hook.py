@@ -281,8 +281,8 @@ def test_financial_events_pages(sandbox):
 def test_check_health(sandbox):
     base_url, _ = sandbox
     health = new_hook().check_health()
-    assert health["ok"] and health["call"] == "listFinancialEvents"
-    assert health["rate_limits"]["listFinancialEvents"]["server_rate"] == pytest.approx(50.0)
+    assert health["ok"] and health["call"] == "listTransactions"
+    assert health["rate_limits"]["listTransactions"]["server_rate"] == pytest.approx(50.0)
 
 
 def test_logs_carry_no_token_or_secret(sandbox, caplog):

@@ -172,6 +172,28 @@ def test_catalog_stock_and_currencies(shop):
     assert hook.check_health()["ok"]
 
 
+def test_store_currency_and_directory_of_another_store_view(shop):
+    """The account's store view is read by its code (``/rest/<code>/V1/...``), whatever the connection's is."""
+    from amazon_commerce_sync.pipelines.order_import import read_store_currency
+
+    hook = CommerceHook()
+    assert hook.get_store_config(3)["code"] == "multi" and hook.get_store_config(99) is None
+    multi = read_store_currency(hook, 3)
+    assert (multi.base_currency_code, multi.store_code, multi.available) == (
+        "USD",
+        "multi",
+        frozenset({"USD", "EUR", "GBP", "JPY"}),
+    )
+    assert multi.rates == {"USD": Decimal(1), "EUR": Decimal("0.92"), "GBP": Decimal("0.79")}  # no JPY: rate 0
+    canada = read_store_currency(hook, 2)
+    assert canada.base_currency_code == "CAD" and canada.rates["USD"] == Decimal("0.7407")
+    us = hook.get_country("US", "multi")
+    assert {"code": "WA", "name": "Washington"}.items() <= next(
+        r for r in us["available_regions"] if r["code"] == "WA"
+    ).items()
+    assert hook.get_country("PR", "multi") is None  # Magento's directory has no country PR
+
+
 def test_customers(shop):
     hook = CommerceHook()
     assert hook.find_customer_by_email("new.person@example.com") is None

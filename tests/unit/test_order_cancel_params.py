@@ -7,14 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from amazon_commerce_sync.cancel_request import MAX_ORDERS, CancelRequest, InvalidRequest, parse_request
 from amazon_commerce_sync.feeds import CANCEL_REASONS
-from amazon_commerce_sync.pipelines.order_cancel import (
-    MAX_ORDERS,
-    CancelRequest,
-    InvalidRequest,
-    cancel_comment,
-    parse_request,
-)
+from amazon_commerce_sync.pipelines.order_cancel import cancel_comment
 
 DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "amazon_order_cancel.py"
 GOOD_ID = "123-1234567-1234567"

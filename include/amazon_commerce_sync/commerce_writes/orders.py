@@ -73,8 +73,11 @@ def create_order(
 
 
 # -- customer --------------------------------------------------------------------------------------
-def customer(commerce, email: str, firstname: str, lastname: str, *, store_id: int) -> dict[str, Any]:
-    """The Commerce customer with this e-mail, created when there is none (``POST /V1/customers``).
+def customer(
+    commerce, email: str, firstname: str, lastname: str, *, store_id: int, address: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The Commerce customer with this e-mail, created when there is none (``POST /V1/customers``), with
+    ``address`` (a customer address, ``addresses.customer_address``) as its default addresses when given.
 
     Not an intent-log write: Magento keeps a customer's e-mail unique per website, so a second create
     is refused, and after any failure the look-up by e-mail is the truth (a natural key made of an
@@ -86,9 +89,10 @@ def customer(commerce, email: str, firstname: str, lastname: str, *, store_id: i
     if found:
         return found
     try:
-        return commerce.create_customer(
-            {"email": email, "firstname": firstname, "lastname": lastname, "store_id": store_id}
-        )
+        new = {"email": email, "firstname": firstname, "lastname": lastname, "store_id": store_id}
+        if address is not None:
+            new["addresses"] = [dict(address)]
+        return commerce.create_customer(new)
     except IntegrationError:
         # created meanwhile (or the answer was lost): the look-up is the truth
         found = commerce.find_customer_by_email(email)

@@ -38,6 +38,7 @@ import requests
 from amazon_commerce_sync.constants import AMAZON_CONN_ID
 from amazon_commerce_sync.errors import AuthenticationError, RateLimitedError
 from amazon_commerce_sync.hooks.auth import DEFAULT_LWA_ENDPOINT, LwaAuth
+from amazon_commerce_sync.hooks.operations import RATE_LIMITS, operation_for
 from amazon_commerce_sync.hooks.pagination import NextTokenPaginator
 from amazon_commerce_sync.hooks.rest import DEFAULT_TIMEOUT, RestHook, connection_base_url, parse_timeout
 from amazon_commerce_sync.ratelimit import Limiter, LocalLimiter
@@ -52,20 +53,6 @@ RATE_SAFETY = 0.97
 #: a request that travels faster than the one before would otherwise find Amazon's bucket still empty (seen on a
 #: loaded machine). One token absorbs 1/rate seconds of such jitter and costs that much once per bucket.
 BURST_HEADROOM = 1
-
-#: Amazon's documented default (rate per second, burst) per operation.
-RATE_LIMITS: dict[str, tuple[float, int]] = {
-    "searchOrders": (0.0056, 20),
-    "getOrder": (0.5, 30),
-    "confirmShipment": (2.0, 10),
-    "createFeedDocument": (0.5, 15),
-    "createFeed": (0.0083, 15),
-    "getFeed": (2.0, 15),
-    "getFeedDocument": (0.0222, 10),
-    "getFeeds": (0.0222, 10),
-    "listFinancialEvents": (0.5, 30),
-    "listFinancialEventsByOrderId": (0.5, 30),
-}
 
 DEFAULT_INCLUDED_DATA: tuple[str, ...] = (
     "BUYER",
@@ -243,7 +230,7 @@ class AmazonSpApiHook(RestHook):
     # ------------------------------------------------------------------ rate limits
 
     def _bucket(self, operation: str) -> tuple[str, float, int]:
-        rate, burst = RATE_LIMITS.get(operation, (0.5, 10))
+        rate, burst = RATE_LIMITS[operation]
         return (
             f"sp-api|{self.settings.seller_key}|{operation}",
             rate * self.settings.rate_scale * RATE_SAFETY,
@@ -251,7 +238,11 @@ class AmazonSpApiHook(RestHook):
         )
 
     def _attempt(self, method: str, path: str, operation: str, params: Any, body: Any) -> requests.Response:
-        """One attempt, after a token from the operation's bucket; a 429 drains the bucket for everyone."""
+        """One attempt, after a token from the operation's bucket; a 429 drains the bucket for everyone.
+
+        :raises UnknownOperationError: the operation (or its path) is not in ``hooks/operations.py``: nothing is sent.
+        """
+        operation_for(operation, method, path)
         key, rate, burst = self._bucket(operation)
         waited = self.limiter.acquire(key, rate, burst, timeout=self.max_rate_wait)
         if waited > 1:
@@ -477,23 +468,25 @@ class AmazonSpApiHook(RestHook):
         return out
 
     def check_health(self, *, now: datetime | None = None) -> dict[str, Any]:
-        """Obtain a token and make one cheap authorised call (listFinancialEvents, 1 result)."""
+        """Obtain a token and make one cheap authorised call (``listTransactions``, Finances 2024-06-19, last hour).
+
+        Not a Finances v0 call: those are deprecated and past their removal date (``hooks/operations.py``).
+        """
         now = now or datetime.now(UTC)
         started = time.monotonic()
         self.access_token()
         token_ms = round((time.monotonic() - started) * 1000)
         started = time.monotonic()
         params = {
-            "PostedAfter": iso_utc(now - timedelta(hours=1)),
-            "PostedBefore": iso_utc(now - timedelta(minutes=3)),
-            "MaxResultsPerPage": 1,
+            "postedAfter": iso_utc(now - timedelta(hours=1)),
+            "postedBefore": iso_utc(now - timedelta(minutes=3)),  # Amazon: more than two minutes before now
         }
-        self._call("GET", "/finances/v0/financialEvents", operation="listFinancialEvents", params=params)
+        self._call("GET", "/finances/2024-06-19/transactions", operation="listTransactions", params=params)
         return {
             "ok": True,
             "base_url": self.settings.base_url,
             "token_ms": token_ms,
-            "call": "listFinancialEvents",
+            "call": "listTransactions",
             "call_ms": round((time.monotonic() - started) * 1000),
             "rate_limits": self.rate_limit_headroom(),
         }

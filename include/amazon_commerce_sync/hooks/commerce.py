@@ -44,7 +44,7 @@ from typing import Any, Literal
 from requests.auth import AuthBase
 
 from amazon_commerce_sync.constants import COMMERCE_CONN_ID
-from amazon_commerce_sync.errors import AuthenticationError, BadRequestError
+from amazon_commerce_sync.errors import AuthenticationError, BadRequestError, NotFoundError
 from amazon_commerce_sync.hooks.auth import BearerAuth, MagentoAdminTokenAuth, magento_oauth1
 from amazon_commerce_sync.hooks.pagination import CurrentPagePaginator
 from amazon_commerce_sync.hooks.rest import DEFAULT_TIMEOUT, RestHook, connection_base_url, parse_timeout
@@ -172,7 +172,8 @@ class CommerceHook(RestHook):
         return f"{self.settings.base_url}/rest/{self.settings.store_code}{path}"
 
     def url_for(self, path: str) -> str:
-        return self.rest_url(path)
+        """``rest_url(path)``; a path already naming its store view (``/rest/<code>/V1/...``) is kept."""
+        return f"{self.settings.base_url}{path}" if path.startswith("/rest/") else self.rest_url(path)
 
     # ------------------------------------------------------------------ search
 
@@ -448,6 +449,25 @@ class CommerceHook(RestHook):
         if body.get("base_currency_code"):
             codes.add(body["base_currency_code"])
         return codes
+
+    def get_store_config(self, store_id: int) -> dict[str, Any] | None:
+        """The store view's ``storeConfig`` (``GET /V1/store/storeConfigs``: ``code``, ``base_currency_code``...)."""
+        configs = self._call("GET", "/V1/store/storeConfigs") or []
+        return next((c for c in configs if int(c.get("id", -1)) == int(store_id)), None)
+
+    def get_currency_information(self, store_code: str) -> dict[str, Any]:
+        """``GET /V1/directory/currency`` of a store view: base currency, available codes, ``exchange_rates``."""
+        path = f"/rest/{store_code}/V1/directory/currency"
+        return self._call("GET", path, operation="GET /V1/directory/currency") or {}
+
+    def get_country(self, country_id: str, store_code: str) -> dict[str, Any] | None:
+        """``GET /V1/directory/countries/{id}`` of a store view (its ``available_regions``); None when the store
+        has no such country (Magento answers 404 "The country isn't available.")."""
+        path = f"/rest/{store_code}/V1/directory/countries/{country_id}"
+        try:
+            return self._call("GET", path, operation="GET /V1/directory/countries/{id}")
+        except NotFoundError:
+            return None
 
     def check_health(self) -> dict[str, Any]:
         """Authenticate and make one cheap authorised call."""

@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import logging
+from datetime import date
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
 from amazon_commerce_sync.errors import IntegrationError
+from amazon_commerce_sync.hooks import operations
 from amazon_commerce_sync.settings import AccountSettings
+from amazon_commerce_sync.times import utcnow
 
 log = logging.getLogger(__name__)
 
 
-def check_amazon(ctx, account: AccountSettings) -> dict[str, Any]:
+def deprecations(account: AccountSettings, today: date) -> list[str]:
+    """Amazon removals within ``deprecation_warning_days`` of ``today`` among the operations the hook calls.
+
+    One sentence each, naming the operation, the removal date and the replacement (``hooks/operations.py``).
+    """
+    return operations.deprecation_warnings(operations.called_operations(), today, account.deprecation_warning_days)
+
+
+def check_amazon(ctx, account: AccountSettings, *, today: date | None = None) -> dict[str, Any]:
+    """The Amazon connection answers (``check_health``); the result lists coming removals as ``deprecations``.
+
+    A coming removal is a warning in the task log, not a failure: the calls still work until the date.
+
+    :raises AirflowFailException: the connection or the call failed, naming the connection and the fix.
+    """
     try:
         result = ctx.amazon(account).check_health()
     except (IntegrationError, ValueError) as exc:
@@ -21,6 +38,9 @@ def check_amazon(ctx, account: AccountSettings) -> dict[str, Any]:
             f"Amazon SP-API check failed for account {account.account_id} (connection {account.amazon_conn_id!r}): "
             f"{exc}. Check the connection's host, LWA client id/secret and refresh token."
         ) from None
+    result = {**result, "deprecations": deprecations(account, today or utcnow().date())}
+    for warning in result["deprecations"]:
+        log.warning("SP-API deprecation (account %s): %s", account.account_id, warning)
     log.info("Amazon SP-API OK for %s: %s", account.account_id, result)
     return result
 

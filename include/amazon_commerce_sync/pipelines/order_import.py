@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
-from amazon_commerce_sync import shipments, transform
+from amazon_commerce_sync import addresses, currency, shipments, transform
 from amazon_commerce_sync.commerce_writes import keys, orders
 from amazon_commerce_sync.commerce_writes.protocol import Source
 from amazon_commerce_sync.commerce_writes.shipments import ship_amazon_packages
@@ -57,7 +58,8 @@ class Loader:
         self.on_hold: list[str] = []
         self.problems: list[str] = []
         self._lock = threading.Lock()
-        self._currencies: set[str] | None = None
+        self._store_currency: currency.StoreCurrency | None = None
+        self._countries: dict[str, addresses.CountryRegions | None] = {}
         self._available: dict[str, Decimal] = {}
         self._stock_out: PageStockOut | None = None
 
@@ -78,10 +80,34 @@ class Loader:
             if note and len(self.problems) < 50:
                 self.problems.append(note)
 
+    def store_currency(self) -> currency.StoreCurrency:
+        """The account's store view's base currency, accepted currencies and rates (read once per run)."""
+        if self._store_currency is None:
+            self._store_currency = read_store_currency(self.commerce, self.account.store_id)
+        return self._store_currency
+
     def allowed_currencies(self) -> set[str]:
-        if self._currencies is None:
-            self._currencies = self.commerce.get_allowed_currencies()
-        return self._currencies
+        return set(self.store_currency().available)
+
+    def directory(self, order: Mapping[str, Any]) -> dict[str, addresses.CountryRegions | None]:
+        """The store's directory entries the order's address needs (each country read once per run)."""
+        address = (order.get("recipient") or {}).get("deliveryAddress") or {}
+        wanted = [addresses.amazon_country(address)]
+        if self._country(wanted[0]) is None:
+            wanted.append(addresses.FALLBACK_COUNTRY)  # a US territory Magento keeps as a US region (PR)
+        return {c: self._country(c) for c in wanted}
+
+    def _country(self, country_id: str) -> addresses.CountryRegions | None:
+        with self._lock:
+            if country_id in self._countries:
+                return self._countries[country_id]
+        info = None
+        if re.fullmatch(r"[A-Z]{2}", country_id):
+            info = self.commerce.get_country(country_id, self.store_currency().store_code)
+        found = addresses.CountryRegions.from_rest(info) if info else None
+        with self._lock:
+            self._countries[country_id] = found
+        return found
 
     def run(self) -> dict[str, Any]:
         """Every order of the account with Amazon changes not applied yet, page by page; returns the summary."""
@@ -109,7 +135,7 @@ class Loader:
         skus.discard("")
         ids = [r["amazon_order_id"] for r in to_create]
         if ids:
-            self.allowed_currencies()  # once per run, before the workers need it
+            self.store_currency()  # once per run, before the workers need it
         existing = self.commerce.find_orders_by_ext_order_ids(ids) if ids else {}
         products = self.commerce.get_products_by_skus(sorted(skus)) if skus else {}
         stock = self.commerce.get_source_items(sorted(products)) if products and self.account.manage_stock else {}
@@ -214,8 +240,19 @@ class Loader:
             missing = self._product_problems(amounts, products, fulfilled)
             if missing:
                 raise OrderWaiting("; ".join(missing))
-            customer = self._customer(order) if self.account.customer_creation == "create_account" else None
-            entity = transform.build_order(order, amounts, self.account, products=products, customer=customer)
+            store_currency = self.store_currency()
+            store_currency.rate_to(amounts.currency)  # no rate: wait before anything is written
+            directory = self.directory(order)
+            customer = self._customer(order, directory) if self.account.customer_creation == "create_account" else None
+            entity = transform.build_order(
+                order,
+                amounts,
+                self.account,
+                products=products,
+                customer=customer,
+                store_currency=store_currency,
+                directory=directory,
+            )
         except transform.MalformedOrder as exc:
             reason = str(exc)
             self.store.ops.quarantine("amazon_order", order_id, reason)
@@ -226,6 +263,11 @@ class Loader:
         except OrderWaiting as exc:
             self.store.orders.set_sync(order_id, OrderSync.WAITING_PRODUCT, reason=str(exc), count_attempt=True)
             self.count("waiting_for_product", note=f"{order_id}: {exc}")
+            return
+        except currency.NoExchangeRate as exc:
+            # Retried every run (as a missing product is) until the merchant sets the rate.
+            self.store.orders.set_sync(order_id, OrderSync.WAITING_PRODUCT, reason=str(exc), count_attempt=True)
+            self.count("waiting_for_exchange_rate", note=f"{order_id}: {exc}")
             return
 
         created = orders.create_order(self.commerce, self.store, order_id, entity, found)
@@ -312,14 +354,19 @@ class Loader:
                     self._available[sku] -= qty
         return short
 
-    def _customer(self, order: Mapping[str, Any]) -> dict[str, Any] | None:
+    def _customer(self, order: Mapping[str, Any], directory: Mapping[str, Any]) -> dict[str, Any] | None:
         """The buyer's Commerce customer (``customer_creation: create_account``); None for a guest order."""
         email = transform.buyer_email(order, self.account)
         if email.endswith(".invalid"):
             return None  # no real email: a guest order
-        address = transform.commerce_address(order, "billing", email)
+        address = transform.commerce_address(order, "billing", email, directory)
         return orders.customer(
-            self.commerce, email, address["firstname"], address["lastname"], store_id=self.account.store_id
+            self.commerce,
+            email,
+            address["firstname"],
+            address["lastname"],
+            store_id=self.account.store_id,
+            address=addresses.customer_address(address),
         )
 
     def _map_items(self, commerce_order: Mapping[str, Any]) -> None:
@@ -393,6 +440,17 @@ class Loader:
             "order_held_for_buyer_cancellation", "amazon_order", order_id, {"commerce_order_id": commerce_id}
         )
         self.count("on_hold", order_id)
+
+
+def read_store_currency(commerce, store_id: int) -> currency.StoreCurrency:
+    """The account's store view's currencies: its ``storeConfig`` and ``GET /V1/directory/currency`` of it.
+
+    :raises FatalError: Commerce has no store view with the account's ``store_id``.
+    """
+    config = commerce.get_store_config(store_id)
+    if config is None:
+        raise FatalError(f"Commerce has no store view with id {store_id} (the account's store_id)")
+    return currency.StoreCurrency.from_rest(config, commerce.get_currency_information(str(config["code"])))
 
 
 def load_orders(ctx: Resources, account: AccountSettings, *, owner: str) -> dict[str, Any]:

@@ -202,6 +202,7 @@ def run_retention(
     log.info("retention clocks started: %s", clocks)
     results = [erase_account(ctx, a, now=now, dry_run=dry_run, run_id=run_id) for a in accounts]
     commerce = {a.account_id: anonymise_account(ctx, a, now=now, dry_run=dry_run, run_id=run_id) for a in accounts}
+    reencrypted = 0 if dry_run else reencrypt_pii(ctx)
     return {
         "dry_run": dry_run,
         "clocks_started": clocks,
@@ -210,4 +211,18 @@ def run_retention(
         "due": sum(r["due"] for r in results),
         "commerce_anonymised": sum(r["anonymised"] for r in commerce.values()),
         "commerce_failed": sum(r["failed"] for r in commerce.values()),
+        "pii_reencrypted": reencrypted,
     }
+
+
+def reencrypt_pii(ctx: Resources) -> int:
+    """Key rotation: re-encrypt with the newest key the buyer data still in clear text (stored before encryption)
+    or under an older key (``store.pii_crypto``), in batches; returns how many orders' rows changed."""
+    total = 0
+    while batch := ctx.store.retention.reencrypt_pii(limit=BATCH):
+        total += batch
+        if batch < BATCH:
+            break
+    if total:
+        log.info("buyer data re-encrypted with the newest key: %d orders", total)
+    return total

@@ -225,11 +225,12 @@ def cancel_request(params: dict[str, Any], run_id: str) -> dict[str, Any]:
 
     :raises AirflowFailException: invalid parameters (all problems named at once) or an unknown account.
     """
+    from amazon_commerce_sync import cancel_request as rules
     from amazon_commerce_sync.pipelines import order_cancel
 
     try:
-        request = order_cancel.parse_request(params)
-    except order_cancel.InvalidRequest as exc:
+        request = rules.parse_request(params)
+    except rules.InvalidRequest as exc:
         raise AirflowFailException(str(exc)) from None
     ctx = _context(f"amazon_order_cancel/{run_id}/request")
     account = _cancel_account(ctx, request.account_id)

@@ -17,6 +17,7 @@ from typing import Any, NotRequired, TypedDict
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
+from amazon_commerce_sync.store import pii_crypto
 from amazon_commerce_sync.store.base import Aggregate, aware, insert
 from amazon_commerce_sync.store.schema import amazon_orders, order_items, order_pii, quarantine
 from amazon_commerce_sync.times import utcnow
@@ -266,6 +267,7 @@ class OrderStore(Aggregate):
 
     def pii(self, amazon_order_id: str) -> PiiRow | None:
         """The order's personal data (the import puts it back into the Commerce payload, in memory only)."""
+        pii_crypto.cipher()  # no key: PiiKeyError here, not wrapped in a database error
         return self._first(select(order_pii).where(order_pii.c.amazon_order_id == amazon_order_id))
 
     def items(self, amazon_order_id: str) -> list[ItemRow]:
@@ -456,5 +458,6 @@ def _upsert_pii(conn: Connection, amazon_order_id: str, pii: Pii) -> None:
     values = {k: pii.get(k) for k in _PII_FIELDS}
     if not any(values.values()):
         return  # PENDING orders carry none: keep what we have
+    pii_crypto.cipher()  # no key: PiiKeyError here (the task fails at once), never a clear-text row
     stmt = insert(conn, order_pii).values(amazon_order_id=amazon_order_id, **values)
     conn.execute(stmt.on_conflict_do_update(index_elements=["amazon_order_id"], set_=values))

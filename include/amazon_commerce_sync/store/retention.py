@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypedDict
 
-from sqlalchemy import literal, null, or_, select, update
+from sqlalchemy import Text, literal, null, or_, select, type_coerce, update
 
+from amazon_commerce_sync.store import pii_crypto
 from amazon_commerce_sync.store.base import Aggregate, aware, insert
 from amazon_commerce_sync.store.schema import amazon_orders, audit_log, commerce_writes, order_pii
 from amazon_commerce_sync.store.writes import WriteStatus
@@ -149,3 +150,34 @@ class Retention(Aggregate):
                 )
             )
         return True
+
+    def reencrypt_pii(self, *, limit: int = 500) -> int:
+        """Re-encrypt with the newest key the ``order_pii`` values that are clear text (written before
+        encryption) or encrypted with an older key (``pii_crypto``); returns how many rows changed.
+
+        Reads the stored tokens as text (bypassing decryption), so it is cheap when nothing is due; raises
+        ``pii_crypto.PiiKeyError`` when a stored value matches no key."""
+        crypt = pii_crypto.cipher()
+        p = order_pii.c
+        columns = ("buyer_name", "buyer_email", "buyer_company", "shipping_address")
+        raw = [type_coerce(getattr(p, c), Text).label(c) for c in columns]
+        changed = 0
+        with self.engine.begin() as conn:
+            rows = conn.execute(select(p.amazon_order_id, *raw).where(p.erased_at.is_(None))).all()
+            for row in rows:
+                values = {}
+                for c in columns:
+                    stored = getattr(row, c)
+                    if stored is not None and crypt.needs_rotation(stored):
+                        values[c] = crypt.rotate(stored)
+                if not values:
+                    continue
+                conn.execute(
+                    update(order_pii)
+                    .where(p.amazon_order_id == row.amazon_order_id)
+                    .values({getattr(p, c): type_coerce(v, Text) for c, v in values.items()})
+                )
+                changed += 1
+                if changed >= limit:
+                    break
+        return changed

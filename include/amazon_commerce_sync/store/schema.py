@@ -30,6 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from amazon_commerce_sync.store.pii_crypto import EncryptedJSON, EncryptedText
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -117,10 +119,11 @@ order_pii = Table(
         ForeignKey("amazon_orders.amazon_order_id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    Column("buyer_name", Text),
-    Column("buyer_email", Text),
-    Column("buyer_company", Text),
-    Column("shipping_address", JSON),
+    # Encrypted at rest (pii_crypto): Fernet tokens in TEXT columns.
+    Column("buyer_name", EncryptedText),
+    Column("buyer_email", EncryptedText),
+    Column("buyer_company", EncryptedText),
+    Column("shipping_address", EncryptedJSON),
     _ts("erased_at"),
 )
 

@@ -181,3 +181,59 @@ def test_directory_customer_address_and_new_error_bodies(client):
         validate("error-response", body)
         for error in errors:
             validate("error-response", {"message": error["message"]})
+
+
+def test_import_payloads_with_base_currency_and_regions_are_valid_entities():
+    """What the import sends (a EUR order on a USD store with its base amounts and rates, a region resolved
+    through the directory; a new customer with that address) is valid against the official schema."""
+    from datetime import UTC, datetime
+
+    from amazon_commerce_sync import addresses, currency, transform
+    from amazon_commerce_sync.settings import AccountSettings
+    from sandboxes.commerce.config import CommerceSandboxConfig
+    from sandboxes.commerce.directory import country_information
+
+    def money(amount):
+        return {"amount": amount, "currencyCode": "EUR"}
+
+    order = {
+        "orderId": "028-1234567-7654321",
+        "salesChannel": {"marketplaceId": "A1PA6795UKMFR9"},
+        "fulfillment": {"fulfillmentStatus": "UNSHIPPED", "fulfilledBy": "MERCHANT"},
+        "proceeds": {"grandTotal": money("29.63")},
+        "buyer": {"buyerName": "Anna Groß", "buyerEmail": "anna@example.com"},
+        "recipient": {
+            "deliveryAddress": {
+                "name": "Anna Groß",
+                "addressLine1": "Königsallee 1",
+                "city": "Düsseldorf",
+                "stateOrRegion": "Nordrhein-Westfalen",
+                "postalCode": "40212",
+                "countryCode": "DE",
+            }
+        },
+        "orderItems": [
+            {
+                "orderItemId": "1",
+                "quantityOrdered": 3,
+                "product": {"sellerSku": "SKU-1", "price": {"unitPrice": money("8.30")}},
+                "proceeds": {
+                    "breakdowns": [
+                        {"type": "ITEM", "subtotal": money("24.90")},
+                        {"type": "TAX", "subtotal": money("4.73")},
+                    ]
+                },
+            }
+        ],
+    }
+    account = AccountSettings(
+        account_id="de", marketplace_ids=("A1PA6795UKMFR9",), import_orders_after=datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    store = currency.StoreCurrency(3, "USD", {"EUR": currency.Decimal("0.92")}, frozenset({"USD", "EUR"}))
+    directory = {"DE": addresses.CountryRegions.from_rest(country_information(CommerceSandboxConfig(), {}, "DE"))}
+    amounts = transform.order_amounts(order)
+    entity = transform.build_order(order, amounts, account, products={}, store_currency=store, directory=directory)
+    assert entity["base_grand_total"] == currency.Decimal("32.21") and entity["billing_address"]["region_id"]
+    validate("sales-data-order-interface", to_wire(entity))
+    customer_address = addresses.customer_address(entity["billing_address"])
+    validate("customer-data-address-interface", to_wire(customer_address))
