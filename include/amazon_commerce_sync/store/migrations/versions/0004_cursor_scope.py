@@ -6,8 +6,8 @@ marketplace added later is read from ``import_orders_after`` instead of being sk
 cursors of earlier releases are kept by this migration: the first extraction starts the region's cursor from
 the oldest of them (no gap) and removes them in the same transaction.
 
-Revision ID: 0003
-Revises: 0001
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-30 19:40:00
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0001"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
