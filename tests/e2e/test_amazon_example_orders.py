@@ -264,6 +264,9 @@ def test_each_example_gets_its_outcome_with_amazons_exact_amounts(imported, exam
     currency = _currency(example)
     assert commerce["order_currency_code"] == currency
     assert Decimal(str(commerce["grand_total"])) == Decimal(example["proceeds"]["grandTotal"]["amount"])
+    # each account's store view has the order's currency as its base currency: base amounts at rate 1
+    assert (commerce["base_currency_code"], Decimal(str(commerce["base_to_order_rate"]))) == (currency, 1)
+    assert Decimal(str(commerce["base_grand_total"])) == Decimal(example["proceeds"]["grandTotal"]["amount"])
     items = {i["ext_order_item_id"]: i for i in commerce["items"] if i.get("ext_order_item_id")}
     assert set(items) == {i["orderItemId"] for i in example["orderItems"]}
     tax = shipping = shipping_tax = ZERO
