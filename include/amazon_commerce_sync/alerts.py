@@ -8,7 +8,7 @@ Two sources of alerts:
   e-mail addresses removed) and what to do, saying whether the failure was retried first.
 * **The monitor** (DAG ``sales_channel_monitor``, every 10 minutes) alerts even when no task
   failed: when the import lags (the run's time minus the extraction cursor, per account and
-  marketplace) more than ``alert_import_lag_minutes``, and when orders wait for a product or stay
+  Amazon region) more than ``alert_import_lag_minutes``, and when orders wait for a product or stay
   quarantined longer than ``alert_stuck_hours``. A firing alert is repeated at most every
   ``alert_repeat_minutes`` (each sending is recorded in the audit trail as ``alert_sent``); it is
   quiet otherwise.
@@ -46,6 +46,8 @@ from airflow.providers.smtp.notifications.smtp import SmtpNotifier as ProviderSm
 from airflow.sdk import BaseNotifier
 
 from amazon_commerce_sync.constants import SMTP_CONN_ID
+from amazon_commerce_sync.marketplaces import by_region
+from amazon_commerce_sync.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -355,15 +357,25 @@ def _age(delta: timedelta) -> str:
 
 
 def check_import_lag(store, accounts: Iterable, now: datetime) -> list[Alert]:
-    """One alert per (account, marketplace) whose extraction cursor is older than the threshold."""
+    """One alert per (account, Amazon region) whose extraction cursor (``orders:<account>:<region>``, one
+    window for all its marketplaces there; before its first run, the oldest per-marketplace cursor of earlier
+    releases) is older than the threshold. Invalid marketplaces: no lag alert (the extract task fails)."""
     alerts = []
     for account in accounts:
         if not account.import_enabled:
             continue
         threshold = timedelta(minutes=account.alert_import_lag_minutes)
-        for marketplace in account.marketplace_ids:
-            cursor = store.ops.get_cursor(account.cursor_stream(marketplace))
-            key = f"import_lag:{account.account_id}:{marketplace}"
+        try:
+            regions = by_region(account.marketplace_ids)
+        except SettingsError:
+            continue
+        for region, ids in regions.items():
+            cursor = store.ops.get_cursor(account.orders_cursor(region))
+            if cursor is None:
+                legacy = [store.ops.get_cursor(account.marketplace_cursor(m)) for m in ids]
+                cursor = min((c for c in legacy if c is not None), default=None)
+            where = f"{account.account_id} / {region} ({', '.join(ids)})"
+            key = f"import_lag:{account.account_id}:{region}"
             action = (
                 "Check the latest amazon_order_import runs (failing? paused? not scheduled?), run "
                 "sales_channel_healthcheck to test the Amazon connection and look for QuotaExceeded (429) in "
@@ -375,9 +387,9 @@ def check_import_lag(store, accounts: Iterable, now: datetime) -> list[Alert]:
                         kind="import_lag",
                         key=key,
                         account_id=account.account_id,
-                        subject=f"no Amazon order import has completed for marketplace {marketplace}",
-                        what=f"there is no extraction cursor for {account.account_id} / {marketplace}: "
-                        "no order of this marketplace has reached Commerce.",
+                        subject=f"no Amazon order import has completed for region {region}",
+                        what=f"there is no extraction cursor for {where}: "
+                        "no order of these marketplaces has reached Commerce.",
                         action=action,
                     )
                 )
@@ -389,8 +401,8 @@ def check_import_lag(store, accounts: Iterable, now: datetime) -> list[Alert]:
                         kind="import_lag",
                         key=key,
                         account_id=account.account_id,
-                        subject=f"Amazon order import is {_age(lag)} behind for marketplace {marketplace}",
-                        what=f"the last extracted window of {account.account_id} / {marketplace} ends at "
+                        subject=f"Amazon order import is {_age(lag)} behind for region {region}",
+                        what=f"the last extracted window of {where} ends at "
                         f"{cursor.isoformat(timespec='seconds')} ({_age(lag)} ago; the threshold is "
                         f"{account.alert_import_lag_minutes} min): Amazon orders placed or changed since then "
                         "have not reached Commerce.",

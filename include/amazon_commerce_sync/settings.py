@@ -123,7 +123,13 @@ class AccountSettings:
     def merchant_identifier(self) -> str:
         return self.merchant_id or self.account_id
 
-    def cursor_stream(self, marketplace_id: str) -> str:
+    def orders_cursor(self, region: str) -> str:
+        """The extraction cursor of the account's orders in an Amazon region (``NA``, ``EU``, ``FE``): one
+        ``searchOrders`` window covers all of the account's marketplaces there (``marketplaces.py``)."""
+        return f"orders:{self.account_id}:{region}"
+
+    def marketplace_cursor(self, marketplace_id: str) -> str:
+        """The per-marketplace cursor earlier releases kept; read once to start the region's cursor, then removed."""
         return f"orders:{self.account_id}:{marketplace_id}"
 
 

@@ -149,7 +149,7 @@ def test_extraction_keeps_its_cursor_when_amazon_repeats_a_token(amazon_sandbox,
     )
     ctx = open_resources("tests", settings=settings, db_url=f"sqlite:///{tmp_path / 'state.db'}")
     account = ctx.settings.accounts[0]
-    stream = account.cursor_stream(US)
+    stream = account.orders_cursor("NA")
     with token_replay_proxy(base_url, SEARCH_ORDERS, "nextToken") as proxy:
         set_conn(monkeypatch, base_url, host=proxy.url)
         with pytest.raises(RepeatedPageError):

@@ -6,7 +6,7 @@ import importlib.util
 import json
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -213,3 +213,26 @@ def test_airflow_api_server_mounts_the_page_and_lists_it_in_the_navigation(airfl
     finally:
         for f in caches:
             f.cache_clear()
+
+
+def test_lag_is_per_account_and_region_once_the_region_cursor_exists(small_store):
+    store, now = small_store.store, small_store.now
+    # the extraction took acct-eu's two per-marketplace cursors over: one window for Amazon.de and Amazon.fr
+    store.ops.set_cursor(
+        "orders:acct-eu:EU",
+        now - timedelta(hours=2),
+        scope=("A1PA6795UKMFR9", "A13V1IB3VIYZZH"),
+        replaces=("orders:acct-eu:A1PA6795UKMFR9", "orders:acct-eu:A13V1IB3VIYZZH"),
+    )
+    store.ops.set_cursor("orders:acct-jp:FE", now - timedelta(minutes=3), scope=("A1VC38T7YXB528",))
+
+    data = queries.page_data(store, now)
+
+    assert {(c.account_id, c.region, c.marketplace_id): (c.lag, c.lag_level) for c in data.channels} == {
+        ("acct-eu", "EU", "A1PA6795UKMFR9"): (timedelta(hours=2), "late"),
+        ("acct-eu", "EU", "A13V1IB3VIYZZH"): (timedelta(hours=2), "late"),
+        ("acct-us", "NA", "ATVPDKIKX0DER"): (timedelta(hours=5), "late"),  # an earlier release's cursor still counts
+        ("acct-jp", "FE", ""): (timedelta(minutes=3), "ok"),  # no orders yet: the region's own row
+    }
+    html = signed_in_client(store).get("/").text
+    assert "<td>acct-jp</td><td>FE</td><td>(no orders yet)</td>" in html

@@ -52,17 +52,20 @@ def staged(order_id: str, updated: datetime) -> StagedOrder:
 
 
 # -- import lag ------------------------------------------------------------------------------------
-def test_lag_alert_fires_per_marketplace_with_what_to_do(state_store):
+NA = "orders:us-main:NA"  # one extraction cursor for the account's marketplaces of Amazon's NA region (US, CA)
+
+
+def test_lag_alert_fires_per_account_and_region_with_what_to_do(state_store):
     now = datetime.now(UTC)
-    state_store.ops.set_cursor(f"orders:us-main:{US}", now - timedelta(minutes=95))
-    state_store.ops.set_cursor(f"orders:us-main:{CA}", now - timedelta(minutes=7))
+    state_store.ops.set_cursor(NA, now - timedelta(minutes=95), scope=(US, CA))
 
     fired = alerts.check_import_lag(state_store, accounts(), now)
 
-    assert [a.key for a in fired] == [f"import_lag:us-main:{US}"]
+    assert [a.key for a in fired] == ["import_lag:us-main:NA"]
     alert = fired[0]
     assert alert.account_id == "us-main"
-    assert alert.subject == f"Amazon order import is 95 min behind for marketplace {US}"
+    assert alert.subject == "Amazon order import is 95 min behind for region NA"
+    assert f"us-main / NA ({US}, {CA})" in alert.what
     assert "the threshold is 60 min" in alert.what and "have not reached Commerce" in alert.what
     assert "amazon_order_import" in alert.action and "sales_channel_healthcheck" in alert.action
     assert "Account: us-main" in alert.text and "What to do:" in alert.text
@@ -70,19 +73,30 @@ def test_lag_alert_fires_per_marketplace_with_what_to_do(state_store):
 
 def test_lag_is_quiet_when_fresh_or_under_the_threshold(state_store):
     now = datetime.now(UTC)
-    state_store.ops.set_cursor(f"orders:us-main:{US}", now - timedelta(minutes=95))
-    state_store.ops.set_cursor(f"orders:us-main:{CA}", now - timedelta(minutes=3))
+    state_store.ops.set_cursor(NA, now - timedelta(minutes=95), scope=(US, CA))
     assert alerts.check_import_lag(state_store, accounts(alert_import_lag_minutes=120), now) == []
-    state_store.ops.set_cursor(f"orders:us-main:{US}", now - timedelta(minutes=3))
+    state_store.ops.set_cursor(NA, now - timedelta(minutes=3))
     assert alerts.check_import_lag(state_store, accounts(), now) == []
 
 
-def test_lag_alert_when_a_marketplace_was_never_imported_unless_import_is_off(state_store):
+def test_before_the_first_region_window_the_oldest_per_marketplace_cursor_counts(state_store):
     now = datetime.now(UTC)
-    state_store.ops.set_cursor(f"orders:us-main:{US}", now - timedelta(minutes=3))
+    state_store.ops.set_cursor(f"orders:us-main:{US}", now - timedelta(minutes=95))  # an earlier release's
+    state_store.ops.set_cursor(f"orders:us-main:{CA}", now - timedelta(minutes=7))
     fired = alerts.check_import_lag(state_store, accounts(), now)
-    assert [a.subject for a in fired] == [f"no Amazon order import has completed for marketplace {CA}"]
+    assert [a.subject for a in fired] == ["Amazon order import is 95 min behind for region NA"]
+
+
+def test_lag_alert_when_a_region_was_never_imported_unless_import_is_off(state_store):
+    now = datetime.now(UTC)
+    fired = alerts.check_import_lag(state_store, accounts(), now)
+    assert [a.subject for a in fired] == ["no Amazon order import has completed for region NA"]
     assert alerts.check_import_lag(state_store, accounts(import_enabled=False), now) == []
+
+
+def test_no_lag_alert_for_an_account_whose_marketplaces_the_extract_refuses(state_store):
+    # an id that is no Amazon marketplace: the extract task fails with the settings error, which alerts
+    assert alerts.check_import_lag(state_store, accounts(marketplace_ids=[US, "AXXXXXXXXXXX"]), datetime.now(UTC)) == []
 
 
 # -- orders waiting for a product or quarantined ----------------------------------------------------
@@ -136,31 +150,28 @@ def test_stuck_orders_quiet_before_the_threshold_or_once_resolved(state_store):
 # -- the monitor: send, repeat, stay quiet ---------------------------------------------------------
 def test_monitor_sends_once_per_repeat_interval_and_records_it(state_store):
     now = datetime.now(UTC)
-    state_store.ops.set_cursor(f"orders:us-main:{US}", now - timedelta(hours=3))
-    state_store.ops.set_cursor(f"orders:us-main:{CA}", now)
+    state_store.ops.set_cursor(NA, now - timedelta(hours=3))
     sent: list[alerts.Alert] = []
 
     first = alerts.run_monitor(state_store, accounts(), now=now, deliver=sent.append)
     again = alerts.run_monitor(state_store, accounts(), now=now, deliver=sent.append)
 
-    assert first["sent"] == [f"import_lag:us-main:{US}"] and again["sent"] == []
-    assert again["repeat_suppressed"] == [f"import_lag:us-main:{US}"]
+    assert first["sent"] == ["import_lag:us-main:NA"] and again["sent"] == []
+    assert again["repeat_suppressed"] == ["import_lag:us-main:NA"]
     assert len(sent) == 1
     entries = audit_entries(state_store, action="alert_sent")
     assert [(e["entity_id"], e["detail"]) for e in entries] == [
-        (f"import_lag:us-main:{US}", {"kind": "import_lag", "account_id": "us-main"})
+        ("import_lag:us-main:NA", {"kind": "import_lag", "account_id": "us-main"})
     ]
-    state_store.ops.set_cursor(f"orders:us-main:{CA}", now + timedelta(minutes=30))  # CA keeps up
     later = alerts.run_monitor(state_store, accounts(), now=now + timedelta(minutes=61), deliver=sent.append)
-    assert later["sent"] == [f"import_lag:us-main:{US}"] and len(sent) == 2
+    assert later["sent"] == ["import_lag:us-main:NA"] and len(sent) == 2
     always = alerts.run_monitor(state_store, accounts(alert_repeat_minutes=0), now=now, deliver=sent.append)
     assert always["sent"] and len(sent) == 3
 
 
 def test_monitor_is_quiet_when_healthy(state_store, caplog):
     now = datetime.now(UTC)
-    for marketplace in (US, CA):
-        state_store.ops.set_cursor(f"orders:us-main:{marketplace}", now - timedelta(minutes=4))
+    state_store.ops.set_cursor(NA, now - timedelta(minutes=4), scope=(US, CA))
     sent: list[alerts.Alert] = []
     caplog.set_level(logging.INFO)
     summary = alerts.run_monitor(state_store, accounts(), now=now, deliver=sent.append)
@@ -413,15 +424,13 @@ def airflow_env(airflow_db, tmp_path, monkeypatch):
 
 def test_monitor_dag_alerts_on_lag_and_then_stays_quiet(airflow_env, caplog):
     caplog.set_level(logging.INFO)
-    airflow_env.store.ops.set_cursor(f"orders:us-main:{US}", datetime.now(UTC) - timedelta(hours=2))
+    airflow_env.store.ops.set_cursor("orders:us-main:NA", datetime.now(UTC) - timedelta(hours=2))
     assert _run_dag("sales_channel_monitor") == {"check": "success"}
     assert "SALES CHANNEL ALERT [import_lag] account=us-main: Amazon order import is 2 h behind" in caplog.text
-    assert [e["entity_id"] for e in audit_entries(airflow_env.store, action="alert_sent")] == [
-        f"import_lag:us-main:{US}"
-    ]
+    assert [e["entity_id"] for e in audit_entries(airflow_env.store, action="alert_sent")] == ["import_lag:us-main:NA"]
 
     caplog.clear()
-    airflow_env.store.ops.set_cursor(f"orders:us-main:{US}", datetime.now(UTC) - timedelta(minutes=3))
+    airflow_env.store.ops.set_cursor("orders:us-main:NA", datetime.now(UTC) - timedelta(minutes=3))
     assert _run_dag("sales_channel_monitor") == {"check": "success"}
     assert "SALES CHANNEL ALERT" not in caplog.text and "all quiet" in caplog.text
 

@@ -280,7 +280,9 @@ class AmazonSpApiHook(RestHook):
         """Pages of searchOrders (Orders API 2026-01-01), following ``pagination.nextToken``.
 
         Exactly one of ``last_updated_after`` / ``created_after`` is required. Ends with the
-        page that has no next token.
+        page that has no next token. ``marketplace_ids``: up to 50, all of the connection's region
+        (another region's get 403); each page costs one token of the seller's searchOrders bucket,
+        whatever the number of marketplaces, so ask for all of them at once.
 
         :raises RepeatedPageError: when Amazon hands out a token it had already given: the
             pages yielded so far are not the whole window (a server bug must neither loop
@@ -288,8 +290,8 @@ class AmazonSpApiHook(RestHook):
         """
         if (last_updated_after is None) == (created_after is None):
             raise ValueError("pass exactly one of last_updated_after and created_after")
-        if not marketplace_ids:
-            raise ValueError("marketplace_ids must not be empty")
+        if not marketplace_ids or len(marketplace_ids) > 50:
+            raise ValueError("marketplace_ids must name 1 to 50 marketplaces")
         if not 1 <= max_results_per_page <= 100:
             raise ValueError("max_results_per_page must be between 1 and 100")
         params: dict[str, Any] = {"marketplaceIds": _csv(marketplace_ids), "maxResultsPerPage": max_results_per_page}

@@ -32,14 +32,39 @@ class Operations(Aggregate):
             value = conn.scalar(select(cursors.c.value).where(cursors.c.stream == stream))
         return aware(value)
 
-    def set_cursor(self, stream: str, value: datetime) -> None:
-        """Move a cursor forward; it never goes backwards."""
+    def cursor_scope(self, stream: str) -> tuple[str, ...] | None:
+        """What ``stream``'s cursor covers (e.g. the marketplace ids of an orders window), None if not recorded."""
+        with self.engine.connect() as conn:
+            scope = conn.scalar(select(cursors.c.scope).where(cursors.c.stream == stream))
+        return tuple(part for part in scope.split(",") if part) if scope is not None else None
+
+    def set_cursor(
+        self,
+        stream: str,
+        value: datetime,
+        *,
+        scope: tuple[str, ...] | None = None,
+        replaces: tuple[str, ...] = (),
+    ) -> None:
+        """Move a cursor forward; it never goes backwards.
+
+        :param scope: what the cursor now covers (recorded even when the value stays).
+        :param replaces: cursors this one takes over (earlier releases' stream names), removed in the same
+            transaction, so the two never both count.
+        """
+        values: dict[str, Any] = {"updated_at": utcnow()}
+        if scope is not None:
+            values["scope"] = ",".join(scope)
         with self.engine.begin() as conn:
             current = aware(conn.scalar(select(cursors.c.value).where(cursors.c.stream == stream).with_for_update()))
             if current is None:
-                conn.execute(cursors.insert().values(stream=stream, value=value, updated_at=utcnow()))
+                conn.execute(cursors.insert().values(stream=stream, value=value, **values))
             elif value > current:
-                conn.execute(update(cursors).where(cursors.c.stream == stream).values(value=value, updated_at=utcnow()))
+                conn.execute(update(cursors).where(cursors.c.stream == stream).values(value=value, **values))
+            elif scope is not None:
+                conn.execute(update(cursors).where(cursors.c.stream == stream).values(**values))
+            if replaces:
+                conn.execute(delete(cursors).where(cursors.c.stream.in_(replaces), cursors.c.stream != stream))
 
     # -- leases: one writer per order across workers -------------------------------------------
     def acquire_lease(self, key: str, owner: str, ttl_seconds: float) -> bool:

@@ -76,6 +76,9 @@ cursors = Table(
     Column("stream", String(200), primary_key=True),
     _ts("value", nullable=False),
     _ts("updated_at", nullable=False),
+    # What the cursor covers, where a stream reads several sources in one window (the marketplace ids of an
+    # account's region, comma-separated): a source not listed has not been read up to ``value``.
+    Column("scope", String(1000), nullable=True),
 )
 
 amazon_orders = Table(

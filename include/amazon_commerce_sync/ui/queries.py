@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
+from amazon_commerce_sync.marketplaces import REGIONS, region_of
 from amazon_commerce_sync.store import OrderSync, OutboxStatus, StateStore
 from amazon_commerce_sync.store.schema import amazon_orders, audit_log, cursors, mismatches, outbox, quarantine
 
@@ -35,10 +36,11 @@ OPEN_OUTBOX = (OutboxStatus.PENDING, OutboxStatus.SUBMITTED, OutboxStatus.REJECT
 
 @dataclasses.dataclass
 class Channel:
-    """One Amazon account and marketplace."""
+    """One Amazon account and marketplace ("" for a region whose marketplaces have no orders yet)."""
 
     account_id: str
     marketplace_id: str
+    region: str = ""  # the Amazon region (NA, EU, FE): its cursor and lag are the region's
     cursor: datetime | None = None
     lag: timedelta | None = None
     lag_level: str = "unknown"  # ok, warn, late, unknown
@@ -121,16 +123,6 @@ def _channels(conn: Connection, now: datetime, thresholds: Mapping[str, int], ok
     ):
         channel(row.account_id, row.marketplace_id).statuses[row.sync_status] = row.n
 
-    for row in conn.execute(
-        select(cursors.c.stream, cursors.c.value).where(cursors.c.stream.startswith(ORDER_STREAM_PREFIX))
-    ):
-        parts = row.stream.split(":")
-        if len(parts) != 3:
-            continue
-        ch = channel(parts[1], parts[2])
-        ch.cursor = _aware(row.value)
-        ch.lag = max(now - ch.cursor, timedelta(0))
-
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     for row in conn.execute(
         select(o.account_id, o.marketplace_id, o.sync_status, func.count().label("n"))
@@ -152,10 +144,38 @@ def _channels(conn: Connection, now: datetime, thresholds: Mapping[str, int], ok
         label = {"order_created": "created", "order_quarantined": "quarantined events", "order_redriven": "redriven"}
         channel(row.account_id, row.marketplace_id).today[label[row.action]] = row.n
 
+    _attach_cursors(conn, now, found, channel)
     for ch in found.values():
         alert = thresholds.get(ch.account_id, DEFAULT_ALERT_MINUTES)
         ch.lag_level = lag_level(ch.lag, min(ok_minutes, alert), alert)
     return sorted(found.values(), key=lambda c: (c.account_id, c.marketplace_id))
+
+
+def _attach_cursors(conn: Connection, now: datetime, found: dict[tuple[str, str], Channel], channel) -> None:
+    """Each channel's extraction cursor: its account's cursor for the marketplace's Amazon region
+    (``orders:<account>:<region>``, one window for all the region's marketplaces), or, before the first run
+    of that release, its own per-marketplace cursor; a region cursor with no orders yet gets a row of its own."""
+    by_region: dict[tuple[str, str], datetime] = {}
+    by_marketplace: dict[tuple[str, str], datetime] = {}
+    for row in conn.execute(
+        select(cursors.c.stream, cursors.c.value).where(cursors.c.stream.startswith(ORDER_STREAM_PREFIX))
+    ):
+        parts = row.stream.split(":")
+        if len(parts) != 3:
+            continue
+        target = by_region if parts[2] in REGIONS else by_marketplace
+        target[(parts[1], parts[2])] = _aware(row.value)
+    for account_id, marketplace_id in by_marketplace:
+        channel(account_id, marketplace_id)
+    for ch in found.values():
+        ch.region = region_of(ch.marketplace_id) or ""
+    for account_id, region in by_region:
+        if not any(c.account_id == account_id and c.region == region for c in found.values()):
+            channel(account_id, "").region = region
+    for ch in found.values():
+        ch.cursor = by_region.get((ch.account_id, ch.region)) or by_marketplace.get((ch.account_id, ch.marketplace_id))
+        if ch.cursor is not None:
+            ch.lag = max(now - ch.cursor, timedelta(0))
 
 
 def _chart(conn: Connection, now: datetime, channels: list[Channel]) -> list[datetime]:

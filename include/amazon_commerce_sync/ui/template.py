@@ -110,18 +110,21 @@ PAGE = """<!doctype html>
 <h1>Sales Channel</h1>
 <div class="muted">Amazon Seller Central → Adobe Commerce · state at {{ when(d.now) }} · refreshes every minute</div>
 
-<h2 id="lag">Import lag per account and marketplace</h2>
+<h2 id="lag">Import lag per account and Amazon region</h2>
 <table>
- <tr><th>Account</th><th>Marketplace</th><th>Extraction cursor</th><th>Import lag</th>
+ <tr><th>Account</th><th>Region</th><th>Marketplace</th><th>Extraction cursor</th><th>Import lag</th>
  <th class="num">Orders staged</th>{% for s in statuses %}<th class="num">{{ s }}</th>{% endfor %}</tr>
  {% for c in d.channels %}
- <tr><td>{{ c.account_id }}</td><td>{{ c.marketplace_id }}</td><td>{{ when(c.cursor) }}</td>
+ <tr><td>{{ c.account_id }}</td><td>{{ c.region }}</td><td>{{ c.marketplace_id or "(no orders yet)" }}</td>
+ <td>{{ when(c.cursor) }}</td>
  <td><span class="pill {{ c.lag_level }}">{{ age(c.lag) }}</span></td>
  <td class="num">{{ c.total }}</td>
  {% for s in statuses %}<td class="num">{{ c.statuses.get(s, 0) }}</td>{% endfor %}</tr>
- {% else %}<tr><td colspan="9" class="muted">No orders imported yet.</td></tr>{% endfor %}
+ {% else %}<tr><td colspan="10" class="muted">No orders imported yet.</td></tr>{% endfor %}
 </table>
-<div class="muted">Lag = now − extraction cursor. <span class="pill ok">ok</span> up to {{ ok_minutes }} min (three
+<div class="muted">Lag = now − extraction cursor: one cursor per account and region, one
+ <code>searchOrders</code> window for all its marketplaces there.
+ <span class="pill ok">ok</span> up to {{ ok_minutes }} min (three
  runs of the 5-minute import), <span class="pill warn">behind</span> up to the account's alert threshold
  (<code>alert_import_lag_minutes</code>), <span class="pill late">late</span> beyond.</div>
 
