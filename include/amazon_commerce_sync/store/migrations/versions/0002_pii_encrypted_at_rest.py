@@ -4,7 +4,7 @@ The other ``order_pii`` columns are TEXT already. Rows written before this revis
 (``pii_crypto`` reads a value without the ``fernet:`` prefix as clear text) and are encrypted by the retention
 DAG's key rotation, which runs where the keys are (a migration may run without them).
 
-Revision ID: 0003
+Revision ID: 0002
 Revises: 0001
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
+revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None

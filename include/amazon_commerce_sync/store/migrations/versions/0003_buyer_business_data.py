@@ -3,8 +3,8 @@
 Both are personal data as the rest of ``order_pii`` (a Brazilian CPF is a person's number) and encrypted at rest
 like it (``pii_crypto``: Fernet tokens in TEXT columns).
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0003
+Revises: 0002
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
