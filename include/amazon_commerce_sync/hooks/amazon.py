@@ -63,8 +63,7 @@ RATE_LIMITS: dict[str, tuple[float, int]] = {
     "getFeed": (2.0, 15),
     "getFeedDocument": (0.0222, 10),
     "getFeeds": (0.0222, 10),
-    "listFinancialEvents": (0.5, 30),
-    "listFinancialEventsByOrderId": (0.5, 30),
+    "listTransactions": (0.5, 10),  # Finances 2024-06-19 usage plan (model: rate 0.5, burst 10)
 }
 
 DEFAULT_INCLUDED_DATA: tuple[str, ...] = (
@@ -148,9 +147,9 @@ def _orders_next_token(body: dict[str, Any]) -> str | None:
     return (body.get("pagination") or {}).get("nextToken") or None
 
 
-def _finances_next_token(body: dict[str, Any]) -> str | None:
-    """Finances v0: ``payload.NextToken``, sent back as ``NextToken``."""
-    return (body.get("payload") or {}).get("NextToken") or None
+def _transactions_next_token(body: dict[str, Any]) -> str | None:
+    """Finances 2024-06-19: ``payload.nextToken``, sent back as ``nextToken``."""
+    return (body.get("payload") or {}).get("nextToken") or None
 
 
 class AmazonSpApiHook(RestHook):
@@ -413,36 +412,33 @@ class AmazonSpApiHook(RestHook):
 
     # ------------------------------------------------------------------ finances
 
-    def list_financial_events(
-        self, *, posted_after: datetime, posted_before: datetime | None = None, max_results_per_page: int = 100
-    ) -> Iterator[dict[str, Any]]:
-        """Pages of ``FinancialEvents`` (Finances v0) posted in the window, following NextToken.
+    def list_transactions(
+        self,
+        *,
+        posted_after: datetime,
+        posted_before: datetime | None = None,
+        marketplace_id: str | None = None,
+        transaction_status: str | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of ``Transaction`` objects (Finances 2024-06-19 ``listTransactions``) posted in
+        ``[posted_after, posted_before)``, following ``nextToken`` with the same arguments. Pages may be empty.
 
-        :raises RepeatedPageError: when Amazon hands out a ``NextToken`` it had already given.
+        Both times must be more than two minutes before the request (Amazon's rule); a range over 180 days
+        answers nothing. Leave ``marketplace_id`` out to see US merchant-fulfilled orders (Amazon leaves them
+        out when it is given).
+
+        :raises RepeatedPageError: when Amazon hands out a ``nextToken`` it had already given.
         """
-        params: dict[str, Any] = {"PostedAfter": iso_utc(posted_after), "MaxResultsPerPage": max_results_per_page}
+        params: dict[str, Any] = {"postedAfter": iso_utc(posted_after)}
         if posted_before is not None:
-            params["PostedBefore"] = iso_utc(posted_before)
-        yield from self._finance_pages("/finances/v0/financialEvents", "listFinancialEvents", params)
-
-    def list_order_financial_events(self, order_id: str) -> dict[str, Any]:
-        """All ``FinancialEvents`` of one order, pages merged list by list."""
-        merged: dict[str, Any] = {}
-        for events in self._finance_pages(
-            f"/finances/v0/orders/{order_id}/financialEvents",
-            "listFinancialEventsByOrderId",
-            {"MaxResultsPerPage": 100},
-        ):
-            for name, value in events.items():
-                if isinstance(value, list):
-                    merged.setdefault(name, []).extend(value)
-                else:
-                    merged.setdefault(name, value)
-        return merged
-
-    def _finance_pages(self, path: str, operation: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        for body in self._token_pages(path, operation, params, "NextToken", _finances_next_token):
-            yield (body.get("payload") or {}).get("FinancialEvents") or {}
+            params["postedBefore"] = iso_utc(posted_before)
+        if marketplace_id:
+            params["marketplaceId"] = marketplace_id
+        if transaction_status:
+            params["transactionStatus"] = transaction_status
+        path, operation = "/finances/2024-06-19/transactions", "listTransactions"
+        for body in self._token_pages(path, operation, params, "nextToken", _transactions_next_token):
+            yield (body.get("payload") or {}).get("transactions") or []
 
     def _token_pages(
         self,
@@ -475,23 +471,22 @@ class AmazonSpApiHook(RestHook):
         return out
 
     def check_health(self, *, now: datetime | None = None) -> dict[str, Any]:
-        """Obtain a token and make one cheap authorised call (listFinancialEvents, 1 result)."""
+        """Obtain a token and make one cheap authorised call (listTransactions over one minute)."""
         now = now or datetime.now(UTC)
         started = time.monotonic()
         self.access_token()
         token_ms = round((time.monotonic() - started) * 1000)
         started = time.monotonic()
         params = {
-            "PostedAfter": iso_utc(now - timedelta(hours=1)),
-            "PostedBefore": iso_utc(now - timedelta(minutes=3)),
-            "MaxResultsPerPage": 1,
+            "postedAfter": iso_utc(now - timedelta(minutes=4)),
+            "postedBefore": iso_utc(now - timedelta(minutes=3)),
         }
-        self._call("GET", "/finances/v0/financialEvents", operation="listFinancialEvents", params=params)
+        self._call("GET", "/finances/2024-06-19/transactions", operation="listTransactions", params=params)
         return {
             "ok": True,
             "base_url": self.settings.base_url,
             "token_ms": token_ms,
-            "call": "listFinancialEvents",
+            "call": "listTransactions",
             "call_ms": round((time.monotonic() - started) * 1000),
             "rate_limits": self.rate_limit_headroom(),
         }

@@ -12,9 +12,10 @@ Commerce → Amazon
     runs are concluded first thing in each run, so no worker waits for Amazon.
 
 Amazon → Commerce
-    Refund events (Finances v0 ``RefundEventList``, persisted cursor by ``PostedDate`` with
-    overlap, ``PostedBefore`` = now − 3 min) of imported orders are matched line by line
-    against our own submitted/accepted adjustments (``refunds.match_own``): ours are recognised
+    Refund transactions (Finances 2024-06-19 ``listTransactions``, ``transactionType`` Refund, any
+    ``transactionStatus``; persisted cursor by ``postedDate`` with a 48-hour overlap, ``postedBefore`` = now − 3 min,
+    keyed by ``transactionId`` so a deferred refund released later is the same one) of imported orders are
+    matched line by line against our own submitted/accepted adjustments (``refunds.match_own``): ours are recognised
     and not mirrored back. The rest become one offline credit memo on the Commerce order per
     event (``refunds.plan_mirror``: its total equals Amazon's refund), with an order comment
     naming the refund.
@@ -51,13 +52,16 @@ from amazon_commerce_sync.refunds import (
     amazon_paid_by_item,
     build_adjustment_message,
     dec,
-    event_key,
+    is_refund,
     match_own,
     plan_adjustment,
     plan_mirror,
     refund_lines,
     refunded_by_item,
+    related,
     same_charges,
+    skus_of,
+    transaction_key,
 )
 from amazon_commerce_sync.resources import Resources
 from amazon_commerce_sync.settings import AccountSettings
@@ -70,9 +74,9 @@ KIND = "refund"  # outbox kind of payment adjustments
 MIRROR = "refund_mirror"  # intent log kind: a credit memo we create for an Amazon-side refund
 OWN = "refund_own"  # intent log kind: one of our adjusted items seen coming back through Finances
 PUBLICATION_LAG = timedelta(minutes=3)  # Finances: PostedBefore must be >= 2 minutes before now
-# Amazon says refund events of the last 48 hours may be missing when first asked; re-read
-# this much every run (events are de-duplicated by their key, so re-reading costs requests only).
-FINANCES_OVERLAP = timedelta(hours=6)
+# Amazon: "Financial events might not include orders from the last 48 hours" (listTransactions); re-read
+# this much every run (transactions are de-duplicated by their key, so re-reading costs requests only).
+FINANCES_OVERLAP = timedelta(hours=48)
 OWN_STATUSES = (OutboxStatus.SUBMITTING, OutboxStatus.SUBMITTED, OutboxStatus.ACCEPTED)
 WAITING_ORDERS = (OrderSync.WAITING, OrderSync.WAITING_PRODUCT, OrderSync.PENDING_PAYMENT)
 
@@ -89,7 +93,7 @@ def memo_stream(account: AccountSettings) -> str:
 
 
 def finances_stream(account: AccountSettings) -> str:
-    """The cursor over the account's Finances refund events (``PostedDate``)."""
+    """The cursor over the account's Finances refund transactions (``postedDate``)."""
     return f"refunds:amazon:{account.account_id}"
 
 
@@ -282,33 +286,39 @@ class RefundSync:
         held: datetime | None = None
         while after < limit:  # windows of at most max_window_days, oldest first
             before = min(limit, after + timedelta(days=self.account.max_window_days))
-            for page in self.amazon.list_financial_events(posted_after=after, posted_before=before):
-                for event in page.get("RefundEventList") or []:
-                    outcome = self._handle_event(event)
+            for page in self.amazon.list_transactions(posted_after=after, posted_before=before):
+                for transaction in page:
+                    if not is_refund(transaction):
+                        continue
+                    outcome = self._handle_event(transaction)
                     self.counts[outcome] += 1
                     if outcome == "held":
-                        posted = parse_time(event["PostedDate"])
+                        posted = parse_time(transaction["postedDate"])
                         held = posted if held is None else min(held, posted)
             if held is None:
                 self.store.ops.set_cursor(stream, before)
             after = before
         if held is not None:
-            self.store.ops.set_cursor(stream, held)  # never moves back: the held event is read again next run
+            self.store.ops.set_cursor(stream, held)  # never moves back: the held refund is read again next run
         return self.summary()
 
     def _handle_event(self, event: Mapping[str, Any]) -> str:
-        order_id = str(event.get("AmazonOrderId") or "")
+        """One refund transaction (any ``transactionStatus``): ours recognised, the rest mirrored, once."""
+        order_id = str(related(event, "ORDER_ID") or "")
         row = self.store.orders.get(order_id)
         if row is None or row["account_id"] != self.account.account_id:
             return "skipped"  # an order the import never staged (e.g. placed before the start date)
         if not row["commerce_order_id"]:
             return "held" if row["sync_status"] in WAITING_ORDERS else "skipped"
-        key = event_key(event)
+        try:
+            key = transaction_key(event)
+        except RefundProblem:
+            return "skipped"
         seen = self.store.writes.get(key)
         if seen and seen["status"] in (WriteStatus.DONE, WriteStatus.FAILED):
             return "known"  # handled (FAILED: reported in the quarantine, for a person)
         try:
-            lines = refund_lines(event)
+            lines = refund_lines(event, skus_of(row["payload"]))
         except RefundProblem as exc:
             return self._reject_event(key, order_id, str(exc))
         own_writes = [w for w in self.store.writes.for_order(order_id) if w["kind"] == OWN]
@@ -465,7 +475,7 @@ class RefundSync:
         total = sum((line.total for line in lines), ZERO)
         items = ", ".join(sorted({line.code for line in lines}))
         text = (
-            f"Amazon refund of {total} {lines[0].currency or row['currency']} posted {event.get('PostedDate')} "
+            f"Amazon refund of {total} {lines[0].currency or row['currency']} posted {event.get('postedDate')} "
             f"(Amazon order {order_id}, items {items}) recorded as offline credit memo {memo_id}. [{key}]"
         )
         orders.comment(self.commerce, self.store, keys.refund_mirror_comment(key, order_id), commerce_id, text)
