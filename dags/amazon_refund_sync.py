@@ -6,9 +6,10 @@ Keeps refunds in step between Adobe Commerce and Amazon, for orders the import c
 - **settle**: feeds submitted by earlier runs whose processing finished are read (processing
   report) and each adjustment is marked accepted or rejected with Amazon's message. Nothing
   waits for Amazon: a feed still in progress is picked up by a later run.
-- **mirror**: refunds issued on Amazon's side (Finances `RefundEventList`, cursor by posted
-  date) become offline credit memos on the Commerce order, once, with a comment naming the
-  Amazon refund; refunds Commerce itself sent are recognised and not mirrored back.
+- **mirror**: refunds issued on Amazon's side (Finances 2024-06-19 `listTransactions`, type Refund,
+  cursor by posted date, keyed by transaction id whatever its deferral status) become offline
+  credit memos on the Commerce order, once, with a comment naming the Amazon refund; refunds
+  Commerce itself sent are recognised (order, item, exact amounts) and not mirrored back.
 - **queue**: new Commerce credit memos on Amazon orders (cursor over `/V1/creditmemos`)
   become payment adjustments (Principal, Tax, Shipping, ShippingTax...) in the outbox;
   over-refunds, unknown items and other currencies are rejected with a reason, not sent.
