@@ -405,7 +405,8 @@ def _portion(total: Decimal, done: Decimal, qty: Decimal, qty_total: Decimal, qt
 
 
 def plan_mirror(order: Mapping[str, Any], lines: Sequence[RefundLine], item_ids: Mapping[str, int]) -> dict[str, Any]:
-    """Arguments of ``refund_order`` so that the Commerce credit memo totals Amazon's refund exactly.
+    """Arguments of ``refund_order`` so that the Commerce credit memo totals Amazon's refund exactly, or, where
+    Commerce never collected part of it (``total_paid``), what Commerce can still refund (``uncollected``: the rest).
 
     Whole units are refunded where an item's Principal is a whole number of units; shipping
     goes to ``shipping_amount`` (within what Commerce can still refund); any remainder is an
@@ -441,7 +442,13 @@ def plan_mirror(order: Mapping[str, Any], lines: Sequence[RefundLine], item_ids:
     full_shipping = dec(order.get("shipping_amount"))
     shipping_tax = cents(dec(order.get("shipping_tax_amount")) * shipping / full_shipping) if full_shipping else ZERO
     predicted += shipping + shipping_tax
-    residual = total - predicted
+    # Magento refunds at most what was paid (CreditmemoService::validateForRefund: "The most money available to
+    # refund is %1"): charges the order carries but its invoices never collected (gift wrap, other charges booked
+    # as the order's adjustment) cannot be given back in Commerce. The rest of Amazon's refund is ``uncollected``.
+    target = total
+    if order.get("total_paid") is not None:
+        target = max(min(total, dec(order.get("total_paid")) - dec(order.get("total_refunded"))), ZERO)
+    residual = target - predicted
     if not items and by_id:
         # An empty item list means "refund everything" to Magento: name one item with quantity 0.
         items = [{"order_item_id": min(by_id), "qty": 0}]
@@ -450,5 +457,6 @@ def plan_mirror(order: Mapping[str, Any], lines: Sequence[RefundLine], item_ids:
         "shipping_amount": shipping,
         "adjustment_positive": residual if residual > 0 else ZERO,
         "adjustment_negative": -residual if residual < 0 else ZERO,
-        "total": total,
+        "total": target,
+        "uncollected": total - target,
     }

@@ -183,10 +183,10 @@ REALISTIC = Realism()
 # so the product's suite stays green until they are fixed (the product engineers then switch them on):
 # - FBA orders without packages: an imported FBA order stays "processing" and gets no Commerce shipment
 #   (tests/e2e/test_order_import.py::test_pending_fba_and_missing_products,
-#   tests/e2e/test_shipment_sync.py::test_fba_and_seller_central_shipments_reach_commerce_and_are_not_confirmed_back);
-# - a paid gift wrap: the refund mirror does not recover from a lost Commerce answer
-#   (tests/e2e/test_refund_sync.py::test_commit_then_fail_on_commerce_refund_mirrors_once).
-COMPAT = dataclasses.replace(REALISTIC, fba_packages=1.0, gift_wrap_charge=0.0)
+#   tests/e2e/test_shipment_sync.py::test_fba_and_seller_central_shipments_reach_commerce_and_are_not_confirmed_back).
+# (A paid gift wrap is on: the refund mirror refunds what Commerce collected and names the rest,
+# tests/e2e/test_refund_sync.py::test_commit_then_fail_on_commerce_refund_mirrors_once[paid_gift_wrap].)
+COMPAT = dataclasses.replace(REALISTIC, fba_packages=1.0)
 PRESETS = {"realistic": REALISTIC, "compat": COMPAT}
 
 

@@ -310,3 +310,14 @@ def test_mirror_plan_amount_only_refund_names_an_item_with_quantity_zero():
 def test_combine_sums_the_counts():
     out = combine([{"account": "a", "sent": 2, "rejected": 1}, {"account": "b", "mirrored": 1}, None])
     assert out["sent"] == 2 and out["rejected"] == 1 and out["mirrored"] == 1 and out["skipped"] == 0
+
+
+def test_mirror_plan_refunds_at_most_what_commerce_collected():
+    """A gift wrap booked on the Commerce order but never invoiced: Magento refunds at most total_paid."""
+    order = {**COMMERCE_ORDER, "total_paid": "50.00", "total_refunded": "0"}
+    lines = [RefundLine("A1", {"Principal": D("45.00"), "Tax": D("4.50"), "GiftWrap": D("3.99")}, "USD")]
+    result = plan_mirror(order, lines, {"A1": 11, "A2": 12})
+    assert result["total"] == D("50.00") and result["uncollected"] == D("3.49")
+    assert result["adjustment_positive"] == D("0.50") and result["adjustment_negative"] == 0  # 49.50 + 0.50
+    result = plan_mirror({**order, "total_paid": "200.00"}, lines, {"A1": 11})
+    assert result["total"] == D("53.49") and result["uncollected"] == 0

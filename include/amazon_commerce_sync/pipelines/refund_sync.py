@@ -461,7 +461,9 @@ class RefundSync:
 
         def plan() -> OfflineRefund:
             order = self.commerce.get_order(commerce_id)
-            return OfflineRefund(**plan_mirror(order, lines, self.store.orders.item_ids(order_id)))
+            planned = plan_mirror(order, lines, self.store.orders.item_ids(order_id))
+            planned.pop("uncollected")
+            return OfflineRefund(**planned)
 
         def claimed(memo_id: int) -> bool:
             return bool(self.store.writes.by_entity(MIRROR, memo_id) or self.store.outbox.get(outbox_key(memo_id)))
@@ -478,6 +480,10 @@ class RefundSync:
             f"Amazon refund of {total} {lines[0].currency or row['currency']} posted {event.get('postedDate')} "
             f"(Amazon order {order_id}, items {items}) recorded as offline credit memo {memo_id}. [{key}]"
         )
+        mirror = self.store.writes.get(keys.refund_mirror(key, order_id).natural_key) or {}
+        uncollected = total - Decimal((mirror.get("detail") or {}).get("total") or total)
+        if uncollected > 0:  # the recorded plan's, so the text (the comment's look-up key) is the same every time
+            text += f" {uncollected} of it was never paid in Commerce (not invoiced) and is not in the memo."
         orders.comment(self.commerce, self.store, keys.refund_mirror_comment(key, order_id), commerce_id, text)
         return memo_id
 

@@ -130,10 +130,8 @@ def test_rates_are_configurable():
         i.get("fulfillment", {}).get("packing") for o in sample({"gift": 0.0}, seeds=range(20)) for i in o["orderItems"]
     )
     compat = sample("compat", seeds=range(20), status="SHIPPED", fulfilled_by="AMAZON")
-    assert all("packages" in o for o in compat)  # compat: the two shapes the integration does not handle yet
-    assert not any(
-        b["type"] == "GIFT_WRAP" for o in compat for i in o["orderItems"] for b in i["proceeds"]["breakdowns"]
-    )
+    assert all("packages" in o for o in compat)  # compat: the shape the integration does not handle yet
+    assert COMPAT.gift_wrap_charge == REALISTIC.gift_wrap_charge  # paid gift wrap: handled, so realistic
     assert not any("buyerEmail" in o.get("buyer", {}) for o in compat)  # the other FBA shapes are Amazon's
     for bad in ({"gift": 2.0}, {"nonsense": 0.1}, "fancy", {"preset": "fancy"}):
         with pytest.raises(ValueError):
