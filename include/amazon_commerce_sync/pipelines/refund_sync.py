@@ -1,31 +1,24 @@
 """Refund reconciliation between Adobe Commerce and Amazon, both directions (the rules: ``refunds``).
 
-Commerce → Amazon
-    Credit memos (persisted cursor over ``GET /V1/creditmemos`` by ``updated_at``, with
-    overlap) on imported Amazon orders become ``OrderAdjustment`` messages of a
-    ``POST_PAYMENT_ADJUSTMENT_DATA`` feed (``refunds.plan_adjustment``). Each memo is one outbox
-    entry ``refund:<creditmemo id>``; a memo that refunds more than Amazon can still refund for an
-    item (what our accepted or pending adjustments and Amazon-side refunds already took), names an
-    unknown item, or is in another currency than the Amazon order is recorded *rejected* with the
-    reason (and quarantined), never sent. All pending adjustments of an account go in ONE feed per
-    run (``feeds.submit_outbox``: createFeed allows 0.0083 requests/s); feeds submitted by earlier
-    runs are concluded first thing in each run, so no worker waits for Amazon.
+Commerce → Amazon: credit memos (cursor over ``GET /V1/creditmemos`` by ``updated_at``, with overlap) on
+imported Amazon orders become ``OrderAdjustment`` messages of a ``POST_PAYMENT_ADJUSTMENT_DATA`` feed
+(``refunds.plan_adjustment``), one outbox entry ``refund:<creditmemo id>`` each. A memo that refunds more than
+Amazon can still refund for an item, names an unknown item, or is in another currency than the order is
+recorded *rejected* with the reason (and quarantined), never sent. All pending adjustments of an account go in
+ONE feed per run (createFeed allows 0.0083 requests/s); feeds of earlier runs are concluded first, no waiting.
 
-Amazon → Commerce
-    Refund transactions (Finances 2024-06-19 ``listTransactions``, ``transactionType`` Refund, any
-    ``transactionStatus``; persisted cursor by ``postedDate`` with a 48-hour overlap, ``postedBefore`` = now − 3 min,
-    keyed by ``transactionId`` so a deferred refund released later is the same one) of imported orders are
-    matched line by line against our own submitted/accepted adjustments (``refunds.match_own``): ours are recognised
-    and not mirrored back. The rest become one offline credit memo on the Commerce order per
-    event (``refunds.plan_mirror``: its total equals Amazon's refund), with an order comment
-    naming the refund.
+Amazon → Commerce: refund transactions (Finances 2024-06-19 ``listTransactions``, ``transactionType`` Refund,
+any ``transactionStatus``; cursor by ``postedDate`` with a 48-hour overlap, ``postedBefore`` = now − 3 min;
+keyed by ``transactionId``, so a deferred refund released later is the same one) of imported orders are
+matched line by line against our own adjustments (``refunds.match_own``: order item and exact amounts; an
+accepted adjustment posted with other amounts is ours too, for the three-way check to report). The rest
+become one offline credit memo per transaction (``refunds.plan_mirror``), with an order comment naming it.
 
 Exactly once: outbox entries are keyed by the credit memo id; a mirrored refund is the write
-``mirror:<event key>`` (``commerce_writes.refunds``), so after an ambiguous failure (or a crash)
-the order's credit memos are looked at before anything is created again. Credit memos we
-created are recognised by that intent log and never sent to Amazon; memos of Amazon-side
-cancellations (``commerce_writes.orders.cancel_in_commerce``) are not refunds.
-No buyer data is read or logged here: only ids, SKUs and amounts.
+``mirror:<transaction key>`` (``commerce_writes.refunds``), so after an ambiguous failure (or a crash) the
+order's credit memos are looked at before anything is created again. Memos we created are recognised by that
+intent log and never sent to Amazon; memos of Amazon-side cancellations are not refunds. No buyer data is
+read or logged here: only ids, SKUs and amounts.
 """
 
 from __future__ import annotations
@@ -37,12 +30,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from amazon_commerce_sync import transform
+from amazon_commerce_sync import refund_records, transform
 from amazon_commerce_sync.commerce_writes import keys, orders
 from amazon_commerce_sync.commerce_writes.protocol import Source
 from amazon_commerce_sync.commerce_writes.refunds import OfflineRefund, refund_offline
 from amazon_commerce_sync.errors import FatalError
 from amazon_commerce_sync.feeds import PAYMENT_ADJUSTMENT, AdjustedItem, conclude_feed, submit_outbox
+from amazon_commerce_sync.refund_amounts import as_json, memo_amounts, near_own
 from amazon_commerce_sync.refunds import (
     EVENT,
     ZERO,
@@ -59,7 +53,6 @@ from amazon_commerce_sync.refunds import (
     refund_lines,
     refunded_by_item,
     related,
-    same_charges,
     skus_of,
     transaction_key,
 )
@@ -132,7 +125,9 @@ class RefundSync:
                 payload = entry["payload"]
                 event = None
                 if entry["status"] == OutboxStatus.REJECTED:  # because Amazon refunded the same items itself?
-                    event = self._seen_in_amazon_refund(entry) or self._unmirrored_amazon_refund(entry)
+                    event = refund_records.seen_in_amazon_refund(
+                        self.store, entry
+                    ) or refund_records.unmirrored_amazon_refund(self.store, entry)
                 if event:
                     self._refunded_by_amazon(entry, event)
                     continue
@@ -240,7 +235,9 @@ class RefundSync:
                 alone = None
             if alone:
                 payload = adjustment_payload(order_id, memo, alone)
-                event = self._unmirrored_amazon_refund({"amazon_order_id": order_id, "payload": payload})
+                event = refund_records.unmirrored_amazon_refund(
+                    self.store, {"amazon_order_id": order_id, "payload": payload}
+                )
                 if event and self.store.outbox.add(key, KIND, self.account.account_id, order_id, payload):
                     self._refunded_by_amazon(self.store.outbox.get(key), event)
                     return "settled_by_amazon"  # the summary counter users know
@@ -269,6 +266,7 @@ class RefundSync:
             log.warning("%s: credit memo %s not sent to Amazon: %s", self.account.account_id, memo_id, reason)
             return "rejected"
         payload = adjustment_payload(order_id, memo, items)
+        payload["memo_amounts"] = as_json(memo_amounts(memo, item_codes))  # for the three-way check
         if self.store.outbox.add(key, KIND, self.account.account_id, order_id, payload):
             self.store.ops.audit(
                 "refund_queued", "creditmemo", str(memo_id), {"amazon_order_id": order_id, "total": payload["total"]}
@@ -334,7 +332,17 @@ class RefundSync:
         if foreign:
             adopted, foreign = self._adopt_rejected(order_id, key, foreign, taken)
             own += adopted
-        self._recognise_own(order_id, key, [madj for _line, madj in own])
+        if foreign:  # one of our accepted adjustments, posted with other amounts: the three-way check says so
+            accepted = [
+                [i for i in entry["payload"].get("items") or [] if i["madj"] not in taken]
+                for entry in self.store.outbox.for_order(order_id, KIND)
+                if entry["status"] == OutboxStatus.ACCEPTED
+            ]
+            near, foreign = near_own(foreign, accepted)
+            own += near
+        refund_records.recognise_own(
+            self.store, order_id, key, [madj for _line, madj in own], {madj: ln.charges for ln, madj in own}
+        )
         if not foreign:
             self.store.writes.record(key, EVENT, order_id, None, detail={"own": [m for _, m in own], "foreign": {}})
             return "recognised_own"
@@ -404,44 +412,6 @@ class RefundSync:
             entry["amazon_order_id"],
             key,
         )
-
-    def _unmirrored_amazon_refund(self, entry: Mapping[str, Any]) -> str | None:
-        """An Amazon refund on the order that could not be mirrored (Commerce had nothing left to refund: this
-        memo had taken it) and whose lines are exactly this adjustment's items: it becomes ours, and leaves the
-        quarantine. Returns its event key."""
-        items = entry["payload"].get("items") or []
-        wanted = {i["code"]: {k: Decimal(v) for k, v in i["components"].items() if Decimal(v) != 0} for i in items}
-        for write in self.store.writes.for_order(entry["amazon_order_id"]):
-            detail = write.get("detail") or {}
-            if write["kind"] != EVENT or write["status"] != WriteStatus.FAILED or detail.get("own"):
-                continue
-            foreign = detail.get("foreign") or {}
-            if set(foreign) != set(wanted) or len(wanted) != len(items):
-                continue
-            if all(same_charges(foreign[code], charges) for code, charges in wanted.items()):
-                key = write["natural_key"]
-                madjs = [i["madj"] for i in items]
-                self._recognise_own(entry["amazon_order_id"], key, madjs)
-                self.store.writes.complete(key, None, detail={"own": madjs, "foreign": {}})
-                self.store.ops.resolve_quarantine("amazon_refund", key[-64:])
-                return key
-        return None
-
-    def _recognise_own(self, order_id: str, key: str, madjs: Iterable[str]) -> None:
-        """Our adjusted items seen coming back in Amazon's refund event ``key`` (never matched to another)."""
-        for madj in madjs:
-            own = keys.own_refund_item(madj, order_id)
-            self.store.writes.record(own.natural_key, own.kind, order_id, None, detail={"event": key})
-
-    def _seen_in_amazon_refund(self, entry: Mapping[str, Any]) -> str | None:
-        """The Amazon refund event every item of this adjustment was recognised in (while it was in flight)."""
-        events = set()
-        for item in entry["payload"].get("items") or []:
-            write = self.store.writes.get(keys.own_refund_item(item["madj"], entry["amazon_order_id"]).natural_key)
-            if not write or write["status"] != WriteStatus.DONE:
-                return None
-            events.add((write.get("detail") or {}).get("event"))
-        return next(iter(events)) if len(events) == 1 and None not in events else None
 
     def _reject_event(self, key: str, order_id: str, reason: str) -> str:
         self.store.ops.quarantine("amazon_refund", key[-64:], reason, {"amazon_order_id": order_id, "event": key})
@@ -521,13 +491,10 @@ def combine(summaries: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
 
 
 __all__ = [
-    "RefundProblem",
     "RefundSync",
     "combine",
-    "mirror_amazon_refunds",
-    "plan_adjustment",
-    "plan_mirror",
-    "queue_creditmemos",
     "conclude_feeds",
+    "mirror_amazon_refunds",
+    "queue_creditmemos",
     "submit_adjustments",
 ]
