@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypedDict
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from amazon_commerce_sync.store.base import Aggregate, aware, insert
-from amazon_commerce_sync.store.schema import refund_checks
+from amazon_commerce_sync.store.schema import amazon_orders, commerce_writes, outbox, refund_checks
 from amazon_commerce_sync.times import utcnow
 
 SENT, CONFIRMED, MISMATCHED = "sent", "confirmed", "mismatched"
@@ -97,6 +97,37 @@ class RefundChecks(Aggregate):
         return self._all(
             select(refund_checks).where(c.account_id == account_id, c.status == SENT).order_by(c.opened_at)
         )
+
+    def unchecked_adjustments(self, account_id: str, kind: str, status: str) -> list[dict[str, Any]]:
+        """The account's outbox entries of ``kind`` in ``status`` (accepted adjustments) that have no check yet."""
+        o, c = outbox.c, refund_checks.c
+        checked = select(c.check_key).where(c.account_id == account_id, c.direction == "sent")
+        keys = "sent:" + func.substr(o.natural_key, len(kind) + 2)
+        stmt = (
+            select(outbox)
+            .where(o.account_id == account_id, o.kind == kind, o.status == status, keys.not_in(checked))
+            .order_by(o.id)
+        )
+        return self._all(stmt)
+
+    def unchecked_mirrors(self, account_id: str, kind: str) -> list[dict[str, Any]]:
+        """The account's done intent-log writes of ``kind`` (offline credit memos mirroring Amazon refunds)
+        that have no check yet."""
+        w, o, c = commerce_writes.c, amazon_orders.c, refund_checks.c
+        checked = select(c.check_key).where(c.account_id == account_id, c.direction == "mirror")
+        stmt = (
+            select(commerce_writes)
+            .join(amazon_orders, o.amazon_order_id == w.amazon_order_id)
+            .where(
+                o.account_id == account_id,
+                w.kind == kind,
+                w.status == "done",
+                w.commerce_entity_id.is_not(None),
+                ("mirror:" + w.commerce_entity_id).not_in(checked),
+            )
+            .order_by(w.id)
+        )
+        return self._all(stmt)
 
     def summary(self, since: datetime, account_id: str | None = None) -> list[dict[str, Any]]:
         """Per day (UTC, of opening), account and currency, newest first: ``sent`` (our credit memos checked),
