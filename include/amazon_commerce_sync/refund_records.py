@@ -82,3 +82,36 @@ def unmirrored_amazon_refund(store: StateStore, entry: Mapping[str, Any]) -> str
             store.ops.resolve_quarantine("amazon_refund", key[-64:])
             return key
     return None
+
+
+def legacy_event(store: StateStore, order_id: str, lines: Iterable[Any]) -> str | None:
+    """The refund this transaction is, if it was handled when refunds were read from Finances v0.
+
+    Until the move to Finances 2024-06-19, a refund was recorded under a v0 event key
+    (``amzrefund:<order>:<PostedDate>:<digest>``); the first reads of ``listTransactions`` (its overlap) see
+    the same refunds again under their transaction key. A v0 record of the order not yet claimed by a
+    transaction, whose amounts per component (its foreign lines plus our items it recognised) are the
+    transaction's ``lines``' (``refunds.RefundLine``), is that refund. Returns its key.
+    """
+    want: dict[str, Decimal] = {}
+    for line in lines:
+        for kind, value in line.charges.items():
+            want[kind] = want.get(kind, Decimal("0")) + value
+    writes = store.writes.for_order(order_id)
+    claimed = {(w.get("detail") or {}).get("legacy") for w in writes if w["kind"] == EVENT}
+    ours = {i["madj"]: i for e in store.outbox.for_order(order_id) for i in (e["payload"] or {}).get("items") or []}
+    for write in writes:
+        key = write["natural_key"]
+        legacy = key.count(":") > 2  # a transaction's key is amzrefund:<order>:<id>, a v0 event's has its date too
+        if write["kind"] != EVENT or not legacy or key in claimed or write["status"] == WriteStatus.INTENT:
+            continue
+        detail = write.get("detail") or {}
+        got: dict[str, Decimal] = {}
+        components = list((detail.get("foreign") or {}).values())
+        components += [ours[m]["components"] for m in detail.get("own") or [] if m in ours]
+        for comps in components:
+            for kind, value in comps.items():
+                got[kind] = got.get(kind, Decimal("0")) + Decimal(value)
+        if {k: v for k, v in got.items() if v} == {k: v for k, v in want.items() if v}:
+            return key
+    return None

@@ -138,3 +138,37 @@ def test_amazon_posting_a_different_amount_opens_a_three_way_mismatch(channel):
     assert len(open_mismatches(channel.store)) == 1
     assert len(audit_entries(channel.store, action="refund_amounts_mismatched")) == 1
     assert len(all_memos(channel, commerce["entity_id"])) == 1
+
+
+def test_refunds_handled_through_finances_v0_are_not_mirrored_again(channel):
+    """An installation that read refunds from Finances v0 moves to listTransactions: the refunds of its overlap
+    window come back under their transaction key and are recognised as the v0 events already handled."""
+    from sqlalchemy import update
+
+    from amazon_commerce_sync.store.schema import commerce_writes
+
+    [order] = imported_orders(channel, 1, seed=191)
+    channel.amazon_event(order["orderId"], {"type": "refund"})
+    age_amazon_refunds(channel)
+    assert_success(channel.run_dag(DAG))
+    assert summary_of(channel)["mirrored"] == 1
+    # what the v0 release recorded: the same refund under its v0 event key (order, PostedDate, digest)
+    [event] = [w for w in channel.store.writes.for_order(order["orderId"]) if w["kind"] == "refund_event"]
+    v0_key = f"amzrefund:{order['orderId']}:2026-11-30T10:00:00Z:0123456789abcdef"
+    rows = channel.store.writes.for_order(order["orderId"])
+    with channel.store.engine.begin() as conn:  # the event, its credit memo and its comment, all under v0 keys
+        for row in rows:
+            if event["natural_key"] in row["natural_key"]:
+                renamed = row["natural_key"].replace(event["natural_key"], v0_key)
+                w = commerce_writes.c
+                conn.execute(update(commerce_writes).where(w.id == row["id"]).values(natural_key=renamed))
+    commerce = commerce_order(channel, order["orderId"])
+    memos = all_memos(channel, commerce["entity_id"])
+
+    assert_success(channel.run_dag(DAG))
+    summary = summary_of(channel)
+    assert summary["mirrored"] == 0 and summary["known"] == 1, summary
+    assert all_memos(channel, commerce["entity_id"]) == memos
+    assert channel.store.writes.get(event["natural_key"])["detail"]["legacy"] == v0_key
+    assert_success(channel.run_dag(DAG))  # and it stays known
+    assert summary_of(channel)["known"] == 1 and all_memos(channel, commerce["entity_id"]) == memos

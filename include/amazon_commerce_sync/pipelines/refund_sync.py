@@ -14,11 +14,9 @@ matched line by line against our own adjustments (``refunds.match_own``: order i
 accepted adjustment posted with other amounts is ours too, for the three-way check to report). The rest
 become one offline credit memo per transaction (``refunds.plan_mirror``), with an order comment naming it.
 
-Exactly once: outbox entries are keyed by the credit memo id; a mirrored refund is the write
-``mirror:<transaction key>`` (``commerce_writes.refunds``), so after an ambiguous failure (or a crash) the
-order's credit memos are looked at before anything is created again. Memos we created are recognised by that
-intent log and never sent to Amazon; memos of Amazon-side cancellations are not refunds. No buyer data is
-read or logged here: only ids, SKUs and amounts.
+Exactly once: outbox entries are keyed by the credit memo id, a mirrored refund is the write ``mirror:<transaction
+key>`` (``commerce_writes.refunds``: after an ambiguous failure the order's memos are looked at first); memos we
+created, or of Amazon-side cancellations, are never sent. No buyer data here: only ids, SKUs and amounts.
 """
 
 from __future__ import annotations
@@ -67,9 +65,7 @@ KIND = "refund"  # outbox kind of payment adjustments
 MIRROR = "refund_mirror"  # intent log kind: a credit memo we create for an Amazon-side refund
 OWN = "refund_own"  # intent log kind: one of our adjusted items seen coming back through Finances
 PUBLICATION_LAG = timedelta(minutes=3)  # Finances: PostedBefore must be >= 2 minutes before now
-# Amazon: "Financial events might not include orders from the last 48 hours" (listTransactions); re-read
-# this much every run (transactions are de-duplicated by their key, so re-reading costs requests only).
-FINANCES_OVERLAP = timedelta(hours=48)
+FINANCES_OVERLAP = timedelta(hours=48)  # Amazon: events "might not include orders from the last 48 hours"
 OWN_STATUSES = (OutboxStatus.SUBMITTING, OutboxStatus.SUBMITTED, OutboxStatus.ACCEPTED)
 WAITING_ORDERS = (OrderSync.WAITING, OrderSync.WAITING_PRODUCT, OrderSync.PENDING_PAYMENT)
 
@@ -319,6 +315,9 @@ class RefundSync:
             lines = refund_lines(event, skus_of(row["payload"]))
         except RefundProblem as exc:
             return self._reject_event(key, order_id, str(exc))
+        if legacy := refund_records.legacy_event(self.store, order_id, lines):  # handled when read from v0
+            self.store.writes.record(key, EVENT, order_id, None, detail={"own": [], "foreign": {}, "legacy": legacy})
+            return "known"
         own_writes = [w for w in self.store.writes.for_order(order_id) if w["kind"] == OWN]
         taken = {w["natural_key"].split(":", 1)[1] for w in own_writes if (w.get("detail") or {}).get("event") != key}
         candidates = [
