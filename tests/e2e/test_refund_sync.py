@@ -296,14 +296,15 @@ def test_feed_faults_send_each_adjustment_once(channel):
     assert len({(r["orderId"]) for r in refunds}) == len(refunds)
 
 
-GIFT_WRAPPED = {"gift": 1.0, "gift_wrap_charge": 1.0}  # every item gift-wrapped for a charge
+PLAIN = {"preset": "compat", "gift": 0.0}  # no gift options
+GIFT_WRAPPED = {"preset": "compat", "gift": 1.0, "gift_wrap_charge": 1.0}  # every item gift-wrapped for a charge
 
 
-@pytest.mark.parametrize("realism", [None, GIFT_WRAPPED], ids=["plain", "paid_gift_wrap"])
+@pytest.mark.parametrize("realism", [PLAIN, GIFT_WRAPPED], ids=["plain", "paid_gift_wrap"])
 def test_commit_then_fail_on_commerce_refund_mirrors_once(channel, realism):
-    [order] = imported_orders(channel, 1, seed=151, **({"realism": realism} if realism else {}))
-    if realism:
-        assert any(b["type"] == "GIFT_WRAP" for i in order["orderItems"] for b in i["proceeds"]["breakdowns"])
+    [order] = imported_orders(channel, 1, seed=151, realism=realism)
+    wrapped = any(b["type"] == "GIFT_WRAP" for i in order["orderItems"] for b in i["proceeds"]["breakdowns"])
+    assert wrapped == (realism is GIFT_WRAPPED)
     channel.amazon_event(order["orderId"], {"type": "refund"})
     age_amazon_refunds(channel)
     channel.commerce_faults(fail_next=[{"route": "POST /V1/order/*/refund", "kind": "commit_then_fail", "count": 1}])
@@ -316,7 +317,7 @@ def test_commit_then_fail_on_commerce_refund_mirrors_once(channel, realism):
     memos = all_memos(channel, commerce["entity_id"])
     assert len(memos) == 1
     amazon_total = Decimal(order["proceeds"]["grandTotal"]["amount"])
-    if realism:  # the paid gift wrap is booked on the Commerce order but never invoiced: Magento refunds what was paid
+    if wrapped:  # the paid gift wrap is booked on the Commerce order but never invoiced: Magento refunds what was paid
         paid = Decimal(str(commerce["total_paid"]))
         assert paid < amazon_total and Decimal(str(memos[0]["grand_total"])) == paid
         comments = [c["comment"] for c in hook().get_order_comments(int(commerce["entity_id"]))]
