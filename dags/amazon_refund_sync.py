@@ -6,18 +6,24 @@ Keeps refunds in step between Adobe Commerce and Amazon, for orders the import c
 - **settle**: feeds submitted by earlier runs whose processing finished are read (processing
   report) and each adjustment is marked accepted or rejected with Amazon's message. Nothing
   waits for Amazon: a feed still in progress is picked up by a later run.
-- **mirror**: refunds issued on Amazon's side (Finances `RefundEventList`, cursor by posted
-  date) become offline credit memos on the Commerce order, once, with a comment naming the
-  Amazon refund; refunds Commerce itself sent are recognised and not mirrored back.
+- **mirror**: refunds issued on Amazon's side (Finances 2024-06-19 `listTransactions`, type Refund,
+  cursor by posted date, keyed by transaction id whatever its deferral status) become offline
+  credit memos on the Commerce order, once, with a comment naming the Amazon refund; refunds
+  Commerce itself sent are recognised (order, item, exact amounts) and not mirrored back.
 - **queue**: new Commerce credit memos on Amazon orders (cursor over `/V1/creditmemos`)
   become payment adjustments (Principal, Tax, Shipping, ShippingTax...) in the outbox;
   over-refunds, unknown items and other currencies are rejected with a reason, not sent.
 - **submit**: all pending adjustments of an account go to Amazon in ONE
   `POST_PAYMENT_ADJUSTMENT_DATA` feed (createFeed allows very few calls).
+- **reconcile**: every refund checked three ways to the cent, per item and component: the credit
+  memo, the adjustment Amazon accepted and the refund transaction Amazon posted (mirrored refunds:
+  the transaction and the offline memo); a difference opens a mismatch naming order, memo, component
+  and amounts. The daily summary per account and currency (sent, mirrored, confirmed, mismatched)
+  goes to the task log and the Sales Channel page.
 - **summary**: the run's counts (sent, accepted, rejected, mirrored, skipped...).
 
 One mapped task group per Amazon account (`account.settle` → `account.mirror` → `account.queue` →
-`account.submit`, each instance named by its account): an account's steps wait only for its own.
+`account.submit` → `account.reconcile`, each instance named by its account): an account's steps wait only for its own.
 Schedule: `SALES_CHANNEL_REFUND_SCHEDULE` (default every 15 minutes).
 """
 
@@ -36,6 +42,7 @@ STEPS = {
     "mirror": "Amazon-side refunds → offline Commerce credit memos.",
     "queue": "Commerce credit memos → payment adjustments in the outbox.",
     "submit": "Every pending adjustment of the account in one feed.",
+    "reconcile": "Three-way check of refund amounts (memo, accepted adjustment, Amazon's transaction); daily summary.",
 }
 
 

@@ -99,7 +99,7 @@ AMAZON_SANDBOX_CLIENT_ID=$LWA_CLIENT_ID AMAZON_SANDBOX_CLIENT_SECRET=$LWA_CLIENT
 AMAZON_SANDBOX_REFRESH_TOKEN=$LWA_REFRESH_TOKEN \
   "$PY" -m sandboxes.amazon --host 127.0.0.1 --port "$AMAZON_PORT" --state-file "$VAR/amazon-sandbox.json" \
   --live --live-interval "${AMAZON_SANDBOX_LIVE_INTERVAL:-30}" --orders "${AMAZON_SANDBOX_ORDERS:-20}" \
-  > "$VAR/amazon-sandbox.log" 2>&1 &
+  --finances-v0-removed > "$VAR/amazon-sandbox.log" 2>&1 &
 PIDS+=($!)
 COMMERCE_SANDBOX_ADMIN_PASSWORD=$COMMERCE_ADMIN_PASSWORD \
   "$PY" -m sandboxes.commerce --host 127.0.0.1 --port "$COMMERCE_PORT" --state-file "$VAR/commerce-sandbox.json" \

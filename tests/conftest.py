@@ -37,7 +37,7 @@ def amazon_sandbox():
     from sandboxes.amazon.config import AmazonSandboxConfig
     from sandboxes.server import serve_in_thread
 
-    app = create_app(AmazonSandboxConfig(speed=100.0, seed=7, initial_orders=0))
+    app = create_app(AmazonSandboxConfig(speed=100.0, seed=7, initial_orders=0, finances_v0_removed=True))
     with serve_in_thread(app) as base_url:
         yield base_url, app
 

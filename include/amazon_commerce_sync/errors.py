@@ -145,7 +145,7 @@ class ConnectionFailedError(RetriableError):
 class RepeatedPageError(RetriableError):
     """A paginated listing answered a page it had already answered.
 
-    Amazon gave a ``nextToken`` (``paginationToken``, Finances ``NextToken``) it had given for an
+    Amazon gave a ``nextToken`` (``paginationToken``, Finances ``nextToken``) it had given for an
     earlier page, or Magento answered a ``searchCriteria[currentPage]`` with the items of a page
     already read (it answers a page beyond the last one with the last page again, e.g. when
     records left the result while it was paged). Following it would loop, or skip what was

@@ -7,8 +7,9 @@ order's other items, within what Amazon can still refund of each item's shipping
 (``adjustment_positive``); ``adjustment_negative`` is netted out of Principal. The components add up
 to the memo's grand total to the cent, or ``RefundProblem`` says why not.
 
-Amazon → Commerce: the lines of a Finances v0 refund event (``refund_lines``; ``ShipmentItemAdjustmentList``
-with ``ItemChargeAdjustmentList``), its natural key (``event_key``), which lines are our own
+Amazon → Commerce: the lines of a Finances 2024-06-19 refund transaction (``refund_lines``: its ``items``,
+each with a ``ProductContext`` naming the SKU and ``breakdowns`` of what the buyer got back), its natural key
+(``transaction_key``: one key for the transaction whatever its ``transactionStatus``), which lines are our own
 adjustments coming back (``match_own``), and the offline credit memo that totals the refund exactly
 (``plan_mirror``).
 """
@@ -17,8 +18,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -73,6 +72,14 @@ def amazon_paid_by_item(order_payload: Mapping[str, Any]) -> dict[str, Component
         }
         for item in amounts.items
     }
+
+
+def skus_of(order_payload: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Seller SKU → the staged order's Amazon order item ids, in the order's item order."""
+    out: dict[str, list[str]] = collections.defaultdict(list)
+    for item in transform.order_amounts(order_payload).items:
+        out[item.seller_sku].append(item.order_item_id)
+    return dict(out)
 
 
 def _add(target: Components, kind: str, amount: Decimal) -> None:
@@ -257,7 +264,7 @@ def build_adjustment_message(message_id: int, payload: Mapping[str, Any]):
 
 @dataclasses.dataclass(frozen=True)
 class RefundLine:
-    """One ``ShipmentItemAdjustmentList`` entry of a Finances refund event, amounts positive."""
+    """One item of a Finances refund transaction (``code``: the Amazon order item id), amounts positive."""
 
     code: str
     charges: Components
@@ -270,48 +277,93 @@ class RefundLine:
         return sum(self.charges.values(), ZERO)
 
 
-def refund_lines(event: Mapping[str, Any]) -> list[RefundLine]:
-    """The lines of a Finances refund event, amounts positive.
+#: Finances 2024-06-19 breakdown leaves (``ProductCharges``, ``Shipping``, ``GiftWrap``) → adjustment components
+#: (the feed's names); a leaf under ``OtherCharges`` keeps its own name (``Goodwill`` ...).
+CHARGE_LEAVES = {
+    "Principal": "Principal",
+    "Tax": "Tax",
+    "ShippingCharge": "Shipping",
+    "ShippingTax": "ShippingTax",
+    "GiftWrapCharge": "GiftWrap",
+    "GiftWrapTax": "GiftWrapTax",
+}
+CHARGE_GROUPS = ("ProductCharges", "Shipping", "GiftWrap", "OtherCharges")
+REFUND_TYPES = ("refund",)  # ``transactionType`` of a refund to the buyer (Amazon: "Refund", "Refund Order")
 
-    :raises RefundProblem: a line mixes currencies or an amount is not a number.
+
+def is_refund(transaction: Mapping[str, Any]) -> bool:
+    """A refund to the buyer (``transactionType`` ``Refund``); shipments, fees, transfers... are not."""
+    return str(transaction.get("transactionType") or "").strip().lower() in REFUND_TYPES
+
+
+def related(transaction: Mapping[str, Any], name: str) -> str | None:
+    """The value of the transaction's related identifier ``name`` (``ORDER_ID``, ``REFUND_ID``...), if any."""
+    for ident in transaction.get("relatedIdentifiers") or []:
+        if ident.get("relatedIdentifierName") == name and ident.get("relatedIdentifierValue"):
+            return str(ident["relatedIdentifierValue"])
+    return None
+
+
+def _charges(breakdowns: Iterable[Mapping[str, Any]], currencies: set, group: str | None = None) -> Components:
+    out: Components = {}
+    for b in breakdowns or []:
+        kind = str(b.get("breakdownType") or "")
+        children = b.get("breakdowns") or []
+        if group is None:
+            if kind in CHARGE_GROUPS:
+                for k, v in _charges(children, currencies, kind).items():
+                    _add(out, k, v)
+            continue  # fees (AmazonFees, Expenses), promotions: not what the buyer got back
+        if children:
+            for k, v in _charges(children, currencies, group).items():
+                _add(out, k, v)
+            continue
+        amount = b.get("breakdownAmount") or {}
+        value = -dec(amount.get("currencyAmount"))  # a refund's charges are negative
+        if value:
+            currencies.add(amount.get("currencyCode"))
+            _add(out, CHARGE_LEAVES.get(kind, kind) if group != "OtherCharges" else kind, value)
+    return out
+
+
+def refund_lines(transaction: Mapping[str, Any], items_by_sku: Mapping[str, Sequence[str]]) -> list[RefundLine]:
+    """The lines of a Finances 2024-06-19 refund transaction, per Amazon order item, amounts positive.
+
+    Each ``items[]`` entry names its SKU in a ``ProductContext`` (the transaction carries no order item id);
+    ``items_by_sku`` maps seller SKU → the order's Amazon order item ids (from the staged order). Where one
+    SKU has several order items, the first not yet refunded by an earlier line of this transaction is taken.
+
+    :raises RefundProblem: an item names no SKU of the order, mixes currencies or an amount is not a number.
     """
-    lines = []
-    for entry in event.get("ShipmentItemAdjustmentList") or []:
-        charges: Components = {}
-        currencies = set()
-        for charge in entry.get("ItemChargeAdjustmentList") or []:
-            amount = charge.get("ChargeAmount") or {}
-            currencies.add(amount.get("CurrencyCode"))
-            value = -dec(amount.get("CurrencyAmount"))
-            if value:
-                _add(charges, str(charge.get("ChargeType") or "Other"), value)
+    lines: list[RefundLine] = []
+    for item in transaction.get("items") or []:
+        contexts = [c for c in item.get("contexts") or [] if c.get("contextType") == "ProductContext"]
+        sku = str((contexts[0] if contexts else {}).get("sku") or "")
+        codes = list(items_by_sku.get(sku) or [])
+        if not codes:
+            raise RefundProblem(f"refund item SKU {sku or '(none)'} is not an item of the Amazon order")
+        used = {line.code for line in lines}
+        code = next((c for c in codes if c not in used), codes[0])
+        currencies: set = set()
+        charges = _charges(item.get("breakdowns") or [], currencies)
         if len(currencies) > 1:
-            raise RefundProblem(f"refund line of item {entry.get('OrderAdjustmentItemId')} mixes {currencies}")
-        lines.append(
-            RefundLine(
-                code=str(entry.get("OrderAdjustmentItemId") or ""),
-                charges=charges,
-                currency=next(iter(currencies), None) or "",
-                merchant_adjustment_item_id=entry.get("MerchantAdjustmentItemId"),
-            )
-        )
+            raise RefundProblem(f"refund line of SKU {sku} mixes {sorted(map(str, currencies))}")
+        currency = next(iter(currencies), None) or (transaction.get("totalAmount") or {}).get("currencyCode") or ""
+        lines.append(RefundLine(code=code, charges=charges, currency=str(currency)))
     return lines
 
 
-def event_key(event: Mapping[str, Any]) -> str:
-    """A refund event's natural key: order id + posted date + a digest of its items and amounts."""
-    body = sorted(
-        (
-            str(e.get("OrderAdjustmentItemId")),
-            sorted(
-                (str(c.get("ChargeType")), str(dec((c.get("ChargeAmount") or {}).get("CurrencyAmount"))))
-                for c in e.get("ItemChargeAdjustmentList") or []
-            ),
-        )
-        for e in event.get("ShipmentItemAdjustmentList") or []
-    )
-    digest = hashlib.sha256(json.dumps(body).encode()).hexdigest()[:16]
-    return f"amzrefund:{event.get('AmazonOrderId')}:{event.get('PostedDate')}:{digest}"
+def transaction_key(transaction: Mapping[str, Any]) -> str:
+    """A refund transaction's natural key: ``amzrefund:<order id>:<transaction id>``.
+
+    Amazon updates a deferred transaction's ``transactionStatus`` (DEFERRED → DEFERRED_RELEASED) in place, so
+    its ``transactionId`` stays; a transaction that names a ``DEFERRED_TRANSACTION_ID`` (the model's "transaction
+    ID for the related deferred transaction") is the release of that one and gets its key.
+    """
+    identity = related(transaction, "DEFERRED_TRANSACTION_ID") or transaction.get("transactionId")
+    if not identity:
+        raise RefundProblem("refund transaction without a transactionId")
+    return f"amzrefund:{related(transaction, 'ORDER_ID')}:{identity}"
 
 
 def same_charges(a: Mapping[str, Any], b: Mapping[str, Decimal]) -> bool:
@@ -353,7 +405,8 @@ def _portion(total: Decimal, done: Decimal, qty: Decimal, qty_total: Decimal, qt
 
 
 def plan_mirror(order: Mapping[str, Any], lines: Sequence[RefundLine], item_ids: Mapping[str, int]) -> dict[str, Any]:
-    """Arguments of ``refund_order`` so that the Commerce credit memo totals Amazon's refund exactly.
+    """Arguments of ``refund_order`` so that the Commerce credit memo totals Amazon's refund exactly, or, where
+    Commerce never collected part of it (``total_paid``), what Commerce can still refund (``uncollected``: the rest).
 
     Whole units are refunded where an item's Principal is a whole number of units; shipping
     goes to ``shipping_amount`` (within what Commerce can still refund); any remainder is an
@@ -389,7 +442,13 @@ def plan_mirror(order: Mapping[str, Any], lines: Sequence[RefundLine], item_ids:
     full_shipping = dec(order.get("shipping_amount"))
     shipping_tax = cents(dec(order.get("shipping_tax_amount")) * shipping / full_shipping) if full_shipping else ZERO
     predicted += shipping + shipping_tax
-    residual = total - predicted
+    # Magento refunds at most what was paid (CreditmemoService::validateForRefund: "The most money available to
+    # refund is %1"): charges the order carries but its invoices never collected (gift wrap, other charges booked
+    # as the order's adjustment) cannot be given back in Commerce. The rest of Amazon's refund is ``uncollected``.
+    target = total
+    if order.get("total_paid") is not None:
+        target = max(min(total, dec(order.get("total_paid")) - dec(order.get("total_refunded"))), ZERO)
+    residual = target - predicted
     if not items and by_id:
         # An empty item list means "refund everything" to Magento: name one item with quantity 0.
         items = [{"order_item_id": min(by_id), "qty": 0}]
@@ -398,5 +457,6 @@ def plan_mirror(order: Mapping[str, Any], lines: Sequence[RefundLine], item_ids:
         "shipping_amount": shipping,
         "adjustment_positive": residual if residual > 0 else ZERO,
         "adjustment_negative": -residual if residual < 0 else ZERO,
-        "total": total,
+        "total": target,
+        "uncollected": total - target,
     }

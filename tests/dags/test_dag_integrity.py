@@ -51,7 +51,7 @@ def test_contract(dagbag, path):
 
 @pytest.mark.parametrize(
     ("dag_id", "steps"),
-    [(DAG_ORDER_IMPORT, ["extract", "load"]), (DAG_REFUND_SYNC, ["settle", "mirror", "queue", "submit"])],
+    [(DAG_ORDER_IMPORT, ["extract", "load"]), (DAG_REFUND_SYNC, ["settle", "mirror", "queue", "submit", "reconcile"])],
 )
 def test_one_mapped_task_group_per_account(dagbag, dag_id, steps):
     """Each account's steps are mapped once, together (N accounts: N of each step, not N x N), in order,

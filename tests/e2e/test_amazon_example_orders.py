@@ -98,13 +98,9 @@ def outcome(order: dict[str, Any]) -> str:
 
 def _cases() -> Iterator[Any]:
     for order in EXAMPLES:
-        marks = []
-        if outcome(order) == "shipped" and not order.get("packages"):
-            # Shipped without package data (Amazon's FBA example; orders confirmed in Seller Central): today the
-            # order is created and invoiced but never shipped, and stays processing. Issue 12 §2 (imp-ship) makes
-            # it one shipment without a track, state complete; the lead removes this mark at merge.
-            marks.append(pytest.mark.xfail(strict=True, reason="issue 12 §2, imp-ship"))
-        yield pytest.param(order, id=f"{order['orderId']}-{_status(order)}-{_fulfilled_by(order)}", marks=marks)
+        # Shipped without package data (Amazon's FBA example; orders confirmed in Seller Central) too: one
+        # shipment without a track, state complete.
+        yield pytest.param(order, id=f"{order['orderId']}-{_status(order)}-{_fulfilled_by(order)}")
 
 
 # -- the corpus is the model's ---------------------------------------------------------------------------

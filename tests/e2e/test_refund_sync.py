@@ -23,8 +23,8 @@ def assert_success(states):
     assert not failed, failed
 
 
-def imported_orders(channel, count, *, seed):
-    orders = channel.generated_orders(count, seed=seed, status="UNSHIPPED", fulfilled_by="MERCHANT")
+def imported_orders(channel, count, *, seed, **kw):
+    orders = channel.generated_orders(count, seed=seed, status="UNSHIPPED", fulfilled_by="MERCHANT", **kw)
     channel.load_amazon_orders(orders)
     assert_success(channel.run_dag("amazon_order_import"))
     for order in orders:
@@ -296,8 +296,15 @@ def test_feed_faults_send_each_adjustment_once(channel):
     assert len({(r["orderId"]) for r in refunds}) == len(refunds)
 
 
-def test_commit_then_fail_on_commerce_refund_mirrors_once(channel):
-    [order] = imported_orders(channel, 1, seed=151)
+PLAIN = {"preset": "compat", "gift": 0.0}  # no gift options
+GIFT_WRAPPED = {"preset": "compat", "gift": 1.0, "gift_wrap_charge": 1.0}  # every item gift-wrapped for a charge
+
+
+@pytest.mark.parametrize("realism", [PLAIN, GIFT_WRAPPED], ids=["plain", "paid_gift_wrap"])
+def test_commit_then_fail_on_commerce_refund_mirrors_once(channel, realism):
+    [order] = imported_orders(channel, 1, seed=151, realism=realism)
+    wrapped = any(b["type"] == "GIFT_WRAP" for i in order["orderItems"] for b in i["proceeds"]["breakdowns"])
+    assert wrapped == (realism is GIFT_WRAPPED)
     channel.amazon_event(order["orderId"], {"type": "refund"})
     age_amazon_refunds(channel)
     channel.commerce_faults(fail_next=[{"route": "POST /V1/order/*/refund", "kind": "commit_then_fail", "count": 1}])
@@ -309,7 +316,15 @@ def test_commit_then_fail_on_commerce_refund_mirrors_once(channel):
     commerce = commerce_order(channel, order["orderId"])
     memos = all_memos(channel, commerce["entity_id"])
     assert len(memos) == 1
-    assert Decimal(str(memos[0]["grand_total"])) == Decimal(order["proceeds"]["grandTotal"]["amount"])
+    amazon_total = Decimal(order["proceeds"]["grandTotal"]["amount"])
+    if wrapped:  # the paid gift wrap is booked on the Commerce order but never invoiced: Magento refunds what was paid
+        paid = Decimal(str(commerce["total_paid"]))
+        assert paid < amazon_total and Decimal(str(memos[0]["grand_total"])) == paid
+        comments = [c["comment"] for c in hook().get_order_comments(int(commerce["entity_id"]))]
+        [note] = [c for c in comments if "Amazon refund of" in c]
+        assert f"{amazon_total - paid} of it was never paid in Commerce" in note
+    else:
+        assert Decimal(str(memos[0]["grand_total"])) == amazon_total
     assert channel.commerce("GET", "/_sandbox/stats")["calls"]["POST /V1/order/{order_id}/refund"] == 1
     [write] = [w for w in channel.store.writes.for_order(order["orderId"]) if w["kind"] == "refund_mirror"]
     assert write["status"] == "done" and int(write["commerce_entity_id"]) == int(memos[0]["entity_id"])

@@ -34,7 +34,9 @@ def amazon_sandbox():
     from sandboxes.server import serve_in_thread
 
     sellers = [Seller(DEFAULT_SELLER_ID, DEFAULT_REFRESH_TOKEN, [US]), Seller(DE_SELLER, DE_REFRESH_TOKEN, [DE])]
-    app = create_app(AmazonSandboxConfig(speed=100.0, seed=7, initial_orders=0, sellers=sellers))
+    app = create_app(
+        AmazonSandboxConfig(speed=100.0, seed=7, initial_orders=0, finances_v0_removed=True, sellers=sellers)
+    )
     with serve_in_thread(app) as base_url:
         yield base_url, app
 

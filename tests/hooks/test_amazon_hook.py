@@ -255,7 +255,8 @@ def test_submit_feed_and_download_report(sandbox, compress):
     assert b"ProcessingReport" in report
 
 
-def test_financial_events_pages(sandbox):
+def test_list_transactions_pages(sandbox):
+    """Finances 2024-06-19: every page followed by its nextToken, amounts exact; v0 is not called (removed)."""
     base_url, app = sandbox
     ids = generate(base_url, 3, status="UNSHIPPED", fulfilledBy="MERCHANT")
     for order_id in ids:
@@ -263,19 +264,20 @@ def test_financial_events_pages(sandbox):
     with app.state.sandbox.lock:  # posted 10 minutes ago: inside Amazon's "2 minutes before now" window
         for event in app.state.sandbox.shipment_events:
             event["postedAt"] -= 600
+    admin(base_url, "POST", "/settings", {"finances_page_size": 1})
     hook = new_hook()
-    pages = list(
-        hook.list_financial_events(
-            posted_after=datetime.now(UTC) - timedelta(days=1), posted_before=None, max_results_per_page=1
-        )
+    pages = list(hook.list_transactions(posted_after=datetime.now(UTC) - timedelta(days=1)))
+    shipments = [t for page in pages for t in page if t["transactionType"] == "Shipment"]
+    orders = sorted(
+        r["relatedIdentifierValue"]
+        for t in shipments
+        for r in t["relatedIdentifiers"]
+        if r["relatedIdentifierName"] == "ORDER_ID"
     )
-    shipments = [e for page in pages for e in page.get("ShipmentEventList", [])]
-    assert sorted(e["AmazonOrderId"] for e in shipments) == sorted(ids)
-    assert len(pages) >= 3  # one event per page
-    events = hook.list_order_financial_events(ids[0])
-    [event] = events["ShipmentEventList"]
-    charge = event["ShipmentItemList"][0]["ItemChargeList"][0]["ChargeAmount"]["CurrencyAmount"]
-    assert type(charge).__name__ == "Decimal"
+    assert orders == sorted(ids)
+    assert len(pages) >= 3  # one transaction per page
+    assert type(shipments[0]["totalAmount"]["currencyAmount"]).__name__ == "Decimal"
+    assert stats(base_url, "listFinancialEvents")["requests"] == 0
 
 
 def test_check_health(sandbox):

@@ -77,7 +77,6 @@ def test_finances_v0_has_the_earlier_of_amazons_removal_dates():
     assert OPERATIONS["listTransactions"].removal is None
 
 
-@pytest.mark.xfail(strict=True, reason="refunds-finances removes v0")
 def test_no_called_operation_is_past_its_removal_date():
     gone = operations.removed(called_operations(), date.today())
     assert not gone, "calls Amazon has removed: " + "; ".join(

@@ -18,7 +18,7 @@ from tests.hooks.test_commerce_hook import set_conn as set_commerce_conn
 from tests.hooks.token_replay import token_replay_proxy
 
 SEARCH_ORDERS = "/orders/2026-01-01/orders"
-FINANCIAL_EVENTS = "/finances/v0/financialEvents"
+TRANSACTIONS = "/finances/2024-06-19/transactions"
 
 
 # -- the generators' contract ---------------------------------------------------------------------
@@ -95,22 +95,23 @@ def test_search_orders_raises_when_amazon_repeats_a_token(amazon_sandbox, monkey
     assert stats(base_url, "searchOrders")["requests"] == 2
 
 
-def test_financial_events_raise_when_amazon_repeats_a_next_token(amazon_sandbox, monkeypatch):
+def test_transactions_raise_when_amazon_repeats_a_next_token(amazon_sandbox, monkeypatch):
     base_url, app = amazon_sandbox
     for order_id in generate(base_url, 4, status="UNSHIPPED", fulfilledBy="MERCHANT"):
         admin_amazon(base_url, f"/orders/{order_id}/events", {"type": "ship"})
     with app.state.sandbox.lock:  # posted 10 minutes ago: inside Amazon's "2 minutes before now" window
         for event in app.state.sandbox.shipment_events:
             event["postedAt"] -= 600
+    admin_amazon(base_url, "/settings", {"finances_page_size": 1})
     since = datetime.now(UTC) - timedelta(days=1)
-    with token_replay_proxy(base_url, FINANCIAL_EVENTS, "NextToken") as proxy:
+    with token_replay_proxy(base_url, TRANSACTIONS, "nextToken") as proxy:
         set_conn(monkeypatch, base_url, host=proxy.url)
         hook = AmazonSpApiHook(limiter=LocalLimiter())
         with pytest.raises(RepeatedPageError):
-            list(hook.list_financial_events(posted_after=since, max_results_per_page=1))
+            list(hook.list_transactions(posted_after=since))
         proxy.enabled = False  # the same listing, told the truth, is read to its end
-        pages = list(hook.list_financial_events(posted_after=since, max_results_per_page=1))
-    assert len([e for page in pages for e in page.get("ShipmentEventList", [])]) == 4
+        pages = list(hook.list_transactions(posted_after=since))
+    assert len([t for page in pages for t in page if t["transactionType"] == "Shipment"]) == 4
 
 
 def admin_amazon(base_url: str, path: str, body: dict) -> None:

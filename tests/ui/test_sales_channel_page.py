@@ -236,3 +236,23 @@ def test_lag_is_per_account_and_region_once_the_region_cursor_exists(small_store
     }
     html = signed_in_client(store).get("/").text
     assert "<td>acct-jp</td><td>FE</td><td>(no orders yet)</td>" in html
+
+
+def test_refund_check_summary_per_account_and_currency(make_store):
+    store = make_store()
+    common = {"account_id": "acct-us", "currency": "USD", "memo_amounts": {"A1": {"Principal": "5.00"}}}
+    for n, status in enumerate(("confirmed", "confirmed", "mismatched", "sent")):
+        key = f"sent:{n}"
+        order = f"111-0000000-000000{n}"
+        store.refund_checks.open(key, amazon_order_id=order, direction="sent", creditmemo_id=n, **common)
+        if status != "sent":
+            store.refund_checks.close(key, status=status, posted_amounts={}, transaction_key=None, detail=None)
+    mirror = {**common, "currency": "CAD", "amazon_order_id": "111-0000000-0000009"}
+    store.refund_checks.open("mirror:9", direction="mirror", creditmemo_id=9, **mirror)
+    html = signed_in_client(store).get("/").text
+    assert 'id="refund-checks"' in html
+    today = datetime.now(UTC).date().isoformat()
+    cells = re.sub(r"\s+", " ", html)
+    usd = f'<td>{today}</td><td>acct-us</td><td>USD</td><td class="num">4</td> <td class="num">0</td>'
+    assert usd in cells and '<td class="num">2</td> <td class="num"><a href="#mismatches">1</a></td>' in cells
+    assert f'<td>{today}</td><td>acct-us</td><td>CAD</td><td class="num">0</td> <td class="num">1</td>' in cells

@@ -14,12 +14,13 @@ from amazon_commerce_sync.refunds import (
     RefundProblem,
     adjustment_payload,
     build_adjustment_message,
-    event_key,
+    is_refund,
     match_own,
     plan_adjustment,
     plan_mirror,
     refund_lines,
     refunded_by_item,
+    transaction_key,
 )
 
 PAID = {
@@ -150,31 +151,94 @@ def test_refunded_by_item_counts_live_adjustments_and_amazon_refunds():
     }
 
 
-EVENT = {
-    "AmazonOrderId": "111-0000000-0000001",
-    "PostedDate": "2026-03-01T10:00:00Z",
-    "ShipmentItemAdjustmentList": [
+def _b(kind, amount, children=()):
+    return {
+        "breakdownType": kind,
+        "breakdownAmount": {"currencyCode": "USD", "currencyAmount": D(amount)},
+        "breakdowns": list(children),
+    }
+
+
+# A Finances 2024-06-19 refund transaction as the model describes it: related identifiers, items with a
+# ProductContext (the SKU; no order item id), breakdowns of what the buyer got back (negative) and fees.
+TRANSACTION = {
+    "relatedIdentifiers": [
+        {"relatedIdentifierName": "ORDER_ID", "relatedIdentifierValue": "111-0000000-0000001"},
+        {"relatedIdentifierName": "REFUND_ID", "relatedIdentifierValue": "amzn1:crow:1"},
+    ],
+    "transactionType": "Refund",
+    "transactionId": "b1qD0oAliFkLiqRyGbmeT0DoS2Z2kHzi7TZ92z-vARI",
+    "transactionStatus": "DEFERRED",
+    "description": "Refund Order",
+    "postedDate": "2026-03-01T10:00:00Z",
+    "totalAmount": {"currencyCode": "USD", "currencyAmount": D("-88.06")},
+    "items": [
         {
-            "OrderAdjustmentItemId": "A1",
-            "ItemChargeAdjustmentList": [
-                {"ChargeType": "Principal", "ChargeAmount": {"CurrencyCode": "USD", "CurrencyAmount": D("-78.34")}},
-                {"ChargeType": "Tax", "ChargeAmount": {"CurrencyCode": "USD", "CurrencyAmount": D("-11.73")}},
+            "relatedIdentifiers": [
+                {"itemRelatedIdentifierName": "ORDER_ADJUSTMENT_ITEM_ID", "itemRelatedIdentifierValue": "12345"}
             ],
-        },
+            "breakdowns": [
+                _b("ProductCharges", "-90.07", [_b("Principal", "-78.34"), _b("Tax", "-11.73")]),
+                _b("AmazonFees", "2.01", [_b("Commission", "11.75"), _b("RefundCommission", "-2.35")]),
+            ],
+            "contexts": [{"contextType": "ProductContext", "sku": "SKU-A", "quantityShipped": 1}],
+        }
     ],
 }
+SKUS = {"SKU-A": ["A1"], "SKU-B": ["A2"]}
 
 
-def test_refund_lines_and_event_key():
-    [line] = refund_lines(EVENT)
+def test_refund_lines_and_transaction_key():
+    [line] = refund_lines(TRANSACTION, SKUS)
     assert line.code == "A1" and line.charges == {"Principal": D("78.34"), "Tax": D("11.73")} and line.currency == "USD"
-    assert event_key(EVENT) == event_key(dict(EVENT))
-    other = {**EVENT, "PostedDate": "2026-03-01T10:00:01Z"}
-    assert event_key(other) != event_key(EVENT) and event_key(EVENT).startswith("amzrefund:111-0000000-0000001:")
+    key = transaction_key(TRANSACTION)
+    assert key == "amzrefund:111-0000000-0000001:b1qD0oAliFkLiqRyGbmeT0DoS2Z2kHzi7TZ92z-vARI"
+    # released later: the same transaction, the same key
+    assert transaction_key({**TRANSACTION, "transactionStatus": "DEFERRED_RELEASED"}) == key
+    # a release posted as a transaction of its own names the deferred one: still the same refund
+    release = {
+        **TRANSACTION,
+        "transactionId": "another-id",
+        "transactionStatus": "RELEASED",
+        "relatedIdentifiers": [
+            *TRANSACTION["relatedIdentifiers"],
+            {
+                "relatedIdentifierName": "DEFERRED_TRANSACTION_ID",
+                "relatedIdentifierValue": TRANSACTION["transactionId"],
+            },
+        ],
+    }
+    assert transaction_key(release) == key
+    assert transaction_key({**TRANSACTION, "transactionId": "other"}) != key
+    assert is_refund(TRANSACTION) and not is_refund({**TRANSACTION, "transactionType": "Shipment"})
+
+
+def test_refund_lines_shipping_gift_wrap_goodwill_and_unknown_sku():
+    item = {
+        "breakdowns": [
+            _b("Shipping", "-7.81", [_b("ShippingCharge", "-6.79"), _b("ShippingTax", "-1.02")]),
+            _b("GiftWrap", "-4.39", [_b("GiftWrapCharge", "-3.99"), _b("GiftWrapTax", "-0.40")]),
+            _b("OtherCharges", "-2.00", [_b("Goodwill", "-2.00")]),
+            _b("PromoRebates", "1.00"),
+        ],
+        "contexts": [{"contextType": "ProductContext", "sku": "SKU-B"}],
+    }
+    [line] = refund_lines({**TRANSACTION, "items": [item]}, SKUS)
+    assert line.code == "A2" and line.charges == {
+        "Shipping": D("6.79"),
+        "ShippingTax": D("1.02"),
+        "GiftWrap": D("3.99"),
+        "GiftWrapTax": D("0.40"),
+        "Goodwill": D("2.00"),
+    }
+    two = {**TRANSACTION, "items": [item, item]}
+    assert [ln.code for ln in refund_lines(two, {"SKU-B": ["A1", "A2"]})] == ["A1", "A2"]  # one SKU, two items
+    with pytest.raises(RefundProblem, match="SKU-B is not an item"):
+        refund_lines({**TRANSACTION, "items": [item]}, {"SKU-A": ["A1"]})
 
 
 def test_own_refunds_match_on_item_and_amounts_not_on_the_sandbox_field():
-    lines = refund_lines(EVENT)
+    lines = refund_lines(TRANSACTION, SKUS)
     ours = [{"code": "A1", "madj": "cm7-1", "components": {"Principal": "78.34", "Tax": "11.73"}}]
     own, foreign = match_own(lines, ours)
     assert [m for _, m in own] == ["cm7-1"] and not foreign
@@ -246,3 +310,14 @@ def test_mirror_plan_amount_only_refund_names_an_item_with_quantity_zero():
 def test_combine_sums_the_counts():
     out = combine([{"account": "a", "sent": 2, "rejected": 1}, {"account": "b", "mirrored": 1}, None])
     assert out["sent"] == 2 and out["rejected"] == 1 and out["mirrored"] == 1 and out["skipped"] == 0
+
+
+def test_mirror_plan_refunds_at_most_what_commerce_collected():
+    """A gift wrap booked on the Commerce order but never invoiced: Magento refunds at most total_paid."""
+    order = {**COMMERCE_ORDER, "total_paid": "50.00", "total_refunded": "0"}
+    lines = [RefundLine("A1", {"Principal": D("45.00"), "Tax": D("4.50"), "GiftWrap": D("3.99")}, "USD")]
+    result = plan_mirror(order, lines, {"A1": 11, "A2": 12})
+    assert result["total"] == D("50.00") and result["uncollected"] == D("3.49")
+    assert result["adjustment_positive"] == D("0.50") and result["adjustment_negative"] == 0  # 49.50 + 0.50
+    result = plan_mirror({**order, "total_paid": "200.00"}, lines, {"A1": 11})
+    assert result["total"] == D("53.49") and result["uncollected"] == 0

@@ -104,7 +104,7 @@ def refund_mirror_comment(event_key: str, amazon_order_id: str) -> WriteKey:
 def own_refund_item(merchant_adjustment_item_id: str, amazon_order_id: str) -> WriteKey:
     """One of our adjusted items seen coming back in an Amazon refund event (a record, not a write).
 
-    The refund events themselves are recorded under ``refunds.event_key`` (``amzrefund:...``)."""
+    The refund transactions themselves are recorded under ``refunds.transaction_key`` (``amzrefund:...``)."""
     return WriteKey(f"refund_own:{merchant_adjustment_item_id}", "refund_own", amazon_order_id)
 
 

@@ -135,9 +135,9 @@ def _orders_next_token(body: dict[str, Any]) -> str | None:
     return (body.get("pagination") or {}).get("nextToken") or None
 
 
-def _finances_next_token(body: dict[str, Any]) -> str | None:
-    """Finances v0: ``payload.NextToken``, sent back as ``NextToken``."""
-    return (body.get("payload") or {}).get("NextToken") or None
+def _transactions_next_token(body: dict[str, Any]) -> str | None:
+    """Finances 2024-06-19: ``payload.nextToken``, sent back as ``nextToken``."""
+    return (body.get("payload") or {}).get("nextToken") or None
 
 
 class AmazonSpApiHook(RestHook):
@@ -406,36 +406,33 @@ class AmazonSpApiHook(RestHook):
 
     # ------------------------------------------------------------------ finances
 
-    def list_financial_events(
-        self, *, posted_after: datetime, posted_before: datetime | None = None, max_results_per_page: int = 100
-    ) -> Iterator[dict[str, Any]]:
-        """Pages of ``FinancialEvents`` (Finances v0) posted in the window, following NextToken.
+    def list_transactions(
+        self,
+        *,
+        posted_after: datetime,
+        posted_before: datetime | None = None,
+        marketplace_id: str | None = None,
+        transaction_status: str | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of ``Transaction`` objects (Finances 2024-06-19 ``listTransactions``) posted in
+        ``[posted_after, posted_before)``, following ``nextToken`` with the same arguments. Pages may be empty.
 
-        :raises RepeatedPageError: when Amazon hands out a ``NextToken`` it had already given.
+        Both times must be more than two minutes before the request (Amazon's rule); a range over 180 days
+        answers nothing. Leave ``marketplace_id`` out to see US merchant-fulfilled orders (Amazon leaves them
+        out when it is given).
+
+        :raises RepeatedPageError: when Amazon hands out a ``nextToken`` it had already given.
         """
-        params: dict[str, Any] = {"PostedAfter": iso_utc(posted_after), "MaxResultsPerPage": max_results_per_page}
+        params: dict[str, Any] = {"postedAfter": iso_utc(posted_after)}
         if posted_before is not None:
-            params["PostedBefore"] = iso_utc(posted_before)
-        yield from self._finance_pages("/finances/v0/financialEvents", "listFinancialEvents", params)
-
-    def list_order_financial_events(self, order_id: str) -> dict[str, Any]:
-        """All ``FinancialEvents`` of one order, pages merged list by list."""
-        merged: dict[str, Any] = {}
-        for events in self._finance_pages(
-            f"/finances/v0/orders/{order_id}/financialEvents",
-            "listFinancialEventsByOrderId",
-            {"MaxResultsPerPage": 100},
-        ):
-            for name, value in events.items():
-                if isinstance(value, list):
-                    merged.setdefault(name, []).extend(value)
-                else:
-                    merged.setdefault(name, value)
-        return merged
-
-    def _finance_pages(self, path: str, operation: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        for body in self._token_pages(path, operation, params, "NextToken", _finances_next_token):
-            yield (body.get("payload") or {}).get("FinancialEvents") or {}
+            params["postedBefore"] = iso_utc(posted_before)
+        if marketplace_id:
+            params["marketplaceId"] = marketplace_id
+        if transaction_status:
+            params["transactionStatus"] = transaction_status
+        path, operation = "/finances/2024-06-19/transactions", "listTransactions"
+        for body in self._token_pages(path, operation, params, "nextToken", _transactions_next_token):
+            yield (body.get("payload") or {}).get("transactions") or []
 
     def _token_pages(
         self,

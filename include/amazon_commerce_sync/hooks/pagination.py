@@ -1,8 +1,8 @@
 """Paginators, one per token style: generators of pages that refuse to read a page twice.
 
 - ``NextTokenPaginator``: Amazon's opaque next-page tokens (Orders 2026-01-01
-  ``pagination.nextToken`` sent back as ``paginationToken``; Finances v0 ``payload.NextToken``
-  sent back as ``NextToken``). The listing ends when a page carries no token.
+  ``pagination.nextToken`` sent back as ``paginationToken``; Finances 2024-06-19 ``payload.nextToken``
+  sent back as ``nextToken``). The listing ends when a page carries no token.
 - ``CurrentPagePaginator``: Magento's ``searchCriteria[currentPage]`` (1-based) and
   ``pageSize``, ended by ``total_count``. Magento answers a ``currentPage`` beyond the last
   page with the last page again (``Magento\\Framework\\Data\\Collection::getCurPage``), never

@@ -1,30 +1,22 @@
 """Refund reconciliation between Adobe Commerce and Amazon, both directions (the rules: ``refunds``).
 
-Commerce → Amazon
-    Credit memos (persisted cursor over ``GET /V1/creditmemos`` by ``updated_at``, with
-    overlap) on imported Amazon orders become ``OrderAdjustment`` messages of a
-    ``POST_PAYMENT_ADJUSTMENT_DATA`` feed (``refunds.plan_adjustment``). Each memo is one outbox
-    entry ``refund:<creditmemo id>``; a memo that refunds more than Amazon can still refund for an
-    item (what our accepted or pending adjustments and Amazon-side refunds already took), names an
-    unknown item, or is in another currency than the Amazon order is recorded *rejected* with the
-    reason (and quarantined), never sent. All pending adjustments of an account go in ONE feed per
-    run (``feeds.submit_outbox``: createFeed allows 0.0083 requests/s); feeds submitted by earlier
-    runs are concluded first thing in each run, so no worker waits for Amazon.
+Commerce → Amazon: credit memos (cursor over ``GET /V1/creditmemos`` by ``updated_at``, with overlap) on
+imported Amazon orders become ``OrderAdjustment`` messages of a ``POST_PAYMENT_ADJUSTMENT_DATA`` feed
+(``refunds.plan_adjustment``), one outbox entry ``refund:<creditmemo id>`` each. A memo that refunds more than
+Amazon can still refund for an item, names an unknown item, or is in another currency than the order is
+recorded *rejected* with the reason (and quarantined), never sent. All pending adjustments of an account go in
+ONE feed per run (createFeed allows 0.0083 requests/s); feeds of earlier runs are concluded first, no waiting.
 
-Amazon → Commerce
-    Refund events (Finances v0 ``RefundEventList``, persisted cursor by ``PostedDate`` with
-    overlap, ``PostedBefore`` = now − 3 min) of imported orders are matched line by line
-    against our own submitted/accepted adjustments (``refunds.match_own``): ours are recognised
-    and not mirrored back. The rest become one offline credit memo on the Commerce order per
-    event (``refunds.plan_mirror``: its total equals Amazon's refund), with an order comment
-    naming the refund.
+Amazon → Commerce: refund transactions (Finances 2024-06-19 ``listTransactions``, ``transactionType`` Refund,
+any ``transactionStatus``; cursor by ``postedDate`` with a 48-hour overlap, ``postedBefore`` = now − 3 min;
+keyed by ``transactionId``, so a deferred refund released later is the same one) of imported orders are
+matched line by line against our own adjustments (``refunds.match_own``: order item and exact amounts; an
+accepted adjustment posted with other amounts is ours too, for the three-way check to report). The rest
+become one offline credit memo per transaction (``refunds.plan_mirror``), with an order comment naming it.
 
-Exactly once: outbox entries are keyed by the credit memo id; a mirrored refund is the write
-``mirror:<event key>`` (``commerce_writes.refunds``), so after an ambiguous failure (or a crash)
-the order's credit memos are looked at before anything is created again. Credit memos we
-created are recognised by that intent log and never sent to Amazon; memos of Amazon-side
-cancellations (``commerce_writes.orders.cancel_in_commerce``) are not refunds.
-No buyer data is read or logged here: only ids, SKUs and amounts.
+Exactly once: outbox entries are keyed by the credit memo id, a mirrored refund is the write ``mirror:<transaction
+key>`` (``commerce_writes.refunds``: after an ambiguous failure the order's memos are looked at first); memos we
+created, or of Amazon-side cancellations, are never sent. No buyer data here: only ids, SKUs and amounts.
 """
 
 from __future__ import annotations
@@ -36,12 +28,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from amazon_commerce_sync import transform
+from amazon_commerce_sync import refund_records, transform
 from amazon_commerce_sync.commerce_writes import keys, orders
 from amazon_commerce_sync.commerce_writes.protocol import Source
 from amazon_commerce_sync.commerce_writes.refunds import OfflineRefund, refund_offline
 from amazon_commerce_sync.errors import FatalError
 from amazon_commerce_sync.feeds import PAYMENT_ADJUSTMENT, AdjustedItem, conclude_feed, submit_outbox
+from amazon_commerce_sync.refund_amounts import as_json, memo_amounts, near_own
 from amazon_commerce_sync.refunds import (
     EVENT,
     ZERO,
@@ -51,13 +44,15 @@ from amazon_commerce_sync.refunds import (
     amazon_paid_by_item,
     build_adjustment_message,
     dec,
-    event_key,
+    is_refund,
     match_own,
     plan_adjustment,
     plan_mirror,
     refund_lines,
     refunded_by_item,
-    same_charges,
+    related,
+    skus_of,
+    transaction_key,
 )
 from amazon_commerce_sync.resources import Resources
 from amazon_commerce_sync.settings import AccountSettings
@@ -70,9 +65,7 @@ KIND = "refund"  # outbox kind of payment adjustments
 MIRROR = "refund_mirror"  # intent log kind: a credit memo we create for an Amazon-side refund
 OWN = "refund_own"  # intent log kind: one of our adjusted items seen coming back through Finances
 PUBLICATION_LAG = timedelta(minutes=3)  # Finances: PostedBefore must be >= 2 minutes before now
-# Amazon says refund events of the last 48 hours may be missing when first asked; re-read
-# this much every run (events are de-duplicated by their key, so re-reading costs requests only).
-FINANCES_OVERLAP = timedelta(hours=6)
+FINANCES_OVERLAP = timedelta(hours=48)  # Amazon: events "might not include orders from the last 48 hours"
 OWN_STATUSES = (OutboxStatus.SUBMITTING, OutboxStatus.SUBMITTED, OutboxStatus.ACCEPTED)
 WAITING_ORDERS = (OrderSync.WAITING, OrderSync.WAITING_PRODUCT, OrderSync.PENDING_PAYMENT)
 
@@ -89,7 +82,7 @@ def memo_stream(account: AccountSettings) -> str:
 
 
 def finances_stream(account: AccountSettings) -> str:
-    """The cursor over the account's Finances refund events (``PostedDate``)."""
+    """The cursor over the account's Finances refund transactions (``postedDate``)."""
     return f"refunds:amazon:{account.account_id}"
 
 
@@ -128,7 +121,9 @@ class RefundSync:
                 payload = entry["payload"]
                 event = None
                 if entry["status"] == OutboxStatus.REJECTED:  # because Amazon refunded the same items itself?
-                    event = self._seen_in_amazon_refund(entry) or self._unmirrored_amazon_refund(entry)
+                    event = refund_records.seen_in_amazon_refund(
+                        self.store, entry
+                    ) or refund_records.unmirrored_amazon_refund(self.store, entry)
                 if event:
                     self._refunded_by_amazon(entry, event)
                     continue
@@ -236,7 +231,9 @@ class RefundSync:
                 alone = None
             if alone:
                 payload = adjustment_payload(order_id, memo, alone)
-                event = self._unmirrored_amazon_refund({"amazon_order_id": order_id, "payload": payload})
+                event = refund_records.unmirrored_amazon_refund(
+                    self.store, {"amazon_order_id": order_id, "payload": payload}
+                )
                 if event and self.store.outbox.add(key, KIND, self.account.account_id, order_id, payload):
                     self._refunded_by_amazon(self.store.outbox.get(key), event)
                     return "settled_by_amazon"  # the summary counter users know
@@ -265,6 +262,7 @@ class RefundSync:
             log.warning("%s: credit memo %s not sent to Amazon: %s", self.account.account_id, memo_id, reason)
             return "rejected"
         payload = adjustment_payload(order_id, memo, items)
+        payload["memo_amounts"] = as_json(memo_amounts(memo, item_codes))  # for the three-way check
         if self.store.outbox.add(key, KIND, self.account.account_id, order_id, payload):
             self.store.ops.audit(
                 "refund_queued", "creditmemo", str(memo_id), {"amazon_order_id": order_id, "total": payload["total"]}
@@ -282,35 +280,44 @@ class RefundSync:
         held: datetime | None = None
         while after < limit:  # windows of at most max_window_days, oldest first
             before = min(limit, after + timedelta(days=self.account.max_window_days))
-            for page in self.amazon.list_financial_events(posted_after=after, posted_before=before):
-                for event in page.get("RefundEventList") or []:
-                    outcome = self._handle_event(event)
+            for page in self.amazon.list_transactions(posted_after=after, posted_before=before):
+                for transaction in page:
+                    if not is_refund(transaction):
+                        continue
+                    outcome = self._handle_event(transaction)
                     self.counts[outcome] += 1
                     if outcome == "held":
-                        posted = parse_time(event["PostedDate"])
+                        posted = parse_time(transaction["postedDate"])
                         held = posted if held is None else min(held, posted)
             if held is None:
                 self.store.ops.set_cursor(stream, before)
             after = before
         if held is not None:
-            self.store.ops.set_cursor(stream, held)  # never moves back: the held event is read again next run
+            self.store.ops.set_cursor(stream, held)  # never moves back: the held refund is read again next run
         return self.summary()
 
     def _handle_event(self, event: Mapping[str, Any]) -> str:
-        order_id = str(event.get("AmazonOrderId") or "")
+        """One refund transaction (any ``transactionStatus``): ours recognised, the rest mirrored, once."""
+        order_id = str(related(event, "ORDER_ID") or "")
         row = self.store.orders.get(order_id)
         if row is None or row["account_id"] != self.account.account_id:
             return "skipped"  # an order the import never staged (e.g. placed before the start date)
         if not row["commerce_order_id"]:
             return "held" if row["sync_status"] in WAITING_ORDERS else "skipped"
-        key = event_key(event)
+        try:
+            key = transaction_key(event)
+        except RefundProblem:
+            return "skipped"
         seen = self.store.writes.get(key)
         if seen and seen["status"] in (WriteStatus.DONE, WriteStatus.FAILED):
             return "known"  # handled (FAILED: reported in the quarantine, for a person)
         try:
-            lines = refund_lines(event)
+            lines = refund_lines(event, skus_of(row["payload"]))
         except RefundProblem as exc:
             return self._reject_event(key, order_id, str(exc))
+        if legacy := refund_records.legacy_event(self.store, order_id, lines):  # handled when read from v0
+            self.store.writes.record(key, EVENT, order_id, None, detail={"own": [], "foreign": {}, "legacy": legacy})
+            return "known"
         own_writes = [w for w in self.store.writes.for_order(order_id) if w["kind"] == OWN]
         taken = {w["natural_key"].split(":", 1)[1] for w in own_writes if (w.get("detail") or {}).get("event") != key}
         candidates = [
@@ -324,7 +331,17 @@ class RefundSync:
         if foreign:
             adopted, foreign = self._adopt_rejected(order_id, key, foreign, taken)
             own += adopted
-        self._recognise_own(order_id, key, [madj for _line, madj in own])
+        if foreign:  # one of our accepted adjustments, posted with other amounts: the three-way check says so
+            accepted = [
+                [i for i in entry["payload"].get("items") or [] if i["madj"] not in taken]
+                for entry in self.store.outbox.for_order(order_id, KIND)
+                if entry["status"] == OutboxStatus.ACCEPTED
+            ]
+            near, foreign = near_own(foreign, accepted)
+            own += near
+        refund_records.recognise_own(
+            self.store, order_id, key, [madj for _line, madj in own], {madj: ln.charges for ln, madj in own}
+        )
         if not foreign:
             self.store.writes.record(key, EVENT, order_id, None, detail={"own": [m for _, m in own], "foreign": {}})
             return "recognised_own"
@@ -395,44 +412,6 @@ class RefundSync:
             key,
         )
 
-    def _unmirrored_amazon_refund(self, entry: Mapping[str, Any]) -> str | None:
-        """An Amazon refund on the order that could not be mirrored (Commerce had nothing left to refund: this
-        memo had taken it) and whose lines are exactly this adjustment's items: it becomes ours, and leaves the
-        quarantine. Returns its event key."""
-        items = entry["payload"].get("items") or []
-        wanted = {i["code"]: {k: Decimal(v) for k, v in i["components"].items() if Decimal(v) != 0} for i in items}
-        for write in self.store.writes.for_order(entry["amazon_order_id"]):
-            detail = write.get("detail") or {}
-            if write["kind"] != EVENT or write["status"] != WriteStatus.FAILED or detail.get("own"):
-                continue
-            foreign = detail.get("foreign") or {}
-            if set(foreign) != set(wanted) or len(wanted) != len(items):
-                continue
-            if all(same_charges(foreign[code], charges) for code, charges in wanted.items()):
-                key = write["natural_key"]
-                madjs = [i["madj"] for i in items]
-                self._recognise_own(entry["amazon_order_id"], key, madjs)
-                self.store.writes.complete(key, None, detail={"own": madjs, "foreign": {}})
-                self.store.ops.resolve_quarantine("amazon_refund", key[-64:])
-                return key
-        return None
-
-    def _recognise_own(self, order_id: str, key: str, madjs: Iterable[str]) -> None:
-        """Our adjusted items seen coming back in Amazon's refund event ``key`` (never matched to another)."""
-        for madj in madjs:
-            own = keys.own_refund_item(madj, order_id)
-            self.store.writes.record(own.natural_key, own.kind, order_id, None, detail={"event": key})
-
-    def _seen_in_amazon_refund(self, entry: Mapping[str, Any]) -> str | None:
-        """The Amazon refund event every item of this adjustment was recognised in (while it was in flight)."""
-        events = set()
-        for item in entry["payload"].get("items") or []:
-            write = self.store.writes.get(keys.own_refund_item(item["madj"], entry["amazon_order_id"]).natural_key)
-            if not write or write["status"] != WriteStatus.DONE:
-                return None
-            events.add((write.get("detail") or {}).get("event"))
-        return next(iter(events)) if len(events) == 1 and None not in events else None
-
     def _reject_event(self, key: str, order_id: str, reason: str) -> str:
         self.store.ops.quarantine("amazon_refund", key[-64:], reason, {"amazon_order_id": order_id, "event": key})
         self.store.ops.audit("amazon_refund_not_mirrored", "amazon_order", order_id, {"event": key, "reason": reason})
@@ -451,7 +430,9 @@ class RefundSync:
 
         def plan() -> OfflineRefund:
             order = self.commerce.get_order(commerce_id)
-            return OfflineRefund(**plan_mirror(order, lines, self.store.orders.item_ids(order_id)))
+            planned = plan_mirror(order, lines, self.store.orders.item_ids(order_id))
+            planned.pop("uncollected")
+            return OfflineRefund(**planned)
 
         def claimed(memo_id: int) -> bool:
             return bool(self.store.writes.by_entity(MIRROR, memo_id) or self.store.outbox.get(outbox_key(memo_id)))
@@ -465,9 +446,13 @@ class RefundSync:
         total = sum((line.total for line in lines), ZERO)
         items = ", ".join(sorted({line.code for line in lines}))
         text = (
-            f"Amazon refund of {total} {lines[0].currency or row['currency']} posted {event.get('PostedDate')} "
+            f"Amazon refund of {total} {lines[0].currency or row['currency']} posted {event.get('postedDate')} "
             f"(Amazon order {order_id}, items {items}) recorded as offline credit memo {memo_id}. [{key}]"
         )
+        mirror = self.store.writes.get(keys.refund_mirror(key, order_id).natural_key) or {}
+        uncollected = total - Decimal((mirror.get("detail") or {}).get("total") or total)
+        if uncollected > 0:  # the recorded plan's, so the text (the comment's look-up key) is the same every time
+            text += f" {uncollected} of it was never paid in Commerce (not invoiced) and is not in the memo."
         orders.comment(self.commerce, self.store, keys.refund_mirror_comment(key, order_id), commerce_id, text)
         return memo_id
 
@@ -505,13 +490,10 @@ def combine(summaries: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
 
 
 __all__ = [
-    "RefundProblem",
     "RefundSync",
     "combine",
-    "mirror_amazon_refunds",
-    "plan_adjustment",
-    "plan_mirror",
-    "queue_creditmemos",
     "conclude_feeds",
+    "mirror_amazon_refunds",
+    "queue_creditmemos",
     "submit_adjustments",
 ]

@@ -177,11 +177,11 @@ def healthcheck(run_id: str) -> dict[str, Any]:
 
 # -- amazon_refund_sync ------------------------------------------------------------------------
 def refund_step(step: str, account_id: str, run_id: str, *, run_after: datetime) -> dict[str, Any]:
-    """One step of the refund sync for one account: settle, mirror, queue or submit; returns its counts.
+    """One step of the refund sync for one account: settle, mirror, queue, submit or reconcile; returns its counts.
 
     ``mirror`` reads Amazon's refunds posted up to ``run_after`` (less Amazon's publication lag).
     """
-    from amazon_commerce_sync.pipelines import refund_sync
+    from amazon_commerce_sync.pipelines import refund_reconcile, refund_sync
 
     ctx = _context(f"amazon_refund_sync/{run_id}/{step}")
     account = ctx.settings.account(account_id)
@@ -191,6 +191,7 @@ def refund_step(step: str, account_id: str, run_id: str, *, run_after: datetime)
         "mirror": lambda: refund_sync.mirror_amazon_refunds(ctx, account, now=now),
         "queue": lambda: refund_sync.queue_creditmemos(ctx, account, now=now),
         "submit": lambda: refund_sync.submit_adjustments(ctx, account),
+        "reconcile": lambda: refund_reconcile.reconcile(ctx, account, now=now),
     }
     with _naming(f"amazon_refund_sync {step}", account):
         summary = steps[step]()

@@ -6,7 +6,9 @@
   ``retention`` (``Retention``): that personal data's retention clocks and erasure;
 - ``writes`` (``WriteLog``): the intent log of writes to Commerce (and Amazon's createFeed);
 - ``outbox`` (``Outbox``): pushes to Amazon and the feeds that carry them;
-- ``ops`` (``Operations``): cursors, leases, quarantine, mismatches, audit trail.
+- ``ops`` (``Operations``): cursors, leases, quarantine, mismatches, audit trail;
+- ``refund_checks`` (``RefundChecks``): the three-way check of refund amounts (memo, accepted adjustment,
+  Amazon's refund transaction).
 
 Schema: ``store/schema.py`` (migrations in ``store/migrations``); where the store lives: ``store/db.py``.
 """
@@ -28,6 +30,7 @@ from amazon_commerce_sync.store.orders import (
     StuckOrder,
 )
 from amazon_commerce_sync.store.outbox import TERMINAL, FeedRow, Outbox, OutboxRow, OutboxStatus
+from amazon_commerce_sync.store.refund_checks import RefundCheckRow, RefundChecks
 from amazon_commerce_sync.store.retention import Retention
 from amazon_commerce_sync.store.schema import PII_FIELDS
 from amazon_commerce_sync.store.writes import WriteLog, WriteRow, WriteStatus
@@ -44,6 +47,7 @@ class StateStore:
         self.writes = WriteLog(engine, actor)
         self.outbox = Outbox(engine, actor)
         self.ops = Operations(engine, actor)
+        self.refund_checks = RefundChecks(engine, actor)
 
 
 __all__ = [
@@ -59,6 +63,8 @@ __all__ = [
     "OutboxRow",
     "OutboxStatus",
     "Pii",
+    "RefundCheckRow",
+    "RefundChecks",
     "PiiRow",
     "Retention",
     "StagedItem",

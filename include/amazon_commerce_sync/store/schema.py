@@ -253,3 +253,25 @@ leases = Table(
     Column("owner", String(250), nullable=False),
     Column("expires_at", Float, nullable=False),
 )
+
+# The three-way check of refund amounts (``store.refund_checks``): one row per credit memo sent to Amazon
+# (``sent:<creditmemo id>``) and per Amazon-side refund mirrored into Commerce (``mirror:<creditmemo id>``).
+# Amounts are JSON ``{item code or "*": {component: decimal string}}``.
+refund_checks = Table(
+    "refund_checks",
+    metadata,
+    Column("check_key", String(64), primary_key=True),
+    Column("account_id", String(64), nullable=False),
+    Column("amazon_order_id", String(32), nullable=False, index=True),
+    Column("direction", String(8), nullable=False),  # sent | mirror
+    Column("creditmemo_id", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("memo_amounts", JSON, nullable=False),
+    Column("accepted_amounts", JSON),
+    Column("posted_amounts", JSON),
+    Column("transaction_key", String(250)),
+    Column("status", String(16), nullable=False),  # sent | confirmed | mismatched
+    Column("detail", Text),
+    _ts("opened_at", nullable=False, index=True),
+    _ts("checked_at"),
+)

@@ -72,6 +72,11 @@ class PageData:
     outbox_counts: dict[tuple[str, str], int]  # (kind, status) -> count
     mismatches: Listing
     dag_runs: list[dict[str, Any]]
+    # the three-way refund check per day, account and currency (``store.refund_checks.summary``), newest first
+    refund_checks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+REFUND_CHECK_DAYS = 7  # days of the refund check's summary on the page
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -364,4 +369,7 @@ def page_data(
         outbox_counts=out_counts,
         mismatches=open_mismatches,
         dag_runs=last_dag_runs(dag_ids) if dag_ids else [],
+        refund_checks=store.refund_checks.summary(
+            now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=REFUND_CHECK_DAYS - 1)
+        ),
     )

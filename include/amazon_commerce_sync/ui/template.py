@@ -203,6 +203,16 @@ PAGE = """<!doctype html>
  <td>{{ age(r.age) }}</td><td>{{ when(r.last_seen_at) }}</td></tr>
  {% else %}<tr><td colspan="5" class="muted">None.</td></tr>{% endfor %}
 </table>
+
+<h2 id="refund-checks">Refunds checked three ways (credit memo, accepted adjustment, Amazon's transaction)</h2>
+<table><tr><th>Day (UTC)</th><th>Account</th><th>Currency</th><th class="num">Sent</th><th class="num">Mirrored</th>
+ <th class="num">Confirmed</th><th class="num">Mismatched</th></tr>
+ {% for r in d.refund_checks %}
+ <tr><td>{{ r.day }}</td><td>{{ r.account_id }}</td><td>{{ r.currency }}</td><td class="num">{{ r.sent }}</td>
+ <td class="num">{{ r.mirrored }}</td><td class="num">{{ r.confirmed }}</td>
+ <td class="num">{% if r.mismatched %}<a href="#mismatches">{{ r.mismatched }}</a>{% else %}0{% endif %}</td></tr>
+ {% else %}<tr><td colspan="7" class="muted">No refunds in the last 7 days.</td></tr>{% endfor %}
+</table>
 </body></html>
 """
 

@@ -131,9 +131,7 @@ def test_rates_are_configurable():
     )
     compat = sample("compat", seeds=range(20), status="SHIPPED", fulfilled_by="AMAZON")
     assert not any("packages" in o for o in compat)  # FBA orders without packages, as Amazon shows them
-    assert not any(  # compat: the shape the integration does not handle yet
-        b["type"] == "GIFT_WRAP" for o in compat for i in o["orderItems"] for b in i["proceeds"]["breakdowns"]
-    )
+    assert COMPAT.gift_wrap_charge == REALISTIC.gift_wrap_charge  # paid gift wrap: handled, so realistic
     assert not any("buyerEmail" in o.get("buyer", {}) for o in compat)  # the other FBA shapes are Amazon's
     for bad in ({"gift": 2.0}, {"nonsense": 0.1}, "fancy", {"preset": "fancy"}):
         with pytest.raises(ValueError):
