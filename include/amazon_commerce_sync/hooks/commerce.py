@@ -36,26 +36,24 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from requests.auth import AuthBase
 
 from amazon_commerce_sync.constants import COMMERCE_CONN_ID
-from amazon_commerce_sync.errors import AuthenticationError, BadRequestError, NotFoundError
+from amazon_commerce_sync.errors import BadRequestError, NotFoundError
 from amazon_commerce_sync.hooks.auth import BearerAuth, MagentoAdminTokenAuth, magento_oauth1
+from amazon_commerce_sync.hooks.commerce_connection import CommerceSettings, parse_connection
 from amazon_commerce_sync.hooks.pagination import CurrentPagePaginator
-from amazon_commerce_sync.hooks.rest import DEFAULT_TIMEOUT, RestHook, connection_base_url, parse_timeout
+from amazon_commerce_sync.hooks.rest import RestHook
 from amazon_commerce_sync.hooks.search_criteria import Filter, magento_datetime, search_criteria
 from amazon_commerce_sync.retry import DEFAULT_POLICY, RetryPolicy
 
 log = logging.getLogger(__name__)
 
 BATCH = 100
-
-AuthMode = Literal["admin", "bearer", "oauth1"]
 
 
 def _chunks(values: Iterable[str], size: int = BATCH) -> Iterator[list[str]]:
@@ -67,24 +65,6 @@ def _chunks(values: Iterable[str], size: int = BATCH) -> Iterator[list[str]]:
             chunk = []
     if chunk:
         yield chunk
-
-
-# ---------------------------------------------------------------------- settings
-
-
-@dataclass(frozen=True)
-class CommerceSettings:
-    """The validated connection. Secrets are kept out of ``repr``."""
-
-    conn_id: str
-    base_url: str
-    store_code: str
-    auth: AuthMode
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    token: str | None = field(default=None, repr=False)
-    oauth: dict[str, str] | None = field(default=None, repr=False)
-    timeout: tuple[float, float] = DEFAULT_TIMEOUT
 
 
 class CommerceHook(RestHook):
@@ -106,50 +86,8 @@ class CommerceHook(RestHook):
 
     @functools.cached_property
     def settings(self) -> CommerceSettings:
-        """The connection, validated once; a clear error names any missing field."""
-        conn = self.get_connection(self.commerce_conn_id)
-        extra = conn.extra_dejson or {}
-        where = f"Airflow connection '{self.commerce_conn_id}'"
-        if not conn.host:
-            raise AuthenticationError(f"{where} is missing host (the store's base URL)", operation="connection")
-        auth = (extra.get("auth") or "admin").lower()
-        missing: list[str] = []
-        oauth: dict[str, str] | None = None
-        token = None
-        if auth == "admin":
-            if not conn.login:
-                missing.append("login (admin user name)")
-            if not conn.password:
-                missing.append("password (admin password)")
-        elif auth == "bearer":
-            token = extra.get("token") or conn.password
-            if not token:
-                missing.append("password or extra.token (the bearer token)")
-        elif auth == "oauth1":
-            names = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
-            missing += [f"extra.{n}" for n in names if not extra.get(n)]
-            oauth = {n: str(extra.get(n)) for n in names}
-        else:
-            raise AuthenticationError(
-                f"{where}: extra.auth must be admin, bearer or oauth1, not {auth!r}", operation="connection"
-            )
-        if missing:
-            raise AuthenticationError(f"{where} (auth={auth}) is missing: {'; '.join(missing)}", operation="connection")
-        try:
-            timeout = parse_timeout(extra.get("timeout"))
-        except (TypeError, ValueError) as exc:
-            raise AuthenticationError(f"{where}: extra.timeout must be a number", operation="connection") from exc
-        return CommerceSettings(
-            conn_id=self.commerce_conn_id,
-            base_url=connection_base_url(conn),
-            store_code=str(extra.get("store_code") or "default"),
-            auth=auth,  # type: ignore[arg-type]
-            username=conn.login,
-            password=conn.password,
-            token=token,
-            oauth=oauth,
-            timeout=timeout,
-        )
+        """The connection, validated once; a clear error names any missing field (``AuthenticationError``)."""
+        return parse_connection(self.get_connection(self.commerce_conn_id), self.commerce_conn_id)
 
     @functools.cached_property
     def auth(self) -> AuthBase:
