@@ -24,6 +24,8 @@ What the Orders API 2026-01-01 model (``orders_2026-01-01.json``) gives and wher
   invoiced total equals the order total. The gift message is not sent as ``extension_attributes.gift_message``:
   Magento_GiftMessage's ``OrderSave`` plugin saves it after the order and fails the request when gift messages
   are not allowed in the store, leaving an order the answer says was not created.
+- Order-level ``proceeds.breakdowns`` ``DELIVERY_TIP`` (``order_charges``): like a gift wrap charge, part of
+  the shipping & handling charge, with a comment naming it.
 
 Comments are ``status_histories`` of the order create (``OrderInterface::setStatusHistories``; saved with the
 order by ``Sales\\Model\\ResourceModel\\Order\\Relation``): they exist exactly when the order does.
@@ -37,7 +39,7 @@ from decimal import Decimal
 from typing import Any
 
 # transform imports this module: its names are read when called, never at import time
-from amazon_commerce_sync import transform
+from amazon_commerce_sync import order_charges, transform
 from amazon_commerce_sync.settings import AccountSettings
 
 ZERO = Decimal("0")
@@ -228,7 +230,8 @@ def commerce_amounts(
 ) -> transform.OrderAmounts:
     """Amazon's amounts as the Commerce order carries them.
 
-    Gift wrap moves from the other charges into shipping & handling (its tax into the shipping tax); with
+    Gift wrap moves from the other charges into shipping & handling (its tax into the shipping tax), and so do
+    the order-level charges (``order_charges``: a delivery tip, untaxed); with
     ``marketplace_facilitator_tax: exclude`` the facilitator items' tax is taken off and the grand total with it.
     Every other amount is Amazon's, so the totals still add up to the cent.
     """
@@ -250,7 +253,9 @@ def commerce_amounts(
             item = dataclasses.replace(item, tax=ZERO, shipping_tax=ZERO)
         items.append(item)
     excluded = facilitator_tax(amounts, programs) if exclude else ZERO
-    return dataclasses.replace(amounts, items=tuple(items), grand_total=amounts.grand_total - excluded)
+    return dataclasses.replace(
+        amounts, items=tuple(items), grand_total=amounts.grand_total - excluded, charges_in_shipping=True
+    )
 
 
 def _money_text(amount: Decimal, currency: str) -> str:
@@ -264,7 +269,8 @@ def comments(
     *,
     original_commerce_order: str | None = None,
 ) -> list[str]:
-    """The order comments, in this order: business, tax, Prime and deadlines, replacement, gifts.
+    """The order comments, in this order: business, tax, Prime and deadlines, replacement, gifts, order-level
+    charges (a delivery tip).
 
     ``amounts`` are Amazon's (before :func:`commerce_amounts`); ``original_commerce_order`` is the Commerce
     increment id of a replacement's original order when it was imported.
@@ -312,6 +318,7 @@ def comments(
         if gift.message:
             parts.append(f"message: {gift.message}")
         out.append(" ".join(parts))
+    out.extend(order_charges.comments(amounts.charges, cur))
     return out
 
 
@@ -364,6 +371,10 @@ def apply(
         info.append(f"{ASSOCIATIONS[programs.association[0]].capitalize()} of {programs.association[1]}")
     if programs.gift_wrap:
         entity["shipping_description"] = f"{entity.get('shipping_description') or 'Amazon'} + gift wrap"
+    for charge in amazon_amounts.charges:
+        if charge.charged:
+            label = charge.label.lower()
+            entity["shipping_description"] = f"{entity.get('shipping_description') or 'Amazon'} + {label}"
     notes = comments(programs, amazon_amounts, account, original_commerce_order=original_commerce_order)
     if notes:
         entity["status_histories"] = [

@@ -118,8 +118,16 @@ def _allocate(
             _add(planned.setdefault(code, {}), kind, take)
             left -= take
     if left > 0:
+        hint = ""
+        if kind == "Shipping":
+            # Commerce's shipping & handling also carries charges Amazon has per order or as gift wrap, not as
+            # item shipping (order_charges: a delivery tip; order_programs: gift wrap)
+            hint = (
+                " (Commerce's shipping & handling also holds any gift wrap or delivery tip, which Amazon does not"
+                f" refund as item shipping: refund at most {amount - left} shipping)"
+            )
         raise RefundProblem(
-            f"{kind} refund of {amount} is more than is left to refund on Amazon as {kind} on this order's items"
+            f"{kind} refund of {amount} is more than is left to refund on Amazon as {kind} on this order's items" + hint
         )
 
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from amazon_commerce_sync import addresses, order_programs
+from amazon_commerce_sync import addresses, order_charges, order_programs
 from amazon_commerce_sync.currency import StoreCurrency, with_base_amounts
 from amazon_commerce_sync.settings import AccountSettings
 
@@ -59,9 +59,15 @@ class ItemAmounts:
 
 @dataclasses.dataclass(frozen=True)
 class OrderAmounts:
+    """Amazon's amounts of an order (order currency). ``charges`` are the order-level ones no item carries
+    (``order_charges``: a delivery tip); they count as other charges, or as shipping & handling once
+    ``charges_in_shipping`` (``order_programs.commerce_amounts``)."""
+
     currency: str
     items: tuple[ItemAmounts, ...]
     grand_total: Decimal
+    charges: tuple[order_charges.OrderCharge, ...] = ()
+    charges_in_shipping: bool = False
 
     @property
     def subtotal(self) -> Decimal:
@@ -69,7 +75,8 @@ class OrderAmounts:
 
     @property
     def shipping(self) -> Decimal:
-        return sum((i.shipping for i in self.items), ZERO)
+        extra = order_charges.charged(self.charges) if self.charges_in_shipping else ZERO
+        return sum((i.shipping for i in self.items), extra)
 
     @property
     def shipping_tax(self) -> Decimal:
@@ -89,7 +96,8 @@ class OrderAmounts:
 
     @property
     def other(self) -> Decimal:
-        return sum((i.other for i in self.items), ZERO)
+        extra = ZERO if self.charges_in_shipping else order_charges.charged(self.charges)
+        return sum((i.other for i in self.items), extra)
 
 
 def money(value: Mapping[str, Any] | None, where: str, currency: str | None = None) -> Decimal:
@@ -167,7 +175,12 @@ def quantity_shipped(item: Mapping[str, Any]) -> int:
 
 
 def order_amounts(order: Mapping[str, Any]) -> OrderAmounts:
-    """Amazon's amounts per item, checked to add up to the order's grand total exactly."""
+    """Amazon's amounts per item and the order-level charges (``order_charges``), checked to add up to the
+    order's grand total exactly.
+
+    :raises MalformedOrder: an amount is unreadable or out of range, an order-level proceeds type is unknown, or
+        the amounts do not add up to Amazon's grand total (the reason names both sums).
+    """
     order_id = order.get("orderId", "?")
     items = order.get("orderItems") or []
     if not items:
@@ -254,15 +267,19 @@ def order_amounts(order: Mapping[str, Any]) -> OrderAmounts:
             )
         )
     amounts = OrderAmounts(currency=currency, items=tuple(parsed), grand_total=ZERO)
-    computed = amounts.subtotal + amounts.shipping + amounts.tax + amounts.other - amounts.discount
+    items_total = amounts.subtotal + amounts.shipping + amounts.tax + amounts.other - amounts.discount
+    charges = order_charges.read_charges(order, currency)
     grand = (order.get("proceeds") or {}).get("grandTotal")
-    grand_total = money(grand, "proceeds.grandTotal", currency) if grand else computed
-    if computed != grand_total:
+    grand_total = money(grand, "proceeds.grandTotal", currency) if grand else None
+    charges = order_charges.settle(charges, items_total, items_total if grand_total is None else grand_total)
+    computed = items_total + order_charges.charged(charges)
+    if grand_total is not None and computed != grand_total:
+        extra = "".join(f", {c.label.lower()} {c.amount}" for c in charges)
         raise MalformedOrder(
-            f"amounts do not add up: items, shipping, tax and discounts give {computed} {currency} "
+            f"amounts do not add up: items, shipping, tax and discounts{extra} give {computed} {currency} "
             f"but Amazon's order total is {grand_total} {currency} (order {order_id})"
         )
-    return dataclasses.replace(amounts, grand_total=grand_total)
+    return dataclasses.replace(amounts, grand_total=computed, charges=charges)
 
 
 def _clean(value: Any, field: str, limit: int = MAX_TEXT) -> str | None:

@@ -68,11 +68,26 @@ def _shipping_tax(item: dict[str, Any]) -> Decimal:
     )
 
 
-def _items_add_up(order: dict[str, Any]) -> bool:
-    """Whether the items' proceeds make Amazon's grand total (an order-level charge such as a delivery tip,
-    carried only in the order's breakdowns, does not)."""
+#: The order-level proceeds types the model aggregates from the items (the rest, DELIVERY_TIP, no item carries).
+AGGREGATED = ("ITEM", "SHIPPING", "GIFT_WRAP", "COD_FEE", "TAX", "DISCOUNT", "OTHER")
+
+
+def _order_charges(order: dict[str, Any]) -> Decimal:
+    """The order-level charges no item carries (a delivery tip): the order's breakdowns of other types."""
+    return sum(
+        (
+            Decimal(b["subtotal"]["amount"])
+            for b in (order.get("proceeds") or {}).get("breakdowns") or []
+            if b.get("type") not in AGGREGATED
+        ),
+        ZERO,
+    )
+
+
+def _adds_up(order: dict[str, Any]) -> bool:
+    """Whether the items' proceeds and the order-level charges make Amazon's grand total."""
     items = sum((Decimal(i["proceeds"]["proceedsTotal"]["amount"]) for i in order["orderItems"]), ZERO)
-    return items == Decimal(order["proceeds"]["grandTotal"]["amount"])
+    return items + _order_charges(order) == Decimal(order["proceeds"]["grandTotal"]["amount"])
 
 
 def outcome(order: dict[str, Any]) -> str:
@@ -80,7 +95,8 @@ def outcome(order: dict[str, Any]) -> str:
 
     - PENDING / PENDING_AVAILABILITY: ``waiting`` (staged, not created until paid);
     - CANCELLED / UNFULFILLABLE before import, or Amazon-fulfilled and not yet shipped: ``skipped``;
-    - amounts that do not add up to Amazon's grand total: ``quarantined`` (a person decides);
+    - amounts that do not add up to Amazon's grand total (the items' proceeds plus the order-level charges no
+      item carries, a delivery tip): ``quarantined`` (a person decides);
     - SHIPPED / PARTIALLY_SHIPPED: created, invoiced and ``shipped`` (state complete);
     - otherwise (UNSHIPPED): created and ``invoiced`` (``invoice_on_import`` is on by default; state processing).
     """
@@ -89,7 +105,7 @@ def outcome(order: dict[str, Any]) -> str:
         return "waiting"
     if status in ("CANCELLED", "UNFULFILLABLE") or (fulfilled_by == "AMAZON" and status != "SHIPPED"):
         return "skipped"
-    if not _items_add_up(order):
+    if not _adds_up(order):
         return "quarantined"
     if status in ("SHIPPED", "PARTIALLY_SHIPPED"):
         return "shipped"
@@ -279,10 +295,15 @@ def test_each_example_gets_its_outcome_with_amazons_exact_amounts(imported, exam
         shipping += _breakdowns(item, "SHIPPING")
         shipping_tax += _shipping_tax(item)
     assert Decimal(str(commerce["tax_amount"])) == tax
-    assert Decimal(str(commerce["shipping_amount"])) == shipping
+    # an order-level charge (a delivery tip) is part of shipping & handling, untaxed, named in a comment
+    tip = _order_charges(example)
+    assert Decimal(str(commerce["shipping_amount"])) == shipping + tip
     assert Decimal(str(commerce["shipping_tax_amount"])) == shipping_tax
-    # invoiced for the whole order, in the order's currency
+    notes = [h.get("comment") or "" for h in commerce.get("status_histories") or []]
+    assert any(n.startswith(f"Delivery tip {tip:.2f} {currency}") for n in notes) is bool(tip), notes
+    # invoiced for the whole order, in the order's currency: nothing left due
     assert Decimal(str(commerce["total_invoiced"])) == Decimal(example["proceeds"]["grandTotal"]["amount"])
+    assert Decimal(str(commerce["total_due"])) == 0
     if expected == "invoiced":
         assert commerce["state"] == "processing"
     else:  # shipped: every shipped quantity in a Commerce shipment, the order complete
@@ -290,3 +311,30 @@ def test_each_example_gets_its_outcome_with_amazons_exact_amounts(imported, exam
         shipped = {str(i["ext_order_item_id"]): Decimal(str(i.get("qty_shipped") or 0)) for i in commerce["items"]}
         for item in example["orderItems"]:
             assert shipped[item["orderItemId"]] == (item.get("fulfillment") or {}).get("quantityFulfilled")
+
+
+def test_amazons_us_example_with_a_delivery_tip_is_created_and_invoiced_in_full(imported):
+    """123-4567890-1234567: items 149.97 + tax 0.02 + an order-level DELIVERY_TIP 5.00 (FINALIZED) = 154.99.
+
+    Quarantined before ("amounts do not add up"): now created with Amazon's grand total, the tip in shipping &
+    handling with a comment, invoiced in full and shipped."""
+    channel, _, by_amazon_id = imported
+    assert "123-4567890-1234567" in {o["orderId"] for o in EXAMPLES}
+    assert channel.store.orders.get("123-4567890-1234567")["sync_status"] == "imported"
+    [commerce] = by_amazon_id["123-4567890-1234567"]
+    amounts = {k: Decimal(str(commerce[k])) for k in ("subtotal", "tax_amount", "shipping_amount", "grand_total")}
+    assert amounts == {
+        "subtotal": Decimal("149.97"),
+        "tax_amount": Decimal("0.02"),
+        "shipping_amount": Decimal("5.00"),
+        "grand_total": Decimal("154.99"),
+    }
+    assert Decimal(str(commerce["base_grand_total"])) == Decimal("154.99")
+    assert Decimal(str(commerce["base_shipping_amount"])) == Decimal("5.00")
+    assert Decimal(str(commerce["total_invoiced"])) == Decimal(str(commerce["total_paid"])) == Decimal("154.99")
+    assert Decimal(str(commerce["total_due"])) == 0 and commerce["state"] == "complete"
+    assert commerce["shipping_description"].endswith("+ delivery tip")
+    assert (
+        "Delivery tip 5.00 USD (Amazon status FINALIZED), paid by the buyer for the delivery and charged by Amazon "
+        "separately from the items: included in shipping & handling."
+    ) in [h.get("comment") for h in commerce["status_histories"]]
