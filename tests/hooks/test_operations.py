@@ -45,12 +45,12 @@ def test_the_scan_reads_keyword_and_positional_operations():
     source = """
 def f(self):
     self._call("GET", "/orders/v0/orders/1/orderItems", operation="getOrderItems", params={})
-    self._finance_pages("/finances/v0/financialEventGroups", "listFinancialEventGroups", {})
+    self._token_pages("/finances/2024-06-19/transactions", "listTransactions", {}, "nextToken", next_token)
     self._request_url("GET", url, operation="downloadFeedDocument")
     self._token_pages(path, operation, params, "nextToken", next_token)
     other.call(operation="notTheHook")
 """
-    assert operations.operations_in_source(source) == {"getOrderItems", "listFinancialEventGroups"}
+    assert operations.operations_in_source(source) == {"getOrderItems", "listTransactions"}
 
 
 def test_every_called_operation_is_in_the_table():

@@ -199,8 +199,8 @@ def called_operations() -> frozenset[str]:
 def operations_in_source(source: str) -> frozenset[str]:
     """String literals given as the ``operation`` parameter of ``AmazonSpApiHook`` methods in ``source``.
 
-    By keyword, or by position for a method whose signature has ``operation`` (``_finance_pages(path,
-    "listFinancialEvents", ...)``); ``_request_url`` (pre-signed document URLs, not SP-API operations) is left out.
+    By keyword, or by position for a method whose signature has ``operation`` (``_token_pages(path,
+    "listTransactions", ...)``); ``_request_url`` (pre-signed document URLs, not SP-API operations) is left out.
     """
     from amazon_commerce_sync.hooks.amazon import AmazonSpApiHook
 
