@@ -56,7 +56,7 @@ class Sandboxes:
     def __init__(self, speed: float, latency_ms: float, marketplaces: list[str] | None = None) -> None:
         self.amazon_port, self.commerce_port = free_port(), free_port()
         seller = ["--marketplaces", ",".join(marketplaces)] if marketplaces else []
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         self.procs = [
             subprocess.Popen(
                 [
@@ -370,6 +370,10 @@ def main() -> None:
         _child_extract(int(sys.argv[2]))
         return
     os.environ.setdefault("ACS_RETRY_NO_WAIT", "0")
+    if not os.environ.get("SALES_CHANNEL_PII_KEYS"):  # buyer data is encrypted at rest: a throwaway key
+        from cryptography.fernet import Fernet
+
+        os.environ["SALES_CHANNEL_PII_KEYS"] = Fernet.generate_key().decode()
     if sys.argv[1:] == ["--pan-eu"]:
         results = json.loads((RESULTS / "import_orders.json").read_text())
         print("extraction of a pan-European seller...", flush=True)
