@@ -44,14 +44,18 @@ def comparable(per_item: Mapping[str, Mapping[str, Any]]) -> Amounts:
     return {c: {k: _cents(v) for k, v in comps.items() if v} for c, comps in out.items() if any(comps.values())}
 
 
-def memo_amounts(memo: Mapping[str, Any], item_codes: Mapping[int, str]) -> Amounts:
+def memo_amounts(
+    memo: Mapping[str, Any], item_codes: Mapping[int, str], collected: Mapping[str, Mapping[str, Any]] | None = None
+) -> Amounts:
     """A Commerce credit memo's own amounts (``GET /V1/creditmemos``), comparable with an adjustment.
 
     Per item: Principal = ``row_total`` − ``discount_amount`` and Tax = ``tax_amount`` (``item_codes``: Commerce
     order item id → Amazon order item id; an unknown item keeps its Commerce id); per order: Shipping
     (``shipping_amount``), ShippingTax (``shipping_tax_amount``, else the memo's tax less its items'), Goodwill
     (``adjustment_positive``). ``adjustment_negative`` (a fee kept back) is taken off the items' Principal in
-    the memo's item order, as Amazon takes only positive amounts (``refunds.plan_adjustment``).
+    the memo's item order, as Amazon takes only positive amounts (``refunds.plan_adjustment``). ``collected``:
+    the marketplace facilitator tax the adjustment adds, per item and component (the Commerce order does not carry
+    it: ``refund_charges``), counted with the memo's so that the check compares like with like.
     """
     per_item: dict[str, dict[str, Decimal]] = {}
     item_tax = ZERO
@@ -79,6 +83,10 @@ def memo_amounts(memo: Mapping[str, Any], item_codes: Mapping[int, str]) -> Amou
     }
     if fee > 0:
         order_level["Principal"] = -fee
+    for code, taxes in (collected or {}).items():
+        for kind, value in taxes.items():
+            bucket = per_item.setdefault(code, {}) if kind in PER_ITEM else order_level
+            bucket[kind] = bucket.get(kind, ZERO) + _dec(value)
     return comparable({**per_item, ORDER: order_level})
 
 
@@ -99,10 +107,14 @@ def mirror_memo_amounts(memo: Mapping[str, Any]) -> Amounts:
     return comparable({ORDER: {"Total": _dec(memo.get("grand_total")), "Shipping": _dec(memo.get("shipping_amount"))}})
 
 
-def transaction_totals(per_item: Mapping[str, Mapping[str, Any]]) -> Amounts:
+def transaction_totals(
+    per_item: Mapping[str, Mapping[str, Any]], excluded: Mapping[str, Mapping[str, Any]] | None = None
+) -> Amounts:
     """A mirrored refund transaction's lines (``{item: {component: amount}}``) as ``mirror_memo_amounts`` has
-    them: the total and Shipping, per order."""
+    them: the total and Shipping, per order. ``excluded``: what the mirror left out because the Commerce order
+    never carried it (marketplace facilitator tax under ``marketplace_facilitator_tax: exclude``), not counted."""
     total = sum((_dec(v) for comps in per_item.values() for v in comps.values()), ZERO)
+    total -= sum((_dec(v) for comps in (excluded or {}).values() for v in comps.values()), ZERO)
     shipping = sum((_dec(comps.get("Shipping")) for comps in per_item.values()), ZERO)
     return comparable({ORDER: {"Total": total, "Shipping": shipping}})
 

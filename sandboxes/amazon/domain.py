@@ -49,6 +49,8 @@ REFUND_COMPONENTS = (
     "Other",
     "FreeReplacementReturnShipping",
 )
+# Components that refund a charge of the item (``item_components``): each is capped by what was charged.
+CAPPED_COMPONENTS = ("Principal", "Tax", "Shipping", "ShippingTax", "GiftWrap", "GiftWrapTax")
 
 
 class RuleError(Exception):
@@ -147,6 +149,19 @@ def refunded_total(state: SandboxState, order_id: str, item_id: str) -> Decimal:
             if item["orderItemId"] == item_id:
                 total += sum((Decimal(c["amount"]) for c in item["components"]), Decimal("0"))
     return money(total)
+
+
+def refunded_components(state: SandboxState, order_id: str, item_id: str) -> dict[str, Decimal]:
+    """Per adjustment component, what the item's refunds so far gave back."""
+    out: dict[str, Decimal] = defaultdict(Decimal)
+    for refund in state.refunds:
+        if refund["orderId"] != order_id:
+            continue
+        for item in refund["items"]:
+            if item["orderItemId"] == item_id:
+                for c in item["components"]:
+                    out[c["type"]] += Decimal(c["amount"])
+    return dict(out)
 
 
 def _recompute_status(order: dict[str, Any]) -> None:
@@ -439,6 +454,24 @@ def refund(
                 f"refundable amount {money(left, order_currency)} {order_currency}.",
                 "18147",
             )
+        # Amazon refunds each charge at most as far as it was charged: a Shipping component larger than the
+        # item's shipping is refused even when the item's total would cover it (gift wrap is GiftWrap, not
+        # Shipping; the tax on each charge is that charge's *Tax component).
+        paid, done = item_components(item), refunded_components(state, oid, item["orderItemId"])
+        for prior in clean:
+            if prior["orderItemId"] == item["orderItemId"]:
+                for c in prior["components"]:
+                    done[c["type"]] = done.get(c["type"], Decimal("0")) + Decimal(c["amount"])
+        for c in components:
+            if c["type"] not in CAPPED_COMPONENTS:
+                continue
+            room = paid.get(c["type"], Decimal("0")) - done.get(c["type"], Decimal("0"))
+            if Decimal(c["amount"]) > room:
+                raise RuleError(
+                    f"{c['type']} refund of {c['amount']} {order_currency} for order item {item['orderItemId']} "
+                    f"exceeds the {c['type']} charged that is left to refund ({money(room, order_currency)}).",
+                    "18147",
+                )
         out = {
             "orderItemId": item["orderItemId"],
             "sellerSku": item["product"].get("sellerSku", ""),
