@@ -7,8 +7,8 @@ side: the transaction and the offline credit memo that mirrors it (``mirror_memo
 
 Amounts are compared per Amazon order item and component (``Principal``, ``Tax``: the memo names them per
 item) and, for what the integration spreads over items itself (``Shipping``, ``ShippingTax``, ``Goodwill``,
-or anything else), per order under the item ``"*"`` (``comparable``). ``differences`` lists every
-(item, component) on which the amounts disagree.
+or anything else; gift wrap counts as shipping), per order under the item ``"*"`` (``comparable``).
+``differences`` lists every (item, component) on which the amounts disagree.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ ZERO = Decimal("0")
 CENT = Decimal("0.01")
 PER_ITEM = ("Principal", "Tax")  # the components a Commerce credit memo states per item
 ORDER = "*"  # the pseudo item of order-level components
+AS_SHIPPING = {"GiftWrap": "Shipping", "GiftWrapTax": "ShippingTax"}  # compared as Commerce books them
 Amounts = dict[str, dict[str, Decimal]]
 
 
@@ -34,10 +35,13 @@ def _cents(value: Decimal) -> Decimal:
 
 def comparable(per_item: Mapping[str, Mapping[str, Any]]) -> Amounts:
     """``{item code: {component: amount}}`` → the comparable form: ``PER_ITEM`` components stay on their item,
-    every other component is summed under ``"*"``; amounts rounded to the cent, zeros left out."""
+    every other component is summed under ``"*"``, ``GiftWrap``/``GiftWrapTax`` with ``Shipping``/``ShippingTax``
+    (``AS_SHIPPING``: a Commerce order books a paid gift wrap as shipping & handling, so its memo cannot tell them
+    apart); amounts rounded to the cent, zeros left out."""
     out: Amounts = {}
     for code, components in per_item.items():
         for kind, value in components.items():
+            kind = AS_SHIPPING.get(kind, kind)
             target = code if kind in PER_ITEM and code != ORDER else ORDER
             bucket = out.setdefault(target, {})
             bucket[kind] = bucket.get(kind, ZERO) + _dec(value)
