@@ -502,25 +502,29 @@ def refund(
 
 
 def full_refund_items(state: SandboxState, order: dict[str, Any]) -> list[dict[str, Any]]:
-    """Everything still refundable, per item, as Principal/Shipping/Tax/... components."""
+    """Everything still refundable, per item, as Principal/Shipping/Tax/... components: per charge what is left of
+    it (Amazon caps each component by its charge), within what is left of the item's total."""
     items = []
+    currency = currency_of(order)
     for item in order["orderItems"]:
         left = item_paid_total(item) - refunded_total(state, order["orderId"], item["orderItemId"])
         if left <= 0:
             continue
-        parts = {k: v for k, v in item_components(item).items() if v > 0}
-        if "Discount" in item_components(item) and "Principal" in parts:
-            parts["Principal"] += item_components(item)["Discount"]
-        total = sum(parts.values(), Decimal("0"))
-        scale = left / total if total else Decimal("0")
-        currency = currency_of(order)
-        comps = [
-            {"type": k, "amount": str(money(v * scale, currency))}
-            for k, v in parts.items()
-            if money(v * scale, currency) > 0
-        ]
-        diff = left - sum((Decimal(c["amount"]) for c in comps), Decimal("0"))
-        if comps and diff:
-            comps[0]["amount"] = str(money(Decimal(comps[0]["amount"]) + diff, currency))
-        items.append({"orderItemId": item["orderItemId"], "components": comps})
+        paid = item_components(item)
+        parts = {k: v for k, v in paid.items() if v > 0}
+        if "Discount" in paid and "Principal" in parts:
+            parts["Principal"] += paid["Discount"]
+        done = refunded_components(state, order["orderId"], item["orderItemId"])
+        rest = {k: money(v - done.get(k, Decimal("0")), currency) for k, v in parts.items()}
+        rest = {k: v for k, v in rest.items() if v > 0}
+        over = sum(rest.values(), Decimal("0")) - left  # refunds of other components (Goodwill...) took some
+        for k in list(rest):
+            if over <= 0:
+                break
+            take = min(over, rest[k])
+            rest[k] -= take
+            over -= take
+        comps = [{"type": k, "amount": str(v)} for k, v in rest.items() if v > 0]
+        if comps:
+            items.append({"orderItemId": item["orderItemId"], "components": comps})
     return items
