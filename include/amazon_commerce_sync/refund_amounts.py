@@ -7,8 +7,8 @@ side: the transaction and the offline credit memo that mirrors it (``mirror_memo
 
 Amounts are compared per Amazon order item and component (``Principal``, ``Tax``: the memo names them per
 item) and, for what the integration spreads over items itself (``Shipping``, ``ShippingTax``, ``Goodwill``,
-or anything else), per order under the item ``"*"`` (``comparable``). ``differences`` lists every
-(item, component) on which the amounts disagree.
+or anything else; gift wrap counts as shipping), per order under the item ``"*"`` (``comparable``).
+``differences`` lists every (item, component) on which the amounts disagree.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ ZERO = Decimal("0")
 CENT = Decimal("0.01")
 PER_ITEM = ("Principal", "Tax")  # the components a Commerce credit memo states per item
 ORDER = "*"  # the pseudo item of order-level components
+AS_SHIPPING = {"GiftWrap": "Shipping", "GiftWrapTax": "ShippingTax"}  # compared as Commerce books them
 Amounts = dict[str, dict[str, Decimal]]
 
 
@@ -34,24 +35,31 @@ def _cents(value: Decimal) -> Decimal:
 
 def comparable(per_item: Mapping[str, Mapping[str, Any]]) -> Amounts:
     """``{item code: {component: amount}}`` → the comparable form: ``PER_ITEM`` components stay on their item,
-    every other component is summed under ``"*"``; amounts rounded to the cent, zeros left out."""
+    every other component is summed under ``"*"``, ``GiftWrap``/``GiftWrapTax`` with ``Shipping``/``ShippingTax``
+    (``AS_SHIPPING``: a Commerce order books a paid gift wrap as shipping & handling, so its memo cannot tell them
+    apart); amounts rounded to the cent, zeros left out."""
     out: Amounts = {}
     for code, components in per_item.items():
         for kind, value in components.items():
+            kind = AS_SHIPPING.get(kind, kind)
             target = code if kind in PER_ITEM and code != ORDER else ORDER
             bucket = out.setdefault(target, {})
             bucket[kind] = bucket.get(kind, ZERO) + _dec(value)
     return {c: {k: _cents(v) for k, v in comps.items() if v} for c, comps in out.items() if any(comps.values())}
 
 
-def memo_amounts(memo: Mapping[str, Any], item_codes: Mapping[int, str]) -> Amounts:
+def memo_amounts(
+    memo: Mapping[str, Any], item_codes: Mapping[int, str], collected: Mapping[str, Mapping[str, Any]] | None = None
+) -> Amounts:
     """A Commerce credit memo's own amounts (``GET /V1/creditmemos``), comparable with an adjustment.
 
     Per item: Principal = ``row_total`` − ``discount_amount`` and Tax = ``tax_amount`` (``item_codes``: Commerce
     order item id → Amazon order item id; an unknown item keeps its Commerce id); per order: Shipping
     (``shipping_amount``), ShippingTax (``shipping_tax_amount``, else the memo's tax less its items'), Goodwill
     (``adjustment_positive``). ``adjustment_negative`` (a fee kept back) is taken off the items' Principal in
-    the memo's item order, as Amazon takes only positive amounts (``refunds.plan_adjustment``).
+    the memo's item order, as Amazon takes only positive amounts (``refunds.plan_adjustment``). ``collected``:
+    the marketplace facilitator tax the adjustment adds, per item and component (the Commerce order does not carry
+    it: ``refund_charges``), counted with the memo's so that the check compares like with like.
     """
     per_item: dict[str, dict[str, Decimal]] = {}
     item_tax = ZERO
@@ -79,6 +87,10 @@ def memo_amounts(memo: Mapping[str, Any], item_codes: Mapping[int, str]) -> Amou
     }
     if fee > 0:
         order_level["Principal"] = -fee
+    for code, taxes in (collected or {}).items():
+        for kind, value in taxes.items():
+            bucket = per_item.setdefault(code, {}) if kind in PER_ITEM else order_level
+            bucket[kind] = bucket.get(kind, ZERO) + _dec(value)
     return comparable({**per_item, ORDER: order_level})
 
 
@@ -99,10 +111,14 @@ def mirror_memo_amounts(memo: Mapping[str, Any]) -> Amounts:
     return comparable({ORDER: {"Total": _dec(memo.get("grand_total")), "Shipping": _dec(memo.get("shipping_amount"))}})
 
 
-def transaction_totals(per_item: Mapping[str, Mapping[str, Any]]) -> Amounts:
+def transaction_totals(
+    per_item: Mapping[str, Mapping[str, Any]], excluded: Mapping[str, Mapping[str, Any]] | None = None
+) -> Amounts:
     """A mirrored refund transaction's lines (``{item: {component: amount}}``) as ``mirror_memo_amounts`` has
-    them: the total and Shipping, per order."""
+    them: the total and Shipping, per order. ``excluded``: what the mirror left out because the Commerce order
+    never carried it (marketplace facilitator tax under ``marketplace_facilitator_tax: exclude``), not counted."""
     total = sum((_dec(v) for comps in per_item.values() for v in comps.values()), ZERO)
+    total -= sum((_dec(v) for comps in (excluded or {}).values() for v in comps.values()), ZERO)
     shipping = sum((_dec(comps.get("Shipping")) for comps in per_item.values()), ZERO)
     return comparable({ORDER: {"Total": total, "Shipping": shipping}})
 

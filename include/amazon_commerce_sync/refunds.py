@@ -3,9 +3,10 @@
 Commerce → Amazon (``plan_adjustment``): the ``OrderAdjustment`` items of a Commerce credit memo for
 the ``POST_PAYMENT_ADJUSTMENT_DATA`` feed. Per refunded item: Principal (row total net of discount),
 Tax, Shipping and ShippingTax (the memo's shipping, attributed to the memo's items first, then to the
-order's other items, within what Amazon can still refund of each item's shipping), Goodwill
-(``adjustment_positive``); ``adjustment_negative`` is netted out of Principal. The components add up
-to the memo's grand total to the cent, or ``RefundProblem`` says why not.
+order's other items, within what Amazon can still refund of each item's shipping; beyond it GiftWrap and
+GiftWrapTax: ``refund_charges``), Goodwill (``adjustment_positive``); ``adjustment_negative`` is netted out of
+Principal. The components add up to the memo's grand total to the cent (plus the marketplace facilitator tax the
+Commerce order does not carry, which Amazon refunds: ``refund_charges``), or ``RefundProblem`` says why not.
 
 Amazon → Commerce: the lines of a Finances 2024-06-19 refund transaction (``refund_lines``: its ``items``,
 each with a ``ProductContext`` naming the SKU and ``breakdowns`` of what the buyer got back), its natural key
@@ -18,11 +19,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from amazon_commerce_sync import transform
+from amazon_commerce_sync import refund_charges, transform
 from amazon_commerce_sync.feeds import AdjustedItem, adjustment_message
 from amazon_commerce_sync.store import OutboxStatus
 
@@ -62,16 +63,20 @@ def cents(value: Decimal) -> Decimal:
 def amazon_paid_by_item(order_payload: Mapping[str, Any]) -> dict[str, Components]:
     """What the buyer paid per Amazon order item, as adjustment components (from the staged order)."""
     amounts = transform.order_amounts(order_payload)
-    return {
-        item.order_item_id: {
+    wraps = refund_charges.gift_wrap_by_item(order_payload)  # Amazon's GiftWrap, GiftWrapTax: apart
+    out = {}
+    for item in amounts.items:
+        wrap, wrap_tax = wraps.get(item.order_item_id, (ZERO, ZERO))
+        out[item.order_item_id] = {
             "Principal": item.row_total - item.discount,
-            "Tax": item.tax,
+            "Tax": item.tax - wrap_tax,
             "Shipping": item.shipping - item.shipping_discount,
             "ShippingTax": item.shipping_tax,
-            "Other": item.other,
+            "GiftWrap": wrap,
+            "GiftWrapTax": wrap_tax,
+            "Other": item.other - wrap,
         }
-        for item in amounts.items
-    }
+    return out
 
 
 def skus_of(order_payload: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -139,11 +144,18 @@ def plan_adjustment(
     paid: Mapping[str, Components],
     refunded: Mapping[str, Components],
     reason: str,
+    facilitator: Collection[str] = (),
+    collected: dict[str, Components] | None = None,
 ) -> list[AdjustedItem]:
     """The adjusted items of one credit memo; ``RefundProblem`` when it cannot be sent as it is.
 
     ``item_codes`` maps Commerce order item id → Amazon order item id; ``paid`` and
-    ``refunded`` are per Amazon item and component.
+    ``refunded`` are per Amazon item and component. The memo's shipping is ``Shipping`` up to what is left of it,
+    the rest ``GiftWrap`` (the Commerce order's shipping & handling includes a paid gift wrap; its tax likewise
+    ``ShippingTax`` then ``GiftWrapTax``). ``facilitator``: Amazon items whose marketplace facilitator tax the
+    Commerce order does not carry (``marketplace_facilitator_tax: exclude``): the memo refunds none of it, the
+    adjustment adds it (``refund_charges.facilitator_tax_refund``: why), so its total is the memo's plus that tax;
+    ``collected`` (when given) receives that tax per item and component.
     """
     memo_id = memo.get("entity_id")
     memo_currency = memo.get("order_currency_code")
@@ -173,13 +185,25 @@ def plan_adjustment(
         shipping_tax = dec(memo.get("shipping_tax_amount"))
     else:
         shipping_tax = dec(memo.get("tax_amount")) - item_tax
+    memo_tax = {code: comps.get("Tax", ZERO) for code, comps in planned.items()}
     order = list(planned) + sorted(code for code in paid if code not in planned)
-    for kind, amount in (("Shipping", shipping), ("ShippingTax", shipping_tax)):
+    remaining = {c: {k: v - refunded.get(c, {}).get(k, ZERO) for k, v in paid[c].items()} for c in order}
+    for c in facilitator:  # Commerce's shipping tax is none of theirs: the adjustment adds their own below
+        remaining.get(c, {}).update(ShippingTax=ZERO, GiftWrapTax=ZERO)
+    for kinds, amount in ((("Shipping", "GiftWrap"), shipping), (("ShippingTax", "GiftWrapTax"), shipping_tax)):
         if amount < 0:
-            raise RefundProblem(f"credit memo {memo_id} has a negative {kind} amount {amount}")
-        if amount > 0:
-            capacity = {c: paid[c].get(kind, ZERO) - refunded.get(c, {}).get(kind, ZERO) for c in order}
-            _allocate(planned, kind, amount, order, capacity)
+            raise RefundProblem(f"credit memo {memo_id} has a negative {kinds[0]} amount {amount}")
+        for kind, part in refund_charges.split_shipping(amount, kinds, order, remaining):
+            _allocate(planned, kind, part, order, {c: remaining[c].get(kind, ZERO) for c in order})
+    added = refund_charges.facilitator_tax_refund(
+        planned, paid=paid, refunded=refunded, facilitator=facilitator, memo_tax=memo_tax
+    )
+    for code, taxes in added.items():
+        for kind, amount in taxes.items():
+            _add(planned[code], kind, amount)
+    if collected is not None:
+        collected.clear()
+        collected.update(added)
     positive, negative = dec(memo.get("adjustment_positive")), dec(memo.get("adjustment_negative"))
     if positive > 0:
         # An extra amount refunded (adjustment refund): Goodwill, on the memo's items first, within what is left.
@@ -209,7 +233,7 @@ def plan_adjustment(
         if any(v < 0 for v in comps.values()):
             raise RefundProblem(f"credit memo {memo_id}: negative amounts for Amazon item {code}: {comps}")
     total = sum((v for comps in planned.values() for v in comps.values()), ZERO)
-    grand = dec(memo.get("grand_total"))
+    grand = dec(memo.get("grand_total")) + refund_charges.total(added)
     if total != grand:
         raise RefundProblem(f"credit memo {memo_id}: components add up to {total}, not the memo's total {grand}")
     for code, comps in planned.items():
@@ -233,9 +257,17 @@ def plan_adjustment(
     ]
 
 
-def adjustment_payload(amazon_order_id: str, memo: Mapping[str, Any], items: Sequence[AdjustedItem]) -> dict:
-    """The outbox payload of a credit memo's adjustment: ids, total and items, amounts as decimal strings."""
+def adjustment_payload(
+    amazon_order_id: str,
+    memo: Mapping[str, Any],
+    items: Sequence[AdjustedItem],
+    collected: Mapping[str, Components] | None = None,
+) -> dict:
+    """The outbox payload of a credit memo's adjustment: ids, total and items, amounts as decimal strings; with
+    ``facilitator_tax`` the marketplace facilitator tax it adds to the memo's amounts (``plan_adjustment``)."""
+    extra = {"facilitator_tax": refund_charges.as_json(collected)} if collected else {}
     return {
+        **extra,
         "amazon_order_id": amazon_order_id,
         "creditmemo_id": int(memo["entity_id"]),
         "commerce_order_id": int(memo["order_id"]),

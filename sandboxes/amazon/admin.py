@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body, Request, Response
 from fastapi.responses import JSONResponse
 
 from sandboxes.amazon import domain, feeds
+from sandboxes.amazon import refunds as refund_rules
 from sandboxes.amazon.config import Seller
 from sandboxes.amazon.examples import describe, example_orders
 from sandboxes.amazon.faults import FaultSettings
@@ -203,10 +204,10 @@ def apply_event(state: SandboxState, record: dict[str, Any], event: dict[str, An
             )
         domain.add_package_data(state, record, packages)
     elif kind == "refund":
-        items = event.get("items") or domain.full_refund_items(state, order)
+        items = event.get("items") or refund_rules.full_refund_items(state, order)
         if not items:
             raise domain.RuleError(f"Order {order['orderId']} has nothing left to refund.")
-        result["refund"] = domain.refund(state, record, items, source="amazon", at=at)
+        result["refund"] = refund_rules.refund(state, record, items, source="amazon", at=at)
     else:
         raise invalid_input(
             "type must be one of authorize_payment, request_cancellation, cancel, ship, package_data, refund."

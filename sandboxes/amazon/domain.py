@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from sandboxes.amazon.marketplaces import MARKETPLACES
@@ -31,24 +31,6 @@ SECTIONS = {  # includedData value -> Order/OrderItem keys it controls
 }
 ORDER_LEVEL = {"buyer", "recipient", "proceeds", "packages", "payment", "tax", "fulfillment", "fulfillmentOrders"}
 ITEM_LEVEL = {"proceeds", "expense", "promotion", "cancellation", "fulfillment", "tax"}
-REFUND_COMPONENTS = (
-    "Principal",
-    "Shipping",
-    "Tax",
-    "ShippingTax",
-    "RestockingFee",
-    "RestockingFeeTax",
-    "GiftWrap",
-    "GiftWrapTax",
-    "Surcharge",
-    "ReturnShipping",
-    "Goodwill",
-    "ExportCharge",
-    "COD",
-    "CODTax",
-    "Other",
-    "FreeReplacementReturnShipping",
-)
 
 
 class RuleError(Exception):
@@ -136,17 +118,6 @@ def item_components(item: dict[str, Any]) -> dict[str, Decimal]:
 
 def item_paid_total(item: dict[str, Any]) -> Decimal:
     return money(sum(item_components(item).values(), Decimal("0")))
-
-
-def refunded_total(state: SandboxState, order_id: str, item_id: str) -> Decimal:
-    total = Decimal("0")
-    for refund in state.refunds:
-        if refund["orderId"] != order_id:
-            continue
-        for item in refund["items"]:
-            if item["orderItemId"] == item_id:
-                total += sum((Decimal(c["amount"]) for c in item["components"]), Decimal("0"))
-    return money(total)
 
 
 def _recompute_status(order: dict[str, Any]) -> None:
@@ -376,118 +347,3 @@ def set_seller_order_id(state: SandboxState, record: dict[str, Any], merchant_or
         previous = copy.deepcopy(order)
         order["orderAliases"] = aliases
         state.touch(record, previous)
-
-
-def refund(
-    state: SandboxState,
-    record: dict[str, Any],
-    items: list[dict[str, Any]],
-    *,
-    source: str,
-    currency: str | None = None,
-    extra: dict[str, Any] | None = None,
-    at: float | None = None,
-) -> dict[str, Any]:
-    """Record a refund. ``items``: ``[{orderItemId, components: [{type, amount}], merchantAdjustmentItemId?,
-    adjustmentReason?}]`` with positive amounts.  Validates against what is still refundable."""
-    order = record["order"]
-    oid = order["orderId"]
-    order_currency = currency_of(order)
-    if currency and currency != order_currency:
-        raise RuleError(f"Currency {currency} does not match the order currency {order_currency}.", "18140")
-    if status_of(order) not in ("SHIPPED", "PARTIALLY_SHIPPED"):
-        raise RuleError(
-            f"Order {oid} is {status_of(order)}: only shipped orders can be refunded "
-            "(cancel unshipped orders instead).",
-            "18145",
-        )
-    if not items:
-        raise RuleError("A refund needs at least one adjusted item.", "18029")
-    clean = []
-    for entry in items:
-        item = find_item(order, str(entry["orderItemId"]))
-        if item is None:
-            raise RuleError(f"Order item {entry['orderItemId']} is not part of order {oid}.", "18029")
-        components = []
-        for c in entry["components"]:
-            if c["type"] not in REFUND_COMPONENTS:
-                raise RuleError(f"Unknown adjustment component type {c['type']!r}.", "18146")
-            try:
-                amount = money(c["amount"], order_currency)
-                exact = amount == Decimal(str(c["amount"]))
-            except (InvalidOperation, ValueError, TypeError) as exc:
-                raise RuleError(f"Invalid amount {c['amount']!r}.", "18146") from exc
-            if not exact:
-                raise RuleError(f"Amount {c['amount']} has more decimals than {order_currency} allows.", "18146")
-            if amount <= 0:
-                raise RuleError(f"Refund amounts must be positive (got {amount} for {c['type']}).", "18146")
-            components.append({"type": c["type"], "amount": str(amount)})
-        asked = money(sum((Decimal(c["amount"]) for c in components), Decimal("0")), order_currency)
-        left = item_paid_total(item) - refunded_total(state, oid, item["orderItemId"])
-        left -= sum(
-            (
-                Decimal(c["amount"])
-                for prior in clean
-                if prior["orderItemId"] == item["orderItemId"]
-                for c in prior["components"]
-            ),
-            Decimal("0"),
-        )
-        if asked > left:
-            raise RuleError(
-                f"Refund of {asked} {order_currency} for order item {item['orderItemId']} exceeds the "
-                f"refundable amount {money(left, order_currency)} {order_currency}.",
-                "18147",
-            )
-        out = {
-            "orderItemId": item["orderItemId"],
-            "sellerSku": item["product"].get("sellerSku", ""),
-            "quantity": int(item["quantityOrdered"]),
-            "components": components,
-        }
-        for key in ("merchantAdjustmentItemId", "adjustmentReason"):
-            if entry.get(key):
-                out[key] = entry[key]
-        clean.append(out)
-    t = now() if at is None else at
-    record_ = {
-        "refundId": f"RF-{state.next_id():08d}",
-        "sellerId": record["sellerId"],
-        "orderId": oid,
-        "marketplaceId": order["salesChannel"].get("marketplaceId"),
-        "marketplaceName": marketplace_name(order),
-        "currency": order_currency,
-        "postedAt": t,
-        "postedDate": iso(t),
-        "source": source,
-        "items": clean,
-        **(extra or {}),
-    }
-    state.refunds.append(record_)
-    state.touch(record, copy.deepcopy(order), t)
-    return record_
-
-
-def full_refund_items(state: SandboxState, order: dict[str, Any]) -> list[dict[str, Any]]:
-    """Everything still refundable, per item, as Principal/Shipping/Tax/... components."""
-    items = []
-    for item in order["orderItems"]:
-        left = item_paid_total(item) - refunded_total(state, order["orderId"], item["orderItemId"])
-        if left <= 0:
-            continue
-        parts = {k: v for k, v in item_components(item).items() if v > 0}
-        if "Discount" in item_components(item) and "Principal" in parts:
-            parts["Principal"] += item_components(item)["Discount"]
-        total = sum(parts.values(), Decimal("0"))
-        scale = left / total if total else Decimal("0")
-        currency = currency_of(order)
-        comps = [
-            {"type": k, "amount": str(money(v * scale, currency))}
-            for k, v in parts.items()
-            if money(v * scale, currency) > 0
-        ]
-        diff = left - sum((Decimal(c["amount"]) for c in comps), Decimal("0"))
-        if comps and diff:
-            comps[0]["amount"] = str(money(Decimal(comps[0]["amount"]) + diff, currency))
-        items.append({"orderItemId": item["orderItemId"], "components": comps})
-    return items

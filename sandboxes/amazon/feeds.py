@@ -15,7 +15,7 @@ import jsonschema
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from sandboxes.amazon import domain
+from sandboxes.amazon import domain, refunds
 from sandboxes.amazon.carriers import carrier_problem, shown_carrier
 from sandboxes.amazon.feedxml import MESSAGE_TYPES, FeedFatal, as_list, parse_feed, processing_report, text_of
 from sandboxes.amazon.regions import check_marketplaces, order_in_region, request_region
@@ -477,7 +477,7 @@ def _adjust(
         )
     if len(currencies) > 1:
         return _error(f"Mixed currencies in one adjustment: {sorted(currencies)}.", "18140", oid)
-    domain.refund(
+    refunds.refund(
         state,
         record,
         items,

@@ -321,3 +321,82 @@ def test_mirror_plan_refunds_at_most_what_commerce_collected():
     assert result["adjustment_positive"] == D("0.50") and result["adjustment_negative"] == 0  # 49.50 + 0.50
     result = plan_mirror({**order, "total_paid": "200.00"}, lines, {"A1": 11})
     assert result["total"] == D("53.49") and result["uncollected"] == 0
+
+
+WRAPPED = {  # A1 gift-wrapped for 3.99 + 0.29 tax: the Commerce order books it as shipping & handling
+    "A1": {**PAID["A1"], "GiftWrap": D("3.99"), "GiftWrapTax": D("0.29")},
+    "A2": PAID["A2"],
+}
+
+
+def test_shipping_beyond_the_items_shipping_is_gift_wrap():
+    m = memo([], shipping=str(D("13.58") + D("3.99")), shipping_tax=str(D("2.04") + D("0.29")))
+    items = plan_adjustment(m, currency="USD", item_codes=CODES, paid=WRAPPED, refunded={}, reason="Other")
+    by_code = {i.amazon_order_item_code: i.components for i in items}
+    assert by_code["A1"] == {
+        "Shipping": D("6.79"),
+        "ShippingTax": D("1.02"),
+        "GiftWrap": D("3.99"),
+        "GiftWrapTax": D("0.29"),
+    }
+    assert by_code["A2"] == {"Shipping": D("6.79"), "ShippingTax": D("1.02")}
+    assert total(items) == D(m["grand_total"])
+    with pytest.raises(RefundProblem, match="GiftWrap"):  # more than shipping and gift wrap together
+        plan_adjustment(
+            memo([], shipping="20.00"), currency="USD", item_codes=CODES, paid=WRAPPED, refunded={}, reason="Other"
+        )
+
+
+def test_facilitator_tax_the_commerce_order_lacks_is_added_to_the_adjustment():
+    """marketplace_facilitator_tax: exclude: the memo carries no tax for A1; Amazon refunds the tax it collected."""
+    collected: dict = {}
+    half = memo([(11, 1, "43.52", "0", "4.35")])  # half of A1's Principal (39.17 of 78.34), no tax in Commerce
+    items = plan_adjustment(
+        half,
+        currency="USD",
+        item_codes=CODES,
+        paid=PAID,
+        refunded={},
+        reason="Other",
+        facilitator={"A1"},
+        collected=collected,
+    )
+    [a1] = items
+    assert a1.components == {"Principal": D("39.17"), "Tax": D("5.87")}  # 11.73 × 39.17 / 78.34, to the cent
+    assert collected == {"A1": {"Tax": D("5.87")}} and total(items) == D(half["grand_total"]) + D("5.87")
+    payload = adjustment_payload("111-1", half, items, collected)
+    assert payload["facilitator_tax"] == {"A1": {"Tax": "5.87"}}
+    # the rest of the item and all its shipping: all the tax that is left, none of Commerce's shipping tax
+    rest = memo([(11, 1, "43.52", "0", "4.35")], shipping="6.79")
+    refunded = {"A1": {"Principal": D("39.17"), "Tax": D("5.87")}}
+    [a1] = plan_adjustment(
+        rest, currency="USD", item_codes=CODES, paid=PAID, refunded=refunded, reason="Other", facilitator={"A1"}
+    )
+    assert a1.components == {"Principal": D("39.17"), "Tax": D("5.86"), "Shipping": D("6.79"), "ShippingTax": D("1.02")}
+    # an item whose memo line carries tax was imported with it: nothing is added
+    [a1] = plan_adjustment(
+        memo([(11, 1, "87.04", "11.73", "8.70")]),
+        currency="USD",
+        item_codes=CODES,
+        paid=PAID,
+        refunded={},
+        reason="Other",
+        facilitator={"A1"},
+    )
+    assert a1.components == {"Principal": D("78.34"), "Tax": D("11.73")}
+
+
+def test_amazon_refund_lines_without_the_facilitator_tax():
+    from amazon_commerce_sync.refund_charges import commerce_lines
+
+    lines = [
+        RefundLine("A1", {"Principal": D("10"), "Tax": D("1.50"), "ShippingTax": D("0.20")}, "USD"),
+        RefundLine("A2", {"Principal": D("5"), "Tax": D("0.75")}, "USD"),
+        RefundLine("A1", {"Tax": D("0.10")}, "USD"),  # a tax-only refund
+    ]
+    kept, excluded = commerce_lines(lines, {"A1"})
+    assert [(ln.code, ln.charges) for ln in kept] == [
+        ("A1", {"Principal": D("10")}),
+        ("A2", {"Principal": D("5"), "Tax": D("0.75")}),
+    ]
+    assert excluded == {"A1": {"Tax": D("1.60"), "ShippingTax": D("0.20")}}

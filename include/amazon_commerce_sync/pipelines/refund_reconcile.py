@@ -5,9 +5,12 @@ amounts (kept with the adjustment when it was queued: ``refund_amounts.memo_amou
 accepted, and the refund transaction Amazon posted for it (Finances 2024-06-19 ``listTransactions``, recognised
 by the refund sync: ``refund_records.posted_amounts``) must agree per item and component (Principal, Tax per
 item; Shipping, ShippingTax, Goodwill per order). Mirrored into Commerce: the Amazon refund transaction and the
-offline credit memo that mirrors it agree on the total and the shipping. A check is ``sent`` until every amount is
-known, then ``confirmed`` or ``mismatched``; a mismatch is also an open ``mismatches`` row (the Sales Channel
-page) naming the order, the memo, the component and the three amounts.
+offline credit memo that mirrors it agree on the total and the shipping (less the marketplace facilitator tax the
+mirror left out because the Commerce order never carried it, recorded with the refund as ``excluded_tax``). A
+check is ``sent`` until every amount is known, then ``confirmed`` or ``mismatched``; a mismatch is also an open
+``mismatches`` row (the Sales Channel page) naming the order, the memo, the component and the three amounts.
+Sent credit memos on such orders count the facilitator tax their adjustment adds (``facilitator_tax``) as the
+memo's (``refund_amounts.memo_amounts``).
 
 The daily summary (per day, account and currency: refunds sent, mirrored, confirmed, mismatched) goes to the task
 log and the page (``store.refund_checks.summary``). No buyer data: ids, item codes and amounts only.
@@ -118,8 +121,8 @@ class RefundReconcile:
         memo_id = int(write["commerce_entity_id"])
         order_id = write["amazon_order_id"]
         event_key = write["natural_key"].removeprefix("mirror:")
-        event = self.store.writes.get(event_key)
-        foreign = ((event or {}).get("detail") or {}).get("foreign")
+        detail = (self.store.writes.get(event_key) or {}).get("detail") or {}
+        foreign = detail.get("foreign")
         if not foreign:
             return
         pages = self.ctx.commerce(self.account).search("creditmemos", [[Filter("entity_id", memo_id)]])
@@ -129,7 +132,7 @@ class RefundReconcile:
             return
         row = self.store.orders.get(order_id) or {}
         memo_view = amounts.mirror_memo_amounts(memo)
-        posted = amounts.transaction_totals(foreign)
+        posted = amounts.transaction_totals(foreign, detail.get("excluded_tax"))  # like with like: tax Commerce lacks
         self.store.refund_checks.open(
             f"mirror:{memo_id}",
             account_id=self.account.account_id,

@@ -1,18 +1,18 @@
 """Refund reconciliation between Adobe Commerce and Amazon, both directions (the rules: ``refunds``).
 
-Commerce → Amazon: credit memos (cursor over ``GET /V1/creditmemos`` by ``updated_at``, with overlap) on
-imported Amazon orders become ``OrderAdjustment`` messages of a ``POST_PAYMENT_ADJUSTMENT_DATA`` feed
+Commerce → Amazon: credit memos (cursor over ``GET /V1/creditmemos`` by ``updated_at``, with overlap) on imported
+Amazon orders become ``OrderAdjustment`` messages of a ``POST_PAYMENT_ADJUSTMENT_DATA`` feed
 (``refunds.plan_adjustment``), one outbox entry ``refund:<creditmemo id>`` each. A memo that refunds more than
-Amazon can still refund for an item, names an unknown item, or is in another currency than the order is
-recorded *rejected* with the reason (and quarantined), never sent. All pending adjustments of an account go in
-ONE feed per run (createFeed allows 0.0083 requests/s); feeds of earlier runs are concluded first, no waiting.
+Amazon can still refund for an item, names an unknown item, or is in another currency than the order is recorded
+*rejected* with the reason (and quarantined), never sent. All pending adjustments of an account go in ONE feed per
+run (createFeed allows 0.0083 requests/s); feeds of earlier runs are concluded first, no waiting.
 
-Amazon → Commerce: refund transactions (Finances 2024-06-19 ``listTransactions``, ``transactionType`` Refund,
-any ``transactionStatus``; cursor by ``postedDate`` with a 48-hour overlap, ``postedBefore`` = now − 3 min;
-keyed by ``transactionId``, so a deferred refund released later is the same one) of imported orders are
-matched line by line against our own adjustments (``refunds.match_own``: order item and exact amounts; an
-accepted adjustment posted with other amounts is ours too, for the three-way check to report). The rest
-become one offline credit memo per transaction (``refunds.plan_mirror``), with an order comment naming it.
+Amazon → Commerce: refund transactions (Finances 2024-06-19 ``listTransactions``, ``transactionType`` Refund, any
+``transactionStatus``; cursor by ``postedDate`` with a 48-hour overlap, ``postedBefore`` = now − 3 min; keyed by
+``transactionId``, so a deferred refund released later is the same one) of imported orders are matched line by
+line against our own adjustments (``refunds.match_own``: order item and exact amounts; an accepted adjustment
+posted with other amounts is ours too, for the three-way check). The rest become one offline credit memo per
+transaction (``refunds.plan_mirror``), with an order comment. Gift wrap and facilitator tax: ``refund_charges``.
 
 Exactly once: outbox entries are keyed by the credit memo id, a mirrored refund is the write ``mirror:<transaction
 key>`` (``commerce_writes.refunds``: after an ambiguous failure the order's memos are looked at first); memos we
@@ -35,6 +35,7 @@ from amazon_commerce_sync.commerce_writes.refunds import OfflineRefund, refund_o
 from amazon_commerce_sync.errors import FatalError
 from amazon_commerce_sync.feeds import PAYMENT_ADJUSTMENT, AdjustedItem, conclude_feed, submit_outbox
 from amazon_commerce_sync.refund_amounts import as_json, memo_amounts, near_own
+from amazon_commerce_sync.refund_charges import commerce_lines, excluded_detail, excluded_note, tax_not_in_commerce
 from amazon_commerce_sync.refunds import (
     EVENT,
     ZERO,
@@ -70,7 +71,6 @@ OWN_STATUSES = (OutboxStatus.SUBMITTING, OutboxStatus.SUBMITTED, OutboxStatus.AC
 WAITING_ORDERS = (OrderSync.WAITING, OrderSync.WAITING_PRODUCT, OrderSync.PENDING_PAYMENT)
 
 
-# -- the pipeline -------------------------------------------------------------------------------
 def outbox_key(creditmemo_id: int) -> str:
     """The outbox entry of a Commerce credit memo's adjustment."""
     return f"refund:{creditmemo_id}"
@@ -208,7 +208,8 @@ class RefundSync:
             return "cancellation"  # the Amazon order was cancelled: the memo is not a refund
         entries = self.store.outbox.for_order(order_id, KIND)
         item_codes = {commerce: amazon for amazon, commerce in self.store.orders.item_ids(order_id).items()}
-        paid = amazon_paid_by_item(row["payload"])
+        paid, facilitator = amazon_paid_by_item(row["payload"]), tax_not_in_commerce(row["payload"], self.account)
+        collected: dict = {}  # the facilitator tax the adjustment adds to the memo's amounts
 
         def plan(counted_writes: list[Mapping[str, Any]]) -> list[AdjustedItem]:
             return plan_adjustment(
@@ -218,6 +219,8 @@ class RefundSync:
                 paid=paid,
                 refunded=refunded_by_item(entries, counted_writes),
                 reason=self.account.refund_reason,
+                facilitator=facilitator,
+                collected=collected,
             )
 
         try:
@@ -261,8 +264,8 @@ class RefundSync:
             )
             log.warning("%s: credit memo %s not sent to Amazon: %s", self.account.account_id, memo_id, reason)
             return "rejected"
-        payload = adjustment_payload(order_id, memo, items)
-        payload["memo_amounts"] = as_json(memo_amounts(memo, item_codes))  # for the three-way check
+        payload = adjustment_payload(order_id, memo, items, collected)
+        payload["memo_amounts"] = as_json(memo_amounts(memo, item_codes, collected))  # for the three-way check
         if self.store.outbox.add(key, KIND, self.account.account_id, order_id, payload):
             self.store.ops.audit(
                 "refund_queued", "creditmemo", str(memo_id), {"amazon_order_id": order_id, "total": payload["total"]}
@@ -350,14 +353,18 @@ class RefundSync:
             for kind, amount in line.charges.items():
                 current = Decimal(foreign_amounts.setdefault(line.code, {}).get(kind, "0"))
                 foreign_amounts[line.code][kind] = str(current + amount)
-        detail = {"own": [m for _, m in own], "foreign": foreign_amounts}
+        kept, excluded = commerce_lines(foreign, tax_not_in_commerce(row["payload"], self.account))
+        detail = {"own": [m for _, m in own], "foreign": foreign_amounts, **excluded_detail(excluded)}
+        if not kept:  # only tax Amazon collected and the Commerce order never carried: nothing to mirror
+            self.store.writes.record(key, EVENT, order_id, None, detail=detail)
+            return "facilitator_tax_only"
         self.store.writes.record_intent(key, EVENT, order_id, detail)
         currency = row["currency"] or ""
         wrong = sorted({line.currency for line in foreign if line.currency and line.currency != currency})
         if wrong:
             return self._reject_event(key, order_id, f"refund in {', '.join(wrong)} but the order is in {currency}")
         try:
-            memo_id = self._mirror_once(key, row, foreign, event)
+            memo_id = self._mirror_once(key, row, kept, event)
         except FatalError as exc:
             return self._reject_event(key, order_id, f"Commerce refused the credit memo: {exc}")
         self.store.writes.complete(key, memo_id, detail=detail)
@@ -404,13 +411,7 @@ class RefundSync:
             {"creditmemo_id": memo_id, "event": key},
         )
         self.counts["settled_by_amazon"] += 1
-        log.info(
-            "%s: credit memo %s of order %s was refunded by Amazon itself (%s)",
-            self.account.account_id,
-            memo_id,
-            entry["amazon_order_id"],
-            key,
-        )
+        log.info("%s: credit memo %s refunded by Amazon itself (%s)", self.account.account_id, memo_id, key)
 
     def _reject_event(self, key: str, order_id: str, reason: str) -> str:
         self.store.ops.quarantine("amazon_refund", key[-64:], reason, {"amazon_order_id": order_id, "event": key})
@@ -443,8 +444,7 @@ class RefundSync:
         if result.source is Source.RECOVERED:
             self.counts["recovered_after_lost_answer"] += 1
         memo_id = int(result.done.entity_id if result.done else result.row["commerce_entity_id"])
-        total = sum((line.total for line in lines), ZERO)
-        items = ", ".join(sorted({line.code for line in lines}))
+        total, items = sum((line.total for line in lines), ZERO), ", ".join(sorted({line.code for line in lines}))
         text = (
             f"Amazon refund of {total} {lines[0].currency or row['currency']} posted {event.get('postedDate')} "
             f"(Amazon order {order_id}, items {items}) recorded as offline credit memo {memo_id}. [{key}]"
@@ -453,6 +453,7 @@ class RefundSync:
         uncollected = total - Decimal((mirror.get("detail") or {}).get("total") or total)
         if uncollected > 0:  # the recorded plan's, so the text (the comment's look-up key) is the same every time
             text += f" {uncollected} of it was never paid in Commerce (not invoiced) and is not in the memo."
+        text += excluded_note((self.store.writes.get(key) or {}).get("detail"), row["currency"])  # recorded: same
         orders.comment(self.commerce, self.store, keys.refund_mirror_comment(key, order_id), commerce_id, text)
         return memo_id
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import time
+from decimal import Decimal
 
 import requests
 from amazon_helpers import FEEDS_MODEL, US, make_order
@@ -220,6 +221,53 @@ def test_payment_adjustment_refunds_and_limits(amz):
     refunds = amz.admin("GET", "/refunds").json()["refunds"]
     assert len(refunds) == 1 and refunds[0]["source"] == "feed" and refunds[0]["feedId"] == feed["feedId"]
     assert refunds[0]["items"][0]["merchantAdjustmentItemId"] == "CM-1"
+
+
+def components_adjustment(order_id: str, item: str, merchant_id: str, **components: str) -> str:
+    parts = "".join(
+        f'<Component><Type>{kind}</Type><Amount currency="USD">{amount}</Amount></Component>'
+        for kind, amount in components.items()
+    )
+    return (
+        f"<OrderAdjustment><AmazonOrderID>{order_id}</AmazonOrderID><ActionType>Refund</ActionType>"
+        f"<AdjustedItem><AmazonOrderItemCode>{item}</AmazonOrderItemCode>"
+        f"<MerchantAdjustmentItemID>{merchant_id}</MerchantAdjustmentItemID>"
+        f"<AdjustmentReason>CustomerReturn</AdjustmentReason><ItemPriceAdjustments>{parts}"
+        "</ItemPriceAdjustments></AdjustedItem></OrderAdjustment>"
+    )
+
+
+def test_payment_adjustment_caps_each_charge_component(amz):
+    """Amazon refunds a charge at most as far as it was made on the item: a paid gift wrap refunded as Shipping is
+    refused although the item's total would cover it; as GiftWrap it is accepted."""
+    order = make_order(OID, status="SHIPPED")
+    item = order["orderItems"][0]
+    breakdowns = item["proceeds"]["breakdowns"]
+    shipping = sum(Decimal(b["subtotal"]["amount"]) for b in breakdowns if b["type"] == "SHIPPING")
+    breakdowns.append({"type": "GIFT_WRAP", "subtotal": {"amount": "3.99", "currencyCode": "USD"}})
+    amz.load(order)
+    code = item["orderItemId"]
+    feed, results = finish(
+        amz,
+        submit(
+            amz,
+            "POST_PAYMENT_ADJUSTMENT_DATA",
+            envelope(
+                "OrderAdjustment",
+                components_adjustment(OID, code, "CM-1", Shipping=str(shipping + Decimal("3.99"))),
+                components_adjustment(OID, code, "CM-2", GiftWrap="4.00"),
+                components_adjustment(
+                    OID, code, "CM-3", **({"Shipping": str(shipping)} if shipping else {}), GiftWrap="3.99"
+                ),
+            ),
+        ),
+    )
+    errors = {r["MessageID"]: r["ResultDescription"] for r in results}
+    assert set(errors) == {"1", "2"}, errors
+    assert "Shipping refund of" in errors["1"] and "exceeds the Shipping charged" in errors["1"]
+    assert "GiftWrap refund of 4.00" in errors["2"]
+    [refund] = amz.admin("GET", "/refunds").json()["refunds"]
+    assert refund["items"][0]["merchantAdjustmentItemId"] == "CM-3"
 
 
 def test_malformed_xml_is_fatal_and_compressed_report(amz):
