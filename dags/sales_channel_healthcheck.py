@@ -26,7 +26,9 @@ from amazon_commerce_sync.dag_defaults import task_defaults
     catchup=False,
     max_active_runs=1,
     tags=["sales-channel", "ops"],
-    default_args=task_defaults(retries=0, execution_timeout=timedelta(minutes=5)),
+    # One quick retry: a check that could not even start (workers up before the API server, a network blip) is
+    # not a verdict on the connections; a refusal of credentials still fails at once (the retry policy).
+    default_args=task_defaults(retries=1, retry_delay=timedelta(seconds=30), execution_timeout=timedelta(minutes=5)),
 )
 def sales_channel_healthcheck():
     @task

@@ -38,7 +38,7 @@ import requests
 from amazon_commerce_sync.constants import AMAZON_CONN_ID
 from amazon_commerce_sync.errors import AuthenticationError, RateLimitedError
 from amazon_commerce_sync.hooks.auth import DEFAULT_LWA_ENDPOINT, LwaAuth
-from amazon_commerce_sync.hooks.operations import RATE_LIMITS, operation_for
+from amazon_commerce_sync.hooks.operations import RATE_LIMITS, operation_for, removed
 from amazon_commerce_sync.hooks.pagination import NextTokenPaginator
 from amazon_commerce_sync.hooks.rest import DEFAULT_TIMEOUT, RestHook, connection_base_url, parse_timeout
 from amazon_commerce_sync.ratelimit import Limiter, LocalLimiter
@@ -453,9 +453,11 @@ class AmazonSpApiHook(RestHook):
     # ------------------------------------------------------------------ health
 
     def rate_limit_headroom(self) -> dict[str, dict[str, float | None]]:
-        """Per operation: the rate Amazon applied last (``x-amzn-RateLimit-Limit``) and ours."""
+        """Per operation still served (not past Amazon's removal date): the rate Amazon applied last
+        (``x-amzn-RateLimit-Limit``) and ours."""
         out: dict[str, dict[str, float | None]] = {}
-        for operation in sorted(set(RATE_LIMITS) | set(self._last_rate_limit)):
+        gone = {op.name for op in removed(RATE_LIMITS, datetime.now(UTC).date())}
+        for operation in sorted((set(RATE_LIMITS) | set(self._last_rate_limit)) - gone):
             _, rate, burst = self._bucket(operation)
             out[operation] = {
                 "server_rate": self._last_rate_limit.get(operation),
