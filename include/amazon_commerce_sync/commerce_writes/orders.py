@@ -190,8 +190,8 @@ def cancel(commerce, store: StateStore, amazon_order_id: str, commerce_id: int) 
 
     An order on hold is released first (``/unhold``). Not invoiced: ``POST /V1/orders/{id}/cancel``
     (Magento answers ``false`` when it cannot: then the state is read). Invoiced: ``POST
-    /V1/order/{id}/refund`` of every invoiced quantity and the shipping (in the base currency), without returning stock
-    (stock is put back by ``stock.put_back``). An order already canceled or closed is left as it is.
+    /V1/order/{id}/refund`` of every invoiced quantity and the shipping (in the base currency), without
+    returning stock (stock is put back by ``stock.put_back``). An order already canceled or closed is left as it is.
     The outcome (``Cancellation`` fields) is the write's detail.
     """
     order_read: dict[str, Any] = {}
