@@ -162,3 +162,43 @@ def with_base_amounts(entity: dict[str, Any], base_currency_code: str, rate: Dec
             if "shipping_incl_tax" in total:
                 total["base_shipping_incl_tax"] = base_shipping + base_shipping_tax
     return entity
+
+
+def order_rate(order: Mapping[str, Any]) -> Decimal:
+    """The order's ``base_to_order_rate`` (1 when Commerce has none: an order in its store's base currency)."""
+    rate = Decimal(str(order.get("base_to_order_rate") or 0))
+    return rate if rate > 0 else Decimal(1)
+
+
+def creditmemo_arguments(
+    order: Mapping[str, Any],
+    *,
+    shipping_amount: Decimal | None = None,
+    adjustment_positive: Decimal = ZERO,
+    adjustment_negative: Decimal = ZERO,
+) -> dict[str, Decimal]:
+    """The credit memo arguments of ``POST /V1/order/{id}/refund`` in the store's BASE currency, from amounts in
+    the order currency.
+
+    Magento reads ``shipping_amount``, ``adjustment_positive`` and ``adjustment_negative`` as base amounts
+    (``CreditmemoFactory::initData`` calls ``setBaseShippingAmount``; ``Creditmemo::setAdjustmentPositive``
+    stores the amount as ``base_adjustment_positive`` and ``round(amount x base_to_order_rate)`` as
+    ``adjustment_positive``). All the shipping left to refund (``shipping_amount - shipping_refunded``) is sent as
+    the base shipping left, which ``Creditmemo\\Total\\Shipping::collect`` maps to exactly the order-currency
+    shipping left; any other amount is ``amount / base_to_order_rate`` rounded half up to the cent (``to_base``).
+    Returns ``{"shipping_amount"?, "adjustment_positive", "adjustment_negative"}``; ``shipping_amount`` is left
+    out when None (Magento then refunds all the shipping left).
+    """
+    rate = order_rate(order)
+    out = {
+        "adjustment_positive": to_base(adjustment_positive, rate),
+        "adjustment_negative": to_base(adjustment_negative, rate),
+    }
+    if shipping_amount is not None:
+        left = Decimal(str(order.get("shipping_amount") or 0)) - Decimal(str(order.get("shipping_refunded") or 0))
+        base_left = Decimal(str(order.get("base_shipping_amount") or 0)) - Decimal(
+            str(order.get("base_shipping_refunded") or 0)
+        )
+        full = Decimal(str(shipping_amount)) == left and order.get("base_shipping_amount") is not None
+        out["shipping_amount"] = base_left if full else to_base(shipping_amount, rate)
+    return out

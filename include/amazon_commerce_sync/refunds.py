@@ -450,7 +450,8 @@ def plan_mirror(order: Mapping[str, Any], lines: Sequence[RefundLine], item_ids:
 
     Whole units are refunded where an item's Principal is a whole number of units; shipping
     goes to ``shipping_amount`` (within what Commerce can still refund); any remainder is an
-    adjustment (positive or negative), so the memo's grand total is the refund's.
+    adjustment (positive or negative), so the memo's grand total is the refund's. Amounts are in the order
+    currency; ``OfflineRefund.for_order`` converts the arguments to the base currency Magento reads them in.
     """
     by_id = {int(i["item_id"]): i for i in order.get("items") or []}
     total = sum((line.total for line in lines), ZERO)

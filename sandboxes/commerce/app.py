@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandboxes.commerce import admin, catalog, customers, directory, documents, orders, tracks
+from sandboxes.commerce import admin, catalog, creditmemos, customers, directory, documents, orders, tracks
 from sandboxes.commerce.auth import issue_admin_token
 from sandboxes.commerce.config import CommerceSandboxConfig
 from sandboxes.commerce.context import resolve_store
@@ -70,6 +70,7 @@ def create_app(config: CommerceSandboxConfig | None = None) -> FastAPI:
         customers.router,
         orders.router,
         documents.router,
+        creditmemos.router,
         tracks.router,
     ):
         app.include_router(module_router, prefix="/rest/{store_code}")

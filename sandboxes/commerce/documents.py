@@ -19,13 +19,13 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandboxes.commerce import catalog, machine, search
+from sandboxes.commerce import machine, search
 from sandboxes.commerce.context import Ctx, body_object, rest_context
 from sandboxes.commerce.errors import MagentoError, not_found
 from sandboxes.commerce.orders import get_order, touch
 from sandboxes.commerce.schema_input import coerce, properties
 from sandboxes.commerce.state import SandboxState
-from sandboxes.commerce.wire import D, format_decimal, money, ok
+from sandboxes.commerce.wire import D, money, ok
 
 router = APIRouter()
 ZERO = Decimal("0")
@@ -352,134 +352,6 @@ def ship_order(state: SandboxState, order: dict[str, Any], body: dict[str, Any])
         return int(shipment["entity_id"])
 
 
-# --- credit memo ------------------------------------------------------------------------------
-
-
-def refund_order(state: SandboxState, order: dict[str, Any], body: dict[str, Any]) -> int:  # noqa: C901
-    items = _coerce_items(body, "sales-data-creditmemo-item-creation-interface")
-    arguments = coerce("sales-data-creditmemo-creation-arguments-interface", body.get("arguments") or {}, "arguments")
-    return_ids = {int(i) for i in (arguments.get("extension_attributes") or {}).get("return_to_stock_items") or []}
-    with state.lock:
-        if not machine.can_creditmemo(order):
-            raise MagentoError(400, CREDITMEMO_ERR + "The order does not allow a creditmemo to be created.")
-        by_id = {int(i["item_id"]): i for i in order["items"]}
-        for raw in items:
-            if int(raw["order_item_id"]) not in by_id:
-                raise MagentoError(
-                    400,
-                    CREDITMEMO_ERR + "The creditmemo contains product item id %1 that is not "
-                    "part of the original order.",
-                    [int(raw["order_item_id"])],
-                )
-        wanted: dict[int, Decimal] = {}
-        if items:
-            for raw in items:
-                wanted[int(raw["order_item_id"])] = wanted.get(int(raw["order_item_id"]), ZERO) + D(raw["qty"])
-        else:
-            wanted = {k: machine.qty_to_refund(i) for k, i in by_id.items() if machine.qty_to_refund(i) > 0}
-        for item_id, qty in wanted.items():
-            if qty < 0 or qty > machine.qty_to_refund(by_id[item_id]):
-                raise MagentoError(
-                    400,
-                    CREDITMEMO_ERR + "The quantity to creditmemo must not be greater than the "
-                    f'unrefunded quantity for product SKU "{by_id[item_id]["sku"]}".',
-                )
-        wanted = {k: v for k, v in wanted.items() if v > 0}
-        if not return_ids <= set(wanted):
-            raise MagentoError(
-                400,
-                CREDITMEMO_ERR + "The return to stock argument contains product item that is "
-                "not part of the original order.",
-            )
-        memo = _doc_common(state, order, "creditmemo")
-        memo.update(_money_doc_fields(order))
-        memo.update(state=2, creditmemo_status=2, email_sent=int(bool(body.get("notify"))))
-        updates: list[tuple[dict[str, Any], Decimal, dict[str, Decimal]]] = []
-        totals = {f"{p}{n}": ZERO for p in PREFIXES for n in ("subtotal", "tax_amount", "discount_amount")}
-        amounts = _line_amounts(order, wanted, CREDITMEMO_AMOUNTS, machine.qty_to_refund)
-        doc_items = []
-        for item_id, qty in wanted.items():
-            item = by_id[item_id]
-            line = _doc_line(state, "creditmemo_item", memo["entity_id"], item, qty, amounts[item_id])
-            line["base_cost"] = D(item.get("base_cost"))
-            deltas: dict[str, Decimal] = {}
-            for p in PREFIXES:
-                row, tax, disc = (amounts[item_id][f"{p}{n}"] for n in ("row_total", "tax_amount", "discount_amount"))
-                deltas.update({f"{p}amount_refunded": row, f"{p}tax_refunded": tax, f"{p}discount_refunded": disc})
-                totals[f"{p}subtotal"] += row
-                totals[f"{p}tax_amount"] += tax
-                totals[f"{p}discount_amount"] += disc
-            updates.append((item, qty, deltas))
-            doc_items.append(line)
-        for p in PREFIXES:
-            shipping_left = D(order.get(f"{p}shipping_invoiced")) - D(order.get(f"{p}shipping_refunded"))
-            requested = arguments.get("shipping_amount")
-            shipping = shipping_left if requested is None else D(requested)
-            if shipping > shipping_left or shipping < 0:
-                raise MagentoError(
-                    400, "The most money available to refund is %1.", [format_decimal(max(shipping_left, ZERO))]
-                )
-            full_shipping = D(order.get(f"{p}shipping_amount"))
-            shipping_tax = (
-                money(D(order.get(f"{p}shipping_tax_amount")) * shipping / full_shipping) if full_shipping > 0 else ZERO
-            )
-            adj_pos = D(arguments.get("adjustment_positive"))
-            adj_neg = D(arguments.get("adjustment_negative"))
-            tax = totals[f"{p}tax_amount"] + shipping_tax
-            grand = totals[f"{p}subtotal"] + tax + shipping - totals[f"{p}discount_amount"] + adj_pos - adj_neg
-            available = D(order.get(f"{p}total_paid")) - D(order.get(f"{p}total_refunded"))
-            if grand > available + machine.EPSILON:
-                raise MagentoError(400, "The most money available to refund is %1.", [format_decimal(available)])
-            if grand <= 0 and not p:
-                raise MagentoError(400, CREDITMEMO_ERR + "The credit memo's total must be positive.")
-            memo.update(
-                {
-                    f"{p}subtotal": totals[f"{p}subtotal"],
-                    f"{p}subtotal_incl_tax": totals[f"{p}subtotal"] + totals[f"{p}tax_amount"],
-                    f"{p}tax_amount": tax,
-                    f"{p}shipping_amount": shipping,
-                    f"{p}shipping_tax_amount": shipping_tax,
-                    f"{p}shipping_incl_tax": shipping + shipping_tax,
-                    f"{p}discount_amount": -totals[f"{p}discount_amount"],
-                    f"{p}adjustment_positive": adj_pos,
-                    f"{p}adjustment_negative": adj_neg,
-                    f"{p}adjustment": adj_pos - adj_neg,
-                    f"{p}grand_total": grand,
-                }
-            )
-        # Validation passed: apply to the order.
-        for item, qty, deltas in updates:
-            item["qty_refunded"] = D(item["qty_refunded"]) + qty
-            for name, value in deltas.items():
-                item[name] = D(item.get(name)) + value
-            item["updated_at"] = state.now()
-            if int(item["item_id"]) in return_ids:
-                catalog.return_to_stock(state, item["sku"], qty)
-        for p in PREFIXES:
-            for order_field, memo_field in (
-                ("subtotal_refunded", "subtotal"),
-                ("tax_refunded", "tax_amount"),
-                ("shipping_refunded", "shipping_amount"),
-                ("shipping_tax_refunded", "shipping_tax_amount"),
-                ("total_refunded", "grand_total"),
-                ("total_offline_refunded", "grand_total"),
-                ("adjustment_positive", "adjustment_positive"),
-                ("adjustment_negative", "adjustment_negative"),
-            ):
-                order[f"{p}{order_field}"] = D(order.get(f"{p}{order_field}")) + memo[f"{p}{memo_field}"]
-            order[f"{p}discount_refunded"] = D(order.get(f"{p}discount_refunded")) + memo[f"{p}discount_amount"]
-            order["payment"][f"{p}amount_refunded"] = (
-                D(order["payment"].get(f"{p}amount_refunded")) + memo[f"{p}grand_total"]
-            )
-        memo["items"] = doc_items
-        memo["comments"] = _comment(state, memo["entity_id"], body.get("comment"), bool(body.get("notify")))
-        machine.check_state(order)
-        touch(state, order)
-        state.creditmemos[memo["entity_id"]] = memo
-        state.save()
-        return int(memo["entity_id"])
-
-
 # --- routes -----------------------------------------------------------------------------------
 
 
@@ -491,11 +363,6 @@ async def post_invoice(order_id: str, ctx: Ctx = Depends(rest_context)) -> Respo
 @router.post("/V1/order/{order_id}/ship")
 async def post_ship(order_id: str, ctx: Ctx = Depends(rest_context)) -> Response:
     return ok(ship_order(ctx.state, get_order(ctx.state, order_id), body_object(ctx)))
-
-
-@router.post("/V1/order/{order_id}/refund")
-async def post_refund(order_id: str, ctx: Ctx = Depends(rest_context)) -> Response:
-    return ok(refund_order(ctx.state, get_order(ctx.state, order_id), body_object(ctx)))
 
 
 def _fields(definition: str) -> set[str]:

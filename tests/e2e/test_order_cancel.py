@@ -134,6 +134,33 @@ def test_one_unshipped_order_is_cancelled_on_both_sides(channel):
     assert reschedules(channel, "wait_for_feeds") >= 1  # the wait gave its worker slot back between pokes
 
 
+def test_invoiced_cad_order_on_a_usd_store_is_refunded_offline_in_full(channel):
+    """Magento reads the credit memo's shipping_amount in the base currency: the cancel sends the base shipping
+    left, so every amount comes back in both currencies (USD store, USD→CAD 1.35)."""
+    [order_id] = imported_orders(channel, 1, seed=141, marketplace_ids=["A2EUQ1WTGCTBG2"])
+    before = commerce_order(channel, order_id)
+    assert (before["order_currency_code"], before["base_currency_code"]) == ("CAD", "USD")
+    assert Decimal(str(before["base_to_order_rate"])) == Decimal("1.35")
+    assert (
+        Decimal(str(before["shipping_invoiced"])) > 0
+        and before["base_shipping_invoiced"] != before["shipping_invoiced"]
+    )
+    states = cancel(channel, [order_id])
+    assert set(states.values()) == {"success"}, states
+    commerce = assert_cancelled_both_sides(channel, order_id)
+    assert outcomes(channel)[order_id][0] == "cancelled"
+    [memo] = channel.commerce_app.state.sandbox.creditmemos.values()
+    money = {k: Decimal(str(commerce[k])) for k in commerce if k.endswith(("_paid", "_refunded", "shipping_amount"))}
+    for prefix in ("", "base_"):
+        assert (
+            money[f"{prefix}total_refunded"]
+            == money[f"{prefix}total_paid"]
+            == Decimal(str(memo[f"{prefix}grand_total"]))
+        )
+        assert money[f"{prefix}shipping_refunded"] == money[f"{prefix}shipping_amount"]
+        assert Decimal(str(memo[f"{prefix}shipping_amount"])) == money[f"{prefix}shipping_amount"]
+
+
 def reschedules(channel, task_id) -> int:
     from airflow.models.taskreschedule import TaskReschedule
     from airflow.utils.session import create_session

@@ -87,7 +87,7 @@ def test_deferred_refund_released_later_is_mirrored_once(channel):
 def test_own_refund_recognised_not_mirrored_and_confirmed_three_ways(channel):
     [order] = imported_orders(channel, 1, seed=171)
     commerce = commerce_order(channel, order["orderId"])
-    memo_id = credit_memo(channel, order["orderId"], None, shipping=str(commerce["shipping_invoiced"]))
+    memo_id = credit_memo(channel, order["orderId"], None, shipping=str(commerce["base_shipping_invoiced"]))
     run_and_settle(channel)
     assert channel.store.refund_checks.get(f"sent:{memo_id}")["status"] == "sent"  # Amazon has not posted it yet
 

@@ -48,7 +48,8 @@ def hook():
 
 
 def credit_memo(channel, amazon_order_id, items=None, *, shipping="0", **kw):
-    """A credit memo made in Commerce: ``items`` {amazon item id: qty} (None: every item, all of it)."""
+    """A credit memo made in Commerce: ``items`` {amazon item id: qty} (None: every item, all of it);
+    ``shipping`` in the store's base currency, as Magento reads it."""
     order = commerce_order(channel, amazon_order_id)
     ids = item_ids(order)
     if items is None:
@@ -131,7 +132,7 @@ def summary_of(channel):
 def test_full_and_partial_refunds_with_shipping_and_tax_one_feed(channel):
     full, partial = imported_orders(channel, 2, seed=101)
     full_memo = credit_memo(
-        channel, full["orderId"], None, shipping=str(commerce_order(channel, full["orderId"])["shipping_amount"])
+        channel, full["orderId"], None, shipping=str(commerce_order(channel, full["orderId"])["base_shipping_amount"])
     )
     first_item = partial["orderItems"][0]["orderItemId"]
     partial_memo = credit_memo(channel, partial["orderId"], {first_item: 1})
@@ -352,7 +353,7 @@ def test_merchant_and_amazon_refunding_the_same_items_settle_as_one_refund(chann
     [order] = imported_orders(channel, 1, seed=131)
     commerce = commerce_order(channel, order["orderId"])
     channel.amazon_event(order["orderId"], {"type": "refund"})  # everything, shipping included
-    memo_id = credit_memo(channel, order["orderId"], None, shipping=str(commerce["shipping_invoiced"]))
+    memo_id = credit_memo(channel, order["orderId"], None, shipping=str(commerce["base_shipping_invoiced"]))
     if seen_first == "amazon_rejection":  # the adjustment is refused before Amazon's refund shows in Finances
         run_and_settle(channel)
         assert outbox(channel, memo_id)["status"] == "rejected"
@@ -375,3 +376,32 @@ def test_merchant_and_amazon_refunding_the_same_items_settle_as_one_refund(chann
         assert_success(channel.run_dag(DAG))
     assert len(all_memos(channel, commerce["entity_id"])) == 1
     assert len(audit_entries(channel.store, action="refund_settled_by_amazon")) == 1
+
+
+def test_amazon_refund_of_a_cad_order_with_shipping_is_mirrored_in_the_base_currency(channel):
+    """A CAD order on the USD store (USD→CAD 1.35): Magento reads the memo's shipping_amount in USD, so the mirror
+    sends the base shipping left and the memo takes every amount in both currencies; its answer lost, the memo is
+    found again by its base amounts and items, never made twice."""
+    [order] = imported_orders(channel, 1, seed=161, marketplace_ids=["A2EUQ1WTGCTBG2"])
+    commerce = commerce_order(channel, order["orderId"])
+    assert (commerce["order_currency_code"], commerce["base_currency_code"]) == ("CAD", "USD")
+    assert Decimal(str(commerce["shipping_amount"])) > 0
+    channel.amazon_event(order["orderId"], {"type": "refund"})  # everything, shipping included
+    age_amazon_refunds(channel)
+    channel.commerce_faults(fail_next=[{"route": "POST /V1/order/*/refund", "kind": "commit_then_fail", "count": 1}])
+    channel.run_dag(DAG)  # recovers in the same run
+    assert not channel.commerce("GET", "/_sandbox/faults").get("fail_next")  # the fault was used
+    assert summary_of(channel).get("recovered_after_lost_answer") == 1
+    channel.commerce_faults()
+    assert_success(channel.run_dag(DAG))
+    [doc] = all_memos(channel, commerce["entity_id"])
+    assert channel.commerce("GET", "/_sandbox/stats")["calls"]["POST /V1/order/{order_id}/refund"] == 1
+    after = commerce_order(channel, order["orderId"])
+    assert after["state"] == "closed"
+    for prefix in ("", "base_"):
+        assert Decimal(str(doc[f"{prefix}shipping_amount"])) == Decimal(str(commerce[f"{prefix}shipping_amount"]))
+        assert Decimal(str(doc[f"{prefix}grand_total"])) == Decimal(str(after[f"{prefix}total_paid"]))
+    assert Decimal(str(doc["grand_total"])) == Decimal(order["proceeds"]["grandTotal"]["amount"])
+    [write] = [w for w in channel.store.writes.for_order(order["orderId"]) if w["kind"] == "refund_mirror"]
+    assert write["status"] == "done" and int(write["commerce_entity_id"]) == int(doc["entity_id"])
+    assert write["detail"]["sent"]["base_shipping_amount"] == str(Decimal(str(commerce["base_shipping_amount"])))

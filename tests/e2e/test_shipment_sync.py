@@ -379,7 +379,7 @@ def test_amazon_package_of_an_order_closed_in_commerce_is_recorded_not_quarantin
     merchant.call(
         "POST",
         f"/V1/order/{commerce['entity_id']}/refund",
-        json={"items": lines, "arguments": {"shipping_amount": str(commerce["shipping_invoiced"])}},
+        json={"items": lines, "arguments": {"shipping_amount": str(commerce["base_shipping_invoiced"])}},
     )
     channel.amazon_event(order["orderId"], {"type": "ship"})  # shipped in Seller Central all the same
     assert_success(channel.run_dag("amazon_order_import"))

@@ -18,6 +18,7 @@ from typing import Any
 
 from amazon_commerce_sync.commerce_writes import keys
 from amazon_commerce_sync.commerce_writes.protocol import Done, Source, WriteResult, write_once
+from amazon_commerce_sync.currency import order_rate, to_base
 from amazon_commerce_sync.errors import FatalError, IntegrationError, NotFoundError
 from amazon_commerce_sync.store import StateStore
 
@@ -168,12 +169,19 @@ class Cancellation:
 
 
 def _full_refund(order: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Decimal]:
-    """Every invoiced, not yet refunded quantity and shipping amount of the order."""
+    """Every invoiced, not yet refunded quantity of the order, and its invoiced shipping not yet refunded in the
+    store's BASE currency (``base_shipping_invoiced - base_shipping_refunded``): Magento reads the credit memo's
+    ``shipping_amount`` as a base amount (``CreditmemoFactory::initData``), see ``currency.creditmemo_arguments``.
+    """
     items = [
         {"order_item_id": int(i["item_id"]), "qty": _amount(i.get("qty_invoiced")) - _amount(i.get("qty_refunded"))}
         for i in order.get("items") or []
     ]
-    shipping = _amount(order.get("shipping_invoiced")) - _amount(order.get("shipping_refunded"))
+    if order.get("base_shipping_invoiced") is not None:
+        shipping = _amount(order.get("base_shipping_invoiced")) - _amount(order.get("base_shipping_refunded"))
+    else:  # a Commerce answer without base amounts: the order-currency amount converted
+        left = _amount(order.get("shipping_invoiced")) - _amount(order.get("shipping_refunded"))
+        shipping = to_base(left, order_rate(order))
     return [i for i in items if i["qty"] > 0], shipping
 
 
@@ -182,8 +190,8 @@ def cancel(commerce, store: StateStore, amazon_order_id: str, commerce_id: int) 
 
     An order on hold is released first (``/unhold``). Not invoiced: ``POST /V1/orders/{id}/cancel``
     (Magento answers ``false`` when it cannot: then the state is read). Invoiced: ``POST
-    /V1/order/{id}/refund`` of every invoiced quantity and the shipping, without returning stock
-    (stock is put back by ``stock.put_back``). An order already canceled or closed is left as it is.
+    /V1/order/{id}/refund`` of every invoiced quantity and the shipping (in the base currency), without
+    returning stock (stock is put back by ``stock.put_back``). An order already canceled or closed is left as it is.
     The outcome (``Cancellation`` fields) is the write's detail.
     """
     order_read: dict[str, Any] = {}

@@ -262,7 +262,11 @@ class CommerceHook(RestHook):
         return_to_stock_items: list[int] | None = None,
         notify: bool = False,
     ) -> int:
-        """``POST /V1/order/{id}/refund`` (offline); returns the credit memo id. Not idempotent."""
+        """``POST /V1/order/{id}/refund`` (offline); returns the credit memo id. Not idempotent.
+
+        ``shipping_amount`` and the adjustments are in the store's BASE currency, as Magento reads them
+        (``CreditmemoFactory::initData``); ``currency.creditmemo_arguments`` converts order-currency amounts.
+        """
         arguments: dict[str, Any] = {}
         if shipping_amount is not None:
             arguments["shipping_amount"] = Decimal(shipping_amount)

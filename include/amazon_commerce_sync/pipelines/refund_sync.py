@@ -433,7 +433,7 @@ class RefundSync:
             order = self.commerce.get_order(commerce_id)
             planned = plan_mirror(order, lines, self.store.orders.item_ids(order_id))
             planned.pop("uncollected")
-            return OfflineRefund(**planned)
+            return OfflineRefund.for_order(order, **planned)
 
         def claimed(memo_id: int) -> bool:
             return bool(self.store.writes.by_entity(MIRROR, memo_id) or self.store.outbox.get(outbox_key(memo_id)))

@@ -41,11 +41,13 @@ def _eur_order(client, **over) -> dict:
         base_subtotal=D("27.07"),
         tax_amount=D("4.73"),
         base_tax_amount=D("5.14"),
-        shipping_amount=0,
-        base_shipping_amount=0,
-        grand_total=D("29.63"),
-        base_grand_total=D("32.21"),
-        **over,
+        **{
+            "shipping_amount": 0,
+            "base_shipping_amount": 0,
+            "grand_total": D("29.63"),
+            "base_grand_total": D("32.21"),
+            **over,
+        },
     )
     response = client.session.post(client.url("/V1/orders", store="multi"), json=to_wire({"entity": entity}), timeout=5)
     assert response.status_code == 200, response.text
@@ -144,3 +146,73 @@ def test_partial_documents_round_with_magento_delta_rounding(client):
     # left (6.67 / 2 = 3.335); the last takes the rest
     assert rows == [[D("3.33"), D("3.34")], [D("3.34"), D("3.33")], [D("3.33"), D("3.33")]]
     assert [sum(col) for col in zip(*rows, strict=True)] == [D("10.00"), D("10.00")]
+
+
+def _eur_order_with_shipping(client) -> dict:
+    """The EUR order plus EUR 4.60 shipping (USD 5.00 at 0.92): grand total EUR 34.23, USD 37.21; invoiced."""
+    order = _eur_order(
+        client,
+        **{
+            "shipping_amount": D("4.60"),
+            "base_shipping_amount": D("5.00"),
+            "shipping_incl_tax": D("4.60"),
+            "base_shipping_incl_tax": D("5.00"),
+            "grand_total": D("34.23"),
+            "base_grand_total": D("37.21"),
+        },
+    )
+    assert client.post(f"/V1/order/{order['entity_id']}/invoice", {"capture": True}).status_code == 200
+    return order
+
+
+def test_refund_arguments_are_base_currency_amounts(client):
+    """``shipping_amount`` and the adjustments are read in the base currency (CreditmemoFactory::initData,
+    Creditmemo::setAdjustmentPositive/Negative): base = the argument, order currency = round(base x rate)."""
+    order = _eur_order_with_shipping(client)
+    oid, item_id = order["entity_id"], order["items"][0]["item_id"]
+    # USD 4.60 of USD 5.00 shipping is a share (0.92) of each currency's shipping, not all of the EUR 4.60
+    memo_id = client.post(
+        f"/V1/order/{oid}/refund",
+        {
+            "items": [{"order_item_id": item_id, "qty": 1}],
+            "arguments": {"shipping_amount": D("4.60"), "adjustment_positive": D("1.00"), "adjustment_negative": 2},
+        },
+    ).json()
+    memo = _get(client, f"/V1/creditmemo/{memo_id}")
+    assert (memo["shipping_amount"], memo["base_shipping_amount"]) == (D("4.23"), D("4.60"))
+    assert (memo["adjustment_positive"], memo["base_adjustment_positive"]) == (D("0.92"), D("1.00"))
+    assert (memo["adjustment_negative"], memo["base_adjustment_negative"]) == (D("1.84"), D("2.00"))
+    # one of three: EUR 8.30 + 1.58 tax, USD 9.02 + 1.72 tax (delta rounding carries 9.0233's remainder)
+    assert (memo["grand_total"], memo["base_grand_total"]) == (
+        D("8.30") + D("1.58") + D("4.23") + D("0.92") - D("1.84"),
+        D("9.02") + D("1.72") + D("4.60") + D("1.00") - D("2.00"),
+    )
+    refunded = _get(client, f"/V1/orders/{oid}")
+    assert (refunded["shipping_refunded"], refunded["base_shipping_refunded"]) == (D("4.23"), D("4.60"))
+
+
+def test_refund_of_all_base_shipping_left_takes_the_order_currency_shipping_left_exactly(client):
+    order = _eur_order_with_shipping(client)
+    oid = order["entity_id"]
+    too_much = client.post(f"/V1/order/{oid}/refund", {"arguments": {"shipping_amount": D("5.01")}})
+    assert too_much.status_code == 400
+    assert too_much.json() == {"message": "Maximum shipping amount allowed to refund is: %1", "parameters": ["$5.00"]}
+    memo_id = client.post(f"/V1/order/{oid}/refund", {"arguments": {"shipping_amount": D("5.00")}}).json()
+    memo = _get(client, f"/V1/creditmemo/{memo_id}")
+    assert (memo["shipping_amount"], memo["base_shipping_amount"]) == (D("4.60"), D("5.00"))
+    assert (memo["grand_total"], memo["base_grand_total"]) == (D("34.23"), D("37.21"))
+    assert _get(client, f"/V1/orders/{oid}")["state"] == "closed"
+
+
+def test_most_money_available_is_checked_in_the_base_currency(client):
+    order = _eur_order_with_shipping(client)
+    oid = order["entity_id"]
+    # USD 0.01 more than paid: refused with what is left in USD
+    over = client.post(f"/V1/order/{oid}/refund", {"arguments": {"adjustment_positive": D("0.01")}})
+    assert over.status_code == 400
+    assert over.json() == {"message": "The most money available to refund is %1.", "parameters": ["37.21"]}
+    # the order-currency shipping as if it were base: only a share of the shipping is refunded
+    memo_id = client.post(f"/V1/order/{oid}/refund", {"arguments": {"shipping_amount": D("4.60")}}).json()
+    memo = _get(client, f"/V1/creditmemo/{memo_id}")
+    assert (memo["base_grand_total"], memo["grand_total"]) == (D("36.81"), D("33.86"))
+    assert _get(client, f"/V1/orders/{oid}")["state"] != "closed"  # USD 0.40 of shipping left to refund

@@ -158,13 +158,13 @@ def test_invoice_then_ship_completes_then_refund_closes(client):
     memo = client.get(f"/V1/creditmemo/{memo_id}").json()
     assert memo["subtotal"] == 10.00 and memo["tax_amount"] == 0.80 and memo["grand_total"] == 10.80
     assert client.get(f"/V1/orders/{oid}").json()["state"] == "complete"
-    # Too much shipping.
+    # Too much shipping (Creditmemo\Total\Shipping::collect, the base amount formatted in the base currency).
     too_much = client.post(
         f"/V1/order/{oid}/refund",
         {"items": [{"order_item_id": ids["SKU-2"], "qty": 1}], "arguments": {"shipping_amount": 10}},
     )
     assert too_much.status_code == 400
-    assert too_much.json() == {"message": "The most money available to refund is %1.", "parameters": ["4.99"]}
+    assert too_much.json() == {"message": "Maximum shipping amount allowed to refund is: %1", "parameters": ["$4.99"]}
     # Over-refund of qty.
     over_qty = client.post(f"/V1/order/{oid}/refund", {"items": [{"order_item_id": ids["SKU-1"], "qty": 2}]})
     assert over_qty.status_code == 400 and "unrefunded quantity" in over_qty.json()["message"]
