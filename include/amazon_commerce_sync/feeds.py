@@ -349,3 +349,19 @@ def conclude_feed(store: StateStore, amazon, feed_id: str) -> dict[str, Any]:
         summary = {"processed": 0}
     store.outbox.finish_feed(feed_id, status, summary)
     return {"feed_id": feed_id, "status": status, "accepted": accepted, "rejected": rejected}
+
+
+def build_adjustment_message(message_id: int, payload: Mapping[str, Any]):
+    """The feed's ``OrderAdjustment`` message for an outbox payload (``adjustment_payload``)."""
+    items = [
+        AdjustedItem(
+            amazon_order_item_code=i["code"],
+            merchant_adjustment_item_id=i["madj"],
+            reason=i["reason"],
+            components={k: Decimal(v) for k, v in i["components"].items()},
+            currency=i["currency"],
+            quantity=i.get("quantity"),
+        )
+        for i in payload["items"]
+    ]
+    return adjustment_message(message_id, payload["amazon_order_id"], items)

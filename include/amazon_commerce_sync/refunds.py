@@ -24,7 +24,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from amazon_commerce_sync import refund_charges, transform
-from amazon_commerce_sync.feeds import AdjustedItem, adjustment_message
+from amazon_commerce_sync.feeds import AdjustedItem
 from amazon_commerce_sync.store import OutboxStatus
 
 CENT = Decimal("0.01")
@@ -284,22 +284,6 @@ def adjustment_payload(
             for i in items
         ],
     }
-
-
-def build_adjustment_message(message_id: int, payload: Mapping[str, Any]):
-    """The feed's ``OrderAdjustment`` message for an outbox payload (``adjustment_payload``)."""
-    items = [
-        AdjustedItem(
-            amazon_order_item_code=i["code"],
-            merchant_adjustment_item_id=i["madj"],
-            reason=i["reason"],
-            components={k: Decimal(v) for k, v in i["components"].items()},
-            currency=i["currency"],
-            quantity=i.get("quantity"),
-        )
-        for i in payload["items"]
-    ]
-    return adjustment_message(message_id, payload["amazon_order_id"], items)
 
 
 @dataclasses.dataclass(frozen=True)

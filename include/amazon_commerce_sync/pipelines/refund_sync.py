@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from amazon_commerce_sync import refund_records, transform
+from amazon_commerce_sync import feeds, refund_records, transform
 from amazon_commerce_sync.commerce_writes import keys, orders
 from amazon_commerce_sync.commerce_writes.protocol import Source
 from amazon_commerce_sync.commerce_writes.refunds import OfflineRefund, refund_offline
@@ -43,7 +43,6 @@ from amazon_commerce_sync.refunds import (
     RefundProblem,
     adjustment_payload,
     amazon_paid_by_item,
-    build_adjustment_message,
     dec,
     is_refund,
     match_own,
@@ -161,7 +160,7 @@ class RefundSync:
             message_type="OrderAdjustment",
             merchant_id=self.account.merchant_identifier,
             marketplace_ids=self.account.marketplace_ids,
-            build_message=build_adjustment_message,
+            build_message=feeds.build_adjustment_message,
         )
         self.counts["sent"] = len(self.store.outbox.entries(feed_id=feed_id)) if feed_id else 0
         if feed_id and not pending:
