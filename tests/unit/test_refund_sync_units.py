@@ -8,12 +8,12 @@ from decimal import Decimal as D
 import defusedxml.ElementTree as SafeET
 import pytest
 
+from amazon_commerce_sync.feeds import build_adjustment_message
 from amazon_commerce_sync.pipelines.refund_sync import combine
 from amazon_commerce_sync.refunds import (
     RefundLine,
     RefundProblem,
     adjustment_payload,
-    build_adjustment_message,
     is_refund,
     match_own,
     plan_adjustment,
