@@ -262,11 +262,8 @@ class CommerceHook(RestHook):
         return_to_stock_items: list[int] | None = None,
         notify: bool = False,
     ) -> int:
-        """``POST /V1/order/{id}/refund`` (offline); returns the credit memo id. Not idempotent.
-
-        ``shipping_amount`` and the adjustments are in the store's BASE currency, as Magento reads them
-        (``CreditmemoFactory::initData``); ``currency.creditmemo_arguments`` converts order-currency amounts.
-        """
+        """``POST /V1/order/{id}/refund`` (offline); returns the credit memo id. Not idempotent. Shipping and
+        adjustments are BASE-currency amounts (``CreditmemoFactory::initData``; ``currency.creditmemo_arguments``)."""
         arguments: dict[str, Any] = {}
         if shipping_amount is not None:
             arguments["shipping_amount"] = Decimal(shipping_amount)
