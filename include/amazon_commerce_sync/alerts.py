@@ -6,12 +6,8 @@ Two sources of alerts:
   ``on_failure_callback``; it builds :func:`failure_alert`. The message names the DAG, task, run and
   account, what failed (the exception's message and the notes the task added, secrets masked and
   e-mail addresses removed) and what to do, saying whether the failure was retried first.
-* **The monitor** (DAG ``sales_channel_monitor``, every 10 minutes) alerts even when no task
-  failed: when the import lags (the run's time minus the extraction cursor, per account and
-  Amazon region) more than ``alert_import_lag_minutes``, and when orders wait for a product or stay
-  quarantined longer than ``alert_stuck_hours``. A firing alert is repeated at most every
-  ``alert_repeat_minutes`` (each sending is recorded in the audit trail as ``alert_sent``); it is
-  quiet otherwise.
+* **The monitor** (DAG ``sales_channel_monitor``, every 10 minutes, module ``monitor``) alerts even when no
+  task failed: import lag, orders waiting or quarantined too long.
 
 Where alerts go is a deployment switch, the environment variable ``SALES_CHANNEL_NOTIFIER``
 (a class path), default :class:`LoggingNotifier` (one ERROR line in the task log):
@@ -37,8 +33,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Mapping
 from typing import Any
 
 from airflow.providers.smtp.hooks.smtp import SmtpHook as ProviderSmtpHook
@@ -46,8 +41,6 @@ from airflow.providers.smtp.notifications.smtp import SmtpNotifier as ProviderSm
 from airflow.sdk import BaseNotifier
 
 from amazon_commerce_sync.constants import SMTP_CONN_ID
-from amazon_commerce_sync.marketplaces import by_region
-from amazon_commerce_sync.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -344,153 +337,3 @@ def send_alert(alert: Alert, context: Mapping[str, Any] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - an alert must not be lost because its channel failed
         log.warning("the configured notifier failed (%s): %s", type(exc).__name__, safe_text(exc, 300))
         LoggingNotifier().deliver(alert)
-
-
-# -- the monitor -------------------------------------------------------------------------------------
-def _age(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    if minutes < 120:
-        return f"{minutes} min"
-    if minutes < 48 * 60:
-        return f"{minutes // 60} h"
-    return f"{minutes // (24 * 60)} days"
-
-
-def check_import_lag(store, accounts: Iterable, now: datetime) -> list[Alert]:
-    """One alert per (account, Amazon region) whose extraction cursor (``orders:<account>:<region>``, one
-    window for all its marketplaces there; before its first run, the oldest per-marketplace cursor of earlier
-    releases) is older than the threshold. Invalid marketplaces: no lag alert (the extract task fails)."""
-    alerts = []
-    for account in accounts:
-        if not account.import_enabled:
-            continue
-        threshold = timedelta(minutes=account.alert_import_lag_minutes)
-        try:
-            regions = by_region(account.marketplace_ids)
-        except SettingsError:
-            continue
-        for region, ids in regions.items():
-            cursor = store.ops.get_cursor(account.orders_cursor(region))
-            if cursor is None:
-                legacy = [store.ops.get_cursor(account.marketplace_cursor(m)) for m in ids]
-                cursor = min((c for c in legacy if c is not None), default=None)
-            where = f"{account.account_id} / {region} ({', '.join(ids)})"
-            key = f"import_lag:{account.account_id}:{region}"
-            action = (
-                "Check the latest amazon_order_import runs (failing? paused? not scheduled?), run "
-                "sales_channel_healthcheck to test the Amazon connection and look for QuotaExceeded (429) in "
-                "the extract task's log. Once the import runs again it catches up from its cursor by itself."
-            )
-            if cursor is None:
-                alerts.append(
-                    Alert(
-                        kind="import_lag",
-                        key=key,
-                        account_id=account.account_id,
-                        subject=f"no Amazon order import has completed for region {region}",
-                        what=f"there is no extraction cursor for {where}: "
-                        "no order of these marketplaces has reached Commerce.",
-                        action=action,
-                    )
-                )
-                continue
-            lag = now - cursor
-            if lag > threshold:
-                alerts.append(
-                    Alert(
-                        kind="import_lag",
-                        key=key,
-                        account_id=account.account_id,
-                        subject=f"Amazon order import is {_age(lag)} behind for region {region}",
-                        what=f"the last extracted window of {where} ends at "
-                        f"{cursor.isoformat(timespec='seconds')} ({_age(lag)} ago; the threshold is "
-                        f"{account.alert_import_lag_minutes} min): Amazon orders placed or changed since then "
-                        "have not reached Commerce.",
-                        action=action,
-                    )
-                )
-    return alerts
-
-
-def _listing(rows: list[dict[str, Any]], now: datetime) -> str:
-    shown = [
-        f"{r['amazon_order_id']} ({_age(now - r['since'])}: {safe_text(r['reason'] or 'no reason recorded', 120)})"
-        for r in rows[:MAX_LISTED]
-    ]
-    more = f"; and {len(rows) - MAX_LISTED} more" if len(rows) > MAX_LISTED else ""
-    return "; ".join(shown) + more
-
-
-STUCK = {
-    "orders_waiting": (
-        "waiting for a product",
-        "they cannot be created in Commerce because a product is missing, disabled or out of stock",
-        "Create or enable the products in Commerce, add stock, or map the Amazon seller SKUs to Commerce SKUs "
-        "with the account's sku_map setting; waiting orders are retried on every import run.",
-    ),
-    "orders_quarantined": (
-        "quarantined",
-        "they could not be imported as they are and need a person",
-        "Read each reason, fix the data or the settings, then re-drive the orders: trigger amazon_order_import "
-        'with redrive_quarantined set to their ids (or ["all"]).',
-    ),
-}
-
-
-def check_stuck_orders(store, accounts: Iterable, now: datetime) -> list[Alert]:
-    """One alert per account and kind for orders waiting for a product or quarantined too long."""
-    from amazon_commerce_sync.store import OrderSync
-
-    accounts = list(accounts)
-    hours = {a.account_id: a.alert_stuck_hours for a in accounts}
-    shortest = min(hours.values(), default=24)
-    cutoff = now - timedelta(hours=shortest)
-    found = {
-        "orders_waiting": store.orders.stuck_since(OrderSync.WAITING_PRODUCT, cutoff),
-        "orders_quarantined": store.ops.quarantined_orders_since(cutoff),
-    }
-    alerts = []
-    for kind, rows in found.items():
-        by_account: dict[str, list[dict[str, Any]]] = {}
-        for row in rows:
-            account_id = row["account_id"] or "unknown account"
-            if now - row["since"] > timedelta(hours=hours.get(account_id, shortest)):
-                by_account.setdefault(account_id, []).append(row)
-        state, why, action = STUCK[kind]
-        for account_id, stuck in sorted(by_account.items()):
-            limit = hours.get(account_id, shortest)
-            alerts.append(
-                Alert(
-                    kind=kind,
-                    key=f"{kind}:{account_id}",
-                    account_id=account_id,
-                    subject=f"{len(stuck)} Amazon order(s) {state} for more than {limit} h",
-                    what=f"{why}: {_listing(stuck, now)}.",
-                    action=action,
-                )
-            )
-    return alerts
-
-
-def run_monitor(
-    store, accounts: Iterable, *, now: datetime, deliver: Callable[[Alert], None] | None = None
-) -> dict[str, Any]:
-    """Check every condition, send what fires (at most once per ``alert_repeat_minutes``); returns keys."""
-    accounts = list(accounts)
-    deliver = deliver or send_alert
-    repeat = {a.account_id: timedelta(minutes=a.alert_repeat_minutes) for a in accounts}
-    default_repeat = min(repeat.values(), default=timedelta(hours=1))
-    summary: dict[str, Any] = {"firing": [], "sent": [], "repeat_suppressed": []}
-    for alert in check_import_lag(store, accounts, now) + check_stuck_orders(store, accounts, now):
-        summary["firing"].append(alert.key)
-        every = repeat.get(alert.account_id, default_repeat)
-        last = store.ops.last_audit_at(ALERT_SENT, alert.key) if every else None
-        if last is not None and now - last < every:
-            summary["repeat_suppressed"].append(alert.key)
-            continue
-        deliver(alert)
-        store.ops.audit(ALERT_SENT, "alert", alert.key, {"kind": alert.kind, "account_id": alert.account_id})
-        summary["sent"].append(alert.key)
-    if not summary["firing"]:
-        log.info("all quiet: no import lag, no order waiting or quarantined too long")
-    return summary

@@ -349,9 +349,9 @@ def monitor(run_id: str, context: dict[str, Any] | None = None, *, run_after: da
     Returns the alert keys (firing, sent, repeat-suppressed). A rerun of the same run judges the same
     instant, and finds its alerts already sent.
     """
-    from amazon_commerce_sync import alerts
+    from amazon_commerce_sync import alerts, monitor
 
     ctx = _context(f"sales_channel_monitor/{run_id}")
-    return alerts.run_monitor(
+    return monitor.run_monitor(
         ctx.store, ctx.settings.accounts, now=run_time(run_after), deliver=lambda a: alerts.send_alert(a, context)
     )
