@@ -124,12 +124,13 @@ def _allocate(
             left -= take
     if left > 0:
         hint = ""
-        if kind == "Shipping":
+        if kind in ("Shipping", "GiftWrap"):  # a memo's shipping beyond item shipping is sent as GiftWrap
             # Commerce's shipping & handling also carries charges Amazon has per order or as gift wrap, not as
             # item shipping (order_charges: a delivery tip; order_programs: gift wrap)
             hint = (
-                " (Commerce's shipping & handling also holds any gift wrap or delivery tip, which Amazon does not"
-                f" refund as item shipping: refund at most {amount - left} shipping)"
+                " (Commerce's shipping & handling also holds any gift wrap or delivery tip; Amazon refunds only item"
+                " shipping and paid gift wrap, never a delivery tip: lower the memo's shipping by"
+                f" {left})"
             )
         raise RefundProblem(
             f"{kind} refund of {amount} is more than is left to refund on Amazon as {kind} on this order's items" + hint

@@ -149,6 +149,8 @@ def test_a_credit_memo_refunding_the_tip_as_shipping_is_not_sent_to_amazon():
             "Tax": D("2.00"),
             "Shipping": D("5.00"),
             "ShippingTax": D("0.50"),
+            "GiftWrap": D("0"),
+            "GiftWrapTax": D("0"),
             "Other": D("0"),
         }
     }  # the tip is no item's
@@ -162,7 +164,7 @@ def test_a_credit_memo_refunding_the_tip_as_shipping_is_not_sent_to_amazon():
         "grand_total": "32.50",
     }
     with pytest.raises(
-        RefundProblem, match="Shipping refund of 10.00 is more than .* delivery tip.*: refund at most 5.00 shipping"
+        RefundProblem, match="GiftWrap refund of 5.00 is more than .* delivery tip.*: lower the memo's shipping by 5.00"
     ):
         plan_adjustment(memo, currency="USD", item_codes={11: "1"}, paid=paid, refunded={}, reason="Other")
     # the items and their own shipping go through
