@@ -102,10 +102,7 @@ _cipher: PiiCipher | None = None
 _cipher_source: str | None = None
 
 
-def _configured_keys() -> str:
-    keys = os.environ.get(KEYS_ENV, "").strip()
-    if keys:
-        return keys
+def _connection_keys() -> str:
     try:
         from airflow.sdk import BaseHook
     except ImportError:  # outside Airflow (tools, sandboxes)
@@ -117,14 +114,22 @@ def _configured_keys() -> str:
 
 
 def cipher() -> PiiCipher:
-    """The process's cipher, built from the configured keys (re-read when ``SALES_CHANNEL_PII_KEYS`` changes).
+    """The process's cipher: from ``SALES_CHANNEL_PII_KEYS`` (re-read when it changes), else from the
+    ``sales_channel_pii`` connection, looked up once per process (an Airflow task is a process of its own, so a
+    rotated key reaches the next task).
 
     Raises ``PiiKeyError`` when no key is configured."""
     global _cipher, _cipher_source
-    keys = _configured_keys()
+    keys = os.environ.get(KEYS_ENV, "").strip()
     with _lock:
-        if _cipher is None or keys != _cipher_source:
+        if keys and keys == _cipher_source and _cipher is not None:
+            return _cipher
+        if not keys and _cipher is not None and _cipher_source == KEYS_CONN_ID:
+            return _cipher
+        if keys:
             _cipher, _cipher_source = PiiCipher(keys.split(",")), keys
+        else:
+            _cipher, _cipher_source = PiiCipher(_connection_keys().split(",")), KEYS_CONN_ID
         return _cipher
 
 
