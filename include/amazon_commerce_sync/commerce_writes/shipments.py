@@ -28,7 +28,7 @@ from typing import Any
 from amazon_commerce_sync import shipments
 from amazon_commerce_sync.commerce_writes import keys
 from amazon_commerce_sync.commerce_writes.orders import STATE_CANCELED, STATE_CLOSED
-from amazon_commerce_sync.commerce_writes.protocol import Done, write_once
+from amazon_commerce_sync.commerce_writes.protocol import Done, WriteResult, write_once
 from amazon_commerce_sync.errors import FatalError
 from amazon_commerce_sync.hooks.commerce import Filter
 from amazon_commerce_sync.store import StateStore, WriteStatus
@@ -83,35 +83,42 @@ def ship_amazon_packages(
         def send(items=items, tracks=tracks, comment=comment) -> Done:
             return Done(commerce.ship_order(commerce_id, items, tracks, comment=comment))
 
-        try:
-            result = write_once(store.writes, key, send=send, look=look, look_first=True)
-        except FatalError:
-            state = commerce.get_order(commerce_id).get("state")
-            if state not in UNSHIPPABLE:
-                raise
-            store.writes.record(
-                key.natural_key,
-                key.kind,
-                amazon_order_id,
-                None,
-                detail={"not_mirrored": f"the Commerce order is {state}"},
-            )
-            store.ops.audit(
-                "amazon_shipment_not_mirrored",
-                "amazon_order",
-                amazon_order_id,
-                {"package": package.reference, "commerce_state": state},
-            )
-            log.warning(
-                "%s: Amazon package %s not mirrored: Magento cannot ship a %s order",
-                amazon_order_id,
-                package.reference,
-                state,
-            )
-            continue
-        if result.effected_now:
+        result = _ship_once(store, commerce, key, amazon_order_id, commerce_id, package.reference, send=send, look=look)
+        if result is not None and result.effected_now:
             created += 1
     return created
+
+
+def _ship_once(
+    store: StateStore,
+    commerce,
+    key: keys.WriteKey,
+    amazon_order_id: str,
+    commerce_id: int,
+    package: str,
+    *,
+    send,
+    look,
+    detail: dict[str, Any] | None = None,
+) -> WriteResult | None:
+    """``write_once`` of a Commerce shipment mirrored from Amazon; None when Magento refuses it because the order is
+    closed or canceled (e.g. refunded in full first): then recorded as not mirrored and audited, never retried.
+
+    :raises FatalError: Commerce refused a shipment of an order that can still ship.
+    """
+    try:
+        return write_once(store.writes, key, send=send, look=look, look_first=True, detail=detail)
+    except FatalError:
+        state = commerce.get_order(commerce_id).get("state")
+        if state not in UNSHIPPABLE:
+            raise
+    not_mirrored = {"not_mirrored": f"the Commerce order is {state}"}
+    store.writes.record(key.natural_key, key.kind, amazon_order_id, None, detail={**(detail or {}), **not_mirrored})
+    store.ops.audit(
+        "amazon_shipment_not_mirrored", "amazon_order", amazon_order_id, {"package": package, "commerce_state": state}
+    )
+    log.warning("%s: Amazon package %s not mirrored: Magento cannot ship a %s order", amazon_order_id, package, state)
+    return None
 
 
 def unpackaged_shipment(store: StateStore, amazon_order_id: str) -> shipments.UnpackagedShipment | None:
@@ -242,25 +249,10 @@ def ship_unpackaged(
         shipped = {amazon_ids[i["order_item_id"]]: i["qty"] for i in items}  # what it holds, in Amazon's ids
         return Done(commerce.ship_order(commerce_id, items, [], comment=comment), detail={**detail, "items": shipped})
 
-    try:
-        result = write_once(store.writes, key, send=send, look=look, look_first=True, detail=detail)
-    except FatalError:
-        state = commerce.get_order(commerce_id).get("state")
-        if state not in UNSHIPPABLE:
-            raise
-        store.writes.record(
-            key.natural_key,
-            key.kind,
-            amazon_order_id,
-            None,
-            detail={**detail, "not_mirrored": f"the Commerce order is {state}"},
-        )
-        store.ops.audit(
-            "amazon_shipment_not_mirrored",
-            "amazon_order",
-            amazon_order_id,
-            {"package": shipments.UNPACKAGED, "commerce_state": state},
-        )
+    result = _ship_once(
+        store, commerce, key, amazon_order_id, commerce_id, shipments.UNPACKAGED, send=send, look=look, detail=detail
+    )
+    if result is None:
         return 0
     if result.done is not None and result.done.entity_id is None:
         store.ops.audit(

@@ -60,15 +60,7 @@ class WriteLog(Aggregate):
     ) -> WriteRow:
         """Record that a write is about to be sent; returns the row (an existing one, unchanged, if recorded)."""
         with self.engine.begin() as conn:
-            stmt = insert(conn, commerce_writes).values(
-                natural_key=natural_key,
-                kind=kind,
-                amazon_order_id=amazon_order_id,
-                status=WriteStatus.INTENT,
-                detail=detail,
-                created_at=utcnow(),
-            )
-            conn.execute(stmt.on_conflict_do_nothing(index_elements=["natural_key"]))
+            _insert_intent(conn, natural_key, kind, amazon_order_id, detail)
             return _get(conn, natural_key)  # type: ignore[return-value]
 
     def amend_intent(self, natural_key: str, detail: dict[str, Any]) -> None:
@@ -104,15 +96,7 @@ class WriteLog(Aggregate):
     ) -> None:
         """Record an outcome directly (a decision, or an effect found without sending), in one transaction."""
         with self.engine.begin() as conn:
-            stmt = insert(conn, commerce_writes).values(
-                natural_key=natural_key,
-                kind=kind,
-                amazon_order_id=amazon_order_id,
-                status=WriteStatus.INTENT,
-                detail=detail,
-                created_at=utcnow(),
-            )
-            conn.execute(stmt.on_conflict_do_nothing(index_elements=["natural_key"]))
+            _insert_intent(conn, natural_key, kind, amazon_order_id, detail)
             _complete(conn, natural_key, entity_id, status, detail)
 
     def forget(self, natural_key: str) -> None:
@@ -153,3 +137,18 @@ def _complete(
     if detail is not None:
         values["detail"] = detail
     conn.execute(update(commerce_writes).where(commerce_writes.c.natural_key == natural_key).values(**values))
+
+
+def _insert_intent(
+    conn: Connection, natural_key: str, kind: str, amazon_order_id: str | None, detail: dict[str, Any] | None
+) -> None:
+    """Insert the write as an intent unless its natural key is recorded already (then nothing changes)."""
+    stmt = insert(conn, commerce_writes).values(
+        natural_key=natural_key,
+        kind=kind,
+        amazon_order_id=amazon_order_id,
+        status=WriteStatus.INTENT,
+        detail=detail,
+        created_at=utcnow(),
+    )
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=["natural_key"]))
