@@ -20,6 +20,8 @@ DAG_REFUND_SYNC = "amazon_refund_sync"
 DAG_ORDER_CANCEL = "amazon_order_cancel"
 DAG_PII_RETENTION = "amazon_pii_retention"
 DAG_MONITOR = "sales_channel_monitor"
+#: One run per buyer cancellation request (human in the loop); run id from ``cancel_decision_run_id``.
+DAG_CANCEL_DECISION = "amazon_buyer_cancel_decision"
 
 # The deployment switch (environment variable) of each scheduled DAG's cron; ``none`` = triggered only.
 SCHEDULE_SWITCHES = {
@@ -34,6 +36,11 @@ SCHEDULE_SWITCHES = {
 ASSET_COMMERCE_ORDERS = "sales-channel://commerce/orders"
 
 OWNER = "sales-channel"
+
+
+def cancel_decision_run_id(account_id: str, amazon_order_id: str) -> str:
+    """The run id of the decision run for one buyer cancellation request (one run per account and order)."""
+    return f"buyer_request__{account_id}__{amazon_order_id}"
 
 # -- identifiers, as patterns (the DAGs' forms and the tasks check the same ones) --------------------------
 #: An Amazon order id, e.g. ``123-1234567-1234567`` (SP-API ``orderId``).
