@@ -68,9 +68,10 @@ sqs: venv
 chromium:
 	@scripts/ensure_chromium.sh
 
-## make bench: the import benchmark; writes benchmarks/results/.
+## make bench: the import and Sales Channel page benchmarks; write benchmarks/results/.
 bench: venv
 	$(BIN)/python -m benchmarks.import_orders
+	$(BIN)/python -m benchmarks.page
 
 ## make lock: re-resolve requirements.in with the package's dependencies (pyproject.toml) into requirements.txt, and
 ## requirements-dev.in into requirements-dev.txt
