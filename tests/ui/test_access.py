@@ -2,8 +2,9 @@
 
 The real Airflow API server app (``airflow.api_fastapi.app.create_app``) with this repository's plugins folder, with
 the Simple auth manager as `make run` configures it (``[core] simple_auth_manager_users``, "name:role" pairs) and with
-the FAB auth manager of docker-compose.yaml, users signing in through the auth manager's own ``POST /auth/token``. The page follows Airflow's permission to read the
-Sales Channel DAGs' runs (ui/access.py); acting goes through Airflow's own API, whose checks are asserted here too.
+the FAB auth manager of docker-compose.yaml, users signing in through the auth manager's own ``POST /auth/token``.
+The page follows Airflow's permission to read the Sales Channel DAGs' runs (ui/access.py); acting goes through
+Airflow's own API, whose checks are asserted here too.
 """
 
 from __future__ import annotations
