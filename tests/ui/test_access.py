@@ -109,6 +109,7 @@ def fab_airflow_api(airflow_db, small_store, monkeypatch):
     (`airflow fab-db migrate`, `airflow users create`), and a ``token(name)`` signing in through FAB's
     ``POST /auth/token``."""
     from airflow import settings
+    from airflow.api_fastapi.app import purge_cached_app
     from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
     from airflow.providers.fab.auth_manager.models.db import FABDBManager
 
@@ -126,7 +127,10 @@ def fab_airflow_api(airflow_db, small_store, monkeypatch):
             assert response.status_code == 201, response.text
             return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
-        yield client, token
+        try:
+            yield client, token
+        finally:
+            purge_cached_app()  # later tests get the Simple auth manager back, not this FAB one
 
 
 def test_with_the_fab_auth_manager_the_public_role_gets_403_viewer_sees_and_only_user_triggers(fab_airflow_api):
