@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test distributed soak venv lint format postgres redis sqs chromium bench lock clean
+.PHONY: run test distributed soak venv lint format audit postgres redis sqs chromium bench lock clean
 
 # The runtime lock (what the production image installs) and the test/dev tools' lock, synced exactly; then the
 # package without dependencies (the locks hold them all), and `pip check` proves the locks satisfy its ranges.
@@ -26,7 +26,7 @@ run: venv
 	@scripts/run.sh
 
 ## make test: everything the tests need (PostgreSQL included), then the whole suite.
-test: venv postgres chromium lint
+test: venv postgres chromium lint audit
 	$(BIN)/pytest
 
 ## make distributed: the docker-compose topology without Docker (CeleryExecutor, two workers, PostgreSQL, Redis)
@@ -54,6 +54,12 @@ endif
 format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --select I --fix .
+
+## make audit: the locks against the public advisory database (pip-audit, PyPI's advisories): a known vulnerability
+## with a fixed release fails, one without is reported; audit-ignore.toml lists accepted ones with a review date. An
+## advisory service that gives no answer fails too, unless AUDIT_UNREACHABLE=warn (README: Dependency audit).
+audit: venv
+	$(BIN)/python scripts/audit_dependencies.py $(LOCKS)
 
 postgres:
 	@scripts/ensure_postgres.sh

@@ -340,6 +340,23 @@ def test_airflow_services_share_the_common_environment(services):
     assert any(str(port).endswith(":8080") for port in api_ports)
 
 
+def test_the_auth_manager_comes_from_a_provider_the_locks_pin(services, env_example):
+    """The compose file's auth manager is a provider's class; the apache/airflow image happens to ship a FAB
+    provider, but only a pin in requirements.in (and so in requirements.txt, which the image installs) makes it the
+    tested version. The entrypoint's admin user (_AIRFLOW_WWW_USER_CREATE) is created with FAB's `airflow users`."""
+    auth_manager = container_env(services["airflow-apiserver"], env_example)["AIRFLOW__CORE__AUTH_MANAGER"]
+    provider_class = r"airflow\.providers\.(?P<provider>[a-z_.]+?)\.auth_manager\.[a-z_.]+\.[A-Za-z]+"
+    match = re.fullmatch(provider_class, auth_manager)
+    assert match, f"not a provider's auth manager: {auth_manager}"
+    distribution = "apache-airflow-providers-" + match["provider"].replace(".", "-").replace("_", "-")
+    pinned = lock_pin(ROOT / "requirements.in", distribution)
+    assert lock_pin(ROOT / "requirements.txt", distribution) == pinned, "run `make lock`"
+    for service in AIRFLOW_SERVICES:
+        assert container_env(services[service], env_example)["AIRFLOW__CORE__AUTH_MANAGER"] == auth_manager, service
+    init = container_env(services["airflow-init"], env_example)
+    assert init["_AIRFLOW_WWW_USER_CREATE"] == "true" and match["provider"] == "fab"
+
+
 def test_integration_connections_reach_the_task_runners_and_only_the_state_store_the_api_server(services, env_example):
     for name in (*TASK_RUNNERS, "airflow-init"):
         env = container_env(services[name], env_example)

@@ -98,6 +98,29 @@ def test_the_url_of_a_connection_reaches_a_real_postgresql(monkeypatch, postgres
         engine.dispose()
 
 
+@pytest.mark.postgres
+def test_sslmode_verify_full_in_the_connection_uri_reaches_libpq(monkeypatch, postgres_server, tmp_path):
+    """README "Deployment: TLS and access": the URI form with sslmode=verify-full and the CA file. The test server
+    speaks no TLS, so libpq must refuse to connect instead of falling back to plaintext."""
+    server = make_url(postgres_server)
+    ca_file = tmp_path / "db-ca.pem"
+    ca_file.write_text("not used: the server refuses TLS before any certificate is read\n")
+    monkeypatch.setenv(
+        CONN_VAR,
+        f"postgres://{server.username}@{server.host}:{server.port or 5432}/{server.database}"
+        f"?sslmode=verify-full&sslrootcert={quote(str(ca_file), safe='')}&connect_timeout=5",
+    )
+    url = make_url(default_url())
+    assert dict(url.query) == {"sslmode": "verify-full", "sslrootcert": str(ca_file), "connect_timeout": "5"}
+    engine = make_engine(default_url())
+    try:
+        with pytest.raises(sqlalchemy.exc.OperationalError, match="SSL"):
+            with engine.connect():
+                pass
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.parametrize(
     ("value", "reason"),
     [

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
 from amazon_commerce_sync.store import StateStore
@@ -178,3 +182,22 @@ def make_store(tmp_path):
 @pytest.fixture
 def small_store(make_store) -> Seeded:
     return seed(make_store(), 600, datetime.now(UTC))
+
+
+@contextlib.contextmanager
+def airflow_api_server(monkeypatch, store: StateStore) -> Iterator[TestClient]:
+    """A client of the real Airflow API server app (``airflow.api_fastapi.app.create_app``: its auth manager, as
+    configured when called, and this repository's plugins folder, so the page is mounted) reading ``store``."""
+    from airflow import plugins_manager, settings
+    from airflow.api_fastapi.app import create_app
+
+    monkeypatch.setattr(settings, "PLUGINS_FOLDER", str(Path(__file__).resolve().parents[2] / "plugins"))
+    monkeypatch.setenv("SALES_CHANNEL_DB_URL", str(store.engine.url))
+    caches = [f for f in vars(plugins_manager).values() if callable(getattr(f, "cache_clear", None))]
+    for f in caches:
+        f.cache_clear()
+    try:
+        yield TestClient(create_app())
+    finally:
+        for f in caches:
+            f.cache_clear()

@@ -16,7 +16,7 @@ from amazon_commerce_sync.ui import queries
 from amazon_commerce_sync.ui.app import create_app, require_user
 from tests.store_queries import audit_entries
 
-from .conftest import PII_MARKERS, seed
+from .conftest import PII_MARKERS, airflow_api_server, seed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -205,18 +205,10 @@ def test_a_store_not_created_yet_gives_a_clear_503(tmp_path):
 
 def test_airflow_api_server_mounts_the_page_and_lists_it_in_the_navigation(airflow_db, small_store, monkeypatch):
     """The real Airflow API server with this repository's plugins folder: the page sits behind its login."""
-    from airflow import plugins_manager, settings
-    from airflow.api_fastapi.app import create_app as create_airflow_app
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
-    monkeypatch.setattr(settings, "PLUGINS_FOLDER", str(ROOT / "plugins"))
-    monkeypatch.setenv("SALES_CHANNEL_DB_URL", str(small_store.store.engine.url))
-    caches = [f for f in vars(plugins_manager).values() if callable(getattr(f, "cache_clear", None))]
-    for f in caches:
-        f.cache_clear()
-    try:
-        client = TestClient(create_airflow_app())
+    with airflow_api_server(monkeypatch, small_store.store) as client:
         assert client.get("/sales-channel/").status_code == 401
         token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="ops", role="viewer"))
         auth = {"Authorization": f"Bearer {token}"}
@@ -225,9 +217,6 @@ def test_airflow_api_server_mounts_the_page_and_lists_it_in_the_navigation(airfl
         plugins = client.get("/api/v2/plugins", headers=auth).json()["plugins"]
         (ours,) = [p for p in plugins if p["name"] == "sales_channel"]
         assert ours["external_views"][0]["href"] == "/sales-channel/"
-    finally:
-        for f in caches:
-            f.cache_clear()
 
 
 def test_lag_is_per_account_and_region_once_the_region_cursor_exists(small_store):

@@ -1,8 +1,9 @@
 """The Sales Channel page as a FastAPI app, mounted by the Airflow API server (see ``plugins/``).
 
-The page requires a signed-in Airflow user: it depends on the API server's own ``get_user``
-(the JWT in the ``Authorization`` header or the UI's session cookie), so whatever auth manager
-the deployment uses applies here too, and an anonymous request gets 401.
+The page requires a signed-in Airflow user allowed to read the runs of the Sales Channel DAGs
+(``ui/access.py``): the API server's own ``get_user`` (the JWT in the ``Authorization`` header or
+the UI's session cookie) and then the deployment's auth manager decide, so an anonymous request
+gets 401 and a user without that permission 403, with the Simple and the FAB auth manager alike.
 
 Account thresholds come from the settings file (``SALES_CHANNEL_SETTINGS_FILE``) when it is set;
 otherwise every account uses the default alert threshold. The page never reads Airflow Variables
@@ -30,6 +31,7 @@ from amazon_commerce_sync.constants import (
 )
 from amazon_commerce_sync.store import StateStore
 from amazon_commerce_sync.ui import queries
+from amazon_commerce_sync.ui.access import requires_page_access
 from amazon_commerce_sync.ui.template import render_page
 
 log = logging.getLogger(__name__)
@@ -53,10 +55,9 @@ UNAVAILABLE = (
 
 
 def require_user():
-    """The API server's authentication dependency (imported lazily: it needs the Airflow API server)."""
-    from airflow.api_fastapi.core_api.security import get_user
-
-    return get_user
+    """The page's access dependency: a signed-in user the auth manager lets read the runs of every Sales Channel DAG
+    (``PAGE_DAGS``, whatever the page is told to list); 401 / 403 otherwise. See ``ui/access.py``."""
+    return requires_page_access(PAGE_DAGS)
 
 
 def default_store() -> StateStore:
@@ -85,7 +86,14 @@ def create_app(
     ok_minutes: int = queries.DEFAULT_OK_MINUTES,
 ) -> FastAPI:
     """The page's app; ``store_factory`` is called once, on the first request."""
-    app = FastAPI(title="Sales Channel", docs_url=None, redoc_url=None, openapi_url=None)
+    # Every route of the app, present and future, sits behind the page's access check.
+    app = FastAPI(
+        title="Sales Channel",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[Depends(require_user())],
+    )
     stores: list[StateStore] = []
 
     def store() -> StateStore:
