@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -95,9 +96,24 @@ def test_retention_erases_personal_data_30_days_after_delivery(channel, caplog, 
     assert dry["due"] == len(ERASED) and dry["erased"] == 0
     assert all(channel.store.orders.pii(i)["erased_at"] is None for i in ids.values())
 
+    with channel.store.engine.connect() as conn:  # the erased orders' ciphertext, as stored
+        tokens = [
+            value
+            for row in conn.exec_driver_sql("SELECT * FROM order_pii")
+            if row._mapping["amazon_order_id"] in {ids[n] for n in ERASED}
+            for value in (row._mapping[c] for c in PII_FIELDS)
+            if value
+        ]
+    assert len(tokens) >= 3 * len(ERASED) and all(t.startswith("fernet:") for t in tokens)
+
     caplog.set_level(logging.DEBUG)
     states = channel.run_dag("amazon_pii_retention")
     assert states == DONE
+    # erased for real: the SQLite file (database and write-ahead log) no longer holds those bytes anywhere
+    db = Path(channel.store.engine.url.database)
+    data = b"".join(f.read_bytes() for f in (db, Path(f"{db}-wal")) if f.exists())
+    assert b"CREATE TABLE order_pii" in data
+    assert not [t for t in tokens if t[-40:].encode() in data], "erased ciphertext left in the state store file"
     summary = channel.last_run.get_task_instance("erase").xcom_pull(task_ids="erase")
     assert summary["erased"] == len(ERASED) and summary["accounts"][0]["retention_days"] == 30
 

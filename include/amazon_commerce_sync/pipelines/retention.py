@@ -21,10 +21,12 @@ that would lie in the future (the promised delivery has not come yet) is left un
 again on the next run. Once set, the clock never moves, so later updates (a refund) do not
 postpone the erasure.
 
-**Erasure** NULLs the personal columns and sets ``erased_at``; the row stays as a tombstone so
-that a re-staged order (a backfill) never stores the data again. Each erasure is recorded in the
-audit trail (``pii_erased``) with the order id, the clock and the rule, never the erased values.
-Reruns find nothing left to erase: the task is idempotent.
+**Erasure** NULLs the personal columns (the ciphertext, not only a key reference: on SQLite the freed bytes are
+zeroed and the write-ahead log checkpointed and truncated after the run's erasures) and sets ``erased_at``; the
+row stays as a tombstone so that a re-staged order (a backfill) never stores the data again. PostgreSQL keeps
+dead row versions (ciphertext) until autovacuum reclaims them. Each erasure is recorded in the audit trail
+(``pii_erased``) with the order id, the clock and the rule, never the erased values. Reruns find nothing left to
+erase: the task is idempotent.
 
 **The Commerce order** keeps its own copy of the name and addresses. With the account setting
 ``anonymise_commerce_orders`` (off by default: the order is the merchant's business record, and
@@ -203,6 +205,8 @@ def run_retention(
     clocks = start_clocks(ctx, now=now, account_ids={a.account_id for a in accounts})
     log.info("retention clocks started: %s", clocks)
     results = [erase_account(ctx, a, now=now, dry_run=dry_run, run_id=run_id) for a in accounts]
+    if any(r["erased"] for r in results) and not ctx.store.retention.purge_erased():
+        log.warning("the SQLite state store's write-ahead log was busy: erased values leave it on the next run")
     commerce = {a.account_id: anonymise_account(ctx, a, now=now, dry_run=dry_run, run_id=run_id) for a in accounts}
     return {
         "dry_run": dry_run,

@@ -135,6 +135,8 @@ class Retention(Aggregate):
         # SQL NULL (a plain None would be stored as the JSON value 'null' in the JSON column)
         empty = {k: null() for k in PII_FIELDS}
         with self.engine.begin() as conn:
+            if conn.dialect.name == "sqlite":  # freed bytes zeroed in the file, whatever the build's default
+                conn.exec_driver_sql("PRAGMA secure_delete=ON")
             current = conn.execute(
                 select(order_pii.c.erased_at).where(order_pii.c.amazon_order_id == amazon_order_id).with_for_update()
             ).first()
@@ -164,6 +166,21 @@ class Retention(Aggregate):
                 )
             )
         return True
+
+    def purge_erased(self) -> bool:
+        """Make erasures final in the SQLite file: checkpoint the write-ahead log into the database (whose freed
+        bytes ``erase`` had zeroed) and truncate it, so no earlier page image keeps the erased ciphertext.
+
+        True when done (always on PostgreSQL, where VACUUM - autovacuum - reclaims dead row versions); False
+        when a reader kept the log busy (the next run tries again)."""
+        if self.engine.dialect.name != "sqlite":
+            return True
+        raw = self.engine.raw_connection()  # outside a transaction: SQLite refuses a checkpoint inside one
+        try:
+            busy, _, _ = raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            raw.close()
+        return busy == 0
 
     # -- key rotation (``pii_crypto``) ---------------------------------------------------------------------------
     def _stale(self, kid: str):
