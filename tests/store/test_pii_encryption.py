@@ -253,3 +253,45 @@ def test_key_age_is_recorded_once_from_its_first_sighting(state_store):
     first = state_store.retention.note_key("0123abcd", NOW - timedelta(days=100))
     assert first == NOW - timedelta(days=100)
     assert state_store.retention.note_key("0123abcd", NOW) == first  # never moved
+
+
+def test_a_rotation_never_undoes_an_erasure_made_while_it_runs(postgres_url, monkeypatch):
+    """PostgreSQL, two sessions: an erasure holds the row while the rotation has read it; the rotation's
+    compare-and-set write then finds the row erased and leaves it so."""
+    import threading
+    import time
+
+    old = new_key()
+    monkeypatch.setenv(pii_crypto.KEYS_ENV, old)
+    engine = make_engine(postgres_url)
+    migrate(engine)
+    store = StateStore(engine, actor="tests")
+    _stage(store)
+    monkeypatch.setenv(pii_crypto.KEYS_ENV, f"{new_key()},{old}")
+
+    p = order_pii.c
+    erasing = engine.connect()
+    tx = erasing.begin()
+    erasing.execute(
+        order_pii.update().where(p.amazon_order_id == ORDER_ID).values(erased_at=NOW, **dict.fromkeys(PII_FIELDS))
+    )
+    result: dict = {}
+    rotation = threading.Thread(target=lambda: result.update(done=store.retention.reencrypt_batch()))
+    rotation.start()
+    with engine.connect() as watch:  # until the rotation's write waits for the erasure's row lock
+        for _ in range(200):
+            waiting = watch.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE order_pii%%'"
+            ).scalar()
+            watch.rollback()  # a transaction sees one snapshot of pg_stat_activity
+            if waiting:
+                break
+            time.sleep(0.05)
+    assert waiting, f"the rotation did not reach its write: {result}"
+    tx.commit()
+    erasing.close()
+    rotation.join(30)
+    assert result["done"] == (0, ORDER_ID)  # read, not written
+    assert set(_raw(store).values()) == {None}
+    engine.dispose()
