@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test distributed soak venv lint format postgres redis chromium bench lock clean
+.PHONY: run test distributed soak venv lint format postgres redis sqs chromium bench lock clean
 
 # The runtime lock (what the production image installs) and the test/dev tools' lock, synced exactly; then the
 # package without dependencies (the locks hold them all), and `pip check` proves the locks satisfy its ranges.
@@ -61,12 +61,17 @@ postgres:
 redis:
 	@scripts/ensure_redis.sh
 
+## make sqs: a local SQS (moto in server mode) on 127.0.0.1:8703, reused where one answers (Notifications tests).
+sqs: venv
+	@scripts/ensure_sqs.sh $(BIN)
+
 chromium:
 	@scripts/ensure_chromium.sh
 
-## make bench: the import benchmark; writes benchmarks/results/.
+## make bench: the import and Sales Channel page benchmarks; write benchmarks/results/.
 bench: venv
 	$(BIN)/python -m benchmarks.import_orders
+	$(BIN)/python -m benchmarks.page
 
 ## make lock: re-resolve requirements.in with the package's dependencies (pyproject.toml) into requirements.txt, and
 ## requirements-dev.in into requirements-dev.txt

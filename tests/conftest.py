@@ -54,6 +54,73 @@ def commerce_sandbox():
         yield base_url, app
 
 
+# -- SQS (moto in server mode) ----------------------------------------------------
+SQS_ENDPOINT_ENV = "SALES_CHANNEL_SQS_ENDPOINT"
+SQS_DEFAULT_ENDPOINT = "http://127.0.0.1:8703"  # where `make sqs` runs moto
+
+
+def sqs_answers(endpoint: str) -> bool:
+    """True when ``endpoint`` answers the SQS API: a ListQueues whose Authorization names the sqs service
+    (moto routes by it; it does not check the signature)."""
+    import requests
+
+    try:
+        response = requests.post(
+            f"{endpoint}/",
+            data=b"Action=ListQueues&Version=2012-11-05",
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Authorization": "AWS4-HMAC-SHA256 Credential=sandbox/20260101/us-east-1/sqs/aws4_request, "
+                "SignedHeaders=host, Signature=0",
+            },
+            timeout=2,
+        )
+    except requests.RequestException:
+        return False
+    return b"ListQueuesResponse" in response.content
+
+
+@pytest.fixture(scope="session")
+def sqs_endpoint():
+    """The URL of a local SQS (moto in server mode, a real SQS API over HTTP), for the whole session.
+
+    Reuses the one ``SALES_CHANNEL_SQS_ENDPOINT`` names (it must answer) or the one ``make sqs`` runs on
+    127.0.0.1:8703; otherwise starts ``moto.server`` on a free loopback port and stops it afterwards.
+    Tests share it: each makes queues of its own (unique names)."""
+    import subprocess
+    import sys
+    import time
+
+    from sandboxes.server import free_port
+
+    named = os.environ.get(SQS_ENDPOINT_ENV)
+    if named:
+        if not sqs_answers(named):
+            pytest.fail(f"{SQS_ENDPOINT_ENV}={named} does not answer the SQS API")
+        yield named
+        return
+    if sqs_answers(SQS_DEFAULT_ENDPOINT):
+        yield SQS_DEFAULT_ENDPOINT
+        return
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not sqs_answers(endpoint):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"moto_server did not start on {endpoint}")
+            time.sleep(0.2)
+        yield endpoint
+    finally:
+        process.kill()  # moto keeps everything in memory: nothing to stop gracefully
+        process.wait(timeout=10)
+
+
 # -- state store databases -------------------------------------------------------
 PG_ADMIN_URL = os.environ.get("ACS_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 

@@ -64,6 +64,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=sorted(PRESETS),
         help="shapes of the orders generated at start and in live mode",
     )
+    p.add_argument(
+        "--sqs-endpoint",
+        default=_env("SQS_ENDPOINT", os.environ.get("SALES_CHANNEL_SQS_ENDPOINT")),
+        help="the SQS endpoint ORDER_CHANGE notifications are delivered to (moto locally); none: not delivered",
+    )
+    p.add_argument(
+        "--notification-delay",
+        type=float,
+        default=float(_env("NOTIFICATION_DELAY", "2")),
+        help="seconds from an order change to its ORDER_CHANGE notification (divided by speed)",
+    )
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
     return p.parse_args(argv)
 
@@ -85,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
         region=args.region,
         finances_v0_removed=args.finances_v0_removed,
         realism=args.realism,
+        sqs_endpoint_url=args.sqs_endpoint or None,
+        notification_delay_seconds=args.notification_delay,
         sellers=[
             Seller(
                 DEFAULT_SELLER_ID, args.refresh_token, [m.strip() for m in args.marketplaces.split(",") if m.strip()]

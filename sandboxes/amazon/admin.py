@@ -338,6 +338,7 @@ SETTINGS = {
     "deferral_rate": float,
     "deferral_seconds": float,
     "finances_page_size": int,
+    "notification_delay_seconds": float,
 }
 
 
@@ -366,6 +367,8 @@ def set_settings(request: Request, body: dict[str, Any] = Body(...)) -> JSONResp
                 raise invalid_input("speed must be > 0.")
             if key == "deferral_rate" and not 0 <= value <= 1:
                 raise invalid_input("deferral_rate must be between 0 and 1.")
+            if key == "notification_delay_seconds" and value < 0:
+                raise invalid_input("notification_delay_seconds must be >= 0.")
             if key == "finances_page_size" and not 1 <= value <= 500:
                 raise invalid_input("finances_page_size must be between 1 and 500.")
             setattr(config, key, kind(value))

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sandboxes.amazon import admin, auth, feeds, finances, orders, transactions
+from sandboxes.amazon import admin, auth, feeds, finances, notifications, orders, publisher, transactions
 from sandboxes.amazon.config import AmazonSandboxConfig
 from sandboxes.amazon.gateway import RESOURCE_NOT_FOUND, Gateway
 from sandboxes.amazon.generator import generate_orders
@@ -34,6 +34,7 @@ def create_app(config: AmazonSandboxConfig | None = None) -> FastAPI:
         ):
             state.put_order(seller.seller_id, order)
         state.save()
+    deliveries = publisher.attach(state)  # after the initial orders: they were never notified
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,6 +42,7 @@ def create_app(config: AmazonSandboxConfig | None = None) -> FastAPI:
         try:
             yield
         finally:
+            deliveries.close()
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -54,7 +56,7 @@ def create_app(config: AmazonSandboxConfig | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.sandbox = state
-    for module in (auth, orders, feeds, finances, transactions, admin):
+    for module in (auth, orders, feeds, finances, transactions, notifications, admin):
         app.include_router(module.router)
     app.add_middleware(Gateway, state=state, on_request=lambda: feeds.process_due_feeds(state))
 

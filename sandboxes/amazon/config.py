@@ -81,6 +81,12 @@ class AmazonSandboxConfig:
     deferral_seconds: float = 7 * 86400.0
     # listTransactions page size (Amazon: up to 500 transactions a page).
     finances_page_size: int = 500
+    # Notifications API: the application id in ORDER_CHANGE's NotificationMetadata; how long after an order
+    # change Amazon delivers the notification (seconds, divided by speed; Amazon: seconds); the SQS endpoint
+    # the sandbox delivers to (moto locally; None: no delivery, notifications are counted as undelivered).
+    application_id: str = "amzn1.sp.solution.sandbox-application"
+    notification_delay_seconds: float = 2.0
+    sqs_endpoint_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.speed <= 0:
@@ -88,6 +94,8 @@ class AmazonSandboxConfig:
         self.region = self.region.upper()
         if self.region not in REGIONS:
             raise ValueError(f"region must be one of {sorted(REGIONS)}, not {self.region!r}")
+        if self.notification_delay_seconds < 0:
+            raise ValueError("notification_delay_seconds must be >= 0")
         if not 0 <= self.deferral_rate <= 1:
             raise ValueError("deferral_rate must be between 0 and 1")
         Realism.resolve(self.realism)  # fails early on an unknown preset or rate

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import base64
 import gzip
-import json
 import logging
 import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import jsonschema
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -20,8 +18,7 @@ from sandboxes.amazon.carriers import carrier_problem, shown_carrier
 from sandboxes.amazon.feedxml import MESSAGE_TYPES, FeedFatal, as_list, parse_feed, processing_report, text_of
 from sandboxes.amazon.regions import check_marketplaces, order_in_region, request_region
 from sandboxes.amazon.store import SandboxState
-from sandboxes.amazon.util import SpApiError, invalid_input, iso, not_found, now, parse_iso
-from sandboxes.swagger import validate
+from sandboxes.amazon.util import SpApiError, invalid_input, iso, model_body, not_found, now, parse_iso
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -61,15 +58,7 @@ ADJUSTMENT_REASONS = {
 
 
 def _body(raw: bytes, definition: str) -> dict[str, Any]:
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise invalid_input("The request body is not valid JSON.") from exc
-    try:
-        validate(MODEL, definition, body)
-    except jsonschema.ValidationError as exc:
-        raise invalid_input(f"Invalid {definition}.", str(exc.message)) from exc
-    return body
+    return model_body(raw, MODEL, definition)
 
 
 def _base(request: Request) -> str:

@@ -42,8 +42,29 @@ OPERATIONS: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", r"^/finances/v0/financialEvents$", "listFinancialEvents"),
         ("GET", r"^/finances/v0/orders/[^/]+/financialEvents$", "listFinancialEventsByOrderId"),
         ("GET", r"^/finances/2024-06-19/transactions$", "listTransactions"),
+        ("GET", r"^/notifications/v1/subscriptions$", "getSubscriptions"),
+        ("GET", r"^/notifications/v1/subscriptions/[^/]+$", "getSubscription"),
+        ("POST", r"^/notifications/v1/subscriptions/[^/]+$", "createSubscription"),
+        ("GET", r"^/notifications/v1/subscriptions/[^/]+/[^/]+$", "getSubscriptionById"),
+        ("DELETE", r"^/notifications/v1/subscriptions/[^/]+/[^/]+$", "deleteSubscriptionById"),
+        ("GET", r"^/notifications/v1/destinations$", "getDestinations"),
+        ("POST", r"^/notifications/v1/destinations$", "createDestination"),
+        ("GET", r"^/notifications/v1/destinations/[^/]+$", "getDestination"),
+        ("DELETE", r"^/notifications/v1/destinations/[^/]+$", "deleteDestination"),
     ]
 ]
+# Grantless operations (Notifications v1 model: "The `...` operation is grantless"): they take an LWA
+# client_credentials token with this scope, and a seller's token is refused, as a grantless token is on the others.
+GRANTLESS = {
+    "getSubscriptionById": "sellingpartnerapi::notifications",
+    "deleteSubscriptionById": "sellingpartnerapi::notifications",
+    "getDestinations": "sellingpartnerapi::notifications",
+    "createDestination": "sellingpartnerapi::notifications",
+    "getDestination": "sellingpartnerapi::notifications",
+    "deleteDestination": "sellingpartnerapi::notifications",
+}
+# Rate-limit key of grantless calls: the application's, not a seller's.
+APPLICATION = "application"
 FINANCES_V0 = re.compile(r"^/finances/v0(/|$)")
 # Amazon's gateway answer for a URI it does not serve (amzn/selling-partner-api-docs issue #2320).
 RESOURCE_NOT_FOUND = ("ResourceNotFound", "Cannot find resource by the given URI")
@@ -122,14 +143,20 @@ class Gateway:
         if operation != "lwaToken":
             headers = dict(scope.get("headers") or [])
             token = headers.get(b"x-amz-access-token", b"").decode("latin-1").strip()
-            seller_id = state.seller_for_token(token)
-            if seller_id is None:
+            if operation in GRANTLESS:
+                seller_id = None
+                allowed = state.scope_for_token(token) == GRANTLESS[operation]
+            else:
+                seller_id = state.seller_for_token(token)
+                allowed = seller_id is not None
+            if not allowed:
                 await _send_json(send, 403, SpApiError(403, "Unauthorized", *UNAUTHORIZED).body(), extra_headers)
                 return
             scope.setdefault("state", {})["seller_id"] = seller_id
             if rate_burst and state.config.rate_limits_enabled:
                 rate = rate_burst[0] * state.config.speed
-                if not state.limiter.acquire((seller_id, region, operation), rate, rate_burst[1], now()):
+                key = (seller_id or APPLICATION, region, operation)
+                if not state.limiter.acquire(key, rate, rate_burst[1], now()):
                     state.count(operation, "throttled")
                     body = SpApiError(429, "QuotaExceeded", "You exceeded your quota for the requested resource.")
                     await _send_json(send, 429, body.body(), extra_headers)

@@ -18,6 +18,21 @@ RATE_LIMITS: dict[str, tuple[float, int]] = {
     "listFinancialEvents": (0.5, 30),
     "listFinancialEventsByOrderId": (0.5, 30),
     "listTransactions": (0.5, 10),  # Finances 2024-06-19 model, usage plan of listTransactions
+    # Notifications v1 model: every operation's usage plan is 1 request/s, burst 5.
+    **{
+        name: (1.0, 5)
+        for name in (
+            "getSubscriptions",
+            "getSubscription",
+            "createSubscription",
+            "getSubscriptionById",
+            "deleteSubscriptionById",
+            "getDestinations",
+            "createDestination",
+            "getDestination",
+            "deleteDestination",
+        )
+    },
 }
 
 

@@ -14,17 +14,31 @@ import os
 import secrets
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sandboxes.amazon.config import AmazonSandboxConfig
-from sandboxes.amazon.faults import FaultSettings
+from sandboxes.amazon.faults import FaultSettings, NotificationFaults
 from sandboxes.amazon.ratelimit import RateLimiter
 from sandboxes.amazon.util import iso, now
 
 log = logging.getLogger(__name__)
 
-PERSISTED = ("orders", "tokens", "documents", "feeds", "confirmations", "refunds", "shipment_events", "counter")
+PERSISTED = (
+    "orders",
+    "tokens",
+    "documents",
+    "feeds",
+    "confirmations",
+    "refunds",
+    "shipment_events",
+    "counter",
+    "destinations",
+    "subscriptions",
+)
+# An order listener: (record, previous order or None, change time in epoch seconds) -> None; called under the lock.
+OrderListener = Callable[[dict[str, Any], "dict[str, Any] | None", float], None]
 
 
 class SandboxState:
@@ -34,8 +48,11 @@ class SandboxState:
         self.config = config
         self.lock = threading.RLock()
         self.faults = FaultSettings()
+        self.notification_faults = NotificationFaults()
         self.limiter = RateLimiter()
         self.stats: dict[str, dict[str, int]] = {}
+        # Called after every order change (put_order, touch): the Notifications API's publisher registers here.
+        self.order_listeners: list[OrderListener] = []
         self._clear()
 
     def _clear(self) -> None:
@@ -48,12 +65,17 @@ class SandboxState:
         self.refunds: list[dict[str, Any]] = []
         self.shipment_events: list[dict[str, Any]] = []
         self.counter = 0
+        # Notifications API: destinationId -> Destination (per application); subscriptionId ->
+        # {"sellerId", "notificationType", "subscription": Subscription} (per seller).
+        self.destinations: dict[str, dict[str, Any]] = {}
+        self.subscriptions: dict[str, dict[str, Any]] = {}
 
     # ---------------------------------------------------------------- lifecycle
     def reset(self) -> None:
         with self.lock:
             self._clear()
             self.faults = FaultSettings()
+            self.notification_faults = NotificationFaults()
             self.limiter = RateLimiter()
             self.stats = {}
             self.save()
@@ -107,14 +129,27 @@ class SandboxState:
             self.save()
         return token
 
-    def seller_for_token(self, token: str | None) -> str | None:
-        if not token:
-            return None
+    def issue_grantless_token(self, scope: str) -> str:
+        """An LWA ``client_credentials`` token: no seller, only ``scope`` (grantless operations)."""
+        token = "Atc|sandbox-" + secrets.token_urlsafe(32)
         with self.lock:
-            entry = self.tokens.get(token)
-        if not entry or entry["expiresAt"] <= now():
-            return None
-        return entry["sellerId"]
+            t = now()
+            self.tokens = {k: v for k, v in self.tokens.items() if v["expiresAt"] > t}
+            self.tokens[token] = {"sellerId": None, "scope": scope, "expiresAt": t + self.config.token_ttl_seconds}
+            self.save()
+        return token
+
+    def _live_token(self, token: str | None) -> dict[str, Any]:
+        with self.lock:
+            entry = self.tokens.get(token or "")
+        return entry if entry and entry["expiresAt"] > now() else {}
+
+    def scope_for_token(self, token: str | None) -> str | None:
+        """The scope of a live grantless token (None for a seller's token or an unknown/expired one)."""
+        return self._live_token(token).get("scope")
+
+    def seller_for_token(self, token: str | None) -> str | None:
+        return self._live_token(token).get("sellerId")
 
     # ---------------------------------------------------------------- orders
     def put_order(self, seller_id: str, order: dict[str, Any], *, at: float | None = None) -> None:
@@ -128,13 +163,23 @@ class SandboxState:
             else:
                 previous = None
             self.orders[order["orderId"]] = record
-            self._publish(record, previous, now() if at is None else at)
+            t = now() if at is None else at
+            self._publish(record, previous, t)
+            self._changed(record, previous, t)
 
     def touch(self, record: dict[str, Any], previous: dict[str, Any] | None, at: float | None = None) -> None:
         """Record that ``record['order']`` changed at ``at`` (default now): bump lastUpdatedTime."""
         t = now() if at is None else at
         record["order"]["lastUpdatedTime"] = iso(t)
         self._publish(record, previous, t)
+        self._changed(record, previous, t)
+
+    def _changed(self, record: dict[str, Any], previous: dict[str, Any] | None, t: float) -> None:
+        for listener in self.order_listeners:
+            try:
+                listener(record, previous, t)
+            except Exception:  # a notification problem never undoes or fails the order change
+                log.exception("order listener failed for order %s", record["order"].get("orderId"))
 
     def _publish(self, record: dict[str, Any], previous: dict[str, Any] | None, t: float) -> None:
         delay = float(self.config.visibility_delay_seconds or 0)

@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+import jsonschema
 from fastapi.responses import JSONResponse
 
 from sandboxes.amazon.marketplaces import minor_units
+from sandboxes.swagger import validate
 
 
 class SpApiError(Exception):
@@ -37,6 +39,19 @@ def invalid_input(message: str, details: str = "") -> SpApiError:
 
 def not_found(message: str) -> SpApiError:
     return SpApiError(404, "NotFound", message)
+
+
+def model_body(raw: bytes, model: str, definition: str) -> dict[str, Any]:
+    """A JSON request body valid as ``definition`` of the official ``model``; else 400 InvalidInput."""
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise invalid_input("The request body is not valid JSON.") from exc
+    try:
+        validate(model, definition, body)
+    except jsonschema.ValidationError as exc:
+        raise invalid_input(f"Invalid {definition}.", str(exc.message)) from exc
+    return body
 
 
 def error_response(status: int, code: str, message: str, details: str = "") -> JSONResponse:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from decimal import Decimal
@@ -315,19 +319,29 @@ def test_report_rejecting_one_order(channel):
 
 
 def test_second_trigger_for_an_order_in_flight_submits_nothing(channel):
-    from amazon_commerce_sync.cancel_request import parse_request
-    from amazon_commerce_sync.pipelines import order_cancel
-    from amazon_commerce_sync.resources import open_resources
-
     [order_id] = imported_orders(channel, 1, seed=161)
     channel.amazon("POST", "/_sandbox/settings", json={"feed_stage_seconds": 100000})
     second: dict = {}
 
     def trigger_again(feed):
-        # what the second run's first task does while the first run's feed is in flight
-        ctx = open_resources("test/second-trigger")
-        request = parse_request({"amazon_order_ids": [order_id], "reason": "BuyerCanceled"})
-        second.update(order_cancel.request_cancellations(ctx, ctx.settings.accounts[0], request))
+        # What the second run's first task does while the first run's feed is in flight. It runs in a process of
+        # its own, as a second run's task would: a thread of this process would share Airflow's task-runner
+        # channel with the in-process dag.test() task, which removes it when that task ends.
+        code = (
+            "import json, sys\n"
+            "from amazon_commerce_sync.cancel_request import parse_request\n"
+            "from amazon_commerce_sync.pipelines import order_cancel\n"
+            "from amazon_commerce_sync.resources import open_resources\n"
+            "ctx = open_resources('test/second-trigger')\n"
+            "request = parse_request({'amazon_order_ids': [sys.argv[1]], 'reason': 'BuyerCanceled'})\n"
+            "result = order_cancel.request_cancellations(ctx, ctx.settings.accounts[0], request)\n"
+            "print(json.dumps(result, default=str))\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code, order_id], capture_output=True, text=True, timeout=120, env=dict(os.environ)
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        second.update(json.loads(done.stdout.strip().splitlines()[-1]))
 
     thread, errors = _on_first_feed(channel, trigger_again)
     states = cancel(channel, [order_id])

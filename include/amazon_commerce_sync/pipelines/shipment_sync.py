@@ -7,7 +7,7 @@ One run, per account, in this order:
    (``commerce_writes.shipments``, the writes the import makes too). Packages this sync confirmed are
    known by their ``packageReferenceId`` and never mirrored back. A cursor over the state store's
    ``updated_at`` keeps the scan to orders that changed.
-2.-4. **Commerce → Amazon** (``pipelines/shipment_confirm``, whose ``ConfirmSteps`` this run inherits):
+2.-4. **Commerce → Amazon** (``shipment_confirm``, whose ``ConfirmSteps`` this run inherits):
    Commerce shipments collected into the outbox, sent with ``confirmShipment`` once each, read back.
 
 Nothing here logs or stores buyer data: payloads hold item ids, quantities, carrier and tracking only.
@@ -23,9 +23,9 @@ from typing import Any
 from amazon_commerce_sync.commerce_writes import keys
 from amazon_commerce_sync.commerce_writes.shipments import mirror_amazon_shipments, mirror_plan
 from amazon_commerce_sync.errors import FatalError, RetriableError
-from amazon_commerce_sync.pipelines.shipment_confirm import KIND, ConfirmSteps
 from amazon_commerce_sync.resources import Resources
 from amazon_commerce_sync.settings import AccountSettings
+from amazon_commerce_sync.shipment_confirm import KIND, ConfirmSteps
 from amazon_commerce_sync.store import OrderRow, OrderSync, OutboxStatus
 from amazon_commerce_sync.times import utcnow
 

@@ -15,11 +15,11 @@ from decimal import Decimal
 from typing import Any, NotRequired, TypedDict
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Row
 
 from amazon_commerce_sync.store import pii_crypto
-from amazon_commerce_sync.store.base import Aggregate, aware, insert
-from amazon_commerce_sync.store.schema import PII_FIELDS, amazon_orders, order_items, order_pii, quarantine
+from amazon_commerce_sync.store.base import Aggregate, aware
+from amazon_commerce_sync.store.schema import amazon_orders, order_items, order_pii, quarantine
 from amazon_commerce_sync.times import utcnow
 
 
@@ -172,61 +172,35 @@ class OrderStore(Aggregate):
 
     # -- staging -----------------------------------------------------------------------------
     def stage(self, orders: Iterable[StagedOrder]) -> StageCounts:
-        """Upsert a page of orders in one transaction.
+        """Upsert a page of orders in one transaction, with a fixed number of statements per page.
 
         An order already staged is updated only when Amazon's lastUpdatedTime moved forward; its
         Commerce mapping and sync status are kept (the import looks at every order whose Amazon
         state it has not applied yet). Personal data goes to ``order_pii``, never again once erased.
+        An order id given twice counts once, in its latest version (the other is "unchanged").
+
+        Statements per page, whatever its size: insert-if-absent (``RETURNING`` the ids it inserted,
+        so two writers racing on a new order cannot both insert), the stored versions of the others
+        (locked), one ``executemany`` update, item and personal-data upserts as ``executemany``.
         """
         counts: StageCounts = {"new": 0, "changed": 0, "unchanged": 0}
+        latest: dict[str, StagedOrder] = {}
+        for order in orders:
+            kept = latest.get(order.amazon_order_id)
+            if kept is not None:
+                counts["unchanged"] += 1
+                if kept.amazon_updated_at >= order.amazon_updated_at:
+                    continue
+            latest[order.amazon_order_id] = order
+        if not latest:
+            return counts
+        from amazon_commerce_sync.store.order_staging import STAGE_CHUNK, stage_chunk  # imports this module
+
         now = utcnow()
+        staged = sorted(latest.values(), key=lambda order: order.amazon_order_id)  # one lock order for all writers
         with self.engine.begin() as conn:
-            for order in orders:
-                values = {
-                    "account_id": order.account_id,
-                    "marketplace_id": order.marketplace_id,
-                    "fulfilled_by": order.fulfilled_by,
-                    "amazon_status": order.amazon_status,
-                    "amazon_created_at": order.amazon_created_at,
-                    "amazon_updated_at": order.amazon_updated_at,
-                    "currency": order.currency,
-                    "order_total": order.order_total,
-                    "buyer_cancel_requested": order.buyer_cancel_requested,
-                    "payload": order.payload,
-                    "updated_at": now,
-                }
-                # Insert-if-absent first, so two writers racing on a new order cannot both insert.
-                inserted = conn.execute(
-                    insert(conn, amazon_orders)
-                    .values(
-                        amazon_order_id=order.amazon_order_id,
-                        sync_status=OrderSync.WAITING,
-                        attempts=0,
-                        first_seen_at=now,
-                        **values,
-                    )
-                    .on_conflict_do_nothing(index_elements=["amazon_order_id"])
-                ).rowcount
-                if inserted:
-                    counts["new"] += 1
-                else:
-                    current = conn.scalar(
-                        select(amazon_orders.c.amazon_updated_at)
-                        .where(amazon_orders.c.amazon_order_id == order.amazon_order_id)
-                        .with_for_update()
-                    )
-                    if aware(current) >= order.amazon_updated_at:
-                        counts["unchanged"] += 1
-                        continue
-                    conn.execute(
-                        update(amazon_orders)
-                        .where(amazon_orders.c.amazon_order_id == order.amazon_order_id)
-                        .values(**values)
-                    )
-                    counts["changed"] += 1
-                _upsert_items(conn, order)
-                if order.pii is not None:
-                    _upsert_pii(conn, order.amazon_order_id, order.pii)
+            for start in range(0, len(staged), STAGE_CHUNK):
+                stage_chunk(conn, staged[start : start + STAGE_CHUNK], now, counts)
         return counts
 
     # -- reading -------------------------------------------------------------------------------
@@ -428,37 +402,3 @@ class OrderStore(Aggregate):
                     .values(resolved_at=utcnow())
                 )
         return found
-
-
-def _upsert_items(conn: Connection, order: StagedOrder) -> None:
-    for item in order.items:
-        shipped = item.get("quantity_shipped", 0)
-        stmt = insert(conn, order_items).values(
-            amazon_order_item_id=item["amazon_order_item_id"],
-            amazon_order_id=order.amazon_order_id,
-            seller_sku=item["seller_sku"],
-            quantity_ordered=item["quantity_ordered"],
-            quantity_shipped=shipped,
-        )
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["amazon_order_item_id"],
-                set_={
-                    "seller_sku": item["seller_sku"],
-                    "quantity_ordered": item["quantity_ordered"],
-                    "quantity_shipped": shipped,
-                },
-            )
-        )
-
-
-def _upsert_pii(conn: Connection, amazon_order_id: str, pii: Pii) -> None:
-    erased = conn.scalar(select(order_pii.c.erased_at).where(order_pii.c.amazon_order_id == amazon_order_id))
-    if erased is not None:
-        return  # erased for retention: never stored again
-    values = {k: pii.get(k) for k in PII_FIELDS}
-    if not any(values.values()):
-        return  # PENDING orders carry none: keep what we have
-    pii_crypto.cipher()  # no key: PiiKeyError here (the task fails at once), never a clear-text row
-    stmt = insert(conn, order_pii).values(amazon_order_id=amazon_order_id, **values)
-    conn.execute(stmt.on_conflict_do_update(index_elements=["amazon_order_id"], set_=values))

@@ -43,18 +43,16 @@ class Amz:
     def login(
         self, refresh_token: str = REFRESH_TOKEN, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET
     ) -> str:
-        r = self.http.post(
-            f"{self.base}/auth/o2/token",
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": refresh_token,
-                "client_id": client_id,
-                "client_secret": client_secret,
-            },
-            timeout=10,
+        r = self.lwa(
+            grant_type="refresh_token", refresh_token=refresh_token, client_id=client_id, client_secret=client_secret
         )
         assert r.status_code == 200, r.text
         return r.json()["access_token"]
+
+    def lwa(self, **form: str) -> requests.Response:
+        """``POST /auth/o2/token`` with ``form`` (the application's client id and secret unless given)."""
+        data = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, **form}
+        return self.http.post(f"{self.base}/auth/o2/token", data=data, timeout=10)
 
     def call(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
         headers = kwargs.pop("headers", {})
@@ -113,3 +111,14 @@ def serve(config: AmazonSandboxConfig) -> Iterator[tuple[str, Any]]:
     app = create_app(config)
     with serve_in_thread(app) as base:
         yield base, app
+
+
+NOTIFICATIONS_MODEL = "sp-api/models/notifications.json"
+NOTIFICATIONS_SCOPE = "sellingpartnerapi::notifications"
+
+
+def grantless_token(amz: Amz, scope: str = NOTIFICATIONS_SCOPE) -> str:
+    """An LWA client_credentials token for the application (grantless operations)."""
+    r = amz.lwa(grant_type="client_credentials", scope=scope)
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
