@@ -9,7 +9,13 @@ the last package's ship time), else the last ship time; cancelled orders from th
 Each erasure is one transaction with its audit entry (`pii_erased`, without the erased values);
 reruns find nothing left to erase. The Commerce order keeps its copy (see README "Personal data").
 
-Manual trigger: `dry_run` counts what is due without erasing; `account_id` limits it to one account.
+`rotate_keys` then re-encrypts, 500 orders per transaction, the buyer data not yet on the newest key of
+`SALES_CHANNEL_PII_KEYS` / connection `sales_channel_pii` (older keys, values from earlier versions, clear text),
+and reports how many orders it re-encrypted and how many remain on an older key or in clear. It runs even when
+`erase` failed, and a rerun continues where a killed run stopped.
+
+Manual trigger: `dry_run` counts what is due without erasing or re-encrypting; `account_id` limits the erasure
+to one account.
 Schedule: `SALES_CHANNEL_RETENTION_SCHEDULE` (default daily at 03:15 UTC).
 """
 
@@ -18,7 +24,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, TriggerRule, dag, task
 
 from amazon_commerce_sync.constants import DAG_PII_RETENTION
 from amazon_commerce_sync.dag_defaults import environment_schedule, task_defaults
@@ -34,7 +40,9 @@ from amazon_commerce_sync.dag_defaults import environment_schedule, task_default
     tags=["sales-channel", "amazon", "privacy"],
     default_args=task_defaults(retries=2, execution_timeout=timedelta(hours=1), retry_delay=timedelta(minutes=5)),
     params={
-        "dry_run": Param(False, type="boolean", description="Only count the orders due for erasure."),
+        "dry_run": Param(
+            False, type="boolean", description="Only count the orders due for erasure and the rows to re-encrypt."
+        ),
         "account_id": Param(None, type=["null", "string"], description="Only this account (default: all)."),
     },
 )
@@ -45,7 +53,14 @@ def amazon_pii_retention():
 
         return tasks.pii_retention(run_id, params, run_after=dag_run.run_after)
 
-    erase()
+    # Rotation runs after the erasure (no work on rows about to be erased) and also when it failed.
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def rotate_keys(params=None, run_id=None, dag_run=None) -> dict:
+        from amazon_commerce_sync.pipelines import tasks
+
+        return tasks.pii_key_rotation(run_id, params, run_after=dag_run.run_after)
+
+    erase() >> rotate_keys()
 
 
 amazon_pii_retention()

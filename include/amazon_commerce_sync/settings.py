@@ -135,7 +135,12 @@ class AccountSettings:
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
+    """The accounts, and the settings of the deployment as a whole."""
+
     accounts: tuple[AccountSettings, ...]
+    # The healthcheck warns when the buyer-data key that encrypts (store/pii_crypto.py) was first seen longer ago
+    # than this (README "Amazon Data Protection Policy": keys are rotated).
+    pii_key_max_age_days: int = 90
 
     def account(self, account_id: str) -> AccountSettings:
         for account in self.accounts:
@@ -236,7 +241,10 @@ SETTINGS_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
     "required": ["accounts"],
-    "properties": {"accounts": {"type": "array", "minItems": 1, "items": ACCOUNT_SCHEMA}},
+    "properties": {
+        "accounts": {"type": "array", "minItems": 1, "items": ACCOUNT_SCHEMA},
+        "pii_key_max_age_days": _whole(1, 3650),
+    },
 }
 
 _STRUCTURE = 'settings: expected {"accounts": [ {...}, ... ]} with at least one account'
@@ -261,6 +269,9 @@ def _where(path: Any) -> str:
 def _messages(error: Any) -> list[str]:
     """The field-and-fix messages of one ``jsonschema`` error (a missing setting gives one per setting)."""
     path = list(error.absolute_path)
+    if len(path) == 1 and path[0] != "accounts":  # a setting of the deployment as a whole
+        own = SETTINGS_SCHEMA["properties"][path[0]]["message"]
+        return [f"{path[0]}: {own.format(value=error.instance)}"]
     if len(path) < 2:  # the document or the accounts list itself
         return [_STRUCTURE]
     where = _where(path[:2])
@@ -335,7 +346,7 @@ def parse_settings(raw: Any) -> Settings:
     ids = [a.account_id for a in accounts]
     if len(set(ids)) != len(ids):  # JSON Schema's uniqueItems compares whole objects, not one field
         raise SettingsError(f"accounts: account_id values must be unique, got {ids}")
-    return Settings(accounts=accounts)
+    return Settings(accounts=accounts, **{k: raw[k] for k in ("pii_key_max_age_days",) if k in raw})
 
 
 def load_settings() -> Settings:

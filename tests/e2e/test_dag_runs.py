@@ -92,24 +92,23 @@ def test_a_busy_amazon_is_retried_by_airflow(channel):
     assert outcome["account.extract[0]"] == ("failed", RETRIES + 1)  # every try: the hook's retries, then Airflow's
 
 
-@pytest.mark.parametrize("dag_id", ["amazon_pii_retention", "sales_channel_monitor"])
-def test_invalid_settings_fail_on_the_first_try_and_a_state_store_outage_is_retried(channel, monkeypatch, dag_id):
+@pytest.mark.parametrize(("dag_id", "task_id"), [("amazon_pii_retention", "erase"), ("sales_channel_monitor", "check")])
+def test_invalid_settings_fail_on_the_first_try_and_a_state_store_outage_is_retried(
+    channel, monkeypatch, dag_id, task_id
+):
     channel.settings_path.write_text('{"accounts": [{"account_id": "us-main", "page_size": 500}]}')
     _, outcome = run(dag_id)
-    [(state, tries)] = outcome.values()
-    assert (state, tries) == ("failed", 1)
+    assert outcome[task_id] == ("failed", 1)
 
     channel.configure()
     monkeypatch.setenv("SALES_CHANNEL_DB_URL", "postgresql+psycopg2://postgres@127.0.0.1:1/nowhere")  # refused
     _, outcome = run(dag_id)
-    [(state, tries)] = outcome.values()
-    assert (state, tries) == ("failed", RETRIES + 1)
+    assert set(outcome.values()) == {("failed", RETRIES + 1)}  # the key rotation too
 
     # a sales_channel_db connection that exists but is not a database connection: fail now, never fall back
     monkeypatch.setenv("AIRFLOW_CONN_SALES_CHANNEL_DB", json.dumps({"conn_type": "http", "host": "db.example"}))
     _, outcome = run(dag_id)
-    [(state, tries)] = outcome.values()
-    assert (state, tries) == ("failed", 1)
+    assert set(outcome.values()) == {("failed", 1)}
 
 
 # -- windows from run_after ----------------------------------------------------------------------------------

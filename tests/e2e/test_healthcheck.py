@@ -52,3 +52,31 @@ def test_healthcheck_warns_ahead_of_an_amazon_removal(channel, monkeypatch, capl
         f"confirmShipment (Orders v0) is removed by Amazon on {removal.isoformat()} (in 60 days): "
         "move to a later confirmShipment" in output
     )
+
+
+def test_healthcheck_warns_when_the_buyer_data_key_is_older_than_the_setting(channel, monkeypatch, caplog, capfd):
+    """The age counts from when the key was first seen encrypting (pii_keys); past pii_key_max_age_days the check
+    stays green and its log names the key id and the rotation steps. Without a key, the check fails naming it."""
+    from datetime import UTC, datetime, timedelta
+
+    from amazon_commerce_sync.store import pii_crypto
+
+    kid = pii_crypto.cipher().current_key_id
+    channel.store.retention.note_key(kid, datetime.now(UTC) - timedelta(days=45))
+    caplog.set_level(logging.INFO)
+    assert channel.run_dag("sales_channel_healthcheck") == {"check": "success"}  # 45 days: within the default 90
+    report = channel.last_run.get_task_instance("check").xcom_pull(task_ids="check")["pii_keys"]
+    assert (report["key_id"], report["age_days"], report["max_age_days"]) == (kid, 45, 90) and "warning" not in report
+    assert "has encrypted since" not in caplog.text + "".join(capfd.readouterr())
+
+    settings = json.loads(channel.settings_path.read_text())
+    channel.settings_path.write_text(json.dumps({**settings, "pii_key_max_age_days": 30}))
+    assert channel.run_dag("sales_channel_healthcheck") == {"check": "success"}
+    output = caplog.text + "".join(capfd.readouterr())
+    assert f"buyer-data key {kid} has encrypted since" in output and "(45 days; pii_key_max_age_days is 30)" in output
+    assert "put a new key first in SALES_CHANNEL_PII_KEYS" in output
+
+    monkeypatch.delenv(pii_crypto.KEYS_ENV)
+    assert channel.run_dag("sales_channel_healthcheck") == {"check": "failed"}
+    output = caplog.text + "".join(capfd.readouterr())
+    assert "buyer-data encryption key: no encryption key for buyer data: set SALES_CHANNEL_PII_KEYS" in output

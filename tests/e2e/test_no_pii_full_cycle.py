@@ -1,19 +1,31 @@
-"""The full cycle (import, shipment, refund, cancellation) leaks no buyer data and no credential.
+"""The full cycle (import, shipment, refund, cancellation, retention and key rotation) leaks no buyer data and no
+credential, on each state-store backend (SQLite and PostgreSQL).
 
-Amazon orders carry marker values in every personal field (buyer and recipient names, emails,
-companies, phones, address lines) and the connections carry marker secrets that both sandboxes
-are told to accept. Every task log line, every XCom value of the runs and every state-store
-table except ``order_pii`` is then scanned for them, and for the access tokens the sandboxes issued.
+Amazon orders carry marker values in every personal field (buyer and recipient names, emails, companies, phones,
+address lines, purchase order number) and the connections carry marker secrets that both sandboxes are told to
+accept. After the cycle, these are searched for the markers in clear:
+- the raw state store: every row of every table read as text (PostgreSQL: ``row::text``), or the SQLite file's
+  bytes (database, WAL and shared-memory files), ``order_pii`` included (its values are ciphertext);
+- every task log line (DEBUG included), every XCom value of the runs;
+- the Sales Channel page rendered over the real store;
+and the state-store tables outside ``order_pii`` also for the sandboxes' access tokens and the marker stem.
+Then the store is read without the key and with a wrong one: nothing readable, ``PiiKeyError``.
+
+The cycle is a list of phases (``PHASES``): a later flow adds its own phase function (and its DAG id to ``DAGS``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import requests
+from cryptography.fernet import Fernet
 
 from tests.store_queries import table_rows
 
@@ -38,8 +50,18 @@ ADMIN_PASSWORD = "qzx-admin-password-3b8c7d20"
 DEFAULT_SECRETS = ["sandbox-client-secret", "sandbox-refresh-token", "sandbox-admin-password"]
 
 MARKERS = [BUYER_NAME, RECIPIENT_NAME, EMAIL, BUYER_COMPANY, RECIPIENT_COMPANY, PO_NUMBER, *LINES, *PHONE_FORMS]
+# Where ciphertext is scanned, a 3-letter stem would match base64 by chance: the markers' words instead.
+WORDS = sorted(
+    {w.lower() for m in MARKERS for w in re.split(r"[ @.|-]+", m) if w.lower().startswith(STEM) and len(w) >= 6}
+)
 SECRETS = [CLIENT_SECRET, REFRESH_TOKEN, ADMIN_PASSWORD, *DEFAULT_SECRETS]
-DAGS = ("amazon_order_import", "amazon_shipment_sync", "amazon_refund_sync", "amazon_order_cancel")
+DAGS = [
+    "amazon_order_import",
+    "amazon_shipment_sync",
+    "amazon_refund_sync",
+    "amazon_order_cancel",
+    "amazon_pii_retention",
+]
 
 
 def ok(states: dict[str, str], dag_id: str) -> None:
@@ -158,66 +180,159 @@ def leaks(text: str, needles: list[str]) -> list[str]:
     return found
 
 
-def test_full_cycle_leaks_nothing(channel, marker_secrets, debug_logs, caplog, capfd):
-    orders = [
-        with_markers(o, n)
-        for n, o in enumerate(channel.generated_orders(3, seed=313, status="UNSHIPPED", fulfilled_by="MERCHANT"))
-    ]
-    shipped, refunded, cancelled = (o["orderId"] for o in orders)
-    channel.load_amazon_orders(orders)
-    run_ids: list[str] = []
+def leaks_in_clear(text: str) -> list[str]:
+    """The markers (and their words) in ``text``, case-insensitively: for raw stores that hold ciphertext."""
+    lowered = text.lower()
+    return [n for n in [*MARKERS, *WORDS] if n.lower() in lowered]
 
-    def run(dag_id: str, conf: dict | None = None) -> dict[str, str]:
-        debug_logs()
-        states = channel.run_dag(dag_id, conf)
-        run_ids.append(channel.last_run.run_id)
+
+@dataclasses.dataclass
+class Cycle:
+    """One run of the cycle: the channel, the marker orders by role, and the runs made (for the XCom scan)."""
+
+    channel: object
+    backend: str
+    debug_logs: Callable[[], None]
+    orders: dict[str, str] = dataclasses.field(default_factory=dict)  # role -> Amazon order id
+    run_ids: list[str] = dataclasses.field(default_factory=list)
+
+    def run(self, dag_id: str, conf: dict | None = None) -> dict[str, str]:
+        self.debug_logs()
+        states = self.channel.run_dag(dag_id, conf)
+        self.run_ids.append(self.channel.last_run.run_id)
         return states
 
-    # import: the markers reach Commerce (so they really went through the pipeline)
-    ok(run("amazon_order_import"), "amazon_order_import")
+    def commerce_order(self, role: str) -> dict:
+        return self.channel.commerce_orders_by_amazon_id()[self.orders[role]][0]
+
+
+# -- the phases, in order -------------------------------------------------------------------------------------
+def import_orders(cycle: Cycle) -> None:
+    """Marker orders imported; the markers reach Commerce (so they really went through the pipeline)."""
+    channel = cycle.channel
+    generated = channel.generated_orders(3, seed=313, status="UNSHIPPED", fulfilled_by="MERCHANT")
+    orders = [with_markers(o, n) for n, o in enumerate(generated)]
+    cycle.orders.update(zip(("shipped", "refunded", "cancelled"), (o["orderId"] for o in orders), strict=True))
+    channel.load_amazon_orders(orders)
+    ok(cycle.run("amazon_order_import"), "amazon_order_import")
     by_id = channel.commerce_orders_by_amazon_id()
     assert all(len(by_id.get(o["orderId"], [])) == 1 for o in orders), sorted(by_id)
     assert all(by_id[o["orderId"]][0]["customer_email"] == EMAIL for o in orders)
-    commerce_dump = json.dumps(by_id[cancelled][0])
+    commerce_dump = json.dumps(cycle.commerce_order("cancelled"))
     assert all(m in commerce_dump for m in (LINES[2], PHONE, RECIPIENT_NAME.split()[1], BUYER_COMPANY)), (
         "markers did not reach Commerce"
     )
-    staged_pii = repr(channel.store.orders.pii(shipped))
-    assert all(m in staged_pii for m in (EMAIL, LINES[0], LINES[2], PHONE)), staged_pii
+    staged_pii = repr(channel.store.orders.pii(cycle.orders["shipped"]))
+    assert all(m in staged_pii for m in (EMAIL, LINES[0], LINES[2], PHONE, PO_NUMBER)), staged_pii
 
-    # shipment: made in Commerce with a tracking number, confirmed to Amazon
-    shipment_id = merchant_ship(channel, by_id[shipped][0], "1ZQ0000PII01")
+
+def ship_and_refund(cycle: Cycle) -> None:
+    """A merchant ships one order in Commerce (confirmed to Amazon) and refunds another (sent to Amazon)."""
+    channel = cycle.channel
+    shipment_id = merchant_ship(channel, cycle.commerce_order("shipped"), "1ZQ0000PII01")
     # refund: the order is shipped on Amazon (Amazon refunds only shipped orders), refunded in Commerce
-    channel.amazon_event(refunded, {"type": "ship"})
-    memo_id = credit_memo_all(by_id[refunded][0])
-    ok(run("amazon_shipment_sync", {"mismatch_grace_minutes": 0}), "amazon_shipment_sync")
+    channel.amazon_event(cycle.orders["refunded"], {"type": "ship"})
+    memo_id = credit_memo_all(cycle.commerce_order("refunded"))
+    ok(cycle.run("amazon_shipment_sync", {"mismatch_grace_minutes": 0}), "amazon_shipment_sync")
     assert channel.store.outbox.get(f"shipment:{shipment_id}")["status"] == "accepted"
-    assert channel.amazon_order(shipped)["fulfillment"]["fulfillmentStatus"] == "SHIPPED"
+    assert channel.amazon_order(cycle.orders["shipped"])["fulfillment"]["fulfillmentStatus"] == "SHIPPED"
 
-    ok(run("amazon_refund_sync"), "amazon_refund_sync")
+    ok(cycle.run("amazon_refund_sync"), "amazon_refund_sync")
     finish_feeds(channel)
-    ok(run("amazon_refund_sync"), "amazon_refund_sync")
+    ok(cycle.run("amazon_refund_sync"), "amazon_refund_sync")
     assert channel.store.outbox.get(f"refund:{memo_id}")["status"] == "accepted"
 
-    # cancellation of the unshipped order
-    states = run("amazon_order_cancel", {"amazon_order_ids": [cancelled], "reason": "BuyerCanceled"})
-    assert set(states.values()) == {"success"}, states
-    assert channel.amazon_order(cancelled)["fulfillment"]["fulfillmentStatus"] == "CANCELLED"
 
+def cancel(cycle: Cycle) -> None:
+    """The unshipped order cancelled on both sides."""
+    cancelled = cycle.orders["cancelled"]
+    states = cycle.run("amazon_order_cancel", {"amazon_order_ids": [cancelled], "reason": "BuyerCanceled"})
+    assert set(states.values()) == {"success"}, states
+    assert cycle.channel.amazon_order(cancelled)["fulfillment"]["fulfillmentStatus"] == "CANCELLED"
+
+
+def retention_and_rotation(cycle: Cycle) -> None:
+    """The daily retention run: nothing due yet, every kept row on the newest key."""
+    ok(cycle.run("amazon_pii_retention"), "amazon_pii_retention")
+    rotation = cycle.channel.last_run.get_task_instance("rotate_keys").xcom_pull(task_ids="rotate_keys")
+    assert rotation["remaining"] == 0 and set(rotation["values"]) == {rotation["key_id"]}
+
+
+PHASES: list[Callable[[Cycle], None]] = [import_orders, ship_and_refund, cancel, retention_and_rotation]
+
+# What the task logs show when they were really captured (one line per DAG at least).
+KNOWN_LOG_LINES = [
+    "page 1 staged:",  # amazon_order_import
+    "Obtained an LWA access token for connection amazon_sp_api",  # where a secret would show, if anywhere
+    "Obtained a Commerce admin token for connection commerce",
+    "shipment sync summary {'confirmed': 1",  # amazon_shipment_sync
+    "refund sync summary: {'sent': 1",  # amazon_refund_sync
+    ": cancelled: cancelled on Amazon",  # amazon_order_cancel
+    "buyer data key rotation: 0 order(s) re-encrypted",  # amazon_pii_retention
+    '"POST /rest/default/V1/orders HTTP/1.1" 200',  # DEBUG (urllib3) from inside the import's load task
+]
+
+
+# -- the scans ------------------------------------------------------------------------------------------------
+def raw_store_text(store, backend: str) -> str:
+    """The whole state store as a copy of it shows it: the SQLite files' bytes, or every PostgreSQL row as text."""
+    from sqlalchemy import inspect
+
+    engine = store.engine
+    if backend == "sqlite":
+        path = Path(engine.url.database)
+        files = [f for f in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if f.exists()]
+        data = b"".join(f.read_bytes() for f in files)
+        assert len(data) > 10_000 and b"CREATE TABLE order_pii" in data, files
+        return data.decode("latin-1")  # byte for byte (the markers are ASCII)
+    tables = inspect(engine).get_table_names()
+    assert {"order_pii", "amazon_orders", "audit_log", "pii_keys", "alembic_version"} <= set(tables), tables
+    with engine.connect() as conn:
+        rows = [
+            f"{table}: {text}"
+            for table in tables
+            for (text,) in conn.exec_driver_sql(f'SELECT CAST(t AS text) FROM "{table}" AS t')
+        ]
+    assert any(r.startswith("order_pii: ") and "fernet:" in r for r in rows)
+    return "\n".join(rows)
+
+
+def sales_channel_page(store) -> str:
+    from fastapi.testclient import TestClient
+
+    from amazon_commerce_sync.ui.app import create_app, require_user
+
+    app = create_app(lambda: store)
+    app.dependency_overrides[require_user()] = lambda: {"username": "tester"}
+    response = TestClient(app).get("/")
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cycle(request, channel, marker_secrets, debug_logs, monkeypatch) -> Cycle:
+    """The channel on a fresh state store of each backend (the tasks find it through SALES_CHANNEL_DB_URL)."""
+    if request.param == "postgresql":
+        from amazon_commerce_sync.store import StateStore
+        from amazon_commerce_sync.store.db import get_engine, migrate
+
+        url = request.getfixturevalue("postgres_url")
+        monkeypatch.setenv("SALES_CHANNEL_DB_URL", url)
+        engine = get_engine(url)
+        migrate(engine)
+        channel.store = StateStore(engine)
+    return Cycle(channel=channel, backend=request.param, debug_logs=debug_logs)
+
+
+def test_full_cycle_leaks_nothing(cycle, caplog, capfd, monkeypatch):
+    channel = cycle.channel
+    for phase in PHASES:
+        phase(cycle)
     needles = MARKERS + SECRETS + issued_tokens(channel)
 
     # task logs: really captured, and clean
     output = caplog.text + "".join(capfd.readouterr())
-    known_lines = [
-        "page 1 staged:",  # amazon_order_import
-        "Obtained an LWA access token for connection amazon_sp_api",  # where a secret would show, if anywhere
-        "Obtained a Commerce admin token for connection commerce",
-        "shipment sync summary {'confirmed': 1",  # amazon_shipment_sync
-        "refund sync summary: {'sent': 1",  # amazon_refund_sync
-        f"{cancelled}: cancelled: cancelled on Amazon",  # amazon_order_cancel
-        '"POST /rest/default/V1/orders HTTP/1.1" 200',  # DEBUG (urllib3) from inside the import's load task
-    ]
-    for known in known_lines:
+    for known in KNOWN_LOG_LINES:
         assert known in output, f"the task logs were not captured: no {known!r}"
     found = leaks(output, needles)
     assert not found, f"task logs leak: {found}"
@@ -228,7 +343,7 @@ def test_full_cycle_leaks_nothing(channel, marker_secrets, debug_logs, caplog, c
 
     with create_session() as session:
         rows = session.query(XComModel.dag_id, XComModel.task_id, XComModel.value).filter(
-            XComModel.run_id.in_(run_ids), XComModel.dag_id.in_(DAGS)
+            XComModel.run_id.in_(cycle.run_ids), XComModel.dag_id.in_(DAGS)
         )
         values = [(dag_id, task_id, str(value)) for dag_id, task_id, value in rows]
     assert {dag_id for dag_id, _, _ in values} == set(DAGS), "a run left no XCom to check"
@@ -236,7 +351,7 @@ def test_full_cycle_leaks_nothing(channel, marker_secrets, debug_logs, caplog, c
         found = leaks(value, needles)
         assert not found, f"XCom of {dag_id}.{task_id} leaks: {found}"
 
-    # state store, outside order_pii
+    # state store, outside order_pii: no marker, stem, secret or token at all
     from amazon_commerce_sync.store.schema import metadata
 
     scanned = 0
@@ -248,5 +363,27 @@ def test_full_cycle_leaks_nothing(channel, marker_secrets, debug_logs, caplog, c
         found = leaks(" ".join(repr(row) for row in rows), needles)
         assert not found, f"state-store table {table} leaks: {found}"
     assert scanned
+
+    # the raw state store, order_pii included: no marker in clear
+    found = leaks_in_clear(raw_store_text(channel.store, cycle.backend))
+    assert not found, f"the {cycle.backend} state store holds buyer data in clear: {found}"
+
+    # the Sales Channel page over the real store
+    html = sales_channel_page(channel.store)
+    assert "us-main" in html and "amazon_order_import" in html, "the page did not render the store"
+    found = leaks(html, needles)
+    assert not found, f"the Sales Channel page leaks: {found}"
+
+    # kept where it belongs, readable only with the key
+    from amazon_commerce_sync.store import pii_crypto
+
+    shipped = cycle.orders["shipped"]
     pii = channel.store.orders.pii(shipped)
-    assert pii and pii["buyer_email"] == EMAIL  # kept where it belongs
+    assert pii and pii["buyer_email"] == EMAIL and pii["buyer_purchase_order"] == PO_NUMBER
+    key_id = pii_crypto.cipher().current_key_id
+    monkeypatch.delenv(pii_crypto.KEYS_ENV)
+    with pytest.raises(pii_crypto.PiiKeyError, match="no encryption key"):
+        channel.store.orders.pii(shipped)
+    monkeypatch.setenv(pii_crypto.KEYS_ENV, Fernet.generate_key().decode())
+    with pytest.raises(pii_crypto.PiiKeyError, match=f"key id {key_id} cannot be read"):
+        channel.store.orders.pii(shipped)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from amazon_commerce_sync.pipelines.retention import delivery_time
+from amazon_commerce_sync.store import PII_FIELDS, pii_crypto
 from tests.store_queries import audit_entries
 
 pytestmark = pytest.mark.e2e
@@ -72,11 +76,12 @@ def scenario(channel):
     return orders
 
 
+DONE = {"erase": "success", "rotate_keys": "success"}
 ERASED = {"delivered_old", "fba_promised_old", "in_transit_old", "cancelled_old"}
 KEPT = {"delivered_recent", "in_transit_recent", "promised_in_future", "open_old"}
 
 
-def test_retention_erases_personal_data_30_days_after_delivery(channel, caplog, capfd):
+def test_retention_erases_personal_data_30_days_after_delivery(channel, caplog, capfd, monkeypatch):
     orders = scenario(channel)
     ids = {name: order["orderId"] for name, order in orders.items()}
     states = channel.run_dag("amazon_order_import")
@@ -86,14 +91,29 @@ def test_retention_erases_personal_data_30_days_after_delivery(channel, caplog, 
 
     # a dry run counts what is due and erases nothing
     states = channel.run_dag("amazon_pii_retention", {"dry_run": True})
-    assert states == {"erase": "success"}
+    assert states == DONE
     dry = channel.last_run.get_task_instance("erase").xcom_pull(task_ids="erase")
     assert dry["due"] == len(ERASED) and dry["erased"] == 0
     assert all(channel.store.orders.pii(i)["erased_at"] is None for i in ids.values())
 
+    with channel.store.engine.connect() as conn:  # the erased orders' ciphertext, as stored
+        tokens = [
+            value
+            for row in conn.exec_driver_sql("SELECT * FROM order_pii")
+            if row._mapping["amazon_order_id"] in {ids[n] for n in ERASED}
+            for value in (row._mapping[c] for c in PII_FIELDS)
+            if value
+        ]
+    assert len(tokens) >= 3 * len(ERASED) and all(t.startswith("fernet:") for t in tokens)
+
     caplog.set_level(logging.DEBUG)
     states = channel.run_dag("amazon_pii_retention")
-    assert states == {"erase": "success"}
+    assert states == DONE
+    # erased for real: the SQLite file (database and write-ahead log) no longer holds those bytes anywhere
+    db = Path(channel.store.engine.url.database)
+    data = b"".join(f.read_bytes() for f in (db, Path(f"{db}-wal")) if f.exists())
+    assert b"CREATE TABLE order_pii" in data
+    assert not [t for t in tokens if t[-40:].encode() in data], "erased ciphertext left in the state store file"
     summary = channel.last_run.get_task_instance("erase").xcom_pull(task_ids="erase")
     assert summary["erased"] == len(ERASED) and summary["accounts"][0]["retention_days"] == 30
 
@@ -110,12 +130,13 @@ def test_retention_erases_personal_data_30_days_after_delivery(channel, caplog, 
         pii = channel.store.orders.pii(ids[name])
         assert pii["erased_at"] is not None, name
         assert [pii[k] for k in ("buyer_name", "buyer_email", "buyer_company", "shipping_address")] == [None] * 4
-    with channel.store.engine.connect() as conn:  # SQL NULLs, not JSON 'null' values
-        nulled = conn.exec_driver_sql(
-            "SELECT COUNT(*) FROM order_pii WHERE erased_at IS NOT NULL AND shipping_address IS NULL"
-            " AND buyer_name IS NULL AND buyer_email IS NULL AND buyer_company IS NULL"
-        ).scalar()
-    assert nulled == len(ERASED)
+    with channel.store.engine.connect() as conn:  # the raw rows: SQL NULLs (no ciphertext left, no JSON 'null')
+        raw = {r.amazon_order_id: r for r in conn.exec_driver_sql("SELECT * FROM order_pii")}
+    for name in ERASED:
+        row = raw[ids[name]]._mapping
+        assert [row[c] for c in PII_FIELDS] == [None] * len(PII_FIELDS), name
+    for name in KEPT:
+        assert raw[ids[name]]._mapping["buyer_name"].startswith("fernet:"), name
     for name in KEPT:
         pii = channel.store.orders.pii(ids[name])
         assert pii["erased_at"] is None and pii["buyer_name"].startswith("Qzx"), name
@@ -135,10 +156,25 @@ def test_retention_erases_personal_data_30_days_after_delivery(channel, caplog, 
         assert marker not in str(summary) and marker not in str(dry)
 
     # idempotent: a rerun erases nothing more and records nothing more
-    assert channel.run_dag("amazon_pii_retention") == {"erase": "success"}
+    assert channel.run_dag("amazon_pii_retention") == DONE
     again = channel.last_run.get_task_instance("erase").xcom_pull(task_ids="erase")
     assert again["erased"] == 0 and again["due"] == 0
     assert len(audit_entries(channel.store, action="pii_erased")) == len(ERASED)
+
+    # key rotation: a new key first, the run re-encrypts what is kept and says how much is left
+    old_key = pii_crypto.cipher().current_key_id
+    new_key = Fernet.generate_key().decode()
+    monkeypatch.setenv(pii_crypto.KEYS_ENV, f"{new_key},{os.environ[pii_crypto.KEYS_ENV]}")
+    capfd.readouterr()
+    assert channel.run_dag("amazon_pii_retention") == DONE
+    rotation = channel.last_run.get_task_instance("rotate_keys").xcom_pull(task_ids="rotate_keys")
+    new_id = pii_crypto.key_id(new_key)
+    assert (rotation["key_id"], rotation["reencrypted"], rotation["remaining"]) == (new_id, len(KEPT), 0)
+    assert set(rotation["values"]) == {new_id} and old_key != new_id
+    output = caplog.text + "".join(capfd.readouterr())
+    assert f"{len(KEPT)} order(s) re-encrypted with key {new_id}; 0 order(s) remain" in output
+    monkeypatch.setenv(pii_crypto.KEYS_ENV, new_key)  # the old key dropped
+    assert channel.store.orders.pii(ids["open_old"])["buyer_name"].startswith("Qzx")
 
     # an erased order re-read from Amazon (a backfill after a change) never gets its data back
     changed = dict(orders["delivered_old"], lastUpdatedTime=iso(ago(39)))
@@ -153,7 +189,7 @@ def test_the_window_is_a_setting(channel):
     orders = scenario(channel)
     channel.configure(pii_retention_days=15)
     assert channel.run_dag("amazon_order_import")["account.extract[0]"] == "success"
-    assert channel.run_dag("amazon_pii_retention") == {"erase": "success"}
+    assert channel.run_dag("amazon_pii_retention") == DONE
     erased = {e["entity_id"] for e in audit_entries(channel.store, action="pii_erased")}
     # 20 days after the promised delivery is past 15: erased now; 10 days after delivery is not
     assert orders["in_transit_recent"]["orderId"] in erased
@@ -175,18 +211,18 @@ def test_commerce_orders_are_anonymised_only_when_enabled(channel, caplog, capfd
         return [order["billing_address"], *shipping]
 
     # off by default: the state store is erased, the Commerce order is left alone
-    assert channel.run_dag("amazon_pii_retention") == {"erase": "success"}
+    assert channel.run_dag("amazon_pii_retention") == DONE
     assert all(a["firstname"].startswith("Qzx") for a in addresses("delivered_old"))
 
     # on, with Commerce failing every address save: the task fails, naming the count; nothing is marked done
     channel.configure(anonymise_commerce_orders=True)
     channel.commerce_faults(fail_next=[{"route": "PUT /V1/orders/{parent_id}", "kind": "error", "count": 100}])
-    assert channel.run_dag("amazon_pii_retention") == {"erase": "failed"}
+    assert channel.run_dag("amazon_pii_retention") == {"erase": "failed", "rotate_keys": "success"}
     assert not audit_entries(channel.store, action="commerce_order_anonymised")
     channel.commerce_faults()
 
     caplog.set_level(logging.DEBUG)
-    assert channel.run_dag("amazon_pii_retention") == {"erase": "success"}
+    assert channel.run_dag("amazon_pii_retention") == DONE
     summary = channel.last_run.get_task_instance("erase").xcom_pull(task_ids="erase")
     assert summary["commerce_anonymised"] == len(due) and summary["commerce_failed"] == 0
     for name in due:
@@ -202,7 +238,7 @@ def test_commerce_orders_are_anonymised_only_when_enabled(channel, caplog, capfd
     assert "anonymised" in output and "qzx" not in (output + str(audit) + str(summary)).lower()
 
     # idempotent
-    assert channel.run_dag("amazon_pii_retention") == {"erase": "success"}
+    assert channel.run_dag("amazon_pii_retention") == DONE
     again = channel.last_run.get_task_instance("erase").xcom_pull(task_ids="erase")
     assert again["commerce_anonymised"] == 0
     assert len(audit_entries(channel.store, action="commerce_order_anonymised")) == len(due)

@@ -108,3 +108,11 @@ def test_load_from_file(tmp_path, monkeypatch):
     monkeypatch.setenv("SALES_CHANNEL_SETTINGS_FILE", str(tmp_path / "missing.json"))
     with pytest.raises(SettingsError, match="cannot read"):
         load_settings()
+
+
+def test_the_deployment_wide_key_age_setting():
+    assert parse_settings({"accounts": [VALID]}).pii_key_max_age_days == 90
+    assert parse_settings({"accounts": [VALID], "pii_key_max_age_days": 30}).pii_key_max_age_days == 30
+    for bad in (0, 3651, "90", 90.0):
+        with pytest.raises(SettingsError, match=rf"^pii_key_max_age_days: {bad!r} must be a whole number from 1 to"):
+            parse_settings({"accounts": [VALID], "pii_key_max_age_days": bad})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -70,3 +70,52 @@ def check_store(ctx) -> dict[str, Any]:
         "revision": revision,
         "orders": ctx.store.orders.count_by_status(),
     }
+
+
+def check_pii_keys(ctx, max_age_days: int, *, now: datetime | None = None) -> dict[str, Any]:
+    """The buyer-data keys (``store/pii_crypto.py``): the newest key's id and age, and what still uses the others.
+
+    The age counts from when the integration first saw the key encrypting (``pii_keys``, recorded here and by the
+    retention DAG's ``rotate_keys``). Older than ``max_age_days`` (setting ``pii_key_max_age_days``): a warning in
+    the task log, naming the rotation steps; not a failure (the key still works).
+
+    :raises AirflowFailException: no key (or a malformed one) is configured: every task with buyer data would fail.
+    """
+    from amazon_commerce_sync.store import pii_crypto
+
+    try:
+        crypt = pii_crypto.cipher()
+    except pii_crypto.PiiKeyError as exc:
+        raise AirflowFailException(f"buyer-data encryption key: {exc}") from None
+    now = now or utcnow()
+    kid = crypt.current_key_id
+    first_seen = ctx.store.retention.note_key(kid, now)
+    age_days = (now - first_seen).days
+    usage = ctx.store.retention.key_usage(kid)
+    result = {
+        "key_id": kid,
+        "first_seen_at": first_seen.isoformat(),
+        "age_days": age_days,
+        "max_age_days": max_age_days,
+        "older_key_ids": list(crypt.key_ids[1:]),
+        "orders_not_on_newest_key": usage["stale_rows"],
+        "values_by_key": usage["values"],
+    }
+    if age_days > max_age_days:
+        log.warning(
+            "buyer-data key %s has encrypted since %s (%d days; pii_key_max_age_days is %d): rotate it - put a new "
+            "key first in %s / connection %r, let amazon_pii_retention's rotate_keys re-encrypt, then drop the old "
+            "key (README 'Amazon Data Protection Policy')",
+            kid,
+            first_seen.date().isoformat(),
+            age_days,
+            max_age_days,
+            pii_crypto.KEYS_ENV,
+            pii_crypto.KEYS_CONN_ID,
+        )
+        result["warning"] = f"key {kid} is {age_days} days old (more than {max_age_days})"
+    unused = [k for k in crypt.key_ids[1:] if not usage["values"].get(k)]
+    if unused:
+        log.info("buyer-data key(s) %s encrypt no stored value any more: they may be dropped", ", ".join(unused))
+    log.info("buyer-data keys OK: %s", result)
+    return result

@@ -21,10 +21,12 @@ that would lie in the future (the promised delivery has not come yet) is left un
 again on the next run. Once set, the clock never moves, so later updates (a refund) do not
 postpone the erasure.
 
-**Erasure** NULLs the personal columns and sets ``erased_at``; the row stays as a tombstone so
-that a re-staged order (a backfill) never stores the data again. Each erasure is recorded in the
-audit trail (``pii_erased``) with the order id, the clock and the rule, never the erased values.
-Reruns find nothing left to erase: the task is idempotent.
+**Erasure** NULLs the personal columns (the ciphertext, not only a key reference: on SQLite the freed bytes are
+zeroed and the write-ahead log checkpointed and truncated after the run's erasures) and sets ``erased_at``; the
+row stays as a tombstone so that a re-staged order (a backfill) never stores the data again. PostgreSQL keeps
+dead row versions (ciphertext) until autovacuum reclaims them. Each erasure is recorded in the audit trail
+(``pii_erased``) with the order id, the clock and the rule, never the erased values. Reruns find nothing left to
+erase: the task is idempotent.
 
 **The Commerce order** keeps its own copy of the name and addresses. With the account setting
 ``anonymise_commerce_orders`` (off by default: the order is the merchant's business record, and
@@ -49,7 +51,7 @@ from amazon_commerce_sync.commerce_writes import keys, orders
 from amazon_commerce_sync.errors import IntegrationError
 from amazon_commerce_sync.resources import Resources
 from amazon_commerce_sync.settings import AccountSettings
-from amazon_commerce_sync.store import PII_FIELDS
+from amazon_commerce_sync.store import PII_FIELDS, StateStore
 from amazon_commerce_sync.times import parse_time
 
 log = logging.getLogger(__name__)
@@ -198,12 +200,14 @@ def anonymise_account(ctx: Resources, account: AccountSettings, *, now: datetime
 def run_retention(
     ctx: Resources, accounts: list[AccountSettings], *, now: datetime, dry_run: bool, run_id: str
 ) -> dict[str, Any]:
-    """Start the retention clocks, then erase what is due, per account; returns counts only."""
+    """Start the retention clocks, then erase what is due, per account; returns counts only (key rotation is a
+    task of its own: ``rotate_keys``)."""
     clocks = start_clocks(ctx, now=now, account_ids={a.account_id for a in accounts})
     log.info("retention clocks started: %s", clocks)
     results = [erase_account(ctx, a, now=now, dry_run=dry_run, run_id=run_id) for a in accounts]
+    if any(r["erased"] for r in results) and not ctx.store.retention.purge_erased():
+        log.warning("the SQLite state store's write-ahead log was busy: erased values leave it on the next run")
     commerce = {a.account_id: anonymise_account(ctx, a, now=now, dry_run=dry_run, run_id=run_id) for a in accounts}
-    reencrypted = 0 if dry_run else reencrypt_pii(ctx)
     return {
         "dry_run": dry_run,
         "clocks_started": clocks,
@@ -212,18 +216,46 @@ def run_retention(
         "due": sum(r["due"] for r in results),
         "commerce_anonymised": sum(r["anonymised"] for r in commerce.values()),
         "commerce_failed": sum(r["failed"] for r in commerce.values()),
-        "pii_reencrypted": reencrypted,
     }
 
 
-def reencrypt_pii(ctx: Resources) -> int:
-    """Key rotation: re-encrypt with the newest key the buyer data still in clear text (stored before encryption)
-    or under an older key (``store.pii_crypto``), in batches; returns how many orders' rows changed."""
-    total = 0
-    while batch := ctx.store.retention.reencrypt_pii(limit=BATCH):
-        total += batch
-        if batch < BATCH:
+def rotate_keys(store: StateStore, *, now: datetime, dry_run: bool = False) -> dict[str, Any]:
+    """Key rotation: re-encrypt with the newest key, ``BATCH`` orders per transaction, the buyer data still in
+    clear (stored before encryption), without key id (before key ids) or under an older key (``store.pii_crypto``).
+
+    Needs no settings (the keys and the state store are the deployment's), so invalid settings do not stop it.
+    Resumable: every batch commits, and a rerun (or the next day's run) picks up what is left; a kill loses at
+    most the open batch. Records the newest key's id in ``pii_keys`` (the healthcheck's key age). Returns counts
+    only: ``reencrypted`` orders, ``remaining`` orders not on the newest key afterwards, ``values`` by key id
+    (plus ``legacy`` and ``clear``), ``key_id`` the newest key's id. Raises ``PiiKeyError`` when no key is
+    configured or a value's key is missing.
+    """
+    from amazon_commerce_sync.store import pii_crypto
+
+    kid = pii_crypto.cipher().current_key_id
+    store.retention.note_key(kid, now)
+    reencrypted, after = 0, ""
+    while not dry_run:
+        changed, last = store.retention.reencrypt_batch(after_id=after, limit=BATCH)
+        if last is None:
             break
-    if total:
-        log.info("buyer data re-encrypted with the newest key: %d orders", total)
-    return total
+        reencrypted, after = reencrypted + changed, last
+        log.info("key rotation: %d order(s) re-encrypted so far (up to order %s)", reencrypted, last)
+    usage = store.retention.key_usage(kid)
+    old = {k: n for k, n in usage["values"].items() if k != kid}
+    log.info(
+        "buyer data key rotation%s: %d order(s) re-encrypted with key %s; %d order(s) remain on an older key or in "
+        "clear (values by key: %s)",
+        " (dry run)" if dry_run else "",
+        reencrypted,
+        kid,
+        usage["stale_rows"],
+        old or "none",
+    )
+    return {
+        "dry_run": dry_run,
+        "key_id": kid,
+        "reencrypted": reencrypted,
+        "remaining": usage["stale_rows"],
+        "values": usage["values"],
+    }

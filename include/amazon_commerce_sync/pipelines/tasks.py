@@ -152,7 +152,8 @@ def commerce_orders_changed(summaries: list[dict[str, Any]] | dict[str, Any]) ->
 
 
 def healthcheck(run_id: str) -> dict[str, Any]:
-    """Check the state store and every account's two connections; fails naming every failed check.
+    """Check the state store, the buyer-data keys and every account's two connections; fails naming every failed
+    check (a buyer-data key older than ``pii_key_max_age_days`` is a warning).
 
     :raises AirflowFailException: one or more checks failed (a health check is not retried).
     """
@@ -161,6 +162,11 @@ def healthcheck(run_id: str) -> dict[str, Any]:
     ctx = _context(f"sales_channel_healthcheck/{run_id}")
     report: dict[str, Any] = {"state_store": checks.check_store(ctx), "accounts": {}}
     failures = []
+    try:
+        report["pii_keys"] = checks.check_pii_keys(ctx, ctx.settings.pii_key_max_age_days)
+    except AirflowFailException as exc:
+        report["pii_keys"] = {"ok": False, "error": str(exc)}
+        failures.append(str(exc))
     for account in ctx.settings.accounts:
         entry: dict[str, Any] = {}
         for name, check in (("amazon", checks.check_amazon), ("commerce", checks.check_commerce)):
@@ -341,6 +347,26 @@ def pii_retention(run_id: str, params: dict[str, Any], *, run_after: datetime) -
             "run tries them again"
         )
     return summary
+
+
+def pii_key_rotation(run_id: str, params: dict[str, Any], *, run_after: datetime) -> dict[str, Any]:
+    """Re-encrypt the buyer data not on the newest key (``retention.rotate_keys``); returns counts only.
+
+    :raises AirflowFailException: invalid ``dry_run``.
+    :raises PiiKeyError: no key configured, or a stored value's key is missing (the message names its id).
+    """
+    from amazon_commerce_sync.pipelines import retention
+
+    dry_run = params.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise AirflowFailException(f"param dry_run: {dry_run!r} must be true or false")
+    from amazon_commerce_sync.store import StateStore
+    from amazon_commerce_sync.store.db import default_url, get_engine, migrate
+
+    engine = get_engine(default_url())  # no settings needed: invalid ones do not stop the rotation
+    migrate(engine)
+    store = StateStore(engine, actor=f"amazon_pii_retention/{run_id}/rotate_keys")
+    return retention.rotate_keys(store, now=run_time(run_after), dry_run=dry_run)
 
 
 def monitor(run_id: str, context: dict[str, Any] | None = None, *, run_after: datetime) -> dict[str, Any]:

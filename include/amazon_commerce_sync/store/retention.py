@@ -1,4 +1,4 @@
-"""The orders aggregate's personal-data lifecycle: retention clocks, erasure, Commerce anonymisation.
+"""The orders aggregate's personal-data lifecycle: retention clocks, erasure, Commerce anonymisation, key rotation.
 
 Apart from ``orders.py`` because only ``pipelines/retention.py`` uses it. The rules (when a clock
 starts, what is erased) are that module's; this one only reads and writes the rows.
@@ -10,11 +10,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypedDict
 
-from sqlalchemy import Text, literal, null, or_, select, type_coerce, update
+from sqlalchemy import Text, and_, case, func, literal, null, or_, select, type_coerce, update
 
 from amazon_commerce_sync.store import pii_crypto
 from amazon_commerce_sync.store.base import Aggregate, aware, insert
-from amazon_commerce_sync.store.schema import PII_FIELDS, amazon_orders, audit_log, commerce_writes, order_pii
+from amazon_commerce_sync.store.schema import (
+    PII_FIELDS,
+    amazon_orders,
+    audit_log,
+    commerce_writes,
+    order_pii,
+    pii_keys,
+)
 from amazon_commerce_sync.store.writes import WriteStatus
 from amazon_commerce_sync.times import utcnow
 
@@ -41,6 +48,13 @@ class CommerceOrderDue(TypedDict):
 
     amazon_order_id: str
     commerce_order_id: int
+
+
+class KeyUsage(TypedDict):
+    """How the kept buyer data is encrypted (``Retention.key_usage``)."""
+
+    values: dict[str, int]  # non-NULL values by key id, "legacy" (fernet:<token>) and "clear"
+    stale_rows: int  # orders with a value not on the newest key
 
 
 class Retention(Aggregate):
@@ -121,6 +135,8 @@ class Retention(Aggregate):
         # SQL NULL (a plain None would be stored as the JSON value 'null' in the JSON column)
         empty = {k: null() for k in PII_FIELDS}
         with self.engine.begin() as conn:
+            if conn.dialect.name == "sqlite":  # freed bytes zeroed in the file, whatever the build's default
+                conn.exec_driver_sql("PRAGMA secure_delete=ON")
             current = conn.execute(
                 select(order_pii.c.erased_at).where(order_pii.c.amazon_order_id == amazon_order_id).with_for_update()
             ).first()
@@ -151,33 +167,87 @@ class Retention(Aggregate):
             )
         return True
 
-    def reencrypt_pii(self, *, limit: int = 500) -> int:
-        """Re-encrypt with the newest key the ``order_pii`` values that are clear text (written before
-        encryption) or encrypted with an older key (``pii_crypto``); returns how many rows changed.
+    def purge_erased(self) -> bool:
+        """Make erasures final in the SQLite file: checkpoint the write-ahead log into the database (whose freed
+        bytes ``erase`` had zeroed) and truncate it, so no earlier page image keeps the erased ciphertext.
 
-        Reads the stored tokens as text (bypassing decryption), so it is cheap when nothing is due; raises
-        ``pii_crypto.PiiKeyError`` when a stored value matches no key."""
+        True when done (always on PostgreSQL, where VACUUM - autovacuum - reclaims dead row versions); False
+        when a reader kept the log busy (the next run tries again)."""
+        if self.engine.dialect.name != "sqlite":
+            return True
+        raw = self.engine.raw_connection()  # outside a transaction: SQLite refuses a checkpoint inside one
+        try:
+            busy, _, _ = raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            raw.close()
+        return busy == 0
+
+    # -- key rotation (``pii_crypto``) ---------------------------------------------------------------------------
+    def _stale(self, kid: str):
+        """SQL: the row has a buyer-data value not encrypted with key ``kid`` (clear, no key id, another key)."""
+        p = order_pii.c
+        pattern = pii_crypto.key_id_pattern(kid)
+        raw = [type_coerce(getattr(p, c), Text) for c in PII_FIELDS]
+        return and_(p.erased_at.is_(None), or_(*(and_(v.is_not(None), v.not_like(pattern)) for v in raw)))
+
+    def key_usage(self, current_key_id: str) -> KeyUsage:
+        """How the kept (not erased) buyer data is encrypted, counted in SQL from the stored prefixes (nothing is
+        decrypted): ``values`` by key id, ``"legacy"`` (no key id) and ``"clear"``; ``stale_rows`` the orders
+        with a value not on ``current_key_id``."""
+        p = order_pii.c
+        values: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            for column in PII_FIELDS:
+                v = type_coerce(getattr(p, column), Text)
+                kind = case(
+                    (v.not_like(pii_crypto.PREFIX + "%"), literal(pii_crypto.CLEAR)),
+                    (v.like(pii_crypto.PREFIX + "________:%"), func.substr(v, len(pii_crypto.PREFIX) + 1, 8)),
+                    else_=literal(pii_crypto.LEGACY),
+                ).label("kind")
+                rows = conn.execute(
+                    select(kind, func.count()).where(p.erased_at.is_(None), v.is_not(None)).group_by(kind)
+                )
+                for k, n in rows:
+                    values[k] = values.get(k, 0) + n
+            stale = conn.scalar(select(func.count()).select_from(order_pii).where(self._stale(current_key_id)))
+        return {"values": dict(sorted(values.items())), "stale_rows": int(stale or 0)}
+
+    def reencrypt_batch(self, *, after_id: str = "", limit: int = 500) -> tuple[int, str | None]:
+        """Re-encrypt with the newest key (``pii_crypto.cipher()``) the next ``limit`` orders, in id order after
+        ``after_id``, that hold a value in clear, without key id or on an older key; one transaction.
+
+        Returns (orders changed, the last order id looked at, or None when none was left). Each row is written
+        only if it is still as read and not erased (compare-and-set), so an erasure meanwhile is never undone.
+        Raises ``pii_crypto.PiiKeyError`` when a value's key is not configured."""
         crypt = pii_crypto.cipher()
         p = order_pii.c
-        columns = PII_FIELDS
-        raw = [type_coerce(getattr(p, c), Text).label(c) for c in columns]
+        raw = {c: type_coerce(getattr(p, c), Text) for c in PII_FIELDS}
         changed = 0
         with self.engine.begin() as conn:
-            rows = conn.execute(select(p.amazon_order_id, *raw).where(p.erased_at.is_(None))).all()
+            rows = conn.execute(
+                select(p.amazon_order_id, *(v.label(c) for c, v in raw.items()))
+                .where(self._stale(crypt.current_key_id), p.amazon_order_id > after_id)
+                .order_by(p.amazon_order_id)
+                .limit(limit)
+            ).all()
             for row in rows:
-                values = {}
-                for c in columns:
-                    stored = getattr(row, c)
-                    if stored is not None and crypt.needs_rotation(stored):
-                        values[c] = crypt.rotate(stored)
-                if not values:
-                    continue
-                conn.execute(
+                old = {c: getattr(row, c) for c in PII_FIELDS}
+                new = {c: crypt.rotate(v) for c, v in old.items() if v is not None and crypt.needs_rotation(v)}
+                same = [raw[c].is_(None) if v is None else raw[c] == v for c, v in old.items()]
+                result = conn.execute(
                     update(order_pii)
-                    .where(p.amazon_order_id == row.amazon_order_id)
-                    .values({getattr(p, c): type_coerce(v, Text) for c, v in values.items()})
+                    .where(p.amazon_order_id == row.amazon_order_id, p.erased_at.is_(None), *same)
+                    .values({getattr(p, c): type_coerce(v, Text) for c, v in new.items()})
                 )
-                changed += 1
-                if changed >= limit:
-                    break
-        return changed
+                changed += result.rowcount
+        return changed, (rows[-1].amazon_order_id if rows else None)
+
+    def note_key(self, kid: str, now: datetime) -> datetime:
+        """Record that key ``kid`` encrypts from now on, unless known; returns when it was first seen."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(conn, pii_keys)
+                .values(key_id=kid, first_seen_at=now)
+                .on_conflict_do_nothing(index_elements=["key_id"])
+            )
+            return aware(conn.scalar(select(pii_keys.c.first_seen_at).where(pii_keys.c.key_id == kid)))

@@ -128,6 +128,15 @@ order_pii = Table(
     Column("buyer_purchase_order", EncryptedText),  # Orders API buyer.buyerPurchaseOrderNumber
     Column("buyer_tax_registrations", EncryptedJSON),  # Orders API tax.taxRegistrations of entityType BUYER
 )
+# The buyer-data keys in use, by id (``pii_crypto.key_id``: a fingerprint, never the key): when the integration first
+# saw each one as the key that encrypts (the healthcheck warns when that is longer ago than pii_key_max_age_days).
+pii_keys = Table(
+    "pii_keys",
+    metadata,
+    Column("key_id", String(16), primary_key=True),
+    _ts("first_seen_at", nullable=False),
+)
+
 # The buyer data columns of order_pii (the ones retention erases and key rotation re-encrypts).
 PII_FIELDS = tuple(c.name for c in order_pii.columns if c.name not in ("amazon_order_id", "erased_at"))
 
