@@ -270,7 +270,9 @@ def test_no_answer_by_ship_by_alerts_and_cancels_nothing(channel, debug_logs, ca
     states, person = decide(channel, order_id, None)
     assert_success(states)
     assert person.asked["trigger_timeout"] is not None
-    alerts = [r.getMessage() for r in caplog.records if "SALES CHANNEL ALERT [buyer_cancel_undecided]" in r.getMessage()]
+    alerts = [
+        r.getMessage() for r in caplog.records if "SALES CHANNEL ALERT [buyer_cancel_undecided]" in r.getMessage()
+    ]
     assert len(alerts) == 1 and order_id in alerts[0] and "not decided before ship-by" in alerts[0]
     assert commerce_order(channel, order_id)["state"] == "holded"
     assert channel.amazon_order(order_id)["fulfillment"]["fulfillmentStatus"] == "UNSHIPPED"
@@ -290,7 +292,9 @@ def test_shipped_order_gets_no_run_and_a_late_decision_does_nothing(channel):
 
     # Shipped while the person was deciding: the decision does nothing and says why.
     order_id = held_order(channel, seed=65)
-    states, person = decide(channel, order_id, "Cancel", before=lambda: channel.amazon_event(order_id, {"type": "ship"}))
+    states, person = decide(
+        channel, order_id, "Cancel", before=lambda: channel.amazon_event(order_id, {"type": "ship"})
+    )
     assert_success(states)
     summary = summary_of(channel)
     assert summary["outcome"] == "shipped" and "nothing was done" in summary["detail"]

@@ -38,7 +38,7 @@ LEASE_SECONDS = 300
 # -- loading -------------------------------------------------------------------------------------
 BUYER_CANCEL_COMMENT = (
     "The buyer asked Amazon to cancel this order. It is on hold: do not ship it; "
-    "cancel it from the amazon_order_cancel DAG (reason BuyerCanceled)."
+    "decide in Airflow (amazon_buyer_cancel_decision): Cancel or Keep."
 )
 
 
