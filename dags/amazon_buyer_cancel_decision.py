@@ -43,7 +43,7 @@ DEFAULT_HOURS = float(os.environ.get("SALES_CHANNEL_DECISION_DEFAULT_HOURS", "24
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
-    max_active_runs=50,
+    max_active_runs=1000,  # every open request is a running run (waiting for a person holds no worker or pool slot)
     tags=["sales-channel", "amazon", "commerce", "decision"],
     default_args=task_defaults(retries=2, execution_timeout=timedelta(minutes=20)),
     params={
