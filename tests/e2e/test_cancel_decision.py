@@ -112,20 +112,25 @@ class Person(threading.Thread):
         self.choice = choice
         self.before = before
         self.asked: dict[str, Any] | None = None
-        self.answers: list[int] = []
+        self.answers: list[Any] = []
         self.error: BaseException | None = None
+        self.run_ended = threading.Event()  # set by the test when dag.test() returned: nobody will ask any more
 
     def run(self) -> None:
         try:
             ti = self._wait_until_asked()
+            if ti is None:
+                return
             if self.before:
                 self.before()
             if self.choice is None:
                 self._sweep_until_resolved(ti)
             else:
                 self.answers.append(respond(ti, self.choice))
+                assert self.answers == [200], f"Airflow refused the answer: HTTP {self.answers}"
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             self.error = exc
+            abandon()  # dag.test() would otherwise wait for an answer forever
 
     def _wait_until_asked(self):
         from airflow.models.hitl import HITLDetail
@@ -135,7 +140,7 @@ class Person(threading.Thread):
         from sqlalchemy import select
 
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self.run_ended.is_set():
             with create_session() as session:
                 ti = session.scalars(
                     select(TaskInstance).where(
@@ -155,6 +160,8 @@ class Person(threading.Thread):
                     }
                     return ti.dag_id, ti.run_id, ti.id
             time.sleep(0.5)
+        if self.run_ended.is_set():
+            return None
         raise AssertionError("the decision task never asked")
 
     def _sweep_until_resolved(self, ti) -> None:
@@ -173,6 +180,21 @@ class Person(threading.Thread):
                     return
             time.sleep(0.5)
         raise AssertionError("the scheduler's sweep did not resolve the timed-out decision")
+
+
+def abandon() -> None:
+    """Fail every decision still waiting for a person, so a broken test ends instead of hanging."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import update
+
+    with create_session() as session:
+        session.execute(
+            update(TaskInstance)
+            .where(TaskInstance.dag_id == DAG, TaskInstance.state == TaskInstanceState.AWAITING_INPUT)
+            .values(state=TaskInstanceState.FAILED)
+        )
 
 
 def api_client():
@@ -198,7 +220,10 @@ def respond(ti, choice: str) -> int:
 def decide(channel, order_id: str, choice: str | None, before=None) -> tuple[dict[str, str], Person]:
     person = Person(choice, before)
     person.start()
-    states = channel.run_dag(DAG, conf={"account_id": ACCOUNT, "amazon_order_id": order_id})
+    try:
+        states = channel.run_dag(DAG, conf={"account_id": ACCOUNT, "amazon_order_id": order_id})
+    finally:
+        person.run_ended.set()
     person.join(timeout=60)
     if person.error:
         raise person.error
