@@ -228,7 +228,7 @@ def apply_decision(
     status = transform.fulfillment_status(order)
     if status in ("SHIPPED", "PARTIALLY_SHIPPED"):
         detail = f"{choice} decided, but the order is {status} on Amazon since the request: nothing was done"
-        return {**result, "outcome": "shipped", "detail": detail, **_audited(ctx, order_id, choice, "shipped")}
+        return {**result, **_nothing_done(ctx, order_id, choice, "shipped", detail)}
     if choice == CANCEL:
         request = CancelRequest((order_id,), (), REASON, None, False, account.account_id)
         requested = order_cancel.request_cancellations(ctx, account, request)
@@ -236,21 +236,23 @@ def apply_decision(
         return {**result, **requested, "decision": choice, "outcome": "cancel_requested", "detail": None}
     if status != "UNSHIPPED":
         detail = f"{KEEP} decided, but the order is {status} on Amazon now: the hold was left as it is"
-        return {**result, "outcome": "changed", "detail": detail, **_audited(ctx, order_id, choice, status)}
+        return {**result, **_nothing_done(ctx, order_id, choice, "changed", detail)}
     return {**result, **_keep(ctx, account, order_id, int(row["commerce_order_id"]))}
 
 
-def _audited(ctx: Resources, order_id: str, choice: str, outcome: str) -> dict[str, Any]:
+def _nothing_done(ctx: Resources, order_id: str, choice: str, outcome: str, detail: str) -> dict[str, Any]:
+    """A decision the order's change made moot: audited, nothing written."""
+    log.warning("order %s: %s", order_id, detail)
     ctx.store.ops.audit(DECIDED, "amazon_order", order_id, {"decision": choice, "outcome": outcome})
-    return {}
+    return {"outcome": outcome, "detail": detail}
 
 
 def _keep(ctx: Resources, account: AccountSettings, order_id: str, commerce_id: int) -> dict[str, Any]:
     commerce = ctx.commerce(account)
     state = commerce.get_order(commerce_id).get("state")
     if state != STATE_HOLDED and ctx.store.writes.get(keys.unhold(order_id).natural_key) is None:
-        detail = f"Keep decided, but the Commerce order is {state}, not on hold: nothing was changed"
-        return {"outcome": "changed", "detail": detail, **_audited(ctx, order_id, KEEP, f"commerce_{state}")}
+        detail = f"{KEEP} decided, but the Commerce order is {state}, not on hold: nothing was changed"
+        return _nothing_done(ctx, order_id, KEEP, "changed", detail)
     released = orders.unhold(commerce, ctx.store, order_id, commerce_id)
     noted = orders.comment(commerce, ctx.store, keys.comment("buyer_keep", order_id), commerce_id, KEEP_COMMENT)
     if released.source is Source.RECORDED and noted.source is Source.RECORDED:
