@@ -218,7 +218,11 @@ def respond(ti, choice: str) -> int:
 
 
 def decide(channel, order_id: str, choice: str | None, before=None) -> tuple[dict[str, str], Person]:
-    person = Person(choice, before)
+    return decided_by(channel, order_id, Person(choice, before))
+
+
+def decided_by(channel, order_id: str, person: Person) -> tuple[dict[str, str], Person]:
+    """Run the decision for the order with ``dag.test()`` while ``person`` answers from its thread."""
     person.start()
     try:
         states = channel.run_dag(DAG, conf={"account_id": ACCOUNT, "amazon_order_id": order_id})

@@ -19,12 +19,12 @@ import pytest
 import requests
 
 from tests.e2e.test_cancel_decision import (  # noqa: F401 - fast_poke is an autouse fixture
-    ACCOUNT,
     DAG,
     Person,
     abandon,
     assert_success,
     commerce_order,
+    decided_by,
     fast_poke,
     held_order,
     summary_of,
@@ -157,15 +157,7 @@ class BrowserPerson(Person):
 
 def test_cancel_decided_in_the_airflow_ui(channel, browser, tmp_path):
     order_id = held_order(channel, seed=66)
-    person = BrowserPerson("Cancel", browser, tmp_path)
-    person.start()
-    try:
-        states = channel.run_dag(DAG, conf={"account_id": ACCOUNT, "amazon_order_id": order_id})
-    finally:
-        person.run_ended.set()
-    person.join(timeout=60)
-    if person.error:
-        raise person.error
+    states, person = decided_by(channel, order_id, BrowserPerson("Cancel", browser, tmp_path))
     assert_success(states)
     assert person.answers == [["Cancel"]]
     increment_id = channel.store.orders.get(order_id)["commerce_increment_id"]
