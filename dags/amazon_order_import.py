@@ -15,6 +15,9 @@ account's load waits only for its own extraction. Each run covers Amazon's chang
 logical time (`run_after`) minus 2 minutes, so a rerun covers the same window.
 Manual trigger with `backfill_from` / `backfill_to` re-reads a date range through the same path;
 `redrive_quarantined` (Amazon order ids, or `["all"]`) retries quarantined orders after a fix.
+A buyer's cancellation request puts the Commerce order on hold; **decision_requests** then triggers one
+`amazon_buyer_cancel_decision` run per request (**request_decision**, run id
+`buyer_request__<account>__<order>`: an existing run is left alone), where a person chooses Cancel or Keep.
 Schedule: `SALES_CHANNEL_IMPORT_SCHEDULE` (default every 5 minutes).
 """
 
@@ -23,9 +26,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Asset, Param, dag, task, task_group
 
-from amazon_commerce_sync.constants import AMAZON_ORDER_ID_PATTERN, ASSET_COMMERCE_ORDERS, DAG_ORDER_IMPORT
+from amazon_commerce_sync.constants import (
+    AMAZON_ORDER_ID_PATTERN,
+    ASSET_COMMERCE_ORDERS,
+    DAG_CANCEL_DECISION,
+    DAG_ORDER_IMPORT,
+)
 from amazon_commerce_sync.dag_defaults import ACCOUNT_MAP_INDEX, environment_schedule, task_defaults
 
 COMMERCE_ORDERS = Asset(ASSET_COMMERCE_ORDERS)
@@ -97,7 +106,22 @@ def amazon_order_import():
     def announce() -> None:
         """Emits the Commerce-orders asset (the shipment sync listens to it)."""
 
-    anything_changed(account.expand(account_id=accounts())) >> announce()
+    @task
+    def decision_requests(summaries: list[dict]) -> list[dict]:
+        """Buyer cancellation requests on hold without a decision run (one per request, however many runs)."""
+        from amazon_commerce_sync.pipelines import tasks
+
+        return tasks.decision_requests()
+
+    loaded = account.expand(account_id=accounts())
+    anything_changed(loaded) >> announce()
+    TriggerDagRunOperator.partial(
+        task_id="request_decision",
+        trigger_dag_id=DAG_CANCEL_DECISION,
+        skip_when_already_exists=True,
+        wait_for_completion=False,
+        retries=1,
+    ).expand_kwargs(decision_requests(loaded))
 
 
 amazon_order_import()

@@ -1,8 +1,9 @@
 """Light parsing: each DAG file, run cold in a fresh interpreter, loads nothing heavy and does nothing.
 
 The DAG processor re-parses every file every ``min_file_process_interval``: a DAG file may import only
-``airflow.sdk`` (Airflow loads it anyway), ``pendulum`` and the standard library, and from this package
-only ``constants`` and ``dag_defaults`` (which import nothing heavy themselves). Task bodies import the
+``airflow.sdk`` (Airflow loads it anyway), two standard-provider operators (trigger, human in the loop),
+``pendulum`` and the standard library, and from this package only ``constants``, ``dag_defaults`` and
+``decision_operator`` (which import nothing heavy themselves). Task bodies import the
 rest when they run. Each file is run in its own interpreter, so nothing is warm from other tests.
 """
 
@@ -28,14 +29,17 @@ DAG_FILE_IMPORTS = {
     "os",
     "pendulum",
     "airflow.sdk",
+    "airflow.providers.standard.operators.trigger_dagrun",
     "amazon_commerce_sync.constants",
     "amazon_commerce_sync.dag_defaults",
+    "amazon_commerce_sync.decision_operator",
 }
-#: The package modules loaded by parsing: the two above, and the two whose exceptions the retry policy names.
+#: The package modules loaded by parsing: the three above, and the two whose exceptions the retry policy names.
 LIGHT_MODULES = {
     "amazon_commerce_sync",
     "amazon_commerce_sync.constants",
     "amazon_commerce_sync.dag_defaults",
+    "amazon_commerce_sync.decision_operator",
     "amazon_commerce_sync.errors",
     "amazon_commerce_sync.settings",
 }
@@ -111,6 +115,8 @@ def test_dag_defaults_and_constants_import_only_airflow_sdk_and_each_other():
     allowed = {"__future__", "os", "datetime", "typing", "airflow.sdk", "amazon_commerce_sync.constants"}
     assert _module_imports(PACKAGE / "dag_defaults.py") <= allowed
     assert _module_imports(PACKAGE / "constants.py") == {"__future__"}
+    hitl = {"__future__", "datetime", "typing", "airflow.providers.standard.operators.hitl", "airflow.sdk.timezone"}
+    assert _module_imports(PACKAGE / "decision_operator.py") <= hitl
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)

@@ -66,8 +66,14 @@ def hold(amazon_order_id: str) -> WriteKey:
     return WriteKey(f"hold:{amazon_order_id}", "hold", amazon_order_id)
 
 
+def unhold(amazon_order_id: str) -> WriteKey:
+    """The release of that hold when a person decided to keep the order (``POST /V1/orders/{id}/unhold``)."""
+    return WriteKey(f"unhold:{amazon_order_id}", "unhold", amazon_order_id)
+
+
 def comment(tag: str, amazon_order_id: str) -> WriteKey:
-    """An order comment, one per tag (``buyer_cancel``, ``cancel``): ``POST /V1/orders/{id}/comments``."""
+    """An order comment, one per tag (``buyer_cancel``, ``buyer_keep``, ``cancel``):
+    ``POST /V1/orders/{id}/comments``."""
     return WriteKey(f"comment:{tag}:{amazon_order_id}", "comment", amazon_order_id)
 
 

@@ -1,6 +1,6 @@
 """The shared order operations on a Commerce order, each exactly once through ``write_once``.
 
-Create (and find or create its customer), invoice, hold, comment, cancel (with unhold and, for an
+Create (and find or create its customer), invoice, hold, unhold, comment, cancel (with unhold and, for an
 invoiced order, a full offline refund) and anonymise the addresses. The import, the cancellation DAG
 and the retention call these; ``shipments`` (ship), ``refunds`` (refund) and ``stock`` (stock moves)
 are the others.
@@ -139,6 +139,22 @@ def hold(commerce, store: StateStore, amazon_order_id: str, commerce_id: int) ->
         return Done(commerce_id)
 
     return write_once(store.writes, keys.hold(amazon_order_id), send=send, look=look, look_first=True)
+
+
+def unhold(commerce, store: StateStore, amazon_order_id: str, commerce_id: int) -> WriteResult:
+    """Release the order's hold once (``POST /V1/orders/{id}/unhold``); an order no longer on hold counts.
+
+    Magento releases only a ``holded`` order (``Order::canUnhold``); the hook reads the state when it refuses.
+    """
+
+    def look(earlier) -> Done | None:
+        return Done(commerce_id) if commerce.get_order(commerce_id).get("state") != STATE_HOLDED else None
+
+    def send() -> Done:
+        commerce.unhold_order(commerce_id)
+        return Done(commerce_id)
+
+    return write_once(store.writes, keys.unhold(amazon_order_id), send=send, look=look, look_first=True)
 
 
 def comment(commerce, store: StateStore, key: keys.WriteKey, commerce_id: int, text: str) -> WriteResult:

@@ -38,7 +38,7 @@ LEASE_SECONDS = 300
 # -- loading -------------------------------------------------------------------------------------
 BUYER_CANCEL_COMMENT = (
     "The buyer asked Amazon to cancel this order. It is on hold: do not ship it; "
-    "cancel it from the amazon_order_cancel DAG (reason BuyerCanceled)."
+    "decide in Airflow (amazon_buyer_cancel_decision): Cancel or Keep."
 )
 
 
@@ -434,7 +434,8 @@ class Loader:
             self.store.orders.set_sync(order_id, OrderSync.CANCELLED, synced_amazon_updated_at=row["amazon_updated_at"])
             self.count("cancelled")
             return
-        if row["buyer_cancel_requested"] and status == "UNSHIPPED" and row["sync_status"] != OrderSync.ON_HOLD:
+        asked = row["buyer_cancel_requested"] and status == "UNSHIPPED" and row["sync_status"] != OrderSync.ON_HOLD
+        if asked and not self.store.writes.get(keys.unhold(order_id).natural_key):  # not once a person chose Keep
             self._hold_for_buyer_cancellation(order_id, commerce_id)
             self.store.orders.set_sync(order_id, OrderSync.ON_HOLD, synced_amazon_updated_at=row["amazon_updated_at"])
             return

@@ -381,3 +381,67 @@ def monitor(run_id: str, context: dict[str, Any] | None = None, *, run_after: da
     return monitor.run_monitor(
         ctx.store, ctx.settings.accounts, now=run_time(run_after), deliver=lambda a: alerts.send_alert(a, context)
     )
+
+
+# -- amazon_buyer_cancel_decision ------------------------------------------------------------------------
+def decision_requests(account_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """The buyer cancellation requests still without a decision run (``cancel_decision.pending_requests``), as
+    ``TriggerDagRunOperator`` keyword arguments (``trigger_run_id``, ``conf``); the import maps over them."""
+    from amazon_commerce_sync.pipelines import cancel_decision
+
+    ctx = _context("amazon_order_import/decision_requests")
+    ids = account_ids if account_ids is not None else [a.account_id for a in ctx.settings.accounts]
+    requests = cancel_decision.pending_requests(ctx.store, ids)
+    log.info("buyer cancellation requests waiting for a decision run: %d", len(requests))
+    return requests
+
+
+def _decision_account(ctx, params: dict[str, Any]):
+    from amazon_commerce_sync import cancel_request as rules
+
+    order_id = params.get("amazon_order_id")
+    if not isinstance(order_id, str) or not rules.AMAZON_ORDER_ID.fullmatch(order_id):
+        raise AirflowFailException(
+            f"param amazon_order_id: {order_id!r} is not an Amazon order id (123-1234567-1234567)"
+        )
+    return _cancel_account(ctx, params.get("account_id")), order_id
+
+
+def decision_prepare(params: dict[str, Any], run_id: str, *, run_after: datetime) -> dict[str, Any]:
+    """Re-read the order and describe the decision (``cancel_decision.prepare``); no personal data.
+
+    :raises AirflowFailException: invalid ``amazon_order_id`` / ``account_id`` or ``default_hours``.
+    """
+    from amazon_commerce_sync.pipelines import cancel_decision
+
+    hours = params.get("default_hours")
+    if isinstance(hours, bool) or not isinstance(hours, int | float) or hours <= 0:
+        raise AirflowFailException(f"param default_hours: {hours!r} must be a number of hours > 0")
+    ctx = _context(f"amazon_buyer_cancel_decision/{run_id}/prepare")
+    account, order_id = _decision_account(ctx, params)
+    with _naming("amazon_buyer_cancel_decision prepare", account):
+        return cancel_decision.prepare(ctx, account, order_id, now=run_time(run_after), default_hours=float(hours))
+
+
+def decision_apply(prepared: dict[str, Any], decision: dict[str, Any] | None, run_id: str) -> dict[str, Any]:
+    """Act on the answer after re-reading the order (``cancel_decision.apply_decision``)."""
+    from amazon_commerce_sync.pipelines import cancel_decision
+
+    ctx = _context(f"amazon_buyer_cancel_decision/{run_id}/apply")
+    account = _cancel_account(ctx, prepared["account_id"])
+    with _naming("amazon_buyer_cancel_decision apply_decision", account):
+        return cancel_decision.apply_decision(ctx, account, prepared, decision)
+
+
+def decision_summary(applied: dict[str, Any] | None, confirmed: dict[str, Any] | None, publish=None) -> dict[str, Any]:
+    """One line for the decision; fail naming what could not be done (``publish`` the summary first)."""
+    from amazon_commerce_sync.pipelines import cancel_decision
+
+    if applied is None:
+        raise AirflowFailException("the decision was not applied: see the apply_decision task's log")
+    summary, failures = cancel_decision.summarize(applied, confirmed)
+    if failures:
+        if publish is not None:
+            publish(summary)
+        raise AirflowFailException("the order could not be cancelled: " + " | ".join(failures))
+    return summary
