@@ -21,6 +21,8 @@ COMMERCE_ORDER_NUMBER = re.compile(constants.COMMERCE_ORDER_NUMBER_PATTERN)
 ACCOUNT_ID = re.compile(constants.ACCOUNT_ID_PATTERN)
 MAX_ORDERS = constants.CANCEL_MAX_ORDERS
 MAX_NOTE = constants.CANCEL_MAX_NOTE
+#: The getOrder includedData a cancellation reads (status, cancellation): no buyer or recipient data.
+GET_ORDER_DATA = ("FULFILLMENT", "CANCELLATION")
 
 
 class InvalidRequest(ValueError):

@@ -28,7 +28,7 @@ Commerce write in the intent log.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -37,13 +37,12 @@ from sqlalchemy import and_, exists, select
 
 from amazon_commerce_sync import constants, transform
 from amazon_commerce_sync.alerts import Alert, safe_text, send_alert
-from amazon_commerce_sync.cancel_request import CancelRequest
+from amazon_commerce_sync.cancel_request import GET_ORDER_DATA, CancelRequest
 from amazon_commerce_sync.commerce_writes import keys, orders
 from amazon_commerce_sync.commerce_writes.orders import STATE_HOLDED
 from amazon_commerce_sync.commerce_writes.protocol import Source
 from amazon_commerce_sync.decision_operator import CANCEL, KEEP, OPTIONS
 from amazon_commerce_sync.errors import NotFoundError
-from amazon_commerce_sync.pipelines import order_cancel
 from amazon_commerce_sync.resources import Resources
 from amazon_commerce_sync.settings import AccountSettings
 from amazon_commerce_sync.store import OrderSync
@@ -147,7 +146,7 @@ def prepare(ctx: Resources, account: AccountSettings, order_id: str, *, now: dat
     row = ctx.store.orders.get(order_id)
     result: dict[str, Any] = {"account_id": account.account_id, "amazon_order_id": order_id, "open": False}
     try:
-        order = ctx.amazon(account).get_order(order_id, included_data=order_cancel.GET_ORDER_DATA)
+        order = ctx.amazon(account).get_order(order_id, included_data=GET_ORDER_DATA)
     except NotFoundError:
         return {**result, "why": f"Amazon does not know this order for account {account.account_id} (404)"}
     if ctx.store.ops.last_audit_at(OPENED, order_id) is None:
@@ -207,9 +206,16 @@ def chosen(decision: Mapping[str, Any] | None) -> str | None:
 
 
 def apply_decision(
-    ctx: Resources, account: AccountSettings, prepared: Mapping[str, Any], decision: Mapping[str, Any] | None
+    ctx: Resources,
+    account: AccountSettings,
+    prepared: Mapping[str, Any],
+    decision: Mapping[str, Any] | None,
+    request_cancellations: Callable[[Resources, AccountSettings, CancelRequest], dict[str, Any]],
 ) -> dict[str, Any]:
     """Do what was decided, after re-reading the order from Amazon.
+
+    ``request_cancellations`` is ``amazon_order_cancel``'s own first step (``order_cancel.request_cancellations``,
+    passed in by the task: pipelines never import each other), so Cancel takes exactly that path.
 
     :returns: the ``amazon_order_cancel`` request record (``order_cancel.request_cancellations``: ``account_id``,
         ``orders``, ``feed_ids``...), so the DAG's wait and confirm steps finish a cancellation, plus ``decision``
@@ -224,14 +230,14 @@ def apply_decision(
     if choice is None:
         return {**result, **_undecided(ctx, account, prepared, decision)}
     row = ctx.store.orders.get(order_id)
-    order = ctx.amazon(account).get_order(order_id, included_data=order_cancel.GET_ORDER_DATA)
+    order = ctx.amazon(account).get_order(order_id, included_data=GET_ORDER_DATA)
     status = transform.fulfillment_status(order)
     if status in ("SHIPPED", "PARTIALLY_SHIPPED"):
         detail = f"{choice} decided, but the order is {status} on Amazon since the request: nothing was done"
         return {**result, **_nothing_done(ctx, order_id, choice, "shipped", detail)}
     if choice == CANCEL:
         request = CancelRequest((order_id,), (), REASON, None, False, account.account_id)
-        requested = order_cancel.request_cancellations(ctx, account, request)
+        requested = request_cancellations(ctx, account, request)
         ctx.store.ops.audit(DECIDED, "amazon_order", order_id, {"decision": choice, "amazon_status": status})
         return {**result, **requested, "decision": choice, "outcome": "cancel_requested", "detail": None}
     if status != "UNSHIPPED":
@@ -285,13 +291,18 @@ def _undecided(ctx: Resources, account: AccountSettings, prepared: Mapping[str, 
     return {"outcome": "not_decided", "detail": detail}
 
 
-def summarize(applied: Mapping[str, Any], confirmed: Mapping[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
-    """The run's outcome: the cancellation's summary (``order_cancel.summarize``) for Cancel, else one line.
+def summarize(
+    applied: Mapping[str, Any],
+    confirmed: Mapping[str, Any] | None,
+    cancel_summary: Callable[[Mapping[str, Any]], tuple[dict[str, Any], list[str]]],
+) -> tuple[dict[str, Any], list[str]]:
+    """The run's outcome: the cancellation's summary (``cancel_summary``: ``order_cancel.summarize``, passed in by
+    the task) for Cancel, else one line.
 
     :returns: ``(summary, failures)``; failures name what could not be done (the run then fails).
     """
     if applied.get("decision") == CANCEL and applied.get("orders"):
-        summary, failures = order_cancel.summarize(confirmed or applied)
+        summary, failures = cancel_summary(confirmed or applied)
         return {**summary, "decision": CANCEL, "amazon_order_id": applied["amazon_order_id"]}, failures
     line = f"{applied['amazon_order_id']}: {applied.get('decision') or 'no decision'}: {applied.get('detail')}"
     log.info("%s", line)

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from amazon_commerce_sync import feeds, transform
-from amazon_commerce_sync.cancel_request import CancelRequest
+from amazon_commerce_sync.cancel_request import GET_ORDER_DATA, CancelRequest
 from amazon_commerce_sync.commerce_writes import keys
 from amazon_commerce_sync.commerce_writes.orders import cancel_in_commerce
 from amazon_commerce_sync.commerce_writes.stock import StockMoves
@@ -43,7 +43,6 @@ from amazon_commerce_sync.store import OrderSync, OutboxStatus
 log = logging.getLogger(__name__)
 
 OUTBOX_KIND = "cancel"
-GET_ORDER_DATA = ("FULFILLMENT", "CANCELLATION")  # no buyer or recipient data
 COMMERCE_ATTEMPTS = 3
 LEASE_SECONDS = 120
 LEASE_WAIT_SECONDS = 30.0

@@ -425,21 +425,21 @@ def decision_prepare(params: dict[str, Any], run_id: str, *, run_after: datetime
 
 def decision_apply(prepared: dict[str, Any], decision: dict[str, Any] | None, run_id: str) -> dict[str, Any]:
     """Act on the answer after re-reading the order (``cancel_decision.apply_decision``)."""
-    from amazon_commerce_sync.pipelines import cancel_decision
+    from amazon_commerce_sync.pipelines import cancel_decision, order_cancel
 
     ctx = _context(f"amazon_buyer_cancel_decision/{run_id}/apply")
     account = _cancel_account(ctx, prepared["account_id"])
     with _naming("amazon_buyer_cancel_decision apply_decision", account):
-        return cancel_decision.apply_decision(ctx, account, prepared, decision)
+        return cancel_decision.apply_decision(ctx, account, prepared, decision, order_cancel.request_cancellations)
 
 
 def decision_summary(applied: dict[str, Any] | None, confirmed: dict[str, Any] | None, publish=None) -> dict[str, Any]:
     """One line for the decision; fail naming what could not be done (``publish`` the summary first)."""
-    from amazon_commerce_sync.pipelines import cancel_decision
+    from amazon_commerce_sync.pipelines import cancel_decision, order_cancel
 
     if applied is None:
         raise AirflowFailException("the decision was not applied: see the apply_decision task's log")
-    summary, failures = cancel_decision.summarize(applied, confirmed)
+    summary, failures = cancel_decision.summarize(applied, confirmed, order_cancel.summarize)
     if failures:
         if publish is not None:
             publish(summary)
