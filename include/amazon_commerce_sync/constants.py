@@ -42,6 +42,7 @@ def cancel_decision_run_id(account_id: str, amazon_order_id: str) -> str:
     """The run id of the decision run for one buyer cancellation request (one run per account and order)."""
     return f"buyer_request__{account_id}__{amazon_order_id}"
 
+
 # -- identifiers, as patterns (the DAGs' forms and the tasks check the same ones) --------------------------
 #: An Amazon order id, e.g. ``123-1234567-1234567`` (SP-API ``orderId``).
 AMAZON_ORDER_ID_PATTERN = r"^\d{3}-\d{7}-\d{7}$"

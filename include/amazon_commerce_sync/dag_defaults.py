@@ -12,9 +12,9 @@ import os
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import BaseNotifier, ExceptionRetryPolicy, RetryAction, RetryRule
+from airflow.sdk import BaseNotifier, ExceptionRetryPolicy, Param, RetryAction, RetryRule
 
-from amazon_commerce_sync.constants import OWNER
+from amazon_commerce_sync.constants import ACCOUNT_ID_PATTERN, OWNER
 
 #: "Fatal means fail now" (Airflow 3.3 ``ExceptionRetryPolicy``; rules are checked in order, the first match
 #: decides). A ``FatalError`` (Amazon or Commerce refused the request: HTTP 400/401/403/404/409, a Login with
@@ -46,6 +46,15 @@ RETRY_POLICY = ExceptionRetryPolicy(
 #: ``map_index_template`` of a task mapped over accounts: the UI and the API name each instance by its account.
 #: Inside a mapped task group, pass ``account_id=`` by keyword (a positional argument lands in ``op_args``).
 ACCOUNT_MAP_INDEX = "{{ task.op_kwargs['account_id'] }}"
+
+
+def account_param(description: str = "Only this account (default: all).") -> Param:
+    """The optional ``account_id`` run parameter of a DAG: an account of the settings, or empty for the default.
+
+    Its type admits ``null``, so Airflow's trigger form does not mark it required (the React form's
+    ``isParamRequired``: a schema type without ``"null"`` is required).
+    """
+    return Param(None, type=["null", "string"], title="Account", description=description, pattern=ACCOUNT_ID_PATTERN)
 
 
 class FailureNotifier(BaseNotifier):

@@ -321,7 +321,9 @@ def pii_retention(run_id: str, params: dict[str, Any], *, run_after: datetime) -
     """
     from amazon_commerce_sync.pipelines import retention
 
-    dry_run = params.get("dry_run", False)
+    dry_run = params.get("dry_run")
+    if dry_run is None:  # optional in the form (type ["null", "boolean"]): unset means a real run
+        dry_run = False
     if not isinstance(dry_run, bool):
         raise AirflowFailException(f"param dry_run: {dry_run!r} must be true or false")
     ctx = _context(f"amazon_pii_retention/{run_id}")
