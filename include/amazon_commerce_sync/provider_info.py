@@ -35,20 +35,31 @@ def _field(label: str, description: str, schema: dict[str, Any]) -> dict[str, An
     return {"label": label, "description": description, "schema": dict(schema)}
 
 
-AMAZON_CONNECTION: dict[str, Any] = {
-    "hook-class-name": "amazon_commerce_sync.hooks.amazon.AmazonSpApiHook",
-    "hook-name": "Amazon Selling Partner API",
-    "connection-type": AMAZON_CONN_TYPE,
-    "ui-field-behaviour": {
-        "hidden-fields": ["schema", "port"],
-        "relabeling": {"host": "SP-API endpoint", "login": "LWA client id", "password": "LWA client secret"},
-        "placeholders": {
-            "host": "https://sellingpartnerapi-na.amazon.com",
-            "login": "amzn1.application-oa2-client.…",
-            "password": "the LWA client secret of your app",
-        },
+def _connection_type(
+    hook: str, name: str, conn_type: str, labels: dict[str, str], placeholders: dict[str, str], fields: dict[str, Any]
+) -> dict[str, Any]:
+    """One ``connection-types`` entry: the hook class, the standard fields relabelled (``schema`` and ``port``
+    hidden: neither hook reads them), their placeholders, and the extra fields."""
+    return {
+        "hook-class-name": f"amazon_commerce_sync.hooks.{hook}",
+        "hook-name": name,
+        "connection-type": conn_type,
+        "ui-field-behaviour": {"hidden-fields": ["schema", "port"], "relabeling": labels, "placeholders": placeholders},
+        "conn-fields": fields,
+    }
+
+
+AMAZON_CONNECTION = _connection_type(
+    "amazon.AmazonSpApiHook",
+    "Amazon Selling Partner API",
+    AMAZON_CONN_TYPE,
+    {"host": "SP-API endpoint", "login": "LWA client id", "password": "LWA client secret"},
+    {
+        "host": "https://sellingpartnerapi-na.amazon.com",
+        "login": "amzn1.application-oa2-client.…",
+        "password": "the LWA client secret of your app",
     },
-    "conn-fields": {
+    {
         "refresh_token": _field(
             "LWA refresh token",
             "The seller's Login with Amazon refresh token (Atzr|..., from authorising your app in Seller Central).",
@@ -63,25 +74,19 @@ AMAZON_CONNECTION: dict[str, Any] = {
             {"type": ["number", "null"], "exclusiveMinimum": 0},
         ),
     },
-}
+)
 
-COMMERCE_CONNECTION: dict[str, Any] = {
-    "hook-class-name": "amazon_commerce_sync.hooks.commerce.CommerceHook",
-    "hook-name": "Adobe Commerce",
-    "connection-type": COMMERCE_CONN_TYPE,
-    "ui-field-behaviour": {
-        "hidden-fields": ["schema", "port"],
-        "relabeling": {
-            "host": "Store base URL",
-            "login": "Admin user (auth mode admin)",
-            "password": "Password (admin) or token (bearer)",
-        },
-        "placeholders": {
-            "host": "https://shop.example.com",
-            "login": "an admin user with the Sales and Catalog resources",
-        },
+COMMERCE_CONNECTION = _connection_type(
+    "commerce.CommerceHook",
+    "Adobe Commerce",
+    COMMERCE_CONN_TYPE,
+    {
+        "host": "Store base URL",
+        "login": "Admin user (auth mode admin)",
+        "password": "Password (admin) or token (bearer)",
     },
-    "conn-fields": {
+    {"host": "https://shop.example.com", "login": "an admin user with the Sales and Catalog resources"},
+    {
         "store_code": _field("Store code", "The store view in /rest/<store code>/V1/... (default: default).", _TEXT),
         "auth": _field(
             "Auth mode",
@@ -94,7 +99,7 @@ COMMERCE_CONNECTION: dict[str, Any] = {
         "access_token": _field("Access token (oauth1)", "From the same integration.", _SECRET),
         "access_token_secret": _field("Access token secret (oauth1)", "From the same integration.", _SECRET),
     },
-}
+)
 
 
 def get_provider_info() -> dict[str, Any]:
