@@ -40,8 +40,10 @@ from amazon_commerce_sync.constants import (
     COMMERCE_ORDER_NUMBER_PATTERN,
     DAG_ORDER_CANCEL,
 )
-from amazon_commerce_sync.dag_defaults import account_param, task_defaults
+from amazon_commerce_sync.dag_defaults import account_param, string_matching, task_defaults
 
+AMAZON_ORDER_ID_EXPECTED = "an Amazon order id: 3-7-7 digits, like 123-1234567-1234567"
+COMMERCE_NUMBER_EXPECTED = "a Commerce order number: 1-50 letters, digits, '_' or '-', like 000000042"
 FEED_POKE_SECONDS = float(os.environ.get("SALES_CHANNEL_FEED_POKE_SECONDS", "60"))
 
 
@@ -62,7 +64,7 @@ FEED_POKE_SECONDS = float(os.environ.get("SALES_CHANNEL_FEED_POKE_SECONDS", "60"
             title="Amazon order ids",
             description=f"One per line. An Amazon order id is 3-7-7 digits: 123-1234567-1234567 (at most "
             f"{CANCEL_MAX_ORDERS}). Or use the Commerce order numbers below.",
-            items={"type": "string", "pattern": AMAZON_ORDER_ID_PATTERN},
+            items={"type": "string", **string_matching(AMAZON_ORDER_ID_PATTERN, AMAZON_ORDER_ID_EXPECTED)},
             minItems=1,
             maxItems=CANCEL_MAX_ORDERS,
             uniqueItems=True,
@@ -72,7 +74,7 @@ FEED_POKE_SECONDS = float(os.environ.get("SALES_CHANNEL_FEED_POKE_SECONDS", "60"
             type=["null", "array"],
             title="Commerce order numbers",
             description="Instead of Amazon ids: the Commerce order numbers (increment ids), one per line.",
-            items={"type": "string", "pattern": COMMERCE_ORDER_NUMBER_PATTERN},
+            items={"type": "string", **string_matching(COMMERCE_ORDER_NUMBER_PATTERN, COMMERCE_NUMBER_EXPECTED)},
             minItems=1,
             maxItems=CANCEL_MAX_ORDERS,
             uniqueItems=True,

@@ -30,6 +30,7 @@ from amazon_commerce_sync.dag_defaults import (
     ACCOUNT_MAP_INDEX,
     account_param,
     environment_schedule,
+    string_matching,
     task_defaults,
 )
 
@@ -65,7 +66,12 @@ COMMERCE_ORDERS = Asset(ASSET_COMMERCE_ORDERS)
         "redrive_quarantined": Param(
             [],
             type="array",
-            items={"type": "string", "pattern": f"^all$|{AMAZON_ORDER_ID_PATTERN}"},
+            items={
+                "type": "string",
+                **string_matching(
+                    f"^all$|{AMAZON_ORDER_ID_PATTERN}", "an Amazon order id like 123-1234567-1234567, or all"
+                ),
+            },
             maxItems=500,
             title="Re-drive quarantined orders",
             description='Re-drive quarantined orders after a fix: Amazon order ids, or ["all"].',

@@ -70,7 +70,7 @@ def test_the_form_accepts_a_valid_request(dag):
 def test_the_form_offers_the_reasons_and_typed_fields(dag):
     schema = {name: dag.params.get_param(name).schema for name in dag.params}
     assert schema["reason"]["enum"] == list(CANCEL_REASONS)
-    assert schema["amazon_order_ids"]["items"]["pattern"] == r"^\d{3}-\d{7}-\d{7}$"
+    assert schema["amazon_order_ids"]["items"]["if"]["pattern"] == r"^\d{3}-\d{7}-\d{7}$"
     assert schema["amazon_order_ids"]["maxItems"] == MAX_ORDERS
     assert schema["dry_run"]["type"] == ["null", "boolean"]
     assert "123-1234567-1234567" in dag.params.get_param("amazon_order_ids").description
