@@ -33,7 +33,6 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from amazon_commerce_sync.constants import (
-    ACCOUNT_ID_PATTERN,
     AMAZON_ORDER_ID_PATTERN,
     CANCEL_MAX_NOTE,
     CANCEL_MAX_ORDERS,
@@ -41,13 +40,16 @@ from amazon_commerce_sync.constants import (
     COMMERCE_ORDER_NUMBER_PATTERN,
     DAG_ORDER_CANCEL,
 )
-from amazon_commerce_sync.dag_defaults import task_defaults
+from amazon_commerce_sync.dag_defaults import account_param, string_matching, task_defaults
 
+AMAZON_ORDER_ID_EXPECTED = "an Amazon order id: 3-7-7 digits, like 123-1234567-1234567"
+COMMERCE_NUMBER_EXPECTED = "a Commerce order number: 1-50 letters, digits, '_' or '-', like 000000042"
 FEED_POKE_SECONDS = float(os.environ.get("SALES_CHANNEL_FEED_POKE_SECONDS", "60"))
 
 
 @dag(
     dag_id=DAG_ORDER_CANCEL,
+    description="Cancel unshipped Amazon orders on Amazon and in Commerce, from a form.",
     doc_md=__doc__,
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
@@ -60,9 +62,9 @@ FEED_POKE_SECONDS = float(os.environ.get("SALES_CHANNEL_FEED_POKE_SECONDS", "60"
             None,
             type=["null", "array"],
             title="Amazon order ids",
-            description=f"One per line, e.g. 123-1234567-1234567 (at most {CANCEL_MAX_ORDERS}). "
-            "Or use the Commerce numbers.",
-            items={"type": "string", "pattern": AMAZON_ORDER_ID_PATTERN},
+            description=f"One per line. An Amazon order id is 3-7-7 digits: 123-1234567-1234567 (at most "
+            f"{CANCEL_MAX_ORDERS}). Or use the Commerce order numbers below.",
+            items={"type": "string", **string_matching(AMAZON_ORDER_ID_PATTERN, AMAZON_ORDER_ID_EXPECTED)},
             minItems=1,
             maxItems=CANCEL_MAX_ORDERS,
             uniqueItems=True,
@@ -72,13 +74,16 @@ FEED_POKE_SECONDS = float(os.environ.get("SALES_CHANNEL_FEED_POKE_SECONDS", "60"
             type=["null", "array"],
             title="Commerce order numbers",
             description="Instead of Amazon ids: the Commerce order numbers (increment ids), one per line.",
-            items={"type": "string", "pattern": COMMERCE_ORDER_NUMBER_PATTERN},
+            items={"type": "string", **string_matching(COMMERCE_ORDER_NUMBER_PATTERN, COMMERCE_NUMBER_EXPECTED)},
             minItems=1,
             maxItems=CANCEL_MAX_ORDERS,
             uniqueItems=True,
         ),
+        # Optional in the schema so the form does not open in red (Airflow's form marks a type without "null"
+        # required and flags it before anything is chosen); the enum still refuses a run without a reason.
         "reason": Param(
-            type="string",
+            None,
+            type=["null", "string"],
             title="Cancel reason",
             description="Amazon's CancelReason, sent on every item (for all but NoInventory Amazon restocks).",
             enum=list(CANCEL_REASONS),
@@ -90,14 +95,8 @@ FEED_POKE_SECONDS = float(os.environ.get("SALES_CHANNEL_FEED_POKE_SECONDS", "60"
             description="Optional; added to the Commerce order comment (no personal data, please).",
             maxLength=CANCEL_MAX_NOTE,
         ),
-        "dry_run": Param(False, type="boolean", title="Dry run", description="Report only; send nothing."),
-        "account_id": Param(
-            None,
-            type=["null", "string"],
-            title="Account",
-            description="The account in the settings (default: the first).",
-            pattern=ACCOUNT_ID_PATTERN,
-        ),
+        "dry_run": Param(False, type=["null", "boolean"], title="Dry run", description="Report only; send nothing."),
+        "account_id": account_param("The account in the settings (default: the first)."),
     },
 )
 def amazon_order_cancel():

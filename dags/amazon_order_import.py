@@ -35,13 +35,20 @@ from amazon_commerce_sync.constants import (
     DAG_CANCEL_DECISION,
     DAG_ORDER_IMPORT,
 )
-from amazon_commerce_sync.dag_defaults import ACCOUNT_MAP_INDEX, environment_schedule, task_defaults
+from amazon_commerce_sync.dag_defaults import (
+    ACCOUNT_MAP_INDEX,
+    account_param,
+    environment_schedule,
+    string_matching,
+    task_defaults,
+)
 
 COMMERCE_ORDERS = Asset(ASSET_COMMERCE_ORDERS)
 
 
 @dag(
     dag_id=DAG_ORDER_IMPORT,
+    description="Import new and changed Amazon orders into Adobe Commerce, per account.",
     doc_md=__doc__,
     schedule=environment_schedule("SALES_CHANNEL_IMPORT_SCHEDULE", "*/5 * * * *"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
@@ -50,24 +57,32 @@ COMMERCE_ORDERS = Asset(ASSET_COMMERCE_ORDERS)
     tags=["sales-channel", "amazon", "commerce"],
     default_args=task_defaults(retries=3, execution_timeout=timedelta(minutes=30), exponential_backoff=True),
     params={
-        "account_id": Param(None, type=["null", "string"], description="Only this account (default: all)."),
+        "account_id": account_param(),
         "backfill_from": Param(
             None,
             type=["null", "string"],
             format="date-time",
+            title="Backfill from",
             description="Backfill: re-read orders updated from this time (ISO 8601).",
         ),
         "backfill_to": Param(
             None,
             type=["null", "string"],
             format="date-time",
+            title="Backfill to",
             description="Backfill: up to this time (default: the run's time minus 2 minutes).",
         ),
         "redrive_quarantined": Param(
             [],
             type="array",
-            items={"type": "string", "pattern": f"^all$|{AMAZON_ORDER_ID_PATTERN}"},
+            items={
+                "type": "string",
+                **string_matching(
+                    f"^all$|{AMAZON_ORDER_ID_PATTERN}", "an Amazon order id like 123-1234567-1234567, or all"
+                ),
+            },
             maxItems=500,
+            title="Re-drive quarantined orders",
             description='Re-drive quarantined orders after a fix: Amazon order ids, or ["all"].',
         ),
     },

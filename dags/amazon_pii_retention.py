@@ -27,11 +27,12 @@ import pendulum
 from airflow.sdk import Param, TriggerRule, dag, task
 
 from amazon_commerce_sync.constants import DAG_PII_RETENTION
-from amazon_commerce_sync.dag_defaults import environment_schedule, task_defaults
+from amazon_commerce_sync.dag_defaults import account_param, environment_schedule, task_defaults
 
 
 @dag(
     dag_id=DAG_PII_RETENTION,
+    description="Erase buyer personal data of orders delivered more than pii_retention_days ago.",
     doc_md=__doc__,
     schedule=environment_schedule("SALES_CHANNEL_RETENTION_SCHEDULE", "15 3 * * *"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
@@ -41,9 +42,12 @@ from amazon_commerce_sync.dag_defaults import environment_schedule, task_default
     default_args=task_defaults(retries=2, execution_timeout=timedelta(hours=1), retry_delay=timedelta(minutes=5)),
     params={
         "dry_run": Param(
-            False, type="boolean", description="Only count the orders due for erasure and the rows to re-encrypt."
+            False,
+            type=["null", "boolean"],
+            title="Dry run",
+            description="Only count the orders due for erasure and the rows to re-encrypt.",
         ),
-        "account_id": Param(None, type=["null", "string"], description="Only this account (default: all)."),
+        "account_id": account_param(),
     },
 )
 def amazon_pii_retention():

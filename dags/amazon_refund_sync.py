@@ -32,10 +32,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, chain, dag, task, task_group
+from airflow.sdk import chain, dag, task, task_group
 
 from amazon_commerce_sync.constants import DAG_REFUND_SYNC
-from amazon_commerce_sync.dag_defaults import ACCOUNT_MAP_INDEX, environment_schedule, task_defaults
+from amazon_commerce_sync.dag_defaults import (
+    ACCOUNT_MAP_INDEX,
+    account_param,
+    environment_schedule,
+    task_defaults,
+)
 
 STEPS = {
     "settle": "Settle the adjustment feeds earlier runs submitted.",
@@ -48,6 +53,7 @@ STEPS = {
 
 @dag(
     dag_id=DAG_REFUND_SYNC,
+    description="Refunds both ways between Commerce credit memos and Amazon, reconciled to the cent.",
     doc_md=__doc__,
     schedule=environment_schedule("SALES_CHANNEL_REFUND_SCHEDULE", "*/15 * * * *"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
@@ -56,7 +62,7 @@ STEPS = {
     tags=["sales-channel", "amazon", "commerce", "refunds"],
     default_args=task_defaults(retries=3, execution_timeout=timedelta(minutes=30), exponential_backoff=True),
     params={
-        "account_id": Param(None, type=["null", "string"], description="Only this account (default: all)."),
+        "account_id": account_param(),
     },
 )
 def amazon_refund_sync():

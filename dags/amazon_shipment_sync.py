@@ -30,7 +30,12 @@ import pendulum
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
 from amazon_commerce_sync.constants import ASSET_COMMERCE_ORDERS, DAG_SHIPMENT_SYNC
-from amazon_commerce_sync.dag_defaults import ACCOUNT_MAP_INDEX, environment_schedule, task_defaults
+from amazon_commerce_sync.dag_defaults import (
+    ACCOUNT_MAP_INDEX,
+    account_param,
+    environment_schedule,
+    task_defaults,
+)
 
 COMMERCE_ORDERS = Asset(ASSET_COMMERCE_ORDERS)
 CRON = environment_schedule("SALES_CHANNEL_SHIPMENT_SCHEDULE", "*/10 * * * *")
@@ -38,6 +43,7 @@ CRON = environment_schedule("SALES_CHANNEL_SHIPMENT_SCHEDULE", "*/10 * * * *")
 
 @dag(
     dag_id=DAG_SHIPMENT_SYNC,
+    description="Shipments both ways: Commerce shipments confirmed on Amazon, Amazon's mirrored in Commerce.",
     doc_md=__doc__,
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(CRON, timezone="UTC"), assets=[COMMERCE_ORDERS])
     if CRON
@@ -48,11 +54,12 @@ CRON = environment_schedule("SALES_CHANNEL_SHIPMENT_SCHEDULE", "*/10 * * * *")
     tags=["sales-channel", "amazon", "commerce"],
     default_args=task_defaults(retries=3, execution_timeout=timedelta(minutes=30), exponential_backoff=True),
     params={
-        "account_id": Param(None, type=["null", "string"], description="Only this account (default: all)."),
+        "account_id": account_param(),
         "mismatch_grace_minutes": Param(
             15,
             type="integer",
             minimum=0,
+            title="Mismatch grace (minutes)",
             description="Report an order that Amazon still shows unshipped this long after a confirmation.",
         ),
     },

@@ -20,6 +20,7 @@ from amazon_commerce_sync.dag_defaults import task_defaults
 
 @dag(
     dag_id=DAG_HEALTHCHECK,
+    description="Check every account's Amazon and Commerce connections, rate-limit headroom, state store.",
     doc_md=__doc__,
     schedule="@hourly",
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),

@@ -25,6 +25,7 @@ from amazon_commerce_sync.dag_defaults import environment_schedule, task_default
 
 @dag(
     dag_id=DAG_MONITOR,
+    description="Alert on import lag and on orders stuck waiting or quarantined.",
     doc_md=__doc__,
     schedule=environment_schedule("SALES_CHANNEL_MONITOR_SCHEDULE", "*/10 * * * *"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),

@@ -85,7 +85,9 @@ def parse_request(params: Mapping[str, Any]) -> CancelRequest:
     note = (note or "").strip() or None
     if note and len(note) > MAX_NOTE:
         problems.append(f"note: {len(note)} characters; at most {MAX_NOTE}")
-    dry_run = params.get("dry_run", False)
+    dry_run = params.get("dry_run")
+    if dry_run is None:  # the form's field is optional (type ["null", "boolean"]): unset means a real run
+        dry_run = False
     if not isinstance(dry_run, bool):
         problems.append(f"dry_run: {dry_run!r} must be true or false")
     account_id = params.get("account_id")

@@ -12,9 +12,9 @@ import os
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import BaseNotifier, ExceptionRetryPolicy, RetryAction, RetryRule
+from airflow.sdk import BaseNotifier, ExceptionRetryPolicy, Param, RetryAction, RetryRule
 
-from amazon_commerce_sync.constants import OWNER
+from amazon_commerce_sync.constants import ACCOUNT_ID_PATTERN, OWNER
 
 #: "Fatal means fail now" (Airflow 3.3 ``ExceptionRetryPolicy``; rules are checked in order, the first match
 #: decides). A ``FatalError`` (Amazon or Commerce refused the request: HTTP 400/401/403/404/409, a Login with
@@ -46,6 +46,35 @@ RETRY_POLICY = ExceptionRetryPolicy(
 #: ``map_index_template`` of a task mapped over accounts: the UI and the API name each instance by its account.
 #: Inside a mapped task group, pass ``account_id=`` by keyword (a positional argument lands in ``op_args``).
 ACCOUNT_MAP_INDEX = "{{ task.op_kwargs['account_id'] }}"
+
+
+def string_matching(pattern: str, expected: str) -> dict[str, Any]:
+    """JSON-schema keywords for a string that must match ``pattern``, refused with a message in words.
+
+    A plain ``pattern`` is refused with the regular expression itself (``'12' does not match '^\\d{3}-...'``),
+    and that is what Airflow's API server answers the trigger form (jsonschema's message, shown in the form). With
+    ``if``/``else`` the refusal reads ``'<expected>' was expected``; the strings accepted are the same (``expected``
+    itself is refused by the ``not``). Non-strings pass these keywords: give the ``type`` alongside.
+
+    :param pattern: the regular expression (``constants``), e.g. ``AMAZON_ORDER_ID_PATTERN``.
+    :param expected: what a valid value looks like, e.g. ``an Amazon order id: 3-7-7 digits, like 123-1234567-1234567``.
+    """
+    return {"if": {"pattern": pattern}, "else": {"const": expected, "not": {"const": expected}}}
+
+
+def account_param(description: str = "Only this account (default: all).") -> Param:
+    """The optional ``account_id`` run parameter of a DAG: an account of the settings, or empty for the default.
+
+    Its type admits ``null``, so Airflow's trigger form does not mark it required (the React form's
+    ``isParamRequired``: a schema type without ``"null"`` is required).
+    """
+    return Param(
+        None,
+        type=["null", "string"],
+        title="Account",
+        description=description,
+        **string_matching(ACCOUNT_ID_PATTERN, "an account id of the settings: 1-64 letters, digits, '.', '_' or '-'"),
+    )
 
 
 class FailureNotifier(BaseNotifier):

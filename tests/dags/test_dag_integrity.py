@@ -88,3 +88,24 @@ def test_schedule_switch(dag_id, airflow_db, monkeypatch):
     off = timetable_with(" None ")
     expected = "AssetTriggeredTimetable" if dag_id == "amazon_shipment_sync" else "NullTimetable"
     assert type(off).__name__ == expected
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
+def test_what_the_ui_shows(dagbag, path):
+    """The DAG list shows a one-line description; the trigger form shows each Param's title; every mapped
+    task instance is named by its account (``map_index_template`` rendering ``account_id``)."""
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    dag = dagbag.dags[path.stem]
+    assert dag.description and "\n" not in dag.description and len(dag.description) <= 100, dag.description
+    for name in dag.params:
+        assert dag.params.get_param(name).schema.get("title"), f"{dag.dag_id}: param {name} has no title"
+    for task in dag.tasks:
+        if isinstance(task, MappedOperator):
+            names = set(task.op_kwargs_expand_input.value)  # a TaskFlow .expand(): its keyword arguments
+        elif task.get_closest_mapped_task_group() is not None:
+            names = set(task.op_kwargs)
+        else:
+            continue
+        assert task.map_index_template == ACCOUNT_MAP_INDEX, f"{dag.dag_id}.{task.task_id}: instances not named"
+        assert "account_id" in names, f"{dag.dag_id}.{task.task_id}: account_id not passed by keyword"

@@ -10,9 +10,20 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
-def test_healthcheck_succeeds(channel):
+def test_healthcheck_succeeds(channel, debug_logs, caplog, capfd):
+    debug_logs()
     states = channel.run_dag("sales_channel_healthcheck")
     assert states == {"check": "success"}
+    # the log reads as sentences and a table of rate-limit headroom with rounded figures, not a dict
+    output = caplog.text + "".join(capfd.readouterr())
+    assert "Amazon SP-API OK for us-main (amazon_sp_api): token in" in output
+    assert "Commerce OK for us-main (commerce): store default" in output
+    header = next(line for line in output.splitlines() if line.split()[:2] == ["operation", "Amazon"])
+    assert header.split() == ["operation", "Amazon", "/s", "ours", "/s", "burst"]
+    ours = [r.getMessage() for r in caplog.records if r.name == "amazon_commerce_sync.pipelines.healthcheck"]
+    assert len(ours) == 2 and not any("{" in line for line in ours), ours
+    # Alembic's start-up lines are not in every task log (the store is already migrated)
+    assert "Context impl" not in output and "Will assume transactional DDL" not in output
 
 
 def test_healthcheck_fails_clearly_on_wrong_credentials(channel, monkeypatch, caplog, capfd):

@@ -265,8 +265,8 @@ KNOWN_LOG_LINES = [
     "page 1 staged:",  # amazon_order_import
     "Obtained an LWA access token for connection amazon_sp_api",  # where a secret would show, if anywhere
     "Obtained a Commerce admin token for connection commerce",
-    "shipment sync summary {'confirmed': 1",  # amazon_shipment_sync
-    "refund sync summary: {'sent': 1",  # amazon_refund_sync
+    ": 1 confirmed on Amazon",  # amazon_shipment_sync's summary sentence
+    "refund sync, every account: 1 adjustment sent to Amazon",  # amazon_refund_sync
     ": cancelled: cancelled on Amazon",  # amazon_order_cancel
     "buyer data key rotation: 0 order(s) re-encrypted",  # amazon_pii_retention
     '"POST /rest/default/V1/orders HTTP/1.1" 200',  # DEBUG (urllib3) from inside the import's load task

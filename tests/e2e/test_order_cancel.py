@@ -119,9 +119,10 @@ def _finish_feeds_after_a_reschedule(channel):
     return _finish_feeds_when(channel, rescheduled, what="wait_for_feeds rescheduled")
 
 
-def test_one_unshipped_order_is_cancelled_on_both_sides(channel):
+def test_one_unshipped_order_is_cancelled_on_both_sides(channel, debug_logs, caplog, capfd):
     [order_id] = imported_orders(channel, 1, seed=101)
     thread, errors = _finish_feeds_after_a_reschedule(channel)
+    debug_logs()
     states = cancel(channel, [order_id], note="Out of stock at the warehouse")
     thread.join(10)
     assert not errors, errors
@@ -133,7 +134,12 @@ def test_one_unshipped_order_is_cancelled_on_both_sides(channel):
     assert feed_messages(channel) == [order_id]
     [feed] = amazon_feeds(channel)
     assert feed["marketplaceIds"] == [channel.amazon_order(order_id)["salesChannel"]["marketplaceId"]]
-    assert outcomes(channel)[order_id][0] == "cancelled"
+    outcome, detail = outcomes(channel)[order_id]
+    assert outcome == "cancelled"
+    # the summary names the Commerce order by the number the merchant knows (increment id), not its entity id
+    assert f"(order #{commerce['increment_id']})" in detail and f"order {commerce['entity_id']})" not in detail
+    output = caplog.text + "".join(capfd.readouterr())
+    assert "cancellation: 1 order: 1 cancelled on both sides" in output
     assert channel.store.orders.get(order_id)["sync_status"] == "canceled"
     assert reschedules(channel, "wait_for_feeds") >= 1  # the wait gave its worker slot back between pokes
 

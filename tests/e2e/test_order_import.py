@@ -44,14 +44,23 @@ def test_imports_each_order_once_with_amazons_totals(channel):
     assert writes(after) == writes(before)
 
 
-def test_pending_fba_and_missing_products(channel):
+def test_pending_fba_and_missing_products(channel, debug_logs, caplog, capfd):
     pending = merchant_orders(channel, 2, status="PENDING", seed=21)
     fba_unshipped = channel.generated_orders(1, seed=22, status="UNSHIPPED", fulfilled_by="AMAZON")
     fba_shipped = channel.generated_orders(1, seed=23, status="SHIPPED", fulfilled_by="AMAZON")
     unknown_sku = merchant_orders(channel, 1, seed=24)
     unknown_sku[0]["orderItems"][0]["product"]["sellerSku"] = "NOT-IN-CATALOG"
     channel.load_amazon_orders(pending + fba_unshipped + fba_shipped + unknown_sku)
+    debug_logs()
     assert_success(channel.run_dag("amazon_order_import"))
+    # the load task's log ends with a sentence per account, not a dict
+    output = caplog.text + "".join(capfd.readouterr())
+    assert (
+        "1 created, 1 not eligible (1 Amazon-fulfilled, not shipped yet), 2 pending payment on Amazon, "
+        "1 waiting for a product"
+    ) in output, output[-3000:]
+    ours = [r.getMessage() for r in caplog.records if r.name == "amazon_commerce_sync.pipelines.order_import"]
+    assert ours and not any("{" in line for line in ours), ours
 
     by_id = channel.commerce_orders_by_amazon_id()
     assert not any(o["orderId"] in by_id for o in pending + fba_unshipped + unknown_sku)

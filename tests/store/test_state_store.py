@@ -58,6 +58,24 @@ def test_migrations_reach_head_and_are_idempotent(state_db_url):
     engine.dispose()
 
 
+def test_a_migrated_store_is_checked_without_alembic_lines(state_db_url, caplog):
+    """Every task opens the store: once it is at head, no Alembic start-up lines ("Context impl ...",
+    "Will assume ... DDL") reach the task log; an upgrade still says what it did."""
+    import logging
+
+    engine = make_engine(state_db_url)
+    with caplog.at_level(logging.INFO):
+        migrate(engine)
+    assert f"upgraded from revision (empty) to {head_revision()}" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert migrate(engine) == head_revision()
+        assert current_revision(engine) == head_revision()
+    assert "Context impl" not in caplog.text and "Will assume" not in caplog.text, caplog.text
+    assert not [r for r in caplog.records if r.name.startswith("alembic")]
+    engine.dispose()
+
+
 def test_money_is_exact(state_store):
     state_store.orders.stage([staged(total="1234567.8901")])
     order = state_store.orders.get("111-0000001-0000001")

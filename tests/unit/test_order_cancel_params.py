@@ -70,9 +70,26 @@ def test_the_form_accepts_a_valid_request(dag):
 def test_the_form_offers_the_reasons_and_typed_fields(dag):
     schema = {name: dag.params.get_param(name).schema for name in dag.params}
     assert schema["reason"]["enum"] == list(CANCEL_REASONS)
-    assert schema["amazon_order_ids"]["items"]["pattern"] == r"^\d{3}-\d{7}-\d{7}$"
+    assert schema["amazon_order_ids"]["items"]["if"]["pattern"] == r"^\d{3}-\d{7}-\d{7}$"
     assert schema["amazon_order_ids"]["maxItems"] == MAX_ORDERS
-    assert schema["dry_run"]["type"] == "boolean"
+    assert schema["dry_run"]["type"] == ["null", "boolean"]
+    assert "123-1234567-1234567" in dag.params.get_param("amazon_order_ids").description
+
+
+def airflow_form_marks_required(schema: dict) -> bool:
+    """Airflow 3.3's trigger form (``FlexibleForm/isParamRequired``): a field is required, shown with a star and
+    in red while empty, when its schema has a type and that type is not a list holding ``"null"``."""
+    kind = schema.get("type")
+    return bool(kind) and not (isinstance(kind, list) and "null" in kind)
+
+
+def test_the_form_opens_without_required_fields(dag):
+    """Nothing is red before anything is typed, and dry_run carries no required star; the reason is still
+    required by its enum when the form is sent (test_the_form_rejects_a_missing_reason)."""
+    for name in dag.params:
+        param = dag.params.get_param(name)
+        assert not airflow_form_marks_required(param.schema), name
+        assert param.schema.get("title"), f"{name}: the form shows the title, not the key"
 
 
 @pytest.mark.parametrize(("case", "conf", "words"), INVALID, ids=[c[0] for c in INVALID])

@@ -1,6 +1,6 @@
 """Amazon Selling Partner API hook: orders, shipment confirmations, feeds and finances.
 
-Connection (``amazon_sp_api``, type ``http``):
+Connection (``amazon_sp_api``, type ``amazon_sp_api``, or ``http``):
 
 - ``host``: the SP-API endpoint, e.g. ``https://sellingpartnerapi-na.amazon.com``
   (or a sandbox such as ``http://127.0.0.1:8701``);
@@ -151,6 +151,7 @@ class AmazonSpApiHook(RestHook):
 
     conn_name_attr = "amazon_conn_id"
     default_conn_name = AMAZON_CONN_ID
+    conn_type = "amazon_sp_api"  # its form: provider_info.AMAZON_CONNECTION (type http works too)
     hook_name = "Amazon Selling Partner API"
 
     def __init__(

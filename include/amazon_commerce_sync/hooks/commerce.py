@@ -1,6 +1,6 @@
 """Adobe Commerce (Magento 2.4) REST hook: orders, invoices, shipments, refunds, stock, customers.
 
-Connection (``commerce``, type ``http``):
+Connection (``commerce``, type ``adobe_commerce``, or ``http``):
 
 - ``host``: the store's base URL, e.g. ``https://shop.example.com`` (or ``http://127.0.0.1:8702``);
 - extra ``store_code``: the store view in ``/rest/<store_code>/V1/...`` (default ``default``);
@@ -76,6 +76,7 @@ class CommerceHook(RestHook):
 
     conn_name_attr = "commerce_conn_id"
     default_conn_name = COMMERCE_CONN_ID
+    conn_type = "adobe_commerce"  # its form: provider_info.COMMERCE_CONNECTION (type http works too)
     hook_name = "Adobe Commerce"
 
     def __init__(self, commerce_conn_id: str = default_conn_name, *, retry_policy: RetryPolicy = DEFAULT_POLICY):

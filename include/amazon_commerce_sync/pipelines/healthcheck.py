@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from amazon_commerce_sync import summaries
 from amazon_commerce_sync.errors import IntegrationError
 from amazon_commerce_sync.hooks import operations
 from amazon_commerce_sync.settings import AccountSettings
@@ -41,7 +42,15 @@ def check_amazon(ctx, account: AccountSettings, *, today: date | None = None) ->
     result = {**result, "deprecations": deprecations(account, today or utcnow().date())}
     for warning in result["deprecations"]:
         log.warning("SP-API deprecation (account %s): %s", account.account_id, warning)
-    log.info("Amazon SP-API OK for %s: %s", account.account_id, result)
+    log.info(
+        "Amazon SP-API OK for %s (%s): token in %d ms, %s in %d ms. Rate limits (requests per second):\n%s",
+        account.account_id,
+        account.amazon_conn_id,
+        result["token_ms"],
+        result["call"],
+        result["call_ms"],
+        summaries.rate_limit_table(result["rate_limits"]),
+    )
     return result
 
 
@@ -55,7 +64,16 @@ def check_commerce(ctx, account: AccountSettings) -> dict[str, Any]:
             f"{exc}. Check the connection's host, store code and credentials."
         ) from None
     result = {**result, "allowed_currencies": currencies}
-    log.info("Commerce OK for %s: %s", account.account_id, result)
+    log.info(
+        "Commerce OK for %s (%s): store %s, %s authentication, %s in %d ms; currencies %s",
+        account.account_id,
+        account.commerce_conn_id,
+        result.get("store_code"),
+        result.get("auth"),
+        result.get("call"),
+        result.get("call_ms", 0),
+        ", ".join(currencies) or "none",
+    )
     return result
 
 

@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from amazon_commerce_sync import feeds, transform
+from amazon_commerce_sync import feeds, summaries, transform
 from amazon_commerce_sync.cancel_request import GET_ORDER_DATA, CancelRequest
 from amazon_commerce_sync.commerce_writes import keys
 from amazon_commerce_sync.commerce_writes.orders import cancel_in_commerce
@@ -366,11 +366,13 @@ def _cancel_commerce(ctx: Resources, account: AccountSettings, order_id: str, co
     row = ctx.store.orders.get(order_id)
     commerce = ctx.commerce(account)
     commerce_id = row["commerce_order_id"] if row else None
+    number = row.get("commerce_increment_id") if row else None  # the order number the merchant knows
     if commerce_id is None:
         found = commerce.find_orders_by_ext_order_ids([order_id]).get(order_id) or []
         if not found:
             return "no Commerce order (the order was never imported)"
-        commerce_id = int(sorted(found, key=lambda o: int(o["entity_id"]))[0]["entity_id"])
+        first = sorted(found, key=lambda o: int(o["entity_id"]))[0]
+        commerce_id, number = int(first["entity_id"]), first.get("increment_id")
     lease = keys.order_lease(order_id)
     deadline = time.monotonic() + LEASE_WAIT_SECONDS
     while not ctx.store.ops.acquire_lease(lease, owner, LEASE_SECONDS):
@@ -399,7 +401,9 @@ def _cancel_commerce(ctx: Resources, account: AccountSettings, order_id: str, co
         ctx.store.ops.release_lease(lease, owner)
     if row is not None:
         ctx.store.orders.set_sync(order_id, OrderSync.CANCELLED, synced_amazon_updated_at=row["amazon_updated_at"])
-    return f"{done.action} (order {commerce_id})"
+    if not number:  # a state-store row from before the number was kept: Commerce has it
+        number = commerce.get_order(int(commerce_id)).get("increment_id")
+    return f"{done.action} (order #{number})" if number else f"{done.action} (order entity {commerce_id})"
 
 
 # -- step 4: summary ---------------------------------------------------------------------------
@@ -424,6 +428,7 @@ def summarize(result: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         log.info("%s", line)
         if record["outcome"] not in SUCCESSFUL:
             failures.append(f"{name}: {record['detail']}")
+    log.info("cancellation: %s", summaries.cancel_sentence(counts, dry_run=bool(result.get("dry_run"))))
     summary = {
         "account_id": result.get("account_id"),
         "dry_run": bool(result.get("dry_run")),

@@ -1,12 +1,11 @@
 """Load staged Amazon orders into Commerce (create, update), exactly once in effect.
 
-Extraction (``order_extract``) stages the orders; loading works from the staged orders, a page
-of 100 at a time: one batched look-up of the page's Commerce orders (``ext_order_id``), products
-and stock, then the orders with bounded concurrency, each under a lease (one writer per order across workers), and
-one stock write for the page. Every write to Commerce goes through
-``commerce_writes`` (look up its natural key, record the intent, send, look again after
-a lost answer), so a retry, rerun, killed worker or an answer lost after Commerce
-committed never produces a second order, invoice, shipment or stock move.
+Extraction (``order_extract``) stages the orders; loading works from the staged orders, a page of 100 at a time:
+one batched look-up of the page's Commerce orders (``ext_order_id``), products and stock, then the orders with
+bounded concurrency, each under a lease (one writer per order across workers), and one stock write for the page.
+Every write to Commerce goes through ``commerce_writes`` (look up its natural key, record the intent, send, look
+again after a lost answer), so a retry, rerun, killed worker or an answer lost after Commerce committed never
+produces a second order, invoice, shipment or stock move.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
-from amazon_commerce_sync import addresses, currency, order_programs, transform
+from amazon_commerce_sync import addresses, currency, order_programs, summaries, transform
 from amazon_commerce_sync.commerce_writes import keys, orders
 from amazon_commerce_sync.commerce_writes.protocol import Source
 from amazon_commerce_sync.commerce_writes.shipments import mirror_amazon_shipments, mirror_plan
@@ -56,6 +55,7 @@ class Loader:
         self.owner = owner
         self.summary: collections.Counter[str] = collections.Counter()
         self.on_hold: list[str] = []
+        self.not_eligible: collections.Counter[str] = collections.Counter()  # why, for the summary sentence
         self.problems: list[str] = []
         self._lock = threading.Lock()
         self._store_currency: currency.StoreCurrency | None = None
@@ -121,6 +121,8 @@ class Loader:
         result: dict[str, Any] = dict(self.summary)
         result["account"] = self.account.account_id
         result["on_hold_for_buyer_cancellation"] = sorted(self.on_hold)
+        if self.not_eligible:
+            result["not_eligible_reasons"] = dict(self.not_eligible)
         return result
 
     def load_page(self, rows: list[OrderRow]) -> None:
@@ -215,19 +217,19 @@ class Loader:
         updated = row["amazon_updated_at"]
         status, fulfilled = row["amazon_status"], row["fulfilled_by"]
         if row["amazon_created_at"] < self.account.import_orders_after:
-            self._mark(row, OrderSync.NOT_ELIGIBLE, "placed before import_orders_after", "not_eligible")
+            self._not_eligible(row, "placed before import_orders_after")
             return
         if not self.account.import_enabled:
-            self._mark(row, OrderSync.NOT_ELIGIBLE, "import is disabled for this account", "not_eligible")
+            self._not_eligible(row, "import is disabled for this account", "import disabled")
             return
         if status in transform.PENDING_STATUSES:
             self._mark(row, OrderSync.PENDING_PAYMENT, "pending on Amazon: no payment yet", "pending")
             return
         if status in ("CANCELLED", "UNFULFILLABLE"):
-            self._mark(row, OrderSync.NOT_ELIGIBLE, f"{status.lower()} on Amazon before import", "not_eligible")
+            self._not_eligible(row, f"{status.lower()} on Amazon before import", f"{status.lower()} before import")
             return
         if fulfilled == "AMAZON" and status != "SHIPPED":
-            self._mark(row, OrderSync.NOT_ELIGIBLE, "Amazon-fulfilled: imported once shipped", "not_eligible")
+            self._not_eligible(row, "Amazon-fulfilled: imported once shipped", "Amazon-fulfilled, not shipped yet")
             return
         associated = order_programs.association(row["payload"])
         if associated and not self.account.import_replacement_orders:
@@ -328,6 +330,12 @@ class Loader:
             row["amazon_order_id"], status, reason=reason, synced_amazon_updated_at=row["amazon_updated_at"]
         )
         self.count(counter)
+
+    def _not_eligible(self, row: OrderRow, reason: str, short: str | None = None) -> None:
+        """Mark the order not eligible for ``reason``; count it under ``short`` (the summary sentence's bracket)."""
+        with self._lock:
+            self.not_eligible[short or reason] += 1
+        self._mark(row, OrderSync.NOT_ELIGIBLE, reason, "not_eligible")
 
     def _full_order(self, row: OrderRow) -> dict[str, Any]:
         """The staged order with its personal data put back (in memory only, for the Commerce payload)."""
@@ -487,8 +495,7 @@ def load_orders(ctx: Resources, account: AccountSettings, *, owner: str) -> dict
     """Apply every staged change of the account to Commerce; returns the run summary (counts, order ids)."""
     loader = Loader(ctx, account, owner=owner)
     summary = loader.run()
-    if loader.problems:
-        for note in loader.problems:
-            log.warning("%s", note)
-    log.info("%s: load summary %s", account.account_id, {k: v for k, v in summary.items() if k != "account"})
+    for note in loader.problems:
+        log.warning("%s", note)
+    log.info("%s: %s", account.account_id, summaries.import_sentence(summary))
     return summary

@@ -20,6 +20,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from amazon_commerce_sync import summaries
 from amazon_commerce_sync.commerce_writes import keys
 from amazon_commerce_sync.commerce_writes.shipments import mirror_amazon_shipments, mirror_plan
 from amazon_commerce_sync.errors import FatalError, RetriableError
@@ -89,7 +90,7 @@ class ShipmentSync(ConfirmSteps):
         }
         result.update({k: v for k, v in self.summary.items() if k not in result})
         result["account"] = self.account.account_id
-        log.info("%s: shipment sync summary %s", self.account.account_id, {k: v for k, v in result.items() if v})
+        log.info("%s: %s", self.account.account_id, summaries.shipment_sentence(result))
         return result
 
     # -- Amazon -> Commerce --------------------------------------------------------------------

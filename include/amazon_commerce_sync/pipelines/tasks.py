@@ -187,6 +187,7 @@ def refund_step(step: str, account_id: str, run_id: str, *, run_after: datetime)
 
     ``mirror`` reads Amazon's refunds posted up to ``run_after`` (less Amazon's publication lag).
     """
+    from amazon_commerce_sync import summaries
     from amazon_commerce_sync.pipelines import refund_reconcile, refund_sync
 
     ctx = _context(f"amazon_refund_sync/{run_id}/{step}")
@@ -201,16 +202,17 @@ def refund_step(step: str, account_id: str, run_id: str, *, run_after: datetime)
     }
     with _naming(f"amazon_refund_sync {step}", account):
         summary = steps[step]()
-    log.info("%s %s: %s", account_id, step, {k: v for k, v in summary.items() if k != "account"})
+    log.info("%s %s: %s", account_id, step, summaries.refund_sentence(summary))
     return summary
 
 
 def refund_summary(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     """The run's counts over every account and step (``refund_sync.combine``)."""
+    from amazon_commerce_sync import summaries as sentences
     from amazon_commerce_sync.pipelines import refund_sync
 
     total = refund_sync.combine(summaries)
-    log.info("refund sync summary: %s", total)
+    log.info("refund sync, every account: %s", sentences.refund_sentence(total))
     return total
 
 
@@ -327,7 +329,9 @@ def pii_retention(run_id: str, params: dict[str, Any], *, run_after: datetime) -
     """
     from amazon_commerce_sync.pipelines import retention
 
-    dry_run = params.get("dry_run", False)
+    dry_run = params.get("dry_run")
+    if dry_run is None:  # optional in the form (type ["null", "boolean"]): unset means a real run
+        dry_run = False
     if not isinstance(dry_run, bool):
         raise AirflowFailException(f"param dry_run: {dry_run!r} must be true or false")
     ctx = _context(f"amazon_pii_retention/{run_id}")
@@ -375,12 +379,14 @@ def monitor(run_id: str, context: dict[str, Any] | None = None, *, run_after: da
     Returns the alert keys (firing, sent, repeat-suppressed). A rerun of the same run judges the same
     instant, and finds its alerts already sent.
     """
-    from amazon_commerce_sync import alerts, monitor
+    from amazon_commerce_sync import alerts, monitor, summaries
 
     ctx = _context(f"sales_channel_monitor/{run_id}")
-    return monitor.run_monitor(
+    result = monitor.run_monitor(
         ctx.store, ctx.settings.accounts, now=run_time(run_after), deliver=lambda a: alerts.send_alert(a, context)
     )
+    log.info("monitor: %s", summaries.monitor_sentence(result))
+    return result
 
 
 # -- amazon_buyer_cancel_decision ------------------------------------------------------------------------

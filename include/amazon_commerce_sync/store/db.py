@@ -13,10 +13,12 @@ worker would otherwise keep a state store of its own.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -200,14 +202,37 @@ def _alembic_config(connection) -> Config:
     return cfg
 
 
+@contextlib.contextmanager
+def _alembic_quiet() -> Iterator[None]:
+    """Alembic's migration logger at WARNING for the duration: its INFO start-up lines ("Context impl
+    PostgresqlImpl.", "Will assume transactional DDL.") are logged each time a ``MigrationContext`` is made
+    (``alembic.runtime.migration``), which is once per task; they say nothing about the task."""
+    logger = logging.getLogger("alembic.runtime.migration")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def migrate(engine: Engine) -> str:
-    """Upgrade the schema to the newest revision; returns it. Safe to run concurrently on PostgreSQL."""
+    """Upgrade the schema to the newest revision; returns it. Safe to run concurrently on PostgreSQL.
+
+    A store already at the newest revision is only read (quietly: no Alembic lines in the task log); one that is
+    behind is upgraded under a lock, with Alembic's "Running upgrade ..." lines and one line naming both revisions.
+    """
+    head = head_revision()
+    current = current_revision(engine)
+    if current == head:
+        return head
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # Two workers migrating at once would race on CREATE TABLE.
             connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7355608)")
         command.upgrade(_alembic_config(connection), "head")
-    return head_revision()
+    log.info("state store schema upgraded from revision %s to %s", current or "(empty)", head)
+    return head
 
 
 def head_revision() -> str:
@@ -217,7 +242,8 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as connection:
+    """The store's Alembic revision (None for an empty store), read without Alembic's start-up log lines."""
+    with engine.connect() as connection, _alembic_quiet():
         return MigrationContext.configure(connection).get_current_revision()
 
 
