@@ -178,18 +178,16 @@ def test_catalog_stock_and_currencies(shop):
 
 def test_store_currency_and_directory_of_another_store_view(shop):
     """The account's store view is read by its code (``/rest/<code>/V1/...``), whatever the connection's is."""
-    from amazon_commerce_sync.pipelines.order_import import read_store_currency
-
     hook = CommerceHook()
     assert hook.get_store_config(3)["code"] == "multi" and hook.get_store_config(99) is None
-    multi = read_store_currency(hook, 3)
+    multi = hook.store_currency(3)
     assert (multi.base_currency_code, multi.store_code, multi.available) == (
         "USD",
         "multi",
         frozenset({"USD", "EUR", "GBP", "JPY"}),
     )
     assert multi.rates == {"USD": Decimal(1), "EUR": Decimal("0.92"), "GBP": Decimal("0.79")}  # no JPY: rate 0
-    canada = read_store_currency(hook, 2)
+    canada = hook.store_currency(2)
     assert canada.base_currency_code == "CAD" and canada.rates["USD"] == Decimal("0.7407")
     us = hook.get_country("US", "multi")
     assert {"code": "WA", "name": "Washington"}.items() <= next(

@@ -43,7 +43,8 @@ from typing import Any
 from requests.auth import AuthBase
 
 from amazon_commerce_sync.constants import COMMERCE_CONN_ID
-from amazon_commerce_sync.errors import BadRequestError, NotFoundError
+from amazon_commerce_sync.currency import StoreCurrency
+from amazon_commerce_sync.errors import BadRequestError, FatalError, NotFoundError
 from amazon_commerce_sync.hooks.auth import BearerAuth, MagentoAdminTokenAuth, magento_oauth1
 from amazon_commerce_sync.hooks.commerce_connection import CommerceSettings, parse_connection
 from amazon_commerce_sync.hooks.pagination import CurrentPagePaginator
@@ -419,6 +420,16 @@ class CommerceHook(RestHook):
         """``GET /V1/directory/currency`` of a store view: base currency, available codes, ``exchange_rates``."""
         path = f"/rest/{store_code}/V1/directory/currency"
         return self._call("GET", path, operation="GET /V1/directory/currency") or {}
+
+    def store_currency(self, store_id: int) -> StoreCurrency:
+        """The store view's currencies: its ``storeConfig`` and ``GET /V1/directory/currency`` of it.
+
+        :raises FatalError: Commerce has no store view with this ``store_id``.
+        """
+        config = self.get_store_config(store_id)
+        if config is None:
+            raise FatalError(f"Commerce has no store view with id {store_id} (the account's store_id)")
+        return StoreCurrency.from_rest(config, self.get_currency_information(str(config["code"])))
 
     def get_country(self, country_id: str, store_code: str) -> dict[str, Any] | None:
         """``GET /V1/directory/countries/{id}`` of a store view (its ``available_regions``); None when the store

@@ -83,7 +83,7 @@ class Loader:
     def store_currency(self) -> currency.StoreCurrency:
         """The account's store view's base currency, accepted currencies and rates (read once per run)."""
         if self._store_currency is None:
-            self._store_currency = read_store_currency(self.commerce, self.account.store_id)
+            self._store_currency = self.commerce.store_currency(self.account.store_id)
         return self._store_currency
 
     def allowed_currencies(self) -> set[str]:
@@ -478,17 +478,6 @@ class Loader:
             "order_held_for_buyer_cancellation", "amazon_order", order_id, {"commerce_order_id": commerce_id}
         )
         self.count("on_hold", order_id)
-
-
-def read_store_currency(commerce, store_id: int) -> currency.StoreCurrency:
-    """The account's store view's currencies: its ``storeConfig`` and ``GET /V1/directory/currency`` of it.
-
-    :raises FatalError: Commerce has no store view with the account's ``store_id``.
-    """
-    config = commerce.get_store_config(store_id)
-    if config is None:
-        raise FatalError(f"Commerce has no store view with id {store_id} (the account's store_id)")
-    return currency.StoreCurrency.from_rest(config, commerce.get_currency_information(str(config["code"])))
 
 
 def load_orders(ctx: Resources, account: AccountSettings, *, owner: str) -> dict[str, Any]:
