@@ -57,7 +57,7 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 class Alert:
     """One alert: what happened, to which account, and what to do about it."""
 
-    kind: str  # task_failed, import_lag, orders_waiting, orders_quarantined
+    kind: str  # task_failed, import_lag, orders_waiting, orders_quarantined, ship_by
     key: str  # identifies the condition, for repeat suppression
     account_id: str
     subject: str
