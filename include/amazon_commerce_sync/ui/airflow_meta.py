@@ -106,8 +106,8 @@ def interval_minutes(cron: str | None) -> int | None:
 def import_schedule(dag_id: str = DAG_ORDER_IMPORT) -> dict[str, Any]:
     """The import's schedule as the scheduler has it: ``summary`` (e.g. ``*/5 * * * *`` or ``None``),
     ``description`` (Airflow's words, e.g. "Every 5 minutes"), ``interval_minutes`` (None when not periodic),
-    ``source`` ("airflow", or "environment" when the metadata database has no such DAG or cannot be read: then
-    the deployment switch ``SALES_CHANNEL_IMPORT_SCHEDULE`` or the DAG's default)."""
+    ``source`` ("airflow"; when the metadata database has no such DAG or cannot be read: "environment", the
+    deployment switch ``SALES_CHANNEL_IMPORT_SCHEDULE``, or "default", the DAG's default schedule)."""
     try:
         from airflow.models import DagModel
         from airflow.utils.session import create_session
@@ -126,5 +126,15 @@ def import_schedule(dag_id: str = DAG_ORDER_IMPORT) -> dict[str, Any]:
             "interval_minutes": interval_minutes(row.timetable_summary),
             "source": "airflow",
         }
-    cron = os.environ.get(SCHEDULE_SWITCHES.get(dag_id, ""), IMPORT_SCHEDULE_DEFAULT).strip()
-    return {"summary": cron, "description": None, "interval_minutes": interval_minutes(cron), "source": "environment"}
+    return schedule_from_environment(dag_id)
+
+
+def schedule_from_environment(dag_id: str = DAG_ORDER_IMPORT) -> dict[str, Any]:
+    """The schedule as ``import_schedule`` gives it, from the DAG's deployment switch (``SCHEDULE_SWITCHES``) when
+    set ("environment"), else the import's default schedule ("default")."""
+    switch = os.environ.get(SCHEDULE_SWITCHES.get(dag_id, ""), "").strip() if dag_id in SCHEDULE_SWITCHES else ""
+    cron = switch or IMPORT_SCHEDULE_DEFAULT
+    source = "environment" if switch else "default"
+    if cron.lower() == "none":
+        return {"summary": None, "description": None, "interval_minutes": None, "source": source}
+    return {"summary": cron, "description": None, "interval_minutes": interval_minutes(cron), "source": source}

@@ -155,9 +155,10 @@ def _channels(conn: Connection, now: datetime, thresholds: Mapping[str, int], ok
         )
     ):
         channel(row.account_id, row.marketplace_id).statuses[row.sync_status] = row.n
-    for row in conn.execute(
+    accounts = sorted({account_id for account_id, _ in found})
+    for row in conn.execute(  # account_id IN (...): the (account_id, sync_status) index
         select(o.account_id, o.marketplace_id, o.sync_reason, func.count().label("n"))
-        .where(o.sync_status == OrderSync.NOT_ELIGIBLE)
+        .where(o.account_id.in_(accounts), o.sync_status == OrderSync.NOT_ELIGIBLE)
         .group_by(o.account_id, o.marketplace_id, o.sync_reason)
     ):
         reasons = channel(row.account_id, row.marketplace_id).not_eligible_reasons

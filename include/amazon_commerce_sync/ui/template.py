@@ -98,7 +98,7 @@ def bar_chart(values: list[int], hours: list[datetime], width: int = 840, height
                 f'<rect x="{x:.1f}" y="{height - h:.1f}" width="{max(bar - 0.6, 0.6):.1f}" height="{h:.1f}">'
                 f"<title>{title}</title></rect>"
             )
-    parts.append(f'<text x="2" y="{height + 12}" class="axis">per hour</text></svg>')
+    parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - numbers and escaped titles only
 
 
@@ -286,7 +286,13 @@ PAGE = """<!doctype html>
 """
 
 STATUSES = tuple(str(s) for s in STATUS_COLUMNS)
-STATUS_LABELS = {"not_eligible": "not eligible", "waiting_product": "waiting product", "canceled": "cancelled"}
+STATUS_LABELS = {
+    "not_eligible": "not eligible",
+    "waiting_product": "waiting product",
+    "pending_payment": "pending payment",
+    "on_hold": "on hold",
+    "canceled": "cancelled",
+}
 
 
 def _listing_note(listing, order: str = "oldest") -> Markup:
@@ -310,7 +316,9 @@ def _schedule_text(schedule: dict) -> str:
     summary, description = schedule.get("summary"), schedule.get("description")
     if not summary or summary.lower() == "none":
         return "is not scheduled (triggered only)"
-    source = "" if schedule.get("source") == "airflow" else ", from SALES_CHANNEL_IMPORT_SCHEDULE"
+    source = {"environment": ", from SALES_CHANNEL_IMPORT_SCHEDULE", "default": ", the DAG's default"}.get(
+        schedule.get("source"), ""
+    )
     if description and description != summary:
         return f"runs {description[0].lower()}{description[1:]} ({summary}{source})"
     return f"runs on the schedule {summary}{source}"
