@@ -216,7 +216,7 @@ PAGE = """<!doctype html>
 <div class="muted">Each request is a decision in Airflow (<code>{{ decision_dag }}</code>): cancel on both sides
  or keep the order and release the hold.</div>
 {{ listing_note(d.on_hold) }}
-<table><tr><th>Amazon order</th><th>Account</th><th>Marketplace</th><th>Commerce order</th><th>Requested</th>
+<table><tr><th>Amazon order</th><th>Account</th><th>Marketplace</th><th>Commerce order</th><th>Amazon changed</th>
  <th>Ship by</th><th>Decision</th></tr>
  {% for r in d.on_hold.rows %}
  <tr><td>{{ amazon_link(r.amazon_order_id) }}</td><td>{{ r.account_id }}</td><td>{{ r.marketplace_id }}</td>
