@@ -7,6 +7,8 @@ this task's log), when the integration is unhealthy even though no task failed:
 * the order import lags: the run's time minus the extraction cursor of an account and marketplace is more
   than `alert_import_lag_minutes` (setting, default 60);
 * orders wait for a product, or stay quarantined, longer than `alert_stuck_hours` (default 24).
+* unshipped merchant-fulfilled orders come within `alert_ship_by_hours` (default 12) of Amazon's ship-by
+  date and are not shipped in Commerce: one alert listing them, sent once per order.
 
 Quiet otherwise. A firing alert is repeated at most every `alert_repeat_minutes` (default 60).
 Schedule: `SALES_CHANNEL_MONITOR_SCHEDULE` (default every 10 minutes).

@@ -7,7 +7,7 @@ Two sources of alerts:
   account, what failed (the exception's message and the notes the task added, secrets masked and
   e-mail addresses removed) and what to do, saying whether the failure was retried first.
 * **The monitor** (DAG ``sales_channel_monitor``, every 10 minutes, module ``monitor``) alerts even when no
-  task failed: import lag, orders waiting or quarantined too long.
+  task failed: import lag, orders waiting or quarantined too long, orders near their ship-by deadline.
 
 Where alerts go is a deployment switch, the environment variable ``SALES_CHANNEL_NOTIFIER``
 (a class path), default :class:`LoggingNotifier` (one ERROR line in the task log):
@@ -57,7 +57,7 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 class Alert:
     """One alert: what happened, to which account, and what to do about it."""
 
-    kind: str  # task_failed, import_lag, orders_waiting, orders_quarantined
+    kind: str  # task_failed, import_lag, orders_waiting, orders_quarantined, ship_by
     key: str  # identifies the condition, for repeat suppression
     account_id: str
     subject: str

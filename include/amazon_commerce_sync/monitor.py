@@ -5,6 +5,11 @@ imported counts from when the monitor first saw it) more than ``alert_import_lag
 for a product or stay quarantined longer than ``alert_stuck_hours``. A firing alert is repeated at most every
 ``alert_repeat_minutes`` (each sending is audited as ``alert_sent``); the monitor is quiet otherwise. Alerts go
 through ``alerts.send_alert`` (the configured notifier).
+
+Ship-by deadlines: an unshipped merchant-fulfilled order within ``alert_ship_by_hours`` of Amazon's ship-by date
+(``fulfillment.shipByWindow.latestDateTime``; Amazon counts a later confirmation as a late shipment) and not shipped
+in Commerce is alerted on ONCE per order (``amazon_orders.ship_by_alerted_at``, set after delivery), one alert per
+account listing the orders (ids and deadlines only, no buyer data); see ``store.ship_by``.
 """
 
 from __future__ import annotations
@@ -154,6 +159,47 @@ def check_stuck_orders(store, accounts: Iterable, now: datetime) -> list[Alert]:
     return alerts
 
 
+SHIP_BY_ACTION = (
+    "Ship these orders in Commerce (a shipment with its tracking number) before their ship-by time: the shipment "
+    "sync confirms them to Amazon. Amazon counts an order confirmed after its ship-by date as a late shipment "
+    "against the account's performance. This alert is sent once per order."
+)
+
+
+def check_ship_by(store, accounts: Iterable, now: datetime) -> list[tuple[Alert, list[str]]]:
+    """One alert per account listing its orders at risk of missing their ship-by deadline (within the account's
+    ``alert_ship_by_hours``, or past it) not alerted on yet, soonest first, with the order ids it covers."""
+    accounts = [a for a in accounts if a.import_enabled]
+    hours = {a.account_id: a.alert_ship_by_hours for a in accounts}
+    if not hours:
+        return []
+    rows = store.ship_by.at_risk(now + timedelta(hours=max(hours.values())), not_alerted=True)
+    by_account: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        limit = hours.get(row["account_id"])
+        if limit is not None and row["ship_by"] <= now + timedelta(hours=limit):
+            by_account.setdefault(row["account_id"], []).append(row)
+    out = []
+    for account_id, due in sorted(by_account.items()):
+        shown = []
+        for r in due[:MAX_LISTED]:
+            left = r["ship_by"] - now
+            when = f"{_age(left)} left" if left > timedelta(0) else f"{_age(-left)} late"
+            shown.append(f"{r['amazon_order_id']} (ship by {r['ship_by']:%Y-%m-%d %H:%M} UTC, {when})")
+        more = f"; and {len(due) - MAX_LISTED} more (see the Sales Channel page)" if len(due) > MAX_LISTED else ""
+        alert = Alert(
+            kind="ship_by",
+            key=f"ship_by:{account_id}",
+            account_id=account_id,
+            subject=f"{len(due)} merchant-fulfilled order(s) due to ship within {hours[account_id]} h",
+            what=f"these orders are unshipped in Commerce and near or past Amazon's ship-by date: {'; '.join(shown)}"
+            f"{more}.",
+            action=SHIP_BY_ACTION,
+        )
+        out.append((alert, [r["amazon_order_id"] for r in due]))
+    return out
+
+
 def run_monitor(
     store, accounts: Iterable, *, now: datetime, deliver: Callable[[Alert], None] | None = None
 ) -> dict[str, Any]:
@@ -173,6 +219,15 @@ def run_monitor(
         deliver(alert)
         store.ops.audit(ALERT_SENT, "alert", alert.key, {"kind": alert.kind, "account_id": alert.account_id})
         summary["sent"].append(alert.key)
+    # Once per order, not repeated: delivered first, then remembered (a failed delivery is tried on the next run).
+    for alert, order_ids in check_ship_by(store, accounts, now):
+        summary["firing"].append(alert.key)
+        deliver(alert)
+        store.ship_by.mark_alerted(order_ids, now)
+        store.ops.audit(
+            ALERT_SENT, "alert", alert.key, {"kind": alert.kind, "account_id": alert.account_id, "orders": order_ids}
+        )
+        summary["sent"].append(alert.key)
     if not summary["firing"]:
-        log.info("all quiet: no import lag, no order waiting or quarantined too long")
+        log.info("all quiet: no import lag, no order waiting or quarantined too long, no ship-by deadline near")
     return summary

@@ -110,6 +110,8 @@ class AccountSettings:
     alert_import_lag_minutes: int = 60
     alert_stuck_hours: int = 24
     alert_repeat_minutes: int = 60
+    # Alert (once per order) when an unshipped merchant-fulfilled order is this close to its ship-by deadline.
+    alert_ship_by_hours: int = 12
     # The healthcheck warns this many days before Amazon removes an operation the hooks call (hooks/operations.py).
     deprecation_warning_days: int = 90
 
@@ -232,6 +234,7 @@ ACCOUNT_SCHEMA: dict[str, Any] = {
         "alert_import_lag_minutes": _whole(5, 7 * 24 * 60),
         "alert_stuck_hours": _whole(1, 24 * 90),
         "alert_repeat_minutes": _whole(0, 7 * 24 * 60),
+        "alert_ship_by_hours": _whole(1, 7 * 24),
         "deprecation_warning_days": _whole(0, 3650),
         **dict.fromkeys(("shipping_method_map", "sku_map", "carrier_map"), _MAP),
     },

@@ -35,6 +35,15 @@ PII_MARKERS = {
 ACCOUNTS = (("acct-eu", "A1PA6795UKMFR9"), ("acct-eu", "A13V1IB3VIYZZH"), ("acct-us", "ATVPDKIKX0DER"))
 
 
+# Why orders are left out of the import (``pipelines.order_import``), one of them naming another order.
+NOT_ELIGIBLE_REASONS = (
+    "cancelled on Amazon before import",
+    "placed before import_orders_after",
+    "Amazon-fulfilled: imported once shipped",
+    "replacement of Amazon order {}: not imported (import_replacement_orders is false)",
+)
+
+
 @dataclasses.dataclass
 class Seeded:
     store: StateStore
@@ -42,6 +51,9 @@ class Seeded:
     waiting_ids: list[str]
     quarantined_ids: list[str]
     imported: int
+    not_eligible_ids: list[str] = dataclasses.field(default_factory=list)
+    on_hold_ids: list[str] = dataclasses.field(default_factory=list)
+    ship_by: dict[str, datetime] = dataclasses.field(default_factory=dict)  # imported orders with a ship-by
 
 
 def order_id(n: int) -> str:
@@ -49,9 +61,12 @@ def order_id(n: int) -> str:
 
 
 def seed(store: StateStore, n_orders: int, now: datetime) -> Seeded:
-    """n_orders orders over the last 7 days across ACCOUNTS, mostly imported, with a few of everything else."""
+    """n_orders orders over the last 7 days across ACCOUNTS, mostly imported, with a few of everything else:
+    waiting for a product, quarantined, not eligible (each reason), on hold for a buyer's request, and imported
+    orders with a ship-by deadline from 5 h ago to 25 h ahead."""
     orders, pii, audit = [], [], []
-    waiting, quarantined = [], []
+    waiting, quarantined, not_eligible, on_hold = [], [], [], []
+    ship_by: dict[str, datetime] = {}
     span = timedelta(days=7).total_seconds()
     for i in range(n_orders):
         account_id, marketplace_id = ACCOUNTS[i % len(ACCOUNTS)]
@@ -64,6 +79,20 @@ def seed(store: StateStore, n_orders: int, now: datetime) -> Seeded:
         elif i % 89 == 3:
             status, reason, commerce_id = "quarantined", "no shipping address on the order", None
             quarantined.append(oid)
+        elif i % 101 == 7:
+            reason = NOT_ELIGIBLE_REASONS[i // 101 % len(NOT_ELIGIBLE_REASONS)].format(order_id(i + 1))
+            status, commerce_id = "not_eligible", None
+            not_eligible.append(oid)
+        elif i % 103 == 9:
+            status, reason = "on_hold", "the buyer asked to cancel"
+            on_hold.append(oid)
+        due = None
+        if status == "imported" and i % 83 == 1:
+            due = now.replace(microsecond=0) + timedelta(hours=i // 83 % 31 - 5, minutes=7)
+            ship_by[oid] = due
+        payload = {"OrderStatus": "UNSHIPPED"}
+        if due:
+            payload["fulfillment"] = {"shipByWindow": {"latestDateTime": due.isoformat()}}
         orders.append(
             {
                 "amazon_order_id": oid,
@@ -75,8 +104,9 @@ def seed(store: StateStore, n_orders: int, now: datetime) -> Seeded:
                 "amazon_updated_at": at,
                 "currency": "EUR",
                 "order_total": "19.9900",
-                "buyer_cancel_requested": False,
-                "payload": {"OrderStatus": "UNSHIPPED"},
+                "buyer_cancel_requested": status == "on_hold",
+                "payload": payload,
+                "ship_by": due,
                 "sync_status": status,
                 "sync_reason": reason,
                 "commerce_order_id": commerce_id,
@@ -161,7 +191,7 @@ def seed(store: StateStore, n_orders: int, now: datetime) -> Seeded:
                 }
             ],
         )
-    return Seeded(store, now, waiting, quarantined, len(audit))
+    return Seeded(store, now, waiting, quarantined, len(audit), not_eligible, on_hold, ship_by)
 
 
 @pytest.fixture

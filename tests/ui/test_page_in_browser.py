@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import re
 import shutil
 import subprocess
 from datetime import UTC, datetime
 
 import pytest
+import requests
 
 from tests.ui.conftest import PII_MARKERS, seed
 
@@ -43,7 +47,7 @@ def test_page_renders_in_headless_chromium(chromium, tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'state.db'}")
     migrate(engine)
     store = StateStore(engine, actor="browser-test")
-    seed(store, 300, datetime.now(UTC))
+    seeded = seed(store, 6000, datetime.now(UTC))
     app = create_app(lambda: store, dag_ids=())
     app.dependency_overrides[require_user()] = lambda: {"username": "browser-test"}
     shot = tmp_path / "page.png"
@@ -62,6 +66,9 @@ def test_page_renders_in_headless_chromium(chromium, tmp_path):
             capture_output=True,
             timeout=120,
         )
+        # a list longer than the page's 50 rows comes whole as CSV, from the link the page shows
+        href = re.search(r'<a href="(csv/waiting_product)" class="csv">', dom).group(1)
+        export = requests.get(f"{base_url}/{href}", timeout=30)
     for heading in (
         "Import lag",
         "Orders created in Commerce per hour",
@@ -69,9 +76,29 @@ def test_page_renders_in_headless_chromium(chromium, tmp_path):
         "Quarantined",
         "Pushes to Amazon",
         "Open mismatches",
+        "Orders at risk of shipping late",
+        "On hold for the buyer's cancellation request",
+        "Not eligible because",
     ):
         assert heading in dom, heading
-    assert "<svg" in dom  # the chart rendered
+    assert "<svg" in dom and 'class="axis"' in dom  # the chart rendered, with its value axis
+    # per marketplace, "Orders staged" equals the sum of the status columns (not eligible included)
+    lag = dom[dom.index('id="lag"') : dom.index('id="lag-legend"')]
+    rows = [r for r in re.findall(r"<tr>(.*?)</tr>", lag, re.S) if 'class="num staged"' in r]
+    assert len(rows) == 3
+    for row in rows:
+        cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        numbers = [int(x) for x in cells[5:]]
+        assert numbers[0] == sum(numbers[1:]), cells
+    assert "not eligible</th>" in lag
+    # orders on hold link to their decision run; the soonest ship-by deadline comes first
+    first_hold = seeded.on_hold_ids[-1]  # the oldest request, listed first
+    assert re.search(rf'href="/dags/amazon_buyer_cancel_decision/runs/buyer_request__acct-\w+__{first_hold}"', dom)
+    soonest = min(seeded.ship_by, key=seeded.ship_by.get)
+    risk = dom[dom.index('id="ship-by"') : dom.index('id="on-hold"')]
+    assert soonest in risk.split("</tr>")[1]  # the first row after the header
+    assert export.status_code == 200
+    assert len(list(csv.DictReader(io.StringIO(export.text)))) == len(seeded.waiting_ids) > 50
     for marker in ("PIIMARKER", PII_MARKERS["buyer_email"]):
         assert marker not in dom
     data = shot.read_bytes()

@@ -129,7 +129,7 @@ def test_page_work_does_not_grow_with_the_orders(make_store):
     assert response.status_code == 200
     assert sum(c.total for c in data.channels) == 100_000
     assert data.waiting_product.total == len(seeded.waiting_ids) and len(data.waiting_product.rows) == 50
-    assert f"The oldest 50 of {len(seeded.quarantined_ids)}." in response.text
+    assert f"The oldest 50 of {len(seeded.quarantined_ids)} · " in response.text
     assert len(response.content) < 400_000
     at_600 = _statements(small.store, lambda: queries.page_data(small.store, small.now))
     at_100k = _statements(store, lambda: queries.page_data(store, seeded.now))

@@ -7,6 +7,7 @@
 - ``writes`` (``WriteLog``): the intent log of writes to Commerce (and Amazon's createFeed);
 - ``outbox`` (``Outbox``): pushes to Amazon and the feeds that carry them;
 - ``ops`` (``Operations``): cursors, leases, quarantine, mismatches, audit trail;
+- ``ship_by`` (``ShipByDeadlines``): merchant-fulfilled orders at risk of missing their ship-by deadline;
 - ``refund_checks`` (``RefundChecks``): the three-way check of refund amounts (memo, accepted adjustment,
   Amazon's refund transaction).
 
@@ -33,6 +34,7 @@ from amazon_commerce_sync.store.outbox import TERMINAL, FeedRow, Outbox, OutboxR
 from amazon_commerce_sync.store.refund_checks import RefundCheckRow, RefundChecks
 from amazon_commerce_sync.store.retention import Retention
 from amazon_commerce_sync.store.schema import PII_FIELDS
+from amazon_commerce_sync.store.ship_by import ShipByDeadlines
 from amazon_commerce_sync.store.writes import WriteLog, WriteRow, WriteStatus
 
 
@@ -48,6 +50,7 @@ class StateStore:
         self.outbox = Outbox(engine, actor)
         self.ops = Operations(engine, actor)
         self.refund_checks = RefundChecks(engine, actor)
+        self.ship_by = ShipByDeadlines(engine, actor)
 
 
 __all__ = [
@@ -69,6 +72,7 @@ __all__ = [
     "Retention",
     "StagedItem",
     "StagedOrder",
+    "ShipByDeadlines",
     "StateStore",
     "StuckOrder",
     "WriteLog",

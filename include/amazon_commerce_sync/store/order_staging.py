@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from amazon_commerce_sync.store import pii_crypto
 from amazon_commerce_sync.store.base import aware, insert
-from amazon_commerce_sync.store.orders import OrderSync, StageCounts, StagedOrder
+from amazon_commerce_sync.store.orders import OrderSync, StageCounts, StagedOrder, ship_by_of
 from amazon_commerce_sync.store.schema import PII_FIELDS, amazon_orders, order_items, order_pii
 
 #: Orders per statement when staging (SQLite allows 32,766 bound parameters per statement).
@@ -87,6 +87,7 @@ ORDER_VALUE_COLUMNS = (
     "order_total",
     "buyer_cancel_requested",
     "payload",
+    "ship_by",
     "updated_at",
 )
 
@@ -104,6 +105,7 @@ def _order_values(order: StagedOrder, now: datetime) -> dict[str, Any]:
         "order_total": order.order_total,
         "buyer_cancel_requested": order.buyer_cancel_requested,
         "payload": order.payload,
+        "ship_by": ship_by_of(order.payload),
         "updated_at": now,
     }
 

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Row
 from amazon_commerce_sync.store import pii_crypto
 from amazon_commerce_sync.store.base import Aggregate, aware
 from amazon_commerce_sync.store.schema import amazon_orders, order_items, order_pii, quarantine
-from amazon_commerce_sync.times import utcnow
+from amazon_commerce_sync.times import parse_time, utcnow
 
 
 class OrderSync(enum.StrEnum):
@@ -100,6 +100,8 @@ class OrderRow(TypedDict):
     delivered_at: datetime | None
     first_seen_at: datetime
     updated_at: datetime
+    ship_by: datetime | None
+    ship_by_alerted_at: datetime | None
 
 
 class ItemRow(TypedDict):
@@ -146,6 +148,8 @@ _TIMES = (
     "delivered_at",
     "first_seen_at",
     "updated_at",
+    "ship_by",
+    "ship_by_alerted_at",
 )
 # Statuses whose orders the import looks at (quarantined ones only once Amazon changed them).
 TO_PROCESS = (
@@ -157,6 +161,16 @@ TO_PROCESS = (
     OrderSync.ON_HOLD,
     OrderSync.QUARANTINED,
 )
+
+
+def ship_by_of(payload: dict[str, Any] | None) -> datetime | None:
+    """The order's ship-by deadline, Amazon's ``fulfillment.shipByWindow.latestDateTime`` (Orders API 2026-01-01;
+    merchant-fulfilled orders), aware UTC; None when absent or not a time."""
+    value = (((payload or {}).get("fulfillment") or {}).get("shipByWindow") or {}).get("latestDateTime")
+    try:
+        return parse_time(value) if value else None
+    except ValueError:
+        return None
 
 
 def order_row(row: Row) -> OrderRow:

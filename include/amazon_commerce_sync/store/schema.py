@@ -106,8 +106,13 @@ amazon_orders = Table(
     _ts("delivered_at"),
     _ts("first_seen_at", nullable=False),
     _ts("updated_at", nullable=False),
+    # Amazon's fulfillment.shipByWindow.latestDateTime (merchant-fulfilled orders): the ship-by deadline the
+    # monitor alerts on; ``ship_by_alerted_at``: when that alert was sent for the order (it is sent once).
+    _ts("ship_by"),
+    _ts("ship_by_alerted_at"),
     Index("ix_amazon_orders_sync", "account_id", "sync_status"),
     Index("ix_amazon_orders_commerce_order_id", "commerce_order_id"),
+    Index("ix_amazon_orders_ship_by", "ship_by"),
 )
 
 order_pii = Table(

@@ -12,16 +12,20 @@ or Connections per request, except through the state store's engine (built once 
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from fastapi import Depends, FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.exc import DBAPIError
 
 from amazon_commerce_sync.constants import (
+    DAG_CANCEL_DECISION,
+    DAG_HEALTHCHECK,
     DAG_MONITOR,
     DAG_ORDER_CANCEL,
     DAG_ORDER_IMPORT,
@@ -41,8 +45,10 @@ PAGE_DAGS = (
     DAG_SHIPMENT_SYNC,
     DAG_REFUND_SYNC,
     DAG_ORDER_CANCEL,
+    DAG_CANCEL_DECISION,
     DAG_PII_RETENTION,
     DAG_MONITOR,
+    DAG_HEALTHCHECK,
 )
 
 UNAVAILABLE = (
@@ -66,27 +72,66 @@ def default_store() -> StateStore:
     return StateStore(get_engine(), actor="sales-channel-page")
 
 
-def lag_thresholds() -> dict[str, int]:
-    """alert_import_lag_minutes per account, from the settings file if one is configured."""
+def _accounts() -> list:
     if not os.environ.get("SALES_CHANNEL_SETTINGS_FILE"):
-        return {}
+        return []
     try:
         from amazon_commerce_sync.settings import load_settings
 
-        return {a.account_id: a.alert_import_lag_minutes for a in load_settings().accounts}
+        return list(load_settings().accounts)
     except Exception:  # noqa: BLE001 - the page shows default thresholds rather than nothing
-        log.warning("cannot read the Sales Channel settings; using the default lag threshold", exc_info=True)
-        return {}
+        log.warning("cannot read the Sales Channel settings; using the default thresholds", exc_info=True)
+        return []
+
+
+def lag_thresholds() -> dict[str, int]:
+    """alert_import_lag_minutes per account, from the settings file if one is configured."""
+    return {a.account_id: a.alert_import_lag_minutes for a in _accounts()}
+
+
+def ship_by_hours() -> int:
+    """How close to its ship-by deadline an order is listed as at risk: the largest ``alert_ship_by_hours`` of the
+    accounts in the settings file, else the setting's default."""
+    return max((a.alert_ship_by_hours for a in _accounts()), default=queries.DEFAULT_SHIP_BY_HOURS)
+
+
+FREE_TEXT = frozenset({"reason", "sync_reason", "amazon_message", "detail"})
+
+
+def _cell(key: str, value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return int(value.total_seconds() // 60)
+    if key in FREE_TEXT and value:
+        from amazon_commerce_sync.alerts import safe_text
+
+        return safe_text(value)  # as on the page: e-mail addresses and secrets masked
+    return value
+
+
+def csv_text(listing: queries.Listing) -> str:
+    """A list's rows as CSV (a header of its columns; times ISO 8601 UTC, ages in whole minutes, free text as
+    the page shows it)."""
+    out = io.StringIO()
+    if listing.rows:
+        writer = csv.DictWriter(out, fieldnames=list(listing.rows[0]), extrasaction="ignore")
+        writer.writeheader()
+        for row in listing.rows:
+            writer.writerow({k: _cell(k, v) for k, v in row.items()})
+    return out.getvalue()
 
 
 def create_app(
     store_factory: Callable[[], StateStore] = default_store,
     *,
     dag_ids: tuple[str, ...] = PAGE_DAGS,
-    ok_minutes: int = queries.DEFAULT_OK_MINUTES,
+    ok_minutes: int | None = None,
 ) -> FastAPI:
-    """The page's app; ``store_factory`` is called once, on the first request."""
-    # Every route of the app, present and future, sits behind the page's access check.
+    """The page's app; ``store_factory`` is called once, on the first request. ``ok_minutes``: lag still "ok"
+    (default: three intervals of the import's schedule as Airflow has it). Routes: ``/`` the page, ``/csv/<list>``
+    one of its lists in full (``queries.LISTS``); every route, present and future, sits behind the page's access
+    check (``ui/access.py``)."""
     app = FastAPI(
         title="Sales Channel",
         docs_url=None,
@@ -101,15 +146,39 @@ def create_app(
             stores.append(store_factory())
         return stores[0]
 
-    @app.get("/", response_class=HTMLResponse, dependencies=[Depends(require_user())])
+    @app.get("/", response_class=HTMLResponse)
     def page() -> HTMLResponse:
         try:
             data = queries.page_data(
-                store(), datetime.now(UTC), lag_alert_minutes=lag_thresholds(), ok_minutes=ok_minutes, dag_ids=dag_ids
+                store(),
+                datetime.now(UTC),
+                lag_alert_minutes=lag_thresholds(),
+                ok_minutes=ok_minutes,
+                dag_ids=dag_ids,
+                ship_by_hours=ship_by_hours(),
             )
         except DBAPIError as exc:  # e.g. no DAG has run yet, so the store is not migrated
             log.warning("Sales Channel page: cannot read the state store: %s", type(exc.orig).__name__)
             return HTMLResponse(UNAVAILABLE, status_code=503, headers={"Cache-Control": "no-store"})
-        return HTMLResponse(render_page(data, ok_minutes), headers={"Cache-Control": "no-store"})
+        return HTMLResponse(render_page(data), headers={"Cache-Control": "no-store"})
+
+    @app.get("/csv/{name}")
+    def export(name: str) -> Response:
+        if name not in queries.LISTS:
+            raise HTTPException(404, f"no list {name!r}; the lists are {', '.join(queries.LISTS)}")
+        try:
+            listing = queries.full_list(store(), name, datetime.now(UTC), ship_by_hours=ship_by_hours())
+        except DBAPIError as exc:
+            log.warning("Sales Channel page: cannot read the state store: %s", type(exc.orig).__name__)
+            return Response("the state store cannot be read yet\n", status_code=503, media_type="text/plain")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        return Response(
+            csv_text(listing),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Disposition": f'attachment; filename="sales-channel-{name}-{stamp}.csv"',
+            },
+        )
 
     return app

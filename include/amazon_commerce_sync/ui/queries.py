@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,19 +19,38 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
+from amazon_commerce_sync.constants import cancel_decision_run_id
 from amazon_commerce_sync.marketplaces import REGIONS, region_of
 from amazon_commerce_sync.store import OrderSync, OutboxStatus, StateStore
+from amazon_commerce_sync.store import ship_by as ship_by_deadlines
 from amazon_commerce_sync.store.schema import amazon_orders, audit_log, cursors, mismatches, outbox, quarantine
+from amazon_commerce_sync.ui.airflow_meta import import_schedule, last_dag_runs
 
 log = logging.getLogger(__name__)
 
 LIST_LIMIT = 50
+CSV_LIMIT = 100_000  # rows of one list exported as CSV
 CHART_DAYS = 7
 ORDER_STREAM_PREFIX = "orders:"
-# Lag colours: "ok" within three import intervals (the import runs every 5 minutes and
-# re-reads an overlap), "late" from the account's alert threshold on, "warn" in between.
+# Lag colours: "ok" within three import intervals (the import re-reads an overlap; the interval is read from the
+# import's schedule in Airflow, see ``airflow_meta.import_schedule``), "late" from the account's alert threshold on,
+# "warn" in between. DEFAULT_OK_MINUTES: three runs of the default 5-minute schedule, when the schedule is unknown.
 DEFAULT_OK_MINUTES = 15
+OK_IMPORT_RUNS = 3
 DEFAULT_ALERT_MINUTES = 60
+DEFAULT_SHIP_BY_HOURS = 12  # settings.AccountSettings.alert_ship_by_hours
+# The status columns of the page, one per ``OrderSync`` value, in this order: "staged" is their sum.
+STATUS_COLUMNS = (
+    OrderSync.IMPORTED,
+    OrderSync.WAITING,
+    OrderSync.WAITING_PRODUCT,
+    OrderSync.QUARANTINED,
+    OrderSync.PENDING_PAYMENT,
+    OrderSync.ON_HOLD,
+    OrderSync.CANCELLED,
+    OrderSync.NOT_ELIGIBLE,
+)
+_AN_ORDER_ID = re.compile(r"\b\d{3}-\d{7}-\d{7}\b")
 OPEN_OUTBOX = (OutboxStatus.PENDING, OutboxStatus.SUBMITTED, OutboxStatus.REJECTED)
 
 
@@ -45,20 +65,24 @@ class Channel:
     lag: timedelta | None = None
     lag_level: str = "unknown"  # ok, warn, late, unknown
     statuses: dict[str, int] = dataclasses.field(default_factory=dict)
+    # why the ``not_eligible`` orders were left out of the import (the import's reason, order ids elided) -> count
+    not_eligible_reasons: dict[str, int] = dataclasses.field(default_factory=dict)
     today: dict[str, int] = dataclasses.field(default_factory=dict)
     created_per_hour: list[int] = dataclasses.field(default_factory=list)  # oldest hour first
 
     @property
     def total(self) -> int:
+        """Orders staged: every status counted, so it equals the sum of the ``STATUS_COLUMNS``."""
         return sum(self.statuses.values())
 
 
 @dataclasses.dataclass
 class Listing:
-    """The oldest rows of a list, and how many there are in all."""
+    """The first rows of a list (at most ``LIST_LIMIT``), how many there are in all, and its CSV export name."""
 
     rows: list[dict[str, Any]]
     total: int
+    name: str = ""
 
 
 @dataclasses.dataclass
@@ -72,6 +96,10 @@ class PageData:
     outbox_counts: dict[tuple[str, str], int]  # (kind, status) -> count
     mismatches: Listing
     dag_runs: list[dict[str, Any]]
+    on_hold: Listing = dataclasses.field(default_factory=lambda: Listing([], 0, "on_hold"))
+    ship_by_risk: Listing = dataclasses.field(default_factory=lambda: Listing([], 0, "ship_by"))
+    ship_by_hours: int = DEFAULT_SHIP_BY_HOURS
+    import_schedule: dict[str, Any] = dataclasses.field(default_factory=dict)
     # the three-way refund check per day, account and currency (``store.refund_checks.summary``), newest first
     refund_checks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
@@ -127,6 +155,15 @@ def _channels(conn: Connection, now: datetime, thresholds: Mapping[str, int], ok
         )
     ):
         channel(row.account_id, row.marketplace_id).statuses[row.sync_status] = row.n
+    accounts = sorted({account_id for account_id, _ in found})
+    for row in conn.execute(  # account_id IN (...): the (account_id, sync_status) index
+        select(o.account_id, o.marketplace_id, o.sync_reason, func.count().label("n"))
+        .where(o.account_id.in_(accounts), o.sync_status == OrderSync.NOT_ELIGIBLE)
+        .group_by(o.account_id, o.marketplace_id, o.sync_reason)
+    ):
+        reasons = channel(row.account_id, row.marketplace_id).not_eligible_reasons
+        reason = _AN_ORDER_ID.sub("…", row.sync_reason or "no reason recorded")
+        reasons[reason] = reasons.get(reason, 0) + row.n
 
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     for row in conn.execute(
@@ -206,7 +243,17 @@ def _chart(conn: Connection, now: datetime, channels: list[Channel]) -> list[dat
     return hours
 
 
-def _orders_in_status(conn: Connection, status: str, now: datetime, accounts: Iterable[str]) -> Listing:
+def _orders_in_status(
+    conn: Connection,
+    status: str,
+    now: datetime,
+    accounts: Iterable[str],
+    limit: int = LIST_LIMIT,
+    *,
+    since: str = "first_seen_at",
+    name: str = "waiting_product",
+) -> Listing:
+    """Orders in ``status``, the oldest ``since`` first (``age`` = now - ``since``)."""
     o = amazon_orders.c
     # account_id IN (...) lets both backends use the (account_id, sync_status) index.
     where = and_(o.account_id.in_(sorted(set(accounts))), o.sync_status == status)
@@ -221,17 +268,53 @@ def _orders_in_status(conn: Connection, status: str, now: datetime, accounts: It
             o.commerce_order_id,
             o.commerce_increment_id,
             o.first_seen_at,
+            o.amazon_updated_at,
             o.attempts,
+            o.ship_by,
         )
         .where(where)
-        .order_by(o.first_seen_at)
-        .limit(LIST_LIMIT)
+        .order_by(o[since], o.amazon_order_id)
+        .limit(limit)
     )
-    out = _aged(rows, now, "first_seen_at")
-    return Listing(out, total)
+    out = _aged(rows, now, since)
+    for row in out:
+        row["ship_by"] = _aware(row["ship_by"])
+    return Listing(out, total, name)
 
 
-def _quarantined(conn: Connection, now: datetime) -> Listing:
+def _on_hold(conn: Connection, now: datetime, accounts: Iterable[str], limit: int = LIST_LIMIT) -> Listing:
+    """Orders on hold in Commerce for the buyer's cancellation request, oldest request (Amazon's last change)
+    first, each with the run id of its decision (``constants.cancel_decision_run_id``; the run exists once the
+    decision DAG has seen the request)."""
+    listing = _orders_in_status(
+        conn, OrderSync.ON_HOLD, now, accounts, limit, since="amazon_updated_at", name="on_hold"
+    )
+    for row in listing.rows:
+        row["decision_run_id"] = cancel_decision_run_id(row["account_id"], row["amazon_order_id"])
+    return listing
+
+
+def _ship_by_risk(conn: Connection, now: datetime, hours: int, limit: int = LIST_LIMIT) -> Listing:
+    """Unshipped merchant-fulfilled orders whose ship-by deadline is within ``hours`` (or past), soonest first
+    (``store.ship_by.at_risk``); ``left`` is the time to the deadline (negative: late)."""
+    where = ship_by_deadlines.at_risk(now + timedelta(hours=hours))
+    total = conn.scalar(select(func.count()).select_from(amazon_orders).where(where)) or 0
+    rows = conn.execute(
+        select(*ship_by_deadlines.COLUMNS)
+        .where(where)
+        .order_by(amazon_orders.c.ship_by, amazon_orders.c.amazon_order_id)
+        .limit(limit)
+    )
+    out = []
+    for row in rows:
+        data = dict(row._mapping)
+        data["ship_by"], data["ship_by_alerted_at"] = _aware(data["ship_by"]), _aware(data["ship_by_alerted_at"])
+        data["left"] = data["ship_by"] - now
+        out.append(data)
+    return Listing(out, total, "ship_by")
+
+
+def _quarantined(conn: Connection, now: datetime, limit: int = LIST_LIMIT) -> Listing:
     q, o = quarantine.c, amazon_orders.c
     where = q.resolved_at.is_(None)
     total = conn.scalar(select(func.count()).select_from(quarantine).where(where)) or 0
@@ -253,13 +336,13 @@ def _quarantined(conn: Connection, now: datetime) -> Listing:
         )
         .where(where)
         .order_by(q.first_seen_at)
-        .limit(LIST_LIMIT)
+        .limit(limit)
     )
     out = _aged(rows, now, "first_seen_at")
-    return Listing(out, total)
+    return Listing(out, total, "quarantined")
 
 
-def _outbox(conn: Connection, now: datetime) -> tuple[Listing, dict[tuple[str, str], int]]:
+def _outbox(conn: Connection, now: datetime, limit: int = LIST_LIMIT) -> tuple[Listing, dict[tuple[str, str], int]]:
     b = outbox.c
     statuses = [str(s) for s in OPEN_OUTBOX]
     counts = {
@@ -284,13 +367,13 @@ def _outbox(conn: Connection, now: datetime) -> tuple[Listing, dict[tuple[str, s
         .where(b.status.in_(statuses))
         # rejected first (a person must look), then the oldest
         .order_by((b.status == str(OutboxStatus.REJECTED)).desc(), b.created_at)
-        .limit(LIST_LIMIT)
+        .limit(limit)
     )
     out = _aged(rows, now, "created_at")
-    return Listing(out, sum(counts.values())), counts
+    return Listing(out, sum(counts.values()), "outbox"), counts
 
 
-def _mismatches(conn: Connection, now: datetime) -> Listing:
+def _mismatches(conn: Connection, now: datetime, limit: int = LIST_LIMIT) -> Listing:
     m = mismatches.c
     where = m.resolved_at.is_(None)
     total = conn.scalar(select(func.count()).select_from(mismatches).where(where)) or 0
@@ -298,47 +381,43 @@ def _mismatches(conn: Connection, now: datetime) -> Listing:
         select(m.kind, m.amazon_order_id, m.detail, m.first_seen_at, m.last_seen_at)
         .where(where)
         .order_by(m.first_seen_at)
-        .limit(LIST_LIMIT)
+        .limit(limit)
     )
     out = _aged(rows, now, "first_seen_at")
-    return Listing(out, total)
+    return Listing(out, total, "mismatches")
 
 
-def last_dag_runs(dag_ids: Iterable[str]) -> list[dict[str, Any]]:
-    """The last run and the last successful run of each DAG, from Airflow's metadata database.
+def _accounts(conn: Connection) -> list[str]:
+    return list(conn.scalars(select(amazon_orders.c.account_id).distinct()))
 
-    Empty when the metadata database cannot be read (e.g. the page served on its own).
+
+# The lists the page shows, by their CSV export name: (connection, now, ship-by hours, limit) -> Listing.
+LISTS = {
+    "waiting_product": lambda c, now, h, n: _orders_in_status(c, OrderSync.WAITING_PRODUCT, now, _accounts(c), n),
+    "on_hold": lambda c, now, h, n: _on_hold(c, now, _accounts(c), n),
+    "ship_by": lambda c, now, h, n: _ship_by_risk(c, now, h, n),
+    "quarantined": lambda c, now, h, n: _quarantined(c, now, n),
+    "outbox": lambda c, now, h, n: _outbox(c, now, n)[0],
+    "mismatches": lambda c, now, h, n: _mismatches(c, now, n),
+}
+
+
+def full_list(
+    store: StateStore, name: str, now: datetime | None = None, *, ship_by_hours: int = DEFAULT_SHIP_BY_HOURS
+) -> Listing:
+    """All rows (up to ``CSV_LIMIT``) of one of the page's lists (a key of ``LISTS``), in the page's order.
+
+    :raises KeyError: ``name`` is not one of the page's lists.
     """
-    try:
-        from airflow.models import DagRun
-        from airflow.utils.session import create_session
-        from airflow.utils.state import DagRunState
-    except ImportError:  # pragma: no cover - Airflow is always installed
-        return []
-    out = []
-    try:
-        with create_session() as session:
-            for dag_id in dag_ids:
-                last = session.scalar(
-                    select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.run_after.desc()).limit(1)
-                )
-                success = session.scalar(
-                    select(func.max(DagRun.end_date)).where(
-                        DagRun.dag_id == dag_id, DagRun.state == DagRunState.SUCCESS
-                    )
-                )
-                out.append(
-                    {
-                        "dag_id": dag_id,
-                        "last_state": str(last.state) if last is not None and last.state else None,
-                        "last_run_after": _aware(last.run_after) if last is not None else None,
-                        "last_success": _aware(success),
-                    }
-                )
-    except Exception:  # noqa: BLE001 - the page still shows the state store without it
-        log.warning("cannot read DAG runs from Airflow's metadata database", exc_info=True)
-        return []
-    return out
+    make = LISTS[name]
+    with store.engine.connect() as conn:
+        return make(conn, now or datetime.now(UTC), ship_by_hours, CSV_LIMIT)
+
+
+def ok_minutes_for(schedule: Mapping[str, Any]) -> int:
+    """Lag still "ok": ``OK_IMPORT_RUNS`` intervals of the import's schedule, or ``DEFAULT_OK_MINUTES``."""
+    interval = schedule.get("interval_minutes")
+    return OK_IMPORT_RUNS * interval if interval else DEFAULT_OK_MINUTES
 
 
 def page_data(
@@ -346,16 +425,26 @@ def page_data(
     now: datetime | None = None,
     *,
     lag_alert_minutes: Mapping[str, int] | None = None,
-    ok_minutes: int = DEFAULT_OK_MINUTES,
+    ok_minutes: int | None = None,
     dag_ids: Iterable[str] = (),
+    ship_by_hours: int = DEFAULT_SHIP_BY_HOURS,
+    schedule: Mapping[str, Any] | None = None,
 ) -> PageData:
-    """Everything the page shows, in one read-only connection."""
+    """Everything the page shows, in one read-only connection. ``ok_minutes`` defaults to three intervals of the
+    import's schedule (``schedule``, read from Airflow when not given); ``ship_by_hours``: the orders at ship-by
+    risk listed are those due within it (the largest ``alert_ship_by_hours`` of the accounts)."""
     now = now or datetime.now(UTC)
+    schedule = dict(schedule) if schedule is not None else import_schedule()
+    if ok_minutes is None:
+        ok_minutes = ok_minutes_for(schedule)
+    schedule["ok_minutes"] = ok_minutes
     with store.engine.connect() as conn:
         channels = _channels(conn, now, lag_alert_minutes or {}, ok_minutes)
         hours = _chart(conn, now, channels)
         accounts = [c.account_id for c in channels]
         waiting = _orders_in_status(conn, OrderSync.WAITING_PRODUCT, now, accounts)
+        on_hold = _on_hold(conn, now, accounts)
+        risk = _ship_by_risk(conn, now, ship_by_hours)
         quarantined = _quarantined(conn, now)
         out, out_counts = _outbox(conn, now)
         open_mismatches = _mismatches(conn, now)
@@ -369,6 +458,10 @@ def page_data(
         outbox_counts=out_counts,
         mismatches=open_mismatches,
         dag_runs=last_dag_runs(dag_ids) if dag_ids else [],
+        on_hold=on_hold,
+        ship_by_risk=risk,
+        ship_by_hours=ship_by_hours,
+        import_schedule=schedule,
         refund_checks=store.refund_checks.summary(
             now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=REFUND_CHECK_DAYS - 1)
         ),

@@ -14,8 +14,9 @@ from urllib.parse import quote
 from jinja2 import Environment
 from markupsafe import Markup
 
-from amazon_commerce_sync.constants import DAG_ORDER_IMPORT
-from amazon_commerce_sync.ui.queries import PageData
+from amazon_commerce_sync.constants import DAG_CANCEL_DECISION, DAG_ORDER_IMPORT
+from amazon_commerce_sync.ui.airflow_meta import run_link
+from amazon_commerce_sync.ui.queries import STATUS_COLUMNS, PageData
 
 # Where the page links order ids to (deployment switches; the Commerce link needs the admin URL).
 SELLER_CENTRAL_URL_ENV = "SALES_CHANNEL_SELLER_CENTRAL_URL"
@@ -57,20 +58,38 @@ def commerce_link(order_id: int | None, increment_id: str | None) -> Markup:
     return Markup('<a href="{}" target="_blank" rel="noopener">{}</a>').format(href, label)
 
 
+def _nice_top(value: int) -> int:
+    """The smallest of 1, 2, 5 x 10^n that is >= value (the value axis' top)."""
+    step = 1
+    while True:
+        for m in (1, 2, 5):
+            if m * step >= value:
+                return m * step
+        step *= 10
+
+
 def bar_chart(values: list[int], hours: list[datetime], width: int = 840, height: int = 90) -> Markup:
-    """An inline SVG bar chart, one bar per hour, with day ticks and a title per bar."""
-    top = max(values, default=0) or 1
-    bar = width / max(len(values), 1)
+    """An inline SVG bar chart, one bar per hour, with a value axis (orders per hour: 0, half, top and grid
+    lines), day ticks and a title per bar."""
+    top = _nice_top(max(values, default=0) or 1)
+    axis = 34  # room for the value axis labels, left of the bars
+    bar = (width - axis) / max(len(values), 1)
+    top_y = 6
+    height_bars = height - top_y
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height + 16}" width="{width}" height="{height + 16}" '
-        f'role="img" aria-label="orders created per hour, last 7 days (max {top})">'
+        f'role="img" aria-label="orders created per hour, last 7 days (axis 0 to {top})">'
     ]
-    top_y = 14  # room for the scale label above the bars
-    height_bars = height - top_y
+    ticks = sorted({0, top // 2, top}) if top >= 2 else [0, top]
+    for tick in ticks:
+        y = height - tick / top * height_bars
+        parts.append(f'<line x1="{axis}" y1="{y:.1f}" x2="{width}" y2="{y:.1f}" class="grid"/>')
+        parts.append(f'<text x="{axis - 4}" y="{y + 3:.1f}" text-anchor="end" class="axis">{tick}</text>')
+    parts.append(f'<line x1="{axis}" y1="{top_y}" x2="{axis}" y2="{height}" class="tick"/>')
     for i, (value, hour) in enumerate(zip(values, hours, strict=True)):
-        x = i * bar
+        x = axis + i * bar
         if hour.hour == 0:
-            parts.append(f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height}" class="tick"/>')
+            parts.append(f'<line x1="{x:.1f}" y1="{top_y}" x2="{x:.1f}" y2="{height}" class="tick"/>')
             parts.append(f'<text x="{x + 2:.1f}" y="{height + 12}">{hour:%a %d}</text>')
         if value:
             h = max(value / top * height_bars, 1.5)
@@ -79,7 +98,7 @@ def bar_chart(values: list[int], hours: list[datetime], width: int = 840, height
                 f'<rect x="{x:.1f}" y="{height - h:.1f}" width="{max(bar - 0.6, 0.6):.1f}" height="{h:.1f}">'
                 f"<title>{title}</title></rect>"
             )
-    parts.append(f'<text x="{width - 2}" y="10" text-anchor="end">max {top} per hour</text></svg>')
+    parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - numbers and escaped titles only
 
 
@@ -102,7 +121,8 @@ PAGE = """<!doctype html>
  .cards { display: flex; flex-wrap: wrap; gap: 16px; }
  .card { border: 1px solid #e5e7eb; border-radius: 8px; padding: 10px 14px; }
  svg.chart rect { fill: #2563eb; } svg.chart .tick { stroke: #d1d5db; }
- svg.chart text { font-size: 10px; fill: #6b7280; }
+ svg.chart text { font-size: 10px; fill: #6b7280; } svg.chart .grid { stroke: #eef0f3; }
+ td.why { font-size: 12px; } abbr { text-decoration: underline dotted; cursor: help; }
  code { background: #f3f4f6; padding: 1px 4px; border-radius: 4px; }
  a { color: #1d4ed8; }
 </style></head>
@@ -113,30 +133,47 @@ PAGE = """<!doctype html>
 <h2 id="lag">Import lag per account and Amazon region</h2>
 <table>
  <tr><th>Account</th><th>Region</th><th>Marketplace</th><th>Extraction cursor</th><th>Import lag</th>
- <th class="num">Orders staged</th>{% for s in statuses %}<th class="num">{{ s }}</th>{% endfor %}</tr>
+ <th class="num">Orders staged</th>{% for s in statuses %}<th class="num">{{ labels.get(s, s) }}</th>{% endfor %}</tr>
  {% for c in d.channels %}
  <tr><td>{{ c.account_id }}</td><td>{{ c.region }}</td><td>{{ c.marketplace_id or "(no orders yet)" }}</td>
  <td>{{ when(c.cursor) }}</td>
  <td><span class="pill {{ c.lag_level }}">{{ age(c.lag) }}</span></td>
- <td class="num">{{ c.total }}</td>
- {% for s in statuses %}<td class="num">{{ c.statuses.get(s, 0) }}</td>{% endfor %}</tr>
- {% else %}<tr><td colspan="10" class="muted">No orders imported yet.</td></tr>{% endfor %}
+ <td class="num staged">{{ c.total }}</td>
+ {% for s in statuses %}{% if s == "not_eligible" and c.not_eligible_reasons %}<td class="num {{ s }}">
+ <abbr title="{{ reasons_text(c.not_eligible_reasons) }}">{{ c.statuses.get(s, 0) }}</abbr></td>{% else %}
+ <td class="num {{ s }}">{{ c.statuses.get(s, 0) }}</td>{% endif %}{% endfor %}</tr>
+ {% else %}<tr><td colspan="{{ statuses|length + 6 }}" class="muted">No orders imported yet.</td></tr>{% endfor %}
 </table>
-<div class="muted">Lag = now − extraction cursor: one cursor per account and region, one
+<div class="muted">Orders staged = the sum of the status columns. <em>not eligible</em>: staged but left out of
+ the import, e.g. cancelled before import, placed before <code>import_orders_after</code>, Amazon-fulfilled and not
+ shipped yet (imported once shipped).</div>
+{% if d.channels|selectattr("not_eligible_reasons")|list %}
+<table id="not-eligible" class="why"><tr><th>Account</th><th>Marketplace</th><th>Not eligible because</th>
+ <th class="num">Orders</th></tr>
+ {% for c in d.channels %}{% for reason, n in c.not_eligible_reasons|dictsort(by="value", reverse=true) %}
+ <tr><td>{{ c.account_id }}</td><td>{{ c.marketplace_id }}</td><td class="why">{{ reason }}</td>
+ <td class="num">{{ n }}</td></tr>
+ {% endfor %}{% endfor %}
+</table>
+{% endif %}
+<div class="muted" id="lag-legend">Lag = now − extraction cursor: one cursor per account and region, one
  <code>searchOrders</code> window for all its marketplaces there.
- <span class="pill ok">ok</span> up to {{ ok_minutes }} min (three
- runs of the 5-minute import), <span class="pill warn">behind</span> up to the account's alert threshold
+ <span class="pill ok">ok</span> up to {{ ok_minutes }} min{% if schedule.interval_minutes %} (three runs of
+ the import, which {{ schedule_text(schedule) }}){% else %} (the import {{ schedule_text(schedule) }}){% endif %},
+ <span class="pill warn">behind</span> up to the account's alert threshold
  (<code>alert_import_lag_minutes</code>), <span class="pill late">late</span> beyond.</div>
 
 {% if d.dag_runs %}
 <h2 id="dags">DAG runs</h2>
-<table><tr><th>DAG</th><th>Last run</th><th>State</th><th>Last success</th></tr>
+<table><tr><th>DAG</th><th>Last run (started)</th><th>State</th><th>Last success (started)</th></tr>
  {% for r in d.dag_runs %}
- <tr><td><a href="/dags/{{ r.dag_id }}" target="_top">{{ r.dag_id }}</a></td><td>{{ when(r.last_run_after) }}</td>
+ <tr><td><a href="{{ run_link(r.dag_id, r.last_run_id) }}" target="_top">{{ r.dag_id }}</a></td>
+ <td>{{ when(r.last_start) }}{% if r.last_start %} ({{ age(d.now - r.last_start) }} ago){% endif %}</td>
  <td><span class="pill {{ dag_level(r) }}">{{ r.last_state or "never run" }}</span></td>
  <td>{{ when(r.last_success) }}{% if r.last_success %} ({{ age(d.now - r.last_success) }} ago){% endif %}</td></tr>
  {% endfor %}
 </table>
+<div class="muted">Both times are when the run started; the DAG's name links to its latest run.</div>
 {% endif %}
 
 <h2 id="chart">Orders created in Commerce per hour, last 7 days</h2>
@@ -149,7 +186,7 @@ PAGE = """<!doctype html>
 
 <h2 id="today">Today (UTC) by outcome</h2>
 <table><tr><th>Account</th><th>Marketplace</th><th class="num">created</th>
- {% for s in statuses %}<th class="num">{{ s }}</th>{% endfor %}</tr>
+ {% for s in statuses %}<th class="num">{{ labels.get(s, s) }}</th>{% endfor %}</tr>
  {% for c in d.channels %}
  <tr><td>{{ c.account_id }}</td><td>{{ c.marketplace_id }}</td><td class="num">{{ c.today.get("created", 0) }}</td>
  {% for s in statuses %}<td class="num">{{ c.today.get(s, 0) }}</td>{% endfor %}</tr>
@@ -157,6 +194,37 @@ PAGE = """<!doctype html>
 </table>
 <div class="muted"><em>created</em>: Commerce orders created today (audit trail); the other columns: orders
  processed or changed today, by where they stand now.</div>
+
+<h2 id="ship-by">Orders at risk of shipping late ({{ d.ship_by_risk.total }})</h2>
+<div class="muted">Unshipped merchant-fulfilled orders due within {{ d.ship_by_hours }} h of Amazon's ship-by date
+ (<code>alert_ship_by_hours</code>) or past it, not shipped in Commerce; soonest first. Amazon counts a shipment
+ confirmed after that date as late.</div>
+{{ listing_note(d.ship_by_risk, "soonest") }}
+<table><tr><th>Amazon order</th><th>Account</th><th>Marketplace</th><th>Commerce order</th><th>Ship by</th>
+ <th>Time left</th><th>Alerted</th></tr>
+ {% for r in d.ship_by_risk.rows %}
+ <tr><td>{{ amazon_link(r.amazon_order_id) }}</td><td>{{ r.account_id }}</td><td>{{ r.marketplace_id }}</td>
+ <td>{{ commerce_link(r.commerce_order_id, r.commerce_increment_id) }}</td><td>{{ when(r.ship_by) }}</td>
+ <td>{% if r.left.total_seconds() < 0 %}<span class="pill late">{{ age(-r.left) }} late</span>{% else %}
+ <span class="pill {{ 'late' if r.left.total_seconds() < 3 * 3600 else 'warn' }}">{{ age(r.left) }}</span>
+ {% endif %}</td>
+ <td>{{ when(r.ship_by_alerted_at) }}</td></tr>
+ {% else %}<tr><td colspan="7" class="muted">None.</td></tr>{% endfor %}
+</table>
+
+<h2 id="on-hold">On hold for the buyer's cancellation request ({{ d.on_hold.total }})</h2>
+<div class="muted">Each request is a decision in Airflow (<code>{{ decision_dag }}</code>): cancel on both sides
+ or keep the order and release the hold.</div>
+{{ listing_note(d.on_hold) }}
+<table><tr><th>Amazon order</th><th>Account</th><th>Marketplace</th><th>Commerce order</th><th>Amazon changed</th>
+ <th>Ship by</th><th>Decision</th></tr>
+ {% for r in d.on_hold.rows %}
+ <tr><td>{{ amazon_link(r.amazon_order_id) }}</td><td>{{ r.account_id }}</td><td>{{ r.marketplace_id }}</td>
+ <td>{{ commerce_link(r.commerce_order_id, r.commerce_increment_id) }}</td><td>{{ age(r.age) }} ago</td>
+ <td>{{ when(r.ship_by) }}</td>
+ <td><a href="{{ run_link(decision_dag, r.decision_run_id) }}" target="_top">decide</a></td></tr>
+ {% else %}<tr><td colspan="7" class="muted">None.</td></tr>{% endfor %}
+</table>
 
 <h2 id="waiting">Waiting for a product ({{ d.waiting_product.total }})</h2>
 {{ listing_note(d.waiting_product) }}
@@ -179,7 +247,8 @@ PAGE = """<!doctype html>
  <td>{{ age(r.age) }}</td><td class="num">{{ r.occurrences }}</td></tr>
  {% else %}<tr><td colspan="6" class="muted">None.</td></tr>{% endfor %}
 </table>
-<div class="muted">Re-drive after a fix: trigger <a href="/dags/{{ import_dag }}" target="_top">{{ import_dag }}</a>
+<div class="muted">Re-drive after a fix: trigger
+ <a href="{{ run_link(import_dag, None) }}" target="_top">{{ import_dag }}</a>
  with <code>{"redrive_quarantined": ["all"]}</code> or a list of Amazon order ids.</div>
 
 <h2 id="outbox">Pushes to Amazon not yet accepted ({{ d.outbox.total }})</h2>
@@ -216,13 +285,43 @@ PAGE = """<!doctype html>
 </body></html>
 """
 
-STATUSES = ("imported", "waiting", "waiting_product", "quarantined", "pending_payment", "on_hold", "canceled")
+STATUSES = tuple(str(s) for s in STATUS_COLUMNS)
+STATUS_LABELS = {
+    "not_eligible": "not eligible",
+    "waiting_product": "waiting product",
+    "pending_payment": "pending payment",
+    "on_hold": "on hold",
+    "canceled": "cancelled",
+}
 
 
-def _listing_note(listing) -> Markup:
+def _listing_note(listing, order: str = "oldest") -> Markup:
+    """ "The oldest 50 of 73" and a link to the whole list as CSV (``csv/<name>``, relative to the page)."""
+    if not listing.total:
+        return Markup("")
+    export = Markup('<a href="csv/{}" class="csv">all {} as CSV</a>').format(listing.name, listing.total)
     if listing.total > len(listing.rows):
-        return Markup('<div class="muted">The oldest {} of {}.</div>').format(len(listing.rows), listing.total)
-    return Markup("")
+        return Markup('<div class="muted">The {} {} of {} · {}.</div>').format(
+            order, len(listing.rows), listing.total, export
+        )
+    return Markup('<div class="muted">{}</div>').format(export)
+
+
+def _reasons_text(reasons: dict[str, int]) -> str:
+    return "; ".join(f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _schedule_text(schedule: dict) -> str:
+    """The import's schedule in words, as Airflow has it (its timetable's description and expression)."""
+    summary, description = schedule.get("summary"), schedule.get("description")
+    if not summary or summary.lower() == "none":
+        return "is not scheduled (triggered only)"
+    source = {"environment": ", from SALES_CHANNEL_IMPORT_SCHEDULE", "default": ", the DAG's default"}.get(
+        schedule.get("source"), ""
+    )
+    if description and description != summary:
+        return f"runs {description[0].lower()}{description[1:]} ({summary}{source})"
+    return f"runs on the schedule {summary}{source}"
 
 
 def _dag_level(run: dict) -> str:
@@ -244,11 +343,19 @@ _env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)  # noq
 _template = _env.from_string(PAGE)
 
 
-def render_page(data: PageData, ok_minutes: int) -> str:
+def render_page(data: PageData, ok_minutes: int | None = None) -> str:
+    """The page's HTML; ``ok_minutes`` defaults to the one ``page_data`` derived from the import's schedule."""
+    schedule = data.import_schedule or {}
     return _template.render(
         d=data,
         statuses=STATUSES,
-        ok_minutes=ok_minutes,
+        labels=STATUS_LABELS,
+        ok_minutes=ok_minutes if ok_minutes is not None else schedule.get("ok_minutes", 15),
+        schedule=schedule,
+        schedule_text=_schedule_text,
+        reasons_text=_reasons_text,
+        run_link=run_link,
+        decision_dag=DAG_CANCEL_DECISION,
         import_dag=DAG_ORDER_IMPORT,
         age=age,
         when=when,
