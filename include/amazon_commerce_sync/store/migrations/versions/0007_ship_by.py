@@ -7,7 +7,7 @@ The orders that can still be late (merchant-fulfilled, not shipped or cancelled 
 from their payload here; the others get it when Amazon next changes them.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-30 22:30:00
 """
 
