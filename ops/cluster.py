@@ -290,7 +290,7 @@ class Cluster:
     def env(self) -> dict[str, str]:
         c, s = self.config, self.secrets
         amazon_conn = {
-            "conn_type": "http",
+            "conn_type": "amazon_sp_api",  # the package's connection type (provider_info.py)
             "host": self.amazon_url,
             "login": s["lwa_client_id"],
             "password": s["lwa_client_secret"],
@@ -301,7 +301,7 @@ class Cluster:
             },
         }
         commerce_conn = {
-            "conn_type": "http",
+            "conn_type": "adobe_commerce",
             "host": self.commerce_url,
             "login": "admin",
             "password": s["commerce_password"],
