@@ -470,9 +470,15 @@ def test_example_settings_and_connections_are_valid(env_example):
 
     settings = parse_settings(env_example[SETTINGS_VARIABLE])
     assert settings.accounts
-    for key in ("AIRFLOW_CONN_AMAZON_SP_API", "AIRFLOW_CONN_COMMERCE"):
+    from amazon_commerce_sync.provider_info import get_provider_info
+
+    ours = {t["connection-type"] for t in get_provider_info()["connection-types"]}
+    for key, conn_type in (
+        ("AIRFLOW_CONN_AMAZON_SP_API", "amazon_sp_api"),
+        ("AIRFLOW_CONN_COMMERCE", "adobe_commerce"),
+    ):
         conn = Connection.from_json(env_example[key], conn_id=key.removeprefix("AIRFLOW_CONN_").lower())
-        assert conn.conn_type == "http"
+        assert conn.conn_type == conn_type and conn_type in ours  # the package's own form in the UI
 
 
 # -- variables and secrets ---------------------------------------------------------------------------------------
