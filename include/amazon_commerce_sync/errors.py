@@ -69,6 +69,15 @@ def redact(text: str) -> str:
     return _SECRETISH.sub(lambda m: m.group(1) + "<redacted>", text)
 
 
+_PHONE = re.compile(r"\+?\d[\d ().-]{5,}\d")
+
+
+def redact_contact(text: str) -> str:
+    """A buyer's free text (e.g. a cancellation reason) without e-mail addresses or phone numbers: ``<email>``,
+    ``<number>``."""
+    return _PHONE.sub("<number>", _EMAIL.sub("<email>", text))
+
+
 class IntegrationError(Exception):
     """Base of every failure a hook raises.
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from amazon_commerce_sync import addresses, order_charges, order_programs
 from amazon_commerce_sync.currency import StoreCurrency, with_base_amounts
+from amazon_commerce_sync.errors import redact_contact
 from amazon_commerce_sync.settings import AccountSettings
 
 CENT = Decimal("0.01")
@@ -139,13 +140,23 @@ def order_currency(order: Mapping[str, Any]) -> str | None:
 def strip_pii(order: Mapping[str, Any]) -> dict[str, Any]:
     """The order without buyer and recipient data (what the state store keeps outside ``order_pii``).
 
-    The buyer's tax registrations (``tax.taxRegistrations`` of entityType BUYER: a CPF is a person's) go
-    with the buyer.
+    The buyer's tax registrations (``tax.taxRegistrations`` of entityType BUYER: a CPF is a person's) go with the
+    buyer; the buyer's own words (an item's ``cancellationRequest.cancelReason``) keep no e-mail or phone number.
     """
     out = {k: v for k, v in order.items() if k not in PII_SECTIONS}
     if "tax" in order:
         out["tax"] = order_programs.split_tax_registrations(order)[0]
+    if any(_item_cancel_requested(item) for item in order.get("orderItems") or []):
+        out["orderItems"] = [_masked_request(item) for item in order["orderItems"]]
     return out
+
+
+def _masked_request(item: Mapping[str, Any]) -> dict[str, Any]:
+    request = (item.get("cancellation") or {}).get("cancellationRequest") or {}
+    if not isinstance(request.get("cancelReason"), str):
+        return dict(item)
+    masked = {**request, "cancelReason": redact_contact(request["cancelReason"])}
+    return {**item, "cancellation": {**item["cancellation"], "cancellationRequest": masked}}
 
 
 def extract_pii(order: Mapping[str, Any]) -> dict[str, Any]:

@@ -60,6 +60,7 @@ DAGS = [
     "amazon_shipment_sync",
     "amazon_refund_sync",
     "amazon_order_cancel",
+    "amazon_buyer_cancel_decision",
     "amazon_pii_retention",
 ]
 
@@ -251,6 +252,29 @@ def cancel(cycle: Cycle) -> None:
     assert cycle.channel.amazon_order(cancelled)["fulfillment"]["fulfillmentStatus"] == "CANCELLED"
 
 
+def buyer_request_decided(cycle: Cycle) -> None:
+    """A marker order's buyer asks to cancel: the import holds it and opens a decision; a person chooses Keep in
+    Airflow (through its REST API, as the UI does) and the hold is released."""
+    from tests.e2e.test_cancel_decision import Person, comments, decided_by
+
+    channel = cycle.channel
+    [order] = channel.generated_orders(1, seed=317, status="UNSHIPPED", fulfilled_by="MERCHANT")
+    order_id = with_markers(order, 3)["orderId"]
+    cycle.orders["decided"] = order_id
+    channel.load_amazon_orders([order])
+    ok(cycle.run("amazon_order_import"), "amazon_order_import")
+    channel.amazon_event(order_id, {"type": "request_cancellation", "reason": f"write to {EMAIL} or call {PHONE}"})
+    ok(cycle.run("amazon_order_import"), "amazon_order_import")
+    assert cycle.commerce_order("decided")["state"] == "holded"
+    cycle.debug_logs()
+    states, person = decided_by(channel, order_id, Person("Keep"))
+    cycle.run_ids.append(channel.last_run.run_id)
+    ok(states, "amazon_buyer_cancel_decision")
+    assert person.asked is not None and not leaks(json.dumps(person.asked, default=str), MARKERS)
+    assert cycle.commerce_order("decided")["state"] == "processing"
+    assert any("declined in Airflow" in c for c in comments(channel, order_id))
+
+
 def retention_and_rotation(cycle: Cycle) -> None:
     """The daily retention run: nothing due yet, every kept row on the newest key."""
     ok(cycle.run("amazon_pii_retention"), "amazon_pii_retention")
@@ -258,7 +282,13 @@ def retention_and_rotation(cycle: Cycle) -> None:
     assert rotation["remaining"] == 0 and set(rotation["values"]) == {rotation["key_id"]}
 
 
-PHASES: list[Callable[[Cycle], None]] = [import_orders, ship_and_refund, cancel, retention_and_rotation]
+PHASES: list[Callable[[Cycle], None]] = [
+    import_orders,
+    ship_and_refund,
+    cancel,
+    buyer_request_decided,
+    retention_and_rotation,
+]
 
 # What the task logs show when they were really captured (one line per DAG at least).
 KNOWN_LOG_LINES = [

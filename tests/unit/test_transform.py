@@ -253,3 +253,19 @@ def test_payload_conforms_to_adobes_order_schema():
         _, entity = build(o, customer=None)
         wire = json.loads(json.dumps(entity, default=lambda d: float(d)))
         validate("commerce/adobe-commerce-admin-openapi-2.4.9.json", "sales-data-order-interface", wire)
+
+
+def test_staged_payload_keeps_no_contact_details_from_the_buyers_cancel_reason():
+    from amazon_commerce_sync.transform import strip_pii
+
+    request = {"requester": "BUYER", "cancelReason": "Wrong size, mail me at a.b@example.test or +44 20 7946 0958"}
+    order = {
+        "orderId": "111-0000001-0000001",
+        "buyer": {"buyerEmail": "a.b@example.test"},
+        "orderItems": [{"orderItemId": "1", "cancellation": {"cancellationRequest": request}}, {"orderItemId": "2"}],
+    }
+    staged = strip_pii(order)
+    reason = staged["orderItems"][0]["cancellation"]["cancellationRequest"]["cancelReason"]
+    assert reason == "Wrong size, mail me at <email> or <number>"
+    assert "buyer" not in staged and staged["orderItems"][1] == {"orderItemId": "2"}
+    assert order["orderItems"][0]["cancellation"]["cancellationRequest"]["cancelReason"].endswith("0958")  # untouched

@@ -42,7 +42,7 @@ from amazon_commerce_sync.commerce_writes import keys, orders
 from amazon_commerce_sync.commerce_writes.orders import STATE_HOLDED
 from amazon_commerce_sync.commerce_writes.protocol import Source
 from amazon_commerce_sync.decision_operator import CANCEL, KEEP, OPTIONS
-from amazon_commerce_sync.errors import NotFoundError
+from amazon_commerce_sync.errors import NotFoundError, redact_contact
 from amazon_commerce_sync.resources import Resources
 from amazon_commerce_sync.settings import AccountSettings
 from amazon_commerce_sync.store import OrderSync
@@ -101,7 +101,7 @@ def _buyer_reason(order: Mapping[str, Any]) -> str | None:
     for item in order.get("orderItems") or []:
         request = (item.get("cancellation") or {}).get("cancellationRequest") or {}
         if request.get("requester") == "BUYER" and request.get("cancelReason"):
-            return safe_text(str(request["cancelReason"]), MAX_REASON)
+            return safe_text(redact_contact(str(request["cancelReason"])), MAX_REASON)
     return None
 
 
