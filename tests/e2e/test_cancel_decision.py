@@ -18,6 +18,9 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.test_shipment_sync import Merchant
+from tests.store_queries import open_mismatches
+
 pytestmark = pytest.mark.e2e
 
 DAG = "amazon_buyer_cancel_decision"
@@ -329,3 +332,13 @@ def test_shipped_order_gets_no_run_and_a_late_decision_does_nothing(channel):
     assert summary["outcome"] == "shipped" and "nothing was done" in summary["detail"]
     assert channel.amazon_order(order_id)["fulfillment"]["fulfillmentStatus"] == "SHIPPED"
     assert channel.amazon("GET", "/_sandbox/feeds")["feeds"] == []
+
+    # Amazon's shipment reaches Commerce: the hold is released (Magento ships no held order) with one comment.
+    assert_success(channel.run_dag("amazon_order_import"))
+    assert_success(channel.run_dag("amazon_shipment_sync", {"mismatch_grace_minutes": 0}))
+    assert_success(channel.run_dag("amazon_order_import"))
+    commerce = commerce_order(channel, order_id)
+    assert commerce["state"] in ("processing", "complete") and commerce["state"] != "holded"
+    assert len(Merchant(channel).shipments(commerce["entity_id"])) == 1
+    assert sum("shipped while it was on hold" in c for c in comments(channel, order_id)) == 1
+    assert not open_mismatches(channel.store)

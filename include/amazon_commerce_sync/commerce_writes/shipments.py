@@ -26,8 +26,8 @@ from decimal import Decimal
 from typing import Any
 
 from amazon_commerce_sync import shipments
-from amazon_commerce_sync.commerce_writes import keys
-from amazon_commerce_sync.commerce_writes.orders import STATE_CANCELED, STATE_CLOSED
+from amazon_commerce_sync.commerce_writes import keys, orders
+from amazon_commerce_sync.commerce_writes.orders import STATE_CANCELED, STATE_CLOSED, STATE_HOLDED
 from amazon_commerce_sync.commerce_writes.protocol import Done, WriteResult, write_once
 from amazon_commerce_sync.errors import FatalError
 from amazon_commerce_sync.hooks.commerce import Filter
@@ -149,6 +149,13 @@ def mirror_plan(
     )
 
 
+#: The comment on an order Amazon shipped while it was on hold for the buyer's cancellation request.
+SHIPPED_ON_HOLD = (
+    "Amazon shows this order shipped while it was on hold for the buyer's cancellation request: "
+    "the hold is released and Amazon's shipment recorded; the request can no longer be granted."
+)
+
+
 def mirror_amazon_shipments(
     commerce,
     store: StateStore,
@@ -165,9 +172,21 @@ def mirror_amazon_shipments(
 
     :param order: the Amazon order (its package references are recorded with the track-less shipment).
     :param commerce_order: the Commerce order as just read, if the caller has it (else it is read when needed).
+    An order on hold (a buyer's cancellation request held it) is released first, with a comment: Amazon shipped
+    it, so there is nothing left to decide, and Magento ships no ``holded`` order (``Order::canShip``).
+
     :raises FatalError: Commerce refused a write to an order that can still ship.
     :raises RetriableError: a write's outcome is unknown and it was not found.
     """
+    if plan.ships or plan.unpackaged:
+        current = commerce_order if commerce_order is not None else commerce.get_order(commerce_id)
+        if current.get("state") == STATE_HOLDED:
+            orders.unhold(commerce, store, amazon_order_id, commerce_id)
+            orders.comment(
+                commerce, store, keys.comment("shipped_on_hold", amazon_order_id), commerce_id, SHIPPED_ON_HOLD
+            )
+            log.info("order %s: Amazon shipped it while on hold in Commerce: hold released", amazon_order_id)
+            commerce_order = None  # its state changed: read again where needed
     added = ship_amazon_packages(commerce, store, amazon_order_id, plan.ships, commerce_id, item_ids)
     if plan.unpackaged:
         before = sorted(p.reference for p in shipments.amazon_packages(order))
