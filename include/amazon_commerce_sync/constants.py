@@ -43,7 +43,7 @@ SQS_CONN_ID = "sales_channel_sqs"
 #: Deployment switch: the URL of that queue. Unset: amazon_order_events has no watcher (timetable only).
 ORDER_CHANGE_QUEUE_ENV = "SALES_CHANNEL_ORDER_CHANGE_QUEUE_URL"
 #: The asset the ORDER_CHANGE watcher updates; amazon_order_events is scheduled on it.
-ASSET_ORDER_CHANGE = "sales-channel://amazon/order-change"
+ASSET_ORDER_CHANGE = "x-sales-channel://amazon/order-change"
 
 # Emitted by the import when Commerce orders were created or changed.
 ASSET_COMMERCE_ORDERS = "sales-channel://commerce/orders"
