@@ -45,8 +45,10 @@ ORDER_CHANGE_QUEUE_ENV = "SALES_CHANNEL_ORDER_CHANGE_QUEUE_URL"
 #: The asset the ORDER_CHANGE watcher updates; amazon_order_events is scheduled on it.
 ASSET_ORDER_CHANGE = "x-sales-channel://amazon/order-change"
 
+# Asset URIs use Airflow's "x-" scheme prefix for schemes of one's own: Airflow then skips the providers' URI
+# normalizers, which it would otherwise load at parse time (the Amazon provider's S3 handler: boto3, requests).
 # Emitted by the import when Commerce orders were created or changed.
-ASSET_COMMERCE_ORDERS = "sales-channel://commerce/orders"
+ASSET_COMMERCE_ORDERS = "x-sales-channel://commerce/orders"
 
 OWNER = "sales-channel"
 
