@@ -236,3 +236,28 @@ def test_an_order_amazon_still_shows_older_waits_for_the_next_run(subscribed, sq
     assert result(channel, "account.fetch_load")["deferred"] == 1
     assert events_of(channel)[order_id]["state"] == "new"
     assert order_id not in channel.commerce_orders_by_amazon_id()
+
+
+def test_the_watchers_trigger_receives_reduces_and_deletes(subscribed, sqs):
+    """OrderChangeTrigger.run() against the real queue: one TriggerEvent with the reduced batch, the messages
+    deleted. Needs aiobotocore (the Amazon provider's async SQS client, the [aiobotocore] extra)."""
+    import asyncio
+
+    pytest.importorskip("aiobotocore")
+    from amazon_commerce_sync.events import KEPT, OrderChangeTrigger
+
+    ids = new_orders(subscribed, 2, seed=47)
+    trigger = OrderChangeTrigger(sqs.queue_url, max_messages=10, num_batches=2, wait_time_seconds=1, waiter_delay=1)
+
+    async def first_event():
+        return await asyncio.wait_for(anext(trigger.run()), timeout=60)
+
+    event = asyncio.run(first_event())
+    batch = event.payload["message_batch"]
+    assert event.payload["status"] == "success"
+    assert sorted(m["amazonOrderId"] for m in batch) == sorted(ids)
+    assert all(set(m) == set(KEPT) and m["sellerId"] == DEFAULT_SELLER_ID for m in batch)
+    assert sqs.receive_message(QueueUrl=sqs.queue_url, WaitTimeSeconds=1).get("Messages", []) == []
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "amazon_commerce_sync.events.OrderChangeTrigger"
+    assert OrderChangeTrigger(**kwargs).serialize() == (classpath, kwargs)
