@@ -51,9 +51,9 @@ CRON = environment_schedule("SALES_CHANNEL_ORDER_EVENTS_SCHEDULE", "*/10 * * * *
 def amazon_order_events():
     @task
     def stage(triggering_asset_events=None, run_id=None) -> dict:
-        from amazon_commerce_sync.pipelines import order_events
+        from amazon_commerce_sync.pipelines import tasks
 
-        return order_events.stage_task(triggering_asset_events, run_id)
+        return tasks.order_events_stage(triggering_asset_events, run_id)
 
     @task
     def accounts() -> list[str]:
@@ -63,9 +63,9 @@ def amazon_order_events():
 
     @task(max_active_tis_per_dagrun=2, map_index_template=ACCOUNT_MAP_INDEX)
     def fetch_load(account_id: str, run_id=None) -> dict:
-        from amazon_commerce_sync.pipelines import order_events
+        from amazon_commerce_sync.pipelines import tasks
 
-        return order_events.fetch_load_task(account_id, run_id)
+        return tasks.order_events_fetch_load(account_id, run_id)
 
     @task_group
     def account(account_id: str) -> dict:

@@ -10,10 +10,11 @@
    - else staged in ``order_events`` (``store.order_events``): a duplicate or an older ``TimeOfOrderChange``
      never overwrites a newer staged one.
 
-2. :func:`fetch_and_load`, per account: claims the staged ids under a lease, ``getOrder`` (Orders 2026-01-01,
-   0.5/s burst 30) through the same hook and shared rate limiter as the import, stages each order exactly as
-   the import does (``order_extract._stage_page``: the import's staging, quarantine included), marks the ids
-   done, then runs the import's loader (``order_import.load_orders``: same rules, same exactly-once writes).
+2. :func:`fetch_orders`, per account: claims the staged ids under a lease, ``getOrder`` (Orders 2026-01-01,
+   0.5/s burst 30) through the same hook and shared rate limiter as the import, hands each batch to
+   ``stage_page`` and marks the ids done. The task layer (``pipelines/tasks.py``, the one place that composes
+   pipelines) passes the import's own page staging (``order_extract``, quarantine included) and then runs the
+   import's loader (``order_import.load_orders``: same rules, same exactly-once writes).
    A 404 is counted and retried in later runs, then left to the polling sweep (``unknown``); an order Amazon
    still shows older than the notification is deferred (Amazon's replicas lag). A run killed anywhere leaves
    ``new`` rows (or rows whose lease expires) that the next run takes; what was staged for the loader is also
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -107,25 +108,30 @@ def _older(updated: datetime | None, change_time: datetime) -> bool:
     return updated is None or updated.replace(microsecond=0) + CLOCK_ALLOWANCE < change_time.replace(microsecond=0)
 
 
-def fetch_and_load(ctx: Resources, account: AccountSettings, *, owner: str) -> dict[str, Any]:
-    """Fetch the account's staged order ids with getOrder, stage them as the import does, then load (see the
-    module docstring); returns counts ``fetched``, ``not_found``, ``unknown``, ``deferred``, ``superseded`` and
-    the loader's summary under ``load``."""
-    from amazon_commerce_sync.pipelines import order_import
+def fetch_orders(
+    ctx: Resources,
+    account: AccountSettings,
+    *,
+    owner: str,
+    included_data: Sequence[str],
+    stage_page: Callable[[list[dict[str, Any]]], None],
+) -> dict[str, Any]:
+    """getOrder for the account's staged ids, batch by batch; each batch of orders goes to ``stage_page``, then
+    its ids are marked done. Returns counts ``fetched``, ``not_found``, ``unknown``, ``deferred``,
+    ``superseded`` (a newer notification came during the fetch: fetched again next run).
 
+    :param included_data: getOrder's ``includedData`` (the import's, so the staged order is the same).
+    :param stage_page: stages a list of Amazon orders for the import's loader (raises to stop the run).
+    """
     events = OrderEvents(ctx.store.engine, ctx.actor)
     summary: collections.Counter[str] = collections.Counter()
-    staging: dict[str, Any] = {"pages": 0, "fetched": 0, "new": 0, "changed": 0}
     deferred: set[str] = set()
     try:
-        _fetch(ctx, account, events, owner, summary, staging, deferred)
+        _fetch(ctx, account, events, owner, summary, deferred, included_data, stage_page)
     finally:
         # A failed try leaves its ids to the next run at once; deferred ones wait STALE_RETRY_SECONDS.
         events.release(account.account_id, owner, keep=deferred)
-    load = order_import.load_orders(ctx, account, owner=owner)
-    result: dict[str, Any] = {"account": account.account_id, **summary, "staged": staging}
-    result["load"] = {k: v for k, v in load.items() if k != "account"}
-    return result
+    return {"account": account.account_id, **summary}
 
 
 def _fetch(
@@ -134,12 +140,11 @@ def _fetch(
     events: OrderEvents,
     owner: str,
     summary: collections.Counter[str],
-    staging: dict[str, Any],
     deferred: set[str],
+    included_data: Sequence[str],
+    stage_page: Callable[[list[dict[str, Any]]], None],
 ) -> None:
-    """Claim, getOrder and stage the account's staged ids, batch by batch (see :func:`fetch_and_load`)."""
-    from amazon_commerce_sync.pipelines import order_extract
-
+    """Claim, getOrder and stage the account's staged ids (see :func:`fetch_orders`)."""
     hook = ctx.amazon(account)
     seen: set[str] = set()  # asked once per run: a 404 or a deferred order waits for the next run
     while True:
@@ -150,7 +155,7 @@ def _fetch(
         orders, fetched_rows = [], []
         for row in claimed:
             try:
-                order = hook.get_order(row["amazon_order_id"], included_data=order_extract.INCLUDED_DATA)
+                order = hook.get_order(row["amazon_order_id"], included_data=included_data)
             except NotFoundError:
                 order = {}
             if not order:
@@ -166,30 +171,8 @@ def _fetch(
             orders.append(order)
             fetched_rows.append((row, updated))
         if orders:
-            order_extract._stage_page(ctx, account, orders, staging)  # the import's own staging
+            stage_page(orders)
         for row, updated in fetched_rows:
             summary["fetched"] += 1
             if not events.finish(row, owner, loaded_updated_at=updated):
                 summary["superseded"] += 1  # a newer notification came meanwhile: fetched again next run
-
-
-# -- the DAG's task bodies ----------------------------------------------------------------------------------------
-def stage_task(triggering_asset_events: Any, run_id: str) -> dict[str, Any]:
-    """``amazon_order_events.stage``: the run's asset events (``triggering_asset_events``, a mapping of asset to
-    events with ``extra``) staged; counts."""
-    from amazon_commerce_sync.resources import open_resources
-
-    ctx = open_resources(f"amazon_order_events/{run_id}/stage")
-    extras = [event.extra for events in (triggering_asset_events or {}).values() for event in events]
-    return stage_events(ctx, extras)
-
-
-def fetch_load_task(account_id: str, run_id: str) -> dict[str, Any]:
-    """``amazon_order_events.account.fetch_load``: :func:`fetch_and_load` for one account."""
-    from amazon_commerce_sync.pipelines.tasks import _naming
-    from amazon_commerce_sync.resources import open_resources, owner_id
-
-    ctx = open_resources(f"amazon_order_events/{run_id}/fetch_load")
-    account = ctx.settings.account(account_id)
-    with _naming("amazon_order_events fetch_load", account):
-        return fetch_and_load(ctx, account, owner=owner_id(run_id))
