@@ -18,12 +18,13 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from amazon_commerce_sync.constants import ACCOUNT_ID_PATTERN, DAG_NOTIFICATIONS_SETUP
-from amazon_commerce_sync.dag_defaults import task_defaults
+from amazon_commerce_sync.constants import DAG_NOTIFICATIONS_SETUP
+from amazon_commerce_sync.dag_defaults import account_param, task_defaults
 
 
 @dag(
     dag_id=DAG_NOTIFICATIONS_SETUP,
+    description="Subscribe each account to Amazon's ORDER_CHANGE notifications on our SQS queue (once).",
     doc_md=__doc__,
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
@@ -34,14 +35,16 @@ from amazon_commerce_sync.dag_defaults import task_defaults
     params={
         "queue_url": Param(
             None,
+            title="SQS queue URL",
             type=["null", "string"],
             description="The SQS queue URL (default: SALES_CHANNEL_ORDER_CHANGE_QUEUE_URL).",
         ),
-        "account_id": Param(
-            None, type=["null", "string"], pattern=ACCOUNT_ID_PATTERN, description="Only this account (default: all)."
-        ),
+        "account_id": account_param(),
         "replace": Param(
-            False, type="boolean", description="Replace a subscription to another destination or with another filter."
+            False,
+            title="Replace a different subscription",
+            type="boolean",
+            description="Replace a subscription to another destination or with another filter.",
         ),
     },
 )

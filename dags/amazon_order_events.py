@@ -38,6 +38,7 @@ CRON = environment_schedule("SALES_CHANNEL_ORDER_EVENTS_SCHEDULE", "*/10 * * * *
 
 @dag(
     dag_id=DAG_ORDER_EVENTS,
+    description="Import the Amazon orders ORDER_CHANGE notifications name, seconds after they change.",
     doc_md=__doc__,
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(CRON, timezone="UTC"), assets=ORDER_CHANGE)
     if CRON

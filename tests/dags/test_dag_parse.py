@@ -46,6 +46,9 @@ LIGHT_MODULES = {
     "amazon_commerce_sync.events",
     "amazon_commerce_sync.errors",
     "amazon_commerce_sync.settings",
+    # The package is an Airflow provider (its connection types): Airflow's providers manager reads this dict of
+    # metadata when a DAG's assets are normalised. It imports nothing.
+    "amazon_commerce_sync.provider_info",
 }
 #: Never loaded by parsing a DAG file (Airflow itself loads none of them before parsing).
 NEVER = ("alembic", "requests", "requests_oauthlib", "oauthlib", "defusedxml", "psycopg2")
