@@ -19,7 +19,7 @@ Shipments of non-Amazon orders are ignored; those of orders not imported yet are
 (confirmed, rejected, waiting, mirrored, mismatches, ...).
 
 Schedule: `SALES_CHANNEL_SHIPMENT_SCHEDULE` (cron, default every 10 minutes), and also whenever the
-import announces new or changed Commerce orders (asset `sales-channel://commerce/orders`).
+import announces new or changed Commerce orders (asset `x-sales-channel://commerce/orders`).
 """
 
 from __future__ import annotations

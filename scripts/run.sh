@@ -65,6 +65,21 @@ import json, os
 print(json.dumps({"accounts": [{"account_id": "us-main", "merchant_id": "A2SANDBOXSELLER1",
   "marketplace_ids": ["ATVPDKIKX0DER", "A2EUQ1WTGCTBG2"], "import_orders_after": os.environ["IMPORT_ORDERS_AFTER"]}]}))' )
 
+# Event-driven import (README "Event-driven import (preview)"): a local SQS (moto, reused or started in the
+# background by scripts/ensure_sqs.sh, left running), the queue the Amazon sandbox publishes ORDER_CHANGE to,
+# its aws connection and the watcher's queue URL. Subscribe once: trigger amazon_notifications_setup.
+export SQS_ENDPOINT=http://127.0.0.1:${SALES_CHANNEL_SQS_PORT:-8703}
+scripts/ensure_sqs.sh "$ROOT/.venv/bin"
+export SALES_CHANNEL_ORDER_CHANGE_QUEUE_URL=$("$PY" -c '
+import os, boto3
+sqs = boto3.client("sqs", endpoint_url=os.environ["SQS_ENDPOINT"], region_name="us-east-1",
+                   aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+print(sqs.create_queue(QueueName="order-change")["QueueUrl"])' )
+export AIRFLOW_CONN_SALES_CHANNEL_SQS=$("$PY" -c '
+import json, os
+print(json.dumps({"conn_type": "aws", "login": "sandbox", "password": "sandbox",
+  "extra": {"endpoint_url": os.environ["SQS_ENDPOINT"], "region_name": "us-east-1"}}))' )
+
 PIDS=()
 descendants() {  # every process below $1, children first
   local child
@@ -99,7 +114,7 @@ AMAZON_SANDBOX_CLIENT_ID=$LWA_CLIENT_ID AMAZON_SANDBOX_CLIENT_SECRET=$LWA_CLIENT
 AMAZON_SANDBOX_REFRESH_TOKEN=$LWA_REFRESH_TOKEN \
   "$PY" -m sandboxes.amazon --host 127.0.0.1 --port "$AMAZON_PORT" --state-file "$VAR/amazon-sandbox.json" \
   --live --live-interval "${AMAZON_SANDBOX_LIVE_INTERVAL:-30}" --orders "${AMAZON_SANDBOX_ORDERS:-20}" \
-  --finances-v0-removed > "$VAR/amazon-sandbox.log" 2>&1 &
+  --finances-v0-removed --sqs-endpoint "$SQS_ENDPOINT" > "$VAR/amazon-sandbox.log" 2>&1 &
 PIDS+=($!)
 COMMERCE_SANDBOX_ADMIN_PASSWORD=$COMMERCE_ADMIN_PASSWORD \
   "$PY" -m sandboxes.commerce --host 127.0.0.1 --port "$COMMERCE_PORT" --state-file "$VAR/commerce-sandbox.json" \

@@ -22,6 +22,9 @@ DAG_PII_RETENTION = "amazon_pii_retention"
 DAG_MONITOR = "sales_channel_monitor"
 #: One run per buyer cancellation request (human in the loop); run id from ``cancel_decision_run_id``.
 DAG_CANCEL_DECISION = "amazon_buyer_cancel_decision"
+#: The event-driven import: subscription set-up (manual) and the ORDER_CHANGE consumer.
+DAG_NOTIFICATIONS_SETUP = "amazon_notifications_setup"
+DAG_ORDER_EVENTS = "amazon_order_events"
 
 # The deployment switch (environment variable) of each scheduled DAG's cron; ``none`` = triggered only.
 SCHEDULE_SWITCHES = {
@@ -30,10 +33,22 @@ SCHEDULE_SWITCHES = {
     DAG_REFUND_SYNC: "SALES_CHANNEL_REFUND_SCHEDULE",
     DAG_MONITOR: "SALES_CHANNEL_MONITOR_SCHEDULE",
     DAG_PII_RETENTION: "SALES_CHANNEL_RETENTION_SCHEDULE",
+    DAG_ORDER_EVENTS: "SALES_CHANNEL_ORDER_EVENTS_SCHEDULE",
 }
 
+# -- event-driven import (docs/event-driven-import.md) ----------------------------------------------------
+#: The Airflow ``aws`` connection of the SQS queue Amazon delivers ORDER_CHANGE to (``extra.endpoint_url``: a
+#: local SQS such as moto; ``extra.region_name``).
+SQS_CONN_ID = "sales_channel_sqs"
+#: Deployment switch: the URL of that queue. Unset: amazon_order_events has no watcher (timetable only).
+ORDER_CHANGE_QUEUE_ENV = "SALES_CHANNEL_ORDER_CHANGE_QUEUE_URL"
+#: The asset the ORDER_CHANGE watcher updates; amazon_order_events is scheduled on it.
+ASSET_ORDER_CHANGE = "x-sales-channel://amazon/order-change"
+
+# Asset URIs use Airflow's "x-" scheme prefix for schemes of one's own: Airflow then skips the providers' URI
+# normalizers, which it would otherwise load at parse time (the Amazon provider's S3 handler: boto3, requests).
 # Emitted by the import when Commerce orders were created or changed.
-ASSET_COMMERCE_ORDERS = "sales-channel://commerce/orders"
+ASSET_COMMERCE_ORDERS = "x-sales-channel://commerce/orders"
 
 OWNER = "sales-channel"
 

@@ -33,13 +33,17 @@ DAG_FILE_IMPORTS = {
     "amazon_commerce_sync.constants",
     "amazon_commerce_sync.dag_defaults",
     "amazon_commerce_sync.decision_operator",
+    # The ORDER_CHANGE watcher's trigger (amazon_order_events): an AssetWatcher needs the instance at parse time;
+    # the module imports the standard library and airflow.triggers.base only (the Amazon provider in run()).
+    "amazon_commerce_sync.events",
 }
-#: The package modules loaded by parsing: the three above, and the two whose exceptions the retry policy names.
+#: The package modules loaded by parsing: the ones above, and the two whose exceptions the retry policy names.
 LIGHT_MODULES = {
     "amazon_commerce_sync",
     "amazon_commerce_sync.constants",
     "amazon_commerce_sync.dag_defaults",
     "amazon_commerce_sync.decision_operator",
+    "amazon_commerce_sync.events",
     "amazon_commerce_sync.errors",
     "amazon_commerce_sync.settings",
     # The package is an Airflow provider (its connection types): Airflow's providers manager reads this dict of

@@ -142,12 +142,7 @@ class LwaAuth(RefreshableAuth):
                 "extra.refresh_token (re-authorise the application if it was revoked)."
             ),
             self.endpoint,
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": self._refresh_token,
-                "client_id": self.client_id,
-                "client_secret": self._client_secret,
-            },
+            data={**self._grant(), "client_id": self.client_id, "client_secret": self._client_secret},
             headers=DEFAULT_HEADERS,
             timeout=self.timeout,
         )
@@ -157,6 +152,10 @@ class LwaAuth(RefreshableAuth):
             raise AuthenticationError("LWA answered without an access_token", operation=self.operation)
         expires_in = float(body.get("expires_in") or 3600)
         return token, time.monotonic() + expires_in
+
+    def _grant(self) -> dict[str, str]:
+        """The grant of the token request (a subclass asks for another: ``client_credentials`` with a scope)."""
+        return {"grant_type": "refresh_token", "refresh_token": self._refresh_token}
 
     def access_token(self, *, force: bool = False, retry: bool = True) -> str:
         """The access token, cached until 60 s before it expires.

@@ -24,6 +24,9 @@ Sources (retrieved 2026-11-30):
     March 27, 2027. The hook reads orders with 2026-01-01 already; ``confirmShipment`` (Orders v0) is not in
     that list and has no announced deprecation.
   - Feeds API 2021-06-30 and Finances API 2024-06-19: no deprecation announced.
+  - Notifications API v1 (``reference/sp-api/models/notifications.json``; every operation 1 request/s, burst 5):
+    no deprecation announced. Destinations and the by-id subscription operations are grantless (LWA
+    ``client_credentials``, scope ``sellingpartnerapi::notifications``); the others take the seller's token.
 """
 
 from __future__ import annotations
@@ -104,6 +107,35 @@ OPERATIONS: dict[str, Operation] = {
         Operation("listTransactions", "Finances", "2024-06-19", "GET", "/finances/2024-06-19/transactions", 0.5, 10),
         Operation(
             "listFinancialEvents", "Finances", "v0", "GET", "/finances/v0/financialEvents", 0.5, 30, **_FINANCES_V0
+        ),
+        Operation("getDestinations", "Notifications", "v1", "GET", "/notifications/v1/destinations", 1.0, 5),
+        Operation("createDestination", "Notifications", "v1", "POST", "/notifications/v1/destinations", 1.0, 5),
+        Operation(
+            "getSubscription",
+            "Notifications",
+            "v1",
+            "GET",
+            "/notifications/v1/subscriptions/{notificationType}",
+            1.0,
+            5,
+        ),
+        Operation(
+            "createSubscription",
+            "Notifications",
+            "v1",
+            "POST",
+            "/notifications/v1/subscriptions/{notificationType}",
+            1.0,
+            5,
+        ),
+        Operation(
+            "deleteSubscriptionById",
+            "Notifications",
+            "v1",
+            "DELETE",
+            "/notifications/v1/subscriptions/{notificationType}/{subscriptionId}",
+            1.0,
+            5,
         ),
         Operation(
             "listFinancialEventsByOrderId",

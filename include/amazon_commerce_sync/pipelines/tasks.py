@@ -137,6 +137,38 @@ def load_orders(account_id: str, run_id: str, params: dict[str, Any] | None = No
     return {**summary, "redriven": len(redriven)} if redrive else summary
 
 
+def order_events_stage(triggering_asset_events: Any, run_id: str) -> dict[str, Any]:
+    """``amazon_order_events.stage``: the messages of the run's asset events (a mapping of asset to events with
+    ``extra``, Airflow's ``triggering_asset_events``) staged; counts (``pipelines/order_events.py``)."""
+    from amazon_commerce_sync.pipelines import order_events
+
+    ctx = _context(f"amazon_order_events/{run_id}/stage")
+    extras = [event.extra for events in (triggering_asset_events or {}).values() for event in events]
+    return order_events.stage_events(ctx, extras)
+
+
+def order_events_fetch_load(account_id: str, run_id: str) -> dict[str, Any]:
+    """``amazon_order_events.account.fetch_load``: getOrder for the account's staged ids, staged by the import's
+    own page staging, then the import's loader; counts (``fetched``..., ``staged``, ``load``)."""
+    from amazon_commerce_sync.pipelines import order_events, order_extract, order_import
+    from amazon_commerce_sync.resources import owner_id
+
+    ctx = _context(f"amazon_order_events/{run_id}/fetch_load")
+    account = ctx.settings.account(account_id)
+    owner = owner_id(run_id)
+    staging: dict[str, Any] = {"pages": 0, "fetched": 0, "new": 0, "changed": 0}
+    with _naming("amazon_order_events fetch_load", account):
+        fetched = order_events.fetch_orders(
+            ctx,
+            account,
+            owner=owner,
+            included_data=order_extract.INCLUDED_DATA,
+            stage_page=lambda orders: order_extract._stage_page(ctx, account, orders, staging),
+        )
+        load = order_import.load_orders(ctx, account, owner=owner)
+    return {**fetched, "staged": staging, "load": {k: v for k, v in load.items() if k != "account"}}
+
+
 def commerce_orders_changed(summaries: list[dict[str, Any]] | dict[str, Any]) -> int:
     """How many Commerce orders the run's loads created, updated, cancelled or put on hold.
 

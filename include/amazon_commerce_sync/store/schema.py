@@ -289,3 +289,22 @@ refund_checks = Table(
     _ts("opened_at", nullable=False, index=True),
     _ts("checked_at"),
 )
+
+# The event-driven import (``store.order_events``): one row per account and Amazon order an ORDER_CHANGE
+# notification named, with the newest change time seen; ``state`` new | done | unknown (getOrder 404 repeatedly).
+order_events = Table(
+    "order_events",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("amazon_order_id", String(32), primary_key=True),
+    _ts("change_time", nullable=False),
+    Column("notification_id", String(64), nullable=False),
+    Column("change_type", String(32), nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("claimed_by", String(250)),
+    Column("claimed_until", Float),
+    _ts("loaded_updated_at"),
+    _ts("received_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)

@@ -1,0 +1,82 @@
+"""
+### Amazon order events (event-driven import)
+
+Amazon publishes an `ORDER_CHANGE` notification to our SQS queue seconds after an order changes. A watcher
+(`AssetWatcher` on the queue, Airflow's event-driven scheduling) turns each batch of messages into an event of
+the asset `x-sales-channel://amazon/order-change`, which starts a run. The run:
+
+1. `stage`: writes the changed order ids into the state store first (a failed or killed run loses nothing);
+   duplicates and older notifications never overwrite a newer one, malformed messages are quarantined with the
+   reason, messages for other sellers are ignored and counted;
+2. `account.fetch_load` per account: fetches each staged order with `getOrder` under the shared rate limiter
+   and loads it through the import's own path (same rules, same exactly-once writes).
+
+The watcher exists when `SALES_CHANNEL_ORDER_CHANGE_QUEUE_URL` is set (connection `sales_channel_sqs`). The run
+also starts on a schedule (`SALES_CHANNEL_ORDER_EVENTS_SCHEDULE`, default every 10 minutes) to pick up ids a
+killed run left. `amazon_order_import` stays the reconciling sweep. Set-up: `amazon_notifications_setup`.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, AssetOrTimeSchedule, AssetWatcher, CronTriggerTimetable, dag, task, task_group
+
+from amazon_commerce_sync.constants import ASSET_ORDER_CHANGE, DAG_ORDER_EVENTS, ORDER_CHANGE_QUEUE_ENV
+from amazon_commerce_sync.dag_defaults import ACCOUNT_MAP_INDEX, environment_schedule, task_defaults
+from amazon_commerce_sync.events import OrderChangeTrigger
+
+QUEUE_URL = os.environ.get(ORDER_CHANGE_QUEUE_ENV)
+ORDER_CHANGE = Asset(
+    ASSET_ORDER_CHANGE,
+    watchers=[AssetWatcher(name="amazon_order_change_sqs", trigger=OrderChangeTrigger(QUEUE_URL))] if QUEUE_URL else [],
+)
+CRON = environment_schedule("SALES_CHANNEL_ORDER_EVENTS_SCHEDULE", "*/10 * * * *")
+
+
+@dag(
+    dag_id=DAG_ORDER_EVENTS,
+    description="Import the Amazon orders ORDER_CHANGE notifications name, seconds after they change.",
+    doc_md=__doc__,
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(CRON, timezone="UTC"), assets=ORDER_CHANGE)
+    if CRON
+    else ORDER_CHANGE,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["sales-channel", "amazon", "commerce"],
+    default_args=task_defaults(retries=3, execution_timeout=timedelta(minutes=30), exponential_backoff=True),
+)
+def amazon_order_events():
+    @task
+    def stage(triggering_asset_events=None, run_id=None) -> dict:
+        from amazon_commerce_sync.pipelines import tasks
+
+        return tasks.order_events_stage(triggering_asset_events, run_id)
+
+    @task
+    def accounts() -> list[str]:
+        from amazon_commerce_sync.pipelines import tasks
+
+        return tasks.list_accounts()
+
+    @task(max_active_tis_per_dagrun=2, map_index_template=ACCOUNT_MAP_INDEX)
+    def fetch_load(account_id: str, run_id=None) -> dict:
+        from amazon_commerce_sync.pipelines import tasks
+
+        return tasks.order_events_fetch_load(account_id, run_id)
+
+    @task_group
+    def account(account_id: str) -> dict:
+        """One Amazon account's staged order ids: fetch and load (keyword arguments: see ACCOUNT_MAP_INDEX)."""
+        return fetch_load(account_id=account_id)
+
+    staged = stage()
+    account_ids = accounts()
+    staged >> account_ids
+    account.expand(account_id=account_ids)
+
+
+amazon_order_events()

@@ -1,0 +1,71 @@
+"""The order_events table's rules on SQLite and on a real PostgreSQL (the e2e tests run SQLite): newest change
+wins, leases, a newer notification during a fetch, 404s, giving claims up."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from amazon_commerce_sync.store.order_events import MAX_NOT_FOUND, OrderEvents
+
+T0 = datetime(2026, 11, 30, 12, 0, 0, 123000, tzinfo=UTC)
+ORDER = "111-0000001-0000001"
+
+
+def event(order_id=ORDER, at=T0, notification="n1", account="acct"):
+    return {
+        "account_id": account,
+        "amazon_order_id": order_id,
+        "change_time": at,
+        "notification_id": notification,
+        "change_type": "OrderStatusChange",
+    }
+
+
+def test_newest_change_wins_and_duplicates_count(state_store):
+    events = OrderEvents(state_store.engine, "tests")
+    later = event(at=T0 + timedelta(seconds=5), notification="n2")
+    assert events.stage([later, event()]) == {"staged": 1, "older_or_duplicate": 1}
+    assert events.stage([event(), later]) == {"older_or_duplicate": 2}
+    newest = event(at=T0 + timedelta(seconds=9), notification="n3")
+    assert events.stage([newest]) == {"newer": 1}
+    (row,) = events.claim("acct", "w1", limit=10, lease_seconds=60)
+    assert (row["notification_id"], row["change_time"]) == ("n3", newest["change_time"])
+
+
+def test_leases_finish_superseded_not_found_and_release(state_store):
+    events = OrderEvents(state_store.engine, "tests")
+    other = "111-0000002-0000002"
+    events.stage([event(), event(other, notification="m1")])
+    claimed = events.claim("acct", "w1", limit=10, lease_seconds=60)
+    assert len(claimed) == 2
+    assert events.claim("acct", "w2", limit=10, lease_seconds=60) == []  # leased to w1
+
+    first = next(r for r in claimed if r["amazon_order_id"] == ORDER)
+    events.stage([event(at=T0 + timedelta(seconds=1), notification="n2")])  # arrives during the fetch
+    assert events.finish(first, "w1", loaded_updated_at=T0) is False  # superseded: stays new, claim given up
+    (again,) = events.claim("acct", "w2", limit=10, lease_seconds=60)
+    assert again["notification_id"] == "n2"
+    assert events.finish(again, "w2", loaded_updated_at=T0 + timedelta(seconds=1)) is True
+    assert events.counts("acct") == {"done": 1, "new": 1}
+
+    second = next(r for r in claimed if r["amazon_order_id"] == other)
+    for attempt in range(1, MAX_NOT_FOUND + 1):
+        state = events.not_found(second, "w1")
+        assert state == ("unknown" if attempt == MAX_NOT_FOUND else "new")
+        if state == "new":
+            (second,) = events.claim("acct", "w1", limit=10, lease_seconds=60)
+    assert events.counts("acct") == {"done": 1, "unknown": 1}
+
+
+def test_release_keeps_deferred_and_expired_leases_free_rows(state_store):
+    events = OrderEvents(state_store.engine, "tests")
+    other = "111-0000002-0000002"
+    events.stage([event(), event(other, notification="m1")])
+    rows = events.claim("acct", "w1", limit=10, lease_seconds=60)
+    deferred = next(r for r in rows if r["amazon_order_id"] == other)
+    events.defer(deferred, "w1", 60)
+    assert events.release("acct", "w1", keep={other}) == 1
+    assert [r["amazon_order_id"] for r in events.claim("acct", "w2", limit=10, lease_seconds=1)] == [ORDER]
+    time.sleep(1.1)  # w2 killed: its lease runs out
+    assert [r["amazon_order_id"] for r in events.claim("acct", "w3", limit=10, lease_seconds=60)] == [ORDER]
