@@ -136,6 +136,7 @@ def amazon_order_import():
         skip_when_already_exists=True,
         wait_for_completion=False,
         retries=1,
+        map_index_template="{{ task.trigger_run_id }}",  # one instance per request, named by its decision run
     ).expand_kwargs(decision_requests(loaded))
 
 
