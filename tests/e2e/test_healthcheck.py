@@ -21,7 +21,7 @@ def test_healthcheck_succeeds(channel, debug_logs, caplog, capfd):
     header = next(line for line in output.splitlines() if line.split()[:2] == ["operation", "Amazon"])
     assert header.split() == ["operation", "Amazon", "/s", "ours", "/s", "burst"]
     ours = [r.getMessage() for r in caplog.records if r.name == "amazon_commerce_sync.pipelines.healthcheck"]
-    assert len(ours) == 2 and not any("{" in line for line in ours), ours
+    assert len(ours) == 3 and not any("{" in line for line in ours), ours  # Amazon, Commerce, the buyer-data key
     # Alembic's start-up lines are not in every task log (the store is already migrated)
     assert "Context impl" not in output and "Will assume transactional DDL" not in output
 

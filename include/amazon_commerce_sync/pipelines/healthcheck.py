@@ -135,5 +135,13 @@ def check_pii_keys(ctx, max_age_days: int, *, now: datetime | None = None) -> di
     unused = [k for k in crypt.key_ids[1:] if not usage["values"].get(k)]
     if unused:
         log.info("buyer-data key(s) %s encrypt no stored value any more: they may be dropped", ", ".join(unused))
-    log.info("buyer-data keys OK: %s", result)
+    log.info(
+        "buyer-data keys OK: key %s encrypting since %s (%d of %d days), %d older key(s), %d order(s) not on it yet",
+        kid,
+        first_seen.date().isoformat(),
+        age_days,
+        max_age_days,
+        len(result["older_key_ids"]),
+        result["orders_not_on_newest_key"],
+    )
     return result
