@@ -140,7 +140,7 @@ cat <<MSG
   Amazon SP-API sandbox  http://127.0.0.1:$AMAZON_PORT   (admin: /_sandbox/orders, /_sandbox/feeds, ...)
   Commerce sandbox       http://127.0.0.1:$COMMERCE_PORT   (admin: /_sandbox/orders)
   Airflow UI             http://127.0.0.1:$AIRFLOW_PORT   user: admin   password: $UI_ADMIN_PASSWORD
-  State store            $SALES_CHANNEL_DB_URL
+  State store            $(sed -E 's#://([^:/@]+):[^@]*@#://\1:***@#' <<< "$SALES_CHANNEL_DB_URL")
   Logs                   ${VAR#"$ROOT"/}/airflow.log (Airflow), ${VAR#"$ROOT"/}/airflow/logs/ (task logs), ${VAR#"$ROOT"/}/*-sandbox.log
   Ctrl-C stops everything.
 
