@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # `make run`: both sandboxes (live mode) + Airflow standalone with the integration's DAGs, wired together.
 # Ctrl-C stops everything this script started. State lives in ./var (delete it to start afresh).
+# The terminal shows the banner, then one line per finished DAG run; every process's full log is in ./var.
+# For tests: RUN_VAR_DIR (state and logs elsewhere), RUN_VENV (another virtualenv), RUN_MINUTES (stop after N min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-VAR=$ROOT/var
-PY=$ROOT/.venv/bin/python
-export PATH="$ROOT/.venv/bin:$PATH"
+VAR=${RUN_VAR_DIR:-$ROOT/var}
+VENV=${RUN_VENV:-$ROOT/.venv}
+PY=$VENV/bin/python
+export PATH="$VENV/bin:$PATH"
 mkdir -p "$VAR"
 chmod 700 "$VAR"
 
@@ -32,6 +35,11 @@ fi
 if ! grep -q '^SALES_CHANNEL_PII_KEYS=' "$VAR/secrets.env"; then
   (umask 077; "$PY" -c 'from cryptography.fernet import Fernet; print("SALES_CHANNEL_PII_KEYS=" + Fernet.generate_key().decode())' >> "$VAR/secrets.env")
 fi
+# Airflow signs its API tokens with HS512; its generated default key is 24 bytes, which PyJWT warns about in
+# every task log (RFC 7518 3.2: a key at least as long as the hash, 64 bytes). Added to older var/secrets.env too.
+if ! grep -q '^AIRFLOW__API_AUTH__JWT_SECRET=' "$VAR/secrets.env"; then
+  (umask 077; "$PY" -c 'import secrets; print("AIRFLOW__API_AUTH__JWT_SECRET=" + secrets.token_urlsafe(64))' >> "$VAR/secrets.env")
+fi
 set -a; . "$VAR/secrets.env"; set +a
 
 export AIRFLOW_HOME=$VAR/airflow
@@ -40,7 +48,16 @@ export AIRFLOW__CORE__PLUGINS_FOLDER=$ROOT/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export AIRFLOW__API__PORT=$AIRFLOW_PORT
+# Tasks reach the Execution API on this port too (Airflow's default is port 8080 whatever the API port is), and
+# wait for it: `airflow standalone` starts the scheduler, which queues the runs due, while the API server is still
+# starting (10 tries with random exponential waits up to 90 s, instead of 5: minutes rather than about 30 s).
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$AIRFLOW_PORT/execution/
+export AIRFLOW__WORKERS__EXECUTION_API_RETRIES=${AIRFLOW__WORKERS__EXECUTION_API_RETRIES:-10}
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin"
+# Two deprecation warnings raised by Airflow's own code, filtered by message and raising module only (see
+# docs/quiet-logs.md): the standard provider's PythonSensor (behind @task.sensor) imports determine_kwargs from its
+# deprecated place, and the UI's deadlines route uses SQLAlchemy 2.1's deprecated noload().
+export PYTHONWARNINGS="ignore:The \`airflow.utils.operator_helpers.determine_kwargs\` attribute is deprecated:FutureWarning:airflow.providers.standard.sensors.python,ignore:The noload() option is deprecated::airflow.api_fastapi.core_api.routes.ui.deadlines${PYTHONWARNINGS:+,$PYTHONWARNINGS}"
 export SALES_CHANNEL_IMPORT_SCHEDULE=${SALES_CHANNEL_IMPORT_SCHEDULE:-"*/2 * * * *"}
 export SALES_CHANNEL_SHIPMENT_SCHEDULE=${SALES_CHANNEL_SHIPMENT_SCHEDULE:-"*/2 * * * *"}
 export SALES_CHANNEL_REFUND_SCHEDULE=${SALES_CHANNEL_REFUND_SCHEDULE:-"*/3 * * * *"}
@@ -102,8 +119,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-wait_for() {  # url name
-  for _ in $(seq 1 120); do
+wait_for() {  # url name [seconds]
+  for _ in $(seq 1 $((${3:-60} * 2))); do
     "$PY" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" "$1" 2>/dev/null && return 0
     sleep 0.5
   done
@@ -138,14 +155,19 @@ cat <<MSG
   Amazon SP-API sandbox  http://127.0.0.1:$AMAZON_PORT   (admin: /_sandbox/orders, /_sandbox/feeds, ...)
   Commerce sandbox       http://127.0.0.1:$COMMERCE_PORT   (admin: /_sandbox/orders)
   Airflow UI             http://127.0.0.1:$AIRFLOW_PORT   user: admin   password: $UI_ADMIN_PASSWORD
-  (logs in var/; Ctrl-C stops everything)
+  State store            $(sed -E 's#://([^:/@]+):[^@]*@#://\1:***@#' <<< "$SALES_CHANNEL_DB_URL")
+  Logs                   ${VAR#"$ROOT"/}/airflow.log (Airflow), ${VAR#"$ROOT"/}/airflow/logs/ (task logs), ${VAR#"$ROOT"/}/*-sandbox.log
+  Ctrl-C stops everything.
 
 MSG
 
-"$ROOT/.venv/bin/airflow" standalone > "$VAR/airflow.log" 2>&1 &
+"$VENV/bin/airflow" standalone > "$VAR/airflow.log" 2>&1 &
+AIRFLOW_PID=$!
+PIDS+=($AIRFLOW_PID)
+wait_for "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" "Airflow" 300
+echo "Airflow is up. Finished DAG runs:"
+# One line per finished DAG run (ops/run_status.py); it ends when Airflow does, or after RUN_MINUTES.
+"$PY" -m ops.run_status --url "http://127.0.0.1:$AIRFLOW_PORT" --airflow-pid "$AIRFLOW_PID" \
+  --minutes "${RUN_MINUTES:-0}" --log "$VAR/airflow.log" &
 PIDS+=($!)
-wait_for "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" "Airflow"
-echo "Airflow is up: http://127.0.0.1:$AIRFLOW_PORT (user admin). Following var/airflow.log ..."
-tail -n 0 -f "$VAR/airflow.log" &
-PIDS+=($!)
-wait "${PIDS[2]}"
+wait "$!"

@@ -1,7 +1,7 @@
 """The monitor (DAG ``sales_channel_monitor``): alerts on the integration's health even when no task failed.
 
-When the import lags (the run's time minus the extraction cursor, per account and Amazon region; a region never
-imported counts from when the monitor first saw it) more than ``alert_import_lag_minutes``, and when orders wait
+When the import lags (the run's time minus the extraction cursor, per account and Amazon region) more than
+``alert_import_lag_minutes`` after the import has had that long to run (see ``watched_since``), and when orders wait
 for a product or stay quarantined longer than ``alert_stuck_hours``. A firing alert is repeated at most every
 ``alert_repeat_minutes`` (each sending is audited as ``alert_sent``); the monitor is quiet otherwise. Alerts go
 through ``alerts.send_alert`` (the configured notifier).
@@ -35,13 +35,42 @@ def _age(delta: timedelta) -> str:
     return f"{minutes // (24 * 60)} days"
 
 
-IMPORT_AWAITED = "import_awaited"  # audit action: the monitor first found an account/region never imported
+IMPORT_AWAITED = "import_awaited"  # audit action: the monitor began watching an account/region's import
+WATCHING = "monitor:watching:"  # + alert key: cursor, when the monitor began watching it (run time)
+CHECKED = "monitor:checked:"  # + alert key: cursor, the monitor's last lag check of it (run time)
+
+
+def watch_gap(threshold: timedelta) -> timedelta:
+    """A pause of the monitor longer than this means the deployment was down (or is new): twice the lag
+    threshold, at least 2 h, so that a monitor scheduled less often than the threshold is no pause."""
+    return 2 * max(threshold, timedelta(hours=1))
+
+
+def watched_since(store, key: str, region: str, now: datetime, threshold: timedelta) -> datetime:
+    """Since when the import of ``key`` (``import_lag:<account>:<region>``) has had time to run, as of ``now``.
+
+    That is when the monitor began watching it: its first check of the account/region (new account, new
+    deployment), or its first check after a pause longer than ``watch_gap`` (the deployment was stopped, as
+    ``make run`` is between sessions, and the import had no chance to catch up yet). Both instants are run
+    times kept as cursors (``monitor:watching:<key>``, ``monitor:checked:<key>``; they never go back, so a
+    rerun of an earlier run changes nothing); each start is audited as ``import_awaited``.
+    """
+    watching = store.ops.get_cursor(WATCHING + key)
+    checked = store.ops.get_cursor(CHECKED + key)
+    if watching is None or checked is None or now - checked > watch_gap(threshold):
+        store.ops.set_cursor(WATCHING + key, now)
+        store.ops.audit(IMPORT_AWAITED, "import", key, {"region": region, "since": now.isoformat()})
+        watching = max(watching or now, now)
+    store.ops.set_cursor(CHECKED + key, now)
+    return watching
 
 
 def check_import_lag(store, accounts: Iterable, now: datetime) -> list[Alert]:
     """One alert per (account, Amazon region) whose extraction cursor (``orders:<account>:<region>``, one
     window for all its marketplaces there; before its first run, the oldest per-marketplace cursor of earlier
-    releases) is older than the threshold. Invalid marketplaces: no lag alert (the extract task fails)."""
+    releases) is older than the threshold, once the import has had the threshold's time to run since the
+    monitor began watching (``watched_since``: no alert before the first import of a new account or a
+    restarted deployment could run). Invalid marketplaces: no lag alert (the extract task fails)."""
     alerts = []
     for account in accounts:
         if not account.import_enabled:
@@ -63,23 +92,22 @@ def check_import_lag(store, accounts: Iterable, now: datetime) -> list[Alert]:
                 "sales_channel_healthcheck to test the Amazon connection and look for QuotaExceeded (429) in "
                 "the extract task's log. Once the import runs again it catches up from its cursor by itself."
             )
-            if cursor is None:  # never imported: measured from when the monitor first found it so
-                since = store.ops.last_audit_at(IMPORT_AWAITED, key)
-                if since is None:
-                    store.ops.audit(IMPORT_AWAITED, "import", key, {"region": region})
-                    since = now
-                if now - since > threshold:
-                    alerts.append(
-                        Alert(
-                            kind="import_lag",
-                            key=key,
-                            account_id=account.account_id,
-                            subject=f"no Amazon order import has completed for region {region}",
-                            what=f"there is no extraction cursor for {where}: no order of these marketplaces "
-                            f"has reached Commerce since {since:%Y-%m-%d %H:%M} UTC.",
-                            action=action,
-                        )
+            since = watched_since(store, key, region, now, threshold)
+            if now - since <= threshold:
+                continue  # the import has not had its time to run yet
+            if cursor is None:  # never imported
+                alerts.append(
+                    Alert(
+                        kind="import_lag",
+                        key=key,
+                        account_id=account.account_id,
+                        subject=f"no Amazon order import has completed for region {region}",
+                        what=f"there is no extraction cursor for {where}: no order of these marketplaces "
+                        f"has reached Commerce since {since:%Y-%m-%d %H:%M} UTC (when the monitor began "
+                        "watching them).",
+                        action=action,
                     )
+                )
                 continue
             lag = now - cursor
             if lag > threshold:

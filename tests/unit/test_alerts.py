@@ -53,11 +53,19 @@ def staged(order_id: str, updated: datetime) -> StagedOrder:
 
 # -- import lag ------------------------------------------------------------------------------------
 NA = "orders:us-main:NA"  # one extraction cursor for the account's marketplaces of Amazon's NA region (US, CA)
+LAG_KEY = "import_lag:us-main:NA"
+
+
+def watched(store, now: datetime, minutes: int = 120) -> None:
+    """The monitor has watched us-main/NA for ``minutes`` before ``now``, last checking 10 minutes ago."""
+    store.ops.set_cursor(monitor.WATCHING + LAG_KEY, now - timedelta(minutes=minutes))
+    store.ops.set_cursor(monitor.CHECKED + LAG_KEY, now - timedelta(minutes=10))
 
 
 def test_lag_alert_fires_per_account_and_region_with_what_to_do(state_store):
     now = datetime.now(UTC)
     state_store.ops.set_cursor(NA, now - timedelta(minutes=95), scope=(US, CA))
+    watched(state_store, now)
 
     fired = monitor.check_import_lag(state_store, accounts(), now)
 
@@ -74,6 +82,7 @@ def test_lag_alert_fires_per_account_and_region_with_what_to_do(state_store):
 def test_lag_is_quiet_when_fresh_or_under_the_threshold(state_store):
     now = datetime.now(UTC)
     state_store.ops.set_cursor(NA, now - timedelta(minutes=95), scope=(US, CA))
+    watched(state_store, now, minutes=600)
     assert monitor.check_import_lag(state_store, accounts(alert_import_lag_minutes=120), now) == []
     state_store.ops.set_cursor(NA, now - timedelta(minutes=3))
     assert monitor.check_import_lag(state_store, accounts(), now) == []
@@ -83,6 +92,7 @@ def test_before_the_first_region_window_the_oldest_per_marketplace_cursor_counts
     now = datetime.now(UTC)
     state_store.ops.set_cursor(f"orders:us-main:{US}", now - timedelta(minutes=95))  # an earlier release's
     state_store.ops.set_cursor(f"orders:us-main:{CA}", now - timedelta(minutes=7))
+    watched(state_store, now)
     fired = monitor.check_import_lag(state_store, accounts(), now)
     assert [a.subject for a in fired] == ["Amazon order import is 95 min behind for region NA"]
 
@@ -94,6 +104,42 @@ def test_lag_alert_when_a_region_was_never_imported_unless_import_is_off(state_s
     fired = monitor.check_import_lag(state_store, accounts(), now + timedelta(minutes=61))
     assert [a.subject for a in fired] == ["no Amazon order import has completed for region NA"]
     assert monitor.check_import_lag(state_store, accounts(import_enabled=False), now) == []
+
+
+def test_no_lag_alert_before_the_import_of_a_restarted_deployment_had_its_time(state_store):
+    # `make run` again after a day: the cursor is a day old, but the import has not had a chance to run yet
+    now = datetime.now(UTC)
+    state_store.ops.set_cursor(NA, now - timedelta(days=1), scope=(US, CA))
+    state_store.ops.set_cursor(monitor.WATCHING + LAG_KEY, now - timedelta(days=3))
+    state_store.ops.set_cursor(monitor.CHECKED + LAG_KEY, now - timedelta(days=1))  # the monitor's last check
+    for minutes in (0, 10, 30, 60):
+        assert monitor.check_import_lag(state_store, accounts(), now + timedelta(minutes=minutes)) == []
+    # the threshold's time after the restart and still behind: that is a real lag
+    fired = monitor.check_import_lag(state_store, accounts(), now + timedelta(minutes=70))
+    assert [a.subject for a in fired] == ["Amazon order import is 25 h behind for region NA"]
+    starts = [e["detail"]["since"] for e in audit_entries(state_store, action=monitor.IMPORT_AWAITED)]
+    assert starts == [now.isoformat()]
+
+
+def test_no_lag_alert_for_an_account_first_seen_with_an_old_cursor(state_store):
+    # an account added to the settings whose cursor an earlier deployment left behind
+    now = datetime.now(UTC)
+    state_store.ops.set_cursor(NA, now - timedelta(hours=5), scope=(US, CA))
+    assert monitor.check_import_lag(state_store, accounts(), now) == []
+    assert monitor.check_import_lag(state_store, accounts(), now + timedelta(minutes=50)) == []
+    assert len(monitor.check_import_lag(state_store, accounts(), now + timedelta(minutes=61))) == 1
+
+
+def test_a_monitor_scheduled_less_often_than_the_threshold_is_no_restart(state_store):
+    now = datetime.now(UTC)
+    state_store.ops.set_cursor(NA, now - timedelta(hours=5), scope=(US, CA))
+    assert monitor.check_import_lag(state_store, accounts(), now) == []
+    # hourly or 90-minute monitor runs with a 60-minute threshold: each run still judges the lag
+    assert len(monitor.check_import_lag(state_store, accounts(), now + timedelta(minutes=90))) == 1
+    assert len(monitor.check_import_lag(state_store, accounts(), now + timedelta(minutes=180))) == 1
+    # a rerun of an earlier run moves nothing back
+    assert monitor.check_import_lag(state_store, accounts(), now + timedelta(minutes=30)) == []
+    assert state_store.ops.get_cursor(monitor.CHECKED + LAG_KEY) == now + timedelta(minutes=180)
 
 
 def test_no_lag_alert_for_an_account_whose_marketplaces_the_extract_refuses(state_store):
@@ -155,6 +201,7 @@ def test_stuck_orders_quiet_before_the_threshold_or_once_resolved(state_store):
 def test_monitor_sends_once_per_repeat_interval_and_records_it(state_store):
     now = datetime.now(UTC)
     state_store.ops.set_cursor(NA, now - timedelta(hours=3))
+    watched(state_store, now)
     sent: list[alerts.Alert] = []
 
     first = monitor.run_monitor(state_store, accounts(), now=now, deliver=sent.append)
@@ -429,6 +476,7 @@ def airflow_env(airflow_db, tmp_path, monkeypatch):
 def test_monitor_dag_alerts_on_lag_and_then_stays_quiet(airflow_env, caplog):
     caplog.set_level(logging.INFO)
     airflow_env.store.ops.set_cursor("orders:us-main:NA", datetime.now(UTC) - timedelta(hours=2))
+    watched(airflow_env.store, datetime.now(UTC))
     assert _run_dag("sales_channel_monitor") == {"check": "success"}
     assert "SALES CHANNEL ALERT [import_lag] account=us-main: Amazon order import is 2 h behind" in caplog.text
     assert [e["entity_id"] for e in audit_entries(airflow_env.store, action="alert_sent")] == ["import_lag:us-main:NA"]
