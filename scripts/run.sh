@@ -86,7 +86,7 @@ print(json.dumps({"accounts": [{"account_id": "us-main", "merchant_id": "A2SANDB
 # background by scripts/ensure_sqs.sh, left running), the queue the Amazon sandbox publishes ORDER_CHANGE to,
 # its aws connection and the watcher's queue URL. Subscribe once: trigger amazon_notifications_setup.
 export SQS_ENDPOINT=http://127.0.0.1:${SALES_CHANNEL_SQS_PORT:-8703}
-scripts/ensure_sqs.sh "$ROOT/.venv/bin"
+"$ROOT/scripts/ensure_sqs.sh" "$VENV/bin"
 export SALES_CHANNEL_ORDER_CHANGE_QUEUE_URL=$("$PY" -c '
 import os, boto3
 sqs = boto3.client("sqs", endpoint_url=os.environ["SQS_ENDPOINT"], region_name="us-east-1",

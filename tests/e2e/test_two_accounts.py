@@ -106,6 +106,8 @@ def test_each_account_is_mapped_once_and_its_orders_land_once_in_its_store(two_a
         "account.load[1]": "success",
         "anything_changed": "success",
         "announce": "success",
+        "decision_requests": "success",  # no buyer asked to cancel: no decision run to open
+        "request_decision": "skipped",
     }
     named = {(ti.task_id, ti.rendered_map_index) for ti in channel.last_run.get_task_instances() if ti.map_index >= 0}
     assert named == {(f"account.{step}", account) for step in ("extract", "load") for account in ("us-main", "de-main")}
