@@ -241,6 +241,8 @@ def rotate_keys(store: StateStore, *, now: datetime, dry_run: bool = False) -> d
             break
         reencrypted, after = reencrypted + changed, last
         log.info("key rotation: %d order(s) re-encrypted so far (up to order %s)", reencrypted, last)
+    if not dry_run and not store.retention.purge_erased():  # also what an earlier, busy run left
+        log.warning("the SQLite state store's write-ahead log was busy: replaced values leave it on the next run")
     usage = store.retention.key_usage(kid)
     old = {k: n for k, n in usage["values"].items() if k != kid}
     log.info(

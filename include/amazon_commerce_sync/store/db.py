@@ -166,6 +166,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Freed bytes zeroed in the file, whatever the build's default: a value the retention erased, the clear text a
+    # key rotation (or a migration's table copy) replaced, leave no copy behind (README "Personal data").
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

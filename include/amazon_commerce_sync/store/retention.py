@@ -134,9 +134,7 @@ class Retention(Aggregate):
         now = utcnow()
         # SQL NULL (a plain None would be stored as the JSON value 'null' in the JSON column)
         empty = {k: null() for k in PII_FIELDS}
-        with self.engine.begin() as conn:
-            if conn.dialect.name == "sqlite":  # freed bytes zeroed in the file, whatever the build's default
-                conn.exec_driver_sql("PRAGMA secure_delete=ON")
+        with self.engine.begin() as conn:  # on SQLite freed bytes are zeroed (db.py: secure_delete on every connection)
             current = conn.execute(
                 select(order_pii.c.erased_at).where(order_pii.c.amazon_order_id == amazon_order_id).with_for_update()
             ).first()
@@ -168,8 +166,9 @@ class Retention(Aggregate):
         return True
 
     def purge_erased(self) -> bool:
-        """Make erasures final in the SQLite file: checkpoint the write-ahead log into the database (whose freed
-        bytes ``erase`` had zeroed) and truncate it, so no earlier page image keeps the erased ciphertext.
+        """Make erasures (and re-encryptions) final in the SQLite file: checkpoint the write-ahead log into the
+        database (whose freed bytes are zeroed: ``secure_delete``, db.py) and truncate it, so no earlier page image
+        keeps the erased ciphertext, or the clear text a key rotation replaced.
 
         True when done (always on PostgreSQL, where VACUUM - autovacuum - reclaims dead row versions); False
         when a reader kept the log busy (the next run tries again)."""
