@@ -6,6 +6,7 @@ bypass decryption (``type_coerce(..., Text)``) to see what a copy of the store w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -260,12 +261,50 @@ def test_key_age_is_recorded_once_from_its_first_sighting(state_store):
     assert state_store.retention.note_key("0123abcd", NOW) == first  # never moved
 
 
-def test_a_rotation_never_undoes_an_erasure_made_while_it_runs(postgres_url, monkeypatch):
-    """PostgreSQL, two sessions: an erasure holds the row while the rotation has read it; the rotation's
-    compare-and-set write then finds the row erased and leaves it so."""
+def _erase_and_hold(engine):
+    """An erasure of ORDER_ID in a transaction left open (it holds the row lock): returns (connection, transaction)."""
+    p = order_pii.c
+    erasing = engine.connect()
+    tx = erasing.begin()
+    erasing.execute(
+        order_pii.update().where(p.amazon_order_id == ORDER_ID).values(erased_at=NOW, **dict.fromkeys(PII_FIELDS))
+    )
+    return erasing, tx
+
+
+def _race_with_an_erasure(engine, statement: str, work) -> dict:
+    """PostgreSQL, two sessions: an erasure holds ORDER_ID's row; ``work()`` runs in a thread until its ``statement``
+    (the start of its SQL) waits for that row lock; then the erasure commits and ``work`` finishes. Returns
+    ``{"done": work()}``."""
     import threading
     import time
 
+    erasing, tx = _erase_and_hold(engine)
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(done=work()))
+    worker.start()
+    with engine.connect() as watch:  # until the worker's write waits for the erasure's row lock
+        for _ in range(200):
+            waiting = watch.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                (statement + "%",),
+            ).scalar()
+            watch.rollback()  # a transaction sees one snapshot of pg_stat_activity
+            if waiting:
+                break
+            time.sleep(0.05)
+    try:
+        assert waiting, f"the worker did not reach {statement!r}: {result}"
+    finally:
+        tx.commit()
+        erasing.close()
+        worker.join(30)
+    return result
+
+
+def test_a_rotation_never_undoes_an_erasure_made_while_it_runs(postgres_url, monkeypatch):
+    """The rotation has read the row when the erasure commits; its compare-and-set write then finds the row erased
+    and leaves it so."""
     old = new_key()
     monkeypatch.setenv(pii_crypto.KEYS_ENV, old)
     engine = make_engine(postgres_url)
@@ -274,29 +313,26 @@ def test_a_rotation_never_undoes_an_erasure_made_while_it_runs(postgres_url, mon
     _stage(store)
     monkeypatch.setenv(pii_crypto.KEYS_ENV, f"{new_key()},{old}")
 
-    p = order_pii.c
-    erasing = engine.connect()
-    tx = erasing.begin()
-    erasing.execute(
-        order_pii.update().where(p.amazon_order_id == ORDER_ID).values(erased_at=NOW, **dict.fromkeys(PII_FIELDS))
-    )
-    result: dict = {}
-    rotation = threading.Thread(target=lambda: result.update(done=store.retention.reencrypt_batch()))
-    rotation.start()
-    with engine.connect() as watch:  # until the rotation's write waits for the erasure's row lock
-        for _ in range(200):
-            waiting = watch.exec_driver_sql(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE order_pii%%'"
-            ).scalar()
-            watch.rollback()  # a transaction sees one snapshot of pg_stat_activity
-            if waiting:
-                break
-            time.sleep(0.05)
-    assert waiting, f"the rotation did not reach its write: {result}"
-    tx.commit()
-    erasing.close()
-    rotation.join(30)
+    result = _race_with_an_erasure(engine, "UPDATE order_pii", store.retention.reencrypt_batch)
     assert result["done"] == (0, ORDER_ID)  # read, not written
+    assert set(_raw(store).values()) == {None}
+    engine.dispose()
+
+
+def test_a_restaging_never_undoes_an_erasure_made_while_it_runs(postgres_url, monkeypatch):
+    """An import re-stages the order (Amazon changed it) and has found it not erased when the erasure commits: its
+    upsert then leaves the tombstone empty (retention never looks at an erased row again, so values written back
+    would be kept for ever)."""
+    monkeypatch.setenv(pii_crypto.KEYS_ENV, new_key())
+    engine = make_engine(postgres_url)
+    migrate(engine)
+    store = StateStore(engine, actor="tests")
+    _stage(store)
+
+    changed = dataclasses.replace(
+        _order(ORDER_ID, {**PII, "buyer_name": "Zoë Later"}), amazon_updated_at=NOW, amazon_status="SHIPPED"
+    )
+    result = _race_with_an_erasure(engine, "INSERT INTO order_pii", lambda: store.orders.stage([changed]))
+    assert result["done"]["changed"] == 1
     assert set(_raw(store).values()) == {None}
     engine.dispose()

@@ -160,6 +160,11 @@ def _upsert_pii(conn: Connection, orders: Sequence[StagedOrder]) -> None:
     pii_crypto.cipher()  # no key: PiiKeyError here (the task fails at once), never a clear-text row
     stmt = insert(conn, order_pii)
     conn.execute(
-        stmt.on_conflict_do_update(index_elements=["amazon_order_id"], set_={k: stmt.excluded[k] for k in PII_FIELDS}),
+        stmt.on_conflict_do_update(
+            index_elements=["amazon_order_id"],
+            set_={k: stmt.excluded[k] for k in PII_FIELDS},
+            # an erasure committed since the look-up above (PostgreSQL re-reads the row it waited for) stays
+            where=order_pii.c.erased_at.is_(None),
+        ),
         rows,
     )
