@@ -356,6 +356,17 @@ def sync_shipments(account_id: str, run_id: str, params: dict[str, Any], *, run_
 
 
 # -- amazon_pii_retention and sales_channel_monitor --------------------------------------------------
+def _retention_dry_run(params: dict[str, Any]) -> bool:
+    """``amazon_pii_retention``'s ``dry_run``, the same for both its tasks: optional in the form (type
+    ["null", "boolean"]), so unset or null means a real run. Raises AirflowFailException for anything else."""
+    dry_run = params.get("dry_run")
+    if dry_run is None:
+        return False
+    if not isinstance(dry_run, bool):
+        raise AirflowFailException(f"param dry_run: {dry_run!r} must be true or false")
+    return dry_run
+
+
 def pii_retention(run_id: str, params: dict[str, Any], *, run_after: datetime) -> dict[str, Any]:
     """Erase buyer personal data of orders delivered more than ``pii_retention_days`` before ``run_after``.
 
@@ -366,11 +377,7 @@ def pii_retention(run_id: str, params: dict[str, Any], *, run_after: datetime) -
     """
     from amazon_commerce_sync.pipelines import retention
 
-    dry_run = params.get("dry_run")
-    if dry_run is None:  # optional in the form (type ["null", "boolean"]): unset means a real run
-        dry_run = False
-    if not isinstance(dry_run, bool):
-        raise AirflowFailException(f"param dry_run: {dry_run!r} must be true or false")
+    dry_run = _retention_dry_run(params)
     ctx = _context(f"amazon_pii_retention/{run_id}")
     only = params.get("account_id")
     if only:
@@ -398,9 +405,7 @@ def pii_key_rotation(run_id: str, params: dict[str, Any], *, run_after: datetime
     """
     from amazon_commerce_sync.pipelines import retention
 
-    dry_run = params.get("dry_run", False)
-    if not isinstance(dry_run, bool):
-        raise AirflowFailException(f"param dry_run: {dry_run!r} must be true or false")
+    dry_run = _retention_dry_run(params)
     from amazon_commerce_sync.store import StateStore
     from amazon_commerce_sync.store.db import default_url, get_engine, migrate
 
