@@ -63,6 +63,10 @@ def test_the_page_needs_permission_to_read_the_sales_channel_dag_runs(airflow_ap
     refused = client.get("/sales-channel/", headers=token("nora"))
     assert refused.status_code == 403 and refused.json()["detail"] == FORBIDDEN
     assert order not in refused.text
+    # the CSV export of every list is behind the same check
+    assert client.get("/sales-channel/csv/waiting_product").status_code == 401
+    refused_csv = client.get("/sales-channel/csv/waiting_product", headers=token("nora"))
+    assert refused_csv.status_code == 403 and order not in refused_csv.text
     # the same verdict as Airflow's own list of the DAG's runs
     assert client.get(f"/api/v2/dags/{DAG_ORDER_IMPORT}/dagRuns", headers=token("nora")).status_code == 403
 
@@ -70,6 +74,7 @@ def test_the_page_needs_permission_to_read_the_sales_channel_dag_runs(airflow_ap
         page = client.get("/sales-channel/", headers=token(name))
         assert page.status_code == 200, name
         assert order in page.text
+    assert order in client.get("/sales-channel/csv/waiting_product", headers=token("vic")).text
     # a viewer passes Airflow's check and only then learns that this metadata database never parsed the DAG
     assert client.get(f"/api/v2/dags/{DAG_ORDER_IMPORT}/dagRuns", headers=token("vic")).status_code == 404
 
