@@ -91,3 +91,46 @@ def test_healthcheck_warns_when_the_buyer_data_key_is_older_than_the_setting(cha
     assert channel.run_dag("sales_channel_healthcheck") == {"check": "failed"}
     output = caplog.text + "".join(capfd.readouterr())
     assert "buyer-data encryption key: no encryption key for buyer data: set SALES_CHANNEL_PII_KEYS" in output
+
+
+def test_healthcheck_fails_when_stored_buyer_data_needs_a_key_that_is_not_configured(
+    channel, monkeypatch, caplog, capfd
+):
+    """A key replaced instead of rotated (the new one put in place of the old): every order encrypted with the old one
+    can no longer be imported or rotated. The healthcheck says so, naming the key id and how many values need it."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from cryptography.fernet import Fernet
+
+    from amazon_commerce_sync.store import StagedOrder, pii_crypto
+
+    t0 = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    order = StagedOrder(
+        amazon_order_id="111-0000006-0000006",
+        account_id="us-main",
+        marketplace_id="ATVPDKIKX0DER",
+        fulfilled_by="MERCHANT",
+        amazon_status="UNSHIPPED",
+        amazon_created_at=t0,
+        amazon_updated_at=t0,
+        currency="USD",
+        order_total=Decimal("10.00"),
+        buyer_cancel_requested=False,
+        payload={"orderId": "111-0000006-0000006"},
+        items=[],
+        pii={"buyer_name": "Qzx Replaced", "buyer_email": "qzx@example.test"},
+    )
+    channel.store.orders.stage([order])
+    old_id = pii_crypto.cipher().current_key_id
+    caplog.set_level(logging.INFO)
+    assert channel.run_dag("sales_channel_healthcheck") == {"check": "success"}
+
+    monkeypatch.setenv(pii_crypto.KEYS_ENV, Fernet.generate_key().decode())  # the old key dropped too early
+    assert channel.run_dag("sales_channel_healthcheck") == {"check": "failed"}
+    output = caplog.text + "".join(capfd.readouterr())
+    assert (
+        f"buyer data is encrypted with key id {old_id} (2 values), which is not configured in SALES_CHANNEL_PII_KEYS"
+        in output
+    )
+    assert "Qzx" not in output

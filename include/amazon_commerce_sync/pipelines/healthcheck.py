@@ -97,7 +97,9 @@ def check_pii_keys(ctx, max_age_days: int, *, now: datetime | None = None) -> di
     retention DAG's ``rotate_keys``). Older than ``max_age_days`` (setting ``pii_key_max_age_days``): a warning in
     the task log, naming the rotation steps; not a failure (the key still works).
 
-    :raises AirflowFailException: no key (or a malformed one) is configured: every task with buyer data would fail.
+    :raises AirflowFailException: no key (or a malformed one) is configured: every task with buyer data would fail;
+        or kept buyer data is encrypted with a key that is not configured (replaced instead of rotated, or dropped
+        too early): the orders holding it can be neither imported nor rotated.
     """
     from amazon_commerce_sync.store import pii_crypto
 
@@ -110,6 +112,18 @@ def check_pii_keys(ctx, max_age_days: int, *, now: datetime | None = None) -> di
     first_seen = ctx.store.retention.note_key(kid, now)
     age_days = (now - first_seen).days
     usage = ctx.store.retention.key_usage(kid)
+    missing = {
+        k: n
+        for k, n in usage["values"].items()
+        if k not in crypt.key_ids and k not in (pii_crypto.CLEAR, pii_crypto.LEGACY)
+    }
+    if missing:
+        needed = ", ".join(f"key id {k} ({n} values)" for k, n in sorted(missing.items()))
+        raise AirflowFailException(
+            f"buyer-data encryption key: kept buyer data is encrypted with {needed}, which is not configured in "
+            f"{pii_crypto.KEYS_ENV} / connection {pii_crypto.KEYS_CONN_ID!r} (configured: {', '.join(crypt.key_ids)})"
+            ": put that key back after the newest, let amazon_pii_retention's rotate_keys re-encrypt, then drop it"
+        )
     result = {
         "key_id": kid,
         "first_seen_at": first_seen.isoformat(),
