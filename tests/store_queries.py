@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 
-from amazon_commerce_sync.store import StateStore
+from amazon_commerce_sync.store import StagedOrder, StateStore
 from amazon_commerce_sync.store.base import aware, insert
 from amazon_commerce_sync.store.schema import audit_log, cursors, metadata, mismatches, quarantine
 from amazon_commerce_sync.times import utcnow
@@ -62,3 +63,24 @@ def reset_cursor(store: StateStore, stream: str, value: datetime) -> None:
         conn.execute(
             stmt.on_conflict_do_update(index_elements=["stream"], set_={"value": value, "updated_at": utcnow()})
         )
+
+
+def staged_order(order_id: str, pii: dict[str, Any], *, account_id: str = "acct", **changes: Any) -> StagedOrder:
+    """An unshipped merchant-fulfilled order of 10.00 EUR, without items, carrying ``pii`` (``changes`` override)."""
+    t0 = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    order = {
+        "amazon_order_id": order_id,
+        "account_id": account_id,
+        "marketplace_id": "A13V1IB3VIYZZH",
+        "fulfilled_by": "MERCHANT",
+        "amazon_status": "UNSHIPPED",
+        "amazon_created_at": t0,
+        "amazon_updated_at": t0,
+        "currency": "EUR",
+        "order_total": Decimal("10.00"),
+        "buyer_cancel_requested": False,
+        "payload": {"orderId": order_id},
+        "items": [],
+        "pii": dict(pii),
+    }
+    return StagedOrder(**{**order, **changes})

@@ -98,29 +98,13 @@ def test_healthcheck_fails_when_stored_buyer_data_needs_a_key_that_is_not_config
 ):
     """A key replaced instead of rotated (the new one put in place of the old): every order encrypted with the old one
     can no longer be imported or rotated. The healthcheck says so, naming the key id and how many values need it."""
-    from datetime import UTC, datetime
-    from decimal import Decimal
-
     from cryptography.fernet import Fernet
 
-    from amazon_commerce_sync.store import StagedOrder, pii_crypto
+    from amazon_commerce_sync.store import pii_crypto
+    from tests.store_queries import staged_order
 
-    t0 = datetime(2026, 11, 20, 10, tzinfo=UTC)
-    order = StagedOrder(
-        amazon_order_id="111-0000006-0000006",
-        account_id="us-main",
-        marketplace_id="ATVPDKIKX0DER",
-        fulfilled_by="MERCHANT",
-        amazon_status="UNSHIPPED",
-        amazon_created_at=t0,
-        amazon_updated_at=t0,
-        currency="USD",
-        order_total=Decimal("10.00"),
-        buyer_cancel_requested=False,
-        payload={"orderId": "111-0000006-0000006"},
-        items=[],
-        pii={"buyer_name": "Qzx Replaced", "buyer_email": "qzx@example.test"},
-    )
+    pii = {"buyer_name": "Qzx Replaced", "buyer_email": "qzx@example.test"}
+    order = staged_order("111-0000006-0000006", pii, account_id="us-main", currency="USD")
     channel.store.orders.stage([order])
     old_id = pii_crypto.cipher().current_key_id
     caplog.set_level(logging.INFO)

@@ -11,7 +11,6 @@ import json
 import logging
 import re
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from amazon_commerce_sync.pipelines.retention import BATCH, rotate_keys
 from amazon_commerce_sync.store import StagedOrder, StateStore, pii_crypto
 from amazon_commerce_sync.store.db import _alembic_config, make_engine, migrate
 from amazon_commerce_sync.store.schema import PII_FIELDS, order_pii, pii_keys
+from tests.store_queries import staged_order
 
 ORDER_ID = "111-0000009-0000009"
 PII = {
@@ -42,22 +42,7 @@ def new_key() -> str:
 
 
 def _order(order_id: str, pii=PII) -> StagedOrder:
-    t0 = datetime(2026, 11, 20, 10, tzinfo=UTC)
-    return StagedOrder(
-        amazon_order_id=order_id,
-        account_id="acct",
-        marketplace_id="A13V1IB3VIYZZH",
-        fulfilled_by="MERCHANT",
-        amazon_status="UNSHIPPED",
-        amazon_created_at=t0,
-        amazon_updated_at=t0,
-        currency="EUR",
-        order_total=Decimal("10.00"),
-        buyer_cancel_requested=False,
-        payload={"orderId": order_id},
-        items=[],
-        pii=dict(pii),
-    )
+    return staged_order(order_id, pii)
 
 
 def _stage(state_store, pii=PII, order_id=ORDER_ID):
