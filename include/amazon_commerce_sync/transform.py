@@ -18,9 +18,8 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from amazon_commerce_sync import addresses, order_charges, order_programs
+from amazon_commerce_sync import addresses, buyer_data, order_charges, order_programs
 from amazon_commerce_sync.currency import StoreCurrency, with_base_amounts
-from amazon_commerce_sync.errors import redact_contact
 from amazon_commerce_sync.settings import AccountSettings
 
 CENT = Decimal("0.01")
@@ -33,7 +32,6 @@ MAX_AMOUNT = Decimal("1000000")
 # Amazon fulfilment statuses and what the import does with them.
 PENDING_STATUSES = ("PENDING", "PENDING_AVAILABILITY")
 MERCHANT_IMPORT_STATUSES = ("UNSHIPPED", "PARTIALLY_SHIPPED", "SHIPPED")
-PII_SECTIONS = ("buyer", "recipient")
 
 
 class MalformedOrder(ValueError):
@@ -137,48 +135,8 @@ def order_currency(order: Mapping[str, Any]) -> str | None:
     return None
 
 
-def strip_pii(order: Mapping[str, Any]) -> dict[str, Any]:
-    """The order without buyer and recipient data (what the state store keeps outside ``order_pii``).
-
-    The buyer's tax registrations (``tax.taxRegistrations`` of entityType BUYER: a CPF is a person's) go with the
-    buyer; the buyer's own words (an item's ``cancellationRequest.cancelReason``) keep no e-mail or phone number.
-    """
-    out = {k: v for k, v in order.items() if k not in PII_SECTIONS}
-    if "tax" in order:
-        out["tax"] = order_programs.split_tax_registrations(order)[0]
-    if any(_item_cancel_requested(item) for item in order.get("orderItems") or []):
-        out["orderItems"] = [_masked_request(item) for item in order["orderItems"]]
-    return out
-
-
-def _masked_request(item: Mapping[str, Any]) -> dict[str, Any]:
-    request = (item.get("cancellation") or {}).get("cancellationRequest") or {}
-    if not isinstance(request.get("cancelReason"), str):
-        return dict(item)
-    masked = {**request, "cancelReason": redact_contact(request["cancelReason"])}
-    return {**item, "cancellation": {**item["cancellation"], "cancellationRequest": masked}}
-
-
-def extract_pii(order: Mapping[str, Any]) -> dict[str, Any]:
-    buyer = order.get("buyer") or {}
-    address = (order.get("recipient") or {}).get("deliveryAddress")
-    return {
-        "buyer_name": buyer.get("buyerName"),
-        "buyer_email": buyer.get("buyerEmail"),
-        "buyer_company": buyer.get("buyerCompanyName"),
-        "shipping_address": address,
-        "buyer_purchase_order": buyer.get("buyerPurchaseOrderNumber"),
-        "buyer_tax_registrations": order_programs.split_tax_registrations(order)[1],
-    }
-
-
 def buyer_cancel_requested(order: Mapping[str, Any]) -> bool:
-    return any(_item_cancel_requested(item) for item in order.get("orderItems") or [])
-
-
-def _item_cancel_requested(item: Mapping[str, Any]) -> bool:
-    request = (item.get("cancellation") or {}).get("cancellationRequest") or {}
-    return request.get("requester") == "BUYER"
+    return any(buyer_data.item_cancel_requested(item) for item in order.get("orderItems") or [])
 
 
 def quantity_shipped(item: Mapping[str, Any]) -> int:
@@ -274,7 +232,7 @@ def order_amounts(order: Mapping[str, Any]) -> OrderAmounts:
                 discount=item_discount,
                 shipping_discount=shipping_discount,
                 other=sums["OTHER"],
-                cancel_requested=_item_cancel_requested(item),
+                cancel_requested=buyer_data.item_cancel_requested(item),
             )
         )
     amounts = OrderAmounts(currency=currency, items=tuple(parsed), grand_total=ZERO)

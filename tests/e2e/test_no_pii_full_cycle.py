@@ -49,7 +49,18 @@ REFRESH_TOKEN = "Atzr|qzx-refresh-token-9d2e4a61"
 ADMIN_PASSWORD = "qzx-admin-password-3b8c7d20"
 DEFAULT_SECRETS = ["sandbox-client-secret", "sandbox-refresh-token", "sandbox-admin-password"]
 
-MARKERS = [BUYER_NAME, RECIPIENT_NAME, EMAIL, BUYER_COMPANY, RECIPIENT_COMPANY, PO_NUMBER, *LINES, *PHONE_FORMS]
+GIFT_MESSAGE = f"{STEM}gift Happy birthday dear Qzxanna"
+MARKERS = [
+    BUYER_NAME,
+    RECIPIENT_NAME,
+    EMAIL,
+    BUYER_COMPANY,
+    RECIPIENT_COMPANY,
+    PO_NUMBER,
+    GIFT_MESSAGE,
+    *LINES,
+    *PHONE_FORMS,
+]
 # Where ciphertext is scanned, a 3-letter stem would match base64 by chance: the markers' words instead.
 WORDS = sorted(
     {w.lower() for m in MARKERS for w in re.split(r"[ @.|-]+", m) if w.lower().startswith(STEM) and len(w) >= 6}
@@ -87,6 +98,8 @@ def with_markers(order: dict, index: int) -> dict:
     )
     if index % 2:  # half of them with a company on the address too
         address["companyName"] = RECIPIENT_COMPANY
+    packing = order["orderItems"][0].setdefault("fulfillment", {}).setdefault("packing", {})
+    packing["giftOption"] = {"giftMessage": GIFT_MESSAGE}  # Amazon counts a gift message as personal data
     return order
 
 
@@ -220,7 +233,7 @@ def import_orders(cycle: Cycle) -> None:
     assert all(len(by_id.get(o["orderId"], [])) == 1 for o in orders), sorted(by_id)
     assert all(by_id[o["orderId"]][0]["customer_email"] == EMAIL for o in orders)
     commerce_dump = json.dumps(cycle.commerce_order("cancelled"))
-    assert all(m in commerce_dump for m in (LINES[2], PHONE, RECIPIENT_NAME.split()[1], BUYER_COMPANY)), (
+    assert all(m in commerce_dump for m in (LINES[2], PHONE, RECIPIENT_NAME.split()[1], BUYER_COMPANY, GIFT_MESSAGE)), (
         "markers did not reach Commerce"
     )
     staged_pii = repr(channel.store.orders.pii(cycle.orders["shipped"]))

@@ -32,8 +32,9 @@ PII = {
     "shipping_address": {"name": "Zoë Ørsted", "addressLine1": "1 Rue de la Paix", "countryCode": "FR"},
     "buyer_purchase_order": "PO-Ørsted-1",
     "buyer_tax_registrations": [{"entityType": "BUYER", "taxRegistrationType": "VAT", "taxRegistrationNumber": "FR1"}],
+    "gift_messages": {"12345678901234": "Joyeux anniversaire, Zoë!"},
 }
-MARKERS = ("Ørsted", "example.test", "Paix", "PO-", "FR1")
+MARKERS = ("Ørsted", "example.test", "Paix", "PO-", "FR1", "anniversaire")
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from amazon_commerce_sync import order_programs, transform
+from amazon_commerce_sync import buyer_data, order_programs, transform
 from amazon_commerce_sync.settings import AccountSettings
 
 ACCOUNT = AccountSettings(
@@ -202,9 +202,9 @@ def test_invoice_by_amazon_orders_never_carry_amazons_stand_in_name(address, nam
 def test_the_purchase_order_number_is_kept_with_the_buyer_data():
     o = order(programs=["AMAZON_BUSINESS"])
     o["buyer"]["buyerPurchaseOrderNumber"] = "PO-1"
-    assert "buyer" not in transform.strip_pii(o)
-    assert transform.extract_pii(o)["buyer_purchase_order"] == "PO-1"
-    assert transform.extract_pii(order())["buyer_purchase_order"] is None
+    assert "buyer" not in buyer_data.strip_pii(o)
+    assert buyer_data.extract_pii(o)["buyer_purchase_order"] == "PO-1"
+    assert buyer_data.extract_pii(order())["buyer_purchase_order"] is None
 
 
 # -- marketplace facilitator tax ------------------------------------------------------------------
@@ -413,11 +413,11 @@ def test_buyer_tax_registrations_are_personal_data():
     marketplace = {"entityType": "MARKETPLACE", "taxRegistrationNumber": "LU20260743"}
     cpf = {"entityType": "BUYER", "taxRegistrationType": "CPF", "taxRegistrationNumber": "12345678901"}
     o = order(tax={"taxRegistrations": [marketplace, cpf], "taxInvoicing": {"invoiceStatus": "ACCEPTED"}})
-    assert transform.strip_pii(o)["tax"] == {
+    assert buyer_data.strip_pii(o)["tax"] == {
         "taxRegistrations": [marketplace],
         "taxInvoicing": {"invoiceStatus": "ACCEPTED"},
     }
-    assert transform.extract_pii(o)["buyer_tax_registrations"] == [cpf]
+    assert buyer_data.extract_pii(o)["buyer_tax_registrations"] == [cpf]
     only_buyer = order(tax={"taxRegistrations": [cpf]})
-    assert transform.strip_pii(only_buyer)["tax"] == {}
-    assert transform.extract_pii(order())["buyer_tax_registrations"] is None
+    assert buyer_data.strip_pii(only_buyer)["tax"] == {}
+    assert buyer_data.extract_pii(order())["buyer_tax_registrations"] is None

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from amazon_commerce_sync import shipments, transform
+from amazon_commerce_sync import buyer_data, shipments, transform
 from amazon_commerce_sync.settings import AccountSettings
 
 ACCOUNT = AccountSettings(
@@ -197,10 +197,10 @@ def test_malformed_orders_get_a_clear_reason(mutate, reason):
 def test_pii_split_and_cancel_request():
     o = order()
     o["orderItems"][0]["cancellation"] = {"cancellationRequest": {"requester": "BUYER", "cancelReason": "x"}}
-    stripped = transform.strip_pii(o)
+    stripped = buyer_data.strip_pii(o)
     assert "buyer" not in stripped and "recipient" not in stripped
     assert "Müller" not in str(stripped)
-    assert transform.extract_pii(o)["buyer_name"] == "José Müller"
+    assert buyer_data.extract_pii(o)["buyer_name"] == "José Müller"
     assert transform.buyer_cancel_requested(o)
     assert not transform.buyer_cancel_requested(order())
 
@@ -256,7 +256,7 @@ def test_payload_conforms_to_adobes_order_schema():
 
 
 def test_staged_payload_keeps_no_contact_details_from_the_buyers_cancel_reason():
-    from amazon_commerce_sync.transform import strip_pii
+    from amazon_commerce_sync.buyer_data import strip_pii
 
     request = {"requester": "BUYER", "cancelReason": "Wrong size, mail me at a.b@example.test or +44 20 7946 0958"}
     order = {
@@ -269,3 +269,23 @@ def test_staged_payload_keeps_no_contact_details_from_the_buyers_cancel_reason()
     assert reason == "Wrong size, mail me at <email> or <number>"
     assert "buyer" not in staged and staged["orderItems"][1] == {"orderItemId": "2"}
     assert order["orderItems"][0]["cancellation"]["cancellationRequest"]["cancelReason"].endswith("0958")  # untouched
+
+
+def test_gift_messages_are_buyer_data_kept_apart_and_put_back():
+    from amazon_commerce_sync.buyer_data import extract_pii, strip_pii, with_gift_messages
+
+    gift = {"giftMessage": "Happy birthday, Anna", "giftWrapLevel": "Classic"}
+    order = {
+        "orderId": "111-0000001-0000001",
+        "orderItems": [
+            {"orderItemId": "11", "fulfillment": {"packing": {"giftOption": gift}}},
+            {"orderItemId": "12", "fulfillment": {"packing": {}}},
+        ],
+    }
+    staged = strip_pii(order)
+    assert "Anna" not in repr(staged)
+    assert staged["orderItems"][0]["fulfillment"]["packing"]["giftOption"] == {"giftWrapLevel": "Classic"}
+    messages = extract_pii(order)["gift_messages"]
+    assert messages == {"11": "Happy birthday, Anna"}
+    assert with_gift_messages(staged, messages) == order
+    assert extract_pii({"orderItems": [{"orderItemId": "1"}]})["gift_messages"] is None

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from amazon_commerce_sync import marketplaces, transform
+from amazon_commerce_sync import buyer_data, marketplaces, transform
 from amazon_commerce_sync.resources import Resources
 from amazon_commerce_sync.settings import AccountSettings
 from amazon_commerce_sync.store import StagedItem, StagedOrder
@@ -64,9 +64,9 @@ def staged_order(order: Mapping[str, Any], account_id: str) -> StagedOrder:
         currency=currency,
         order_total=total,
         buyer_cancel_requested=transform.buyer_cancel_requested(order),
-        payload=transform.strip_pii(order),
+        payload=buyer_data.strip_pii(order),
         items=items,
-        pii=transform.extract_pii(order),
+        pii=buyer_data.extract_pii(order),
     )
 
 

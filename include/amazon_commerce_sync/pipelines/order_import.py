@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
-from amazon_commerce_sync import addresses, currency, order_programs, summaries, transform
+from amazon_commerce_sync import addresses, buyer_data, currency, order_programs, summaries, transform
 from amazon_commerce_sync.commerce_writes import keys, orders
 from amazon_commerce_sync.commerce_writes.protocol import Source
 from amazon_commerce_sync.commerce_writes.shipments import mirror_amazon_shipments, mirror_plan
@@ -354,7 +354,7 @@ class Loader:
             tax = dict(order.get("tax") or {})
             tax["taxRegistrations"] = [*(tax.get("taxRegistrations") or []), *pii["buyer_tax_registrations"]]
             order["tax"] = tax
-        return order
+        return buyer_data.with_gift_messages(order, pii.get("gift_messages"))
 
     def _product_problems(self, amounts, products, fulfilled: str) -> list[str]:
         """Why the order cannot be created yet (empty when it can); reserves its stock within the page."""

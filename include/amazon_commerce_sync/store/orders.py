@@ -56,6 +56,7 @@ class Pii(TypedDict, total=False):
     shipping_address: dict[str, Any] | None
     buyer_purchase_order: str | None
     buyer_tax_registrations: list[dict[str, Any]] | None
+    gift_messages: dict[str, str] | None  # orderItemId -> the item's giftOption.giftMessage
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any, TypedDict
 
 from sqlalchemy import Text, and_, case, func, literal, null, or_, select, type_coerce, update
 
+from amazon_commerce_sync import buyer_data
 from amazon_commerce_sync.store import pii_crypto
 from amazon_commerce_sync.store.base import Aggregate, aware, insert
 from amazon_commerce_sync.store.schema import (
@@ -152,6 +153,16 @@ class Retention(Aggregate):
                     update(order_pii)
                     .where(order_pii.c.amazon_order_id == amazon_order_id, order_pii.c.erased_at.is_(None))
                     .values(erased_at=now, **empty)
+                )
+            # a payload staged before gift messages moved to order_pii (migration 0009) loses them now
+            payload = conn.scalar(
+                select(amazon_orders.c.payload).where(amazon_orders.c.amazon_order_id == amazon_order_id)
+            )
+            if payload and any(buyer_data.gift_message(item) is not None for item in payload.get("orderItems") or []):
+                conn.execute(
+                    update(amazon_orders)
+                    .where(amazon_orders.c.amazon_order_id == amazon_order_id)
+                    .values(payload=buyer_data.strip_pii(payload))
                 )
             conn.execute(
                 audit_log.insert().values(

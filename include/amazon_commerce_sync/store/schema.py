@@ -132,6 +132,7 @@ order_pii = Table(
     _ts("erased_at"),
     Column("buyer_purchase_order", EncryptedText),  # Orders API buyer.buyerPurchaseOrderNumber
     Column("buyer_tax_registrations", EncryptedJSON),  # Orders API tax.taxRegistrations of entityType BUYER
+    Column("gift_messages", EncryptedJSON),  # {orderItemId: fulfillment.packing.giftOption.giftMessage}
 )
 # The buyer-data keys in use, by id (``pii_crypto.key_id``: a fingerprint, never the key): when the integration first
 # saw each one as the key that encrypts (the healthcheck warns when that is longer ago than pii_key_max_age_days).
