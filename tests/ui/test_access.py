@@ -75,8 +75,8 @@ def test_the_page_needs_permission_to_read_the_sales_channel_dag_runs(airflow_ap
         assert page.status_code == 200, name
         assert order in page.text
     assert order in client.get("/sales-channel/csv/waiting_product", headers=token("vic")).text
-    # a viewer passes Airflow's check and only then learns that this metadata database never parsed the DAG
-    assert client.get(f"/api/v2/dags/{DAG_ORDER_IMPORT}/dagRuns", headers=token("vic")).status_code == 404
+    # a viewer passes Airflow's check (200, or 404 where this metadata database never parsed the DAG)
+    assert client.get(f"/api/v2/dags/{DAG_ORDER_IMPORT}/dagRuns", headers=token("vic")).status_code in (200, 404)
 
 
 def test_a_viewer_cannot_trigger_the_cancel_dag_and_a_user_can(airflow_api):

@@ -183,7 +183,7 @@ def test_dag_table_reads_airflow_runs_by_start_time_and_links_the_latest_run(air
 
     from amazon_commerce_sync.store.db import get_engine, migrate
 
-    assert {DAG_HEALTHCHECK, DAG_CANCEL_DECISION} <= set(PAGE_DAGS)
+    assert {DAG_HEALTHCHECK, DAG_CANCEL_DECISION, "amazon_order_events", "amazon_notifications_setup"} <= set(PAGE_DAGS)
     db_url = f"sqlite:///{tmp_path / 'state.db'}"
     monkeypatch.setenv("SALES_CHANNEL_DB_URL", db_url)
     monkeypatch.setenv("SALES_CHANNEL_MONITOR_SCHEDULE", "*/10 * * * *")

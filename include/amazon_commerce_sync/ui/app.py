@@ -27,7 +27,9 @@ from amazon_commerce_sync.constants import (
     DAG_CANCEL_DECISION,
     DAG_HEALTHCHECK,
     DAG_MONITOR,
+    DAG_NOTIFICATIONS_SETUP,
     DAG_ORDER_CANCEL,
+    DAG_ORDER_EVENTS,
     DAG_ORDER_IMPORT,
     DAG_PII_RETENTION,
     DAG_REFUND_SYNC,
@@ -42,6 +44,8 @@ log = logging.getLogger(__name__)
 
 PAGE_DAGS = (
     DAG_ORDER_IMPORT,
+    DAG_ORDER_EVENTS,
+    DAG_NOTIFICATIONS_SETUP,
     DAG_SHIPMENT_SYNC,
     DAG_REFUND_SYNC,
     DAG_ORDER_CANCEL,
