@@ -28,8 +28,14 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from amazon_commerce_sync.constants import ACCOUNT_ID_PATTERN, AMAZON_ORDER_ID_PATTERN, DAG_CANCEL_DECISION
-from amazon_commerce_sync.dag_defaults import task_defaults
+from amazon_commerce_sync.constants import (
+    ACCOUNT_ID_EXPECTED,
+    ACCOUNT_ID_PATTERN,
+    AMAZON_ORDER_ID_EXPECTED,
+    AMAZON_ORDER_ID_PATTERN,
+    DAG_CANCEL_DECISION,
+)
+from amazon_commerce_sync.dag_defaults import string_matching, task_defaults
 from amazon_commerce_sync.decision_operator import BuyerCancelDecisionOperator
 
 FEED_POKE_SECONDS = float(os.environ.get("SALES_CHANNEL_FEED_POKE_SECONDS", "60"))
@@ -47,12 +53,12 @@ DEFAULT_HOURS = float(os.environ.get("SALES_CHANNEL_DECISION_DEFAULT_HOURS", "24
     tags=["sales-channel", "amazon", "commerce", "decision"],
     default_args=task_defaults(retries=2, execution_timeout=timedelta(minutes=20)),
     params={
-        "account_id": Param(type="string", title="Account", pattern=ACCOUNT_ID_PATTERN),
+        "account_id": Param(type="string", title="Account", **string_matching(ACCOUNT_ID_PATTERN, ACCOUNT_ID_EXPECTED)),
         "amazon_order_id": Param(
             type="string",
             title="Amazon order id",
             description="e.g. 123-1234567-1234567",
-            pattern=AMAZON_ORDER_ID_PATTERN,
+            **string_matching(AMAZON_ORDER_ID_PATTERN, AMAZON_ORDER_ID_EXPECTED),
         ),
         "default_hours": Param(
             DEFAULT_HOURS,

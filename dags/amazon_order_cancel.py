@@ -33,6 +33,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from amazon_commerce_sync.constants import (
+    AMAZON_ORDER_ID_EXPECTED,
     AMAZON_ORDER_ID_PATTERN,
     CANCEL_MAX_NOTE,
     CANCEL_MAX_ORDERS,
@@ -42,7 +43,6 @@ from amazon_commerce_sync.constants import (
 )
 from amazon_commerce_sync.dag_defaults import account_param, string_matching, task_defaults
 
-AMAZON_ORDER_ID_EXPECTED = "an Amazon order id: 3-7-7 digits, like 123-1234567-1234567"
 COMMERCE_NUMBER_EXPECTED = "a Commerce order number: 1-50 letters, digits, '_' or '-', like 000000042"
 FEED_POKE_SECONDS = float(os.environ.get("SALES_CHANNEL_FEED_POKE_SECONDS", "60"))
 

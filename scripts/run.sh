@@ -48,6 +48,8 @@ export AIRFLOW__CORE__PLUGINS_FOLDER=$ROOT/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export AIRFLOW__API__PORT=$AIRFLOW_PORT
+# The UI listens where the banner says, like the sandboxes (Airflow's default host is 0.0.0.0: every interface).
+export AIRFLOW__API__HOST=${AIRFLOW__API__HOST:-127.0.0.1}
 # Tasks reach the Execution API on this port too (Airflow's default is port 8080 whatever the API port is), and
 # wait for it: `airflow standalone` starts the scheduler, which queues the runs due, while the API server is still
 # starting (10 tries with random exponential waits up to 90 s, instead of 5: minutes rather than about 30 s).

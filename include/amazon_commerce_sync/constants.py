@@ -61,10 +61,14 @@ def cancel_decision_run_id(account_id: str, amazon_order_id: str) -> str:
 # -- identifiers, as patterns (the DAGs' forms and the tasks check the same ones) --------------------------
 #: An Amazon order id, e.g. ``123-1234567-1234567`` (SP-API ``orderId``).
 AMAZON_ORDER_ID_PATTERN = r"^\d{3}-\d{7}-\d{7}$"
+#: What a form says when a value does not match ``AMAZON_ORDER_ID_PATTERN`` (``dag_defaults.string_matching``).
+AMAZON_ORDER_ID_EXPECTED = "an Amazon order id: 3-7-7 digits, like 123-1234567-1234567"
 #: A Commerce order number (Magento ``increment_id``, at most 50 characters in ``sales_order``).
 COMMERCE_ORDER_NUMBER_PATTERN = r"^[A-Za-z0-9_-]{1,50}$"
 #: Our name for an Amazon account in the settings (``account_id``).
 ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+#: What a form says when a value does not match ``ACCOUNT_ID_PATTERN``.
+ACCOUNT_ID_EXPECTED = "an account id of the settings: 1-64 letters, digits, '.', '_' or '-'"
 
 # -- amazon_order_cancel ----------------------------------------------------------------------------------
 #: Amazon's ``CancelReason`` values of the OrderAcknowledgement feed (``POST_ORDER_ACKNOWLEDGEMENT_DATA``).

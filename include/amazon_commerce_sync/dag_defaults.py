@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier, ExceptionRetryPolicy, Param, RetryAction, RetryRule
 
-from amazon_commerce_sync.constants import ACCOUNT_ID_PATTERN, OWNER
+from amazon_commerce_sync.constants import ACCOUNT_ID_EXPECTED, ACCOUNT_ID_PATTERN, OWNER
 
 #: "Fatal means fail now" (Airflow 3.3 ``ExceptionRetryPolicy``; rules are checked in order, the first match
 #: decides). A ``FatalError`` (Amazon or Commerce refused the request: HTTP 400/401/403/404/409, a Login with
@@ -73,7 +73,7 @@ def account_param(description: str = "Only this account (default: all).") -> Par
         type=["null", "string"],
         title="Account",
         description=description,
-        **string_matching(ACCOUNT_ID_PATTERN, "an account id of the settings: 1-64 letters, digits, '.', '_' or '-'"),
+        **string_matching(ACCOUNT_ID_PATTERN, ACCOUNT_ID_EXPECTED),
     )
 
 

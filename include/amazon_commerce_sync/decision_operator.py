@@ -8,10 +8,10 @@ the scheduler's ``check_awaiting_input_timeouts`` resumes it once ``response_tim
 - subject, body and ``response_timeout`` come from the ``prepare`` task (the order's ship-by date is the deadline;
   Airflow measures the timeout from when the task parks), and nothing is asked when ``prepare`` found nothing to
   decide;
-This module is loaded when the DAG file is parsed: it imports only Airflow; the pipeline is imported at run time.
-
 - no default option: a timeout is not a decision. Instead of failing (``HITLTimeoutError``), the step returns
   ``{"chosen_options": [], "timed_out": True}`` and ``apply_decision`` alerts.
+
+This module is loaded when the DAG file is parsed: it imports only Airflow; the pipeline is imported at run time.
 """
 
 from __future__ import annotations

@@ -72,6 +72,7 @@ CANCEL_PHRASES: Sequence[tuple[str, str]] = (
     ("cancelled", "cancelled on both sides"),
     ("already_cancelled", "already cancelled"),
     ("would_cancel", "would be cancelled (dry run)"),
+    ("requested", "sent to Amazon (not confirmed yet)"),
     ("shipped", "shipped (issue a refund instead)"),
     ("not_cancellable", "not cancellable"),
     ("not_found", "not found"),

@@ -150,3 +150,23 @@ def test_cancel_comment_is_deterministic():
         "Note: asked by phone. Amazon feed: F1."
     )
     assert cancel_comment("NoInventory", None, None).endswith("Reason: NoInventory.")
+
+
+def test_the_decision_form_refuses_a_bad_id_in_words(airflow_db):
+    """amazon_buyer_cancel_decision's Params (a manual trigger): a bad order id or account is refused with what
+    a valid one looks like, not with the regular expression (issue 14, 4)."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.exceptions import ParamValidationError
+
+    bag = DagBag(dag_folder=str(DAG_FILE.with_name("amazon_buyer_cancel_decision.py")))
+    assert bag.import_errors == {}
+    decision = bag.dags["amazon_buyer_cancel_decision"]
+    good = {"account_id": "us-main", "amazon_order_id": GOOD_ID}
+    assert validate_form(decision, good)["amazon_order_id"] == GOOD_ID
+    for conf, words in (
+        ({"amazon_order_id": "123-123-123"}, "like 123-1234567-1234567"),
+        ({"account_id": "us main!"}, "an account id of the settings"),
+    ):
+        with pytest.raises(ParamValidationError) as refused:
+            validate_form(decision, {**good, **conf})
+        assert words in str(refused.value) and "\\d" not in str(refused.value) and "[A-Za-z" not in str(refused.value)

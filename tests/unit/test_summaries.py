@@ -50,6 +50,10 @@ def test_cancel_and_monitor_sentences():
     assert summaries.cancel_sentence({"would_cancel": 1}, dry_run=True) == (
         "1 order (dry run): 1 would be cancelled (dry run)"
     )
+    # What the cancellation's classify step logs per account before Amazon confirms (no Python dict).
+    assert summaries.cancel_sentence({"requested": 2, "shipped": 1}) == (
+        "3 orders: 2 sent to Amazon (not confirmed yet), 1 shipped (issue a refund instead)"
+    )
     assert summaries.monitor_sentence({"firing": [], "sent": [], "repeat_suppressed": []}) == (
         "all quiet: no alert firing"
     )

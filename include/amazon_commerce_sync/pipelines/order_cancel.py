@@ -152,11 +152,10 @@ def request_cancellations(ctx: Resources, account: AccountSettings, request: Can
     for r in records:
         counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
     log.info(
-        "%s: %d orders classified %s; feeds to wait for: %s",
+        "%s: %s; feeds to wait for: %s",
         account.account_id,
-        len(records),
-        counts,
-        feed_ids or "none",
+        summaries.cancel_sentence(counts, dry_run=request.dry_run),
+        ", ".join(feed_ids) or "none",
     )
     return summary
 
