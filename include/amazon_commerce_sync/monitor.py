@@ -190,7 +190,8 @@ def check_stuck_orders(store, accounts: Iterable, now: datetime) -> list[Alert]:
 SHIP_BY_ACTION = (
     "Ship these orders in Commerce (a shipment with its tracking number) before their ship-by time: the shipment "
     "sync confirms them to Amazon. Amazon counts an order confirmed after its ship-by date as a late shipment "
-    "against the account's performance. This alert is sent once per order."
+    "against the account's performance. An order on hold for the buyer's cancellation request is decided first: "
+    "Cancel or Keep in its amazon_buyer_cancel_decision run. This alert is sent once per order."
 )
 
 
@@ -213,7 +214,10 @@ def check_ship_by(store, accounts: Iterable, now: datetime) -> list[tuple[Alert,
         for r in due[:MAX_LISTED]:
             left = r["ship_by"] - now
             when = f"{_age(left)} left" if left > timedelta(0) else f"{_age(-left)} late"
-            shown.append(f"{r['amazon_order_id']} (ship by {r['ship_by']:%Y-%m-%d %H:%M} UTC, {when})")
+            held = (
+                "; on hold: the buyer asked to cancel" if r.get("sync_status") == "on_hold" else ""
+            )  # OrderSync.ON_HOLD
+            shown.append(f"{r['amazon_order_id']} (ship by {r['ship_by']:%Y-%m-%d %H:%M} UTC, {when}{held})")
         more = f"; and {len(due) - MAX_LISTED} more (see the Sales Channel page)" if len(due) > MAX_LISTED else ""
         alert = Alert(
             kind="ship_by",
