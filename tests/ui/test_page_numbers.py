@@ -189,9 +189,18 @@ def test_dag_table_reads_airflow_runs_by_start_time_and_links_the_latest_run(air
     monkeypatch.setenv("SALES_CHANNEL_MONITOR_SCHEDULE", "*/10 * * * *")
     settings = tmp_path / "settings.json"
     settings.write_text(
-        json.dumps({"accounts": [{"account_id": "us-main", "marketplace_ids": ["ATVPDKIKX0DER"],
-                                  "import_orders_after": "2026-01-01T00:00:00Z"}]})
-    )  # fmt: skip
+        json.dumps(
+            {
+                "accounts": [
+                    {
+                        "account_id": "us-main",
+                        "marketplace_ids": ["ATVPDKIKX0DER"],
+                        "import_orders_after": "2026-01-01T00:00:00Z",
+                    }
+                ]
+            }
+        )
+    )
     monkeypatch.setenv("SALES_CHANNEL_SETTINGS_FILE", str(settings))
     migrate(get_engine(db_url))
     dag = DagBag(dag_folder=str(ROOT / "dags" / f"{DAG_MONITOR}.py")).dags[DAG_MONITOR]
@@ -207,10 +216,17 @@ def test_dag_table_reads_airflow_runs_by_start_time_and_links_the_latest_run(air
     assert airflow_meta.last_dag_runs(["no_such_dag"])[0]["last_run_id"] is None
 
     data = queries.PageData(
-        now=datetime.now(UTC), channels=[], hours=[], waiting_product=queries.Listing([], 0),
-        quarantined=queries.Listing([], 0), outbox=queries.Listing([], 0), outbox_counts={},
-        mismatches=queries.Listing([], 0), dag_runs=[info], import_schedule=schedule,
-    )  # fmt: skip
+        now=datetime.now(UTC),
+        channels=[],
+        hours=[],
+        waiting_product=queries.Listing([], 0),
+        quarantined=queries.Listing([], 0),
+        outbox=queries.Listing([], 0),
+        outbox_counts={},
+        mismatches=queries.Listing([], 0),
+        dag_runs=[info],
+        import_schedule=schedule,
+    )
     html = render_page(data)
     assert f'<a href="/dags/{DAG_MONITOR}/runs/{latest.run_id.replace("+", "%2B").replace(":", "%3A")}"' in html
     assert "Last run (started)" in html and "Last success (started)" in html
