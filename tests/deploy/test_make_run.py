@@ -93,6 +93,9 @@ def _bad_lines(path: Path) -> list[str]:
         except ValueError:
             record = {"event": line}
         level, event = record.get("level"), str(record.get("event", ""))
+        if event.startswith("SALES CHANNEL ALERT ["):
+            continue  # the default notifier's alert, an ERROR line by design (README "Alerts"): the sandbox's live
+            # orders do come near their ship-by dates; an alert is the integration working, not failing
         if level in ("error", "critical") or (level == "warning" and FORBIDDEN.search(event)):
             bad.append(f"{path.parent.parent.name}/{path.parent.name}/{path.name}: {line[:400]}")
     return bad

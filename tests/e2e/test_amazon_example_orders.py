@@ -245,7 +245,8 @@ def imported(airflow_db, tmp_path_factory):
 
 def test_the_run_succeeds_for_every_account(imported):
     _, states, _ = imported
-    assert set(states.values()) == {"success"}, states
+    # every task succeeds; the decision trigger is skipped when no buyer asked to cancel
+    assert {k: v for k, v in states.items() if v != "success"} in ({}, {"request_decision": "skipped"}), states
     assert sum(1 for key in states if key.startswith("account.load[")) == len(
         {o["salesChannel"]["marketplaceId"] for o in EXAMPLES}
     )
