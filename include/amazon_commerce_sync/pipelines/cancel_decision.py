@@ -46,6 +46,7 @@ from amazon_commerce_sync.errors import NotFoundError, redact_contact
 from amazon_commerce_sync.resources import Resources
 from amazon_commerce_sync.settings import AccountSettings
 from amazon_commerce_sync.store import OrderSync
+from amazon_commerce_sync.store.orders import ship_by_of
 from amazon_commerce_sync.store.schema import amazon_orders, audit_log
 
 log = logging.getLogger(__name__)
@@ -156,8 +157,7 @@ def prepare(ctx: Resources, account: AccountSettings, order_id: str, *, now: dat
         log.info("order %s: no decision needed: %s", order_id, why)
         return {**result, "why": why}
     staged = row["payload"] or {}
-    ship_by = _parse_time(((staged.get("fulfillment") or {}).get("shipByWindow") or {}).get("latestDateTime"))
-    ship_by = ship_by or _parse_time(((order.get("fulfillment") or {}).get("shipByWindow") or {}).get("latestDateTime"))
+    ship_by = ship_by_of(staged) or ship_by_of(order)  # fulfillment.shipByWindow.latestDateTime, staged or fresh
     deadline = ship_by or now + timedelta(hours=default_hours)
     items = [
         f"{(i.get('product') or {}).get('sellerSku') or '?'} x {i.get('quantityOrdered') or '?'}"
