@@ -18,7 +18,9 @@ Manual trigger with `backfill_from` / `backfill_to` re-reads a date range throug
 A buyer's cancellation request puts the Commerce order on hold; **decision_requests** then triggers one
 `amazon_buyer_cancel_decision` run per request (**request_decision**, run id
 `buyer_request__<account>__<order>`: an existing run is left alone), where a person chooses Cancel or Keep.
-Schedule: `SALES_CHANNEL_IMPORT_SCHEDULE` (default every 5 minutes).
+Schedule: `SALES_CHANNEL_IMPORT_SCHEDULE`; by default every 5 minutes, or every 15 when the event-driven import
+is on (`SALES_CHANNEL_ORDER_CHANGE_QUEUE_URL` set: `amazon_order_events` brings orders in seconds, this run is
+the reconciling sweep that guarantees nothing is lost).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from amazon_commerce_sync.dag_defaults import (
     ACCOUNT_MAP_INDEX,
     account_param,
     environment_schedule,
+    import_schedule_default,
     string_matching,
     task_defaults,
 )
@@ -50,7 +53,7 @@ COMMERCE_ORDERS = Asset(ASSET_COMMERCE_ORDERS)
     dag_id=DAG_ORDER_IMPORT,
     description="Import new and changed Amazon orders into Adobe Commerce, per account.",
     doc_md=__doc__,
-    schedule=environment_schedule("SALES_CHANNEL_IMPORT_SCHEDULE", "*/5 * * * *"),
+    schedule=environment_schedule("SALES_CHANNEL_IMPORT_SCHEDULE", import_schedule_default()),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -9,6 +9,10 @@ It signs in as the SimpleAuthManager's UI does (``POST /auth/token``, JSON usern
 runs of every DAG with ``GET /api/v2/dags/~/dagRuns`` (``state``, ``end_date_gte``, ``order_by`` filters of the
 Airflow 3 public API). It stops by itself when the Airflow process it watches is gone (exit 1) or after
 ``--minutes`` (exit 0); an unanswered poll (Airflow busy, restarting) is retried on the next one.
+
+``--trigger-once DAG_ID`` (repeatable) also triggers each such DAG once, with a fixed run id (``make_run_setup``),
+as soon as Airflow has parsed it (``POST /api/v2/dags/{dag_id}/dagRuns``; 404 while it is not parsed yet is tried
+again on the next poll, 409 means an earlier ``make run`` did it): ``make run`` subscribes to ORDER_CHANGE so.
 """
 
 from __future__ import annotations
@@ -41,10 +45,11 @@ class Watcher:
         self.token: str | None = None
         self.seen: set[tuple[str, str, str]] = set()
 
-    def _request(self, path: str, body: dict | None = None) -> dict:
+    def _request(self, path: str, body: dict | None = None, *, auth: bool = False) -> dict:
         url = self.base_url + path
         if body is not None:
-            response = requests.post(url, json=body, timeout=TIMEOUT)
+            headers = {"Authorization": f"Bearer {self.token}"} if auth else {}
+            response = requests.post(url, json=body, headers=headers, timeout=TIMEOUT)
         else:
             response = requests.get(url, headers={"Authorization": f"Bearer {self.token}"}, timeout=TIMEOUT)
         response.raise_for_status()
@@ -79,6 +84,22 @@ class Watcher:
             new.append(run)
             self.since = max(self.since, _parse(run["end_date"]))
         return new
+
+    def trigger_once(self, dag_id: str, run_id: str = "make_run_setup") -> bool:
+        """Trigger ``dag_id`` with the fixed ``run_id``; True once done (created now, or 409: it exists already),
+        False while Airflow does not know the DAG yet (404) or does not answer (try again later)."""
+        if self.token is None:
+            self._sign_in()
+        try:
+            self._request(f"/api/v2/dags/{dag_id}/dagRuns", {"dag_run_id": run_id, "logical_date": None}, auth=True)
+        except requests.HTTPError as error:
+            status = None if error.response is None else error.response.status_code
+            if status == 409:
+                return True
+            if status == 401:
+                self.token = None
+            return False
+        return True
 
     def line(self, run: dict) -> str:
         """One terminal line for a finished run (a ``DAGRunResponse`` dict)."""
@@ -115,15 +136,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=0, help="stop after this long (0: never)")
     parser.add_argument("--interval", type=float, default=5, help="seconds between polls")
     parser.add_argument("--log", default="var/airflow.log", help="named when Airflow stops")
+    parser.add_argument("--trigger-once", action="append", default=[], metavar="DAG_ID", help="trigger once")
     args = parser.parse_args(argv)
     password = os.environ["UI_ADMIN_PASSWORD"]  # from the environment: never on a command line
     watcher = Watcher(args.url, args.username, password, since=datetime.now(UTC))
     deadline = time.monotonic() + args.minutes * 60 if args.minutes else None
+    to_trigger = list(args.trigger_once)
     while deadline is None or time.monotonic() < deadline:
         if not _alive(args.airflow_pid):
             print(f"Airflow stopped; its log is {args.log}", file=sys.stderr, flush=True)
             return 1
         try:
+            to_trigger = [dag_id for dag_id in to_trigger if not watcher.trigger_once(dag_id)]
             for run in watcher.finished_runs():
                 print(watcher.line(run), flush=True)
         except (requests.RequestException, ValueError, KeyError):

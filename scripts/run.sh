@@ -60,7 +60,8 @@ export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin"
 # docs/quiet-logs.md): the standard provider's PythonSensor (behind @task.sensor) imports determine_kwargs from its
 # deprecated place, and the UI's deadlines route uses SQLAlchemy 2.1's deprecated noload().
 export PYTHONWARNINGS="ignore:The \`airflow.utils.operator_helpers.determine_kwargs\` attribute is deprecated:FutureWarning:airflow.providers.standard.sensors.python,ignore:The noload() option is deprecated::airflow.api_fastapi.core_api.routes.ui.deadlines${PYTHONWARNINGS:+,$PYTHONWARNINGS}"
-export SALES_CHANNEL_IMPORT_SCHEDULE=${SALES_CHANNEL_IMPORT_SCHEDULE:-"*/2 * * * *"}
+# The event path (amazon_order_events) brings orders in seconds; the polling import is the sweep behind it.
+export SALES_CHANNEL_IMPORT_SCHEDULE=${SALES_CHANNEL_IMPORT_SCHEDULE:-"*/10 * * * *"}
 export SALES_CHANNEL_SHIPMENT_SCHEDULE=${SALES_CHANNEL_SHIPMENT_SCHEDULE:-"*/2 * * * *"}
 export SALES_CHANNEL_REFUND_SCHEDULE=${SALES_CHANNEL_REFUND_SCHEDULE:-"*/3 * * * *"}
 export SALES_CHANNEL_DB_URL=${SALES_CHANNEL_DB_URL:-sqlite:///$VAR/sales_channel.db}
@@ -86,7 +87,8 @@ print(json.dumps({"accounts": [{"account_id": "us-main", "merchant_id": "A2SANDB
 
 # Event-driven import (README "Event-driven import (preview)"): a local SQS (moto, reused or started in the
 # background by scripts/ensure_sqs.sh, left running), the queue the Amazon sandbox publishes ORDER_CHANGE to,
-# its aws connection and the watcher's queue URL. Subscribe once: trigger amazon_notifications_setup.
+# its aws connection and the watcher's queue URL. ops.run_status triggers amazon_notifications_setup once (the
+# subscription; a later `make run` finds it and changes nothing).
 export SQS_ENDPOINT=http://127.0.0.1:${SALES_CHANNEL_SQS_PORT:-8703}
 "$ROOT/scripts/ensure_sqs.sh" "$VENV/bin"
 export SALES_CHANNEL_ORDER_CHANGE_QUEUE_URL=$("$PY" -c '
@@ -157,6 +159,7 @@ cat <<MSG
   Amazon SP-API sandbox  http://127.0.0.1:$AMAZON_PORT   (admin: /_sandbox/orders, /_sandbox/feeds, ...)
   Commerce sandbox       http://127.0.0.1:$COMMERCE_PORT   (admin: /_sandbox/orders)
   Airflow UI             http://127.0.0.1:$AIRFLOW_PORT   user: admin   password: $UI_ADMIN_PASSWORD
+  Local SQS (moto)       $SQS_ENDPOINT   (ORDER_CHANGE queue: order-change)
   State store            $(sed -E 's#://([^:/@]+):[^@]*@#://\1:***@#' <<< "$SALES_CHANNEL_DB_URL")
   Logs                   ${VAR#"$ROOT"/}/airflow.log (Airflow), ${VAR#"$ROOT"/}/airflow/logs/ (task logs), ${VAR#"$ROOT"/}/*-sandbox.log
   Ctrl-C stops everything.
@@ -170,6 +173,6 @@ wait_for "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" "Airflow" 300
 echo "Airflow is up. Finished DAG runs:"
 # One line per finished DAG run (ops/run_status.py); it ends when Airflow does, or after RUN_MINUTES.
 "$PY" -m ops.run_status --url "http://127.0.0.1:$AIRFLOW_PORT" --airflow-pid "$AIRFLOW_PID" \
-  --minutes "${RUN_MINUTES:-0}" --log "$VAR/airflow.log" &
+  --minutes "${RUN_MINUTES:-0}" --log "$VAR/airflow.log" --trigger-once amazon_notifications_setup &
 PIDS+=($!)
 wait "$!"

@@ -114,8 +114,10 @@ class OrderChangeTrigger(BaseEventTrigger):
     :param sqs_queue: the queue's URL.
     :param aws_conn_id: the Airflow ``aws`` connection (``extra.endpoint_url`` for a local SQS).
     :param max_messages: messages per ``ReceiveMessage`` (SQS: at most 10).
-    :param num_batches: ``ReceiveMessage`` calls per poke.
-    :param wait_time_seconds: long-poll seconds of each call (SQS: at most 20).
+    :param num_batches: ``ReceiveMessage`` calls per event. 1: every further call long-polls its full
+        ``wait_time_seconds`` when the first emptied the queue, delaying the event (5 x 10 s added up to 40 s).
+    :param wait_time_seconds: long-poll seconds of each call (SQS: at most 20; it answers as soon as a message
+        arrives).
     :param waiter_delay: seconds between pokes when the queue was empty.
     :param region_name: overrides the connection's region.
     """
@@ -125,8 +127,8 @@ class OrderChangeTrigger(BaseEventTrigger):
         sqs_queue: str,
         aws_conn_id: str = SQS_CONN_ID,
         max_messages: int = 10,
-        num_batches: int = 5,
-        wait_time_seconds: int = 10,
+        num_batches: int = 1,
+        wait_time_seconds: int = 20,
         waiter_delay: int = 1,
         region_name: str | None = None,
     ) -> None:
@@ -169,5 +171,38 @@ class OrderChangeTrigger(BaseEventTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        async for event in self.sqs_trigger().run():
-            yield TriggerEvent(reduce_payload(event.payload))
+        """Fire one event per received batch, for as long as the triggerer runs it (a watcher may fire many).
+
+        The provider's trigger ends after each event; this loop starts it again. A failure (queue unavailable,
+        credentials refused, a failed ``DeleteMessageBatch``) is logged by its kind only and retried after
+        :data:`RETRY_DELAYS` (doubling, at most 5 minutes): never raised, because the provider's delete error
+        carries the raw messages (``DestinationPostalCode``) in its text and a failed watcher would stop the event
+        path until the triggerer restarts; the polling sweep carries the load meanwhile.
+        """
+        import asyncio
+
+        failures = 0
+        while True:
+            try:
+                async for event in self.sqs_trigger().run():
+                    failures = 0
+                    yield TriggerEvent(reduce_payload(event.payload))
+            except Exception as exc:  # noqa: BLE001 - any failure of the queue is retried, never raised
+                delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)]
+                failures += 1
+                self.log.warning(
+                    "ORDER_CHANGE queue failed (%s, %d in a row); receiving again in %d s", _kind(exc), failures, delay
+                )
+                await asyncio.sleep(delay)
+
+
+#: Seconds before receiving again after the 1st, 2nd, ... consecutive failure of the queue.
+RETRY_DELAYS = (1, 2, 5, 10, 30, 60, 120, 300)
+
+
+def _kind(exc: BaseException) -> str:
+    """What failed, without the exception's text (which may quote message bodies): the exception's class and,
+    for an AWS error (botocore ``ClientError``), its error code."""
+    code = getattr(exc, "response", None)
+    code = code.get("Error", {}).get("Code") if isinstance(code, Mapping) else None
+    return f"{type(exc).__name__}: {code}" if code else type(exc).__name__

@@ -114,3 +114,20 @@ def test_what_the_ui_shows(dagbag, path):
             continue
         assert task.map_index_template == ACCOUNT_MAP_INDEX, f"{dag.dag_id}.{task.task_id}: instances not named"
         assert "account_id" in names, f"{dag.dag_id}.{task.task_id}: account_id not passed by keyword"
+
+
+@pytest.mark.parametrize(("queue_url", "expected"), [(None, "*/5 * * * *"), ("http://sqs/1/q", "*/15 * * * *")])
+def test_the_import_is_the_sweep_when_the_event_path_is_on(queue_url, expected, airflow_db, monkeypatch):
+    """Without ORDER_CHANGE notifications the import runs every 5 minutes; with them (the queue configured) it is
+    the reconciling sweep behind amazon_order_events, every 15 (issue 16)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from amazon_commerce_sync.constants import ORDER_CHANGE_QUEUE_ENV
+
+    monkeypatch.delenv(SCHEDULE_SWITCHES[DAG_ORDER_IMPORT], raising=False)
+    if queue_url:
+        monkeypatch.setenv(ORDER_CHANGE_QUEUE_ENV, queue_url)
+    else:
+        monkeypatch.delenv(ORDER_CHANGE_QUEUE_ENV, raising=False)
+    bag = DagBag(dag_folder=str(DAGS / f"{DAG_ORDER_IMPORT}.py"))
+    assert f"expression={expected!r}" in repr(bag.dags[DAG_ORDER_IMPORT].timetable)

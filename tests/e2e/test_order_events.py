@@ -261,3 +261,36 @@ def test_the_watchers_trigger_receives_reduces_and_deletes(subscribed, sqs):
     classpath, kwargs = trigger.serialize()
     assert classpath == "amazon_commerce_sync.events.OrderChangeTrigger"
     assert OrderChangeTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+def test_the_watchers_trigger_outlives_a_missing_queue_and_never_logs_a_body(sqs, capfd):
+    """The queue unavailable (here: not created yet, SQS's NonExistentQueue): the trigger logs the failure by its
+    kind only and receives again (it never raises, which would stop the watcher); once the queue exists, the
+    message arrives as an event. The message body never reaches the log."""
+    import asyncio
+    import uuid
+
+    pytest.importorskip("aiobotocore")
+    from amazon_commerce_sync.events import OrderChangeTrigger
+
+    name = f"order-change-late-{uuid.uuid4().hex[:8]}"
+    missing_url = sqs.queue_url.rsplit("/", 1)[0] + "/" + name
+    trigger = OrderChangeTrigger(missing_url, max_messages=10, wait_time_seconds=1, waiter_delay=1)
+    body = "not json, with a postal code 98101-4321"
+
+    async def scenario():
+        first = asyncio.ensure_future(anext(trigger.run()))
+        await asyncio.sleep(2.5)  # a few failed receives: the queue does not exist
+        assert not first.done()
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        assert url == missing_url
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+        return await asyncio.wait_for(first, timeout=60)
+
+    event = asyncio.run(scenario())
+    [message] = event.payload["message_batch"]
+    assert message["quarantine"] and "98101" not in json.dumps(message)
+    logged = "".join(capfd.readouterr())  # Airflow's structlog writes to the process's streams
+    failures = [line for line in logged.splitlines() if "ORDER_CHANGE queue failed" in line]
+    assert failures and all("NonExistentQueue" in line for line in failures), logged
+    assert "98101" not in logged
