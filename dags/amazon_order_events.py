@@ -73,10 +73,9 @@ def amazon_order_events():
         """One Amazon account's staged order ids: fetch and load (keyword arguments: see ACCOUNT_MAP_INDEX)."""
         return fetch_load(account_id=account_id)
 
-    staged = stage()
-    account_ids = accounts()
-    staged >> account_ids
-    account.expand(account_id=account_ids)
+    # stage and accounts side by side (one task start less between a notification and its order); every
+    # account's fetch waits for the staging
+    stage() >> account.expand(account_id=accounts())
 
 
 amazon_order_events()
