@@ -285,10 +285,10 @@ def test_the_watcher_state_comes_from_airflows_metadata(airflow_db, monkeypatch)
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
     from airflow.jobs.job import Job
     from airflow.models import DagModel
-    from airflow.models.asset import AssetModel
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
     from airflow.models.trigger import Trigger
     from airflow.utils.session import create_session
-    from sqlalchemy import select, update
+    from sqlalchemy import delete, select, update
 
     def parse(queue: str | None) -> None:
         if queue:
@@ -319,7 +319,8 @@ def test_the_watcher_state_comes_from_airflows_metadata(airflow_db, monkeypatch)
     assert waiting["state"] == "not_running" and waiting["watchers"] == ["amazon_order_change_sqs"]
     (trigger_id,) = waiting["trigger_ids"]
 
-    job_id = None
+    job_id = event_id = None
+    started = datetime.now(UTC)
     try:
         with create_session() as session:
             job = Job(job_type="TriggererJob")
@@ -329,7 +330,11 @@ def test_the_watcher_state_comes_from_airflows_metadata(airflow_db, monkeypatch)
             job_id = job.id
             Trigger.assign_unassigned(job_id, capacity=1000, health_check_threshold=30, session=session)
             asset = session.scalar(select(AssetModel).where(AssetModel.uri == ASSET_ORDER_CHANGE))
-            AssetManager.register_asset_change(asset=asset.to_serialized(), extra={"page": "test"}, session=session)
+            # a batch as the watcher's trigger submits it (``models/trigger.py`` ``submit_event``), without messages
+            extra = {"from_trigger": True, "payload": {"status": "success", "message_batch": []}}
+            event = AssetManager.register_asset_change(asset=asset.to_serialized(), extra=extra, session=session)
+            session.flush()
+            event_id = event.id
         with create_session() as session:
             assert session.get(Trigger, trigger_id).triggerer_id == job_id
         running = airflow_meta.order_change_watcher()
@@ -343,7 +348,11 @@ def test_the_watcher_state_comes_from_airflows_metadata(airflow_db, monkeypatch)
         parse(None)  # no queue configured: the asset keeps no watcher
         assert airflow_meta.order_change_watcher()["state"] == "off"
     finally:
-        with create_session() as session:
+        with create_session() as session:  # the metadata database is the session's: leave no trace for others
             if job_id is not None:
                 session.execute(update(Job).where(Job.id == job_id).values(state="success", end_date=datetime.now(UTC)))
+            if event_id is not None:  # the event and the run it queued for amazon_order_events
+                session.execute(delete(AssetEvent).where(AssetEvent.id == event_id))
+                queued = AssetDagRunQueue.target_dag_id == DAG_ORDER_EVENTS
+                session.execute(delete(AssetDagRunQueue).where(queued, AssetDagRunQueue.created_at >= started))
         pause(True)
