@@ -253,7 +253,7 @@ def test_each_watcher_state_is_said_and_an_unused_event_path_is_polling_only(mak
         "no queue configured (SALES_CHANNEL_ORDER_CHANGE_QUEUE_URL): the event path is off, orders are imported "
         "by polling only" in page(store, {"state": "off"})
     )
-    assert "is `airflow triggerer` running?" in page(store, {"state": "not_running"})
+    assert "is the Airflow triggerer running?" in page(store, {"state": "not_running"})
 
 
 def test_the_event_lists_export_as_csv_behind_the_pages_sign_in(make_store):

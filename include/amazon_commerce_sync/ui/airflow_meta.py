@@ -190,7 +190,7 @@ def order_change_watcher(
                 ).where(AssetEvent.asset_id.in_(asset_ids))
             ).one()
     except Exception:  # noqa: BLE001 - the page still shows the state store without it
-        log.warning("cannot read the ORDER_CHANGE watcher from Airflow's metadata database", exc_info=True)
+        log.debug("cannot read the ORDER_CHANGE watcher from Airflow's metadata database", exc_info=True)
         return out
     heartbeats = [_aware(beat) for _, _, beat in watchers if beat is not None]
     alive = [beat for beat in heartbeats if beat > now - timedelta(seconds=threshold)]

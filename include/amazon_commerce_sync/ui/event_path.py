@@ -52,7 +52,7 @@ WATCHER_STATES = {
     "not_running": (
         "late",
         "not running",
-        "the watcher exists but no live triggerer runs its trigger (is `airflow triggerer` running?); "
+        "the watcher exists but no live triggerer runs its trigger (is the Airflow triggerer running?); "
         "the polling import carries the load meanwhile",
     ),
     "off": (
