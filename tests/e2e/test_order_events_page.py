@@ -24,7 +24,32 @@ subscribed = events_tests.subscribed
 FAULTS = "/_sandbox/notifications/faults"
 
 
-def test_the_page_counts_what_the_runs_did(subscribed, sqs):
+@pytest.fixture
+def own_asset_events():
+    """The asset events this test's runs create are removed afterwards: the metadata database is the session's, and
+    ``test_order_events`` reads every event of the asset."""
+    from datetime import UTC, datetime
+
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.models.asset import association_table as consumed  # dagrun_asset_event
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete, select
+
+    from amazon_commerce_sync.constants import ASSET_ORDER_CHANGE
+
+    started = datetime.now(UTC)
+    yield
+    with create_session() as session:
+        mine = select(AssetEvent.id).where(
+            AssetEvent.asset_id.in_(select(AssetModel.id).where(AssetModel.uri == ASSET_ORDER_CHANGE)),
+            AssetEvent.timestamp >= started,
+        )
+        ids = list(session.scalars(mine))
+        session.execute(delete(consumed).where(consumed.c.event_id.in_(ids)))
+        session.execute(delete(AssetEvent).where(AssetEvent.id.in_(ids)))
+
+
+def test_the_page_counts_what_the_runs_did(subscribed, sqs, own_asset_events):
     from fastapi.testclient import TestClient
 
     channel = subscribed
