@@ -35,12 +35,17 @@ from amazon_commerce_sync.errors import NotFoundError
 from amazon_commerce_sync.events import reduce_payload
 from amazon_commerce_sync.resources import Resources
 from amazon_commerce_sync.settings import AccountSettings, Settings
-from amazon_commerce_sync.store.order_events import OrderEvent, OrderEvents
+from amazon_commerce_sync.store.order_events import (
+    MESSAGES_ACTION,
+    MESSAGES_ENTITY,
+    QUARANTINE_ENTITY,
+    OrderEvent,
+    OrderEvents,
+)
 from amazon_commerce_sync.times import parse_time
 
 log = logging.getLogger(__name__)
 
-QUARANTINE_ENTITY = "order_change_message"
 LEASE_SECONDS = 300
 CLAIM_BATCH = 100
 #: How long an order Amazon still shows older than its notification waits before it is asked for again.
@@ -75,10 +80,13 @@ def _account_for(settings: Settings, message: Mapping[str, Any]) -> tuple[Accoun
 
 def stage_events(ctx: Resources, extras: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
     """Stage every message of the run's asset events; returns counts ``received``, ``staged``, ``newer``,
-    ``older_or_duplicate``, ``quarantined``, ``ignored_other_seller``, ``ignored_other_marketplace``."""
+    ``older_or_duplicate``, ``quarantined``, ``ignored_other_seller``, ``ignored_other_marketplace``. A run with
+    messages also records these counts in the audit trail (``MESSAGES_ACTION``; the Sales Channel page's
+    notifications per hour), after staging."""
     summary: collections.Counter[str] = collections.Counter()
     staged: list[OrderEvent] = []
-    for message in messages_of(extras):
+    messages = messages_of(extras)
+    for message in messages:
         summary["received"] += 1
         if "quarantine" in message:
             ctx.store.ops.quarantine(QUARANTINE_ENTITY, message["messageId"], message["quarantine"])
@@ -98,6 +106,8 @@ def stage_events(ctx: Resources, extras: Iterable[Mapping[str, Any] | None]) -> 
             }
         )
     summary.update(OrderEvents(ctx.store.engine, ctx.actor).stage(staged))
+    if messages:
+        ctx.store.ops.audit(MESSAGES_ACTION, MESSAGES_ENTITY, messages[0]["messageId"][:64], dict(summary))
     log.info("ORDER_CHANGE messages: %s", dict(summary))
     return dict(summary)
 

@@ -27,6 +27,13 @@ from amazon_commerce_sync.times import utcnow
 
 #: getOrder 404s before an order event is left to the polling sweep (Amazon may not show a brand-new order yet).
 MAX_NOT_FOUND = 3
+#: The quarantine entity of a message that is not JSON or not an ORDER_CHANGE 1.0 (entity id: its SQS message id).
+QUARANTINE_ENTITY = "order_change_message"
+#: The audit entry of one run's messages (entity ``order_change_batch``, id: the batch's first SQS message id);
+#: ``detail`` holds the stage's outcome counts (``received``, ``staged``, ``ignored_other_seller``...), which the
+#: Sales Channel page sums per hour. Counts only, no ids of orders or buyers.
+MESSAGES_ACTION = "order_change_messages"
+MESSAGES_ENTITY = "order_change_batch"
 
 
 class OrderEvent(TypedDict):

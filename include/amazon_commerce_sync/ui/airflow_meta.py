@@ -1,7 +1,8 @@
-"""What the Sales Channel page reads from Airflow's metadata database: DAG runs and the import's schedule.
+"""What the Sales Channel page reads from Airflow's metadata database: DAG runs, the import's schedule, the watcher.
 
-The page runs inside the Airflow API server, so it reads what the scheduler and the DAG processor recorded
-(``dag_run``, ``dag``), not the deployment's environment: the schedule shown is the one the scheduler uses.
+The page runs inside the Airflow API server, so it reads what the scheduler, the DAG processor and the triggerer
+recorded (``dag_run``, ``dag``, ``asset_watcher``, ``trigger``, ``job``, ``asset_event``), not the deployment's
+environment: the schedule shown is the one the scheduler uses, the watcher the one the triggerer runs.
 Everything here degrades to "unknown" when the metadata database cannot be read (e.g. the page served on its own).
 """
 
@@ -11,13 +12,13 @@ import logging
 import os
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlparse
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
-from amazon_commerce_sync.constants import DAG_ORDER_IMPORT, SCHEDULE_SWITCHES
+from amazon_commerce_sync.constants import ASSET_ORDER_CHANGE, DAG_ORDER_EVENTS, DAG_ORDER_IMPORT, SCHEDULE_SWITCHES
 
 log = logging.getLogger(__name__)
 
@@ -138,3 +139,72 @@ def schedule_from_environment(dag_id: str = DAG_ORDER_IMPORT) -> dict[str, Any]:
     if cron.lower() == "none":
         return {"summary": None, "description": None, "interval_minutes": None, "source": source}
     return {"summary": cron, "description": None, "interval_minutes": interval_minutes(cron), "source": source}
+
+
+def order_change_watcher(
+    now: datetime | None = None, *, dag_id: str = DAG_ORDER_EVENTS, uri: str = ASSET_ORDER_CHANGE
+) -> dict[str, Any]:
+    """The ORDER_CHANGE watcher (the ``AssetWatcher`` of the asset ``uri`` that schedules ``dag_id``) as Airflow
+    has it. ``state``:
+
+    - ``running``: a watcher's trigger is assigned to a triggerer that is alive (a ``TriggererJob`` not ended,
+      heartbeat within ``[triggerer] triggerer_health_check_threshold``, the test of ``Trigger.assign_unassigned``);
+    - ``not_running``: a watcher exists but no live triggerer has its trigger (none runs, or it is overloaded);
+    - ``off``: the asset has no watcher although the DAG is active: no queue configured
+      (``SALES_CHANNEL_ORDER_CHANGE_QUEUE_URL``), the event path is off and the polling import does everything;
+    - ``paused``: the DAG is paused (the DAG processor keeps no watcher of a paused DAG's asset:
+      ``dag_processing/collection.py``, ``add_asset_trigger_references``);
+    - ``not_parsed``: the metadata database has no such DAG; ``unknown``: it cannot be read.
+
+    Also ``watchers`` (names), ``trigger_ids``, ``heartbeat`` (the live triggerer's latest heartbeat, aware UTC),
+    ``last_event`` (the asset's latest event: the watcher's latest batch of messages) and ``events_last_hour``
+    (the asset's events in the hour before ``now``). Never raises."""
+    now = now or datetime.now(UTC)
+    out: dict[str, Any] = {"state": "unknown", "watchers": [], "trigger_ids": [], "heartbeat": None}
+    out.update(last_event=None, events_last_hour=0)
+    try:
+        from airflow.configuration import conf
+        from airflow.jobs.job import Job
+        from airflow.models import DagModel
+        from airflow.models.asset import AssetEvent, AssetModel, AssetWatcherModel
+        from airflow.models.trigger import Trigger
+        from airflow.utils.session import create_session
+
+        threshold = conf.getfloat("triggerer", "triggerer_health_check_threshold", fallback=30.0)
+        with create_session() as session:
+            paused = session.scalar(select(DagModel.is_paused).where(DagModel.dag_id == dag_id))
+            asset_ids = select(AssetModel.id).where(AssetModel.uri == uri).scalar_subquery()
+            live = (Job.job_type == "TriggererJob") & Job.end_date.is_(None)
+            watchers = session.execute(
+                select(AssetWatcherModel.name, Trigger.id, Job.latest_heartbeat)
+                .join(Trigger, Trigger.id == AssetWatcherModel.trigger_id)
+                .outerjoin(Job, (Job.id == Trigger.triggerer_id) & live)
+                .where(AssetWatcherModel.asset_id.in_(asset_ids))
+                .order_by(AssetWatcherModel.name)
+            ).all()
+            hour_ago = now - timedelta(hours=1)
+            events = session.execute(
+                select(
+                    func.max(AssetEvent.timestamp),
+                    func.sum(case((AssetEvent.timestamp >= hour_ago, 1), else_=0)),  # MySQL has no FILTER
+                ).where(AssetEvent.asset_id.in_(asset_ids))
+            ).one()
+    except Exception:  # noqa: BLE001 - the page still shows the state store without it
+        log.debug("cannot read the ORDER_CHANGE watcher from Airflow's metadata database", exc_info=True)
+        return out
+    heartbeats = [_aware(beat) for _, _, beat in watchers if beat is not None]
+    alive = [beat for beat in heartbeats if beat > now - timedelta(seconds=threshold)]
+    out.update(
+        watchers=[name for name, _, _ in watchers],
+        trigger_ids=[trigger_id for _, trigger_id, _ in watchers],
+        heartbeat=max(alive, default=None),
+        last_event=_aware(events[0]),
+        events_last_hour=events[1] or 0,
+    )
+    if watchers:
+        out["state"] = "running" if alive else "not_running"
+    elif paused is None:
+        out["state"] = "not_parsed"
+    else:
+        out["state"] = "paused" if paused else "off"
+    return out

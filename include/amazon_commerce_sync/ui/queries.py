@@ -24,12 +24,12 @@ from amazon_commerce_sync.marketplaces import REGIONS, region_of
 from amazon_commerce_sync.store import OrderSync, OutboxStatus, StateStore
 from amazon_commerce_sync.store import ship_by as ship_by_deadlines
 from amazon_commerce_sync.store.schema import amazon_orders, audit_log, cursors, mismatches, outbox, quarantine
-from amazon_commerce_sync.ui.airflow_meta import import_schedule, last_dag_runs
+from amazon_commerce_sync.ui import event_path
+from amazon_commerce_sync.ui.airflow_meta import import_schedule, last_dag_runs, order_change_watcher
+from amazon_commerce_sync.ui.rows import CSV_LIMIT, LIST_LIMIT, Listing, _aged, _aware, _hour_bucket, lag_level
 
 log = logging.getLogger(__name__)
 
-LIST_LIMIT = 50
-CSV_LIMIT = 100_000  # rows of one list exported as CSV
 CHART_DAYS = 7
 ORDER_STREAM_PREFIX = "orders:"
 # Lag colours: "ok" within three import intervals (the import re-reads an overlap; the interval is read from the
@@ -77,15 +77,6 @@ class Channel:
 
 
 @dataclasses.dataclass
-class Listing:
-    """The first rows of a list (at most ``LIST_LIMIT``), how many there are in all, and its CSV export name."""
-
-    rows: list[dict[str, Any]]
-    total: int
-    name: str = ""
-
-
-@dataclasses.dataclass
 class PageData:
     now: datetime
     channels: list[Channel]
@@ -102,41 +93,10 @@ class PageData:
     import_schedule: dict[str, Any] = dataclasses.field(default_factory=dict)
     # the three-way refund check per day, account and currency (``store.refund_checks.summary``), newest first
     refund_checks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    order_events: event_path.EventPath | None = None  # the event path (ORDER_CHANGE), ``ui/event_path.py``
 
 
 REFUND_CHECK_DAYS = 7  # days of the refund check's summary on the page
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-def _aged(rows, now: datetime, column: str) -> list[dict[str, Any]]:
-    """Rows as dicts with ``since`` (the row's ``column``, in UTC) and ``age`` (now - since)."""
-    out = []
-    for row in rows:
-        since = _aware(getattr(row, column))
-        out.append({**row._mapping, "since": since, "age": now - since})
-    return out
-
-
-def lag_level(lag: timedelta | None, ok_minutes: int, alert_minutes: int) -> str:
-    if lag is None:
-        return "unknown"
-    if lag <= timedelta(minutes=ok_minutes):
-        return "ok"
-    if lag <= timedelta(minutes=alert_minutes):
-        return "warn"
-    return "late"
-
-
-def _hour_bucket(conn: Connection, column):
-    """The hour of a timestamp as a sortable string 'YYYY-MM-DD HH' on SQLite and PostgreSQL."""
-    if conn.dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24")
-    return func.strftime("%Y-%m-%d %H", column)
 
 
 def _channels(conn: Connection, now: datetime, thresholds: Mapping[str, int], ok_minutes: int) -> list[Channel]:
@@ -399,6 +359,8 @@ LISTS = {
     "quarantined": lambda c, now, h, n: _quarantined(c, now, n),
     "outbox": lambda c, now, h, n: _outbox(c, now, n)[0],
     "mismatches": lambda c, now, h, n: _mismatches(c, now, n),
+    "order_events": lambda c, now, h, n: event_path.waiting_events(c, now, n),
+    "order_change_messages": lambda c, now, h, n: event_path.quarantined_messages(c, now, n),
 }
 
 
@@ -429,15 +391,18 @@ def page_data(
     dag_ids: Iterable[str] = (),
     ship_by_hours: int = DEFAULT_SHIP_BY_HOURS,
     schedule: Mapping[str, Any] | None = None,
+    watcher: Mapping[str, Any] | None = None,
 ) -> PageData:
     """Everything the page shows, in one read-only connection. ``ok_minutes`` defaults to three intervals of the
     import's schedule (``schedule``, read from Airflow when not given); ``ship_by_hours``: the orders at ship-by
-    risk listed are those due within it (the largest ``alert_ship_by_hours`` of the accounts)."""
+    risk listed are those due within it (the largest ``alert_ship_by_hours`` of the accounts); ``watcher``: the
+    ORDER_CHANGE watcher's state (``airflow_meta.order_change_watcher``, read from Airflow when not given)."""
     now = now or datetime.now(UTC)
     schedule = dict(schedule) if schedule is not None else import_schedule()
     if ok_minutes is None:
         ok_minutes = ok_minutes_for(schedule)
     schedule["ok_minutes"] = ok_minutes
+    watcher = order_change_watcher(now) if watcher is None else watcher
     with store.engine.connect() as conn:
         channels = _channels(conn, now, lag_alert_minutes or {}, ok_minutes)
         hours = _chart(conn, now, channels)
@@ -448,6 +413,7 @@ def page_data(
         quarantined = _quarantined(conn, now)
         out, out_counts = _outbox(conn, now)
         open_mismatches = _mismatches(conn, now)
+        events = event_path.event_path(conn, now, watcher)
     return PageData(
         now=now,
         channels=channels,
@@ -465,4 +431,5 @@ def page_data(
         refund_checks=store.refund_checks.summary(
             now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=REFUND_CHECK_DAYS - 1)
         ),
+        order_events=events,
     )

@@ -14,8 +14,10 @@ from urllib.parse import quote
 from jinja2 import Environment
 from markupsafe import Markup
 
-from amazon_commerce_sync.constants import DAG_CANCEL_DECISION, DAG_ORDER_IMPORT
+from amazon_commerce_sync.constants import DAG_CANCEL_DECISION, DAG_ORDER_EVENTS, DAG_ORDER_IMPORT
+from amazon_commerce_sync.store.order_events import MAX_NOT_FOUND
 from amazon_commerce_sync.ui.airflow_meta import run_link
+from amazon_commerce_sync.ui.event_path import LAG_LATE_MINUTES, LAG_OK_MINUTES, WATCHER_STATES
 from amazon_commerce_sync.ui.queries import STATUS_COLUMNS, PageData
 
 # Where the page links order ids to (deployment switches; the Commerce link needs the admin URL).
@@ -33,6 +35,13 @@ def age(delta: timedelta | None) -> str:
     if minutes < 48 * 60:
         return f"{minutes // 60} h {minutes % 60:02d} min"
     return f"{minutes // (24 * 60)} d {minutes % (24 * 60) // 60} h"
+
+
+def ago(delta: timedelta | None) -> str:
+    """Like :func:`age`, in seconds under two minutes (the event path's scale)."""
+    if delta is not None and delta.total_seconds() < 120:
+        return f"{max(int(delta.total_seconds()), 0)} s"
+    return age(delta)
 
 
 def when(value: datetime | None) -> str:
@@ -68,9 +77,15 @@ def _nice_top(value: int) -> int:
         step *= 10
 
 
-def bar_chart(values: list[int], hours: list[datetime], width: int = 840, height: int = 90) -> Markup:
-    """An inline SVG bar chart, one bar per hour, with a value axis (orders per hour: 0, half, top and grid
-    lines), day ticks and a title per bar."""
+def bar_chart(
+    values: list[int],
+    hours: list[datetime],
+    width: int = 840,
+    height: int = 90,
+    label: str = "orders created per hour, last 7 days",
+) -> Markup:
+    """An inline SVG bar chart, one bar per hour, with a value axis (counts per hour: 0, half, top and grid
+    lines), day ticks and a title per bar; ``label`` names it for screen readers."""
     top = _nice_top(max(values, default=0) or 1)
     axis = 34  # room for the value axis labels, left of the bars
     bar = (width - axis) / max(len(values), 1)
@@ -78,7 +93,7 @@ def bar_chart(values: list[int], hours: list[datetime], width: int = 840, height
     height_bars = height - top_y
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height + 16}" width="{width}" height="{height + 16}" '
-        f'role="img" aria-label="orders created per hour, last 7 days (axis 0 to {top})">'
+        f'role="img" aria-label="{escape(label)} (axis 0 to {top})">'
     ]
     ticks = sorted({0, top // 2, top}) if top >= 2 else [0, top]
     for tick in ticks:
@@ -162,6 +177,59 @@ PAGE = """<!doctype html>
  the import, which {{ schedule_text(schedule) }}){% else %} (the import {{ schedule_text(schedule) }}){% endif %},
  <span class="pill warn">behind</span> up to the account's alert threshold
  (<code>alert_import_lag_minutes</code>), <span class="pill late">late</span> beyond.</div>
+
+{% if d.order_events %}{% set e = d.order_events %}{% set w = watcher_state(e.watcher) %}
+<h2 id="order-events">Order events (ORDER_CHANGE)</h2>
+<div>Watcher{% for name in e.watcher.watchers %} <code>{{ name }}</code>{% endfor %}:
+ <span class="pill {{ w[0] }}" id="watcher-state">{{ w[1] }}</span> <span class="muted">{{ w[2] }}{% if
+ e.watcher.heartbeat %} (triggerer heartbeat {{ ago(d.now - e.watcher.heartbeat) }} ago){% endif %}.{% if
+ e.watcher.last_event %} Last batch from the queue {{ ago(d.now - e.watcher.last_event) }} ago,
+ {{ e.watcher.events_last_hour }} in the last hour.{% endif %}</span></div>
+<table id="order-events-summary"><tr><th>Last notification</th><th class="num">Last hour</th>
+ <th class="num">Last 24 h</th><th class="num">Waiting</th><th>Lag</th><th class="num">Unknown to Amazon</th>
+ <th class="num">Quarantined</th><th class="num">Ignored (24 h)</th></tr>
+ <tr><td>{% if e.last_received %}{{ when(e.last_received) }} ({{ ago(d.now - e.last_received) }} ago){% else %}none
+ yet{% endif %}</td><td class="num">{{ e.last_hour.received }}</td><td class="num">{{ e.day.received }}</td>
+ <td class="num">{{ e.waiting }}</td><td><span class="pill {{ e.lag_level }}">{% if e.waiting %}{{ ago(e.lag) }}{%
+ else %}none waiting{% endif %}</span></td><td class="num">{{ e.unknown }}</td><td class="num">{{ e.quarantined }}</td>
+ <td class="num">{{ e.day.ignored_other_seller + e.day.ignored_other_marketplace }}</td></tr>
+</table>
+{% if e.day.received %}<div class="muted" id="order-events-outcomes">Last 24 h: {{ e.day.received }} received,
+ {{ e.day.staged }} staged, {{ e.day.newer }} newer change of a staged order, {{ e.day.older_or_duplicate }} duplicate
+ or older, {{ e.day.quarantined }} quarantined, {{ e.day.ignored_other_seller }} for another seller,
+ {{ e.day.ignored_other_marketplace }} for a marketplace not imported.</div>
+<div class="card"><h3>ORDER_CHANGE notifications received per hour, last 24 hours</h3>
+ {{ chart(e.received_per_hour, e.hours, label="ORDER_CHANGE notifications received per hour, last 24 hours") }}
+</div>
+{% endif %}
+{% if e.accounts %}
+<table id="order-events-accounts"><tr><th>Account</th><th class="num">Waiting</th><th class="num">Being fetched</th>
+ <th>Oldest waiting change</th><th>Lag</th><th class="num">Unknown to Amazon</th></tr>
+ {% for a in e.accounts %}
+ <tr><td>{{ a.account_id }}</td><td class="num">{{ a.waiting }}</td><td class="num">{{ a.in_flight }}</td>
+ <td>{{ when(a.oldest_waiting) }}</td><td><span class="pill {{ a.lag_level }}">{% if a.waiting %}{{ ago(a.lag) }}{%
+ else %}none waiting{% endif %}</span></td><td class="num">{{ a.unknown }}</td></tr>
+ {% endfor %}
+</table>
+<div class="muted"><a href="csv/order_events" class="csv">all {{ e.waiting + e.unknown }} waiting or unknown as
+ CSV</a></div>
+{% endif %}
+{% if e.quarantined %}
+<table id="order-events-quarantine"><tr><th>Message quarantined because</th><th class="num">Messages</th></tr>
+ {% for reason, n in e.quarantine_reasons|dictsort(by="value", reverse=true) %}
+ <tr><td>{{ safe(reason) }}</td><td class="num">{{ n }}</td></tr>{% endfor %}
+</table>
+<div class="muted"><a href="csv/order_change_messages" class="csv">all {{ e.quarantined }} as CSV</a>
+ (SQS message ids; also in <a href="#quarantined">Quarantined</a>).</div>
+{% endif %}
+<div class="muted" id="order-events-legend">{% if not e.used %}No ORDER_CHANGE notification received yet. {% endif
+ %}Amazon publishes ORDER_CHANGE seconds after an order changes; <code>{{ events_dag }}</code> stages the order
+ ids, then fetches each with <code>getOrder</code> and loads it as the import does. Lag = now − the oldest change
+ still waiting to be fetched: <span class="pill ok">ok</span> up to {{ event_lag[0] }} min,
+ <span class="pill warn">behind</span> up to {{ event_lag[1] }} min (the DAG's own schedule picks up what a run
+ left), <span class="pill late">late</span> beyond. <em>Unknown to Amazon</em>: <code>getOrder</code> answered 404
+ {{ max_not_found }} times; the polling import (<code>{{ import_dag }}</code>) has those orders.</div>
+{% endif %}
 
 {% if d.dag_runs %}
 <h2 id="dags">DAG runs</h2>
@@ -357,7 +425,12 @@ def render_page(data: PageData, ok_minutes: int | None = None) -> str:
         run_link=run_link,
         decision_dag=DAG_CANCEL_DECISION,
         import_dag=DAG_ORDER_IMPORT,
+        events_dag=DAG_ORDER_EVENTS,
+        max_not_found=MAX_NOT_FOUND,
+        event_lag=(LAG_OK_MINUTES, LAG_LATE_MINUTES),
+        watcher_state=lambda w: WATCHER_STATES.get(w.get("state", "unknown"), WATCHER_STATES["unknown"]),
         age=age,
+        ago=ago,
         when=when,
         chart=bar_chart,
         amazon_link=amazon_link,
