@@ -16,9 +16,18 @@
    pipelines) passes the import's own page staging (``order_extract``, quarantine included) and then runs the
    import's loader (``order_import.load_orders``: same rules, same exactly-once writes).
    A 404 is counted and retried in later runs, then left to the polling sweep (``unknown``); an order Amazon
-   still shows older than the notification is deferred (Amazon's replicas lag). A run killed anywhere leaves
+   still shows older than the notification is deferred (Amazon's replicas lag), and after :data:`MAX_DEFERRALS`
+   deferrals staged as Amazon shows it and left to the sweep (``stale``). A run killed anywhere leaves
    ``new`` rows (or rows whose lease expires) that the next run takes; what was staged for the loader is also
    loaded by the polling import.
+
+3. Adaptive volume (issue 16), in :func:`fetch_orders`: when more ids wait than getOrder can fetch before the
+   next searchOrders token (:func:`getorder_capacity`, from the shared buckets' current tokens), a thread reads
+   the window ``[oldest staged change - 1 s, now - 2 min]`` with searchOrders pages (up to 100 orders each,
+   0.0056/s burst 20) while getOrder takes the newest ids, so throughput approaches the sum of both limits.
+   Each page goes through the same ``stage_page``; the staged ids it shows in a version at least as new as the
+   notification are marked done (``covered_by_search``), the rest stay for getOrder. The window is a read of its
+   own: the import's cursor does not move.
 
 Outcomes are counts in the task's XCom (ids and counts only, never buyer data).
 """
@@ -27,10 +36,13 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from amazon_commerce_sync import marketplaces
 from amazon_commerce_sync.errors import NotFoundError
 from amazon_commerce_sync.events import reduce_payload
 from amazon_commerce_sync.resources import Resources
@@ -47,6 +59,17 @@ CLAIM_BATCH = 100
 STALE_RETRY_SECONDS = 60
 #: ``lastUpdatedTime`` has whole seconds and may be taken a moment before the notification's change time.
 CLOCK_ALLOWANCE = timedelta(seconds=1)
+#: Deferrals before an order Amazon keeps showing older than its notification is staged as shown (``stale``).
+MAX_DEFERRALS = 5
+#: searchOrders' ``lastUpdatedBefore`` must be at least 2 minutes before the request (FACTS.md, Orders 2026-01-01).
+SEARCH_MIN_AGE = timedelta(minutes=2)
+#: Rows getOrder claims at a time while searchOrders pages run beside it (few, so the pages find them free).
+SHARED_CLAIM_BATCH = 10
+#: A window is read for at most this many times the pages its staged ids fill (orders no notification named
+#: share the window; the searchOrders bucket is the import's too).
+SEARCH_PAGE_SLACK = 2
+
+Stage = Callable[[list[dict[str, Any]]], None]
 
 
 def messages_of(extras: Iterable[Mapping[str, Any] | None]) -> list[dict[str, Any]]:
@@ -108,30 +131,148 @@ def _older(updated: datetime | None, change_time: datetime) -> bool:
     return updated is None or updated.replace(microsecond=0) + CLOCK_ALLOWANCE < change_time.replace(microsecond=0)
 
 
+def getorder_capacity(get_tokens: float, get_rate: float, search_tokens: float, search_rate: float) -> float:
+    """How many getOrder calls the buckets allow before searchOrders' next token: getOrder's tokens now plus its
+    refill until then (0 s when searchOrders has a token now). Tokens as ``AmazonSpApiHook.bucket_tokens`` reads
+    them (shared with the import, possibly negative), rates in tokens per second (Amazon's getOrder 0.5/s burst
+    30, searchOrders 0.0056/s burst 20, ``hooks/operations.py``, scaled by the connection's ``rate_scale``)."""
+    wait = 0.0 if search_tokens >= 1 else (1.0 - search_tokens) / search_rate
+    return max(0.0, get_tokens + get_rate * wait)
+
+
 def fetch_orders(
     ctx: Resources,
     account: AccountSettings,
     *,
     owner: str,
     included_data: Sequence[str],
-    stage_page: Callable[[list[dict[str, Any]]], None],
+    stage_page: Stage,
+    adaptive: bool = True,
 ) -> dict[str, Any]:
-    """getOrder for the account's staged ids, batch by batch; each batch of orders goes to ``stage_page``, then
-    its ids are marked done. Returns counts ``fetched``, ``not_found``, ``unknown``, ``deferred``,
-    ``superseded`` (a newer notification came during the fetch: fetched again next run).
+    """Fetch the account's staged ids, hand the orders to ``stage_page`` and mark the ids done: getOrder batch
+    by batch and, with ``adaptive`` when more ids wait than getOrder can fetch before the next searchOrders token,
+    searchOrders pages of their window beside it (module docstring, 3). The event path's entry point (the task
+    layer and the benchmark call it).
 
-    :param included_data: getOrder's ``includedData`` (the import's, so the staged order is the same).
-    :param stage_page: stages a list of Amazon orders for the import's loader (raises to stop the run).
+    Returns counts ``fetched`` (by getOrder), ``searched_pages``, ``covered_by_search`` (ids a page brought),
+    ``not_found``, ``unknown``, ``deferred``, ``stale_given_up`` (staged as Amazon shows it after
+    :data:`MAX_DEFERRALS` deferrals), ``superseded`` (a newer notification came during the fetch: fetched again
+    next run), ``search_failed`` (the pages stopped on an error; getOrder took the rest).
+
+    :param included_data: getOrder's and searchOrders' ``includedData`` (the import's: the staged order is the same).
+    :param stage_page: stages a list of Amazon orders for the import's loader (raises to stop the run); called
+        from one thread at a time.
+    :raises SettingsError: (adaptive) the account's marketplaces are of more than one Amazon region.
     """
     events = OrderEvents(ctx.store.engine, ctx.actor)
-    summary: collections.Counter[str] = collections.Counter()
+    summary: collections.Counter[str] = collections.Counter(searched_pages=0, covered_by_search=0)
     deferred: set[str] = set()
+    lock = threading.Lock()
+
+    def stage(orders: list[dict[str, Any]]) -> None:
+        with lock:
+            stage_page(orders)
+
+    search = _WindowSearch.launch(ctx, account, events, included_data, stage) if adaptive else None
     try:
-        _fetch(ctx, account, events, owner, summary, deferred, included_data, stage_page)
+        _fetch(ctx, account, events, owner, summary, deferred, included_data, stage, shared=search is not None)
     finally:
+        if search is not None:
+            search.stop.set()
+            search.join()
+            summary.update(search.summary)
         # A failed try leaves its ids to the next run at once; deferred ones wait STALE_RETRY_SECONDS.
         events.release(account.account_id, owner, keep=deferred)
+    if search is not None and search.error is not None:
+        summary["search_failed"] += 1
+        log.warning("%s: searchOrders pages stopped (%s); getOrder fetched the rest", account.account_id, search.error)
     return {"account": account.account_id, **summary}
+
+
+class _WindowSearch(threading.Thread):
+    """searchOrders pages of one window, staged and covering staged ids, beside the getOrder loop."""
+
+    def __init__(self, ctx, account, events, included_data, stage, window, budget) -> None:
+        super().__init__(name=f"order-events-search-{account.account_id}", daemon=True)
+        self.ctx, self.account, self.events = ctx, account, events
+        self.included_data, self.stage, self.window, self.budget = included_data, stage, window, budget
+        self.stop = threading.Event()
+        self.summary: collections.Counter[str] = collections.Counter()
+        self.error: BaseException | None = None
+
+    @classmethod
+    def launch(cls, ctx, account, events, included_data, stage) -> _WindowSearch | None:
+        """The started search when more ids wait than getOrder can fetch before searchOrders' next token and some
+        changed before ``now - 2 min``; else None (getOrder alone)."""
+        hook = ctx.amazon(account)
+        end = datetime.now(UTC) - SEARCH_MIN_AGE
+        backlog = events.backlog(account.account_id, searchable_before=end)
+        if not backlog.searchable or backlog.oldest_searchable is None:
+            return None
+        capacity = _capacity(hook)
+        if backlog.claimable <= capacity:
+            return None
+        window = (backlog.oldest_searchable - CLOCK_ALLOWANCE, end)
+        budget = SEARCH_PAGE_SLACK * math.ceil(backlog.searchable / account.page_size)
+        log.info(
+            "%s: %d staged ids, getOrder can fetch %.0f before the next searchOrders token: searchOrders pages for "
+            "the %d changed in [%s, %s] (at most %d pages) beside getOrder",
+            account.account_id,
+            backlog.claimable,
+            capacity,
+            backlog.searchable,
+            window[0],
+            window[1],
+            budget,
+        )
+        search = cls(ctx, account, events, included_data, stage, window, budget)
+        search.start()
+        return search
+
+    def run(self) -> None:
+        try:
+            self._pages()
+        except Exception as exc:  # noqa: BLE001 - the pages are a shortcut: getOrder fetches what they did not
+            self.error = exc
+
+    def _pages(self) -> None:
+        account, (start, end) = self.account, self.window
+        hook = self.ctx.amazon(account)  # this thread's own hook (sessions are per thread), the same buckets
+        _, ids = marketplaces.account_region(account.account_id, account.marketplace_ids)
+        pages = hook.search_orders(
+            marketplace_ids=ids,
+            last_updated_after=start,
+            last_updated_before=end,
+            included_data=self.included_data,
+            max_results_per_page=account.page_size,
+        )
+        while not self.stop.is_set() and self.summary["searched_pages"] < self.budget:
+            page = next(pages, None)
+            if page is None:
+                return
+            self.stage(page.orders)
+            covered = self.events.cover(account.account_id, _versions(page.orders), _older)
+            self.summary["searched_pages"] += 1
+            self.summary["covered_by_search"] += len(covered)
+            backlog = self.events.backlog(account.account_id, searchable_before=end)
+            if not backlog.searchable or backlog.claimable <= _capacity(hook):
+                return  # getOrder finishes before another page would come
+
+
+def _capacity(hook: Any) -> float:
+    """:func:`getorder_capacity` from the hook's shared buckets now."""
+    return getorder_capacity(*hook.bucket_tokens("getOrder"), *hook.bucket_tokens("searchOrders"))
+
+
+def _versions(orders: list[dict[str, Any]]) -> dict[str, datetime]:
+    """Order id -> ``lastUpdatedTime`` of a page's orders (an order without a readable one covers nothing)."""
+    out = {}
+    for order in orders:
+        try:
+            out[str(order["orderId"])] = parse_time(order["lastUpdatedTime"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
 
 
 def _fetch(
@@ -142,17 +283,23 @@ def _fetch(
     summary: collections.Counter[str],
     deferred: set[str],
     included_data: Sequence[str],
-    stage_page: Callable[[list[dict[str, Any]]], None],
+    stage_page: Stage,
+    *,
+    shared: bool = False,
 ) -> None:
-    """Claim, getOrder and stage the account's staged ids (see :func:`fetch_orders`)."""
+    """Claim, getOrder and stage the account's staged ids (see :func:`fetch_orders`); ``shared``: searchOrders
+    pages run beside, so take few ids at a time, newest first (the pages read from the oldest)."""
     hook = ctx.amazon(account)
     seen: set[str] = set()  # asked once per run: a 404 or a deferred order waits for the next run
+    limit = SHARED_CLAIM_BATCH if shared else CLAIM_BATCH
     while True:
-        claimed = events.claim(account.account_id, owner, limit=CLAIM_BATCH, lease_seconds=LEASE_SECONDS, exclude=seen)
+        claimed = events.claim(
+            account.account_id, owner, limit=limit, lease_seconds=LEASE_SECONDS, exclude=seen, newest_first=shared
+        )
         if not claimed:
             break
         seen.update(row["amazon_order_id"] for row in claimed)
-        orders, fetched_rows = [], []
+        orders, fetched_rows, given_up = [], [], []
         for row in claimed:
             try:
                 order = hook.get_order(row["amazon_order_id"], included_data=included_data)
@@ -163,16 +310,20 @@ def _fetch(
                 summary["unknown" if state == "unknown" else "not_found"] += 1
                 continue
             updated = parse_time(order["lastUpdatedTime"]) if order.get("lastUpdatedTime") else None
-            if _older(updated, row["change_time"]):
+            stale = _older(updated, row["change_time"])
+            if stale and row["deferrals"] < MAX_DEFERRALS:
                 events.defer(row, owner, STALE_RETRY_SECONDS)
                 deferred.add(row["amazon_order_id"])
                 summary["deferred"] += 1
                 continue
             orders.append(order)
-            fetched_rows.append((row, updated))
+            (given_up if stale else fetched_rows).append((row, updated))
         if orders:
             stage_page(orders)
         for row, updated in fetched_rows:
             summary["fetched"] += 1
             if not events.finish(row, owner, loaded_updated_at=updated):
                 summary["superseded"] += 1  # a newer notification came meanwhile: fetched again next run
+        for row, updated in given_up:  # staged as Amazon shows it; the notified change is the polling sweep's
+            summary["fetched"] += 1
+            summary["stale_given_up" if events.give_up(row, owner, loaded_updated_at=updated) else "superseded"] += 1
