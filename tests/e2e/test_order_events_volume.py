@@ -165,3 +165,39 @@ def test_failing_search_pages_leave_every_id_to_getorder(subscribed, sqs):
     assert (fetched["search_failed"], fetched["searched_pages"], fetched["fetched"]) == (1, 0, count), fetched
     assert amazon_stats(channel)["searchOrders"]["faults"] >= 1
     assert_each_in_commerce_once(channel, ids)
+
+
+def test_ids_passing_the_two_minute_line_during_a_run_are_searched_from_then_on(channel):
+    """A fresh burst cannot be searched (searchOrders shows nothing of the last 2 minutes); once getOrder has
+    worked long enough for its ids to pass that line, the next decision reads them with searchOrders pages. Called
+    as the task and the benchmark call it (``order_events.fetch_orders``), getOrder slowed by the sandbox."""
+    from amazon_commerce_sync.resources import open_resources
+    from amazon_commerce_sync.store.order_events import OrderEvents
+
+    count, lead = 100, timedelta(seconds=8)
+    ids, when = changed_orders(channel, count, seed=57, age=order_events.SEARCH_MIN_AGE - lead)
+    ctx = open_resources("tests")
+    account = ctx.settings.accounts[0]
+    staged_ids = [
+        {
+            "account_id": account.account_id,
+            "amazon_order_id": order_id,
+            "change_time": when,
+            "notification_id": f"n-{order_id}",
+            "change_type": "OrderStatusChange",
+        }
+        for order_id in ids
+    ]
+    OrderEvents(ctx.store.engine, "tests").stage(staged_ids)
+    channel.amazon_faults(latency_ms=150, operations=["getOrder"])  # 100 getOrder: 15 s, past the 2-minute line
+    staged: list[dict] = []
+
+    fetched = order_events.fetch_orders(
+        ctx, account, owner="tests", included_data=("BUYER", "RECIPIENT"), stage_page=staged.extend
+    )
+    assert datetime.now(UTC) - when > order_events.SEARCH_MIN_AGE
+    assert fetched["searched_pages"] >= 1 and fetched["covered_by_search"] >= 1, fetched
+    assert fetched["fetched"] >= order_events.SHARED_CLAIM_BATCH, fetched  # getOrder alone at first
+    assert fetched["fetched"] + fetched["covered_by_search"] == count, fetched
+    assert {o["orderId"] for o in staged} == set(ids)
+    ctx.store.engine.dispose()

@@ -63,7 +63,8 @@ CLOCK_ALLOWANCE = timedelta(seconds=1)
 MAX_DEFERRALS = 5
 #: searchOrders' ``lastUpdatedBefore`` must be at least 2 minutes before the request (FACTS.md, Orders 2026-01-01).
 SEARCH_MIN_AGE = timedelta(minutes=2)
-#: Rows getOrder claims at a time while searchOrders pages run beside it (few, so the pages find them free).
+#: Rows getOrder claims at a time in adaptive mode (few: the pages find the rest free, and the choice between the
+#: operations is made again before each batch).
 SHARED_CLAIM_BATCH = 10
 #: A window is read for at most this many times the pages its staged ids fill (orders no notification named
 #: share the window; the searchOrders bucket is the import's too).
@@ -150,9 +151,9 @@ def fetch_orders(
     adaptive: bool = True,
 ) -> dict[str, Any]:
     """Fetch the account's staged ids, hand the orders to ``stage_page`` and mark the ids done: getOrder batch
-    by batch and, with ``adaptive`` when more ids wait than getOrder can fetch before the next searchOrders token,
-    searchOrders pages of their window beside it (module docstring, 3). The event path's entry point (the task
-    layer and the benchmark call it).
+    by batch and, with ``adaptive`` whenever more ids wait than getOrder can fetch before the next searchOrders
+    token, searchOrders pages of their window beside it (module docstring, 3; decided before every batch, as ids
+    pass the 2-minute line during a long run). The event path's entry point (the task layer and the benchmark).
 
     Returns counts ``fetched`` (by getOrder), ``searched_pages``, ``covered_by_search`` (ids a page brought),
     ``not_found``, ``unknown``, ``deferred``, ``stale_given_up`` (staged as Amazon shows it after
@@ -162,7 +163,7 @@ def fetch_orders(
     :param included_data: getOrder's and searchOrders' ``includedData`` (the import's: the staged order is the same).
     :param stage_page: stages a list of Amazon orders for the import's loader (raises to stop the run); called
         from one thread at a time.
-    :raises SettingsError: (adaptive) the account's marketplaces are of more than one Amazon region.
+    :raises SettingsError: (``adaptive``) the account's marketplaces are of more than one Amazon region.
     """
     events = OrderEvents(ctx.store.engine, ctx.actor)
     summary: collections.Counter[str] = collections.Counter(searched_pages=0, covered_by_search=0)
@@ -173,46 +174,54 @@ def fetch_orders(
         with lock:
             stage_page(orders)
 
-    search = _WindowSearch.launch(ctx, account, events, included_data, stage) if adaptive else None
+    searches = _Searches(ctx, account, events, included_data, stage) if adaptive else None
     try:
-        _fetch(ctx, account, events, owner, summary, deferred, included_data, stage, shared=search is not None)
+        _fetch(ctx, account, events, owner, summary, deferred, included_data, stage, searches)
     finally:
-        if search is not None:
-            search.stop.set()
-            search.join()
-            summary.update(search.summary)
+        if searches is not None:
+            searches.close(summary)
         # A failed try leaves its ids to the next run at once; deferred ones wait STALE_RETRY_SECONDS.
         events.release(account.account_id, owner, keep=deferred)
-    if search is not None and search.error is not None:
-        summary["search_failed"] += 1
-        log.warning("%s: searchOrders pages stopped (%s); getOrder fetched the rest", account.account_id, search.error)
     return {"account": account.account_id, **summary}
 
 
-class _WindowSearch(threading.Thread):
-    """searchOrders pages of one window, staged and covering staged ids, beside the getOrder loop."""
+class _Searches:
+    """The run's searchOrders windows: one at a time beside getOrder, each after the one before (never read twice);
+    none after a window stopped on an error or its page budget."""
 
-    def __init__(self, ctx, account, events, included_data, stage, window, budget) -> None:
-        super().__init__(name=f"order-events-search-{account.account_id}", daemon=True)
-        self.ctx, self.account, self.events = ctx, account, events
-        self.included_data, self.stage, self.window, self.budget = included_data, stage, window, budget
-        self.stop = threading.Event()
-        self.summary: collections.Counter[str] = collections.Counter()
-        self.error: BaseException | None = None
+    def __init__(self, ctx, account, events, included_data, stage) -> None:
+        self.ctx, self.account, self.events, self.included_data, self.stage = ctx, account, events, included_data, stage
+        # One window for all the account's marketplaces (one token a page whatever their number, FACTS.md).
+        self.marketplace_ids = marketplaces.account_region(account.account_id, account.marketplace_ids)[1]
+        self.done: list[_WindowSearch] = []
+        self.current: _WindowSearch | None = None
+        self.searched_until: datetime | None = None
 
-    @classmethod
-    def launch(cls, ctx, account, events, included_data, stage) -> _WindowSearch | None:
-        """The started search when more ids wait than getOrder can fetch before searchOrders' next token and some
-        changed before ``now - 2 min``; else None (getOrder alone)."""
-        hook = ctx.amazon(account)
+    def running(self) -> bool:
+        """True while a window's pages run; else starts one when the backlog calls for it (:meth:`_launch`)."""
+        if self.current is not None:
+            if self.current.is_alive():
+                return True
+            self.done.append(self.current)
+            self.current = None
+        if any(s.error is not None or s.exhausted for s in self.done):
+            return False
+        self.current = self._launch()
+        return self.current is not None
+
+    def _launch(self) -> _WindowSearch | None:
+        """A started window when more ids wait than getOrder can fetch before searchOrders' next token and some
+        changed before ``now - 2 min`` (after the previous window); else None (getOrder alone)."""
+        account = self.account
         end = datetime.now(UTC) - SEARCH_MIN_AGE
-        backlog = events.backlog(account.account_id, searchable_before=end)
+        backlog = self.events.backlog(account.account_id, searchable_before=end, searchable_after=self.searched_until)
         if not backlog.searchable or backlog.oldest_searchable is None:
             return None
-        capacity = _capacity(hook)
+        capacity = _capacity(self.ctx.amazon(account))
         if backlog.claimable <= capacity:
             return None
-        window = (backlog.oldest_searchable - CLOCK_ALLOWANCE, end)
+        start = backlog.oldest_searchable - CLOCK_ALLOWANCE
+        window = (max(start, self.searched_until) if self.searched_until else start, end)
         budget = SEARCH_PAGE_SLACK * math.ceil(backlog.searchable / account.page_size)
         log.info(
             "%s: %d staged ids, getOrder can fetch %.0f before the next searchOrders token: searchOrders pages for "
@@ -225,9 +234,39 @@ class _WindowSearch(threading.Thread):
             window[1],
             budget,
         )
-        search = cls(ctx, account, events, included_data, stage, window, budget)
+        self.searched_until = end
+        search = _WindowSearch(self, window, budget)
         search.start()
         return search
+
+    def close(self, summary: collections.Counter[str]) -> None:
+        """Stop the running window after its page, wait for it, and add every window's counts to ``summary``."""
+        if self.current is not None:
+            self.current.stop.set()
+            self.current.join()
+            self.done.append(self.current)
+        for search in self.done:
+            summary.update(search.summary)
+            if search.error is not None:
+                summary["search_failed"] += 1
+                log.warning(
+                    "%s: searchOrders pages stopped (%s); getOrder fetched the rest",
+                    self.account.account_id,
+                    search.error,
+                )
+
+
+class _WindowSearch(threading.Thread):
+    """searchOrders pages of one window, staged and covering staged ids, beside the getOrder loop."""
+
+    def __init__(self, searches: _Searches, window: tuple[datetime, datetime], budget: int) -> None:
+        super().__init__(name=f"order-events-search-{searches.account.account_id}", daemon=True)
+        self.searches, self.account, self.events = searches, searches.account, searches.events
+        self.window, self.budget = window, budget
+        self.stop = threading.Event()
+        self.summary: collections.Counter[str] = collections.Counter()
+        self.error: BaseException | None = None
+        self.exhausted = False  # stopped by its page budget with pages left
 
     def run(self) -> None:
         try:
@@ -237,24 +276,28 @@ class _WindowSearch(threading.Thread):
 
     def _pages(self) -> None:
         account, (start, end) = self.account, self.window
-        hook = self.ctx.amazon(account)  # this thread's own hook (sessions are per thread), the same buckets
-        _, ids = marketplaces.account_region(account.account_id, account.marketplace_ids)
+        hook = self.searches.ctx.amazon(account)  # this thread's own hook (sessions are per thread), the same buckets
         pages = hook.search_orders(
-            marketplace_ids=ids,
+            marketplace_ids=self.searches.marketplace_ids,
             last_updated_after=start,
             last_updated_before=end,
-            included_data=self.included_data,
+            included_data=self.searches.included_data,
             max_results_per_page=account.page_size,
         )
-        while not self.stop.is_set() and self.summary["searched_pages"] < self.budget:
+        while not self.stop.is_set():
             page = next(pages, None)
             if page is None:
                 return
-            self.stage(page.orders)
+            self.searches.stage(page.orders)
             covered = self.events.cover(account.account_id, _versions(page.orders), _older)
             self.summary["searched_pages"] += 1
             self.summary["covered_by_search"] += len(covered)
-            backlog = self.events.backlog(account.account_id, searchable_before=end)
+            if page.next_token is None:
+                return
+            if self.summary["searched_pages"] >= self.budget:
+                self.exhausted = True
+                return
+            backlog = self.events.backlog(account.account_id, searchable_before=end, searchable_after=start)
             if not backlog.searchable or backlog.claimable <= _capacity(hook):
                 return  # getOrder finishes before another page would come
 
@@ -284,17 +327,18 @@ def _fetch(
     deferred: set[str],
     included_data: Sequence[str],
     stage_page: Stage,
-    *,
-    shared: bool = False,
+    searches: _Searches | None,
 ) -> None:
-    """Claim, getOrder and stage the account's staged ids (see :func:`fetch_orders`); ``shared``: searchOrders
-    pages run beside, so take few ids at a time, newest first (the pages read from the oldest)."""
+    """Claim, getOrder and stage the account's staged ids (see :func:`fetch_orders`). With ``searches``, few ids a
+    batch (the decision is made again before each) and, while a window's pages run, newest first (the pages read
+    from the oldest)."""
     hook = ctx.amazon(account)
     seen: set[str] = set()  # asked once per run: a 404 or a deferred order waits for the next run
-    limit = SHARED_CLAIM_BATCH if shared else CLAIM_BATCH
+    limit = CLAIM_BATCH if searches is None else SHARED_CLAIM_BATCH
     while True:
+        beside = searches is not None and searches.running()
         claimed = events.claim(
-            account.account_id, owner, limit=limit, lease_seconds=LEASE_SECONDS, exclude=seen, newest_first=shared
+            account.account_id, owner, limit=limit, lease_seconds=LEASE_SECONDS, exclude=seen, newest_first=beside
         )
         if not claimed:
             break

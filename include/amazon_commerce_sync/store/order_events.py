@@ -146,12 +146,16 @@ class OrderEvents(Aggregate):
                 claimed.append({**row._mapping, "change_time": aware(row.change_time)})
         return claimed
 
-    def backlog(self, account_id: str, *, searchable_before: datetime) -> Backlog:
+    def backlog(
+        self, account_id: str, *, searchable_before: datetime, searchable_after: datetime | None = None
+    ) -> Backlog:
         """How many ``new`` rows of the account no live lease holds, and how many of them changed at or before
-        ``searchable_before`` (with the oldest such change)."""
+        ``searchable_before`` (and after ``searchable_after``), with the oldest such change."""
         c = order_events.c
         free = _free(time.time())
         older = c.change_time <= searchable_before
+        if searchable_after is not None:
+            older = and_(older, c.change_time > searchable_after)
         query = select(
             func.count(),
             func.count().filter(older),
