@@ -333,17 +333,18 @@ def _fetch(
     batch (the decision is made again before each) and, while a window's pages run, newest first (the pages read
     from the oldest)."""
     hook = ctx.amazon(account)
-    seen: set[str] = set()  # asked once per run: a 404 or a deferred order waits for the next run
+    # Asked once per run: a 404, a deferred order or one re-armed during its fetch waits for the next run. Only
+    # those stay ``new``, so only they are excluded from the claims (a short list, whatever the run's volume).
+    later: set[str] = set()
     limit = CLAIM_BATCH if searches is None else SHARED_CLAIM_BATCH
     while True:
         beside = searches is not None and searches.running()
         claimed = events.claim(
-            account.account_id, owner, limit=limit, lease_seconds=LEASE_SECONDS, exclude=seen, newest_first=beside
+            account.account_id, owner, limit=limit, lease_seconds=LEASE_SECONDS, exclude=later, newest_first=beside
         )
         if not claimed:
             break
-        seen.update(row["amazon_order_id"] for row in claimed)
-        orders, fetched_rows, given_up = [], [], []
+        orders, fetched_rows = [], []
         for row in claimed:
             try:
                 order = hook.get_order(row["amazon_order_id"], included_data=included_data)
@@ -352,22 +353,27 @@ def _fetch(
             if not order:
                 state = events.not_found(row, owner)
                 summary["unknown" if state == "unknown" else "not_found"] += 1
+                later.add(row["amazon_order_id"])
                 continue
             updated = parse_time(order["lastUpdatedTime"]) if order.get("lastUpdatedTime") else None
             stale = _older(updated, row["change_time"])
             if stale and row["deferrals"] < MAX_DEFERRALS:
                 events.defer(row, owner, STALE_RETRY_SECONDS)
                 deferred.add(row["amazon_order_id"])
+                later.add(row["amazon_order_id"])
                 summary["deferred"] += 1
                 continue
             orders.append(order)
-            (given_up if stale else fetched_rows).append((row, updated))
+            fetched_rows.append((row, updated, stale))
         if orders:
             stage_page(orders)
-        for row, updated in fetched_rows:
+        for row, updated, stale in fetched_rows:
             summary["fetched"] += 1
-            if not events.finish(row, owner, loaded_updated_at=updated):
+            if stale:  # staged as Amazon shows it after MAX_DEFERRALS; the notified change is the polling sweep's
+                settled = events.give_up(row, owner, loaded_updated_at=updated)
+                summary["stale_given_up"] += settled
+            else:
+                settled = events.finish(row, owner, loaded_updated_at=updated)
+            if not settled:
                 summary["superseded"] += 1  # a newer notification came meanwhile: fetched again next run
-        for row, updated in given_up:  # staged as Amazon shows it; the notified change is the polling sweep's
-            summary["fetched"] += 1
-            summary["stale_given_up" if events.give_up(row, owner, loaded_updated_at=updated) else "superseded"] += 1
+                later.add(row["amazon_order_id"])
