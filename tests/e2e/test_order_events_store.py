@@ -116,3 +116,17 @@ def test_deferrals_are_counted_and_a_given_up_row_is_stale(state_store):
     events.stage([event(at=T0 + timedelta(seconds=1), notification="n2")])  # a newer change re-arms it
     (row,) = events.claim("acct", "w1", limit=1, lease_seconds=60)
     assert (row["deferrals"], row["notification_id"]) == (0, "n2")
+
+
+def test_a_burst_of_thousands_is_staged_in_one_call(state_store):
+    """One run stages every message of its asset events: on Prime Day thousands (SQLite refuses one query over
+    them all: "Expression tree is too large")."""
+    events = OrderEvents(state_store.engine, "tests")
+    burst = [event(f"111-0000005-{n:07d}", notification=f"p{n}") for n in range(1500)]
+    assert events.stage(burst) == {"staged": 1500}
+    assert events.stage(
+        burst[:10] + [event("111-0000005-0000001", at=T0 + timedelta(seconds=1), notification="q")]
+    ) == {
+        "older_or_duplicate": 10,
+        "newer": 1,
+    }

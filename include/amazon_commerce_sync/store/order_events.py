@@ -30,6 +30,9 @@ from amazon_commerce_sync.store.base import Aggregate, aware, insert
 from amazon_commerce_sync.store.schema import order_events
 from amazon_commerce_sync.times import utcnow
 
+#: Keys read per query when staging (SQLite refuses an expression deeper than 1,000: a burst of thousands of
+#: notifications in one run is read in chunks).
+STAGE_CHUNK = 200
 #: getOrder 404s before an order event is left to the polling sweep (Amazon may not show a brand-new order yet).
 MAX_NOT_FOUND = 3
 
@@ -74,11 +77,14 @@ class OrderEvents(Aggregate):
         now = utcnow()
         c = order_events.c
         with self.engine.begin() as conn:
-            keys = [and_(c.account_id == a, c.amazon_order_id == o) for a, o in newest]
-            query = select(c.account_id, c.amazon_order_id, c.change_time).where(or_(*keys))
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update()
-            stored = {(r.account_id, r.amazon_order_id): aware(r.change_time) for r in conn.execute(query)}
+            stored: dict[tuple[str, str], datetime] = {}
+            pending = list(newest)
+            for at in range(0, len(pending), STAGE_CHUNK):
+                keys = [and_(c.account_id == a, c.amazon_order_id == o) for a, o in pending[at : at + STAGE_CHUNK]]
+                query = select(c.account_id, c.amazon_order_id, c.change_time).where(or_(*keys))
+                if conn.dialect.name == "postgresql":
+                    query = query.with_for_update()
+                stored.update({(r.account_id, r.amazon_order_id): aware(r.change_time) for r in conn.execute(query)})
             for key, event in newest.items():
                 values = {
                     "change_time": event["change_time"],
