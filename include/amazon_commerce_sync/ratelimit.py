@@ -16,8 +16,10 @@ which is a queue of callers already promised a future slot), commits, and only t
 sleeps until its slot. Nobody holds a lock while sleeping, and across all holders the
 number of acquisitions completed by time ``t`` never exceeds ``burst + rate * elapsed``.
 
-``penalize(key)`` empties a bucket when the server answered 429 anyway (another client
-spent the tokens), so every worker backs off, not only the one that was refused.
+``tokens(key, ...)`` reads a bucket's balance without taking a token (to plan calls, e.g. the event-driven
+import choosing between getOrder and searchOrders). ``penalize(key)`` empties a bucket when the server
+answered 429 anyway (another client spent the tokens), so every worker backs off, not only the one that
+was refused.
 """
 
 from __future__ import annotations
@@ -56,6 +58,16 @@ class Limiter(Protocol):
         """Empty bucket ``key`` (the server answered 429 although we had a token)."""
         ...
 
+    def tokens(self, key: str, rate: float, burst: int) -> float:
+        """The balance of bucket ``key`` now, refilled and capped at ``burst``, without taking a token: below
+        1 means the next ``acquire`` waits; negative, that callers already hold slots (a new bucket is full)."""
+        ...
+
+
+def refilled(tokens: float, updated_at: float, now: float, rate: float, burst: int) -> float:
+    """A bucket's balance at ``now``: ``tokens`` at ``updated_at`` plus ``rate`` a second, at most ``burst``."""
+    return min(float(burst), tokens + max(0.0, now - updated_at) * rate)
+
 
 def reserve(tokens: float, updated_at: float, now: float, rate: float, burst: int) -> tuple[float, float]:
     """Refill a bucket to ``now`` and take one token: returns (new balance, seconds to wait).
@@ -65,8 +77,7 @@ def reserve(tokens: float, updated_at: float, now: float, rate: float, burst: in
     """
     if rate <= 0:
         raise ValueError("rate must be positive")
-    elapsed = max(0.0, now - updated_at)
-    balance = min(float(burst), tokens + elapsed * rate) - 1.0
+    balance = refilled(tokens, updated_at, now, rate, burst) - 1.0
     wait = 0.0 if balance >= 0 else -balance / rate
     return balance, wait
 
@@ -110,6 +121,12 @@ class LocalLimiter:
             now = self._clock()
             tokens, _ = self._buckets.get(key, (0.0, now))
             self._buckets[key] = (min(tokens, 0.0), now)
+
+    def tokens(self, key: str, rate: float, burst: int) -> float:
+        with self._lock:
+            now = self._clock()
+            tokens, updated_at = self._buckets.get(key, (float(burst), now))
+        return refilled(tokens, updated_at, now, rate, burst)
 
 
 class SqlLimiter:
@@ -200,3 +217,13 @@ class SqlLimiter:
             return min(tokens, 0.0), now
 
         self._transaction(key, 0.0, drain)
+
+    def tokens(self, key: str, rate: float, burst: int) -> float:
+        table = self.table
+        query = select(table.c.tokens, table.c.updated_at).where(table.c.bucket_key == key)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return float(burst)
+        updated_at = float(row.updated_at)
+        return refilled(float(row.tokens), updated_at, max(self._clock(), updated_at), rate, burst)

@@ -157,3 +157,22 @@ def test_sql_limiter_on_postgresql_holds_across_engines_and_threads(pg_url):
     assert_within_rate(start, done, rate, burst, expected=24)
     for e in engines:
         e.dispose()
+
+
+def test_tokens_reads_a_bucket_without_taking_one(tmp_path):
+    """What the event-driven import plans with: a new bucket is full, reservations show as a negative balance,
+    the refill is capped at the burst, and reading takes nothing; the same on both limiters."""
+    clock = FakeClock()
+    (engine,) = sqlite_engines(tmp_path / "store.db", 1)
+    for limiter in (LocalLimiter(clock=clock, sleep=clock.sleep), SqlLimiter(engine, clock=clock, sleep=clock.sleep)):
+        key = f"k-{type(limiter).__name__}"
+        assert limiter.tokens(key, 2.0, 5) == 5.0
+        for _ in range(7):
+            limiter.acquire(key, 2.0, 5)
+        assert limiter.tokens(key, 2.0, 5) == pytest.approx(-2.0)
+        assert limiter.tokens(key, 2.0, 5) == pytest.approx(-2.0)  # reading took nothing
+        clock.now += 1.5
+        assert limiter.tokens(key, 2.0, 5) == pytest.approx(1.0)
+        clock.now += 100
+        assert limiter.tokens(key, 2.0, 5) == 5.0
+    engine.dispose()

@@ -238,6 +238,12 @@ class AmazonSpApiHook(RestHook):
             max(1, burst - BURST_HEADROOM),
         )
 
+    def bucket_tokens(self, operation: str) -> tuple[float, float]:
+        """(tokens now, tokens per second) of the operation's client-side bucket, the one every caller of it for
+        this seller shares (``Limiter.tokens``; nothing is taken). Rate: Amazon's (``hooks/operations.py``) scaled."""
+        key, rate, burst = self._bucket(operation)
+        return self.limiter.tokens(key, rate, burst), rate
+
     def _attempt(self, method: str, path: str, operation: str, params: Any, body: Any) -> requests.Response:
         """One attempt, after a token from the operation's bucket; a 429 drains the bucket for everyone.
 

@@ -16,9 +16,18 @@
    pipelines) passes the import's own page staging (``order_extract``, quarantine included) and then runs the
    import's loader (``order_import.load_orders``: same rules, same exactly-once writes).
    A 404 is counted and retried in later runs, then left to the polling sweep (``unknown``); an order Amazon
-   still shows older than the notification is deferred (Amazon's replicas lag). A run killed anywhere leaves
+   still shows older than the notification is deferred (Amazon's replicas lag), and after :data:`MAX_DEFERRALS`
+   deferrals staged as Amazon shows it and left to the sweep (``stale``). A run killed anywhere leaves
    ``new`` rows (or rows whose lease expires) that the next run takes; what was staged for the loader is also
    loaded by the polling import.
+
+3. Adaptive volume (issue 16), in :func:`fetch_orders`: when more ids wait than getOrder can fetch before the
+   next searchOrders token (:func:`getorder_capacity`, from the shared buckets' current tokens), a thread reads
+   the window ``[oldest staged change - 1 s, now - 2 min]`` with searchOrders pages (up to 100 orders each,
+   0.0056/s burst 20) while getOrder takes the newest ids, so throughput approaches the sum of both limits.
+   Each page goes through the same ``stage_page``; the staged ids it shows in a version at least as new as the
+   notification are marked done (``covered_by_search``), the rest stay for getOrder. The window is a read of its
+   own: the import's cursor does not move.
 
 Outcomes are counts in the task's XCom (ids and counts only, never buyer data).
 """
@@ -27,10 +36,13 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from amazon_commerce_sync import marketplaces
 from amazon_commerce_sync.errors import NotFoundError
 from amazon_commerce_sync.events import reduce_payload
 from amazon_commerce_sync.resources import Resources
@@ -52,6 +64,18 @@ CLAIM_BATCH = 100
 STALE_RETRY_SECONDS = 60
 #: ``lastUpdatedTime`` has whole seconds and may be taken a moment before the notification's change time.
 CLOCK_ALLOWANCE = timedelta(seconds=1)
+#: Deferrals before an order Amazon keeps showing older than its notification is staged as shown (``stale``).
+MAX_DEFERRALS = 5
+#: searchOrders' ``lastUpdatedBefore`` must be at least 2 minutes before the request (FACTS.md, Orders 2026-01-01).
+SEARCH_MIN_AGE = timedelta(minutes=2)
+#: Rows getOrder claims at a time in adaptive mode (few: the pages find the rest free, and the choice between the
+#: operations is made again before each batch).
+SHARED_CLAIM_BATCH = 10
+#: A window is read for at most this many times the pages its staged ids fill (orders no notification named
+#: share the window; the searchOrders bucket is the import's too).
+SEARCH_PAGE_SLACK = 2
+
+Stage = Callable[[list[dict[str, Any]]], None]
 
 
 def messages_of(extras: Iterable[Mapping[str, Any] | None]) -> list[dict[str, Any]]:
@@ -118,30 +142,190 @@ def _older(updated: datetime | None, change_time: datetime) -> bool:
     return updated is None or updated.replace(microsecond=0) + CLOCK_ALLOWANCE < change_time.replace(microsecond=0)
 
 
+def getorder_capacity(get_tokens: float, get_rate: float, search_tokens: float, search_rate: float) -> float:
+    """How many getOrder calls the buckets allow before searchOrders' next token: getOrder's tokens now plus its
+    refill until then (0 s when searchOrders has a token now). Tokens as ``AmazonSpApiHook.bucket_tokens`` reads
+    them (shared with the import, possibly negative), rates in tokens per second (Amazon's getOrder 0.5/s burst
+    30, searchOrders 0.0056/s burst 20, ``hooks/operations.py``, scaled by the connection's ``rate_scale``)."""
+    wait = 0.0 if search_tokens >= 1 else (1.0 - search_tokens) / search_rate
+    return max(0.0, get_tokens + get_rate * wait)
+
+
 def fetch_orders(
     ctx: Resources,
     account: AccountSettings,
     *,
     owner: str,
     included_data: Sequence[str],
-    stage_page: Callable[[list[dict[str, Any]]], None],
+    stage_page: Stage,
+    adaptive: bool = True,
 ) -> dict[str, Any]:
-    """getOrder for the account's staged ids, batch by batch; each batch of orders goes to ``stage_page``, then
-    its ids are marked done. Returns counts ``fetched``, ``not_found``, ``unknown``, ``deferred``,
-    ``superseded`` (a newer notification came during the fetch: fetched again next run).
+    """Fetch the account's staged ids, hand the orders to ``stage_page`` and mark the ids done: getOrder batch
+    by batch and, with ``adaptive`` whenever more ids wait than getOrder can fetch before the next searchOrders
+    token, searchOrders pages of their window beside it (module docstring, 3; decided before every batch, as ids
+    pass the 2-minute line during a long run). The event path's entry point (the task layer and the benchmark).
 
-    :param included_data: getOrder's ``includedData`` (the import's, so the staged order is the same).
-    :param stage_page: stages a list of Amazon orders for the import's loader (raises to stop the run).
+    Returns counts ``fetched`` (by getOrder), ``searched_pages``, ``covered_by_search`` (ids a page brought),
+    ``not_found``, ``unknown``, ``deferred``, ``stale_given_up`` (staged as Amazon shows it after
+    :data:`MAX_DEFERRALS` deferrals), ``superseded`` (a newer notification came during the fetch: fetched again
+    next run), ``search_failed`` (the pages stopped on an error; getOrder took the rest).
+
+    :param included_data: getOrder's and searchOrders' ``includedData`` (the import's: the staged order is the same).
+    :param stage_page: stages a list of Amazon orders for the import's loader (raises to stop the run); called
+        from one thread at a time.
+    :raises SettingsError: (``adaptive``) the account's marketplaces are of more than one Amazon region.
     """
     events = OrderEvents(ctx.store.engine, ctx.actor)
-    summary: collections.Counter[str] = collections.Counter()
+    summary: collections.Counter[str] = collections.Counter(searched_pages=0, covered_by_search=0)
     deferred: set[str] = set()
+    lock = threading.Lock()
+
+    def stage(orders: list[dict[str, Any]]) -> None:
+        with lock:
+            stage_page(orders)
+
+    searches = _Searches(ctx, account, events, included_data, stage) if adaptive else None
     try:
-        _fetch(ctx, account, events, owner, summary, deferred, included_data, stage_page)
+        _fetch(ctx, account, events, owner, summary, deferred, included_data, stage, searches)
     finally:
+        if searches is not None:
+            searches.close(summary)
         # A failed try leaves its ids to the next run at once; deferred ones wait STALE_RETRY_SECONDS.
         events.release(account.account_id, owner, keep=deferred)
     return {"account": account.account_id, **summary}
+
+
+class _Searches:
+    """The run's searchOrders windows: one at a time beside getOrder, each after the one before (never read twice);
+    none after a window stopped on an error or its page budget."""
+
+    def __init__(self, ctx, account, events, included_data, stage) -> None:
+        self.ctx, self.account, self.events, self.included_data, self.stage = ctx, account, events, included_data, stage
+        # One window for all the account's marketplaces (one token a page whatever their number, FACTS.md).
+        self.marketplace_ids = marketplaces.account_region(account.account_id, account.marketplace_ids)[1]
+        self.done: list[_WindowSearch] = []
+        self.current: _WindowSearch | None = None
+        self.searched_until: datetime | None = None
+
+    def running(self) -> bool:
+        """True while a window's pages run; else starts one when the backlog calls for it (:meth:`_launch`)."""
+        if self.current is not None:
+            if self.current.is_alive():
+                return True
+            self.done.append(self.current)
+            self.current = None
+        if any(s.error is not None or s.exhausted for s in self.done):
+            return False
+        self.current = self._launch()
+        return self.current is not None
+
+    def _launch(self) -> _WindowSearch | None:
+        """A started window when more ids wait than getOrder can fetch before searchOrders' next token and some
+        changed before ``now - 2 min`` (after the previous window); else None (getOrder alone)."""
+        account = self.account
+        end = datetime.now(UTC) - SEARCH_MIN_AGE
+        backlog = self.events.backlog(account.account_id, searchable_before=end, searchable_after=self.searched_until)
+        if not backlog.searchable or backlog.oldest_searchable is None:
+            return None
+        capacity = _capacity(self.ctx.amazon(account))
+        if backlog.claimable <= capacity:
+            return None
+        start = backlog.oldest_searchable - CLOCK_ALLOWANCE
+        window = (max(start, self.searched_until) if self.searched_until else start, end)
+        budget = SEARCH_PAGE_SLACK * math.ceil(backlog.searchable / account.page_size)
+        log.info(
+            "%s: %d staged ids, getOrder can fetch %.0f before the next searchOrders token: searchOrders pages for "
+            "the %d changed in [%s, %s] (at most %d pages) beside getOrder",
+            account.account_id,
+            backlog.claimable,
+            capacity,
+            backlog.searchable,
+            window[0],
+            window[1],
+            budget,
+        )
+        self.searched_until = end
+        search = _WindowSearch(self, window, budget)
+        search.start()
+        return search
+
+    def close(self, summary: collections.Counter[str]) -> None:
+        """Stop the running window after its page, wait for it, and add every window's counts to ``summary``."""
+        if self.current is not None:
+            self.current.stop.set()
+            self.current.join()
+            self.done.append(self.current)
+        for search in self.done:
+            summary.update(search.summary)
+            if search.error is not None:
+                summary["search_failed"] += 1
+                log.warning(
+                    "%s: searchOrders pages stopped (%s); getOrder fetched the rest",
+                    self.account.account_id,
+                    search.error,
+                )
+
+
+class _WindowSearch(threading.Thread):
+    """searchOrders pages of one window, staged and covering staged ids, beside the getOrder loop."""
+
+    def __init__(self, searches: _Searches, window: tuple[datetime, datetime], budget: int) -> None:
+        super().__init__(name=f"order-events-search-{searches.account.account_id}", daemon=True)
+        self.searches, self.account, self.events = searches, searches.account, searches.events
+        self.window, self.budget = window, budget
+        self.stop = threading.Event()
+        self.summary: collections.Counter[str] = collections.Counter()
+        self.error: BaseException | None = None
+        self.exhausted = False  # stopped by its page budget with pages left
+
+    def run(self) -> None:
+        try:
+            self._pages()
+        except Exception as exc:  # noqa: BLE001 - the pages are a shortcut: getOrder fetches what they did not
+            self.error = exc
+
+    def _pages(self) -> None:
+        account, (start, end) = self.account, self.window
+        hook = self.searches.ctx.amazon(account)  # this thread's own hook (sessions are per thread), the same buckets
+        pages = hook.search_orders(
+            marketplace_ids=self.searches.marketplace_ids,
+            last_updated_after=start,
+            last_updated_before=end,
+            included_data=self.searches.included_data,
+            max_results_per_page=account.page_size,
+        )
+        while not self.stop.is_set():
+            page = next(pages, None)
+            if page is None:
+                return
+            self.searches.stage(page.orders)
+            covered = self.events.cover(account.account_id, _versions(page.orders), _older)
+            self.summary["searched_pages"] += 1
+            self.summary["covered_by_search"] += len(covered)
+            if page.next_token is None:
+                return
+            if self.summary["searched_pages"] >= self.budget:
+                self.exhausted = True
+                return
+            backlog = self.events.backlog(account.account_id, searchable_before=end, searchable_after=start)
+            if not backlog.searchable or backlog.claimable <= _capacity(hook):
+                return  # getOrder finishes before another page would come
+
+
+def _capacity(hook: Any) -> float:
+    """:func:`getorder_capacity` from the hook's shared buckets now."""
+    return getorder_capacity(*hook.bucket_tokens("getOrder"), *hook.bucket_tokens("searchOrders"))
+
+
+def _versions(orders: list[dict[str, Any]]) -> dict[str, datetime]:
+    """Order id -> ``lastUpdatedTime`` of a page's orders (an order without a readable one covers nothing)."""
+    out = {}
+    for order in orders:
+        try:
+            out[str(order["orderId"])] = parse_time(order["lastUpdatedTime"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
 
 
 def _fetch(
@@ -152,16 +336,24 @@ def _fetch(
     summary: collections.Counter[str],
     deferred: set[str],
     included_data: Sequence[str],
-    stage_page: Callable[[list[dict[str, Any]]], None],
+    stage_page: Stage,
+    searches: _Searches | None,
 ) -> None:
-    """Claim, getOrder and stage the account's staged ids (see :func:`fetch_orders`)."""
+    """Claim, getOrder and stage the account's staged ids (see :func:`fetch_orders`). With ``searches``, few ids a
+    batch (the decision is made again before each) and, while a window's pages run, newest first (the pages read
+    from the oldest)."""
     hook = ctx.amazon(account)
-    seen: set[str] = set()  # asked once per run: a 404 or a deferred order waits for the next run
+    # Asked once per run: a 404, a deferred order or one re-armed during its fetch waits for the next run. Only
+    # those stay ``new``, so only they are excluded from the claims (a short list, whatever the run's volume).
+    later: set[str] = set()
+    limit = CLAIM_BATCH if searches is None else SHARED_CLAIM_BATCH
     while True:
-        claimed = events.claim(account.account_id, owner, limit=CLAIM_BATCH, lease_seconds=LEASE_SECONDS, exclude=seen)
+        beside = searches is not None and searches.running()
+        claimed = events.claim(
+            account.account_id, owner, limit=limit, lease_seconds=LEASE_SECONDS, exclude=later, newest_first=beside
+        )
         if not claimed:
             break
-        seen.update(row["amazon_order_id"] for row in claimed)
         orders, fetched_rows = [], []
         for row in claimed:
             try:
@@ -171,18 +363,27 @@ def _fetch(
             if not order:
                 state = events.not_found(row, owner)
                 summary["unknown" if state == "unknown" else "not_found"] += 1
+                later.add(row["amazon_order_id"])
                 continue
             updated = parse_time(order["lastUpdatedTime"]) if order.get("lastUpdatedTime") else None
-            if _older(updated, row["change_time"]):
+            stale = _older(updated, row["change_time"])
+            if stale and row["deferrals"] < MAX_DEFERRALS:
                 events.defer(row, owner, STALE_RETRY_SECONDS)
                 deferred.add(row["amazon_order_id"])
+                later.add(row["amazon_order_id"])
                 summary["deferred"] += 1
                 continue
             orders.append(order)
-            fetched_rows.append((row, updated))
+            fetched_rows.append((row, updated, stale))
         if orders:
             stage_page(orders)
-        for row, updated in fetched_rows:
+        for row, updated, stale in fetched_rows:
             summary["fetched"] += 1
-            if not events.finish(row, owner, loaded_updated_at=updated):
+            if stale:  # staged as Amazon shows it after MAX_DEFERRALS; the notified change is the polling sweep's
+                settled = events.give_up(row, owner, loaded_updated_at=updated)
+                summary["stale_given_up"] += settled
+            else:
+                settled = events.finish(row, owner, loaded_updated_at=updated)
+            if not settled:
                 summary["superseded"] += 1  # a newer notification came meanwhile: fetched again next run
+                later.add(row["amazon_order_id"])

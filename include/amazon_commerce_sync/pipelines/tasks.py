@@ -148,8 +148,9 @@ def order_events_stage(triggering_asset_events: Any, run_id: str) -> dict[str, A
 
 
 def order_events_fetch_load(account_id: str, run_id: str) -> dict[str, Any]:
-    """``amazon_order_events.account.fetch_load``: getOrder for the account's staged ids, staged by the import's
-    own page staging, then the import's loader; counts (``fetched``..., ``staged``, ``load``)."""
+    """``amazon_order_events.account.fetch_load``: the account's staged ids by getOrder (and searchOrders pages
+    for a burst: ``order_events.fetch_orders``), staged by the import's own page staging, then the import's
+    loader; counts (``fetched``, ``searched_pages``, ``covered_by_search``..., ``staged``, ``load``)."""
     from amazon_commerce_sync.pipelines import order_events, order_extract, order_import
     from amazon_commerce_sync.resources import owner_id
 

@@ -1,8 +1,10 @@
 """The order-events aggregate: Amazon order ids named by ORDER_CHANGE notifications, staged before any fetch.
 
 Table ``order_events`` (migration 0008): one row per (account, Amazon order id) with the newest
-``TimeOfOrderChange`` seen and that notification's id. ``state``: ``new`` (to fetch), ``done`` (fetched and staged
-for the import's loader), ``unknown`` (Amazon answered 404 :data:`MAX_NOT_FOUND` times; the polling sweep has it).
+``TimeOfOrderChange`` seen and that notification's id. ``state``: ``new`` (to fetch), ``done`` (fetched, by getOrder or
+in a searchOrders page, and staged for the import's loader), ``unknown`` (Amazon answered 404 :data:`MAX_NOT_FOUND`
+times; the polling sweep has it), ``stale`` (Amazon kept showing a version older than the notification: staged as
+shown, the change left to the polling sweep). ``deferrals`` (migration 0010) counts the tries that found it older.
 
 - :meth:`OrderEvents.stage` never lets an older or duplicate notification overwrite a newer one (SQS delivers
   at least once, in any order); a newer one re-arms a ``done`` row.
@@ -10,14 +12,17 @@ for the import's loader), ``unknown`` (Amazon answered 404 :data:`MAX_NOT_FOUND`
   seconds): a worker killed mid-run leaves rows whose lease expires, and the next run takes them.
 - :meth:`OrderEvents.finish` marks a row done only if no newer notification arrived since the claim (same
   ``notification_id``), else it only gives the claim up: the row stays ``new`` for the next run.
+- :meth:`OrderEvents.backlog` says how many rows wait (to choose between getOrder and searchOrders pages) and
+  :meth:`OrderEvents.cover` marks done the unclaimed rows a searchOrders page brought in a recent enough version.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 from sqlalchemy import and_, func, or_, select, update
 
@@ -25,6 +30,9 @@ from amazon_commerce_sync.store.base import Aggregate, aware, insert
 from amazon_commerce_sync.store.schema import order_events
 from amazon_commerce_sync.times import utcnow
 
+#: Keys read per query when staging (SQLite refuses an expression deeper than 1,000: a burst of thousands of
+#: notifications in one run is read in chunks).
+STAGE_CHUNK = 200
 #: getOrder 404s before an order event is left to the polling sweep (Amazon may not show a brand-new order yet).
 MAX_NOT_FOUND = 3
 #: The quarantine entity of a message that is not JSON or not an ORDER_CHANGE 1.0 (entity id: its SQS message id).
@@ -44,6 +52,15 @@ class OrderEvent(TypedDict):
     change_time: datetime
     notification_id: str
     change_type: str
+
+
+class Backlog(NamedTuple):
+    """The rows of an account a worker could claim now: how many, how many changed at or before a given time (a
+    searchOrders window can show them), and the oldest of those changes (None when there is none)."""
+
+    claimable: int
+    searchable: int
+    oldest_searchable: datetime | None
 
 
 class OrderEvents(Aggregate):
@@ -67,11 +84,14 @@ class OrderEvents(Aggregate):
         now = utcnow()
         c = order_events.c
         with self.engine.begin() as conn:
-            keys = [and_(c.account_id == a, c.amazon_order_id == o) for a, o in newest]
-            query = select(c.account_id, c.amazon_order_id, c.change_time).where(or_(*keys))
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update()
-            stored = {(r.account_id, r.amazon_order_id): aware(r.change_time) for r in conn.execute(query)}
+            stored: dict[tuple[str, str], datetime] = {}
+            pending = list(newest)
+            for at in range(0, len(pending), STAGE_CHUNK):
+                keys = [and_(c.account_id == a, c.amazon_order_id == o) for a, o in pending[at : at + STAGE_CHUNK]]
+                query = select(c.account_id, c.amazon_order_id, c.change_time).where(or_(*keys))
+                if conn.dialect.name == "postgresql":
+                    query = query.with_for_update()
+                stored.update({(r.account_id, r.amazon_order_id): aware(r.change_time) for r in conn.execute(query)})
             for key, event in newest.items():
                 values = {
                     "change_time": event["change_time"],
@@ -79,6 +99,7 @@ class OrderEvents(Aggregate):
                     "change_type": event["change_type"][:32],
                     "state": "new",
                     "attempts": 0,
+                    "deferrals": 0,
                     "updated_at": now,
                 }
                 if key not in stored:
@@ -108,17 +129,18 @@ class OrderEvents(Aggregate):
         limit: int,
         lease_seconds: float,
         exclude: set[str] | frozenset[str] = frozenset(),
+        newest_first: bool = False,
     ) -> list[dict[str, Any]]:
-        """Up to ``limit`` ``new`` rows of the account (not the order ids in ``exclude``), oldest change first,
-        that no live lease holds; each is leased to ``owner`` for ``lease_seconds`` (a row another worker took
-        meanwhile is skipped)."""
+        """Up to ``limit`` ``new`` rows of the account (not the order ids in ``exclude``), oldest change first
+        (newest first with ``newest_first``), that no live lease holds; each is leased to ``owner`` for
+        ``lease_seconds`` (a row another worker took meanwhile is skipped)."""
         c = order_events.c
         now = time.time()
-        free = or_(c.claimed_until.is_(None), c.claimed_until < now)
+        free = _free(now)
         query = (
-            select(c.account_id, c.amazon_order_id, c.change_time, c.notification_id, c.attempts)
+            select(c.account_id, c.amazon_order_id, c.change_time, c.notification_id, c.attempts, c.deferrals)
             .where(c.account_id == account_id, c.state == "new", free)
-            .order_by(c.change_time)
+            .order_by(c.change_time.desc() if newest_first else c.change_time)
             .limit(limit)
         )
         if exclude:
@@ -137,6 +159,59 @@ class OrderEvents(Aggregate):
                 claimed.append({**row._mapping, "change_time": aware(row.change_time)})
         return claimed
 
+    def backlog(
+        self, account_id: str, *, searchable_before: datetime, searchable_after: datetime | None = None
+    ) -> Backlog:
+        """How many ``new`` rows of the account no live lease holds, and how many of them changed at or before
+        ``searchable_before`` (and after ``searchable_after``), with the oldest such change."""
+        c = order_events.c
+        free = _free(time.time())
+        older = c.change_time <= searchable_before
+        if searchable_after is not None:
+            older = and_(older, c.change_time > searchable_after)
+        query = select(
+            func.count(),
+            func.count().filter(older),
+            func.min(c.change_time).filter(older),
+        ).where(c.account_id == account_id, c.state == "new", free)
+        with self.engine.connect() as conn:
+            claimable, searchable, oldest = conn.execute(query).one()
+        return Backlog(claimable, searchable, aware(oldest) if oldest is not None else None)
+
+    def cover(
+        self,
+        account_id: str,
+        versions: Mapping[str, datetime],
+        older: Callable[[datetime, datetime], bool],
+    ) -> list[str]:
+        """Mark ``done`` the account's ``new`` rows no live lease holds whose order is in ``versions`` (order id ->
+        ``lastUpdatedTime`` of the version just staged from a searchOrders page), unless ``older(updated,
+        change_time)`` (that version predates the notified change: the row stays for getOrder). A row re-armed or
+        claimed meanwhile is left as it is. Returns the order ids marked."""
+        if not versions:
+            return []
+        c = order_events.c
+        query = select(c.amazon_order_id, c.change_time, c.notification_id).where(
+            c.account_id == account_id, c.state == "new", _free(time.time()), c.amazon_order_id.in_(sorted(versions))
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        covered = []
+        with self.engine.begin() as conn:
+            for row in rows:
+                updated = versions[row.amazon_order_id]
+                if older(updated, aware(row.change_time)):
+                    continue
+                marked = conn.execute(
+                    update(order_events)
+                    .where(c.account_id == account_id, c.amazon_order_id == row.amazon_order_id, c.state == "new")
+                    .where(c.notification_id == row.notification_id, _free(time.time()))
+                    .values(state="done", loaded_updated_at=updated, updated_at=utcnow())
+                ).rowcount
+                if marked:
+                    covered.append(row.amazon_order_id)
+        return covered
+
     def finish(self, row: dict[str, Any], owner: str, *, loaded_updated_at: datetime) -> bool:
         """Mark a claimed row ``done`` (the order is staged for the loader); True unless a newer notification
         re-armed it since the claim (then only the claim is given up and the row stays ``new``)."""
@@ -150,15 +225,21 @@ class OrderEvents(Aggregate):
         return state
 
     def defer(self, row: dict[str, Any], owner: str, seconds: float) -> None:
-        """Keep a claimed row ``new`` and untouched for ``seconds`` (e.g. Amazon still shows an older version)."""
+        """Keep a claimed row ``new`` and untouched for ``seconds`` (e.g. Amazon still shows an older version);
+        counts it in ``deferrals``."""
         c = order_events.c
         with self.engine.begin() as conn:
             conn.execute(
                 update(order_events)
                 .where(c.account_id == row["account_id"], c.amazon_order_id == row["amazon_order_id"])
                 .where(c.claimed_by == owner)
-                .values(claimed_until=time.time() + seconds)
+                .values(claimed_until=time.time() + seconds, deferrals=c.deferrals + 1)
             )
+
+    def give_up(self, row: dict[str, Any], owner: str, *, loaded_updated_at: datetime | None) -> bool:
+        """Mark a claimed row ``stale``: the version Amazon shows (older than the notification) was staged, the
+        notified change is left to the polling sweep. False when a newer notification re-armed it meanwhile."""
+        return self._settle(row, owner, state="stale", loaded_updated_at=loaded_updated_at)
 
     def release(self, account_id: str, owner: str, *, keep: set[str] | frozenset[str] = frozenset()) -> int:
         """Give up ``owner``'s claims on the account's rows, except the orders in ``keep`` (deferred ones wait
@@ -171,6 +252,7 @@ class OrderEvents(Aggregate):
             return conn.execute(query.values(claimed_by=None, claimed_until=None)).rowcount
 
     def _settle(self, row: dict[str, Any], owner: str, **values: Any) -> bool:
+        """Set ``values`` on the owner's claimed row if no newer notification re-armed it; give the claim up."""
         c = order_events.c
         mine = and_(
             c.account_id == row["account_id"], c.amazon_order_id == row["amazon_order_id"], c.claimed_by == owner
@@ -194,3 +276,9 @@ class OrderEvents(Aggregate):
             query = query.where(c.account_id == account_id)
         with self.engine.connect() as conn:
             return {state: n for state, n in conn.execute(query)}
+
+
+def _free(now: float):
+    """No live lease holds the row (none, or it ran out before ``now``, epoch seconds)."""
+    c = order_events.c
+    return or_(c.claimed_until.is_(None), c.claimed_until < now)

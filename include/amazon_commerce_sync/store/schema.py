@@ -292,7 +292,8 @@ refund_checks = Table(
 )
 
 # The event-driven import (``store.order_events``): one row per account and Amazon order an ORDER_CHANGE
-# notification named, with the newest change time seen; ``state`` new | done | unknown (getOrder 404 repeatedly).
+# notification named, with the newest change time seen; ``state`` new | done | unknown (getOrder 404 repeatedly)
+# | stale (Amazon kept showing an older version: left to the polling sweep).
 order_events = Table(
     "order_events",
     metadata,
@@ -303,6 +304,7 @@ order_events = Table(
     Column("change_type", String(32), nullable=False),
     Column("state", String(16), nullable=False, index=True),
     Column("attempts", Integer, nullable=False, default=0),
+    Column("deferrals", Integer, nullable=False, default=0, server_default="0"),  # migration 0010
     Column("claimed_by", String(250)),
     Column("claimed_until", Float),
     _ts("loaded_updated_at"),
