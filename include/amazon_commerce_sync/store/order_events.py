@@ -59,7 +59,7 @@ class OrderEvents(Aggregate):
             return counts
         now = utcnow()
         c = order_events.c
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             keys = [and_(c.account_id == a, c.amazon_order_id == o) for a, o in newest]
             query = select(c.account_id, c.amazon_order_id, c.change_time).where(or_(*keys))
             if conn.dialect.name == "postgresql":
@@ -116,11 +116,11 @@ class OrderEvents(Aggregate):
         )
         if exclude:
             query = query.where(c.amazon_order_id.not_in(sorted(exclude)))
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(query).all()
         claimed = []
         for row in rows:
-            with self.engine.begin() as conn:
+            with self._writing() as conn:
                 taken = conn.execute(
                     update(order_events)
                     .where(c.account_id == account_id, c.amazon_order_id == row.amazon_order_id, c.state == "new", free)
@@ -145,7 +145,7 @@ class OrderEvents(Aggregate):
     def defer(self, row: dict[str, Any], owner: str, seconds: float) -> None:
         """Keep a claimed row ``new`` and untouched for ``seconds`` (e.g. Amazon still shows an older version)."""
         c = order_events.c
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 update(order_events)
                 .where(c.account_id == row["account_id"], c.amazon_order_id == row["amazon_order_id"])
@@ -157,7 +157,7 @@ class OrderEvents(Aggregate):
         """Give up ``owner``'s claims on the account's rows, except the orders in ``keep`` (deferred ones wait
         their ``claimed_until`` out). Returns how many were given up."""
         c = order_events.c
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             query = update(order_events).where(c.account_id == account_id, c.claimed_by == owner)
             if keep:
                 query = query.where(c.amazon_order_id.not_in(sorted(keep)))
@@ -169,7 +169,7 @@ class OrderEvents(Aggregate):
             c.account_id == row["account_id"], c.amazon_order_id == row["amazon_order_id"], c.claimed_by == owner
         )
         released = {"claimed_by": None, "claimed_until": None, "updated_at": utcnow()}
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             same = conn.execute(
                 update(order_events)
                 .where(mine, c.notification_id == row["notification_id"])
@@ -185,5 +185,5 @@ class OrderEvents(Aggregate):
         query = select(c.state, func.count()).group_by(c.state)
         if account_id is not None:
             query = query.where(c.account_id == account_id)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return {state: n for state, n in conn.execute(query)}
