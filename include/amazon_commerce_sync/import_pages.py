@@ -136,7 +136,8 @@ def run_pages(
 
     Each page: ``prepare(rows)`` (its look-ups), then ``process(page, row)`` for each order, then ``finish(page)``
     on the worker that finished its last order. ``process`` handles its own order's failures; an exception from
-    ``prepare`` or ``finish`` stops the run (orders not started are not started) and is raised here.
+    ``prepare`` or ``finish`` stops the run (no page is begun after it; the pages begun are finished) and is raised
+    here.
     """
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="order")
     running: list[Future] = []
@@ -154,12 +155,11 @@ def run_pages(
             page = pool.submit(prepare, rows).result()
             running = _still_running(running)
             running += [pool.submit(order, page, row) for row in rows]
-        for future in running:
-            future.result()
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+    finally:
+        # Also after a failure: the pages begun are finished (their stock written, their leases given back).
+        pool.shutdown(wait=True)
+    for future in running:
+        future.result()
 
 
 def _still_running(futures: list[Future]) -> list[Future]:
