@@ -98,6 +98,14 @@ class Availability:
             page.reserved.clear()
 
 
+def spare_workers(concurrency: int) -> int:
+    """Workers for ``concurrency`` requests in flight: half as many again, so that an order's own work (building
+    the Commerce order, its state-store commits) is done while the others' requests use every slot. The requests
+    in flight stay bounded by ``concurrency`` (the Commerce hook's ``gate``)."""
+    concurrency = max(1, concurrency)
+    return concurrency + (concurrency + 1) // 2
+
+
 def ordered_skus(rows: Iterable[OrderRow], commerce_sku: Callable[[str], str]) -> list[str]:
     """The Commerce SKUs (``commerce_sku`` of each item's Amazon ``sellerSku``) the staged orders need, sorted."""
     skus = {

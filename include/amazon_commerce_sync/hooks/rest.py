@@ -26,11 +26,13 @@ credential: ``install_log_redaction`` keeps them out of urllib3's and oauthlib's
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import os
 import re
+import threading
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -189,6 +191,9 @@ class RestHook(HttpHook):
     """
 
     conn_type = "http"
+    #: Bounds the requests in flight across the hooks that share it (one hook per thread): a run with more threads
+    #: than its Commerce concurrency sends at most that many at once (``pipelines.order_import``). None: unbounded.
+    gate: threading.Semaphore | None = None
 
     def __init__(self, conn_id: str, *, retry_policy: RetryPolicy = DEFAULT_POLICY) -> None:
         super().__init__(method="GET", http_conn_id=conn_id)
@@ -245,9 +250,10 @@ class RestHook(HttpHook):
         replayed = False
         while True:
             try:
-                response = self.session.request(
-                    method, url, params=params, data=data, headers=headers, auth=auth, timeout=timeout
-                )
+                with self.gate or contextlib.nullcontext():
+                    response = self.session.request(
+                        method, url, params=params, data=data, headers=headers, auth=auth, timeout=timeout
+                    )
             except requests.RequestException as exc:
                 # ``from None``: the transport exception's text holds the URL and its query.
                 raise classify(exc, operation) from None

@@ -1,13 +1,12 @@
 """Load staged Amazon orders into Commerce (create, update), exactly once in effect.
 
-Extraction (``order_extract``) stages the orders; loading works from the staged orders, a page of 100 at a time
-(``import_pages.run_pages``): the page's leases (one writer per order across workers, one transaction), one batched
-look-up of its Commerce orders (``ext_order_id``), products and stock, its orders on ``concurrency`` workers, and
-one stock write for the page. The pool never drains between pages: the next page's look-ups run while the last
-orders of the one before are written. Every write to Commerce goes through ``commerce_writes`` (look up its natural
-key, record the intent, send, look again after a lost answer), so a retry, rerun, killed worker or an answer lost
-after Commerce committed never produces a second order, invoice, shipment or stock move. The state an order's write
-leaves to note is committed with the write's outcome (``write_once(then=...)``): four commits per new order.
+Extraction (``order_extract``) stages the orders; loading works from the staged orders a page of 100 at a time
+(``import_pages``: the pool never drains between pages): the page's leases (one writer per order across workers),
+a batched look-up of its Commerce orders (``ext_order_id``), products and stock, its orders with at most
+``concurrency`` Commerce requests in flight, and one stock write for the page. Every write to Commerce goes through
+``commerce_writes`` (look up its natural key, record the intent, send, look again after a lost answer), so a
+retry, rerun, killed worker or a lost answer never produces a second order, invoice, shipment or stock move; what
+the write leaves to note is committed with its outcome (``write_once(then=...)``): four commits per new order.
 """
 
 from __future__ import annotations
@@ -20,13 +19,13 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
-from amazon_commerce_sync import addresses, buyer_data, currency, order_programs, summaries, transform
+from amazon_commerce_sync import addresses, buyer_data, currency, import_pages, order_programs, summaries, transform
 from amazon_commerce_sync.commerce_writes import keys, orders
 from amazon_commerce_sync.commerce_writes.protocol import Source, WriteResult
 from amazon_commerce_sync.commerce_writes.shipments import mirror_amazon_shipments, mirror_plan
 from amazon_commerce_sync.commerce_writes.stock import PageStockOut, StockMoves
 from amazon_commerce_sync.errors import FatalError, RetriableError
-from amazon_commerce_sync.import_pages import Availability, Page, ordered_skus, run_pages, source_quantities
+from amazon_commerce_sync.import_pages import Page
 from amazon_commerce_sync.resources import Resources
 from amazon_commerce_sync.settings import AccountSettings
 from amazon_commerce_sync.store import OrderRow, OrderSync
@@ -34,7 +33,6 @@ from amazon_commerce_sync.store import OrderRow, OrderSync
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 300
-
 
 # -- loading -------------------------------------------------------------------------------------
 BUYER_CANCEL_COMMENT = (
@@ -62,12 +60,15 @@ class Loader:
         self._lock = threading.Lock()
         self._store_currency: currency.StoreCurrency | None = None
         self._countries: dict[str, addresses.CountryRegions | None] = {}
-        self.availability = Availability()
+        self.availability = import_pages.Availability()
+        self._gate = threading.BoundedSemaphore(max(1, account.concurrency))
 
     @property
     def commerce(self):
-        """The Commerce hook of the calling thread."""
-        return self.ctx.commerce(self.account)
+        """The Commerce hook of the calling thread, at most ``concurrency`` requests in flight across threads."""
+        hook = self.ctx.commerce(self.account)
+        hook.gate = self._gate
+        return hook
 
     def stock(self) -> StockMoves:
         """The calling thread's stock moves on the account's source."""
@@ -112,9 +113,9 @@ class Loader:
 
     def run(self) -> dict[str, Any]:
         """Every order of the account with Amazon changes not applied yet, page by page; returns the summary."""
-        run_pages(
+        import_pages.run_pages(
             self._pages(),
-            workers=self.account.concurrency,
+            workers=import_pages.spare_workers(self.account.concurrency),
             prepare=self.prepare_page,
             process=self.process,
             finish=self.finish_page,
@@ -140,7 +141,7 @@ class Loader:
         to_create = [
             r for key, r in leases.items() if key in leased and r["commerce_order_id"] is None and self._eligible(r)
         ]
-        skus = ordered_skus(to_create, self.account.commerce_sku)
+        skus = import_pages.ordered_skus(to_create, self.account.commerce_sku)
         ids = [r["amazon_order_id"] for r in to_create]
         if ids:
             self.store_currency()  # once per run, before the workers need it
@@ -149,7 +150,7 @@ class Loader:
         if products and self.account.manage_stock:
             with self.availability.io_lock:  # not between another page's stock read and write
                 items = self.commerce.get_source_items(sorted(products))
-                self.availability.refresh(source_quantities(items, self.account.source_code))
+                self.availability.refresh(import_pages.source_quantities(items, self.account.source_code))
         return Page(rows, existing, products, PageStockOut(self.store, self.stock), leased)
 
     def finish_page(self, page: Page) -> None:
