@@ -1,10 +1,11 @@
 """The import's pages in flight: one pool of workers kept busy across pages, and the stock they may take.
 
-``run_pages`` loads staged orders a page (100) at a time with ``concurrency`` workers, and never lets the pool drain
-between pages: a page's look-ups (its Commerce orders, products and stock) are queued behind the previous page's
-orders, so they run while that page's last orders are still being written, and the page's orders follow at once.
-The look-ups, the orders and the page's closing step (its one stock write, its leases given back) are all tasks of
-the same pool, so Commerce never has more than ``concurrency`` requests in flight from one run.
+``run_pages`` loads staged orders a page (100) at a time and never lets the workers drain between pages: the next
+page's look-ups (its Commerce orders, products and stock) are made while the page before is being written, and its
+orders are queued behind that page's. Commerce never has more than ``concurrency`` requests in flight from one
+run: the run's Commerce hooks share a gate (``RestHook.gate``) of that many; there are more workers than that
+(``spare_workers``) so that an order's own work (building it, its state-store commits) overlaps the others'
+requests.
 
 With two pages in flight, the stock a page read can still be taken by orders of the page before it that have not
 been written to Commerce yet: ``Availability`` keeps, per SKU, what the run's orders have reserved and not yet
@@ -99,11 +100,10 @@ class Availability:
 
 
 def spare_workers(concurrency: int) -> int:
-    """Workers for ``concurrency`` requests in flight: half as many again, so that an order's own work (building
-    the Commerce order, its state-store commits) is done while the others' requests use every slot. The requests
-    in flight stay bounded by ``concurrency`` (the Commerce hook's ``gate``)."""
-    concurrency = max(1, concurrency)
-    return concurrency + (concurrency + 1) // 2
+    """Workers for ``concurrency`` Commerce requests in flight: twice as many, so that the orders' own work (building
+    the Commerce order, its state-store commits, waiting for the store's write lock) is done while other orders'
+    requests use every slot. The requests in flight stay bounded by ``concurrency`` (the hooks' ``gate``)."""
+    return 2 * max(1, concurrency)
 
 
 def ordered_skus(rows: Iterable[OrderRow], commerce_sku: Callable[[str], str]) -> list[str]:
@@ -140,29 +140,37 @@ def run_pages(
     process: Callable[[Page, OrderRow], None],
     finish: Callable[[Page], None],
 ) -> None:
-    """Load ``pages`` (read lazily, one ahead) with ``workers`` threads that stay busy across pages.
+    """Load ``pages`` (read lazily) on ``workers`` threads that stay busy across pages.
 
-    Each page: ``prepare(rows)`` (its look-ups), then ``process(page, row)`` for each order, then ``finish(page)``
-    on the worker that finished its last order. ``process`` handles its own order's failures; an exception from
-    ``prepare`` or ``finish`` stops the run (no page is begun after it; the pages begun are finished) and is raised
-    here.
+    Each page: ``prepare(rows)`` (its look-ups, on the calling thread), then ``process(page, row)`` for each order
+    on the workers, then ``finish(page)`` on the worker that finished its last order. The next page is prepared
+    and queued while the page before runs, so the workers never wait for it; two pages at most are in flight.
+    ``process`` handles its own order's failures; an exception from ``prepare`` or ``finish`` stops the run (no
+    page is begun after it; the pages begun are finished) and is raised here.
     """
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="order")
     running: list[Future] = []
+    in_flight: collections.deque[threading.Event] = collections.deque()
 
-    def order(page: Page, row: OrderRow) -> None:
+    def order(page: Page, row: OrderRow, finished: threading.Event) -> None:
         try:
             process(page, row)
         finally:
             if page.order_done():
-                finish(page)
+                try:
+                    finish(page)
+                finally:
+                    finished.set()
 
     try:
         for rows in pages:
-            # Queued behind the previous page's orders: it runs as their tail is being written.
-            page = pool.submit(prepare, rows).result()
+            while len(in_flight) >= 2:  # the page before the one running is finished first
+                in_flight.popleft().wait()
+            page = prepare(rows)
             running = _still_running(running)
-            running += [pool.submit(order, page, row) for row in rows]
+            finished = threading.Event()
+            in_flight.append(finished)
+            running += [pool.submit(order, page, row, finished) for row in rows]
     finally:
         # Also after a failure: the pages begun are finished (their stock written, their leases given back).
         pool.shutdown(wait=True)

@@ -196,6 +196,9 @@ class PageStockOut:
         """Move the stock of every queued order: one read and one write of source items in all."""
         with self._lock:
             queue, self._queue = self._queue, []
+        # Only moves whose intent is recorded (the store unit that queued one may have been rolled back after) and
+        # in no batch yet.
+        queue = [(order_id, lines) for order_id, lines in queue if self._unbatched(order_id)]
         if not queue:
             return
         totals: dict[str, int] = collections.Counter()
@@ -217,6 +220,10 @@ class PageStockOut:
                     )
             moves.move_once(batch, {}, current=current)
         self._complete(batch.natural_key)
+
+    def _unbatched(self, amazon_order_id: str) -> bool:
+        write = self.store.writes.get(keys.stock_out(amazon_order_id).natural_key)
+        return write is not None and write["status"] == WriteStatus.INTENT and not (write["detail"] or {}).get("batch")
 
     def finish_batch(self, batch: str) -> None:
         """Finish a batch an earlier run began: apply what is not applied yet, then mark its orders done."""
