@@ -60,6 +60,7 @@ class Loader:
         self._lock = threading.Lock()
         self._store_currency: currency.StoreCurrency | None = None
         self._countries: dict[str, addresses.CountryRegions | None] = {}
+        self._directory_lock = threading.Lock()
         self.availability = import_pages.Availability()
         self._gate = threading.BoundedSemaphore(max(1, account.concurrency))
 
@@ -100,16 +101,13 @@ class Loader:
         return {c: self._country(c) for c in wanted}
 
     def _country(self, country_id: str) -> addresses.CountryRegions | None:
-        with self._lock:
-            if country_id in self._countries:
-                return self._countries[country_id]
-        info = None
-        if re.fullmatch(r"[A-Z]{2}", country_id):
-            info = self.commerce.get_country(country_id, self.store_currency().store_code)
-        found = addresses.CountryRegions.from_rest(info) if info else None
-        with self._lock:
-            self._countries[country_id] = found
-        return found
+        with self._directory_lock:  # once per run, also when several orders need it at the same time
+            if country_id not in self._countries:
+                info = None
+                if re.fullmatch(r"[A-Z]{2}", country_id):
+                    info = self.commerce.get_country(country_id, self.store_currency().store_code)
+                self._countries[country_id] = addresses.CountryRegions.from_rest(info) if info else None
+            return self._countries[country_id]
 
     def run(self) -> dict[str, Any]:
         """Every order of the account with Amazon changes not applied yet, page by page; returns the summary."""
