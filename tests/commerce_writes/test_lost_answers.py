@@ -284,3 +284,40 @@ def test_anonymise_is_finished_by_the_next_run_after_a_failure(shop, state_store
     assert result.source is Source.SENT and result.detail["addresses"] >= 1
     assert shop.state.orders[commerce_id]["billing_address"]["firstname"] == orders.ERASED
     assert orders.anonymise(shop.hook, state_store, order_id, commerce_id, run_id="r3").source is Source.RECORDED
+
+
+def test_bookkeeping_is_committed_with_the_outcome_or_not_at_all(shop, state_store):
+    """``then`` (the import notes the Commerce order on the staged one) shares the outcome's transaction: when it
+    fails, the create stays an intent, and the next attempt finds the order instead of creating a second."""
+    order = shop.amazon_order(16, fulfilled_by="MERCHANT", status="UNSHIPPED")
+    order_id, key = order["orderId"], keys.create_order(order["orderId"])
+
+    def failing(result):
+        state_store.ops.audit("order_created", "amazon_order", order_id, {})
+        raise RuntimeError("the bookkeeping failed")
+
+    with pytest.raises(RuntimeError):
+        orders.create_order(shop.hook, state_store, order_id, shop.entity(order), [], then=failing)
+    assert state_store.writes.get(key.natural_key)["status"] == WriteStatus.INTENT
+    noted = []
+    result = orders.create_order(shop.hook, state_store, order_id, shop.entity(order), [], then=noted.append)
+    assert result.source is Source.FOUND and noted == [result] and len(shop.orders_with(order_id)) == 1
+    assert_recorded_once(state_store, key)
+
+
+def test_a_stock_move_queued_in_a_rolled_back_unit_is_not_written(shop, state_store):
+    """The import queues an order's stock move inside the store unit that notes the created order; when that unit
+    is rolled back, the page's stock write leaves the move out (the next run queues it again, once)."""
+    moves = StockMoves(shop.hook, state_store, "default")
+    sku = shop.amazon_order(17)["orderItems"][0]["product"]["sellerSku"]
+    order_id = "111-0000000-0000017"
+    before = shop.quantity(sku)
+    page = PageStockOut(state_store, lambda: moves)
+    with pytest.raises(RuntimeError), state_store.unit():
+        assert page.queue(order_id, [(sku, 2)]) is None
+        raise RuntimeError("the unit's commit failed")
+    page.flush()
+    assert shop.quantity(sku) == before and state_store.writes.get(keys.stock_out(order_id).natural_key) is None
+    page.add(order_id, [(sku, 2)])
+    page.flush()
+    assert shop.quantity(sku) == before - 2 and state_store.writes.is_done(keys.stock_out(order_id).natural_key)

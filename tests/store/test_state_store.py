@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -292,3 +293,58 @@ def test_concurrent_staging_and_leases_from_threads(state_store):
     assert not errors
     assert len(winners) == 1
     assert sum(state_store.orders.count_by_status().values()) == 20
+
+
+def test_a_unit_commits_its_calls_all_or_nothing(state_store):
+    with pytest.raises(RuntimeError), state_store.unit():
+        state_store.ops.set_cursor("orders:acct:US", T0)
+        state_store.writes.record_intent("create_order:111-0000001-0000009", "create_order", "111-0000001-0000009")
+        assert state_store.ops.get_cursor("orders:acct:US") == T0  # the unit reads what it wrote
+        raise RuntimeError("a bug before the end of the unit")
+    assert state_store.ops.get_cursor("orders:acct:US") is None
+    assert state_store.writes.get("create_order:111-0000001-0000009") is None
+    with state_store.unit():
+        state_store.ops.set_cursor("orders:acct:US", T0)
+        with state_store.unit():  # joins
+            state_store.writes.record_intent("create_order:111-0000001-0000009", "create_order", None)
+    assert state_store.ops.get_cursor("orders:acct:US") == T0
+    assert state_store.writes.get("create_order:111-0000001-0000009")["status"] == WriteStatus.INTENT
+
+
+def test_reads_do_not_wait_for_a_writer_and_writers_queue(state_store):
+    """A read is a snapshot that waits for no writer (on SQLite too: not ``BEGIN IMMEDIATE``); concurrent writers
+    from many threads all get through (on SQLite they queue on the engine's lock, not in SQLite's busy handler)."""
+    state_store.writes.record_intent("invoice:111-0000001-0000001", "invoice", "111-0000001-0000001")
+    holding, release = threading.Event(), threading.Event()
+
+    def writer():
+        with state_store.unit():
+            state_store.ops.set_cursor("orders:acct:US", T0)
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        started = time.monotonic()
+        assert state_store.writes.get("invoice:111-0000001-0000001")["status"] == WriteStatus.INTENT
+        assert state_store.ops.get_cursor("orders:acct:US") is None  # not committed yet
+        assert time.monotonic() - started < 1
+    finally:
+        release.set()
+        thread.join()
+    assert state_store.ops.get_cursor("orders:acct:US") == T0
+
+    def record(n: int) -> None:
+        for i in range(20):
+            key = f"create_order:111-{n:07d}-{i:07d}"
+            state_store.writes.record_intent(key, "create_order", None)
+            state_store.writes.complete(key, i)
+
+    threads = [threading.Thread(target=record, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(state_store.writes.is_done(f"create_order:111-{n:07d}-{i:07d}") for n in range(8) for i in range(20))

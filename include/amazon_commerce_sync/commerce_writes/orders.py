@@ -39,8 +39,11 @@ def create_order(
     amazon_order_id: str,
     entity: Mapping[str, Any],
     found_on_page: Sequence[Mapping[str, Any]],
+    *,
+    then: Callable[[WriteResult[dict[str, Any]]], None] | None = None,
 ) -> WriteResult[dict[str, Any]]:
     """The Commerce order of an Amazon order, created once (``POST /V1/orders``); ``value`` is the order.
+    ``then``: bookkeeping committed with the outcome (``write_once``).
 
     The natural key is the Amazon order id in ``ext_order_id``. ``found_on_page`` is what the page's
     batched look-up (``find_orders_by_ext_order_ids``) found for it; after an earlier attempt or a lost
@@ -70,7 +73,9 @@ def create_order(
         created = commerce.create_order(dict(entity))
         return Done(created["entity_id"], created)
 
-    return write_once(store.writes, keys.create_order(amazon_order_id), send=send, look=look, look_first=True)
+    return write_once(
+        store.writes, keys.create_order(amazon_order_id), send=send, look=look, look_first=True, then=then
+    )
 
 
 # -- customer --------------------------------------------------------------------------------------
@@ -110,11 +115,20 @@ def invoiced_in_full(order: Mapping[str, Any]) -> bool:
     )
 
 
-def invoice(commerce, store: StateStore, amazon_order_id: str, commerce_id: int, *, fresh: bool) -> WriteResult:
+def invoice(
+    commerce,
+    store: StateStore,
+    amazon_order_id: str,
+    commerce_id: int,
+    *,
+    fresh: bool,
+    then: Callable[[WriteResult], None] | None = None,
+) -> WriteResult:
     """Invoice the whole order once, without capture (``POST /V1/order/{id}/invoice``; offline payment).
 
     ``fresh``: the order was created by this very call chain, so it cannot have an invoice yet and
-    is not read first. Otherwise an order Commerce shows invoiced in full is adopted.
+    is not read first. Otherwise an order Commerce shows invoiced in full is adopted. ``then``: bookkeeping
+    committed with the outcome (``write_once``).
     """
 
     def look(earlier) -> Done | None:
@@ -124,7 +138,8 @@ def invoice(commerce, store: StateStore, amazon_order_id: str, commerce_id: int,
     def send() -> Done:
         return Done(commerce.invoice_order(commerce_id, capture=False))
 
-    return write_once(store.writes, keys.invoice(amazon_order_id), send=send, look=look, look_first=not fresh)
+    key = keys.invoice(amazon_order_id)
+    return write_once(store.writes, key, send=send, look=look, look_first=not fresh, then=then)
 
 
 # -- hold and comment --------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ Every such write goes through one protocol, keyed by the effect's natural key (`
    ``ext_order_id``, the shipment carrying the key, the comment's text...). Found: record it DONE.
 3. **Record the intent** (with ``detail``, e.g. a stock plan) before anything is sent, so a crash
    after sending leaves a trace that step 2 of the next attempt follows.
-4. **Send.** Answered: record DONE with what was made.
+4. **Send.** Answered: record DONE with what was made (with the caller's ``then`` bookkeeping, in one
+   transaction: it commits with the outcome or not at all, and costs no commit of its own).
    ``FatalError`` (a 4xx: the system refused it, nothing was written): forget the intent, re-raise.
    ``RetriableError`` (no answer, 5xx, timeout — it may have landed): **look again**; found: DONE;
    not found: re-raise with the intent kept, so the next attempt looks before it sends.
@@ -98,6 +99,7 @@ def write_once(
     look: Look[T],
     look_first: bool = False,
     detail: Mapping[str, Any] | Callable[[], Mapping[str, Any] | None] | None = None,
+    then: Callable[[WriteResult[T]], None] | None = None,
 ) -> WriteResult[T]:
     """Make the effect of ``send`` happen exactly once (see the module docstring).
 
@@ -107,17 +109,19 @@ def write_once(
     :param look_first: look even when no earlier attempt is recorded (the effect may exist without us:
         made by hand, or by a run that died before recording its intent).
     :param detail: recorded with the intent before sending (a callable is called only then).
+    :param then: the caller's bookkeeping of the outcome (state store calls only: it must send nothing), run in
+        the same store transaction as the outcome's record (``StateStore.unit``); for ``Source.RECORDED``, in a
+        transaction of its own. Not called when the write raises.
     :raises FatalError: the target system refused the write (its intent is forgotten).
     :raises RetriableError: the outcome is unknown and the effect was not found (its intent is kept).
     """
     row = writes.get(key.natural_key)
     if row is not None and row["status"] != WriteStatus.INTENT:
-        return WriteResult(Source.RECORDED, None, row)
+        return _noted(writes, WriteResult(Source.RECORDED, None, row), then)
     if row is not None or look_first:
         found = look(row)
         if found is not None:
-            _record_done(writes, key, found)
-            return WriteResult(Source.FOUND, found)
+            return _noted(writes, WriteResult(Source.FOUND, found), then, lambda: _record_done(writes, key, found))
     writes.record_intent(key.natural_key, key.kind, key.amazon_order_id, _materialise(detail))
     try:
         done = send()
@@ -130,10 +134,25 @@ def write_once(
             log.warning("%s: outcome unknown (%s) and not found; the next attempt looks before sending", key, exc)
             raise
         log.info("%s: the answer was lost (%s) but the write took effect", key, type(exc).__name__)
-        _complete(writes, key, found)
-        return WriteResult(Source.RECOVERED, found)
-    _complete(writes, key, done)
-    return WriteResult(Source.SENT, done)
+        return _noted(writes, WriteResult(Source.RECOVERED, found), then, lambda: _complete(writes, key, found))
+    return _noted(writes, WriteResult(Source.SENT, done), then, lambda: _complete(writes, key, done))
+
+
+def _noted(
+    writes: WriteLog,
+    result: WriteResult[T],
+    then: Callable[[WriteResult[T]], None] | None,
+    record: Callable[[], None] | None = None,
+) -> WriteResult[T]:
+    """Record the outcome (``record``) and run the caller's ``then``, in one transaction."""
+    if record is None and then is None:
+        return result
+    with writes.unit():
+        if record is not None:
+            record()
+        if then is not None:
+            then(result)
+    return result
 
 
 def _materialise(detail: Mapping[str, Any] | Callable[[], Mapping[str, Any] | None] | None) -> dict | None:

@@ -38,8 +38,9 @@ class Step(TypedDict):
 
 Plan = dict[str, Step]
 
-# Read-modify-write of absolute quantities: one move at a time per process.
-_MOVE_LOCK = threading.Lock()
+# Read-modify-write of absolute quantities: one move at a time per process (re-entrant: a page's stock write
+# holds it from its read to its write, around ``move_once``).
+_MOVE_LOCK = threading.RLock()
 
 
 def sum_lines(lines: Iterable[tuple[str, int]]) -> dict[str, int]:
@@ -169,41 +170,60 @@ class PageStockOut:
 
         An order whose move an earlier run put into a batch gets that batch finished instead.
         """
+        batch = self.queue(amazon_order_id, lines)
+        if batch:
+            self.finish_batch(batch)
+
+    def queue(self, amazon_order_id: str, lines: Iterable[tuple[str, int]]) -> str | None:
+        """``add`` without sending anything, so that it can run inside a store ``unit``: an order whose move an
+        earlier run put into a batch is not queued, and that batch's natural key is returned for the caller to
+        ``finish_batch`` (outside the unit); None otherwise.
+        """
         key = keys.stock_out(amazon_order_id)
         write = self.store.writes.get(key.natural_key)
         if write and write["status"] == WriteStatus.DONE:
-            return
+            return None
         batch = ((write or {}).get("detail") or {}).get("batch")
         if batch:
-            self.finish_batch(batch)
-            return
+            return batch
         needed = sum_lines(lines)
         self.store.writes.record_intent(key.natural_key, key.kind, amazon_order_id, {"lines": needed})
         with self._lock:
             self._queue.append((amazon_order_id, needed))
+        return None
 
     def flush(self) -> None:
         """Move the stock of every queued order: one read and one write of source items in all."""
-        if not self._queue:
+        with self._lock:
+            queue, self._queue = self._queue, []
+        # Only moves whose intent is recorded (the store unit that queued one may have been rolled back after) and
+        # in no batch yet.
+        queue = [(order_id, lines) for order_id, lines in queue if self._unbatched(order_id)]
+        if not queue:
             return
-        queue, self._queue = self._queue, []
         totals: dict[str, int] = collections.Counter()
         for _, lines in queue:
             totals.update(lines)
         moves = self.moves()
-        current = moves.quantities(totals)
         orders = [order_id for order_id, _ in queue]
         batch = keys.stock_batch()
-        plan = plan_move(current, {sku: -qty for sku, qty in totals.items()})
-        # The batch's plan first, then each order names it: a run that dies in between leaves orders
-        # that are queued again (no batch named), never an order naming a batch that was not recorded.
-        self.store.writes.record_intent(batch.natural_key, batch.kind, None, {"plan": plan, "orders": orders})
-        for order_id, lines in queue:
-            self.store.writes.amend_intent(
-                keys.stock_out(order_id).natural_key, {"lines": lines, "batch": batch.natural_key}
-            )
-        moves.move_once(batch, {}, current=current)
+        with _MOVE_LOCK:  # no other move between this read and the write
+            current = moves.quantities(totals)
+            plan = plan_move(current, {sku: -qty for sku, qty in totals.items()})
+            # The batch's plan and each order naming it, in one transaction: a run that dies before leaves orders
+            # that are queued again (no batch named), never an order naming a batch that was not recorded.
+            with self.store.unit():
+                self.store.writes.record_intent(batch.natural_key, batch.kind, None, {"plan": plan, "orders": orders})
+                for order_id, lines in queue:
+                    self.store.writes.amend_intent(
+                        keys.stock_out(order_id).natural_key, {"lines": lines, "batch": batch.natural_key}
+                    )
+            moves.move_once(batch, {}, current=current)
         self._complete(batch.natural_key)
+
+    def _unbatched(self, amazon_order_id: str) -> bool:
+        write = self.store.writes.get(keys.stock_out(amazon_order_id).natural_key)
+        return write is not None and write["status"] == WriteStatus.INTENT and not (write["detail"] or {}).get("batch")
 
     def finish_batch(self, batch: str) -> None:
         """Finish a batch an earlier run began: apply what is not applied yet, then mark its orders done."""
@@ -215,8 +235,9 @@ class PageStockOut:
         self._complete(batch)
 
     def _complete(self, batch: str) -> None:
-        detail = (self.store.writes.get(batch) or {}).get("detail") or {}
-        for order_id in detail.get("orders", []):
-            key = keys.stock_out(order_id).natural_key
-            lines = ((self.store.writes.get(key) or {}).get("detail") or {}).get("lines", {})
-            self.store.writes.complete(key, None, detail={"lines": lines, "batch": batch})
+        with self.store.unit():  # every order of the batch marked done in one transaction
+            detail = (self.store.writes.get(batch) or {}).get("detail") or {}
+            for order_id in detail.get("orders", []):
+                key = keys.stock_out(order_id).natural_key
+                lines = ((self.store.writes.get(key) or {}).get("detail") or {}).get("lines", {})
+                self.store.writes.complete(key, None, detail={"lines": lines, "batch": batch})

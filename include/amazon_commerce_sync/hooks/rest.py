@@ -26,10 +26,13 @@ credential: ``install_log_redaction`` keeps them out of urllib3's and oauthlib's
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
+import os
 import re
+import threading
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -152,6 +155,22 @@ class RefreshableAuth(AuthBase):
         return False
 
 
+def _read_environment_once(session: requests.Session, base_url: str) -> None:
+    """Give ``session`` what ``requests`` would read from the environment for every request to ``base_url``
+    (proxies with ``NO_PROXY``, ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``, ``.netrc`` credentials), read once.
+
+    With ``trust_env`` on, ``requests`` scans the whole environment on each request
+    (``Session.merge_environment_settings``): in a worker with Airflow's many variables, milliseconds of CPU per
+    call. Every request of the session goes to ``base_url``'s host, so one reading is the same reading.
+    """
+    session.proxies.update(requests.utils.get_environ_proxies(base_url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.auth = requests.utils.get_netrc_auth(base_url)  # used only by a request without auth of its own
+    session.trust_env = False
+
+
 class ConnectionSettings(Protocol):
     """What the base needs of a hook's validated connection."""
 
@@ -172,6 +191,9 @@ class RestHook(HttpHook):
     """
 
     conn_type = "http"
+    #: Bounds the requests in flight across the hooks that share it (one hook per thread): a run with more threads
+    #: than its Commerce concurrency sends at most that many at once (``pipelines.order_import``). None: unbounded.
+    gate: threading.Semaphore | None = None
 
     def __init__(self, conn_id: str, *, retry_policy: RetryPolicy = DEFAULT_POLICY) -> None:
         super().__init__(method="GET", http_conn_id=conn_id)
@@ -203,6 +225,7 @@ class RestHook(HttpHook):
         ``_attempt`` adds the hook's ``auth`` to each request it sends.
         """
         session = requests.Session()
+        _read_environment_once(session, self.settings.base_url)
         if self.keep_alive_adapter is not None:
             session.mount("http://", self.keep_alive_adapter)
             session.mount("https://", self.keep_alive_adapter)
@@ -227,9 +250,10 @@ class RestHook(HttpHook):
         replayed = False
         while True:
             try:
-                response = self.session.request(
-                    method, url, params=params, data=data, headers=headers, auth=auth, timeout=timeout
-                )
+                with self.gate or contextlib.nullcontext():
+                    response = self.session.request(
+                        method, url, params=params, data=data, headers=headers, auth=auth, timeout=timeout
+                    )
             except requests.RequestException as exc:
                 # ``from None``: the transport exception's text holds the URL and its query.
                 raise classify(exc, operation) from None

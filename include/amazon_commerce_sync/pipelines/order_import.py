@@ -1,11 +1,12 @@
 """Load staged Amazon orders into Commerce (create, update), exactly once in effect.
 
-Extraction (``order_extract``) stages the orders; loading works from the staged orders, a page of 100 at a time:
-one batched look-up of the page's Commerce orders (``ext_order_id``), products and stock, then the orders with
-bounded concurrency, each under a lease (one writer per order across workers), and one stock write for the page.
-Every write to Commerce goes through ``commerce_writes`` (look up its natural key, record the intent, send, look
-again after a lost answer), so a retry, rerun, killed worker or an answer lost after Commerce committed never
-produces a second order, invoice, shipment or stock move.
+Extraction (``order_extract``) stages the orders; loading works from the staged orders a page of 100 at a time
+(``import_pages``: the pool never drains between pages): the page's leases (one writer per order across workers),
+a batched look-up of its Commerce orders (``ext_order_id``), products and stock, its orders with at most
+``concurrency`` Commerce requests in flight, and one stock write for the page. Every write to Commerce goes through
+``commerce_writes`` (look up its natural key, record the intent, send, look again after a lost answer), so a
+retry, rerun, killed worker or a lost answer never produces a second order, invoice, shipment or stock move; what
+the write leaves to note is committed with its outcome (``write_once(then=...)``): four commits per new order.
 """
 
 from __future__ import annotations
@@ -14,17 +15,17 @@ import collections
 import logging
 import re
 import threading
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
-from amazon_commerce_sync import addresses, buyer_data, currency, order_programs, summaries, transform
+from amazon_commerce_sync import addresses, buyer_data, currency, import_pages, order_programs, summaries, transform
 from amazon_commerce_sync.commerce_writes import keys, orders
-from amazon_commerce_sync.commerce_writes.protocol import Source
+from amazon_commerce_sync.commerce_writes.protocol import Source, WriteResult
 from amazon_commerce_sync.commerce_writes.shipments import mirror_amazon_shipments, mirror_plan
 from amazon_commerce_sync.commerce_writes.stock import PageStockOut, StockMoves
 from amazon_commerce_sync.errors import FatalError, RetriableError
+from amazon_commerce_sync.import_pages import Page
 from amazon_commerce_sync.resources import Resources
 from amazon_commerce_sync.settings import AccountSettings
 from amazon_commerce_sync.store import OrderRow, OrderSync
@@ -32,7 +33,6 @@ from amazon_commerce_sync.store import OrderRow, OrderSync
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 300
-
 
 # -- loading -------------------------------------------------------------------------------------
 BUYER_CANCEL_COMMENT = (
@@ -60,13 +60,16 @@ class Loader:
         self._lock = threading.Lock()
         self._store_currency: currency.StoreCurrency | None = None
         self._countries: dict[str, addresses.CountryRegions | None] = {}
-        self._available: dict[str, Decimal] = {}
-        self._stock_out: PageStockOut | None = None
+        self._directory_lock = threading.Lock()
+        self.availability = import_pages.Availability()
+        self._gate = threading.BoundedSemaphore(max(1, account.concurrency))
 
     @property
     def commerce(self):
-        """The Commerce hook of the calling thread."""
-        return self.ctx.commerce(self.account)
+        """The Commerce hook of the calling thread, at most ``concurrency`` requests in flight across threads."""
+        hook = self.ctx.commerce(self.account)
+        hook.gate = self._gate
+        return hook
 
     def stock(self) -> StockMoves:
         """The calling thread's stock moves on the account's source."""
@@ -98,26 +101,23 @@ class Loader:
         return {c: self._country(c) for c in wanted}
 
     def _country(self, country_id: str) -> addresses.CountryRegions | None:
-        with self._lock:
-            if country_id in self._countries:
-                return self._countries[country_id]
-        info = None
-        if re.fullmatch(r"[A-Z]{2}", country_id):
-            info = self.commerce.get_country(country_id, self.store_currency().store_code)
-        found = addresses.CountryRegions.from_rest(info) if info else None
-        with self._lock:
-            self._countries[country_id] = found
-        return found
+        with self._directory_lock:  # once per run, also when several orders need it at the same time
+            if country_id not in self._countries:
+                info = None
+                if re.fullmatch(r"[A-Z]{2}", country_id):
+                    info = self.commerce.get_country(country_id, self.store_currency().store_code)
+                self._countries[country_id] = addresses.CountryRegions.from_rest(info) if info else None
+            return self._countries[country_id]
 
     def run(self) -> dict[str, Any]:
         """Every order of the account with Amazon changes not applied yet, page by page; returns the summary."""
-        after = ""
-        while True:
-            batch = self.store.orders.to_process(self.account.account_id, after_id=after, limit=100)
-            if not batch:
-                break
-            after = batch[-1]["amazon_order_id"]
-            self.load_page(batch)
+        import_pages.run_pages(
+            self._pages(),
+            workers=import_pages.spare_workers(self.account.concurrency),
+            prepare=self.prepare_page,
+            process=self.process,
+            finish=self.finish_page,
+        )
         result: dict[str, Any] = dict(self.summary)
         result["account"] = self.account.account_id
         result["on_hold_for_buyer_cancellation"] = sorted(self.on_hold)
@@ -125,46 +125,38 @@ class Loader:
             result["not_eligible_reasons"] = dict(self.not_eligible)
         return result
 
-    def load_page(self, rows: list[OrderRow]) -> None:
-        """One page: batched look-ups of Commerce orders, products and stock, the orders with bounded
-        concurrency, then the page's one stock write."""
-        to_create = [r for r in rows if r["commerce_order_id"] is None and self._eligible(r)]
-        skus = {
-            self.account.commerce_sku((item.get("product") or {}).get("sellerSku") or "")
-            for r in to_create
-            for item in r["payload"].get("orderItems") or []
-        }
-        skus.discard("")
+    def _pages(self) -> Iterator[list[OrderRow]]:
+        after = ""
+        while batch := self.store.orders.to_process(self.account.account_id, after_id=after, limit=100):
+            after = batch[-1]["amazon_order_id"]
+            yield batch
+
+    def prepare_page(self, rows: list[OrderRow]) -> Page:
+        """A page's leases (one transaction) and batched look-ups: the Commerce orders carrying its Amazon order
+        ids, its products and their stock."""
+        leases = {keys.order_lease(r["amazon_order_id"]): r for r in rows}
+        leased = self.store.ops.acquire_leases(list(leases), self.owner, LEASE_SECONDS)
+        to_create = [
+            r for key, r in leases.items() if key in leased and r["commerce_order_id"] is None and self._eligible(r)
+        ]
+        skus = import_pages.ordered_skus(to_create, self.account.commerce_sku)
         ids = [r["amazon_order_id"] for r in to_create]
         if ids:
             self.store_currency()  # once per run, before the workers need it
         existing = self.commerce.find_orders_by_ext_order_ids(ids) if ids else {}
-        products = self.commerce.get_products_by_skus(sorted(skus)) if skus else {}
-        stock = self.commerce.get_source_items(sorted(products)) if products and self.account.manage_stock else {}
-        source = self.account.source_code
-        self._available = {
-            sku: sum(
-                (
-                    Decimal(str(s.get("quantity", 0)))
-                    for s in items
-                    if int(s.get("status", 1)) == 1 and s.get("source_code", source) == source
-                ),
-                Decimal(0),
-            )
-            for sku, items in stock.items()
-        }
-        self._stock_out = PageStockOut(self.store, self.stock)
+        products = self.commerce.get_products_by_skus(skus) if skus else {}
+        if products and self.account.manage_stock:
+            with self.availability.io_lock:  # not between another page's stock read and write
+                items = self.commerce.get_source_items(sorted(products))
+                self.availability.refresh(import_pages.source_quantities(items, self.account.source_code))
+        return Page(rows, existing, products, PageStockOut(self.store, self.stock), leased)
 
-        def work(row: OrderRow) -> None:
-            self.process(row, existing.get(row["amazon_order_id"], []), products)
-
-        if self.account.concurrency > 1 and len(rows) > 1:
-            with ThreadPoolExecutor(max_workers=self.account.concurrency, thread_name_prefix="order") as pool:
-                list(pool.map(work, rows))
-        else:
-            for row in rows:
-                work(row)
-        self._stock_out.flush()
+    def finish_page(self, page: Page) -> None:
+        """After the page's last order: its one stock write, then its leases given back (one transaction)."""
+        with self.availability.io_lock:
+            page.stock_out.flush()
+            self.availability.written(page)
+        self.store.ops.release_leases(page.leased, self.owner)
 
     def _eligible(self, row: OrderRow) -> bool:
         status, fulfilled = row["amazon_status"], row["fulfilled_by"]
@@ -175,18 +167,18 @@ class Loader:
         return status in transform.MERCHANT_IMPORT_STATUSES
 
     # -- one order ---------------------------------------------------------------------------------
-    def process(self, row: OrderRow, found: list[dict[str, Any]], products: Mapping[str, Mapping[str, Any]]) -> None:
-        """Apply one order under its lease; a failure is recorded on the order and the page goes on."""
+    def process(self, page: Page, row: OrderRow) -> None:
+        """Apply one order under its lease (taken for the page); a failure is recorded on the order and the
+        page goes on."""
         order_id = row["amazon_order_id"]
-        lease = keys.order_lease(order_id)
-        if not self.store.ops.acquire_lease(lease, self.owner, LEASE_SECONDS):
+        if keys.order_lease(order_id) not in page.leased:
             self.count("busy_elsewhere")
             return
         try:
             if row["commerce_order_id"] is None:
-                self._import(row, found, products)
+                self._import(row, page)
             else:
-                self._update(row)
+                self._update(row, page)
         except FatalError as exc:
             # Commerce refused this order (a 4xx): keep it visible, go on with the others.
             reason = f"Commerce rejected the order: {exc}"
@@ -209,11 +201,10 @@ class Loader:
         except Exception as exc:  # noqa: BLE001 - one order's bug must not stop the others
             self.count("failed", note=f"{order_id}: unexpected {type(exc).__name__}")
             log.exception("order %s: unexpected %s; it is retried on the next run", order_id, type(exc).__name__)
-        finally:
-            self.store.ops.release_lease(lease, self.owner)
 
-    def _import(self, row: OrderRow, found: list[dict[str, Any]], products: Mapping[str, Mapping[str, Any]]) -> None:
+    def _import(self, row: OrderRow, page: Page) -> None:
         order_id = row["amazon_order_id"]
+        products = page.products
         updated = row["amazon_updated_at"]
         status, fulfilled = row["amazon_status"], row["fulfilled_by"]
         if row["amazon_created_at"] < self.account.import_orders_after:
@@ -245,7 +236,7 @@ class Loader:
                     f"currency {amounts.currency} is not accepted by the Commerce store "
                     f"(allowed: {', '.join(sorted(self.allowed_currencies()))})"
                 )
-            missing = self._product_problems(amounts, products, fulfilled)
+            missing = self._product_problems(amounts, page, fulfilled)
             if missing:
                 raise OrderWaiting("; ".join(missing))
             store_currency = self.store_currency()
@@ -265,9 +256,12 @@ class Loader:
             )
         except transform.MalformedOrder as exc:
             reason = str(exc)
-            self.store.ops.quarantine("amazon_order", order_id, reason)
-            self.store.orders.set_sync(order_id, OrderSync.QUARANTINED, reason=reason, synced_amazon_updated_at=updated)
-            self.store.ops.audit("order_quarantined", "amazon_order", order_id, {"reason": reason})
+            with self.store.unit():
+                self.store.ops.quarantine("amazon_order", order_id, reason)
+                self.store.orders.set_sync(
+                    order_id, OrderSync.QUARANTINED, reason=reason, synced_amazon_updated_at=updated
+                )
+                self.store.ops.audit("order_quarantined", "amazon_order", order_id, {"reason": reason})
             self.count("quarantined", note=f"{order_id}: {reason}")
             return
         except OrderWaiting as exc:
@@ -280,49 +274,72 @@ class Loader:
             self.count("waiting_for_exchange_rate", note=f"{order_id}: {exc}")
             return
 
-        created = orders.create_order(self.commerce, self.store, order_id, entity, found)
+        stock_lines = (
+            [(i["sku"], int(i["qty_ordered"])) for i in entity["items"]]
+            if fulfilled == "MERCHANT" and self.account.manage_stock
+            else []
+        )
+        unfinished: list[str | None] = []
+
+        def note_created(result: WriteResult[dict[str, Any]]) -> None:  # committed with the create's outcome
+            if result.value is not None:
+                unfinished.append(self._note_created(order_id, result.value, page, stock_lines))
+
+        created = orders.create_order(
+            self.commerce, self.store, order_id, entity, page.existing.get(order_id, []), then=note_created
+        )
         if created.source is Source.FOUND:
             self.count("adopted_existing")
         elif created.source is Source.RECOVERED:
             self.count("recovered_after_lost_answer")
-        commerce_order = (
-            created.value
-            if created.value is not None
-            else self.commerce.get_order(
-                int(created.row["commerce_entity_id"])  # recorded by a run that died before noting it on the order
-            )
-        )
+        commerce_order = created.value
+        if commerce_order is None:  # recorded by a run that died before noting it on the order
+            commerce_order = self.commerce.get_order(int(created.row["commerce_entity_id"]))
+            with self.store.unit():
+                unfinished.append(self._note_created(order_id, commerce_order, page, stock_lines))
         commerce_id = int(commerce_order["entity_id"])
+        if unfinished[0]:
+            page.stock_out.finish_batch(unfinished[0])
+        audit = {
+            "commerce_order_id": commerce_id,
+            "grand_total": str(entity["grand_total"]),
+            **order_programs.audit_detail(order_programs.read_programs(order, amounts.currency), amounts, self.account),
+        }
+
+        def note_imported(_result: WriteResult | None = None) -> None:  # imported, out of quarantine, audited
+            self.store.ops.resolve_quarantine("amazon_order", order_id)
+            self.store.orders.set_sync(order_id, OrderSync.IMPORTED, synced_amazon_updated_at=updated)
+            self.store.ops.audit("order_created", "amazon_order", order_id, audit)
+
+        shipped = status in ("SHIPPED", "PARTIALLY_SHIPPED")
+        invoiced = self.account.invoice_on_import or fulfilled == "AMAZON"
+        if invoiced:
+            # An order created by this very write cannot have an invoice yet: it is not read first. The last step
+            # of an unshipped order: its import is noted with the invoice's outcome, in one commit.
+            then = None if shipped else note_imported
+            orders.invoice(self.commerce, self.store, order_id, commerce_id, fresh=created.effected_now, then=then)
+        if shipped:
+            self._ship_amazon_packages(order_id, order, commerce_id, commerce_order)
+        if shipped or not invoiced:
+            with self.store.unit():
+                note_imported()
+        self.count("created")
+        if row["buyer_cancel_requested"] and status == "UNSHIPPED":
+            self._hold_for_buyer_cancellation(order_id, commerce_id)
+
+    def _note_created(
+        self, order_id: str, commerce_order: Mapping[str, Any], page: Page, stock_lines: list[tuple[str, int]]
+    ) -> str | None:
+        """Note the Commerce order on the staged one (ids, items: status WAITING until the follow-ups are done) and
+        queue its stock move; store calls only. Returns the batch an earlier run put the move into, to finish."""
         self._map_items(commerce_order)
         self.store.orders.set_sync(
             order_id,
             OrderSync.WAITING,
-            commerce_order_id=commerce_id,
+            commerce_order_id=int(commerce_order["entity_id"]),
             commerce_increment_id=str(commerce_order.get("increment_id") or ""),
         )
-        if fulfilled == "MERCHANT" and self.account.manage_stock:
-            self._stock_out.add(order_id, [(i["sku"], int(i["qty_ordered"])) for i in entity["items"]])
-        if self.account.invoice_on_import or fulfilled == "AMAZON":
-            # An order created by this very write cannot have an invoice yet: it is not read first.
-            orders.invoice(self.commerce, self.store, order_id, commerce_id, fresh=created.effected_now)
-        if status in ("SHIPPED", "PARTIALLY_SHIPPED"):
-            self._ship_amazon_packages(order_id, order, commerce_id, commerce_order)
-        self.store.ops.resolve_quarantine("amazon_order", order_id)
-        self._mark(row, OrderSync.IMPORTED, None, "created")
-        self.store.ops.audit(
-            "order_created",
-            "amazon_order",
-            order_id,
-            {
-                "commerce_order_id": commerce_id,
-                "grand_total": str(entity["grand_total"]),
-                **order_programs.audit_detail(
-                    order_programs.read_programs(order, amounts.currency), amounts, self.account
-                ),
-            },
-        )
-        if row["buyer_cancel_requested"] and status == "UNSHIPPED":
-            self._hold_for_buyer_cancellation(order_id, commerce_id)
+        return page.stock_out.queue(order_id, stock_lines) if stock_lines else None
 
     def _mark(self, row: OrderRow, status: OrderSync, reason: str | None, counter: str) -> None:
         """Record where the order now stands, for the Amazon version read, and count it."""
@@ -356,30 +373,21 @@ class Loader:
             order["tax"] = tax
         return buyer_data.with_gift_messages(order, pii.get("gift_messages"))
 
-    def _product_problems(self, amounts, products, fulfilled: str) -> list[str]:
-        """Why the order cannot be created yet (empty when it can); reserves its stock within the page."""
+    def _product_problems(self, amounts, page: Page, fulfilled: str) -> list[str]:
+        """Why the order cannot be created yet (empty when it can); reserves its stock (``Availability``)."""
         problems = []
         needed: dict[str, int] = collections.Counter()
         for item in amounts.items:
             needed[self.account.commerce_sku(item.seller_sku)] += item.quantity
         for sku in sorted(needed):
-            product = products.get(sku)
+            product = page.products.get(sku)
             if product is None:
                 problems.append(f"SKU {sku} is not in the Commerce catalog")
             elif int(product.get("status", 1)) != 1:
                 problems.append(f"SKU {sku} is disabled in Commerce")
         if problems or fulfilled != "MERCHANT" or not self.account.manage_stock:
             return problems
-        with self._lock:  # two orders of one page must not both take the last unit
-            short = [
-                f"SKU {sku} is out of stock in Commerce ({self._available.get(sku, Decimal(0))} left, {qty} needed)"
-                for sku, qty in sorted(needed.items())
-                if self._available.get(sku, Decimal(0)) < qty
-            ]
-            if not short:
-                for sku, qty in needed.items():
-                    self._available[sku] -= qty
-        return short
+        return self.availability.reserve(page, needed)
 
     def _customer(self, order: Mapping[str, Any], directory: Mapping[str, Any]) -> dict[str, Any] | None:
         """The buyer's Commerce customer (``customer_creation: create_account``); None for a guest order."""
@@ -426,13 +434,13 @@ class Loader:
         )
 
     # -- changes after import ----------------------------------------------------------------------
-    def _update(self, row: OrderRow) -> None:
+    def _update(self, row: OrderRow, page: Page) -> None:
         order_id = row["amazon_order_id"]
         commerce_id = int(row["commerce_order_id"])
         status = row["amazon_status"]
         if row["sync_status"] == OrderSync.WAITING:
             # Created but the follow-up writes did not finish: finish them now.
-            self._finish_import(row, commerce_id)
+            self._finish_import(row, commerce_id, page)
             return
         if status == "CANCELLED":
             put_back = self.stock().put_back if self.account.manage_stock else None
@@ -451,13 +459,13 @@ class Loader:
         self.store.orders.set_sync(order_id, row["sync_status"], synced_amazon_updated_at=row["amazon_updated_at"])
         self.count("updated")
 
-    def _finish_import(self, row: OrderRow, commerce_id: int) -> None:
+    def _finish_import(self, row: OrderRow, commerce_id: int, page: Page) -> None:
         order_id = row["amazon_order_id"]
         commerce_order = self.commerce.get_order(commerce_id)
         self._map_items(commerce_order)
         if row["fulfilled_by"] == "MERCHANT" and self.account.manage_stock:
             lines = [(i["sku"], int(Decimal(str(i["qty_ordered"])))) for i in commerce_order.get("items") or []]
-            self._stock_out.add(order_id, lines)
+            page.stock_out.add(order_id, lines)
         if self.account.invoice_on_import or row["fulfilled_by"] == "AMAZON":
             orders.invoice(self.commerce, self.store, order_id, commerce_id, fresh=False)
         if row["amazon_status"] in ("SHIPPED", "PARTIALLY_SHIPPED"):

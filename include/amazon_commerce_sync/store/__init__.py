@@ -16,8 +16,11 @@ Schema: ``store/schema.py`` (migrations in ``store/migrations``); where the stor
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+
 from sqlalchemy.engine import Engine
 
+from amazon_commerce_sync.store.base import unit
 from amazon_commerce_sync.store.operations import Operations
 from amazon_commerce_sync.store.orders import (
     ItemRow,
@@ -51,6 +54,11 @@ class StateStore:
         self.ops = Operations(engine, actor)
         self.refund_checks = RefundChecks(engine, actor)
         self.ship_by = ShipByDeadlines(engine, actor)
+
+    def unit(self) -> AbstractContextManager[None]:
+        """The calling thread's store calls in one transaction until the block ends (``store.base.unit``): one
+        commit for bookkeeping that belongs together. Nothing may be sent to another system inside it."""
+        return unit(self.engine)
 
 
 __all__ = [

@@ -18,7 +18,9 @@ import functools
 import json
 import logging
 import os
-from collections.abc import Iterator
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,8 @@ from amazon_commerce_sync.errors import StateStoreConfigError
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# How long a SQLite writer waits for the write lock before it fails ("database is locked").
+SQLITE_BUSY_SECONDS = 30
 
 
 # Executors whose tasks all run on one machine, where one SQLite file can be the state store of every task.
@@ -164,7 +168,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
     cursor.execute("PRAGMA foreign_keys=ON")
     # Freed bytes zeroed in the file, whatever the build's default: a value the retention erased, the clear text a
     # key rotation (or a migration's table copy) replaced, leave no copy behind (README "Personal data").
@@ -172,16 +176,77 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+#: Execution option of a connection that only reads (``Aggregate._reading``): on SQLite it begins a plain
+#: (deferred) transaction, a snapshot of the write-ahead log that takes no lock and waits for no writer.
+READ_ONLY = "sales_channel_read_only"
+
+
 def _sqlite_begin(connection) -> None:
-    # Take the write lock at BEGIN: concurrent writers then wait (busy_timeout)
-    # instead of failing on a read-then-write race. SQLite has no SELECT ... FOR UPDATE.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A writing transaction takes the write lock at BEGIN: concurrent writers then wait instead of failing on a
+    # read-then-write race (SQLite has no SELECT ... FOR UPDATE). Within the process they queue on the engine's
+    # lock first (see _sqlite_connection_class); across processes SQLite's busy_timeout makes them wait.
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+        return
+    raw = connection.connection.dbapi_connection
+    raw.take_write_lock()
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        raw.give_write_lock()
+        raise
+
+
+def _sqlite_connection_class(write_lock: threading.Lock) -> type[sqlite3.Connection]:
+    """A ``sqlite3.Connection`` whose write transactions hold ``write_lock`` (one per engine) from BEGIN to
+    COMMIT or ROLLBACK.
+
+    SQLite lets one writer in at a time; the others wait in its busy handler, which sleeps in steps of up to
+    100 ms and re-tries, so eight threads writing short transactions spend most of their time asleep while the
+    file is free. Queued on a lock, the next writer starts the moment the last one commits.
+    """
+
+    class Connection(sqlite3.Connection):
+        holds_write_lock = False
+
+        def take_write_lock(self) -> None:
+            # Bounded like busy_timeout: past it, BEGIN IMMEDIATE waits on SQLite (and fails as SQLite does).
+            self.holds_write_lock = write_lock.acquire(timeout=SQLITE_BUSY_SECONDS)
+
+        def give_write_lock(self) -> None:
+            if self.holds_write_lock:
+                self.holds_write_lock = False
+                write_lock.release()
+
+        def _ending(self, end: Callable[[], None]) -> None:
+            try:
+                end()
+            finally:
+                self.give_write_lock()
+
+        def commit(self) -> None:
+            self._ending(super().commit)
+
+        def rollback(self) -> None:
+            self._ending(super().rollback)
+
+        def close(self) -> None:
+            self._ending(super().close)
+
+    return Connection
 
 
 def make_engine(url: str | None = None) -> Engine:
     url = url or default_url()
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url,
+            connect_args={
+                "timeout": SQLITE_BUSY_SECONDS,
+                "check_same_thread": False,
+                "factory": _sqlite_connection_class(threading.Lock()),
+            },
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine

@@ -10,13 +10,14 @@ which holds its row lock only while it reserves a token.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from amazon_commerce_sync.store.base import Aggregate, aware, insert
+from amazon_commerce_sync.store.base import Aggregate, aware, insert, unit
 from amazon_commerce_sync.store.orders import StuckOrder
 from amazon_commerce_sync.store.schema import amazon_orders, audit_log, cursors, leases, mismatches, quarantine
 from amazon_commerce_sync.times import utcnow
@@ -28,13 +29,13 @@ class Operations(Aggregate):
     # -- cursors -------------------------------------------------------------------------------
     def get_cursor(self, stream: str) -> datetime | None:
         """How far ``stream`` has been read (aware UTC), or None before its first run."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             value = conn.scalar(select(cursors.c.value).where(cursors.c.stream == stream))
         return aware(value)
 
     def cursor_scope(self, stream: str) -> tuple[str, ...] | None:
         """What ``stream``'s cursor covers (e.g. the marketplace ids of an orders window), None if not recorded."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             scope = conn.scalar(select(cursors.c.scope).where(cursors.c.stream == stream))
         return tuple(part for part in scope.split(",") if part) if scope is not None else None
 
@@ -55,7 +56,7 @@ class Operations(Aggregate):
         values: dict[str, Any] = {"updated_at": utcnow()}
         if scope is not None:
             values["scope"] = ",".join(scope)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             current = aware(conn.scalar(select(cursors.c.value).where(cursors.c.stream == stream).with_for_update()))
             if current is None:
                 conn.execute(cursors.insert().values(stream=stream, value=value, **values))
@@ -70,7 +71,7 @@ class Operations(Aggregate):
     def acquire_lease(self, key: str, owner: str, ttl_seconds: float) -> bool:
         """Take ``key`` for ``ttl_seconds`` unless another live owner holds it (re-entrant for ``owner``)."""
         now = time.time()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             try:
                 with conn.begin_nested():
                     conn.execute(leases.insert().values(lease_key=key, owner=owner, expires_at=now + ttl_seconds))
@@ -84,16 +85,28 @@ class Operations(Aggregate):
             )
             return result.rowcount == 1
 
+    def acquire_leases(self, keys: Iterable[str], owner: str, ttl_seconds: float) -> set[str]:
+        """``acquire_lease`` for each key, in one transaction; returns the keys taken."""
+        with unit(self.engine):
+            return {key for key in keys if self.acquire_lease(key, owner, ttl_seconds)}
+
+    def release_leases(self, keys: Iterable[str], owner: str) -> None:
+        """Give up each of ``keys`` that ``owner`` holds, in one transaction."""
+        keys = list(keys)
+        if keys:
+            with self._writing() as conn:
+                conn.execute(delete(leases).where(leases.c.lease_key.in_(keys), leases.c.owner == owner))
+
     def release_lease(self, key: str, owner: str) -> None:
         """Give ``key`` up, if ``owner`` holds it."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(delete(leases).where(leases.c.lease_key == key, leases.c.owner == owner))
 
     # -- quarantine ----------------------------------------------------------------------------
     def quarantine(self, entity_type: str, entity_id: str, reason: str, detail: dict[str, Any] | None = None) -> None:
         """Put a record in quarantine (again: counted, with the newest reason) for a person to look at."""
         now = utcnow()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             stmt = insert(conn, quarantine).values(
                 entity_type=entity_type,
                 entity_id=entity_id,
@@ -123,7 +136,7 @@ class Operations(Aggregate):
     def quarantined_orders_since(self, before: datetime, *, limit: int = 1000) -> list[StuckOrder]:
         """Amazon orders quarantined (and not resolved) since before ``before``, with their account if staged."""
         q, o = quarantine.c, amazon_orders.c
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(
                 select(q.entity_id, q.reason, q.first_seen_at, o.account_id, o.marketplace_id)
                 .select_from(quarantine.outerjoin(amazon_orders, o.amazon_order_id == q.entity_id))
@@ -146,7 +159,7 @@ class Operations(Aggregate):
     def report_mismatch(self, kind: str, amazon_order_id: str, detail: str) -> None:
         """Report that the two systems disagree about an order (once per kind and order, kept up to date)."""
         now = utcnow()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             stmt = insert(conn, mismatches).values(
                 kind=kind, amazon_order_id=amazon_order_id, detail=detail, first_seen_at=now, last_seen_at=now
             )
@@ -164,13 +177,13 @@ class Operations(Aggregate):
     def _resolve(self, table: Table, **match: str) -> bool:
         """Mark the open row of ``table`` matching ``match`` resolved now; True if there was one."""
         where = [table.c.resolved_at.is_(None), *(table.c[column] == value for column, value in match.items())]
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             return conn.execute(update(table).where(*where).values(resolved_at=utcnow())).rowcount == 1
 
     # -- audit trail ---------------------------------------------------------------------------
     def audit(self, action: str, entity_type: str, entity_id: str, detail: dict[str, Any] | None = None) -> None:
         """Record what was done, by this store's actor; ``detail`` never holds personal data."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 audit_log.insert().values(
                     at=utcnow(),
@@ -184,7 +197,7 @@ class Operations(Aggregate):
 
     def last_audit_at(self, action: str, entity_id: str) -> datetime | None:
         """When ``action`` was last recorded for ``entity_id`` (e.g. an alert last sent)."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             value = conn.scalar(
                 select(func.max(audit_log.c.at)).where(audit_log.c.action == action, audit_log.c.entity_id == entity_id)
             )

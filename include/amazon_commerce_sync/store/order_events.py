@@ -83,7 +83,7 @@ class OrderEvents(Aggregate):
             return counts
         now = utcnow()
         c = order_events.c
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             stored: dict[tuple[str, str], datetime] = {}
             pending = list(newest)
             for at in range(0, len(pending), STAGE_CHUNK):
@@ -145,11 +145,11 @@ class OrderEvents(Aggregate):
         )
         if exclude:
             query = query.where(c.amazon_order_id.not_in(sorted(exclude)))
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(query).all()
         claimed = []
         for row in rows:
-            with self.engine.begin() as conn:
+            with self._writing() as conn:
                 taken = conn.execute(
                     update(order_events)
                     .where(c.account_id == account_id, c.amazon_order_id == row.amazon_order_id, c.state == "new", free)
@@ -174,7 +174,7 @@ class OrderEvents(Aggregate):
             func.count().filter(older),
             func.min(c.change_time).filter(older),
         ).where(c.account_id == account_id, c.state == "new", free)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             claimable, searchable, oldest = conn.execute(query).one()
         return Backlog(claimable, searchable, aware(oldest) if oldest is not None else None)
 
@@ -194,10 +194,10 @@ class OrderEvents(Aggregate):
         query = select(c.amazon_order_id, c.change_time, c.notification_id).where(
             c.account_id == account_id, c.state == "new", _free(time.time()), c.amazon_order_id.in_(sorted(versions))
         )
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(query).all()
         covered = []
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             for row in rows:
                 updated = versions[row.amazon_order_id]
                 if older(updated, aware(row.change_time)):
@@ -228,7 +228,7 @@ class OrderEvents(Aggregate):
         """Keep a claimed row ``new`` and untouched for ``seconds`` (e.g. Amazon still shows an older version);
         counts it in ``deferrals``."""
         c = order_events.c
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 update(order_events)
                 .where(c.account_id == row["account_id"], c.amazon_order_id == row["amazon_order_id"])
@@ -245,7 +245,7 @@ class OrderEvents(Aggregate):
         """Give up ``owner``'s claims on the account's rows, except the orders in ``keep`` (deferred ones wait
         their ``claimed_until`` out). Returns how many were given up."""
         c = order_events.c
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             query = update(order_events).where(c.account_id == account_id, c.claimed_by == owner)
             if keep:
                 query = query.where(c.amazon_order_id.not_in(sorted(keep)))
@@ -258,7 +258,7 @@ class OrderEvents(Aggregate):
             c.account_id == row["account_id"], c.amazon_order_id == row["amazon_order_id"], c.claimed_by == owner
         )
         released = {"claimed_by": None, "claimed_until": None, "updated_at": utcnow()}
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             same = conn.execute(
                 update(order_events)
                 .where(mine, c.notification_id == row["notification_id"])
@@ -274,7 +274,7 @@ class OrderEvents(Aggregate):
         query = select(c.state, func.count()).group_by(c.state)
         if account_id is not None:
             query = query.where(c.account_id == account_id)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return {state: n for state, n in conn.execute(query)}
 
 

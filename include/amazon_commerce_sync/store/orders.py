@@ -213,7 +213,7 @@ class OrderStore(Aggregate):
 
         now = utcnow()
         staged = sorted(latest.values(), key=lambda order: order.amazon_order_id)  # one lock order for all writers
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             for start in range(0, len(staged), STAGE_CHUNK):
                 stage_chunk(conn, staged[start : start + STAGE_CHUNK], now, counts)
         return counts
@@ -228,7 +228,7 @@ class OrderStore(Aggregate):
         ids = list(amazon_order_ids)
         if not ids:
             return {}
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(select(amazon_orders).where(amazon_orders.c.amazon_order_id.in_(ids)))
             return {row.amazon_order_id: order_row(row) for row in rows}
 
@@ -246,12 +246,12 @@ class OrderStore(Aggregate):
         if not ids:
             return {}
         o = amazon_orders.c
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(select(amazon_orders).where(o.account_id == account_id, o.commerce_order_id.in_(ids)))
             return {int(row.commerce_order_id): order_row(row) for row in rows}
 
     def _one(self, where) -> OrderRow | None:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(select(amazon_orders).where(where)).first()
         return order_row(row) if row else None
 
@@ -287,7 +287,7 @@ class OrderStore(Aggregate):
         o = amazon_orders.c
         changed = or_(o.synced_amazon_updated_at.is_(None), o.synced_amazon_updated_at < o.amazon_updated_at)
         retry_always = o.sync_status.in_([OrderSync.WAITING, OrderSync.WAITING_PRODUCT])
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(
                 select(amazon_orders)
                 .where(o.account_id == account_id, o.sync_status.in_(list(statuses)), o.amazon_order_id > after_id)
@@ -302,7 +302,7 @@ class OrderStore(Aggregate):
     ) -> list[OrderRow]:
         """Orders in ``statuses`` that Amazon shows (partly) shipped, changed in the store since ``since``."""
         o = amazon_orders.c
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(
                 select(amazon_orders)
                 .where(
@@ -322,13 +322,13 @@ class OrderStore(Aggregate):
         stmt = select(amazon_orders.c.sync_status, func.count()).group_by(amazon_orders.c.sync_status)
         if account_id:
             stmt = stmt.where(amazon_orders.c.account_id == account_id)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return {status: n for status, n in conn.execute(stmt)}
 
     def stuck_since(self, status: str, before: datetime, *, limit: int = 1000) -> list[StuckOrder]:
         """Orders in ``status`` since before ``before``: staged and unchanged by Amazon since then."""
         o = amazon_orders.c
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(
                 select(
                     o.amazon_order_id,
@@ -375,14 +375,14 @@ class OrderStore(Aggregate):
             values["commerce_increment_id"] = commerce_increment_id
         if count_attempt:
             values["attempts"] = amazon_orders.c.attempts + 1
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 update(amazon_orders).where(amazon_orders.c.amazon_order_id == amazon_order_id).values(**values)
             )
 
     def map_items(self, mapping: dict[str, tuple[str, int | None]]) -> None:
         """``{amazon_order_item_id: (commerce_sku, commerce_order_item_id)}``."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             for item_id, (sku, commerce_item_id) in mapping.items():
                 conn.execute(
                     update(order_items)
@@ -403,7 +403,7 @@ class OrderStore(Aggregate):
         ids = list(amazon_order_ids) if amazon_order_ids is not None else None
         if ids is not None:
             stmt = stmt.where(o.amazon_order_id.in_(ids))
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             found = list(conn.scalars(stmt))
             if found:
                 conn.execute(

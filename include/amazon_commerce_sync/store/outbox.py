@@ -99,7 +99,7 @@ class Outbox(Aggregate):
     ) -> bool:
         """Add a push (in ``status``) unless one with the same natural key exists; True if added."""
         now = utcnow()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             stmt = insert(conn, outbox).values(
                 natural_key=natural_key,
                 kind=kind,
@@ -173,13 +173,13 @@ class Outbox(Aggregate):
             values["attempts"] = outbox.c.attempts + 1
         where = outbox.c.id == entry if isinstance(entry, int) else outbox.c.natural_key == entry
         stmt = update(outbox).where(where, outbox.c.status.in_([str(OutboxStatus(s)) for s in expected]))
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             return conn.execute(stmt.values(**values)).rowcount == 1
 
     # -- feeds ---------------------------------------------------------------------------------
     def record_feed(self, feed_id: str, account_id: str, feed_type: str, document_id: str | None) -> None:
         """Record a feed Amazon accepted (``createFeed``), IN_QUEUE until it is concluded; once per feed id."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             stmt = insert(conn, feeds).values(
                 feed_id=feed_id,
                 account_id=account_id,
@@ -192,7 +192,7 @@ class Outbox(Aggregate):
 
     def finish_feed(self, feed_id: str, status: str, summary: dict[str, Any] | None) -> None:
         """Record Amazon's final ``processingStatus`` and the report's counts."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 update(feeds)
                 .where(feeds.c.feed_id == feed_id)

@@ -55,7 +55,7 @@ class RefundChecks(Aggregate):
         accepted_amounts: dict | None = None,
     ) -> bool:
         """Open a check once (a rerun changes nothing); True when it was opened now."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             stmt = insert(conn, refund_checks).values(
                 check_key=check_key,
                 account_id=account_id,
@@ -74,7 +74,7 @@ class RefundChecks(Aggregate):
         self, check_key: str, *, status: str, posted_amounts: dict, transaction_key: str | None, detail: str | None
     ) -> None:
         """Close a check ``confirmed`` or ``mismatched`` with what Amazon posted."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 update(refund_checks)
                 .where(refund_checks.c.check_key == check_key)

@@ -64,7 +64,7 @@ class Retention(Aggregate):
     def without_clock(self, statuses: Sequence[str], *, after_id: str = "", limit: int = 500) -> list[ClockCandidate]:
         """Orders in ``statuses`` whose retention clock (``delivered_at``) is not set yet, in id order."""
         o = amazon_orders.c
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(
                 select(o.amazon_order_id, o.account_id, o.amazon_status, o.amazon_updated_at, o.payload)
                 .where(o.delivered_at.is_(None), o.amazon_status.in_(list(statuses)), o.amazon_order_id > after_id)
@@ -75,7 +75,7 @@ class Retention(Aggregate):
 
     def start_clock(self, amazon_order_id: str, delivered_at: datetime) -> bool:
         """Start an order's retention clock; it is set once and never moved. True if set now."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             result = conn.execute(
                 update(amazon_orders)
                 .where(amazon_orders.c.amazon_order_id == amazon_order_id, amazon_orders.c.delivered_at.is_(None))
@@ -88,7 +88,7 @@ class Retention(Aggregate):
     ) -> list[DueOrder]:
         """The account's orders delivered before ``delivered_before`` whose personal data is not erased yet."""
         o, p = amazon_orders.c, order_pii.c
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(
                 select(o.amazon_order_id, o.delivered_at)
                 .select_from(amazon_orders.outerjoin(order_pii, p.amazon_order_id == o.amazon_order_id))
@@ -110,7 +110,7 @@ class Retention(Aggregate):
         were not anonymised yet (no done write ``<key_prefix><amazon order id>``)."""
         o, w = amazon_orders.c, commerce_writes.c
         key = literal(key_prefix) + o.amazon_order_id
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(
                 select(o.amazon_order_id, o.commerce_order_id)
                 .select_from(amazon_orders.outerjoin(commerce_writes, w.natural_key == key))
@@ -135,7 +135,7 @@ class Retention(Aggregate):
         now = utcnow()
         # SQL NULL (a plain None would be stored as the JSON value 'null' in the JSON column)
         empty = {k: null() for k in PII_FIELDS}
-        with self.engine.begin() as conn:  # on SQLite freed bytes are zeroed (db.py: secure_delete on every connection)
+        with self._writing() as conn:  # on SQLite freed bytes are zeroed (db.py: secure_delete on every connection)
             current = conn.execute(
                 select(order_pii.c.erased_at).where(order_pii.c.amazon_order_id == amazon_order_id).with_for_update()
             ).first()
@@ -206,7 +206,7 @@ class Retention(Aggregate):
         with a value not on ``current_key_id``."""
         p = order_pii.c
         values: dict[str, int] = {}
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             for column in PII_FIELDS:
                 v = type_coerce(getattr(p, column), Text)
                 kind = case(
@@ -233,7 +233,7 @@ class Retention(Aggregate):
         p = order_pii.c
         raw = {c: type_coerce(getattr(p, c), Text) for c in PII_FIELDS}
         changed = 0
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             rows = conn.execute(
                 select(p.amazon_order_id, *(v.label(c) for c, v in raw.items()))
                 .where(self._stale(crypt.current_key_id), p.amazon_order_id > after_id)
@@ -254,7 +254,7 @@ class Retention(Aggregate):
 
     def note_key(self, kid: str, now: datetime) -> datetime:
         """Record that key ``kid`` encrypts from now on, unless known; returns when it was first seen."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 insert(conn, pii_keys)
                 .values(key_id=kid, first_seen_at=now)

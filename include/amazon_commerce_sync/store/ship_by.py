@@ -82,7 +82,7 @@ class ShipByDeadlines(Aggregate):
         ids = sorted(set(amazon_order_ids))
         if not ids:
             return 0
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             return conn.execute(
                 update(amazon_orders)
                 .where(amazon_orders.c.amazon_order_id.in_(ids), amazon_orders.c.ship_by_alerted_at.is_(None))

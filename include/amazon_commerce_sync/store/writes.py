@@ -47,7 +47,7 @@ class WriteLog(Aggregate):
 
     def get(self, natural_key: str) -> WriteRow | None:
         """The write's row, or None when no attempt is recorded."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return _get(conn, natural_key)
 
     def is_done(self, natural_key: str) -> bool:
@@ -59,13 +59,13 @@ class WriteLog(Aggregate):
         self, natural_key: str, kind: str, amazon_order_id: str | None, detail: dict[str, Any] | None = None
     ) -> WriteRow:
         """Record that a write is about to be sent; returns the row (an existing one, unchanged, if recorded)."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             _insert_intent(conn, natural_key, kind, amazon_order_id, detail)
             return _get(conn, natural_key)  # type: ignore[return-value]
 
     def amend_intent(self, natural_key: str, detail: dict[str, Any]) -> None:
         """Replace the ``detail`` of a write that is still an intent (e.g. name the batch it went into)."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 update(commerce_writes)
                 .where(commerce_writes.c.natural_key == natural_key, commerce_writes.c.status == WriteStatus.INTENT)
@@ -81,7 +81,7 @@ class WriteLog(Aggregate):
         detail: dict[str, Any] | None = None,
     ) -> None:
         """Mark the write DONE (or FAILED) with the id of what it made; ``detail`` replaces the recorded one."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             _complete(conn, natural_key, entity_id, status, detail)
 
     def record(
@@ -95,13 +95,13 @@ class WriteLog(Aggregate):
         detail: dict[str, Any] | None = None,
     ) -> None:
         """Record an outcome directly (a decision, or an effect found without sending), in one transaction."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             _insert_intent(conn, natural_key, kind, amazon_order_id, detail)
             _complete(conn, natural_key, entity_id, status, detail)
 
     def forget(self, natural_key: str) -> None:
         """Drop an intent that is known not to have taken effect (so it can be tried again)."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(delete(commerce_writes).where(commerce_writes.c.natural_key == natural_key))
 
     def for_order(self, amazon_order_id: str) -> list[WriteRow]:
