@@ -316,3 +316,61 @@ def test_worker_killed_mid_batch_converges(channel):
         conn.execute(leases.update().values(expires_at=0))
     assert_success(channel.run_dag("amazon_order_import"))
     assert_exactly_once_with_totals(channel, orders)
+
+
+# The child dies (``os._exit``: no cleanup, as under SIGKILL) at the page's stock write, before or after its
+# ``POST /V1/inventory/source-items``: its orders are created and marked imported, so no run takes them up again.
+_DIE_AT_STOCK_WRITE = """
+import os
+from datetime import UTC, datetime
+from amazon_commerce_sync.commerce_writes import stock
+from amazon_commerce_sync.pipelines import tasks
+
+write = stock.StockMoves.write_quantities
+
+def die(self, quantities):
+    if {after}:
+        write(self, quantities)
+    os._exit(9)
+
+stock.StockMoves.write_quantities = die
+tasks.extract_orders('us-main', 'killed', {{}}, run_after=datetime.now(UTC))
+tasks.load_orders('us-main', 'killed')
+"""
+
+
+@pytest.mark.parametrize("after_write", [False, True], ids=["before_the_write", "after_the_write"])
+def test_worker_killed_at_the_stock_write_moves_each_order_once(channel, after_write):
+    import os
+    import subprocess
+    import sys
+
+    orders = merchant_orders(channel, 12, seed=93)
+    ordered: dict[str, int] = {}
+    for order in orders:
+        for item in order["orderItems"]:
+            sku = item["product"]["sellerSku"]
+            ordered[sku] = ordered.get(sku, 0) + item["quantityOrdered"]
+    channel.load_amazon_orders(orders)
+    child = subprocess.run(
+        [sys.executable, "-c", _DIE_AT_STOCK_WRITE.format(after=after_write)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(["include", "."])},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=300,
+    )
+    assert child.returncode == 9, "the worker did not reach the stock write"
+    assert len(channel.commerce_orders_by_amazon_id()) == len(orders)
+    assert {channel.store.orders.get(o["orderId"])["sync_status"] for o in orders} == {"imported"}
+    moved = {sku: Decimal(1000 - qty) for sku, qty in ordered.items()}
+    assert stock_of(channel, ordered) == (moved if after_write else {sku: Decimal(1000) for sku in ordered})
+    channel.store.engine.dispose()
+    from amazon_commerce_sync.store.schema import leases
+
+    with channel.store.engine.begin() as conn:  # the killed worker's leases expire
+        conn.execute(leases.update().values(expires_at=0))
+    assert_success(channel.run_dag("amazon_order_import"))
+    assert stock_of(channel, ordered) == moved
+    assert_success(channel.run_dag("amazon_order_import"))  # a rerun moves nothing
+    assert stock_of(channel, ordered) == moved
+    assert all(channel.store.writes.is_done(f"stock_out:{o['orderId']}") for o in orders)
