@@ -318,8 +318,9 @@ def test_worker_killed_mid_batch_converges(channel):
     assert_exactly_once_with_totals(channel, orders)
 
 
-# The child dies (``os._exit``: no cleanup, as under SIGKILL) at the page's stock write, before or after its
-# ``POST /V1/inventory/source-items``: its orders are created and marked imported, so no run takes them up again.
+# The child dies (``os._exit``: no cleanup, as under SIGKILL) at its page's stock write: before the batch is recorded
+# (its orders' moves in no batch), before ``POST /V1/inventory/source-items`` (in a batch not written) or after it (a
+# batch written but not recorded). Its orders are created and marked imported, so no run takes them up again.
 _DIE_AT_STOCK_WRITE = """
 import os
 from datetime import UTC, datetime
@@ -329,18 +330,20 @@ from amazon_commerce_sync.pipelines import tasks
 write = stock.StockMoves.write_quantities
 
 def die(self, quantities):
-    if {after}:
+    if {at!r} == "after_the_write":
         write(self, quantities)
     os._exit(9)
 
+if {at!r} == "before_the_batch":
+    stock.PageStockOut.flush = lambda self: os._exit(9)
 stock.StockMoves.write_quantities = die
 tasks.extract_orders('us-main', 'killed', {{}}, run_after=datetime.now(UTC))
 tasks.load_orders('us-main', 'killed')
 """
 
 
-@pytest.mark.parametrize("after_write", [False, True], ids=["before_the_write", "after_the_write"])
-def test_worker_killed_at_the_stock_write_moves_each_order_once(channel, after_write):
+@pytest.mark.parametrize("at", ["before_the_batch", "before_the_write", "after_the_write"])
+def test_worker_killed_at_the_stock_write_moves_each_order_once(channel, at):
     import os
     import subprocess
     import sys
@@ -353,7 +356,7 @@ def test_worker_killed_at_the_stock_write_moves_each_order_once(channel, after_w
             ordered[sku] = ordered.get(sku, 0) + item["quantityOrdered"]
     channel.load_amazon_orders(orders)
     child = subprocess.run(
-        [sys.executable, "-c", _DIE_AT_STOCK_WRITE.format(after=after_write)],
+        [sys.executable, "-c", _DIE_AT_STOCK_WRITE.format(at=at)],
         env={**os.environ, "PYTHONPATH": os.pathsep.join(["include", "."])},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -363,7 +366,7 @@ def test_worker_killed_at_the_stock_write_moves_each_order_once(channel, after_w
     assert len(channel.commerce_orders_by_amazon_id()) == len(orders)
     assert {channel.store.orders.get(o["orderId"])["sync_status"] for o in orders} == {"imported"}
     moved = {sku: Decimal(1000 - qty) for sku, qty in ordered.items()}
-    assert stock_of(channel, ordered) == (moved if after_write else {sku: Decimal(1000) for sku in ordered})
+    assert stock_of(channel, ordered) == (moved if at == "after_the_write" else {sku: Decimal(1000) for sku in ordered})
     channel.store.engine.dispose()
     from amazon_commerce_sync.store.schema import leases
 
