@@ -1,0 +1,68 @@
+"""Stock moves a run recorded but did not finish: taken up at the start of the next load.
+
+An order's ``stock_out:<id>`` intent is recorded with its create's outcome, and its page's one source-items write
+(``PageStockOut.flush``) comes after every order of the page has been written and marked imported. A worker
+killed in between (up to two pages of orders with the pipelined loader) leaves imported orders that no run takes
+up again, their moves INTENT: some in no batch yet, some in a batch that was or was not written to Commerce
+(``POST /V1/inventory/source-items`` sets absolute quantities, so whether it landed is judged against the batch's
+recorded plan: ``commerce_writes.stock``). ``finish_unwritten`` finishes them, each exactly once, under the orders'
+leases: a move of an order a live worker holds is that worker's to write.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from amazon_commerce_sync.commerce_writes import keys
+from amazon_commerce_sync.commerce_writes.stock import PageStockOut, StockMoves
+from amazon_commerce_sync.store import StateStore
+
+log = logging.getLogger(__name__)
+
+
+def finish_unwritten(
+    store: StateStore, moves: Callable[[], StockMoves], account_id: str, owner: str, lease_seconds: float
+) -> int:
+    """Finish every ``stock_out`` move of the account's orders still INTENT whose order lease ``owner`` can take.
+
+    A move in a batch gets the batch finished (``PageStockOut.finish_batch``: the plan's SKUs not at their
+    ``after`` get the move applied, then every order of the batch is marked done), only when every order of the
+    batch is leased here; the moves in no batch are written together, in one new batch (``PageStockOut.flush``).
+    The leases taken are given back at the end.
+
+    :param moves: the calling thread's ``StockMoves`` on the account's MSI source.
+    :param owner: the run's lease owner (``resources.owner_id``): a run retried under the same owner takes its
+        dead attempt's leases at once; another run's, once they expire.
+    :returns: the number of orders whose move was taken up.
+    """
+    intents = {
+        keys.order_lease(row["amazon_order_id"]): row
+        for row in store.writes.intents_of_account("stock_out", account_id)
+    }
+    if not intents:
+        return 0
+    leased = store.ops.acquire_leases(list(intents), owner, lease_seconds)
+    taken = 0
+    try:
+        page = PageStockOut(store, moves)
+        batches: set[str] = set()
+        for lease in sorted(leased):
+            row = intents[lease]
+            lines = ((row["detail"] or {}).get("lines") or {}).items()
+            batch = page.queue(row["amazon_order_id"], [(sku, int(qty)) for sku, qty in lines])
+            if batch:
+                batches.add(batch)
+            else:
+                taken += 1
+        for batch in sorted(batches):
+            orders = ((store.writes.get(batch) or {}).get("detail") or {}).get("orders", [])
+            if all(keys.order_lease(order_id) in leased for order_id in orders):
+                page.finish_batch(batch)
+                taken += len(orders)
+        page.flush()
+    finally:
+        store.ops.release_leases(leased, owner)
+    if taken:
+        log.info("%s: stock moves of %d imported orders finished after a run that died", account_id, taken)
+    return taken
