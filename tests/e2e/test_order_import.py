@@ -161,13 +161,28 @@ def stock_of(channel, skus):
     return {sku: Decimal(str(items[sku][0]["quantity"])) for sku in skus}
 
 
-def test_stock_moves_once_per_order_and_comes_back_on_cancellation(channel):
-    orders = merchant_orders(channel, 20, seed=51)  # 20 orders over 18 SKUs: several share a SKU in one page
+def units_ordered(orders):
+    """Units per seller SKU over the Amazon orders."""
     ordered: dict[str, int] = {}
     for order in orders:
         for item in order["orderItems"]:
             sku = item["product"]["sellerSku"]
             ordered[sku] = ordered.get(sku, 0) + item["quantityOrdered"]
+    return ordered
+
+
+def expire_leases(channel):
+    """The leases of a worker that was killed expire (as they do after ``LEASE_SECONDS``)."""
+    from amazon_commerce_sync.store.schema import leases
+
+    channel.store.engine.dispose()
+    with channel.store.engine.begin() as conn:
+        conn.execute(leases.update().values(expires_at=0))
+
+
+def test_stock_moves_once_per_order_and_comes_back_on_cancellation(channel):
+    orders = merchant_orders(channel, 20, seed=51)  # 20 orders over 18 SKUs: several share a SKU in one page
+    ordered = units_ordered(orders)
     channel.load_amazon_orders(orders)
     assert_success(channel.run_dag("amazon_order_import"))
     assert_success(channel.run_dag("amazon_order_import"))  # a rerun moves nothing
@@ -308,14 +323,11 @@ def test_worker_killed_mid_batch_converges(channel):
     child.wait()
     assert 0 < len(channel.commerce_orders()) < len(orders), "the kill did not land mid-batch"
     channel.commerce("POST", "/_sandbox/settings", json={"latency_ms": 0})
-    channel.store.engine.dispose()
-    # the killed worker's leases expire; a rerun after that converges
-    from amazon_commerce_sync.store.schema import leases
-
-    with channel.store.engine.begin() as conn:
-        conn.execute(leases.update().values(expires_at=0))
+    expire_leases(channel)  # a rerun after that converges, the stock of each order moved once
     assert_success(channel.run_dag("amazon_order_import"))
     assert_exactly_once_with_totals(channel, orders)
+    ordered = units_ordered(orders)
+    assert stock_of(channel, ordered) == {sku: Decimal(1000 - qty) for sku, qty in ordered.items()}
 
 
 # The child dies (``os._exit``: no cleanup, as under SIGKILL) at its page's stock write: before the batch is recorded
@@ -349,11 +361,7 @@ def test_worker_killed_at_the_stock_write_moves_each_order_once(channel, at):
     import sys
 
     orders = merchant_orders(channel, 12, seed=93)
-    ordered: dict[str, int] = {}
-    for order in orders:
-        for item in order["orderItems"]:
-            sku = item["product"]["sellerSku"]
-            ordered[sku] = ordered.get(sku, 0) + item["quantityOrdered"]
+    ordered = units_ordered(orders)
     channel.load_amazon_orders(orders)
     child = subprocess.run(
         [sys.executable, "-c", _DIE_AT_STOCK_WRITE.format(at=at)],
@@ -367,11 +375,7 @@ def test_worker_killed_at_the_stock_write_moves_each_order_once(channel, at):
     assert {channel.store.orders.get(o["orderId"])["sync_status"] for o in orders} == {"imported"}
     moved = {sku: Decimal(1000 - qty) for sku, qty in ordered.items()}
     assert stock_of(channel, ordered) == (moved if at == "after_the_write" else {sku: Decimal(1000) for sku in ordered})
-    channel.store.engine.dispose()
-    from amazon_commerce_sync.store.schema import leases
-
-    with channel.store.engine.begin() as conn:  # the killed worker's leases expire
-        conn.execute(leases.update().values(expires_at=0))
+    expire_leases(channel)
     assert_success(channel.run_dag("amazon_order_import"))
     assert stock_of(channel, ordered) == moved
     assert_success(channel.run_dag("amazon_order_import"))  # a rerun moves nothing
