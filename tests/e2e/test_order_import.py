@@ -354,14 +354,12 @@ tasks.load_orders('us-main', 'killed')
 """
 
 
-@pytest.mark.parametrize("at", ["before_the_batch", "before_the_write", "after_the_write"])
-def test_worker_killed_at_the_stock_write_moves_each_order_once(channel, at):
+def kill_at_stock_write(channel, orders, at):
+    """Load ``orders`` in a worker that dies at ``at`` (``_DIE_AT_STOCK_WRITE``), then let its leases expire."""
     import os
     import subprocess
     import sys
 
-    orders = merchant_orders(channel, 12, seed=93)
-    ordered = units_ordered(orders)
     channel.load_amazon_orders(orders)
     child = subprocess.run(
         [sys.executable, "-c", _DIE_AT_STOCK_WRITE.format(at=at)],
@@ -373,11 +371,34 @@ def test_worker_killed_at_the_stock_write_moves_each_order_once(channel, at):
     assert child.returncode == 9, "the worker did not reach the stock write"
     assert len(channel.commerce_orders_by_amazon_id()) == len(orders)
     assert {channel.store.orders.get(o["orderId"])["sync_status"] for o in orders} == {"imported"}
+    expire_leases(channel)
+
+
+@pytest.mark.parametrize("at", ["before_the_batch", "before_the_write", "after_the_write"])
+def test_worker_killed_at_the_stock_write_moves_each_order_once(channel, at):
+    orders = merchant_orders(channel, 12, seed=93)
+    ordered = units_ordered(orders)
+    kill_at_stock_write(channel, orders, at)
     moved = {sku: Decimal(1000 - qty) for sku, qty in ordered.items()}
     assert stock_of(channel, ordered) == (moved if at == "after_the_write" else {sku: Decimal(1000) for sku in ordered})
-    expire_leases(channel)
     assert_success(channel.run_dag("amazon_order_import"))
     assert stock_of(channel, ordered) == moved
     assert_success(channel.run_dag("amazon_order_import"))  # a rerun moves nothing
     assert stock_of(channel, ordered) == moved
+    assert all(channel.store.writes.is_done(f"stock_out:{o['orderId']}") for o in orders)
+
+
+def test_stock_moves_left_by_a_killed_worker_wait_while_commerce_refuses_them(channel):
+    orders = merchant_orders(channel, 6, seed=95)
+    ordered = units_ordered(orders)
+    kill_at_stock_write(channel, orders, "before_the_batch")
+    # Commerce refuses the left moves' write (a 400: their batch is forgotten, nothing written): the load goes on
+    refused = {"route": "POST /V1/inventory/source-items", "kind": "error", "status": 400, "count": 1}
+    channel.commerce_faults(fail_next=[refused])
+    assert_success(channel.run_dag("amazon_order_import"))
+    assert stock_of(channel, ordered) == {sku: Decimal(1000) for sku in ordered}
+    channel.commerce_faults()
+    assert_success(channel.run_dag("amazon_order_import"))  # the moves go into a new batch, once
+    assert_success(channel.run_dag("amazon_order_import"))
+    assert stock_of(channel, ordered) == {sku: Decimal(1000 - qty) for sku, qty in ordered.items()}
     assert all(channel.store.writes.is_done(f"stock_out:{o['orderId']}") for o in orders)

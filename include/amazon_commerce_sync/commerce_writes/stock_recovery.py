@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 from amazon_commerce_sync.commerce_writes import keys
 from amazon_commerce_sync.commerce_writes.stock import PageStockOut, StockMoves
-from amazon_commerce_sync.store import StateStore
+from amazon_commerce_sync.errors import IntegrationError
+from amazon_commerce_sync.store import StateStore, WriteRow
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,9 @@ def finish_unwritten(
     A move in a batch gets the batch finished (``PageStockOut.finish_batch``: the plan's SKUs not at their
     ``after`` get the move applied, then every order of the batch is marked done), only when every order of the
     batch is leased here; the moves in no batch are written together, in one new batch (``PageStockOut.flush``).
-    The leases taken are given back at the end.
+    A move whose batch Commerce refused (a 4xx: ``write_once`` forgot the batch, nothing was written) goes into the
+    new batch. The leases taken are given back at the end. A Commerce error (``IntegrationError``) is logged, not
+    raised: the load goes on and the moves stay INTENT for the next run.
 
     :param moves: the calling thread's ``StockMoves`` on the account's MSI source.
     :param owner: the run's lease owner (``resources.owner_id``): a run retried under the same owner takes its
@@ -43,26 +46,36 @@ def finish_unwritten(
     if not intents:
         return 0
     leased = store.ops.acquire_leases(list(intents), owner, lease_seconds)
-    taken = 0
     try:
-        page = PageStockOut(store, moves)
-        batches: set[str] = set()
-        for lease in sorted(leased):
-            row = intents[lease]
-            lines = ((row["detail"] or {}).get("lines") or {}).items()
-            batch = page.queue(row["amazon_order_id"], [(sku, int(qty)) for sku, qty in lines])
-            if batch:
-                batches.add(batch)
-            else:
-                taken += 1
-        for batch in sorted(batches):
-            orders = ((store.writes.get(batch) or {}).get("detail") or {}).get("orders", [])
-            if all(keys.order_lease(order_id) in leased for order_id in orders):
-                page.finish_batch(batch)
-                taken += len(orders)
-        page.flush()
+        taken = _finish(store, PageStockOut(store, moves), [intents[lease] for lease in sorted(leased)], leased)
+    except IntegrationError as exc:  # Commerce down or refusing: the moves stay owed, the load goes on
+        log.warning("%s: stock moves left by a run that died not finished yet (%s)", account_id, exc)
+        return 0
     finally:
         store.ops.release_leases(leased, owner)
     if taken:
         log.info("%s: stock moves of %d imported orders finished after a run that died", account_id, taken)
+    return taken
+
+
+def _finish(store: StateStore, page: PageStockOut, intents: list[WriteRow], leased: set[str]) -> int:
+    taken = 0
+    batches: set[str] = set()
+    for row in intents:
+        order_id, lines = row["amazon_order_id"], ((row["detail"] or {}).get("lines") or {})
+        batch = page.queue(order_id, [(sku, int(qty)) for sku, qty in lines.items()])
+        if batch and store.writes.get(batch) is None:
+            # Its batch was refused (a 4xx: forgotten, nothing written): the move goes into a new one.
+            store.writes.amend_intent(keys.stock_out(order_id).natural_key, {"lines": lines})
+            batch = page.queue(order_id, [(sku, int(qty)) for sku, qty in lines.items()])
+        if batch:
+            batches.add(batch)
+        else:
+            taken += 1
+    for batch in sorted(batches):
+        orders = ((store.writes.get(batch) or {}).get("detail") or {}).get("orders", [])
+        if all(keys.order_lease(order_id) in leased for order_id in orders):
+            page.finish_batch(batch)
+            taken += len(orders)
+    page.flush()
     return taken
