@@ -35,8 +35,8 @@ def finish_unwritten(
     raised: the load goes on and the moves stay INTENT for the next run.
 
     :param moves: the calling thread's ``StockMoves`` on the account's MSI source.
-    :param owner: the run's lease owner (``resources.owner_id``): a run retried under the same owner takes its
-        dead attempt's leases at once; another run's, once they expire.
+    :param owner: the run's lease owner (``resources.owner_id``); an order leased by another owner is left to it
+        (a live worker writes its own page's moves; a killed worker's leases expire after their ``lease_seconds``).
     :returns: the number of orders whose move was taken up.
     """
     intents = {
