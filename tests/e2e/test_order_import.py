@@ -161,13 +161,28 @@ def stock_of(channel, skus):
     return {sku: Decimal(str(items[sku][0]["quantity"])) for sku in skus}
 
 
-def test_stock_moves_once_per_order_and_comes_back_on_cancellation(channel):
-    orders = merchant_orders(channel, 20, seed=51)  # 20 orders over 18 SKUs: several share a SKU in one page
+def units_ordered(orders):
+    """Units per seller SKU over the Amazon orders."""
     ordered: dict[str, int] = {}
     for order in orders:
         for item in order["orderItems"]:
             sku = item["product"]["sellerSku"]
             ordered[sku] = ordered.get(sku, 0) + item["quantityOrdered"]
+    return ordered
+
+
+def expire_leases(channel):
+    """The leases of a worker that was killed expire (as they do after ``LEASE_SECONDS``)."""
+    from amazon_commerce_sync.store.schema import leases
+
+    channel.store.engine.dispose()
+    with channel.store.engine.begin() as conn:
+        conn.execute(leases.update().values(expires_at=0))
+
+
+def test_stock_moves_once_per_order_and_comes_back_on_cancellation(channel):
+    orders = merchant_orders(channel, 20, seed=51)  # 20 orders over 18 SKUs: several share a SKU in one page
+    ordered = units_ordered(orders)
     channel.load_amazon_orders(orders)
     assert_success(channel.run_dag("amazon_order_import"))
     assert_success(channel.run_dag("amazon_order_import"))  # a rerun moves nothing
@@ -308,11 +323,82 @@ def test_worker_killed_mid_batch_converges(channel):
     child.wait()
     assert 0 < len(channel.commerce_orders()) < len(orders), "the kill did not land mid-batch"
     channel.commerce("POST", "/_sandbox/settings", json={"latency_ms": 0})
-    channel.store.engine.dispose()
-    # the killed worker's leases expire; a rerun after that converges
-    from amazon_commerce_sync.store.schema import leases
-
-    with channel.store.engine.begin() as conn:
-        conn.execute(leases.update().values(expires_at=0))
+    expire_leases(channel)  # a rerun after that converges, the stock of each order moved once
     assert_success(channel.run_dag("amazon_order_import"))
     assert_exactly_once_with_totals(channel, orders)
+    ordered = units_ordered(orders)
+    assert stock_of(channel, ordered) == {sku: Decimal(1000 - qty) for sku, qty in ordered.items()}
+
+
+# The child dies (``os._exit``: no cleanup, as under SIGKILL) at its page's stock write: before the batch is recorded
+# (its orders' moves in no batch), before ``POST /V1/inventory/source-items`` (in a batch not written) or after it (a
+# batch written but not recorded). Its orders are created and marked imported, so no run takes them up again.
+_DIE_AT_STOCK_WRITE = """
+import os
+from datetime import UTC, datetime
+from amazon_commerce_sync.commerce_writes import stock
+from amazon_commerce_sync.pipelines import tasks
+
+write = stock.StockMoves.write_quantities
+
+def die(self, quantities):
+    if {at!r} == "after_the_write":
+        write(self, quantities)
+    os._exit(9)
+
+if {at!r} == "before_the_batch":
+    stock.PageStockOut.flush = lambda self: os._exit(9)
+stock.StockMoves.write_quantities = die
+tasks.extract_orders('us-main', 'killed', {{}}, run_after=datetime.now(UTC))
+tasks.load_orders('us-main', 'killed')
+"""
+
+
+def kill_at_stock_write(channel, orders, at):
+    """Load ``orders`` in a worker that dies at ``at`` (``_DIE_AT_STOCK_WRITE``), then let its leases expire."""
+    import os
+    import subprocess
+    import sys
+
+    channel.load_amazon_orders(orders)
+    child = subprocess.run(
+        [sys.executable, "-c", _DIE_AT_STOCK_WRITE.format(at=at)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(["include", "."])},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=300,
+    )
+    assert child.returncode == 9, "the worker did not reach the stock write"
+    assert len(channel.commerce_orders_by_amazon_id()) == len(orders)
+    assert {channel.store.orders.get(o["orderId"])["sync_status"] for o in orders} == {"imported"}
+    expire_leases(channel)
+
+
+@pytest.mark.parametrize("at", ["before_the_batch", "before_the_write", "after_the_write"])
+def test_worker_killed_at_the_stock_write_moves_each_order_once(channel, at):
+    orders = merchant_orders(channel, 12, seed=93)
+    ordered = units_ordered(orders)
+    kill_at_stock_write(channel, orders, at)
+    moved = {sku: Decimal(1000 - qty) for sku, qty in ordered.items()}
+    assert stock_of(channel, ordered) == (moved if at == "after_the_write" else {sku: Decimal(1000) for sku in ordered})
+    assert_success(channel.run_dag("amazon_order_import"))
+    assert stock_of(channel, ordered) == moved
+    assert_success(channel.run_dag("amazon_order_import"))  # a rerun moves nothing
+    assert stock_of(channel, ordered) == moved
+    assert all(channel.store.writes.is_done(f"stock_out:{o['orderId']}") for o in orders)
+
+
+def test_stock_moves_left_by_a_killed_worker_wait_while_commerce_refuses_them(channel):
+    orders = merchant_orders(channel, 6, seed=95)
+    ordered = units_ordered(orders)
+    kill_at_stock_write(channel, orders, "before_the_batch")
+    # Commerce refuses the left moves' write (a 400: their batch is forgotten, nothing written): the load goes on
+    refused = {"route": "POST /V1/inventory/source-items", "kind": "error", "status": 400, "count": 1}
+    channel.commerce_faults(fail_next=[refused])
+    assert_success(channel.run_dag("amazon_order_import"))
+    assert stock_of(channel, ordered) == {sku: Decimal(1000) for sku in ordered}
+    channel.commerce_faults()
+    assert_success(channel.run_dag("amazon_order_import"))  # the moves go into a new batch, once
+    assert_success(channel.run_dag("amazon_order_import"))
+    assert stock_of(channel, ordered) == {sku: Decimal(1000 - qty) for sku, qty in ordered.items()}
+    assert all(channel.store.writes.is_done(f"stock_out:{o['orderId']}") for o in orders)

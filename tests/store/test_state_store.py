@@ -181,6 +181,17 @@ def test_intent_log_records_once(state_store):
     assert state_store.writes.get("create_order:111-0000001-0000001") is None
 
 
+def test_intents_of_account_are_the_unfinished_writes_of_its_orders(state_store):
+    ours, done, theirs = "111-0000001-0000005", "111-0000001-0000006", "111-0000001-0000007"
+    state_store.orders.stage([staged(ours), staged(done), staged(theirs, account_id="other-account")])
+    for order_id in (ours, done, theirs):
+        state_store.writes.record_intent(f"stock_out:{order_id}", "stock_out", order_id, {"lines": {"SKU-1": 2}})
+        state_store.writes.record_intent(f"invoice:{order_id}", "invoice", order_id)
+    state_store.writes.complete(f"stock_out:{done}", None)
+    [row] = state_store.writes.intents_of_account("stock_out", "acct")
+    assert row["amazon_order_id"] == ours and row["detail"] == {"lines": {"SKU-1": 2}}
+
+
 def test_outbox_is_keyed_by_natural_key(state_store):
     assert state_store.outbox.add("shipment:10", "shipment_confirmation", "acct", "111-0000001-0000001", {"a": 1})
     assert not state_store.outbox.add("shipment:10", "shipment_confirmation", "acct", "111-0000001-0000001", {"a": 2})

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from amazon_commerce_sync import addresses, buyer_data, currency, import_pages, order_programs, summaries, transform
-from amazon_commerce_sync.commerce_writes import keys, orders
+from amazon_commerce_sync.commerce_writes import keys, orders, stock_recovery
 from amazon_commerce_sync.commerce_writes.protocol import Source, WriteResult
 from amazon_commerce_sync.commerce_writes.shipments import mirror_amazon_shipments, mirror_plan
 from amazon_commerce_sync.commerce_writes.stock import PageStockOut, StockMoves
@@ -111,6 +111,8 @@ class Loader:
 
     def run(self) -> dict[str, Any]:
         """Every order of the account with Amazon changes not applied yet, page by page; returns the summary."""
+        if self.account.manage_stock:  # first the moves of orders a run that died imported but did not write
+            stock_recovery.finish_unwritten(self.store, self.stock, self.account.account_id, self.owner, LEASE_SECONDS)
         import_pages.run_pages(
             self._pages(),
             workers=import_pages.spare_workers(self.account.concurrency),

@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
 from amazon_commerce_sync.store.base import Aggregate, insert
-from amazon_commerce_sync.store.schema import commerce_writes
+from amazon_commerce_sync.store.schema import amazon_orders, commerce_writes
 from amazon_commerce_sync.times import utcnow
 
 
@@ -110,6 +110,17 @@ class WriteLog(Aggregate):
             select(commerce_writes)
             .where(commerce_writes.c.amazon_order_id == amazon_order_id)
             .order_by(commerce_writes.c.id)
+        )
+
+    def intents_of_account(self, kind: str, account_id: str) -> list[WriteRow]:
+        """The writes of ``kind`` still INTENT (outcome not recorded) of the account's Amazon orders, oldest first:
+        what a run that died left unfinished (``commerce_writes.stock_recovery``)."""
+        w = commerce_writes.c
+        return self._all(
+            select(commerce_writes)
+            .join(amazon_orders, amazon_orders.c.amazon_order_id == w.amazon_order_id)
+            .where(w.kind == kind, w.status == WriteStatus.INTENT, amazon_orders.c.account_id == account_id)
+            .order_by(w.id)
         )
 
     def by_entity(self, kind: str, entity_id: str | int) -> WriteRow | None:
