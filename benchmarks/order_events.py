@@ -582,6 +582,8 @@ def bench_burst() -> dict:
             events.kill()
             events.wait()
             log = _records(events)
+            for name in (events.records, events.log):  # type: ignore[attr-defined]
+                Path(name).unlink()
         fetched = fetched_times(env["SALES_CHANNEL_DB_URL"])
         created = created_times(env["SALES_CHANNEL_DB_URL"])
         stats = stack.amazon_stats()
