@@ -74,10 +74,12 @@ sqs: venv
 chromium:  # Chromium and ChromeDriver (the decision test clicks in Airflow's UI); only CI insists on the driver
 	@scripts/ensure_chromium.sh --driver || [ -z "$${CI:-}" ]
 
-## make bench: the import and Sales Channel page benchmarks; write benchmarks/results/.
-bench: venv
+## make bench: the import, Sales Channel page and event-driven import benchmarks; write benchmarks/results/.
+## The event-driven one needs PostgreSQL (its state stores) and starts its own moto (SQS).
+bench: venv postgres
 	$(BIN)/python -m benchmarks.import_orders
 	$(BIN)/python -m benchmarks.page
+	$(BIN)/python -m benchmarks.order_events
 
 ## make lock: re-resolve requirements.in with the package's dependencies (pyproject.toml) into requirements.txt, and
 ## requirements-dev.in into requirements-dev.txt
