@@ -99,7 +99,8 @@ def run_events(queue_url: str, speed: float, creation: float, start: float, expe
     first event while no run is queued makes the queue entry (``AssetDagRunQueue``, its ``created_at`` becomes the
     run's ``run_after``); the run is created ``creation`` seconds later, and no sooner than the previous run ended
     (``max_active_runs=1``), and consumes the events up to its ``run_after`` only; an event that came after it and
-    before the run's creation waits for the run a later event makes ("stranded", counted). The tasks start
+    before the run's creation waits for the run a later event makes ("stranded", counted); the run's stage task
+    takes it from its inlet all the same (``order_events.later_events``; "late_staged"). The tasks start
     ``start`` seconds after the creation. Both times are Airflow's (:mod:`benchmarks.airflow_delay`), divided by
     ``speed``."""
     from amazon_commerce_sync.pipelines import tasks
@@ -150,7 +151,11 @@ def run_events(queue_url: str, speed: float, creation: float, start: float, expe
         time.sleep(start / speed)
         started = time.time()
         extras = [SimpleNamespace(extra={"from_trigger": True, "payload": payload}) for _, payload in batch]
-        staged = tasks.order_events_stage({"order_change": extras}, run_id)
+        # the stage task's inlet: the events recorded after run_after up to now (order_events.later_events); they
+        # stay pending, and the run a later event makes consumes them again (duplicates, as in Airflow)
+        receive(0.0)
+        late = [SimpleNamespace(extra={"from_trigger": True, "payload": p}) for t, p in pending if t > run_after]
+        staged = tasks.order_events_stage({"order_change": extras}, run_id, late)
         results = [tasks.order_events_fetch_load(account, run_id) for account in accounts]
         emit(
             {
@@ -162,6 +167,7 @@ def run_events(queue_url: str, speed: float, creation: float, start: float, expe
                 "ended": time.time(),
                 "events": len(batch),
                 "stranded": stranded,
+                "late_staged": len(late),
                 "stage": staged,
                 "fetch_load": results,
             }

@@ -50,11 +50,12 @@ CRON = environment_schedule("SALES_CHANNEL_ORDER_EVENTS_SCHEDULE", "*/10 * * * *
     default_args=task_defaults(retries=3, execution_timeout=timedelta(minutes=30), exponential_backoff=True),
 )
 def amazon_order_events():
-    @task
-    def stage(triggering_asset_events=None, run_id=None) -> dict:
-        from amazon_commerce_sync.pipelines import tasks
+    @task(inlets=[ORDER_CHANGE])
+    def stage(triggering_asset_events=None, inlet_events=None, dag_run=None, run_id=None) -> dict:
+        from amazon_commerce_sync.pipelines import order_events, tasks
 
-        return tasks.order_events_stage(triggering_asset_events, run_id)
+        later = order_events.later_events(inlet_events, ORDER_CHANGE, dag_run.run_type, dag_run.run_after)
+        return tasks.order_events_stage(triggering_asset_events, run_id, later)
 
     @task
     def accounts() -> list[str]:

@@ -78,6 +78,23 @@ SEARCH_PAGE_SLACK = 2
 Stage = Callable[[list[dict[str, Any]]], None]
 
 
+def later_events(inlet_events: Any, asset: Any, run_type: str | None, run_after: Any) -> list[Any]:
+    """The asset events of ``asset`` recorded after an asset-triggered run's ``run_after`` (up to now), which
+    Airflow gives to no run of theirs: the scheduler (Airflow 3.3.2, ``SchedulerJobRunner.
+    _create_dag_runs_asset_triggered``) gives a run the events up to its ``run_after`` (when its queue entry was
+    made), then deletes the queue entry; an event recorded in between found the entry there, made none of its own,
+    and waits for the run a later event makes (with ``max_active_runs=1``: the whole previous run). Staged now,
+    and again (as a duplicate, which changes nothing) by that later run.
+
+    :param inlet_events: the task's ``inlet_events`` (Task SDK accessors; ``asset`` must be an inlet of the task).
+    :param run_type: the run's type: only ``asset_triggered`` runs have such events (a scheduled run stages none).
+    :returns: asset events with ``extra`` (Task SDK ``AssetEventResult``), oldest first; ``[]`` otherwise.
+    """
+    if inlet_events is None or run_type != "asset_triggered" or run_after is None:
+        return []
+    return list(inlet_events[asset].after(run_after.isoformat()))
+
+
 def messages_of(extras: Iterable[Mapping[str, Any] | None]) -> list[dict[str, Any]]:
     """The reduced messages of asset events' ``extra`` (``{"from_trigger": True, "payload": {"message_batch"}}``).
 

@@ -137,14 +137,15 @@ def load_orders(account_id: str, run_id: str, params: dict[str, Any] | None = No
     return {**summary, "redriven": len(redriven)} if redrive else summary
 
 
-def order_events_stage(triggering_asset_events: Any, run_id: str) -> dict[str, Any]:
+def order_events_stage(triggering_asset_events: Any, run_id: str, later_events: Any = ()) -> dict[str, Any]:
     """``amazon_order_events.stage``: the messages of the run's asset events (a mapping of asset to events with
-    ``extra``, Airflow's ``triggering_asset_events``) staged; counts (``pipelines/order_events.py``)."""
+    ``extra``, Airflow's ``triggering_asset_events``) and of ``later_events`` (``order_events.later_events``)
+    staged; counts (``pipelines/order_events.py``)."""
     from amazon_commerce_sync.pipelines import order_events
 
     ctx = _context(f"amazon_order_events/{run_id}/stage")
     extras = [event.extra for events in (triggering_asset_events or {}).values() for event in events]
-    return order_events.stage_events(ctx, extras)
+    return order_events.stage_events(ctx, extras + [event.extra for event in later_events])
 
 
 def order_events_fetch_load(account_id: str, run_id: str) -> dict[str, Any]:
