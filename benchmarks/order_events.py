@@ -30,7 +30,6 @@ import json
 import math
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -394,14 +393,20 @@ def percentiles(values: list[float], total: int) -> dict[str, float | None]:
 
 
 def import_interval() -> tuple[str, float]:
-    """The polling import's schedule (the DAG's default, or ``SALES_CHANNEL_IMPORT_SCHEDULE``) and its interval (s)."""
+    """The polling import's schedule and its interval (s): the DAG's default for a polling-only channel (no
+    ORDER_CHANGE queue: every 5 minutes; ``dag_defaults.import_schedule_default``), or
+    ``SALES_CHANNEL_IMPORT_SCHEDULE``."""
     from croniter import croniter
 
-    from amazon_commerce_sync.dag_defaults import environment_schedule
+    from amazon_commerce_sync.constants import ORDER_CHANGE_QUEUE_ENV
+    from amazon_commerce_sync.dag_defaults import environment_schedule, import_schedule_default
 
-    source = (ROOT / "dags" / "amazon_order_import.py").read_text()
-    default = re.search(r'environment_schedule\("SALES_CHANNEL_IMPORT_SCHEDULE", "([^"]+)"\)', source).group(1)
-    cron = environment_schedule("SALES_CHANNEL_IMPORT_SCHEDULE", default)
+    queue_url = os.environ.pop(ORDER_CHANGE_QUEUE_ENV, None)
+    try:
+        cron = environment_schedule("SALES_CHANNEL_IMPORT_SCHEDULE", import_schedule_default())
+    finally:
+        if queue_url is not None:
+            os.environ[ORDER_CHANGE_QUEUE_ENV] = queue_url
     times = croniter(cron, datetime(2026, 1, 1, tzinfo=UTC))
     first = times.get_next(float)
     return cron, times.get_next(float) - first
