@@ -109,7 +109,7 @@ def test_a_burst_reaches_commerce_while_it_is_fetched(subscribed, sqs, monkeypat
 
     assert run_with_events(channel, messages)["account.fetch_load[0]"] == "success"
     fetched = result(channel, "account.fetch_load")
-    assert fetched["loads_during_fetch"] >= 2, fetched
+    assert fetched["loads_during_fetch"] >= 1, fetched  # a page of 86 (search) or batches of getOrder
     assert "loaded_during_fetch" not in fetched
     assert fetched["load"]["created"] == count, fetched
     assert_each_in_commerce_once(channel, ids)

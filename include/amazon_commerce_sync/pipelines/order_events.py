@@ -191,10 +191,11 @@ def fetch_orders(
     :param included_data: getOrder's and searchOrders' ``includedData`` (the import's: the staged order is the same).
     :param stage_page: stages a list of Amazon orders for the import's loader (raises to stop the run); called
         from one thread at a time.
-    :param load: the import's loader for the account (``order_import.load_orders``): called from the getOrder
-        loop whenever :data:`LOAD_EVERY` orders were staged since the last call, so a burst reaches Commerce as it
-        is fetched instead of after the whole backlog; its summaries, added up, are ``loaded_during_fetch``. The
-        caller loads once more at the end (what the last batches staged).
+    :param load: the import's loader for the account (``order_import.load_orders``): called by a thread of
+        its own whenever :data:`LOAD_EVERY` orders were staged since its last call, so a burst reaches Commerce as
+        it is fetched instead of after the whole backlog, while the fetching goes on; its summaries, added up, are
+        ``loaded_during_fetch``, their number ``loads_during_fetch``. The caller loads once more at the end (what
+        the last batches staged). A load's error is raised after the fetch.
     :raises SettingsError: (``adaptive``) the account's marketplaces are of more than one Amazon region.
     """
     events = OrderEvents(ctx.store.engine, ctx.actor)
@@ -206,16 +207,19 @@ def fetch_orders(
     def stage(orders: list[dict[str, Any]]) -> None:
         with lock:
             stage_page(orders)
-            loads.pending += len(orders)
+        loads.staged(len(orders))
 
     searches = _Searches(ctx, account, events, included_data, stage) if adaptive else None
     try:
-        _fetch(ctx, account, events, owner, summary, deferred, included_data, stage, searches, loads)
+        _fetch(ctx, account, events, owner, summary, deferred, included_data, stage, searches)
     finally:
-        if searches is not None:
-            searches.close(summary)
-        # A failed try leaves its ids to the next run at once; deferred ones wait STALE_RETRY_SECONDS.
-        events.release(account.account_id, owner, keep=deferred)
+        try:
+            if searches is not None:
+                searches.close(summary)
+            loads.close()
+        finally:
+            # A failed try leaves its ids to the next run at once; deferred ones wait STALE_RETRY_SECONDS.
+            events.release(account.account_id, owner, keep=deferred)
     summary["loads_during_fetch"] = loads.count
     return {"account": account.account_id, **summary, "loaded_during_fetch": loads.totals}
 
@@ -225,17 +229,48 @@ LOAD_EVERY = 100
 
 
 class _Loads:
-    """The loads made during a run's fetch (from the getOrder loop only: one loader at a time)."""
+    """The loads made during a run's fetch, by one thread of their own (one loader per run): it loads whenever
+    :data:`LOAD_EVERY` orders were staged since its last load, while getOrder and the search pages go on."""
 
     def __init__(self, load: Callable[[], Mapping[str, Any]] | None) -> None:
         self.load, self.pending, self.totals, self.count = load, 0, {}, 0
+        self.changed = threading.Condition()
+        self.closed = False
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="order-events-loads", daemon=True) if load else None
+        if self.thread is not None:
+            self.thread.start()
 
-    def due(self) -> None:
-        """Load when :data:`LOAD_EVERY` orders were staged since the last load (see :func:`fetch_orders`)."""
-        if self.load is not None and self.pending >= LOAD_EVERY:
-            self.pending = 0
-            self.totals = add_counts(self.totals, self.load())
-            self.count += 1
+    def staged(self, n: int) -> None:
+        """``n`` more orders staged (either fetching thread)."""
+        with self.changed:
+            self.pending += n
+            self.changed.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self.changed:
+                self.changed.wait_for(lambda: self.closed or self.pending >= LOAD_EVERY)
+                if self.pending < LOAD_EVERY:  # closed: the caller's last load takes the rest
+                    return
+                self.pending = 0
+            try:
+                self.totals = add_counts(self.totals, self.load())
+                self.count += 1
+            except BaseException as exc:  # noqa: BLE001 - re-raised by close() in the task's thread
+                self.error = exc
+                return
+
+    def close(self) -> None:
+        """Wait for a load under way; raise what a load raised."""
+        if self.thread is None:
+            return
+        with self.changed:
+            self.closed = True
+            self.changed.notify()
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def add_counts(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
@@ -397,7 +432,6 @@ def _fetch(
     included_data: Sequence[str],
     stage_page: Stage,
     searches: _Searches | None,
-    loads: _Loads,
 ) -> None:
     """Claim, getOrder and stage the account's staged ids (see :func:`fetch_orders`). With ``searches``, few ids a
     batch (the decision is made again before each) and, while a window's pages run, newest first (the pages read
@@ -447,4 +481,3 @@ def _fetch(
             if not settled:
                 summary["superseded"] += 1  # a newer notification came meanwhile: fetched again next run
                 later.add(row["amazon_order_id"])
-        loads.due()
