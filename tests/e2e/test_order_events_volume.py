@@ -98,6 +98,23 @@ def test_a_burst_is_fetched_by_search_pages_and_getorder_together(subscribed, sq
     assert (stats["searchOrders"]["throttled"], stats["getOrder"]["throttled"]) == (0, 0)
 
 
+def test_a_burst_reaches_commerce_while_it_is_fetched(subscribed, sqs, monkeypatch):
+    """The run loads every LOAD_EVERY staged orders from its getOrder loop (not only after the whole backlog);
+    the loads' counts add up in the task's result and each order is created once."""
+    channel = subscribed
+    monkeypatch.setattr(order_events, "LOAD_EVERY", 20)
+    count = 3 * GETORDER_BURST
+    ids, when = changed_orders(channel, count, seed=57, age=timedelta(minutes=5))
+    messages = changed_at(receive(sqs, count, timeout=60), when)
+
+    assert run_with_events(channel, messages)["account.fetch_load[0]"] == "success"
+    fetched = result(channel, "account.fetch_load")
+    assert fetched["loads_during_fetch"] >= 1, fetched  # a page of 86 (search) or batches of getOrder
+    assert "loaded_during_fetch" not in fetched
+    assert fetched["load"]["created"] == count, fetched
+    assert_each_in_commerce_once(channel, ids)
+
+
 def test_a_small_burst_uses_getorder_alone(subscribed, sqs):
     channel = subscribed
     ids, when = changed_orders(channel, 5, seed=52, age=timedelta(minutes=5))

@@ -176,6 +176,7 @@ def fetch_orders(
     included_data: Sequence[str],
     stage_page: Stage,
     adaptive: bool = True,
+    load: Callable[[], Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Fetch the account's staged ids, hand the orders to ``stage_page`` and mark the ids done: getOrder batch
     by batch and, with ``adaptive`` whenever more ids wait than getOrder can fetch before the next searchOrders
@@ -190,26 +191,102 @@ def fetch_orders(
     :param included_data: getOrder's and searchOrders' ``includedData`` (the import's: the staged order is the same).
     :param stage_page: stages a list of Amazon orders for the import's loader (raises to stop the run); called
         from one thread at a time.
+    :param load: the import's loader for the account (``order_import.load_orders``): called by a thread of
+        its own whenever :data:`LOAD_EVERY` orders were staged since its last call, so a burst reaches Commerce as
+        it is fetched instead of after the whole backlog, while the fetching goes on; its summaries, added up, are
+        ``loaded_during_fetch``, their number ``loads_during_fetch``. The caller loads once more at the end (what
+        the last batches staged). A load's error is raised after the fetch.
     :raises SettingsError: (``adaptive``) the account's marketplaces are of more than one Amazon region.
     """
     events = OrderEvents(ctx.store.engine, ctx.actor)
     summary: collections.Counter[str] = collections.Counter(searched_pages=0, covered_by_search=0)
     deferred: set[str] = set()
     lock = threading.Lock()
+    loads = _Loads(load)
 
     def stage(orders: list[dict[str, Any]]) -> None:
         with lock:
             stage_page(orders)
+        loads.staged(len(orders))
 
     searches = _Searches(ctx, account, events, included_data, stage) if adaptive else None
     try:
         _fetch(ctx, account, events, owner, summary, deferred, included_data, stage, searches)
     finally:
-        if searches is not None:
-            searches.close(summary)
-        # A failed try leaves its ids to the next run at once; deferred ones wait STALE_RETRY_SECONDS.
-        events.release(account.account_id, owner, keep=deferred)
-    return {"account": account.account_id, **summary}
+        try:
+            if searches is not None:
+                searches.close(summary)
+            loads.close()
+        finally:
+            # A failed try leaves its ids to the next run at once; deferred ones wait STALE_RETRY_SECONDS.
+            events.release(account.account_id, owner, keep=deferred)
+    summary["loads_during_fetch"] = loads.count
+    return {"account": account.account_id, **summary, "loaded_during_fetch": loads.totals}
+
+
+#: Orders staged between two loads of an event run: 100 (a searchOrders page) keeps the loader's pages full.
+LOAD_EVERY = 100
+
+
+class _Loads:
+    """The loads made during a run's fetch, by one thread of their own (one loader per run): it loads whenever
+    :data:`LOAD_EVERY` orders were staged since its last load, while getOrder and the search pages go on."""
+
+    def __init__(self, load: Callable[[], Mapping[str, Any]] | None) -> None:
+        self.load, self.pending, self.totals, self.count = load, 0, {}, 0
+        self.changed = threading.Condition()
+        self.closed = False
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="order-events-loads", daemon=True) if load else None
+        if self.thread is not None:
+            self.thread.start()
+
+    def staged(self, n: int) -> None:
+        """``n`` more orders staged (either fetching thread)."""
+        with self.changed:
+            self.pending += n
+            self.changed.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self.changed:
+                self.changed.wait_for(lambda: self.closed or self.pending >= LOAD_EVERY)
+                if self.pending < LOAD_EVERY:  # closed: the caller's last load takes the rest
+                    return
+                self.pending = 0
+            try:
+                self.totals = add_counts(self.totals, self.load())
+                self.count += 1
+            except BaseException as exc:  # noqa: BLE001 - re-raised by close() in the task's thread
+                self.error = exc
+                return
+
+    def close(self) -> None:
+        """Wait for a load under way; raise what a load raised."""
+        if self.thread is None:
+            return
+        with self.changed:
+            self.closed = True
+            self.changed.notify()
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def add_counts(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """Two loader summaries added up: numbers summed, lists joined (sorted, once each), mappings added up; any
+    other value (``account``) from ``b``."""
+    out = dict(a)
+    for key, value in b.items():
+        if isinstance(value, bool) or not isinstance(value, int | list | Mapping):
+            out[key] = value
+        elif isinstance(value, int):
+            out[key] = out.get(key, 0) + value
+        elif isinstance(value, list):
+            out[key] = sorted(set(out.get(key, [])) | set(value))
+        else:
+            out[key] = add_counts(out.get(key, {}), value)
+    return out
 
 
 class _Searches:

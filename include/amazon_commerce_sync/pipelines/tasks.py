@@ -166,8 +166,11 @@ def order_events_fetch_load(account_id: str, run_id: str) -> dict[str, Any]:
             owner=owner,
             included_data=order_extract.INCLUDED_DATA,
             stage_page=lambda orders: order_extract._stage_page(ctx, account, orders, staging),
+            load=lambda: order_import.load_orders(ctx, account, owner=owner),
         )
-        load = order_import.load_orders(ctx, account, owner=owner)
+        load = order_events.add_counts(
+            fetched.pop("loaded_during_fetch"), order_import.load_orders(ctx, account, owner=owner)
+        )
     return {**fetched, "staged": staging, "load": {k: v for k, v in load.items() if k != "account"}}
 
 
