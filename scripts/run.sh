@@ -85,7 +85,7 @@ import json, os
 print(json.dumps({"accounts": [{"account_id": "us-main", "merchant_id": "A2SANDBOXSELLER1",
   "marketplace_ids": ["ATVPDKIKX0DER", "A2EUQ1WTGCTBG2"], "import_orders_after": os.environ["IMPORT_ORDERS_AFTER"]}]}))' )
 
-# Event-driven import (README "Event-driven import (preview)"): a local SQS (moto, reused or started in the
+# Event-driven import (README "Event-driven import"): a local SQS (moto, reused or started in the
 # background by scripts/ensure_sqs.sh, left running), the queue the Amazon sandbox publishes ORDER_CHANGE to,
 # its aws connection and the watcher's queue URL. ops.run_status triggers amazon_notifications_setup once (the
 # subscription; a later `make run` finds it and changes nothing).

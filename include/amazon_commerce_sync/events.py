@@ -175,7 +175,7 @@ class OrderChangeTrigger(BaseEventTrigger):
 
         The provider's trigger ends after each event; this loop starts it again. A failure (queue unavailable,
         credentials refused, a failed ``DeleteMessageBatch``) is logged by its kind only and retried after
-        :data:`RETRY_DELAYS` (doubling, at most 5 minutes): never raised, because the provider's delete error
+        :data:`RETRY_DELAYS` (1 s growing to 5 minutes): never raised, because the provider's delete error
         carries the raw messages (``DestinationPostalCode``) in its text and a failed watcher would stop the event
         path until the triggerer restarts; the polling sweep carries the load meanwhile.
         """

@@ -179,6 +179,12 @@ def set_up(
             subscription.get("subscriptionId"),
             outcome,
         )
+        if outcome == "differs":
+            log.warning(
+                "%s: the seller's ORDER_CHANGE subscription goes to another destination or has another filter; "
+                "left alone, so no notification reaches this queue: trigger again with replace=true",
+                account.account_id,
+            )
     return report
 
 
@@ -195,9 +201,17 @@ def setup_task(params: dict[str, Any], run_id: str) -> dict[str, Any]:
     from amazon_commerce_sync.constants import ORDER_CHANGE_QUEUE_ENV
     from amazon_commerce_sync.resources import open_resources
 
-    queue_url = params.get("queue_url") or os.environ.get(ORDER_CHANGE_QUEUE_ENV)
+    watched = os.environ.get(ORDER_CHANGE_QUEUE_ENV)
+    queue_url = params.get("queue_url") or watched
     if not queue_url:
         raise AirflowFailException(f"no SQS queue: give param queue_url or set {ORDER_CHANGE_QUEUE_ENV}")
+    if queue_url != watched:  # the watcher reads only the environment's queue (dags/amazon_order_events.py)
+        log.warning(
+            "subscribing queue %s, which no watcher reads: set %s to it for the scheduler, DAG processor, triggerer "
+            "and workers, or amazon_order_events never sees these notifications",
+            queue_url,
+            ORDER_CHANGE_QUEUE_ENV,
+        )
     ctx = open_resources(f"amazon_notifications_setup/{run_id}")
     accounts = ctx.settings.accounts
     if params.get("account_id"):
