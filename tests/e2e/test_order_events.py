@@ -57,11 +57,17 @@ def receive(sqs, count: int, timeout: float = 15.0) -> list[dict]:
     return messages
 
 
-def run_with_events(channel, *batches: list[dict]) -> dict[str, str]:
-    """Run amazon_order_events once, consuming one asset event per batch (the trigger's reduced payload)."""
+def run_with_events(channel, *batches: list[dict], later: tuple[list[dict], ...] = ()) -> dict[str, str]:
+    """Run amazon_order_events once, consuming one asset event per batch (the trigger's reduced payload).
+
+    With ``later`` batches the run is made as the scheduler makes an asset-triggered one (``run_type``,
+    ``run_after`` = now), and each later batch is an asset event recorded after its ``run_after``: not the run's
+    own (Airflow 3.3.2 gives a run the events up to its ``run_after``)."""
     from airflow.assets.manager import AssetManager
     from airflow.models import dagrun
     from airflow.models.asset import AssetModel
+    from airflow.utils import timezone
+    from airflow.utils.types import DagRunType
     from sqlalchemy import select
 
     create = dagrun.get_or_create_dagrun
@@ -69,13 +75,18 @@ def run_with_events(channel, *batches: list[dict]) -> dict[str, str]:
     def with_events(*args, **kwargs):
         run = create(*args, **kwargs)
         session = kwargs["session"]
-        asset = session.scalar(select(AssetModel).where(AssetModel.uri == ASSET_ORDER_CHANGE))
+        asset = session.scalar(select(AssetModel).where(AssetModel.uri == ASSET_ORDER_CHANGE)).to_serialized()
+
+        def register(batch):
+            extra = {"from_trigger": True, "payload": {"status": "success", "message_batch": reduce_batch(batch)}}
+            return AssetManager.register_asset_change(asset=asset, extra=extra, session=session)
+
         for batch in batches:
-            payload = {"status": "success", "message_batch": reduce_batch(batch)}
-            event = AssetManager.register_asset_change(
-                asset=asset.to_serialized(), extra={"from_trigger": True, "payload": payload}, session=session
-            )
-            run.consumed_asset_events.append(event)
+            run.consumed_asset_events.append(register(batch))
+        if later:
+            run.run_type, run.run_after = DagRunType.ASSET_TRIGGERED, timezone.utcnow()
+            for batch in later:
+                register(batch)
         session.commit()
         return run
 
@@ -299,39 +310,13 @@ def test_an_event_recorded_after_the_run_was_queued_is_staged_by_that_run(subscr
     """Airflow 3.3.2 gives an asset-triggered run the events up to its ``run_after`` and deletes the queue entry on
     creating it: an event recorded in between makes no run of its own and would wait for a later event's run. The
     run's stage also takes the events recorded after its ``run_after`` (its task's inlet), so the order arrives now."""
-    from airflow.assets.manager import AssetManager
-    from airflow.models import dagrun
-    from airflow.models.asset import AssetModel
-    from airflow.utils import timezone
-    from airflow.utils.types import DagRunType
-    from sqlalchemy import select
-
     channel = subscribed
     first, late = new_orders(channel, 1, seed=51), new_orders(channel, 1, seed=52)
-    messages = {m["MessageId"]: m for m in receive(sqs, 2)}
-    by_order = {
-        json.loads(m["Body"])["Payload"]["OrderChangeNotification"]["AmazonOrderId"]: m for m in messages.values()
-    }
-    create = dagrun.get_or_create_dagrun
+    messages = receive(sqs, 2)
+    by_order = {json.loads(m["Body"])["Payload"]["OrderChangeNotification"]["AmazonOrderId"]: m for m in messages}
 
-    def queued_then_late(*args, **kwargs):
-        run = create(*args, **kwargs)
-        session = kwargs["session"]
-        asset = session.scalar(select(AssetModel).where(AssetModel.uri == ASSET_ORDER_CHANGE)).to_serialized()
-
-        def register(message):
-            payload = {"status": "success", "message_batch": reduce_batch([message])}
-            extra = {"from_trigger": True, "payload": payload}
-            return AssetManager.register_asset_change(asset=asset, extra=extra, session=session)
-
-        run.consumed_asset_events.append(register(by_order[first[0]]))
-        run.run_type, run.run_after = DagRunType.ASSET_TRIGGERED, timezone.utcnow()  # as the scheduler makes it
-        register(by_order[late[0]])  # recorded after run_after: not the run's own
-        session.commit()
-        return run
-
-    with mock.patch.object(dagrun, "get_or_create_dagrun", queued_then_late):
-        assert channel.run_dag(EVENTS)["account.fetch_load[0]"] == "success"
+    states = run_with_events(channel, [by_order[first[0]]], later=([by_order[late[0]]],))
+    assert states["account.fetch_load[0]"] == "success"
     assert result(channel, "stage") == {"received": 2, "staged": 2}
     in_commerce = channel.commerce_orders_by_amazon_id()
     assert len(in_commerce.get(first[0], [])) == 1 and len(in_commerce.get(late[0], [])) == 1
