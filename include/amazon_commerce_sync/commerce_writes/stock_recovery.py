@@ -63,11 +63,12 @@ def _finish(store: StateStore, page: PageStockOut, intents: list[WriteRow], leas
     batches: set[str] = set()
     for row in intents:
         order_id, lines = row["amazon_order_id"], ((row["detail"] or {}).get("lines") or {})
-        batch = page.queue(order_id, [(sku, int(qty)) for sku, qty in lines.items()])
+        units = [(sku, int(qty)) for sku, qty in lines.items()]
+        batch = page.queue(order_id, units)
         if batch and store.writes.get(batch) is None:
             # Its batch was refused (a 4xx: forgotten, nothing written): the move goes into a new one.
             store.writes.amend_intent(keys.stock_out(order_id).natural_key, {"lines": lines})
-            batch = page.queue(order_id, [(sku, int(qty)) for sku, qty in lines.items()])
+            batch = page.queue(order_id, units)
         if batch:
             batches.add(batch)
         else:
