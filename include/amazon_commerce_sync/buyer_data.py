@@ -5,7 +5,7 @@ and the personal data alone (``extract_pii``: ``order_pii``, encrypted at rest).
 Data Protection Policy and the Orders API 2026-01-01 model: ``buyer`` (name, e-mail, company, purchase order
 number), ``recipient`` (the delivery address), the buyer's tax registrations, the items' gift messages
 (``fulfillment.packing.giftOption.giftMessage``); the buyer's own words in a cancellation request keep no e-mail
-address or phone number. ``with_gift_messages`` puts the messages back in memory for the Commerce order.
+address or phone number. ``with_pii`` puts them back in memory for the Commerce order.
 
 Pure functions: no I/O.
 """
@@ -96,3 +96,25 @@ def extract_pii(order: Mapping[str, Any]) -> dict[str, Any]:
         }
         or None,
     }
+
+
+def with_pii(payload: Mapping[str, Any], pii: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The staged ``payload`` (``strip_pii``) with the personal data ``extract_pii`` took from it put back (in
+    memory only, for the Commerce order): ``buyer``, ``recipient.deliveryAddress``, the buyer's tax registrations
+    and the items' gift messages. ``pii`` None (erased by retention, or never held) gives the payload alone."""
+    order = dict(payload)
+    pii = pii or {}
+    buyer = {
+        "buyerName": pii.get("buyer_name"),
+        "buyerEmail": pii.get("buyer_email"),
+        "buyerCompanyName": pii.get("buyer_company"),
+        "buyerPurchaseOrderNumber": pii.get("buyer_purchase_order"),
+    }
+    order["buyer"] = {k: v for k, v in buyer.items() if v}
+    if pii.get("shipping_address"):
+        order["recipient"] = {"deliveryAddress": pii["shipping_address"]}
+    if pii.get("buyer_tax_registrations"):
+        tax = dict(order.get("tax") or {})
+        tax["taxRegistrations"] = [*(tax.get("taxRegistrations") or []), *pii["buyer_tax_registrations"]]
+        order["tax"] = tax
+    return with_gift_messages(order, pii.get("gift_messages"))

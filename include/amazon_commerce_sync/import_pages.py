@@ -15,9 +15,10 @@ written, and subtracts it from every read.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
@@ -130,6 +131,17 @@ def source_quantities(items: Mapping[str, list[Mapping[str, Any]]], source_code:
         )
         for sku, entries in items.items()
     }
+
+
+@contextlib.contextmanager
+def given_back_on_failure(give_back: Callable[[], None]) -> Iterator[None]:
+    """Call ``give_back`` (a page's leases released) when the block raises, then raise on: the orders of a page whose
+    look-ups failed are free at once for the next run, not after the lease's time-out."""
+    try:
+        yield
+    except BaseException:
+        give_back()
+        raise
 
 
 def run_pages(

@@ -293,6 +293,36 @@ def test_fault_storm_converges_to_exactly_n_orders(channel):
     assert throttled > 0, "no 429 was provoked"
 
 
+def held_leases(channel) -> list[str]:
+    from amazon_commerce_sync.store.schema import leases
+
+    with channel.store.engine.connect() as conn:
+        return [r.lease_key for r in conn.execute(leases.select())]
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        "GET /V1/orders",  # the page's natural-key look-up (ext_order_id) fails: nothing of the page is written
+        "POST /V1/inventory/source-items",  # the page's stock write fails after its orders are created
+    ],
+)
+def test_failed_page_gives_its_leases_back_for_the_next_run(channel, route):
+    """A page whose look-up or stock write fails stops the run; the next run (within ``LEASE_SECONDS``, no
+    worker died) finds its orders free, not "busy elsewhere"."""
+    orders = merchant_orders(channel, 6, seed=83)
+    channel.load_amazon_orders(orders)
+    channel.commerce_faults(fail_next=[{"route": route, "kind": "error", "status": 503, "count": 100}])
+    states = channel.run_dag("amazon_order_import")
+    assert "failed" in states.values()
+    assert held_leases(channel) == []
+    channel.commerce_faults()
+    assert_success(channel.run_dag("amazon_order_import"))
+    assert_exactly_once_with_totals(channel, orders)
+    ordered = units_ordered(orders)
+    assert stock_of(channel, ordered) == {sku: Decimal(1000 - qty) for sku, qty in ordered.items()}
+
+
 def test_worker_killed_mid_batch_converges(channel):
     import os
     import signal

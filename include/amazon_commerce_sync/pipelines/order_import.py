@@ -135,30 +135,34 @@ class Loader:
 
     def prepare_page(self, rows: list[OrderRow]) -> Page:
         """A page's leases (one transaction) and batched look-ups: the Commerce orders carrying its Amazon order
-        ids, its products and their stock."""
+        ids, its products and their stock. A failed look-up gives the leases back before it is raised."""
         leases = {keys.order_lease(r["amazon_order_id"]): r for r in rows}
         leased = self.store.ops.acquire_leases(list(leases), self.owner, LEASE_SECONDS)
-        to_create = [
-            r for key, r in leases.items() if key in leased and r["commerce_order_id"] is None and self._eligible(r)
-        ]
-        skus = import_pages.ordered_skus(to_create, self.account.commerce_sku)
-        ids = [r["amazon_order_id"] for r in to_create]
-        if ids:
-            self.store_currency()  # once per run, before the workers need it
-        existing = self.commerce.find_orders_by_ext_order_ids(ids) if ids else {}
-        products = self.commerce.get_products_by_skus(skus) if skus else {}
-        if products and self.account.manage_stock:
-            with self.availability.io_lock:  # not between another page's stock read and write
-                items = self.commerce.get_source_items(sorted(products))
-                self.availability.refresh(import_pages.source_quantities(items, self.account.source_code))
-        return Page(rows, existing, products, PageStockOut(self.store, self.stock), leased)
+        with import_pages.given_back_on_failure(lambda: self.store.ops.release_leases(leased, self.owner)):
+            to_create = [
+                r for k, r in leases.items() if k in leased and r["commerce_order_id"] is None and self._eligible(r)
+            ]
+            skus = import_pages.ordered_skus(to_create, self.account.commerce_sku)
+            ids = [r["amazon_order_id"] for r in to_create]
+            if ids:
+                self.store_currency()  # once per run, before the workers need it
+            existing = self.commerce.find_orders_by_ext_order_ids(ids) if ids else {}
+            products = self.commerce.get_products_by_skus(skus) if skus else {}
+            if products and self.account.manage_stock:
+                with self.availability.io_lock:  # not between another page's stock read and write
+                    items = self.commerce.get_source_items(sorted(products))
+                    self.availability.refresh(import_pages.source_quantities(items, self.account.source_code))
+            return Page(rows, existing, products, PageStockOut(self.store, self.stock), leased)
 
     def finish_page(self, page: Page) -> None:
-        """After the page's last order: its one stock write, then its leases given back (one transaction)."""
-        with self.availability.io_lock:
-            page.stock_out.flush()
-            self.availability.written(page)
-        self.store.ops.release_leases(page.leased, self.owner)
+        """After the page's last order: its one stock write, then its leases given back (one transaction), also
+        when the write fails (its moves stay recorded: ``stock_recovery`` writes them on the next run)."""
+        try:
+            with self.availability.io_lock:
+                page.stock_out.flush()
+                self.availability.written(page)
+        finally:
+            self.store.ops.release_leases(page.leased, self.owner)
 
     def _eligible(self, row: OrderRow) -> bool:
         status, fulfilled = row["amazon_status"], row["fulfilled_by"]
@@ -358,22 +362,7 @@ class Loader:
 
     def _full_order(self, row: OrderRow) -> dict[str, Any]:
         """The staged order with its personal data put back (in memory only, for the Commerce payload)."""
-        order = dict(row["payload"])
-        pii = self.store.orders.pii(row["amazon_order_id"]) or {}
-        buyer = {
-            "buyerName": pii.get("buyer_name"),
-            "buyerEmail": pii.get("buyer_email"),
-            "buyerCompanyName": pii.get("buyer_company"),
-            "buyerPurchaseOrderNumber": pii.get("buyer_purchase_order"),
-        }
-        order["buyer"] = {k: v for k, v in buyer.items() if v}
-        if pii.get("shipping_address"):
-            order["recipient"] = {"deliveryAddress": pii["shipping_address"]}
-        if pii.get("buyer_tax_registrations"):
-            tax = dict(order.get("tax") or {})
-            tax["taxRegistrations"] = [*(tax.get("taxRegistrations") or []), *pii["buyer_tax_registrations"]]
-            order["tax"] = tax
-        return buyer_data.with_gift_messages(order, pii.get("gift_messages"))
+        return buyer_data.with_pii(row["payload"], self.store.orders.pii(row["amazon_order_id"]))
 
     def _product_problems(self, amounts, page: Page, fulfilled: str) -> list[str]:
         """Why the order cannot be created yet (empty when it can); reserves its stock (``Availability``)."""
