@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Make sure a local SQS (moto in server mode: the real SQS API over HTTP) answers on 127.0.0.1:8703 for
 # `make run` and the tests. Reuses a running one; otherwise starts the virtualenv's moto_server in the
-# background, logging to var/sqs/ (stop it with: kill "$(cat var/sqs/moto.pid)").
+# background, logging to var/sqs/ ($RUN_VAR_DIR/sqs/ when set; stop it with: kill "$(cat var/sqs/moto.pid)").
 # Usage: scripts/ensure_sqs.sh PATH_TO_VENV_BIN
 set -euo pipefail
-BIN=${1:-.venv/bin}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${1:-$ROOT/.venv/bin}
+LOGS=${RUN_VAR_DIR:-$ROOT/var}/sqs
 HOST=127.0.0.1 PORT=${SALES_CHANNEL_SQS_PORT:-8703}
 ENDPOINT="http://$HOST:$PORT"
 
@@ -27,9 +29,9 @@ if answers; then
   echo "SQS: using the one answering on $ENDPOINT"
   exit 0
 fi
-mkdir -p var/sqs
-nohup "$BIN/python" -m moto.server -H "$HOST" -p "$PORT" >var/sqs/moto.log 2>&1 &
-echo $! >var/sqs/moto.pid
+mkdir -p "$LOGS"
+nohup "$BIN/python" -m moto.server -H "$HOST" -p "$PORT" >"$LOGS/moto.log" 2>&1 &
+echo $! >"$LOGS/moto.pid"
 for _ in $(seq 1 60); do answers && break; sleep 0.5; done
-answers || { echo "SQS (moto) did not start; see var/sqs/moto.log" >&2; exit 1; }
-echo "SQS: moto started on $ENDPOINT (pid $(cat var/sqs/moto.pid))"
+answers || { echo "SQS (moto) did not start; see $LOGS/moto.log" >&2; exit 1; }
+echo "SQS: moto started on $ENDPOINT (pid $(cat "$LOGS/moto.pid"))"
