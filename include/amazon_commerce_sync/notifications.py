@@ -192,7 +192,8 @@ def setup_task(params: dict[str, Any], run_id: str) -> dict[str, Any]:
     """The ``amazon_notifications_setup`` task: :func:`set_up` for the ``account_id`` param (default: every account).
 
     :raises AirflowFailException: no queue URL (param ``queue_url`` or ``SALES_CHANNEL_ORDER_CHANGE_QUEUE_URL``),
-        or an unknown ``account_id``.
+        an unknown ``account_id``, or an account's subscription ``differs`` without ``replace`` (after every account
+        was set up; the report is pushed as XCom ``report``).
     """
     import os
 
@@ -218,4 +219,15 @@ def setup_task(params: dict[str, Any], run_id: str) -> dict[str, Any]:
         accounts = [a for a in accounts if a.account_id == params["account_id"]]
         if not accounts:
             raise AirflowFailException(f"param account_id: no account {params['account_id']!r} in the settings")
-    return set_up(ctx, list(accounts), queue_url=queue_url, replace=bool(params.get("replace")))
+    report = set_up(ctx, list(accounts), queue_url=queue_url, replace=bool(params.get("replace")))
+    differs = sorted(a for a, r in report["accounts"].items() if r["subscription"] == "differs")
+    if differs:  # a green run would hide that no notification reaches the queue
+        from airflow.sdk import get_current_context
+
+        get_current_context()["ti"].xcom_push(key="report", value=report)
+        raise AirflowFailException(
+            f"{', '.join(differs)}: the seller's ORDER_CHANGE subscription goes to another destination or has another "
+            "filter, so no notification reaches this queue; it was left alone: trigger again with replace=true to "
+            "replace it (the other accounts are set up; the report is XCom 'report')"
+        )
+    return report

@@ -68,9 +68,9 @@ def subscriptions(channel) -> list[dict]:
     return channel.amazon("GET", "/_sandbox/notifications")["subscriptions"]
 
 
-def setup_result(channel) -> dict:
+def setup_result(channel, key: str = "return_value") -> dict:
     ti = next(t for t in channel.last_run.get_task_instances() if t.task_id == "subscribe")
-    return ti.xcom_pull(task_ids="subscribe")
+    return ti.xcom_pull(task_ids="subscribe", key=key)
 
 
 def test_setup_creates_once_and_rerun_changes_nothing(channel, sqs):
@@ -115,8 +115,9 @@ def test_other_subscription_is_reported_and_replaced_only_when_asked(channel, sq
         destination["destinationId"]
     )
 
-    assert channel.run_dag(SETUP, {"queue_url": sqs.queue_url}) == {"subscribe": "success"}
-    report = setup_result(channel)["accounts"]["us-main"]
+    # the run fails (a green one would hide that no notification reaches the queue), and says what to do
+    assert channel.run_dag(SETUP, {"queue_url": sqs.queue_url}) == {"subscribe": "failed"}
+    report = setup_result(channel, "report")["accounts"]["us-main"]
     assert (report["destination"], report["subscription"]) == ("exists", "differs")
     assert report["destination_id"] == destination["destinationId"]
     assert [s["subscriptionId"] for s in subscriptions(channel)] == [by_hand["subscriptionId"]]
