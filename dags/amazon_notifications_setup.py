@@ -8,7 +8,8 @@ SQS destination (Notifications API, grantless) and each account's `ORDER_CHANGE`
 
 The queue: param `queue_url`, else `SALES_CHANNEL_ORDER_CHANGE_QUEUE_URL`; its ARN is read from SQS through the
 `sales_channel_sqs` connection. A subscription to another destination or with another filter is left alone
-and fails the run (the other accounts are set up; the report is XCom `report`) unless `replace` is set. See README "Event-driven import".
+and fails the run (the other accounts are set up; the report is XCom `report`) unless `replace` is set. See
+README "Event-driven import".
 """
 
 from __future__ import annotations

@@ -322,6 +322,38 @@ def test_a_unit_commits_its_calls_all_or_nothing(state_store):
     assert state_store.writes.get("create_order:111-0000001-0000009")["status"] == WriteStatus.INTENT
 
 
+def test_page_decision_and_bucket_reads_do_not_wait_for_a_writer(state_store):
+    """The Sales Channel page, the decision DAG's look-up and a rate bucket's tokens read outside the aggregates;
+    they too are snapshots that wait for no writer (on SQLite a plain connection would begin with the write lock
+    and wait for the writer to commit)."""
+    from amazon_commerce_sync.pipelines.cancel_decision import pending_requests
+    from amazon_commerce_sync.ratelimit import SqlLimiter
+    from amazon_commerce_sync.ui import queries
+
+    holding, release = threading.Event(), threading.Event()
+
+    def writer():
+        with state_store.unit():
+            state_store.ops.set_cursor("orders:acct:US", T0)
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        started = time.monotonic()
+        page = queries.page_data(state_store, T0, schedule={}, watcher={})
+        assert page.channels == [] and page.quarantined.rows == []
+        assert queries.full_list(state_store, "quarantined", T0).rows == []
+        assert pending_requests(state_store, ["acct"]) == []
+        assert SqlLimiter(state_store.engine).tokens("sp-api|seller|getOrder", 0.5, 30) == 30.0
+        assert time.monotonic() - started < 2
+    finally:
+        release.set()
+        thread.join()
+
+
 def test_reads_do_not_wait_for_a_writer_and_writers_queue(state_store):
     """A read is a snapshot that waits for no writer (on SQLite too: not ``BEGIN IMMEDIATE``); concurrent writers
     from many threads all get through (on SQLite they queue on the engine's lock, not in SQLite's busy handler)."""

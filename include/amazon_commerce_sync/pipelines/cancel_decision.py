@@ -86,7 +86,7 @@ def pending_requests(store, account_ids: Iterable[str]) -> list[dict[str, Any]]:
         )
         .order_by(amazon_orders.c.amazon_order_id)
     )
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         rows = conn.execute(query).all()
     return [
         {

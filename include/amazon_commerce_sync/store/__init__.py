@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from amazon_commerce_sync.store.base import unit
+from amazon_commerce_sync.store.db import READ_ONLY
 from amazon_commerce_sync.store.operations import Operations
 from amazon_commerce_sync.store.orders import (
     ItemRow,
@@ -59,6 +60,13 @@ class StateStore:
         """The calling thread's store calls in one transaction until the block ends (``store.base.unit``): one
         commit for bookkeeping that belongs together. Nothing may be sent to another system inside it."""
         return unit(self.engine)
+
+    def reading(self) -> AbstractContextManager[Connection]:
+        """A connection for reads only, for queries outside the aggregates (the Sales Channel page, the decision
+        DAG's look-up): on SQLite its transaction is a snapshot of the write-ahead log that takes no lock and waits
+        for no writer (``db.READ_ONLY``), where a plain connection would begin with the write lock. Nothing written
+        through it may be committed."""
+        return self.engine.connect().execution_options(**{READ_ONLY: True})
 
 
 __all__ = [

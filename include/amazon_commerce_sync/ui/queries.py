@@ -372,7 +372,7 @@ def full_list(
     :raises KeyError: ``name`` is not one of the page's lists.
     """
     make = LISTS[name]
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         return make(conn, now or datetime.now(UTC), ship_by_hours, CSV_LIMIT)
 
 
@@ -403,7 +403,7 @@ def page_data(
         ok_minutes = ok_minutes_for(schedule)
     schedule["ok_minutes"] = ok_minutes
     watcher = order_change_watcher(now) if watcher is None else watcher
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         channels = _channels(conn, now, lag_alert_minutes or {}, ok_minutes)
         hours = _chart(conn, now, channels)
         accounts = [c.account_id for c in channels]
