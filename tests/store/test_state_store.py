@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -322,6 +323,27 @@ def test_a_unit_commits_its_calls_all_or_nothing(state_store):
     assert state_store.writes.get("create_order:111-0000001-0000009")["status"] == WriteStatus.INTENT
 
 
+@contextlib.contextmanager
+def writer_holding_the_lock(state_store):
+    """A thread in the middle of a write transaction (a cursor set, not committed) for the block's length."""
+    holding, release = threading.Event(), threading.Event()
+
+    def writer():
+        with state_store.unit():
+            state_store.ops.set_cursor("orders:acct:US", T0)
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        yield
+    finally:
+        release.set()
+        thread.join()
+
+
 def test_page_decision_and_bucket_reads_do_not_wait_for_a_writer(state_store):
     """The Sales Channel page, the decision DAG's look-up and a rate bucket's tokens read outside the aggregates;
     they too are snapshots that wait for no writer (on SQLite a plain connection would begin with the write lock
@@ -330,53 +352,25 @@ def test_page_decision_and_bucket_reads_do_not_wait_for_a_writer(state_store):
     from amazon_commerce_sync.ratelimit import SqlLimiter
     from amazon_commerce_sync.ui import queries
 
-    holding, release = threading.Event(), threading.Event()
-
-    def writer():
-        with state_store.unit():
-            state_store.ops.set_cursor("orders:acct:US", T0)
-            holding.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
-        assert holding.wait(10)
+    with writer_holding_the_lock(state_store):
         started = time.monotonic()
         page = queries.page_data(state_store, T0, schedule={}, watcher={})
         assert page.channels == [] and page.quarantined.rows == []
         assert queries.full_list(state_store, "quarantined", T0).rows == []
         assert pending_requests(state_store, ["acct"]) == []
         assert SqlLimiter(state_store.engine).tokens("sp-api|seller|getOrder", 0.5, 30) == 30.0
-        assert time.monotonic() - started < 2
-    finally:
-        release.set()
-        thread.join()
+        assert time.monotonic() - started < 5  # a read waiting for the writer would take its 10 s
 
 
 def test_reads_do_not_wait_for_a_writer_and_writers_queue(state_store):
     """A read is a snapshot that waits for no writer (on SQLite too: not ``BEGIN IMMEDIATE``); concurrent writers
     from many threads all get through (on SQLite they queue on the engine's lock, not in SQLite's busy handler)."""
     state_store.writes.record_intent("invoice:111-0000001-0000001", "invoice", "111-0000001-0000001")
-    holding, release = threading.Event(), threading.Event()
-
-    def writer():
-        with state_store.unit():
-            state_store.ops.set_cursor("orders:acct:US", T0)
-            holding.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
-        assert holding.wait(10)
+    with writer_holding_the_lock(state_store):
         started = time.monotonic()
         assert state_store.writes.get("invoice:111-0000001-0000001")["status"] == WriteStatus.INTENT
         assert state_store.ops.get_cursor("orders:acct:US") is None  # not committed yet
         assert time.monotonic() - started < 1
-    finally:
-        release.set()
-        thread.join()
     assert state_store.ops.get_cursor("orders:acct:US") == T0
 
     def record(n: int) -> None:
