@@ -24,7 +24,8 @@
 3. Adaptive volume (issue 16), in :func:`fetch_orders`: when more ids wait than getOrder can fetch before the
    next searchOrders token (:func:`getorder_capacity`, from the shared buckets' current tokens), a thread reads
    the window ``[oldest staged change - 1 s, now - 2 min]`` with searchOrders pages (up to 100 orders each,
-   0.0056/s burst 20) while getOrder takes the newest ids, so throughput approaches the sum of both limits.
+   0.0056/s burst 20; once it fills a page) while getOrder takes the newest ids (already when getOrder alone
+   cannot fetch the backlog before its oldest id is searchable), so throughput approaches the sum of both limits.
    Each page goes through the same ``stage_page``; the staged ids it shows in a version at least as new as the
    notification are marked done (``covered_by_search``), the rest stay for getOrder. The window is a read of its
    own: the import's cursor does not move.
@@ -159,13 +160,17 @@ def _older(updated: datetime | None, change_time: datetime) -> bool:
     return updated is None or updated.replace(microsecond=0) + CLOCK_ALLOWANCE < change_time.replace(microsecond=0)
 
 
-def getorder_capacity(get_tokens: float, get_rate: float, search_tokens: float, search_rate: float) -> float:
+def getorder_capacity(
+    get_tokens: float, get_rate: float, search_tokens: float, search_rate: float, not_before: float = 0.0
+) -> float:
     """How many getOrder calls the buckets allow before searchOrders' next token: getOrder's tokens now plus its
-    refill until then (0 s when searchOrders has a token now). Tokens as ``AmazonSpApiHook.bucket_tokens`` reads
-    them (shared with the import, possibly negative), rates in tokens per second (Amazon's getOrder 0.5/s burst
-    30, searchOrders 0.0056/s burst 20, ``hooks/operations.py``, scaled by the connection's ``rate_scale``)."""
+    refill until then (0 s when searchOrders has a token now), and at least until ``not_before`` seconds from now
+    (when the oldest waiting id becomes searchable: Amazon's 2-minute rule). Tokens as
+    ``AmazonSpApiHook.bucket_tokens`` reads them (shared with the import, possibly negative), rates in tokens per
+    second (Amazon's getOrder 0.5/s burst 30, searchOrders 0.0056/s burst 20, ``hooks/operations.py``, scaled by
+    the connection's ``rate_scale``)."""
     wait = 0.0 if search_tokens >= 1 else (1.0 - search_tokens) / search_rate
-    return max(0.0, get_tokens + get_rate * wait)
+    return max(0.0, get_tokens + get_rate * max(wait, not_before))
 
 
 def fetch_orders(
@@ -291,7 +296,8 @@ def add_counts(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
 
 class _Searches:
     """The run's searchOrders windows: one at a time beside getOrder, each after the one before (never read twice);
-    none after a window stopped on an error or its page budget."""
+    none after a window stopped on an error (one stopped by its page budget leaves the rest of its ids to getOrder,
+    and the next window has a budget of its own)."""
 
     def __init__(self, ctx, account, events, included_data, stage) -> None:
         self.ctx, self.account, self.events, self.included_data, self.stage = ctx, account, events, included_data, stage
@@ -300,43 +306,50 @@ class _Searches:
         self.done: list[_WindowSearch] = []
         self.current: _WindowSearch | None = None
         self.searched_until: datetime | None = None
+        self.ahead = False
 
-    def running(self) -> bool:
-        """True while a window's pages run; else starts one when the backlog calls for it (:meth:`_launch`)."""
+    def newest_first(self) -> bool:
+        """Whether getOrder takes the newest ids next: while a window's pages run (they read from the oldest), and
+        while more ids wait than getOrder alone can fetch before the oldest becomes searchable (pages will read
+        those: a getOrder call spent on one would be spent again on its page). Else the oldest first (fair
+        latency). Starts a window when the backlog calls for it (:meth:`_launch`)."""
         if self.current is not None:
             if self.current.is_alive():
                 return True
             self.done.append(self.current)
             self.current = None
-        if any(s.error is not None or s.exhausted for s in self.done):
+        if any(s.error is not None for s in self.done):
             return False
         self.current = self._launch()
-        return self.current is not None
+        return self.current is not None or self.ahead
 
     def _launch(self) -> _WindowSearch | None:
         """A started window when more ids wait than getOrder can fetch before searchOrders' next token and some
-        changed before ``now - 2 min`` (after the previous window); else None (getOrder alone)."""
+        changed before ``now - 2 min`` (after the previous window), enough to fill a page unless all waiting ids
+        are searchable; else None (getOrder alone).
+        Sets :attr:`ahead` (see :meth:`newest_first`)."""
         account = self.account
-        end = datetime.now(UTC) - SEARCH_MIN_AGE
+        now = datetime.now(UTC)
+        end = now - SEARCH_MIN_AGE
+        hook = self.ctx.amazon(account)
+        whole = self.events.backlog(account.account_id, searchable_before=now + timedelta(days=1))  # its oldest
+        until = (whole.oldest_searchable + SEARCH_MIN_AGE - now).total_seconds() if whole.oldest_searchable else 0
+        self.ahead = whole.claimable > _capacity(hook, not_before=max(0.0, until))
         backlog = self.events.backlog(account.account_id, searchable_before=end, searchable_after=self.searched_until)
         if not backlog.searchable or backlog.oldest_searchable is None:
             return None
-        capacity = _capacity(self.ctx.amazon(account))
+        capacity = _capacity(hook)
         if backlog.claimable <= capacity:
             return None
+        if backlog.searchable < account.page_size and backlog.searchable < backlog.claimable:
+            return None  # a part page now would cost the token a full one takes a moment later
         start = backlog.oldest_searchable - CLOCK_ALLOWANCE
         window = (max(start, self.searched_until) if self.searched_until else start, end)
         budget = SEARCH_PAGE_SLACK * math.ceil(backlog.searchable / account.page_size)
         log.info(
             "%s: %d staged ids, getOrder can fetch %.0f before the next searchOrders token: searchOrders pages for "
             "the %d changed in [%s, %s] (at most %d pages) beside getOrder",
-            account.account_id,
-            backlog.claimable,
-            capacity,
-            backlog.searchable,
-            window[0],
-            window[1],
-            budget,
+            *(account.account_id, backlog.claimable, capacity, backlog.searchable, *window, budget),
         )
         self.searched_until = end
         search = _WindowSearch(self, window, budget)
@@ -406,9 +419,9 @@ class _WindowSearch(threading.Thread):
                 return  # getOrder finishes before another page would come
 
 
-def _capacity(hook: Any) -> float:
+def _capacity(hook: Any, not_before: float = 0.0) -> float:
     """:func:`getorder_capacity` from the hook's shared buckets now."""
-    return getorder_capacity(*hook.bucket_tokens("getOrder"), *hook.bucket_tokens("searchOrders"))
+    return getorder_capacity(*hook.bucket_tokens("getOrder"), *hook.bucket_tokens("searchOrders"), not_before)
 
 
 def _versions(orders: list[dict[str, Any]]) -> dict[str, datetime]:
@@ -442,9 +455,9 @@ def _fetch(
     later: set[str] = set()
     limit = CLAIM_BATCH if searches is None else SHARED_CLAIM_BATCH
     while True:
-        beside = searches is not None and searches.running()
+        newest = searches is not None and searches.newest_first()
         claimed = events.claim(
-            account.account_id, owner, limit=limit, lease_seconds=LEASE_SECONDS, exclude=later, newest_first=beside
+            account.account_id, owner, limit=limit, lease_seconds=LEASE_SECONDS, exclude=later, newest_first=newest
         )
         if not claimed:
             break
