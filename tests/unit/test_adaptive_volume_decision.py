@@ -32,11 +32,3 @@ def test_scaled_rates_give_the_same_decision():
     assert getorder_capacity(29.0, GET_RATE * 100, 0.0, SEARCH_RATE * 100) == pytest.approx(
         getorder_capacity(29.0, GET_RATE, 0.0, SEARCH_RATE)
     )
-
-
-def test_the_wait_until_the_oldest_id_is_searchable_counts_when_longer():
-    """``not_before``: seconds until the oldest waiting id passes Amazon's 2-minute line; a page cannot read it
-    sooner, so getOrder's refill until then counts (the longer of the two waits)."""
-    assert getorder_capacity(29.0, GET_RATE, 19.0, SEARCH_RATE, not_before=120.0) == pytest.approx(29.0 + 60.0)
-    # searchOrders' own wait (178.6 s) is the longer one
-    assert getorder_capacity(29.0, GET_RATE, 0.0, SEARCH_RATE, not_before=60.0) == pytest.approx(29.0 + 0.5 / 0.0056)
