@@ -100,7 +100,8 @@ def run_events(queue_url: str, speed: float, creation: float, start: float, expe
     run's ``run_after``); the run is created ``creation`` seconds later, and no sooner than the previous run ended
     (``max_active_runs=1``), and consumes the events up to its ``run_after`` only; an event that came after it and
     before the run's creation waits for the run a later event makes ("stranded", counted); the run's stage task
-    takes it from its inlet all the same (``order_events.later_events``; "late_staged"). The tasks start
+    takes it from its inlet all the same (``order_events.later_events``; "late_staged"), and the fetch_load task
+    the ones recorded during the fetch (``events.newer_events``, modelled by ``newer``). The tasks start
     ``start`` seconds after the creation. Both times are Airflow's (:mod:`benchmarks.airflow_delay`), divided by
     ``speed``."""
     from amazon_commerce_sync.pipelines import tasks
@@ -134,6 +135,17 @@ def run_events(queue_url: str, speed: float, creation: float, start: float, expe
             except queue.Empty:
                 return
 
+    since = 0.0  # the newest event fetch_load's inlet read
+
+    def newer() -> list[SimpleNamespace]:
+        """fetch_load's inlet (``events.newer_events``): the events recorded after the last it read; they stay
+        pending, for the run a later event makes (duplicates, as in Airflow)."""
+        nonlocal since
+        receive(0.0)
+        found = [(t, p) for t, p in pending if t > since]
+        since = max([t for t, _ in found], default=since)
+        return [SimpleNamespace(extra={"from_trigger": True, "payload": p}, timestamp=None) for _, p in found]
+
     runs = 0
     while time.time() < deadline:
         receive(0.2)
@@ -156,7 +168,8 @@ def run_events(queue_url: str, speed: float, creation: float, start: float, expe
         receive(0.0)
         late = [SimpleNamespace(extra={"from_trigger": True, "payload": p}) for t, p in pending if t > run_after]
         staged = tasks.order_events_stage({"order_change": extras}, run_id, late)
-        results = [tasks.order_events_fetch_load(account, run_id) for account in accounts]
+        since = max([t for t, _ in pending if t > run_after], default=run_after)
+        results = [tasks.order_events_fetch_load(account, run_id, newer) for account in accounts]
         emit(
             {
                 "kind": "run",

@@ -63,11 +63,13 @@ def amazon_order_events():
 
         return tasks.list_accounts()
 
-    @task(max_active_tis_per_dagrun=2, map_index_template=ACCOUNT_MAP_INDEX)
-    def fetch_load(account_id: str, run_id=None) -> dict:
+    @task(inlets=[ORDER_CHANGE], max_active_tis_per_dagrun=2, map_index_template=ACCOUNT_MAP_INDEX)
+    def fetch_load(account_id: str, inlet_events=None, dag_run=None, run_id=None) -> dict:
+        from amazon_commerce_sync.events import newer_events
         from amazon_commerce_sync.pipelines import tasks
 
-        return tasks.order_events_fetch_load(account_id, run_id)
+        newer = newer_events(inlet_events, ORDER_CHANGE, dag_run.run_type, dag_run.run_after)
+        return tasks.order_events_fetch_load(account_id, run_id, newer)
 
     @task_group
     def account(account_id: str) -> dict:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -106,6 +106,25 @@ def reduce_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     batch = payload.get("message_batch") or []
     reduced = [dict(m) if "Body" not in m and "messageId" in m else reduce_message(m) for m in batch]
     return {"status": payload.get("status"), "message_batch": reduced}
+
+
+def newer_events(inlet_events: Any, asset: Any, run_type: str | None, run_after: Any) -> Callable[[], list[Any]] | None:
+    """A reader of the asset events of ``asset`` recorded after an asset-triggered run's ``run_after``: each call
+    gives those after the newest one it gave before (Task SDK ``inlet_events[asset].after``, ``asset`` an inlet of
+    the task). With ``max_active_runs=1`` they wait for the whole run (``order_events.later_events`` says why);
+    the run's fetch stages them instead, and the later run stages them again as duplicates. None for other runs."""
+    if inlet_events is None or run_type != "asset_triggered" or run_after is None:
+        return None
+    since = [run_after.isoformat()]
+
+    def read() -> list[Any]:
+        found = list(inlet_events[asset].after(since[0]))
+        stamps = [e.timestamp for e in found if getattr(e, "timestamp", None) is not None]
+        if stamps:
+            since[0] = max(stamps).isoformat()
+        return found
+
+    return read
 
 
 class OrderChangeTrigger(BaseEventTrigger):

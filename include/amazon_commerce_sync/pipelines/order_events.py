@@ -24,10 +24,11 @@
 3. Adaptive volume (issue 16), in :func:`fetch_orders`: when more ids wait than getOrder can fetch before the
    next searchOrders token (:func:`getorder_capacity`, from the shared buckets' current tokens), a thread reads
    the window ``[oldest staged change - 1 s, now - 2 min]`` with searchOrders pages (up to 100 orders each,
-   0.0056/s burst 20) while getOrder takes the newest ids, so throughput approaches the sum of both limits.
-   Each page goes through the same ``stage_page``; the staged ids it shows in a version at least as new as the
-   notification are marked done (``covered_by_search``), the rest stay for getOrder. The window is a read of its
-   own: the import's cursor does not move.
+   0.0056/s burst 20; once it fills a page) while getOrder takes the newest ids (from the moment the backlog
+   exceeds it, before any id is searchable), so throughput approaches the sum of both limits. With ``more``,
+   the run also stages the notifications recorded after it was queued, so a burst's ids are one run's.
+   Each page goes through the same ``stage_page``; the staged ids it shows at least as new as the notification
+   are marked done (``covered_by_search``), the rest stay for getOrder. The import's cursor does not move.
 
 Outcomes are counts in the task's XCom (ids and counts only, never buyer data).
 """
@@ -38,11 +39,13 @@ import collections
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from amazon_commerce_sync import marketplaces
+from amazon_commerce_sync.counts import add_counts
 from amazon_commerce_sync.errors import NotFoundError
 from amazon_commerce_sync.events import reduce_payload
 from amazon_commerce_sync.resources import Resources
@@ -71,9 +74,9 @@ SEARCH_MIN_AGE = timedelta(minutes=2)
 #: Rows getOrder claims at a time in adaptive mode (few: the pages find the rest free, and the choice between the
 #: operations is made again before each batch).
 SHARED_CLAIM_BATCH = 10
-#: A window is read for at most this many times the pages its staged ids fill (orders no notification named
-#: share the window; the searchOrders bucket is the import's too).
+#: A window reads at most this many times the pages its staged ids fill (the searchOrders bucket is the import's).
 SEARCH_PAGE_SLACK = 2
+MORE_EVERY, MORE_FOR = 5.0, 600.0  #: seconds between reads of later notifications; for how long a run reads them
 
 Stage = Callable[[list[dict[str, Any]]], None]
 
@@ -177,6 +180,7 @@ def fetch_orders(
     stage_page: Stage,
     adaptive: bool = True,
     load: Callable[[], Mapping[str, Any]] | None = None,
+    more: Callable[[], list[Any]] | None = None,
 ) -> dict[str, Any]:
     """Fetch the account's staged ids, hand the orders to ``stage_page`` and mark the ids done: getOrder batch
     by batch and, with ``adaptive`` whenever more ids wait than getOrder can fetch before the next searchOrders
@@ -196,6 +200,8 @@ def fetch_orders(
         it is fetched instead of after the whole backlog, while the fetching goes on; its summaries, added up, are
         ``loaded_during_fetch``, their number ``loads_during_fetch``. The caller loads once more at the end (what
         the last batches staged). A load's error is raised after the fetch.
+    :param more: asset events recorded since the run was queued, not yet read (``events.newer_events``): staged
+        every :data:`MORE_EVERY` s and when the claims run dry, for :data:`MORE_FOR` s (``later_staged``).
     :raises SettingsError: (``adaptive``) the account's marketplaces are of more than one Amazon region.
     """
     events = OrderEvents(ctx.store.engine, ctx.actor)
@@ -211,7 +217,9 @@ def fetch_orders(
 
     searches = _Searches(ctx, account, events, included_data, stage) if adaptive else None
     try:
-        _fetch(ctx, account, events, owner, summary, deferred, included_data, stage, searches)
+        _fetch(
+            ctx, account, events, owner, summary, deferred, included_data, stage, searches, more and _more(ctx, more)
+        )
     finally:
         try:
             if searches is not None:
@@ -222,6 +230,12 @@ def fetch_orders(
             events.release(account.account_id, owner, keep=deferred)
     summary["loads_during_fetch"] = loads.count
     return {"account": account.account_id, **summary, "loaded_during_fetch": loads.totals}
+
+
+def _more(ctx: Resources, read: Callable[[], list[Any]]) -> Callable[[], int]:
+    """Stages what ``read`` gives (asset events); how many ids were staged or re-armed. A burst's ids are then one
+    run's, not waiting for it in Airflow's queue while its pages re-read ids its getOrder fetched among them."""
+    return lambda: sum(v for k, v in stage_events(ctx, [e.extra for e in read()]).items() if k in ("staged", "newer"))
 
 
 #: Orders staged between two loads of an event run: 100 (a searchOrders page) keeps the loader's pages full.
@@ -273,25 +287,10 @@ class _Loads:
             raise self.error
 
 
-def add_counts(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
-    """Two loader summaries added up: numbers summed, lists joined (sorted, once each), mappings added up; any
-    other value (``account``) from ``b``."""
-    out = dict(a)
-    for key, value in b.items():
-        if isinstance(value, bool) or not isinstance(value, int | list | Mapping):
-            out[key] = value
-        elif isinstance(value, int):
-            out[key] = out.get(key, 0) + value
-        elif isinstance(value, list):
-            out[key] = sorted(set(out.get(key, [])) | set(value))
-        else:
-            out[key] = add_counts(out.get(key, {}), value)
-    return out
-
-
 class _Searches:
     """The run's searchOrders windows: one at a time beside getOrder, each after the one before (never read twice);
-    none after a window stopped on an error or its page budget."""
+    none after a window stopped on an error (one stopped by its page budget leaves the rest of its ids to getOrder,
+    and the next window has a budget of its own)."""
 
     def __init__(self, ctx, account, events, included_data, stage) -> None:
         self.ctx, self.account, self.events, self.included_data, self.stage = ctx, account, events, included_data, stage
@@ -300,43 +299,43 @@ class _Searches:
         self.done: list[_WindowSearch] = []
         self.current: _WindowSearch | None = None
         self.searched_until: datetime | None = None
+        self.ahead = False
 
-    def running(self) -> bool:
-        """True while a window's pages run; else starts one when the backlog calls for it (:meth:`_launch`)."""
+    def newest_first(self) -> bool:
+        """Whether getOrder takes the newest ids next: while a window's pages run (they read from the oldest), and
+        whenever more ids wait than getOrder can fetch before searchOrders' next token, before any is searchable
+        too (the pages will read the oldest: a getOrder call spent on one is spent again on its page). Else the
+        oldest first (fair latency). Starts a window when the backlog calls for it (:meth:`_launch`)."""
         if self.current is not None:
             if self.current.is_alive():
                 return True
             self.done.append(self.current)
             self.current = None
-        if any(s.error is not None or s.exhausted for s in self.done):
+        if any(s.error is not None for s in self.done):
             return False
         self.current = self._launch()
-        return self.current is not None
+        return self.current is not None or self.ahead
 
     def _launch(self) -> _WindowSearch | None:
         """A started window when more ids wait than getOrder can fetch before searchOrders' next token and some
-        changed before ``now - 2 min`` (after the previous window); else None (getOrder alone)."""
+        changed before ``now - 2 min`` (after the previous window), enough to fill a page unless all waiting ids
+        are searchable; else None (getOrder alone). Sets :attr:`ahead` (see :meth:`newest_first`)."""
         account = self.account
         end = datetime.now(UTC) - SEARCH_MIN_AGE
         backlog = self.events.backlog(account.account_id, searchable_before=end, searchable_after=self.searched_until)
-        if not backlog.searchable or backlog.oldest_searchable is None:
-            return None
         capacity = _capacity(self.ctx.amazon(account))
-        if backlog.claimable <= capacity:
+        self.ahead = backlog.claimable > capacity
+        if not backlog.searchable or backlog.oldest_searchable is None or not self.ahead:
             return None
+        if backlog.searchable < account.page_size and backlog.searchable < backlog.claimable:
+            return None  # a part page now would cost the token a full one takes a moment later
         start = backlog.oldest_searchable - CLOCK_ALLOWANCE
         window = (max(start, self.searched_until) if self.searched_until else start, end)
         budget = SEARCH_PAGE_SLACK * math.ceil(backlog.searchable / account.page_size)
         log.info(
             "%s: %d staged ids, getOrder can fetch %.0f before the next searchOrders token: searchOrders pages for "
             "the %d changed in [%s, %s] (at most %d pages) beside getOrder",
-            account.account_id,
-            backlog.claimable,
-            capacity,
-            backlog.searchable,
-            window[0],
-            window[1],
-            budget,
+            *(account.account_id, backlog.claimable, capacity, backlog.searchable, *window, budget),
         )
         self.searched_until = end
         search = _WindowSearch(self, window, budget)
@@ -418,7 +417,7 @@ def _versions(orders: list[dict[str, Any]]) -> dict[str, datetime]:
         try:
             out[str(order["orderId"])] = parse_time(order["lastUpdatedTime"])
         except (KeyError, TypeError, ValueError):
-            continue
+            pass
     return out
 
 
@@ -432,6 +431,7 @@ def _fetch(
     included_data: Sequence[str],
     stage_page: Stage,
     searches: _Searches | None,
+    more: Callable[[], int] | None = None,
 ) -> None:
     """Claim, getOrder and stage the account's staged ids (see :func:`fetch_orders`). With ``searches``, few ids a
     batch (the decision is made again before each) and, while a window's pages run, newest first (the pages read
@@ -441,13 +441,20 @@ def _fetch(
     # those stay ``new``, so only they are excluded from the claims (a short list, whatever the run's volume).
     later: set[str] = set()
     limit = CLAIM_BATCH if searches is None else SHARED_CLAIM_BATCH
+    started = checked = time.monotonic()
     while True:
-        beside = searches is not None and searches.running()
+        if more is not None and MORE_EVERY <= time.monotonic() - checked and time.monotonic() - started < MORE_FOR:
+            checked, summary["later_staged"] = time.monotonic(), summary["later_staged"] + more()
+        newest = searches is not None and searches.newest_first()
         claimed = events.claim(
-            account.account_id, owner, limit=limit, lease_seconds=LEASE_SECONDS, exclude=later, newest_first=beside
+            account.account_id, owner, limit=limit, lease_seconds=LEASE_SECONDS, exclude=later, newest_first=newest
         )
         if not claimed:
-            break
+            staged = more() if more is not None and time.monotonic() - started < MORE_FOR else 0
+            summary["later_staged"] += staged
+            if not staged:
+                break
+            continue
         orders, fetched_rows = [], []
         for row in claimed:
             try:

@@ -148,10 +148,10 @@ def order_events_stage(triggering_asset_events: Any, run_id: str, later_events: 
     return order_events.stage_events(ctx, extras + [event.extra for event in later_events])
 
 
-def order_events_fetch_load(account_id: str, run_id: str) -> dict[str, Any]:
-    """``amazon_order_events.account.fetch_load``: the account's staged ids by getOrder (and searchOrders pages
-    for a burst: ``order_events.fetch_orders``), staged by the import's own page staging, then the import's
-    loader; counts (``fetched``, ``searched_pages``, ``covered_by_search``..., ``staged``, ``load``)."""
+def order_events_fetch_load(account_id: str, run_id: str, newer_events: Any = None) -> dict[str, Any]:
+    """``amazon_order_events.account.fetch_load``: the staged ids, and those ``newer_events`` (``events``) gives
+    meanwhile, by ``order_events.fetch_orders``, staged by the import's page staging, then the import's loader;
+    counts (``fetched``, ``searched_pages``, ``covered_by_search``..., ``staged``, ``load``)."""
     from amazon_commerce_sync.pipelines import order_events, order_extract, order_import
     from amazon_commerce_sync.resources import owner_id
 
@@ -167,10 +167,10 @@ def order_events_fetch_load(account_id: str, run_id: str) -> dict[str, Any]:
             included_data=order_extract.INCLUDED_DATA,
             stage_page=lambda orders: order_extract._stage_page(ctx, account, orders, staging),
             load=lambda: order_import.load_orders(ctx, account, owner=owner),
+            more=newer_events,
         )
-        load = order_events.add_counts(
-            fetched.pop("loaded_during_fetch"), order_import.load_orders(ctx, account, owner=owner)
-        )
+        loaded = fetched.pop("loaded_during_fetch")
+        load = order_events.add_counts(loaded, order_import.load_orders(ctx, account, owner=owner))
     return {**fetched, "staged": staging, "load": {k: v for k, v in load.items() if k != "account"}}
 
 
