@@ -178,8 +178,8 @@ def run_pages(
         for rows in pages:
             while len(in_flight) >= 2:  # the page before the one running is finished first
                 in_flight.popleft().wait()
+            running = _still_running(running)  # a failed finish stops the run before the next page's leases
             page = prepare(rows)
-            running = _still_running(running)
             finished = threading.Event()
             in_flight.append(finished)
             running += [pool.submit(order, page, row, finished) for row in rows]
