@@ -110,15 +110,18 @@ def reduce_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 def newer_events(inlet_events: Any, asset: Any, run_type: str | None, run_after: Any) -> Callable[[], list[Any]] | None:
     """A reader of the asset events of ``asset`` recorded after an asset-triggered run's ``run_after``: each call
-    gives those after the newest one it gave before (Task SDK ``inlet_events[asset].after``, ``asset`` an inlet of
-    the task). With ``max_active_runs=1`` they wait for the whole run (``order_events.later_events`` says why);
-    the run's fetch stages them instead, and the later run stages them again as duplicates. None for other runs."""
+    gives those it has not given before (Task SDK ``inlet_events[asset].after``, ``asset`` an inlet of the task;
+    ``after`` is inclusive in Airflow 3.3, ``timestamp >= after``, so events are told apart by their ``id``).
+    With ``max_active_runs=1`` they wait for the whole run (``order_events.later_events`` says why); the run's
+    fetch stages them instead, and the later run stages them again as duplicates. None for other runs."""
     if inlet_events is None or run_type != "asset_triggered" or run_after is None:
         return None
     since = [run_after.isoformat()]
+    given: set[Any] = set()
 
     def read() -> list[Any]:
-        found = list(inlet_events[asset].after(since[0]))
+        found = [e for e in inlet_events[asset].after(since[0]) if e.id not in given]
+        given.update(e.id for e in found)
         stamps = [e.timestamp for e in found if getattr(e, "timestamp", None) is not None]
         if stamps:
             since[0] = max(stamps).isoformat()

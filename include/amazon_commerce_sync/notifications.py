@@ -228,6 +228,6 @@ def setup_task(params: dict[str, Any], run_id: str) -> dict[str, Any]:
         raise AirflowFailException(
             f"{', '.join(differs)}: the seller's ORDER_CHANGE subscription goes to another destination or has another "
             "filter, so no notification reaches this queue; it was left alone: trigger again with replace=true to "
-            "replace it (the other accounts are set up; the report is XCom 'report')"
+            "replace it (any other accounts are set up; the report is XCom 'report')"
         )
     return report

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from amazon_commerce_sync import fetch_loads
 from amazon_commerce_sync.pipelines import order_events
 from tests.e2e import test_order_events as events_tests
 
@@ -102,7 +103,7 @@ def test_a_burst_reaches_commerce_while_it_is_fetched(subscribed, sqs, monkeypat
     """The run loads every LOAD_EVERY staged orders from its getOrder loop (not only after the whole backlog);
     the loads' counts add up in the task's result and each order is created once."""
     channel = subscribed
-    monkeypatch.setattr(order_events, "LOAD_EVERY", 20)
+    monkeypatch.setattr(fetch_loads, "LOAD_EVERY", 20)
     count = 3 * GETORDER_BURST
     ids, when = changed_orders(channel, count, seed=57, age=timedelta(minutes=5))
     messages = changed_at(receive(sqs, count, timeout=60), when)

@@ -27,7 +27,7 @@ class FakeAccessor:
 
 
 def event(seconds: float):
-    return SimpleNamespace(timestamp=T0 + timedelta(seconds=seconds), extra={"n": seconds})
+    return SimpleNamespace(id=int(seconds * 10), timestamp=T0 + timedelta(seconds=seconds), extra={"n": seconds})
 
 
 def test_each_read_gives_what_came_after_the_last_it_gave():
@@ -36,8 +36,11 @@ def test_each_read_gives_what_came_after_the_last_it_gave():
     read = newer_events(inlet, ASSET, "asset_triggered", T0 + timedelta(seconds=0.5))
     assert [e.extra["n"] for e in read()] == [1]
     recorded += [event(2), event(3)]
-    # the accessor's after() is inclusive: the newest already given comes again (staged as a duplicate)
-    assert [e.extra["n"] for e in read()] == [1, 2, 3]
+    # the accessor's after() is inclusive (Airflow 3.3: timestamp >= after): the newest given comes again from
+    # the accessor, and is not given twice
+    assert [e.extra["n"] for e in read()] == [2, 3]
+    assert read() == []
+    recorded.append(SimpleNamespace(id=99, timestamp=T0 + timedelta(seconds=3), extra={"n": 3}))  # same instant
     assert [e.extra["n"] for e in read()] == [3]
 
 

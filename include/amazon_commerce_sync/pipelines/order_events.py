@@ -45,9 +45,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from amazon_commerce_sync import marketplaces
-from amazon_commerce_sync.counts import add_counts
+from amazon_commerce_sync.counts import add_counts  # noqa: F401 - tasks.py adds its loads up with it
 from amazon_commerce_sync.errors import NotFoundError
 from amazon_commerce_sync.events import reduce_payload
+from amazon_commerce_sync.fetch_loads import Loads
 from amazon_commerce_sync.resources import Resources
 from amazon_commerce_sync.settings import AccountSettings, Settings
 from amazon_commerce_sync.store.order_events import (
@@ -122,18 +123,21 @@ def _account_for(settings: Settings, message: Mapping[str, Any]) -> tuple[Accoun
     return None, "other_marketplace"
 
 
-def stage_events(ctx: Resources, extras: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
+def stage_events(ctx: Resources, extras: Iterable[Mapping[str, Any] | None], *, audit: bool = True) -> dict[str, Any]:
     """Stage every message of the run's asset events; returns counts ``received``, ``staged``, ``newer``,
-    ``older_or_duplicate``, ``quarantined``, ``ignored_other_seller``, ``ignored_other_marketplace``. A run with
-    messages also records these counts in the audit trail (``MESSAGES_ACTION``; the Sales Channel page's
-    notifications per hour), after staging."""
+    ``older_or_duplicate``, ``quarantined``, ``ignored_other_seller``, ``ignored_other_marketplace``. With
+    ``audit``, a run with messages also records these counts in the audit trail (``MESSAGES_ACTION``; the Sales
+    Channel page's notifications per hour), after staging, and quarantines the malformed ones: once per asset
+    event, by the stage task of the run Airflow gives it to (a fetch staging later events early passes
+    ``audit=False``: counted, neither audited nor quarantined)."""
     summary: collections.Counter[str] = collections.Counter()
     staged: list[OrderEvent] = []
     messages = messages_of(extras)
     for message in messages:
         summary["received"] += 1
         if "quarantine" in message:
-            ctx.store.ops.quarantine(QUARANTINE_ENTITY, message["messageId"], message["quarantine"])
+            if audit:  # quarantined once, by the stage task of its run
+                ctx.store.ops.quarantine(QUARANTINE_ENTITY, message["messageId"], message["quarantine"])
             summary["quarantined"] += 1
             continue
         account, why = _account_for(ctx.settings, message)
@@ -150,7 +154,7 @@ def stage_events(ctx: Resources, extras: Iterable[Mapping[str, Any] | None]) -> 
             }
         )
     summary.update(OrderEvents(ctx.store.engine, ctx.actor).stage(staged))
-    if messages:
+    if messages and audit:
         ctx.store.ops.audit(MESSAGES_ACTION, MESSAGES_ENTITY, messages[0]["messageId"][:64], dict(summary))
     log.info("ORDER_CHANGE messages: %s", dict(summary))
     return dict(summary)
@@ -196,8 +200,9 @@ def fetch_orders(
     :param stage_page: stages a list of Amazon orders for the import's loader (raises to stop the run); called
         from one thread at a time.
     :param load: the import's loader for the account (``order_import.load_orders``): called by a thread of
-        its own whenever :data:`LOAD_EVERY` orders were staged since its last call, so a burst reaches Commerce as
-        it is fetched instead of after the whole backlog, while the fetching goes on; its summaries, added up, are
+        its own (``fetch_loads.Loads``) whenever ``LOAD_EVERY`` orders were staged since its last call or the
+        oldest of them waited ``LOAD_AFTER`` seconds, so a burst reaches Commerce as it is fetched instead of after
+        the whole backlog, while the fetching goes on; its summaries, added up, are
         ``loaded_during_fetch``, their number ``loads_during_fetch``. The caller loads once more at the end (what
         the last batches staged). A load's error is raised after the fetch.
     :param more: asset events recorded since the run was queued, not yet read (``events.newer_events``): staged
@@ -208,7 +213,7 @@ def fetch_orders(
     summary: collections.Counter[str] = collections.Counter(searched_pages=0, covered_by_search=0)
     deferred: set[str] = set()
     lock = threading.Lock()
-    loads = _Loads(load)
+    loads = Loads(load)
 
     def stage(orders: list[dict[str, Any]]) -> None:
         with lock:
@@ -235,56 +240,12 @@ def fetch_orders(
 def _more(ctx: Resources, read: Callable[[], list[Any]]) -> Callable[[], int]:
     """Stages what ``read`` gives (asset events); how many ids were staged or re-armed. A burst's ids are then one
     run's, not waiting for it in Airflow's queue while its pages re-read ids its getOrder fetched among them."""
-    return lambda: sum(v for k, v in stage_events(ctx, [e.extra for e in read()]).items() if k in ("staged", "newer"))
 
+    def more() -> int:
+        counts = stage_events(ctx, [e.extra for e in read()], audit=False)  # audited by the run they belong to
+        return counts.get("staged", 0) + counts.get("newer", 0)
 
-#: Orders staged between two loads of an event run: 100 (a searchOrders page) keeps the loader's pages full.
-LOAD_EVERY = 100
-
-
-class _Loads:
-    """The loads made during a run's fetch, by one thread of their own (one loader per run): it loads whenever
-    :data:`LOAD_EVERY` orders were staged since its last load, while getOrder and the search pages go on."""
-
-    def __init__(self, load: Callable[[], Mapping[str, Any]] | None) -> None:
-        self.load, self.pending, self.totals, self.count = load, 0, {}, 0
-        self.changed = threading.Condition()
-        self.closed = False
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="order-events-loads", daemon=True) if load else None
-        if self.thread is not None:
-            self.thread.start()
-
-    def staged(self, n: int) -> None:
-        """``n`` more orders staged (either fetching thread)."""
-        with self.changed:
-            self.pending += n
-            self.changed.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self.changed:
-                self.changed.wait_for(lambda: self.closed or self.pending >= LOAD_EVERY)
-                if self.pending < LOAD_EVERY:  # closed: the caller's last load takes the rest
-                    return
-                self.pending = 0
-            try:
-                self.totals = add_counts(self.totals, self.load())
-                self.count += 1
-            except BaseException as exc:  # noqa: BLE001 - re-raised by close() in the task's thread
-                self.error = exc
-                return
-
-    def close(self) -> None:
-        """Wait for a load under way; raise what a load raised."""
-        if self.thread is None:
-            return
-        with self.changed:
-            self.closed = True
-            self.changed.notify()
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
+    return more
 
 
 class _Searches:
