@@ -116,15 +116,15 @@ def newer_events(inlet_events: Any, asset: Any, run_type: str | None, run_after:
     fetch stages them instead, and the later run stages them again as duplicates. None for other runs."""
     if inlet_events is None or run_type != "asset_triggered" or run_after is None:
         return None
-    since = [run_after.isoformat()]
+    since = run_after.isoformat()
     given: set[Any] = set()
 
     def read() -> list[Any]:
-        found = [e for e in inlet_events[asset].after(since[0]) if e.id not in given]
+        nonlocal since
+        found = [e for e in inlet_events[asset].after(since) if e.id not in given]
         given.update(e.id for e in found)
-        stamps = [e.timestamp for e in found if getattr(e, "timestamp", None) is not None]
-        if stamps:
-            since[0] = max(stamps).isoformat()
+        if found:
+            since = max(e.timestamp for e in found).isoformat()
         return found
 
     return read

@@ -34,7 +34,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
 from amazon_commerce_sync.errors import RateLimitedError
-from amazon_commerce_sync.store.db import READ_ONLY
+from amazon_commerce_sync.store.db import read_only
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ class SqlLimiter:
     def tokens(self, key: str, rate: float, burst: int) -> float:
         table = self.table
         query = select(table.c.tokens, table.c.updated_at).where(table.c.bucket_key == key)
-        with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:  # a snapshot, no write lock
+        with read_only(self.engine) as conn:  # a snapshot, no write lock
             row = conn.execute(query).first()
         if row is None:
             return float(burst)

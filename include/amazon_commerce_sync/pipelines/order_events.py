@@ -45,7 +45,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from amazon_commerce_sync import marketplaces
-from amazon_commerce_sync.counts import add_counts  # noqa: F401 - tasks.py adds its loads up with it
 from amazon_commerce_sync.errors import NotFoundError
 from amazon_commerce_sync.events import reduce_payload
 from amazon_commerce_sync.fetch_loads import Loads
@@ -238,10 +237,14 @@ def fetch_orders(
 
 
 def _more(ctx: Resources, read: Callable[[], list[Any]]) -> Callable[[], int]:
-    """Stages what ``read`` gives (asset events); how many ids were staged or re-armed. A burst's ids are then one
-    run's, not waiting for it in Airflow's queue while its pages re-read ids its getOrder fetched among them."""
+    """Stages what ``read`` gives (asset events); how many ids were staged or re-armed (0 once :data:`MORE_FOR`
+    seconds have passed: nothing is read then). A burst's ids are then one run's, not waiting for it in Airflow's
+    queue while its pages re-read ids its getOrder fetched among them."""
+    until = time.monotonic() + MORE_FOR
 
     def more() -> int:
+        if time.monotonic() >= until:
+            return 0
         counts = stage_events(ctx, [e.extra for e in read()], audit=False)  # audited by the run they belong to
         return counts.get("staged", 0) + counts.get("newer", 0)
 
@@ -402,16 +405,16 @@ def _fetch(
     # those stay ``new``, so only they are excluded from the claims (a short list, whatever the run's volume).
     later: set[str] = set()
     limit = CLAIM_BATCH if searches is None else SHARED_CLAIM_BATCH
-    started = checked = time.monotonic()
+    checked = time.monotonic()
     while True:
-        if more is not None and MORE_EVERY <= time.monotonic() - checked and time.monotonic() - started < MORE_FOR:
+        if more is not None and MORE_EVERY <= time.monotonic() - checked:
             checked, summary["later_staged"] = time.monotonic(), summary["later_staged"] + more()
         newest = searches is not None and searches.newest_first()
         claimed = events.claim(
             account.account_id, owner, limit=limit, lease_seconds=LEASE_SECONDS, exclude=later, newest_first=newest
         )
         if not claimed:
-            staged = more() if more is not None and time.monotonic() - started < MORE_FOR else 0
+            staged = more() if more is not None else 0
             summary["later_staged"] += staged
             if not staged:
                 break

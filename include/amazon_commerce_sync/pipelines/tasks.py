@@ -152,6 +152,7 @@ def order_events_fetch_load(account_id: str, run_id: str, newer_events: Any = No
     """``amazon_order_events.account.fetch_load``: the staged ids, and those ``newer_events`` (``events``) gives
     meanwhile, by ``order_events.fetch_orders``, staged by the import's page staging, then the import's loader;
     counts (``fetched``, ``searched_pages``, ``covered_by_search``..., ``staged``, ``load``)."""
+    from amazon_commerce_sync.counts import add_counts
     from amazon_commerce_sync.pipelines import order_events, order_extract, order_import
     from amazon_commerce_sync.resources import owner_id
 
@@ -169,8 +170,7 @@ def order_events_fetch_load(account_id: str, run_id: str, newer_events: Any = No
             load=lambda: order_import.load_orders(ctx, account, owner=owner),
             more=newer_events,
         )
-        loaded = fetched.pop("loaded_during_fetch")
-        load = order_events.add_counts(loaded, order_import.load_orders(ctx, account, owner=owner))
+        load = add_counts(fetched.pop("loaded_during_fetch"), order_import.load_orders(ctx, account, owner=owner))
     return {**fetched, "staged": staging, "load": {k: v for k, v in load.items() if k != "account"}}
 
 

@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager
 from sqlalchemy.engine import Connection, Engine
 
 from amazon_commerce_sync.store.base import unit
-from amazon_commerce_sync.store.db import READ_ONLY
+from amazon_commerce_sync.store.db import read_only
 from amazon_commerce_sync.store.operations import Operations
 from amazon_commerce_sync.store.orders import (
     ItemRow,
@@ -66,7 +66,7 @@ class StateStore:
         DAG's look-up): on SQLite its transaction is a snapshot of the write-ahead log that takes no lock and waits
         for no writer (``db.READ_ONLY``), where a plain connection would begin with the write lock. Nothing written
         through it may be committed."""
-        return self.engine.connect().execution_options(**{READ_ONLY: True})
+        return read_only(self.engine)
 
 
 __all__ = [

@@ -20,7 +20,7 @@ from sqlalchemy import Select, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from amazon_commerce_sync.store.db import READ_ONLY
+from amazon_commerce_sync.store.db import read_only
 from amazon_commerce_sync.times import as_utc
 
 _UNITS = threading.local()  # per thread: engine -> the connection of its open unit
@@ -67,7 +67,7 @@ class Aggregate:
         joined = _open_unit(self.engine)
         if joined is not None:
             return contextlib.nullcontext(joined)
-        return self.engine.connect().execution_options(**{READ_ONLY: True})
+        return read_only(self.engine)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[Connection]:

@@ -29,7 +29,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Engine, create_engine
+from sqlalchemy.engine import URL, Connection, Engine, create_engine
 
 from amazon_commerce_sync.constants import STATE_DB_CONN_ID
 from amazon_commerce_sync.errors import StateStoreConfigError
@@ -179,6 +179,13 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 #: Execution option of a connection that only reads (``Aggregate._reading``): on SQLite it begins a plain
 #: (deferred) transaction, a snapshot of the write-ahead log that takes no lock and waits for no writer.
 READ_ONLY = "sales_channel_read_only"
+
+
+def read_only(engine: Engine) -> Connection:
+    """A connection of ``engine`` for reads only (:data:`READ_ONLY`): on SQLite its transaction is a snapshot that
+    takes no lock and waits for no writer; on PostgreSQL a plain connection. Nothing written through it may be
+    committed."""
+    return engine.connect().execution_options(**{READ_ONLY: True})
 
 
 def _sqlite_begin(connection) -> None:
