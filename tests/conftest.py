@@ -19,6 +19,17 @@ if not os.environ.get("SALES_CHANNEL_PII_KEYS"):
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = os.path.join(os.path.dirname(os.path.dirname(__file__)), "dags")
 
 
+@pytest.fixture(autouse=True)
+def no_admin_token_of_an_earlier_sandbox():
+    """Every test starts with no Commerce admin token in the process: the token cache is keyed by the token URL,
+    and a fresh sandbox may be served on a port an earlier test's sandbox had (its token is unknown here: a 401
+    and a second token request the test did not expect)."""
+    from amazon_commerce_sync.hooks import auth
+
+    with auth._SHARED_TOKEN_LOCK:
+        auth._SHARED_TOKENS.clear()
+
+
 @pytest.fixture(scope="session")
 def airflow_db():
     """A migrated Airflow metadata database (SQLite) in this session's AIRFLOW_HOME."""
