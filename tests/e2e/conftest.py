@@ -52,13 +52,23 @@ class SalesChannel:
     def amazon_order(self, order_id: str) -> dict[str, Any]:
         return self.amazon("GET", f"/_sandbox/orders/{order_id}")["order"]
 
-    def amazon_event(self, order_id: str, event: dict[str, Any], *, age: timedelta = timedelta(minutes=5)) -> Any:
-        """Apply an Amazon-side event, then date it ``age`` back so it is past Amazon's 2-minute rule."""
+    def amazon_event(
+        self,
+        order_id: str,
+        event: dict[str, Any],
+        *,
+        age: timedelta = timedelta(minutes=5),
+        same_second: bool = False,
+    ) -> Any:
+        """Apply an Amazon-side event, then date it ``age`` back so it is past Amazon's 2-minute rule; with
+        ``same_second``, keep the order's lastUpdatedTime instead (a second change within the same second:
+        Amazon's times are to the second, so the two versions carry the same lastUpdatedTime)."""
+        before = self.amazon_order(order_id)["lastUpdatedTime"] if same_second else None
         result = self.amazon("POST", f"/_sandbox/orders/{order_id}/events", json=event)
-        if age:
+        if age or same_second:
             order = self.amazon_order(order_id)
             when = datetime.now(UTC) - age
-            order["lastUpdatedTime"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+            order["lastUpdatedTime"] = before or when.strftime("%Y-%m-%dT%H:%M:%SZ")
             self.load_amazon_orders([order])
         return result
 

@@ -106,8 +106,10 @@ def test_seller_central_shipment_without_package_data_then_its_tracking(channel,
         assert_success(channel.run_dag(DAG, VERIFY_NOW))
     _, shipment = assert_complete_with_one_trackless_shipment(channel, merchant, order)
 
-    channel.amazon_event(
-        order["orderId"], {"type": "package_data", "packages": [{"carrier": "UPS", "trackingNumber": "1ZSCLATE01"}]}
+    channel.amazon_event(  # after the import's ship event: within its second (the same lastUpdatedTime)
+        order["orderId"],
+        {"type": "package_data", "packages": [{"carrier": "UPS", "trackingNumber": "1ZSCLATE01"}]},
+        same_second=status == "UNSHIPPED",
     )
     channel.commerce_faults(fail_next=[{"route": "POST /V1/shipment/track", "kind": "commit_then_fail"}])
     assert_success(channel.run_dag("amazon_order_import"))

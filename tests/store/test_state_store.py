@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -113,6 +114,31 @@ def test_staging_is_an_upsert_by_amazon_order_id(state_store):
     assert [i["amazon_order_item_id"] for i in state_store.orders.items("111-0000001-0000001")] == [
         "111-0000001-0000001-1"
     ]
+
+
+def test_a_second_change_within_the_same_second_is_staged_and_applied_again(state_store):
+    """Amazon's lastUpdatedTime is to the second: a version of the same time with other content (shipped, then
+    its package data a moment later) is newer than the staged one, and the import applies it again; the same
+    content again, or an older time, changes nothing."""
+    order_id = "111-0000001-0000001"
+    shipped = staged(order_id, status="SHIPPED")
+    assert state_store.orders.stage([shipped])["new"] == 1
+    state_store.orders.set_sync(order_id, OrderSync.IMPORTED, synced_amazon_updated_at=T0, commerce_order_id=7)
+    assert state_store.orders.to_process("acct") == []
+    with_packages = dataclasses.replace(shipped, payload={"orderId": order_id, "packages": [{"packageId": "1"}]})
+    assert state_store.orders.stage([with_packages]) == {"new": 0, "changed": 1, "unchanged": 0}
+    assert state_store.orders.get(order_id)["payload"]["packages"] == [{"packageId": "1"}]
+    [again] = state_store.orders.to_process("acct")
+    assert again["commerce_order_id"] == 7 and again["synced_amazon_updated_at"] is None
+    assert state_store.orders.stage([with_packages]) == {"new": 0, "changed": 0, "unchanged": 1}
+    assert state_store.orders.stage([dataclasses.replace(shipped, amazon_updated_at=T0 - timedelta(seconds=1))]) == {
+        "new": 0,
+        "changed": 0,
+        "unchanged": 1,
+    }
+    # one page naming the order twice with the same time: the later one is the version staged
+    state_store.orders.stage([with_packages, shipped])
+    assert "packages" not in state_store.orders.get(order_id)["payload"]
 
 
 def test_orders_to_process_follows_changes(state_store):

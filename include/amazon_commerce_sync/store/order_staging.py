@@ -3,10 +3,16 @@
 Per chunk of up to ``STAGE_CHUNK`` orders: insert-if-absent ``RETURNING`` the ids it inserted (two writers racing
 on a new order cannot both insert), the stored versions of the others (locked), one ``executemany`` update of those
 Amazon changed, and ``executemany`` upserts of their items and buyer data.
+
+Amazon changed an order when its ``lastUpdatedTime`` moved forward, or stayed the same with other content: the
+Orders API gives that time to the second (``2025-03-10T14:30:00Z`` in the 2026-01-01 model's examples), so two
+changes within one second (shipped, then its package data) carry the same time. The one read later is the newer;
+an older time never overwrites a newer one (stale notifications, out-of-order pages).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -48,15 +54,25 @@ def stage_chunk(conn: Connection, orders: Sequence[StagedOrder], now: datetime, 
     latest = {order.amazon_order_id: order for order in orders}
     others = [i for i in latest if i not in inserted]
     current = (
-        dict(
-            conn.execute(
-                select(o.amazon_order_id, o.amazon_updated_at).where(o.amazon_order_id.in_(others)).with_for_update()
-            ).all()
-        )
+        {
+            row.amazon_order_id: row
+            for row in conn.execute(
+                select(o.amazon_order_id, o.amazon_updated_at, o.payload)
+                .where(o.amazon_order_id.in_(others))
+                .with_for_update()
+            )
+        }
         if others
         else {}
     )
-    changed = {i for i in others if aware(current[i]) < latest[i].amazon_updated_at}
+    newer = {i for i in others if aware(current[i].amazon_updated_at) < latest[i].amazon_updated_at}
+    same_second = {
+        i
+        for i in others
+        if aware(current[i].amazon_updated_at) == latest[i].amazon_updated_at
+        and _as_stored(latest[i].payload) != current[i].payload
+    }
+    changed = newer | same_second
     counts["changed"] += len(changed)
     counts["unchanged"] += len(others) - len(changed)
     if changed:
@@ -70,9 +86,20 @@ def stage_chunk(conn: Connection, orders: Sequence[StagedOrder], now: datetime, 
                 if i in changed
             ],
         )
+    if same_second:  # its lastUpdatedTime is the one applied: only a cleared mark gets it applied
+        conn.execute(
+            update(amazon_orders)
+            .where(o.amazon_order_id.in_(sorted(same_second)))
+            .values(synced_amazon_updated_at=None)
+        )
     written = [order for order in orders if order.amazon_order_id in inserted or order.amazon_order_id in changed]
     _upsert_items(conn, written)
     _upsert_pii(conn, [order for order in written if order.pii is not None])
+
+
+def _as_stored(payload: dict[str, Any]) -> Any:
+    """``payload`` as the JSON column gives it back (JSON numbers, lists for tuples), to compare with a stored one."""
+    return json.loads(json.dumps(payload, default=str))
 
 
 #: The ``amazon_orders`` columns a staged version of an order sets (``_order_values``).

@@ -189,10 +189,12 @@ class OrderStore(Aggregate):
     def stage(self, orders: Iterable[StagedOrder]) -> StageCounts:
         """Upsert a page of orders in one transaction, with a fixed number of statements per page.
 
-        An order already staged is updated only when Amazon's lastUpdatedTime moved forward; its
+        An order already staged is updated only when Amazon's lastUpdatedTime moved forward, or stayed
+        within its second with other content (``order_staging``: Amazon's times are to the second); its
         Commerce mapping and sync status are kept (the import looks at every order whose Amazon
         state it has not applied yet). Personal data goes to ``order_pii``, never again once erased.
-        An order id given twice counts once, in its latest version (the other is "unchanged").
+        An order id given twice counts once, in its latest version (the later one of the same time; the
+        other is "unchanged").
 
         Statements per page, whatever its size: insert-if-absent (``RETURNING`` the ids it inserted,
         so two writers racing on a new order cannot both insert), the stored versions of the others
@@ -204,7 +206,7 @@ class OrderStore(Aggregate):
             kept = latest.get(order.amazon_order_id)
             if kept is not None:
                 counts["unchanged"] += 1
-                if kept.amazon_updated_at >= order.amazon_updated_at:
+                if kept.amazon_updated_at > order.amazon_updated_at:
                     continue
             latest[order.amazon_order_id] = order
         if not latest:
