@@ -21,6 +21,7 @@ from amazon_commerce_sync.events import reduce_batch
 from amazon_commerce_sync.store.order_events import MAX_NOT_FOUND, OrderEvents
 from sandboxes.amazon.config import DEFAULT_SELLER_ID
 from tests.e2e import test_order_events_setup as setup_tests
+from tests.sandboxes.amazon.sqs_helpers import drain
 from tests.store_queries import open_quarantine
 
 pytestmark = pytest.mark.e2e
@@ -257,6 +258,7 @@ def test_the_watchers_trigger_receives_reduces_and_deletes(subscribed, sqs):
     from amazon_commerce_sync.events import KEPT, OrderChangeTrigger
 
     ids = new_orders(subscribed, 2, seed=47)
+    drain(subscribed.amazon_app.state.sandbox)  # both sent before the trigger's first receive
     trigger = OrderChangeTrigger(sqs.queue_url, max_messages=10, num_batches=2, wait_time_seconds=1, waiter_delay=1)
 
     async def first_event():
