@@ -91,4 +91,5 @@ lock: venv
 	$(BIN)/uv pip compile requirements-dev.in $(LOCK_FLAGS) -o requirements-dev.txt
 
 clean:
+	@if [ -f var/sqs/moto.pid ]; then kill "$$(cat var/sqs/moto.pid)" 2>/dev/null || true; fi  # the local SQS run.sh started
 	rm -rf $(VENV) var

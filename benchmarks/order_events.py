@@ -502,7 +502,8 @@ def _notification_delay() -> float:
 
 
 def _event_breakdown(log: list[dict], changed: dict[str, float], created: dict[str, float]) -> dict:
-    """Median Amazon-time of each leg: change -> the trigger fired, -> the run's tasks started, -> in Commerce."""
+    """Median Amazon-time of each leg: change -> the trigger fired, -> the loading run's tasks had started and the
+    event was there, -> in Commerce."""
     received: dict[str, float] = {}
     for record in log:
         if record["kind"] == "batch":
@@ -511,9 +512,13 @@ def _event_breakdown(log: list[dict], changed: dict[str, float], created: dict[s
     started: dict[str, float] = {}
     runs = [r for r in log if r["kind"] == "run"]
     for order_id, t in received.items():
-        run = next((r for r in runs if r["created"] >= t), None)
-        if run:
-            started[order_id] = run["started"]
+        # the run that loaded it: the last one started before the order was in Commerce (a run already going reads
+        # the events that come after it was queued, so that may be an earlier run than the one the event queued)
+        if order_id not in created:
+            continue
+        loading = [r for r in runs if r["started"] <= created[order_id]]
+        if loading:
+            started[order_id] = max(loading[-1]["started"], t)
     legs = {"to_trigger": [], "to_run": [], "to_commerce": []}
     for order_id, t in received.items():
         if order_id not in changed or order_id not in created or order_id not in started:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: both sandboxes (live mode) + Airflow standalone with the integration's DAGs, wired together.
-# Ctrl-C stops everything this script started. State lives in ./var (delete it to start afresh).
+# Ctrl-C stops everything this script started except the local SQS (moto, reused next time).
+# State lives in ./var (delete it to start afresh).
 # The terminal shows the banner, then one line per finished DAG run; every process's full log is in ./var.
 # For tests: RUN_VAR_DIR (state and logs elsewhere), RUN_VENV (another virtualenv), RUN_MINUTES (stop after N min).
 set -euo pipefail
@@ -162,7 +163,7 @@ cat <<MSG
   Local SQS (moto)       $SQS_ENDPOINT   (ORDER_CHANGE queue: order-change)
   State store            $(sed -E 's#://([^:/@]+):[^@]*@#://\1:***@#' <<< "$SALES_CHANNEL_DB_URL")
   Logs                   ${VAR#"$ROOT"/}/airflow.log (Airflow), ${VAR#"$ROOT"/}/airflow/logs/ (task logs), ${VAR#"$ROOT"/}/*-sandbox.log
-  Ctrl-C stops everything.
+  Ctrl-C stops everything (the local SQS stays: make clean stops it).
 
 MSG
 

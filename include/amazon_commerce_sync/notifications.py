@@ -12,8 +12,8 @@ Idempotent (a rerun changes nothing) and under the shared rate limiter (the stat
    answered by ``getSubscription``. A subscription to another destination or with another filter is reported
    as ``differs`` and left alone, unless ``replace=True`` (``deleteSubscriptionById``, then create).
 
-Rule sources: Notifications API v1 model (``reference/sp-api/models/notifications.json``), FACTS.md
-(Notifications: ``orderChangeTypes`` filter, grantless destinations).
+Rule sources: Notifications API v1 model (``reference/sp-api/models/notifications.json``: the ``orderChangeTypes``
+filter, grantless destination operations) and the ORDER_CHANGE schema (``reference/sp-api/schemas``).
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ destination's SQS queue ``notification_delay_seconds`` (divided by speed) after 
 SDK (boto3) at ``config.sqs_endpoint_url`` (moto locally; dummy credentials: the queue ARN's account id).
 
 Amazon publishes ORDER_CHANGE for two change types the sandbox makes (Notifications API "Notification type
-values"; FACTS.md): ``OrderStatusChange`` (a new order, or its status changes) and ``BuyerRequestedChange`` (a
-buyer asks to cancel). Changes that leave the status alone (a refund, package data added to a shipment, a
-seller order id) publish nothing, as on Amazon: the reconciling ``searchOrders`` sweep catches them.
+values"; the ORDER_CHANGE schema in reference/sp-api/schemas): ``OrderStatusChange`` (a new order, or its status
+changes) and ``BuyerRequestedChange`` (a buyer asks to cancel). Changes that leave the status alone (a refund,
+package data added to a shipment, a seller order id) publish nothing, as on Amazon: the reconciling
+``searchOrders`` sweep catches them.
 The subscription's ``eventFilter`` (``orderChangeTypes``, ``marketplaceIds``) is applied. Delivery faults come
 from ``state.notification_faults`` (``faults.NotificationFaults``).
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-# operation -> (requests per second, burst), from the models' usage plans (FACTS.md)
+# operation -> (requests per second, burst), from the models' usage plans (reference/sp-api/models)
 RATE_LIMITS: dict[str, tuple[float, int]] = {
     "searchOrders": (0.0056, 20),
     "getOrder": (0.5, 30),

@@ -53,6 +53,8 @@ def make_run(tmp_path_factory):
         "COMMERCE_SANDBOX_PORT": str(free_port()),
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        # a local SQS of its own (not a developer's `make run` queue on 8703), stopped below
+        "SALES_CHANNEL_SQS_PORT": str(free_port()),
         # more runs in the few minutes: every minute instead of run.sh's 2, 3 and 10
         "SALES_CHANNEL_IMPORT_SCHEDULE": "* * * * *",
         "AMAZON_SANDBOX_LIVE_INTERVAL": "20",
@@ -69,12 +71,20 @@ def make_run(tmp_path_factory):
         start_new_session=True,
     )
     try:
-        terminal, _ = process.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGTERM)  # run.sh's own clean-up stops what it started
-        terminal, _ = process.communicate(timeout=60)
-        pytest.fail(f"scripts/run.sh did not stop after RUN_MINUTES={MINUTES}:\n{terminal}")
-    return process.returncode, terminal, var
+        try:
+            terminal, _ = process.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGTERM)  # run.sh's own clean-up stops what it started
+            terminal, _ = process.communicate(timeout=60)
+            pytest.fail(f"scripts/run.sh did not stop after RUN_MINUTES={MINUTES}:\n{terminal}")
+        yield process.returncode, terminal, var
+    finally:
+        moto = var / "sqs" / "moto.pid"  # run.sh leaves the local SQS running (README): this one is the test's
+        if moto.exists():
+            try:
+                os.kill(int(moto.read_text()), signal.SIGTERM)
+            except (ProcessLookupError, ValueError):
+                pass
 
 
 def _successful_attempt_logs(var: Path) -> list[Path]:

@@ -129,7 +129,7 @@ def test_a_small_burst_uses_getorder_alone(subscribed, sqs):
 
 
 def test_orders_changed_within_the_last_two_minutes_are_fetched_by_getorder(subscribed, sqs, get_order_ids):
-    """searchOrders cannot show the last 2 minutes (lastUpdatedBefore, FACTS.md): those ids go to getOrder even
+    """searchOrders cannot show the last 2 minutes (lastUpdatedBefore, the Orders model): those ids go to getOrder even
     when the run searches for the older ones."""
     channel = subscribed
     older, when = changed_orders(channel, 2 * GETORDER_BURST, seed=53, age=timedelta(minutes=5))

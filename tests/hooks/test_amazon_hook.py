@@ -179,20 +179,21 @@ def test_bad_request_is_fatal_and_not_retried(sandbox):
 
 def test_429_drains_the_bucket_and_honours_the_rate_header(sandbox):
     base_url, _ = sandbox
-    admin(base_url, "POST", "/settings", {"speed": 1})  # server: getOrder 0.5/s, burst 30
+    # server: getOrder 0.05/s (20 s a token), burst 30: the 31st call finds no token on any machine
+    admin(base_url, "POST", "/settings", {"speed": 0.1})
     [order_id] = generate(base_url, 1, status="UNSHIPPED")
     waits: list[float] = []
     limiter = LocalLimiter()
-    # rate_scale 100 on the connection: this client believes in 50/s, the server allows 0.5/s
+    # rate_scale 100 on the connection: this client believes in 50/s, the server allows 0.05/s
     hook = new_hook(limiter=limiter, retry_policy=RetryPolicy(attempts=3, sleep=waits.append))
     for _ in range(30):
         hook.get_order(order_id)
     with pytest.raises(RateLimitedError) as info:
         hook.get_order(order_id)
-    assert info.value.retry_after == pytest.approx(2.0)  # 1 / x-amzn-RateLimit-Limit
-    assert waits and min(waits) >= 2.0  # each retry waited at least retry_after
+    assert info.value.retry_after == pytest.approx(20.0)  # 1 / x-amzn-RateLimit-Limit
+    assert waits and min(waits) >= 20.0  # each retry waited at least retry_after
     assert stats(base_url, "getOrder")["throttled"] == 3
-    assert hook.rate_limit_headroom()["getOrder"]["server_rate"] == pytest.approx(0.5)
+    assert hook.rate_limit_headroom()["getOrder"]["server_rate"] == pytest.approx(0.05)
     key, _, _ = hook._bucket("getOrder")
     tokens, _ = limiter._buckets[key]
     assert tokens <= 0  # penalised: the local bucket was drained (read, not refilled: refilling is time-dependent)

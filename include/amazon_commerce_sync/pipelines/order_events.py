@@ -69,7 +69,7 @@ STALE_RETRY_SECONDS = 60
 CLOCK_ALLOWANCE = timedelta(seconds=1)
 #: Deferrals before an order Amazon keeps showing older than its notification is staged as shown (``stale``).
 MAX_DEFERRALS = 5
-#: searchOrders' ``lastUpdatedBefore`` must be at least 2 minutes before the request (FACTS.md, Orders 2026-01-01).
+#: searchOrders' ``lastUpdatedBefore`` must be at least 2 minutes before the request (Orders 2026-01-01 model).
 SEARCH_MIN_AGE = timedelta(minutes=2)
 #: Rows getOrder claims at a time in adaptive mode (few: the pages find the rest free, and the choice between the
 #: operations is made again before each batch).
@@ -258,7 +258,7 @@ class _Searches:
 
     def __init__(self, ctx, account, events, included_data, stage) -> None:
         self.ctx, self.account, self.events, self.included_data, self.stage = ctx, account, events, included_data, stage
-        # One window for all the account's marketplaces (one token a page whatever their number, FACTS.md).
+        # One window for all the account's marketplaces (one token a page whatever their number: a seller's limit).
         self.marketplace_ids = marketplaces.account_region(account.account_id, account.marketplace_ids)[1]
         self.done: list[_WindowSearch] = []
         self.current: _WindowSearch | None = None
