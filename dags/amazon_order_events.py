@@ -9,7 +9,10 @@ the asset `x-sales-channel://amazon/order-change`, which starts a run. The run:
    duplicates and older notifications never overwrite a newer one, malformed messages are quarantined with the
    reason, messages for other sellers are ignored and counted;
 2. `account.fetch_load` per account: fetches each staged order with `getOrder` under the shared rate limiter
-   and loads it through the import's own path (same rules, same exactly-once writes).
+   and loads it through the import's own path (same rules, same exactly-once writes);
+3. as after the import's loads: **announce** the Commerce-orders asset when orders were created or changed (the
+   shipment sync runs on it), and **request_decision**: one `amazon_buyer_cancel_decision` run per buyer
+   cancellation request now on hold.
 
 The watcher exists when `SALES_CHANNEL_ORDER_CHANGE_QUEUE_URL` is set (connection `sales_channel_sqs`). The run
 also starts on a schedule (`SALES_CHANNEL_ORDER_EVENTS_SCHEDULE`, default every 10 minutes) to pick up ids a
@@ -25,6 +28,7 @@ import pendulum
 from airflow.sdk import Asset, AssetOrTimeSchedule, AssetWatcher, CronTriggerTimetable, dag, task, task_group
 
 from amazon_commerce_sync.constants import ASSET_ORDER_CHANGE, DAG_ORDER_EVENTS, ORDER_CHANGE_QUEUE_ENV
+from amazon_commerce_sync.dag_after_loads import after_loads
 from amazon_commerce_sync.dag_defaults import ACCOUNT_MAP_INDEX, environment_schedule, task_defaults
 from amazon_commerce_sync.events import OrderChangeTrigger
 
@@ -77,8 +81,11 @@ def amazon_order_events():
         return fetch_load(account_id=account_id)
 
     # stage and accounts side by side (one task start less between a notification and its order); every
-    # account's fetch waits for the staging
-    stage() >> account.expand(account_id=accounts())
+    # account's fetch waits for the staging. Then what follows the import's loads too: the Commerce-orders asset
+    # (the shipment sync) and the decision runs of buyer cancellation requests
+    loaded = account.expand(account_id=accounts())
+    stage() >> loaded
+    after_loads(loaded)
 
 
 amazon_order_events()

@@ -28,15 +28,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Asset, Param, dag, task, task_group
+from airflow.sdk import Param, dag, task, task_group
 
-from amazon_commerce_sync.constants import (
-    AMAZON_ORDER_ID_PATTERN,
-    ASSET_COMMERCE_ORDERS,
-    DAG_CANCEL_DECISION,
-    DAG_ORDER_IMPORT,
-)
+from amazon_commerce_sync.constants import AMAZON_ORDER_ID_PATTERN, DAG_ORDER_IMPORT
+from amazon_commerce_sync.dag_after_loads import after_loads
 from amazon_commerce_sync.dag_defaults import (
     ACCOUNT_MAP_INDEX,
     account_param,
@@ -45,8 +40,6 @@ from amazon_commerce_sync.dag_defaults import (
     string_matching,
     task_defaults,
 )
-
-COMMERCE_ORDERS = Asset(ASSET_COMMERCE_ORDERS)
 
 
 @dag(
@@ -114,33 +107,7 @@ def amazon_order_import():
         """One Amazon account: extract, then load what was staged (keyword arguments: see ACCOUNT_MAP_INDEX)."""
         return load(account_id=account_id, extracted=extract(account_id=account_id))
 
-    @task.short_circuit(ignore_downstream_trigger_rules=False)
-    def anything_changed(summaries: list[dict]) -> bool:
-        from amazon_commerce_sync.pipelines import tasks
-
-        return tasks.commerce_orders_changed(summaries) > 0
-
-    @task(outlets=[COMMERCE_ORDERS])
-    def announce() -> None:
-        """Emits the Commerce-orders asset (the shipment sync listens to it)."""
-
-    @task
-    def decision_requests(summaries: list[dict]) -> list[dict]:
-        """Buyer cancellation requests on hold without a decision run (one per request, however many runs)."""
-        from amazon_commerce_sync.pipelines import tasks
-
-        return tasks.decision_requests()
-
-    loaded = account.expand(account_id=accounts())
-    anything_changed(loaded) >> announce()
-    TriggerDagRunOperator.partial(
-        task_id="request_decision",
-        trigger_dag_id=DAG_CANCEL_DECISION,
-        skip_when_already_exists=True,
-        wait_for_completion=False,
-        retries=1,
-        map_index_template="{{ task.trigger_run_id }}",  # one instance per request, named by its decision run
-    ).expand_kwargs(decision_requests(loaded))
+    after_loads(account.expand(account_id=accounts()))
 
 
 amazon_order_import()

@@ -2,8 +2,8 @@
 
 The DAG processor re-parses every file every ``min_file_process_interval``: a DAG file may import only
 ``airflow.sdk`` (Airflow loads it anyway), two standard-provider operators (trigger, human in the loop),
-``pendulum`` and the standard library, and from this package only ``constants``, ``dag_defaults`` and
-``decision_operator`` (which import nothing heavy themselves). Task bodies import the
+``pendulum`` and the standard library, and from this package only ``constants``, ``dag_defaults``,
+``dag_after_loads`` and ``decision_operator`` (which import nothing heavy themselves). Task bodies import the
 rest when they run. Each file is run in its own interpreter, so nothing is warm from other tests.
 """
 
@@ -32,6 +32,7 @@ DAG_FILE_IMPORTS = {
     "airflow.providers.standard.operators.trigger_dagrun",
     "amazon_commerce_sync.constants",
     "amazon_commerce_sync.dag_defaults",
+    "amazon_commerce_sync.dag_after_loads",
     "amazon_commerce_sync.decision_operator",
     # The ORDER_CHANGE watcher's trigger (amazon_order_events): an AssetWatcher needs the instance at parse time;
     # the module imports the standard library and airflow.triggers.base only (the Amazon provider in run()).
@@ -42,6 +43,7 @@ LIGHT_MODULES = {
     "amazon_commerce_sync",
     "amazon_commerce_sync.constants",
     "amazon_commerce_sync.dag_defaults",
+    "amazon_commerce_sync.dag_after_loads",
     "amazon_commerce_sync.decision_operator",
     "amazon_commerce_sync.events",
     "amazon_commerce_sync.errors",
@@ -124,6 +126,14 @@ def test_dag_defaults_and_constants_import_only_airflow_sdk_and_each_other():
     assert _module_imports(PACKAGE / "constants.py") == {"__future__"}
     hitl = {"__future__", "datetime", "typing", "airflow.providers.standard.operators.hitl", "airflow.sdk.timezone"}
     assert _module_imports(PACKAGE / "decision_operator.py") <= hitl
+    after_loads = {
+        "__future__",
+        "typing",
+        "airflow.sdk",
+        "airflow.providers.standard.operators.trigger_dagrun",
+        "amazon_commerce_sync.constants",
+    }
+    assert _module_imports(PACKAGE / "dag_after_loads.py") <= after_loads
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)

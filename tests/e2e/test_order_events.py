@@ -127,6 +127,10 @@ def test_notifications_bring_the_orders_into_commerce_once(subscribed, sqs):
         "stage": "success",
         "accounts": "success",
         "account.fetch_load[0]": "success",
+        "anything_changed": "success",
+        "announce": "success",  # the Commerce-orders asset: the shipment sync runs on it
+        "decision_requests": "success",  # no buyer asked to cancel: no decision run to open
+        "request_decision": "skipped",
     }
     assert result(channel, "stage") == {"received": 3, "staged": 3}
     fetched = result(channel, "account.fetch_load")
@@ -170,7 +174,14 @@ def test_faults_each_get_their_outcome_and_never_stop_the_run(subscribed, sqs):
     unknown = {**ours, "MessageId": "unknown-order", "Body": ours["Body"].replace(order_id, UNKNOWN_ORDER)}
 
     states = run_with_events(channel, first, malformed + [unknown])
-    assert states == {"stage": "success", "accounts": "success", "account.fetch_load[0]": "success"}
+    assert {k: v for k, v in states.items() if v != "skipped"} == {
+        "stage": "success",
+        "accounts": "success",
+        "account.fetch_load[0]": "success",
+        "anything_changed": "success",
+        "announce": "success",
+        "decision_requests": "success",
+    }
     assert result(channel, "stage") == {
         "received": 5,
         "staged": 2,
@@ -210,6 +221,44 @@ def test_an_older_notification_never_overwrites_a_newer_one(subscribed, sqs):
     row = events_of(channel)[order_id]
     assert (row["change_time"], row["notification_id"]) == (newer["change_time"], newer["notification_id"])
     assert row["change_type"] == "BuyerRequestedChange"
+
+
+def test_a_buyer_request_notified_opens_its_decision_run_and_announces_the_orders(subscribed, sqs):
+    """What follows the import's loads follows the event path's too: the order the buyer asked to cancel is held and
+    its amazon_buyer_cancel_decision run opened by the same run (not by the next polling sweep), and orders it
+    created or changed emit the Commerce-orders asset the shipment sync runs on."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from amazon_commerce_sync.constants import ASSET_COMMERCE_ORDERS, DAG_CANCEL_DECISION, cancel_decision_run_id
+
+    channel = subscribed
+    (order_id,) = new_orders(channel, 1, seed=45)
+    states = run_with_events(channel, receive(sqs, 1))
+    assert (states["announce"], states["request_decision"]) == ("success", "skipped"), states
+    channel.amazon(
+        "POST", f"/_sandbox/orders/{order_id}/events", json={"type": "request_cancellation", "reason": "BuyerCanceled"}
+    )
+    states = run_with_events(channel, receive(sqs, 1))
+    assert states["announce"] == "success" and states["request_decision[0]"] == "success", states
+    [commerce] = channel.commerce_orders_by_amazon_id()[order_id]
+    assert commerce["state"] == "holded"
+    account = json.loads(channel.settings_path.read_text())["accounts"][0]["account_id"]
+    with create_session() as session:
+        decisions = session.scalars(
+            select(DagRun.run_id).where(
+                DagRun.dag_id == DAG_CANCEL_DECISION, DagRun.run_id == cancel_decision_run_id(account, order_id)
+            )
+        ).all()
+        announced = session.scalars(
+            select(AssetModel.uri)
+            .join(AssetEvent, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetEvent.source_run_id == channel.last_run.run_id, AssetEvent.source_task_id == "announce")
+        ).all()
+    assert len(decisions) == 1
+    assert announced == [ASSET_COMMERCE_ORDERS]
 
 
 def test_staged_ids_of_a_failed_or_killed_run_are_loaded_by_the_next_run(subscribed, sqs):

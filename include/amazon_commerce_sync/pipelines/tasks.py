@@ -177,9 +177,9 @@ def order_events_fetch_load(account_id: str, run_id: str, newer_events: Any = No
 def commerce_orders_changed(summaries: list[dict[str, Any]] | dict[str, Any]) -> int:
     """How many Commerce orders the run's loads created, updated, cancelled or put on hold.
 
-    :param summaries: the ``account.load`` results, one per account. Airflow 3.3.2 hands a mapped task
-        group's output to a task outside the group as the bare value when the group expanded once (one
-        account) instead of a one-element list (apache/airflow#69036, fixed by #69075); both are accepted.
+    :param summaries: the ``account.load`` results (``fetch_load``'s: under ``load``), one per account. Airflow
+        3.3.2 hands a mapped task group's output to a task outside the group as the bare value when it expanded
+        once (one account) instead of a one-element list (apache/airflow#69036, fixed by #69075); both accepted.
         With several accounts it is Airflow's ``LazyXComSequence``: read here in one slice, because
         iterating it asks for one item past the end, which the Task SDK logs as an ERROR ("XCom not
         found ... offset=N", ``airflow.sdk.api.client.get_sequence_item``) in every run.
@@ -188,7 +188,7 @@ def commerce_orders_changed(summaries: list[dict[str, Any]] | dict[str, Any]) ->
         summaries = [summaries]
     else:
         summaries = list(summaries[:])
-    changed = sum(s.get(k, 0) for s in summaries for k in ("created", "updated", "cancelled", "on_hold"))
+    changed = sum(s.get("load", s).get(k, 0) for s in summaries for k in ("created", "updated", "cancelled", "on_hold"))
     log.info("Commerce orders created or changed: %d", changed)
     return changed
 
